@@ -334,12 +334,12 @@ fn prune_empty_parents(
             .iter()
             .chain(others.iter())
             .any(|p| p.starts_with(&prefix));
-        if was_ours && !still {
-            if let Some(meta) = merged.get_mut("metadata").and_then(Value::as_object_mut) {
-                if matches!(meta.get(field), Some(Value::Object(m)) if m.is_empty()) {
-                    meta.remove(field);
-                }
-            }
+        if was_ours
+            && !still
+            && let Some(meta) = merged.get_mut("metadata").and_then(Value::as_object_mut)
+            && matches!(meta.get(field), Some(Value::Object(m)) if m.is_empty())
+        {
+            meta.remove(field);
         }
     }
 }

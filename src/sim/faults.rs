@@ -130,10 +130,10 @@ pub fn decide(faults: &mut Vec<Fault>, r: &RecordedRequest) -> FaultAction {
         if !f.matches(r) || f.times == Some(0) {
             continue;
         }
-        if let Some(share) = f.share {
-            if rand::thread_rng().gen_range(0.0..1.0) >= share {
-                continue;
-            }
+        if let Some(share) = f.share
+            && rand::thread_rng().gen_range(0.0..1.0) >= share
+        {
+            continue;
         }
         if let Some(n) = f.times.as_mut() {
             *n -= 1;

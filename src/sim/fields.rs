@@ -159,10 +159,10 @@ impl Schema {
 
     /// Map a dotted field path to the pod-spec form (job templates share the pod schema).
     fn normalise<'a>(&self, path: &'a str) -> (&'static str, &'a str) {
-        if self.plural == "jobs" {
-            if let Some(rest) = path.strip_prefix("spec.template.") {
-                return ("pods", rest);
-            }
+        if self.plural == "jobs"
+            && let Some(rest) = path.strip_prefix("spec.template.")
+        {
+            return ("pods", rest);
         }
         (self.plural, path)
     }
@@ -530,22 +530,23 @@ pub fn remove_at(v: &mut Value, path: &[PathElement], schema: Schema) {
             }
         }
         PathElement::Key(k) => {
-            if let ListType::Map(keys) = schema.list_type(&spath) {
-                if let Some(a) = cur.as_array_mut() {
-                    a.retain(|item| element_key(item, keys) != *k);
-                }
+            if let ListType::Map(keys) = schema.list_type(&spath)
+                && let Some(a) = cur.as_array_mut()
+            {
+                a.retain(|item| element_key(item, keys) != *k);
             }
         }
         PathElement::Value(want) => {
             if let Some(a) = cur.as_array_mut() {
-                a.retain(|item| item.to_string() != *want);
+                let want: Value = serde_json::from_str(want).unwrap_or(Value::Null);
+                a.retain(|item| *item != want);
             }
         }
         PathElement::Index(i) => {
-            if let Some(a) = cur.as_array_mut() {
-                if *i < a.len() {
-                    a.remove(*i);
-                }
+            if let Some(a) = cur.as_array_mut()
+                && *i < a.len()
+            {
+                a.remove(*i);
             }
         }
     }

@@ -13,6 +13,14 @@ use super::ops;
 use super::resources::{self, ids};
 use super::{Shared, SimError, SimOptions, lock};
 
+fn client_config(addr: SocketAddr) -> Result<kube::Config, SimError> {
+    let url = format!("http://{addr}");
+    let mut config = kube::Config::new(url.parse().map_err(|_| SimError::Url(url.clone()))?);
+    config.default_namespace = "default".into();
+    config.read_timeout = Some(Duration::from_secs(300));
+    Ok(config)
+}
+
 /// A running simulated cluster. Dropping it stops the server.
 pub struct Sim {
     sh: Arc<Shared>,
@@ -63,11 +71,7 @@ impl Sim {
         *lock(&sh.addr) = Some(addr);
         let filter = super::http::filter(sh.clone());
         let server = tokio::spawn(warp::serve(filter).incoming(listener).run());
-        let url = format!("http://{addr}");
-        let mut config = kube::Config::new(url.parse().map_err(|_| SimError::Url(url.clone()))?);
-        config.default_namespace = "default".into();
-        config.read_timeout = Some(Duration::from_secs(300));
-        let client = kube::Client::try_from(config).map_err(SimError::Client)?;
+        let client = kube::Client::try_from(client_config(addr)?).map_err(SimError::Client)?;
         Ok(Sim {
             sh,
             addr,
@@ -84,6 +88,14 @@ impl Sim {
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The kube config the client is built from, to build clients with other settings
+    /// (e.g. `default_retry = false` to see 429 answers that kube would otherwise retry).
+    pub fn config(&self) -> kube::Config {
+        // NB: the same config already parsed once in start_on; it cannot fail here.
+        client_config(self.addr)
+            .unwrap_or_else(|_| kube::Config::new(http::Uri::from_static("http://127.0.0.1")))
     }
 
     /// A kube client for this cluster (default namespace `default`).

@@ -70,10 +70,10 @@ fn bytes_response(code: u16, body: Bytes, content_type: &str) -> Reply_ {
 /// A Status error response.
 pub(crate) fn error_response(e: &ApiError) -> Reply_ {
     let mut r = json_response(e.code, &e.to_json());
-    if let Some(secs) = e.retry_after {
-        if let Ok(v) = secs.to_string().parse() {
-            r.headers_mut().insert("retry-after", v);
-        }
+    if let Some(secs) = e.retry_after
+        && let Ok(v) = secs.to_string().parse()
+    {
+        r.headers_mut().insert("retry-after", v);
     }
     r
 }
@@ -228,9 +228,9 @@ async fn handle(
     let r = match route {
         Route::Discovery(doc) => {
             if m != Method::GET && m != Method::HEAD {
-                return error_response(&ApiError::method_not_allowed(format!(
-                    "the server does not allow this method on the requested resource"
-                )));
+                return error_response(&ApiError::method_not_allowed(
+                    "the server does not allow this method on the requested resource".to_string(),
+                ));
             }
             let addr = lock(&sh.addr).map(|a| a.to_string()).unwrap_or_default();
             return discovery::respond(&doc, &h, &addr);
@@ -268,12 +268,12 @@ async fn handle(
             m, d.plural
         )));
     }
-    if let Some(dv) = query.get("dryRun") {
-        if dv != "All" {
-            return error_response(&ApiError::bad_request(format!(
-                "Invalid dryRun value: \"{dv}\": supported values: \"All\""
-            )));
-        }
+    if let Some(dv) = query.get("dryRun")
+        && dv != "All"
+    {
+        return error_response(&ApiError::bad_request(format!(
+            "Invalid dryRun value: \"{dv}\": supported values: \"All\""
+        )));
     }
     let ns = r.ns.clone().unwrap_or_default();
     let result = match verb {
@@ -483,7 +483,7 @@ fn selectors(
             .unwrap_or_default(),
         d.plural,
     )
-    .map_err(|e| ApiError::bad_request(format!("{e}")))?;
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok((ls, fs))
 }
 
@@ -694,10 +694,10 @@ fn visible(
     if ev.res != res || ns.is_some_and(|n| n != &*ev.ns) {
         return None;
     }
-    if let Some(n) = fs.name() {
-        if n != &*ev.name {
-            return None;
-        }
+    if let Some(n) = fs.name()
+        && n != &*ev.name
+    {
+        return None;
     }
     let matches = |labels: &Labels| ls.matches(|k| label_of(labels, k));
     let now = matches(&ev.labels);
@@ -760,15 +760,14 @@ fn watch(sh: &Arc<Shared>, r: &ResourceRoute, q: &HashMap<String, String>) -> Re
             {
                 Some(events) => {
                     for ev in &events {
-                        if let Some(kind) = visible(ev, r.res, ns.as_deref(), &ls, &fs) {
-                            if fs.is_empty()
+                        if let Some(kind) = visible(ev, r.res, ns.as_deref(), &ls, &fs)
+                            && (fs.is_empty()
                                 || fs.matches(
                                     &serde_json::from_slice::<Value>(&ev.bytes)
                                         .unwrap_or(Value::Null),
-                                )
-                            {
-                                initial.push((kind, ev.bytes.clone()));
-                            }
+                                ))
+                        {
+                            initial.push((kind, ev.bytes.clone()));
                         }
                     }
                 }

@@ -274,10 +274,10 @@ fn expire_grace(sh: &Arc<Shared>, ns: &str, name: &str, uid: &str, orphan: bool)
                 .and_then(Value::as_array_mut)
             {
                 f.retain(|x| x != JOB_FINALIZER);
-                if f.is_empty() {
-                    if let Some(m) = p.get_mut("metadata").and_then(Value::as_object_mut) {
-                        m.remove("finalizers");
-                    }
+                if f.is_empty()
+                    && let Some(m) = p.get_mut("metadata").and_then(Value::as_object_mut)
+                {
+                    m.remove("finalizers");
                 }
             }
         },
@@ -1326,10 +1326,10 @@ pub(crate) fn pvc_sweep(sh: &Arc<Shared>, ns: &str) {
                     .and_then(Value::as_array_mut)
                 {
                     f.retain(|x| x != "kubernetes.io/pvc-protection");
-                    if f.is_empty() {
-                        if let Some(m) = p.get_mut("metadata").and_then(Value::as_object_mut) {
-                            m.remove("finalizers");
-                        }
+                    if f.is_empty()
+                        && let Some(m) = p.get_mut("metadata").and_then(Value::as_object_mut)
+                    {
+                        m.remove("finalizers");
                     }
                 }
             },

@@ -145,19 +145,19 @@ pub fn list(
     let mut last_key: Option<String> = None;
     let mut remaining = 0usize;
     for (k, s) in store.iter(res, ns) {
-        if let Some(after) = continue_after {
-            if format!("{}/{}", k.1, k.2).as_str() <= after {
-                continue;
-            }
+        if let Some(after) = continue_after
+            && format!("{}/{}", k.1, k.2).as_str() <= after
+        {
+            continue;
         }
         if !ls.is_empty() && !ls.matches(|key| s.label(key)) {
             continue;
         }
         if !fs.is_empty() {
-            if let Some(n) = fs.name() {
-                if n != k.2 {
-                    continue;
-                }
+            if let Some(n) = fs.name()
+                && n != k.2
+            {
+                continue;
             }
             if !fs.matches(&s.value()) {
                 continue;
@@ -201,12 +201,14 @@ pub fn create(
     let Some(Value::Object(meta)) = meta else {
         return Err(ApiError::bad_request("metadata must be an object"));
     };
-    if let Some(bns) = meta.get("namespace").and_then(Value::as_str) {
-        if d.namespaced && !bns.is_empty() && bns != ns {
-            return Err(ApiError::bad_request(
-                "the namespace of the provided object does not match the namespace sent on the request",
-            ));
-        }
+    if let Some(bns) = meta.get("namespace").and_then(Value::as_str)
+        && d.namespaced
+        && !bns.is_empty()
+        && bns != ns
+    {
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
     }
     if meta
         .get("resourceVersion")
@@ -221,11 +223,10 @@ pub fn create(
         .get("name")
         .and_then(Value::as_str)
         .is_none_or(str::is_empty)
+        && let Some(g) = meta.get("generateName").and_then(Value::as_str)
     {
-        if let Some(g) = meta.get("generateName").and_then(Value::as_str) {
-            let name = format!("{g}{}", lifecycle::random_suffix());
-            meta.insert("name".into(), json!(name));
-        }
+        let name = format!("{g}{}", lifecycle::random_suffix());
+        meta.insert("name".into(), json!(name));
     }
     let name = name_of(&obj).to_string();
     let mut store = lock(&sh.store);
@@ -241,20 +242,20 @@ pub fn create(
 
 fn check_type(d: &ResourceDef, obj: &Value, version: &str) -> Result<(), ApiError> {
     let want = d.api_version(version);
-    if let Some(av) = obj.get("apiVersion").and_then(Value::as_str) {
-        if av != want {
-            return Err(ApiError::bad_request(format!(
-                "the API version in the data ({av}) does not match the expected API version ({want})"
-            )));
-        }
+    if let Some(av) = obj.get("apiVersion").and_then(Value::as_str)
+        && av != want
+    {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({av}) does not match the expected API version ({want})"
+        )));
     }
-    if let Some(k) = obj.get("kind").and_then(Value::as_str) {
-        if k != d.kind {
-            return Err(ApiError::bad_request(format!(
-                "the kind in the data ({k}) does not match the expected kind ({})",
-                d.kind
-            )));
-        }
+    if let Some(k) = obj.get("kind").and_then(Value::as_str)
+        && k != d.kind
+    {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({k}) does not match the expected kind ({})",
+            d.kind
+        )));
     }
     Ok(())
 }
@@ -305,25 +306,26 @@ fn check_preconditions(
     if let Some(rv) = body
         .pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
+        && !rv.is_empty()
+        && Some(rv) != old_rv
     {
-        if !rv.is_empty() && Some(rv) != old_rv {
-            return Err(ApiError::conflict_modified(d, name));
-        }
+        return Err(ApiError::conflict_modified(d, name));
     }
     let old_uid = old
         .pointer("/metadata/uid")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    if let Some(uid) = body.pointer("/metadata/uid").and_then(Value::as_str) {
-        if !uid.is_empty() && uid != old_uid {
-            return Err(ApiError::conflict(
-                d,
-                name,
-                &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {old_uid}"
-                ),
-            ));
-        }
+    if let Some(uid) = body.pointer("/metadata/uid").and_then(Value::as_str)
+        && !uid.is_empty()
+        && uid != old_uid
+    {
+        return Err(ApiError::conflict(
+            d,
+            name,
+            &format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {old_uid}"
+            ),
+        ));
     }
     Ok(())
 }
@@ -604,14 +606,16 @@ pub(crate) fn finish_write(
     if !errors.is_empty() {
         return Err(ApiError::invalid(d, name, errors));
     }
-    if let Some(old) = old {
-        if d.has_generation() && sub.is_none() && old.get("spec") != new.get("spec") {
-            let g = old
-                .pointer("/metadata/generation")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
-            new["metadata"]["generation"] = json!(g + 1);
-        }
+    if let Some(old) = old
+        && d.has_generation()
+        && sub.is_none()
+        && old.get("spec") != new.get("spec")
+    {
+        let g = old
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        new["metadata"]["generation"] = json!(g + 1);
     }
     if record_update {
         let manager = p.field_manager.clone().unwrap_or_else(|| "unknown".into());
@@ -648,10 +652,10 @@ pub(crate) fn finish_write(
         .and_then(Value::as_array)
         .is_some_and(|f| !f.is_empty());
     if p.dry_run {
-        if old.is_none() {
-            if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
-                m.remove("resourceVersion");
-            }
+        if old.is_none()
+            && let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            m.remove("resourceVersion");
         }
         return Ok((new, hooks));
     }
@@ -707,15 +711,15 @@ fn prepare_new(sh: &Shared, d: &ResourceDef, obj: &mut Value) {
     match d.plural {
         "persistentvolumeclaims" => {
             let f = meta.entry("finalizers").or_insert_with(|| json!([]));
-            if let Some(a) = f.as_array_mut() {
-                if !a.iter().any(|x| x == "kubernetes.io/pvc-protection") {
-                    a.push(json!("kubernetes.io/pvc-protection"));
-                }
+            if let Some(a) = f.as_array_mut()
+                && !a.iter().any(|x| x == "kubernetes.io/pvc-protection")
+            {
+                a.push(json!("kubernetes.io/pvc-protection"));
             }
-            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
-                if spec.get("storageClassName").is_none_or(Value::is_null) {
-                    spec.insert("storageClassName".into(), json!("standard"));
-                }
+            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut)
+                && spec.get("storageClassName").is_none_or(Value::is_null)
+            {
+                spec.insert("storageClassName".into(), json!("standard"));
             }
             obj["status"] = json!({"phase": "Pending"});
         }
@@ -791,15 +795,13 @@ fn carry_over(d: &ResourceDef, old: &Value, new: &mut Value, sub: Option<&str>, 
             merged["metadata"]["managedFields"] = mf;
         }
         *new = merged;
-    } else if has_status {
-        if let Some(m) = new.as_object_mut() {
-            match old.get("status") {
-                Some(s) => {
-                    m.insert("status".into(), s.clone());
-                }
-                None => {
-                    m.remove("status");
-                }
+    } else if has_status && let Some(m) = new.as_object_mut() {
+        match old.get("status") {
+            Some(s) => {
+                m.insert("status".into(), s.clone());
+            }
+            None => {
+                m.remove("status");
             }
         }
     }
@@ -809,32 +811,30 @@ fn carry_over(d: &ResourceDef, old: &Value, new: &mut Value, sub: Option<&str>, 
             .pointer("/spec/clusterIP")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        if given.is_empty() {
-            if let (Some(ip), Some(spec)) = (
+        if given.is_empty()
+            && let (Some(ip), Some(spec)) = (
                 old.pointer("/spec/clusterIP").cloned(),
                 new.get_mut("spec").and_then(Value::as_object_mut),
-            ) {
-                spec.insert("clusterIP".into(), ip);
-                if let Some(ips) = old.pointer("/spec/clusterIPs") {
-                    spec.insert("clusterIPs".into(), ips.clone());
-                }
+            )
+        {
+            spec.insert("clusterIP".into(), ip);
+            if let Some(ips) = old.pointer("/spec/clusterIPs") {
+                spec.insert("clusterIPs".into(), ips.clone());
             }
         }
     }
     if d.plural == "persistentvolumeclaims" {
-        if let Some(v) = old.pointer("/spec/volumeName").cloned() {
-            if new.pointer("/spec/volumeName").is_none() {
-                if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
-                    spec.insert("volumeName".into(), v);
-                }
-            }
+        if let Some(v) = old.pointer("/spec/volumeName").cloned()
+            && new.pointer("/spec/volumeName").is_none()
+            && let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut)
+        {
+            spec.insert("volumeName".into(), v);
         }
-        if let Some(v) = old.pointer("/spec/storageClassName").cloned() {
-            if new.pointer("/spec/storageClassName").is_none() {
-                if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
-                    spec.insert("storageClassName".into(), v);
-                }
-            }
+        if let Some(v) = old.pointer("/spec/storageClassName").cloned()
+            && new.pointer("/spec/storageClassName").is_none()
+            && let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut)
+        {
+            spec.insert("storageClassName".into(), v);
         }
     }
 }
@@ -862,16 +862,14 @@ pub fn delete(
         return Err(ApiError::not_found(d, name));
     };
     let uid = uid_of(&obj);
-    if let Some(want) = &dp.uid {
-        if *want != uid {
-            return Err(ApiError::conflict(
-                d,
-                name,
-                &format!(
-                    "Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"
-                ),
-            ));
-        }
+    if let Some(want) = &dp.uid
+        && *want != uid
+    {
+        return Err(ApiError::conflict(
+            d,
+            name,
+            &format!("Precondition failed: UID in precondition: {want}, UID in object meta: {uid}"),
+        ));
     }
     if let Some(want) = &dp.resource_version {
         let have = obj
@@ -974,6 +972,7 @@ fn current_grace(obj: &Value) -> i64 {
 /// Modify an object as a controller would (status writes by the kubelet, the job
 /// controller, ...), recording an Update by `manager`. Returns false when the object is gone
 /// or was replaced (uid differs).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn controller_write(
     sh: &Arc<Shared>,
     res: ResId,
@@ -1152,10 +1151,10 @@ pub(crate) fn drop_owner_ref(obj: &mut Value, uid: &str) {
         .and_then(Value::as_array_mut)
     {
         refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid));
-        if refs.is_empty() {
-            if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-                m.remove("ownerReferences");
-            }
+        if refs.is_empty()
+            && let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            m.remove("ownerReferences");
         }
     }
 }

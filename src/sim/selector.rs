@@ -1,7 +1,5 @@
 //! Label and field selectors in the API server's string syntax.
 
-use std::collections::BTreeMap;
-
 /// One label requirement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Requirement {
@@ -54,7 +52,7 @@ impl LabelSelector {
 
     /// Match against a map.
     #[cfg(test)]
-    pub fn matches_map(&self, labels: &BTreeMap<String, String>) -> bool {
+    pub fn matches_map(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
         self.matches(|k| labels.get(k).map(String::as_str))
     }
 
@@ -214,7 +212,7 @@ impl FieldSelector {
 mod tests {
     use super::*;
 
-    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fn labels(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -119,14 +119,14 @@ pub fn validate(plural: &str, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
                 ),
                 None => out.push(field_required("spec.template.spec.containers", "")),
             }
-            if let Some(old) = old {
-                if old.pointer("/spec/template") != obj.pointer("/spec/template") {
-                    out.push(field_invalid(
-                        "spec.template",
-                        &json!("core.PodTemplateSpec"),
-                        "field is immutable",
-                    ));
-                }
+            if let Some(old) = old
+                && old.pointer("/spec/template") != obj.pointer("/spec/template")
+            {
+                out.push(field_invalid(
+                    "spec.template",
+                    &json!("core.PodTemplateSpec"),
+                    "field is immutable",
+                ));
             }
         }
         "services" => service(obj, old, &mut out),
@@ -145,14 +145,14 @@ fn labels(obj: &Value, out: &mut Vec<Cause>) {
             Some((p, n)) => (Some(p), n),
             None => (None, k.as_str()),
         };
-        if let Some(p) = prefix {
-            if !is_dns1123_subdomain(p) {
-                out.push(field_invalid(
-                    "metadata.labels",
-                    &json!(k),
-                    &format!("prefix part {SUBDOMAIN_MSG}"),
-                ));
-            }
+        if let Some(p) = prefix
+            && !is_dns1123_subdomain(p)
+        {
+            out.push(field_invalid(
+                "metadata.labels",
+                &json!(k),
+                &format!("prefix part {SUBDOMAIN_MSG}"),
+            ));
         }
         let name_ok = !name.is_empty()
             && name.len() <= 63
@@ -250,14 +250,14 @@ fn pod_spec(spec: &Value, at: &str, policies: &[&str], out: &mut Vec<Cause>) {
                             "must be between 1 and 65535, inclusive",
                         ));
                     }
-                    if let Some(proto) = p.get("protocol") {
-                        if !matches!(proto.as_str(), Some("TCP" | "UDP" | "SCTP")) {
-                            out.push(field_not_supported(
-                                &format!("{cat}.ports[{j}].protocol"),
-                                proto,
-                                &["SCTP", "TCP", "UDP"],
-                            ));
-                        }
+                    if let Some(proto) = p.get("protocol")
+                        && !matches!(proto.as_str(), Some("TCP" | "UDP" | "SCTP"))
+                    {
+                        out.push(field_not_supported(
+                            &format!("{cat}.ports[{j}].protocol"),
+                            proto,
+                            &["SCTP", "TCP", "UDP"],
+                        ));
                     }
                 }
             }
@@ -275,21 +275,21 @@ fn pod_spec(spec: &Value, at: &str, policies: &[&str], out: &mut Vec<Cause>) {
             }
         }
     }
-    if let Some(p) = spec.get("restartPolicy") {
-        if !p.as_str().is_some_and(|s| policies.contains(&s)) {
-            if policies.len() == 2 {
-                out.push(field_not_supported(
-                    &format!("{at}.restartPolicy"),
-                    p,
-                    policies,
-                ));
-            } else {
-                out.push(field_not_supported(
-                    &format!("{at}.restartPolicy"),
-                    p,
-                    &["Always", "Never", "OnFailure"],
-                ));
-            }
+    if let Some(p) = spec.get("restartPolicy")
+        && !p.as_str().is_some_and(|s| policies.contains(&s))
+    {
+        if policies.len() == 2 {
+            out.push(field_not_supported(
+                &format!("{at}.restartPolicy"),
+                p,
+                policies,
+            ));
+        } else {
+            out.push(field_not_supported(
+                &format!("{at}.restartPolicy"),
+                p,
+                &["Always", "Never", "OnFailure"],
+            ));
         }
     }
 }
@@ -310,12 +310,12 @@ fn pod_update(new: &Value, old: &Value, out: &mut Vec<Cause>) {
                     .collect()
             })
             .unwrap_or_default();
-        if let Some(cs) = masked.get_mut(list).and_then(Value::as_array_mut) {
-            if cs.len() == old_images.len() {
-                for (c, img) in cs.iter_mut().zip(old_images) {
-                    if let Some(m) = c.as_object_mut() {
-                        m.insert("image".into(), img);
-                    }
+        if let Some(cs) = masked.get_mut(list).and_then(Value::as_array_mut)
+            && cs.len() == old_images.len()
+        {
+            for (c, img) in cs.iter_mut().zip(old_images) {
+                if let Some(m) = c.as_object_mut() {
+                    m.insert("image".into(), img);
                 }
             }
         }
@@ -415,14 +415,14 @@ fn pvc(obj: &Value, old: Option<&Value>, out: &mut Vec<Cause>) {
     let old_q = old
         .pointer("/spec/resources/requests/storage")
         .and_then(quantity_of);
-    if let (Some(nq), Some(oq)) = (new_q, old_q) {
-        if nq < oq {
-            out.push(field_forbidden(
-                "spec.resources.requests.storage",
-                "field can not be less than previous value",
-            ));
-            return;
-        }
+    if let (Some(nq), Some(oq)) = (new_q, old_q)
+        && nq < oq
+    {
+        out.push(field_forbidden(
+            "spec.resources.requests.storage",
+            "field can not be less than previous value",
+        ));
+        return;
     }
     for s in [&mut n, &mut o] {
         if let Some(r) = s
