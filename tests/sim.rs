@@ -607,7 +607,6 @@ async fn watch_sees_the_pod_lifecycle() {
         {
             phases.push(ph);
         }
-        }
         let ready = p
             .status
             .as_ref()
