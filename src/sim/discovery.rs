@@ -18,6 +18,10 @@ pub(crate) enum Doc {
     Resources(String, String),
     Version,
     Health,
+    /// `/openapi/v3`
+    OpenApiRoot,
+    /// `/openapi/v3/api/v1`, `/openapi/v3/apis/<group>/<version>`
+    OpenApiGroupVersion(String, String),
 }
 
 /// Whether a group is served.
@@ -169,6 +173,24 @@ pub(crate) fn respond(doc: &Doc, _h: &HeaderMap, addr: &str) -> warp::reply::Res
                 "platform": "linux/amd64",
             }),
         ),
+        Doc::OpenApiRoot => {
+            let mut paths = serde_json::Map::new();
+            let mut gvs = vec![(String::new(), "v1".to_string())];
+            for (g, vs) in groups() {
+                gvs.extend(vs.iter().map(|v| (g.to_string(), v.to_string())));
+            }
+            for (g, v) in gvs {
+                let key = if g.is_empty() {
+                    "api/v1".to_string()
+                } else {
+                    format!("apis/{g}/{v}")
+                };
+                let url = format!("/openapi/v3/{key}?hash=SIM{}", key.len());
+                paths.insert(key, json!({"serverRelativeURL": url}));
+            }
+            json_response(200, &json!({"paths": paths}))
+        }
+        Doc::OpenApiGroupVersion(g, v) => json_response(200, &openapi_doc(g, v)),
         Doc::Health => {
             let mut r = warp::reply::Response::new("ok".into());
             if let Ok(v) = "text/plain; charset=utf-8".parse() {
@@ -177,6 +199,43 @@ pub(crate) fn respond(doc: &Doc, _h: &HeaderMap, addr: &str) -> warp::reply::Res
             r
         }
     }
+}
+
+/// A minimal OpenAPI v3 document for one group/version: the PATCH operations with their
+/// query parameters, which is what kubectl reads to learn that the server validates fields
+/// itself (`fieldValidation`), so that it does not need the full schemas.
+fn openapi_doc(group: &str, version: &str) -> Value {
+    let mut paths = serde_json::Map::new();
+    let param = |name: &str| json!({"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": true}});
+    for r in RESOURCES
+        .iter()
+        .filter(|r| r.group == group && r.versions.contains(&version))
+    {
+        let prefix = if group.is_empty() {
+            "/api/v1".to_string()
+        } else {
+            format!("/apis/{group}/{version}")
+        };
+        let path = if r.namespaced {
+            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
+        } else {
+            format!("{prefix}/{}/{{name}}", r.plural)
+        };
+        let op = json!({
+            "operationId": format!("patch{}", r.kind),
+            "parameters": [param("dryRun"), param("fieldManager"), param("fieldValidation"), param("force")],
+            "responses": {"200": {"description": "OK"}},
+            "x-kubernetes-action": "patch",
+            "x-kubernetes-group-version-kind": {"group": group, "version": version, "kind": r.kind},
+        });
+        paths.insert(path, json!({"patch": op}));
+    }
+    json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.32.0"},
+        "paths": paths,
+        "components": {"schemas": {}},
+    })
 }
 
 /// Whether the client asked for the Table rendering (kubectl get).

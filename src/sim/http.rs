@@ -114,6 +114,21 @@ pub(crate) fn route(path: &str) -> Option<Route> {
         ["healthz"] | ["readyz"] | ["livez"] => {
             return Some(Route::Discovery(discovery::Doc::Health));
         }
+        ["openapi", "v3"] => return Some(Route::Discovery(discovery::Doc::OpenApiRoot)),
+        ["openapi", "v3", "api", "v1"] => {
+            return Some(Route::Discovery(discovery::Doc::OpenApiGroupVersion(
+                String::new(),
+                "v1".into(),
+            )));
+        }
+        ["openapi", "v3", "apis", g, v] => {
+            return discovery::group_version_known(g, v).then(|| {
+                Route::Discovery(discovery::Doc::OpenApiGroupVersion(
+                    g.to_string(),
+                    v.to_string(),
+                ))
+            });
+        }
         ["api", "v1"] => {
             return Some(Route::Discovery(discovery::Doc::Resources(
                 String::new(),
