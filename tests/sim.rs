@@ -255,6 +255,7 @@ async fn server_side_apply_ownership_conflicts_force_and_removal() {
         .managed_fields
         .unwrap()
         .iter()
+        .filter(|m| m.operation.as_deref() == Some("Apply"))
         .map(|m| m.manager.clone().unwrap())
         .collect();
     assert_eq!(managers, vec![MANAGER, "other-manager"]);
