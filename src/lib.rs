@@ -11,6 +11,7 @@ pub mod naming;
 pub mod quantity;
 pub mod reconcile;
 pub mod render;
+pub mod sim;
 pub mod values;
 
 /// The version stamped into the binary (BUILD_VERSION at build time, else the crate's).
