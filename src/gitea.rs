@@ -14,14 +14,15 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use url::Url;
 
-use crate::metrics::Metrics;
+use crate::{
+    metrics::Metrics,
+    naming::{NamingError, validate_repo_part},
+};
 
 /// The page size used when listing repositories (Gitea's default maximum).
 pub const PAGE_LIMIT: usize = 50;
 /// The most pages read when listing repositories (5,000 repositories).
 const MAX_PAGES: usize = 100;
-/// The longest repository owner or name Gitea allows.
-pub const MAX_REPO_PART_LEN: usize = 100;
 
 /// A repository the caller can read (the spec's `Repository`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -40,13 +41,8 @@ pub struct Repository {
 #[derive(Debug, thiserror::Error)]
 pub enum GiteaError {
     /// The owner or name breaks Gitea's naming rules; no call was made.
-    #[error("invalid repository {part}: {reason}")]
-    InvalidName {
-        /// Which part: `owner` or `name`.
-        part: &'static str,
-        /// What rule it breaks.
-        reason: &'static str,
-    },
+    #[error(transparent)]
+    InvalidName(#[from] NamingError),
     /// The caller may not read the repository, or it does not exist (indistinguishable).
     #[error("repository access denied")]
     AccessDenied,
@@ -335,75 +331,9 @@ impl GiteaClient {
     }
 }
 
-/// Checks a repository owner or name against Gitea's rules: 1 to 100 characters among ASCII
-/// letters, digits, `-`, `_` and `.`, and not `.` or `..`.
-pub fn validate_repo_part(part: &'static str, value: &str) -> Result<(), GiteaError> {
-    let invalid = |reason| Err(GiteaError::InvalidName { part, reason });
-    if value.is_empty() {
-        return invalid("must not be empty");
-    }
-    if value.len() > MAX_REPO_PART_LEN {
-        return invalid("must be at most 100 characters");
-    }
-    if value == "." || value == ".." {
-        return invalid("must not be `.` or `..`");
-    }
-    if !value
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    {
-        return invalid("may contain only letters, digits, `-`, `_` and `.`");
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn accepts_gitea_names() {
-        for ok in [
-            "a",
-            "backend-api",
-            "my_repo.v2",
-            "A1",
-            &"x".repeat(100),
-            ".hidden",
-            "a..b",
-        ] {
-            assert!(validate_repo_part("name", ok).is_ok(), "{ok}");
-        }
-    }
-
-    #[test]
-    fn refuses_hostile_names() {
-        for bad in [
-            "",
-            ".",
-            "..",
-            "a/b",
-            "../etc",
-            "a b",
-            "a;rm -rf /",
-            "$(id)",
-            "`id`",
-            "a\nb",
-            "a\0b",
-            "ünïcode",
-            "a%2e%2e",
-            &"x".repeat(101),
-            &"x".repeat(10_000),
-        ] {
-            assert!(
-                matches!(
-                    validate_repo_part("owner", bad),
-                    Err(GiteaError::InvalidName { part: "owner", .. })
-                ),
-                "{bad:?}"
-            );
-        }
-    }
 
     #[test]
     fn builds_api_urls_under_the_base_path() {

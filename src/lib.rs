@@ -5,10 +5,22 @@
 //! apply (`reconcile::apply`). The GraphQL layer only checks identity and arguments.
 
 pub mod auth;
+pub mod cli;
+pub mod config;
 pub mod gitea;
 pub mod metrics;
+pub mod naming;
+pub mod quantity;
+pub mod render;
 pub mod sim;
 pub mod telemetry;
+pub mod values;
+
+/// The version stamped into the binary (BUILD_VERSION at build time, else the crate's).
+pub const VERSION: &str = match option_env!("BUILD_VERSION") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};
 
 /// Installs rustls' ring crypto provider for the whole process, once.
 ///

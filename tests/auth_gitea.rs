@@ -495,7 +495,7 @@ async fn hostile_repository_names_are_refused_before_any_call() {
         assert!(
             matches!(
                 client.repository(&alice, owner, name).await,
-                Err(GiteaError::InvalidName { .. })
+                Err(GiteaError::InvalidName(_))
             ),
             "{owner:?}/{name:?}"
         );
