@@ -80,6 +80,25 @@ impl Default for AuthSettings {
     }
 }
 
+impl AuthSettings {
+    /// The settings the `serve` configuration asks for (JWKS_URL, JWT_ISSUER, JWT_AUDIENCE,
+    /// JWT_SECRET, AUTH_TRUST_FORWARDED, AUTH_INSECURE_DECODE, ENVIRONMENT, ADMIN_ROLE).
+    pub fn from_args(args: &crate::config::ServeArgs) -> Self {
+        let non_empty = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+        Self {
+            jwks_url: args.jwks_url.clone(),
+            issuer: non_empty(&args.jwt_issuer),
+            audience: non_empty(&args.jwt_audience),
+            jwt_secret: non_empty(&args.jwt_secret),
+            trust_forwarded: args.auth_trust_forwarded,
+            insecure_decode: args.auth_insecure_decode,
+            environment: args.environment.clone(),
+            admin_role: args.admin_role.clone(),
+            ..Self::default()
+        }
+    }
+}
+
 impl fmt::Debug for AuthSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthSettings")
@@ -635,6 +654,39 @@ mod tests {
             ..AuthSettings::default()
         };
         assert!(Authenticator::new(development).is_ok());
+    }
+
+    #[test]
+    fn settings_follow_the_configuration() {
+        use clap::Parser;
+        let cli = crate::config::Cli::try_parse_from([
+            "codeserver-service",
+            "--gitea-url",
+            "http://gitea:3000",
+            "--gitea-token",
+            "t",
+            "--jwt-issuer",
+            "http://keycloak:30080/realms/devplatform",
+            "--jwt-audience",
+            "",
+            "--admin-role",
+            "platform-admin",
+            "--auth-trust-forwarded",
+            "true",
+            "--environment",
+            "production",
+        ])
+        .unwrap();
+        let settings = AuthSettings::from_args(&cli.serve);
+        assert_eq!(
+            settings.issuer.as_deref(),
+            Some("http://keycloak:30080/realms/devplatform")
+        );
+        assert_eq!(settings.audience, None, "an empty audience is no audience");
+        assert_eq!(settings.jwks_url, DEFAULT_JWKS_URL);
+        assert_eq!(settings.admin_role, "platform-admin");
+        assert!(settings.trust_forwarded && !settings.insecure_decode);
+        assert_eq!(settings.environment, "production");
     }
 
     #[test]

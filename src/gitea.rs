@@ -133,6 +133,17 @@ impl GiteaSettings {
     }
 }
 
+impl GiteaSettings {
+    /// Settings from the `serve` configuration: GITEA_SERVICE_URL, else GITEA_URL.
+    pub fn from_args(args: &crate::config::ServeArgs) -> Result<Self, GiteaError> {
+        args.gitea_service_url
+            .as_deref()
+            .or(args.gitea_url.as_deref())
+            .map(Self::new)
+            .ok_or_else(|| GiteaError::BaseUrl(String::new()))
+    }
+}
+
 /// A Gitea API client; cheap to clone.
 #[derive(Clone)]
 pub struct GiteaClient {
@@ -334,6 +345,23 @@ impl GiteaClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn serve_args(extra: &[&str]) -> crate::config::ServeArgs {
+        use clap::Parser;
+        let mut args = vec!["codeserver-service", "--gitea-url", "http://gitea:3000"];
+        args.extend_from_slice(&["--gitea-token", "t"]);
+        args.extend_from_slice(extra);
+        *crate::config::Cli::try_parse_from(args).unwrap().serve
+    }
+
+    #[test]
+    fn the_service_url_wins_over_the_gitea_url() {
+        let settings = GiteaSettings::from_args(&serve_args(&[])).unwrap();
+        assert_eq!(settings.base_url, "http://gitea:3000");
+        let args = serve_args(&["--gitea-service-url", "http://gitea-service:8081"]);
+        let settings = GiteaSettings::from_args(&args).unwrap();
+        assert_eq!(settings.base_url, "http://gitea-service:8081");
+    }
 
     #[test]
     fn builds_api_urls_under_the_base_path() {
