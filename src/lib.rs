@@ -8,6 +8,8 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod gitea;
+pub mod graphql;
+pub mod http;
 pub mod metrics;
 pub mod naming;
 pub mod quantity;

@@ -1,0 +1,94 @@
+//! The spec's GraphQL types, names and nullability exactly as written there, plus the
+//! additions of this service (`Repository`, and the dry-run render and plan answers).
+
+use async_graphql::{Enum, SimpleObject};
+
+use crate::gitea;
+
+/// `enum InstanceStatus`.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstanceStatus {
+    /// Created, not scheduled yet.
+    Pending,
+    /// Scheduled, cloning or starting.
+    Starting,
+    /// Ready.
+    Running,
+    /// Being stopped.
+    Stopping,
+    /// Workspace kept, no pod.
+    Stopped,
+    /// Failed (image pull, crash loop, failed clone).
+    Error,
+}
+
+/// `type CodeServerInstance`.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct CodeServerInstance {
+    /// `id: String!`
+    pub id: String,
+    /// `userId: String!`
+    pub user_id: String,
+    /// `repoName: String!`
+    pub repo_name: String,
+    /// `repoOwner: String!`
+    pub repo_owner: String,
+    /// `url: String!`
+    pub url: String,
+    /// `status: InstanceStatus!`
+    pub status: InstanceStatus,
+    /// `createdAt: String!` (RFC 3339).
+    pub created_at: String,
+    /// `lastAccessedAt: String`
+    pub last_accessed_at: Option<String>,
+    /// `storageUsed: String`
+    pub storage_used: Option<String>,
+}
+
+/// `type ProvisionResult`.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct ProvisionResult {
+    /// `instance: CodeServerInstance!`
+    pub instance: CodeServerInstance,
+    /// `message: String!`
+    pub message: String,
+    /// `isNew: Boolean!`
+    pub is_new: bool,
+}
+
+/// `type InstanceStats`.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct InstanceStats {
+    /// `totalInstances: Int!`
+    pub total_instances: i32,
+    /// `runningInstances: Int!`
+    pub running_instances: i32,
+    /// `stoppedInstances: Int!`
+    pub stopped_instances: i32,
+    /// `totalStorageUsed: String!`
+    pub total_storage_used: String,
+}
+
+/// `type Repository`: a Gitea repository the caller can read (`myRepositories`).
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct Repository {
+    /// Owner login.
+    pub owner: String,
+    /// Name.
+    pub name: String,
+    /// HTTP(S) clone URL.
+    pub clone_url: String,
+    /// Whether the repository is private.
+    pub private: bool,
+}
+
+impl From<gitea::Repository> for Repository {
+    fn from(repo: gitea::Repository) -> Self {
+        Self {
+            owner: repo.owner,
+            name: repo.name,
+            clone_url: repo.clone_url,
+            private: repo.private,
+        }
+    }
+}
