@@ -3,6 +3,7 @@
 //! caller's [`Identity`](crate::auth::Identity) as request data; resolvers read it with
 //! `ctx.data_opt`, and a request without one is answered `unauthorized`.
 
+mod args;
 mod error;
 mod extension;
 mod query;
