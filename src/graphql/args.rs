@@ -76,7 +76,14 @@ mod tests {
     #[test]
     fn hostile_ids_and_repo_names_are_bad_input() {
         let long = "a".repeat(10_000);
-        for id in ["", "alice", "code-server-", "code-server-A", "code-server-a/b", &long] {
+        for id in [
+            "",
+            "alice",
+            "code-server-",
+            "code-server-A",
+            "code-server-a/b",
+            &long,
+        ] {
             let error = instance_id(id).unwrap_err();
             assert_eq!(error.code(), Code::BadUserInput, "{id:.40}");
         }

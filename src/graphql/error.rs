@@ -55,8 +55,10 @@ pub enum ApiError {
     StorageFailed,
     /// `failed to create instance`: the pod (or its companions) could not be created.
     InstanceFailed,
-    /// `pod not ready`: the instance did not become ready in time.
+    /// `pod not ready`: the instance did not become ready in time, or has no pod.
     PodNotReady,
+    /// `sync failed`: pulling the repositories failed.
+    SyncFailed,
     /// An invalid argument, with a message safe to show (it names the argument and rule).
     BadInput(String),
     /// `internal error`: anything else.
@@ -75,6 +77,7 @@ impl ApiError {
             Self::StorageFailed => "failed to create storage",
             Self::InstanceFailed => "failed to create instance",
             Self::PodNotReady => "pod not ready",
+            Self::SyncFailed => "sync failed",
             Self::BadInput(message) => message,
             Self::Internal => "internal error",
         }
@@ -91,6 +94,7 @@ impl ApiError {
             | Self::StorageFailed
             | Self::InstanceFailed
             | Self::PodNotReady
+            | Self::SyncFailed
             | Self::Internal => Code::Internal,
         }
     }

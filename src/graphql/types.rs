@@ -92,3 +92,55 @@ impl From<gitea::Repository> for Repository {
         }
     }
 }
+
+/// `type RenderResult`: the manifests a dry run renders (`renderCodeServer`).
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct RenderResult {
+    /// Every object as multi-document YAML, each headed by its template file.
+    pub manifests: String,
+    /// `Kind/name` of each object, in render order.
+    pub objects: Vec<String>,
+}
+
+/// `enum PlanAction`: what applying would do to one object.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlanAction {
+    /// Not live; would be created.
+    Create,
+    /// Live but different; would be patched (see `patch`).
+    Update,
+    /// Live and equal; no request.
+    Unchanged,
+    /// A pod whose spec changed; recreated when the instance is next started.
+    Recreate,
+    /// Ours but no longer rendered; would be deleted.
+    Prune,
+}
+
+/// `type PlanStep`: one object of a plan.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct PlanStep {
+    /// `Kind/name`.
+    pub object: String,
+    /// The kind.
+    pub kind: String,
+    /// The name.
+    pub name: String,
+    /// What would happen.
+    pub action: PlanAction,
+    /// For updates, the RFC 6902 JSON patch from live to desired, as JSON text.
+    pub patch: Option<String>,
+    /// What the plan held back, for people.
+    pub notes: Vec<String>,
+}
+
+/// `type PlanResult`: a dry-run plan (`planCodeServer`).
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct PlanResult {
+    /// True when nothing would change.
+    pub unchanged: bool,
+    /// One step per object.
+    pub steps: Vec<PlanStep>,
+    /// The plan as `plan` prints it.
+    pub text: String,
+}
