@@ -486,3 +486,106 @@ async fn admin_operations_need_the_admin_role() {
     }
     assert_eq!(h.gitea.requests(), 0);
 }
+
+/// The spec's schema, verbatim (comments dropped).
+const SPEC_SCHEMA: &str = r#"
+type CodeServerInstance {
+    id: String!
+    userId: String!
+    repoName: String!
+    repoOwner: String!
+    url: String!
+    status: InstanceStatus!
+    createdAt: String!
+    lastAccessedAt: String
+    storageUsed: String
+}
+enum InstanceStatus {
+    PENDING
+    STARTING
+    RUNNING
+    STOPPING
+    STOPPED
+    ERROR
+}
+type ProvisionResult {
+    instance: CodeServerInstance!
+    message: String!
+    isNew: Boolean!
+}
+type InstanceStats {
+    totalInstances: Int!
+    runningInstances: Int!
+    stoppedInstances: Int!
+    totalStorageUsed: String!
+}
+type Query {
+    myCodeServers: [CodeServerInstance!]!
+    codeServer(id: String!): CodeServerInstance
+    codeServerStatus(id: String!): InstanceStatus!
+    codeServerLogs(id: String!, lines: Int): String!
+    health: Boolean!
+    instanceStats: InstanceStats!
+}
+type Mutation {
+    provisionCodeServer(repoOwner: String!, repoName: String!): ProvisionResult!
+    stopCodeServer(id: String!): Boolean!
+    startCodeServer(id: String!): CodeServerInstance!
+    deleteCodeServer(id: String!): Boolean!
+    syncRepository(id: String!): Boolean!
+}
+"#;
+
+/// `type Name { ... }` blocks of an SDL text as (header, member lines), descriptions dropped.
+fn sdl_blocks(sdl: &str) -> Vec<(String, Vec<String>)> {
+    let mut blocks = Vec::new();
+    let mut in_description = false;
+    let mut current: Option<(String, Vec<String>)> = None;
+    for line in sdl.lines().map(str::trim) {
+        if line.starts_with("\"\"\"") {
+            in_description = !(line.len() > 3 && line.ends_with("\"\"\"")) && !in_description;
+            continue;
+        }
+        if in_description || line.is_empty() {
+            continue;
+        }
+        if let Some(header) = line.strip_suffix('{') {
+            current = Some((header.trim().to_owned(), Vec::new()));
+        } else if line == "}" {
+            blocks.extend(current.take());
+        } else if let Some((_, members)) = current.as_mut() {
+            members.push(line.to_owned());
+        }
+    }
+    blocks
+}
+
+#[test]
+fn the_schema_has_the_spec_types_fields_and_nullability_exactly() {
+    let schema = async_graphql::Schema::build(
+        codeserver_service::graphql::Query,
+        codeserver_service::graphql::Mutation,
+        async_graphql::EmptySubscription,
+    )
+    .finish();
+    let ours = sdl_blocks(&schema.sdl());
+    for (header, members) in sdl_blocks(SPEC_SCHEMA) {
+        let (_, have) = ours
+            .iter()
+            .find(|(h, _)| *h == header)
+            .unwrap_or_else(|| panic!("{header} is missing"));
+        for member in &members {
+            assert!(
+                have.contains(member),
+                "{header}: {member} is missing or differs"
+            );
+        }
+        if !matches!(header.as_str(), "type Query" | "type Mutation") {
+            assert_eq!(
+                have.len(),
+                members.len(),
+                "{header} has extra members: {have:?}"
+            );
+        }
+    }
+}

@@ -5,7 +5,7 @@ use async_graphql::{Enum, SimpleObject};
 
 use crate::gitea;
 
-/// `enum InstanceStatus`.
+/// Status of an instance.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InstanceStatus {
     /// Created, not scheduled yet.
@@ -22,54 +22,54 @@ pub enum InstanceStatus {
     Error,
 }
 
-/// `type CodeServerInstance`.
+/// A user's code-server instance: one workspace volume and, while running, one pod.
 #[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
 pub struct CodeServerInstance {
-    /// `id: String!`
+    /// Instance id, `code-server-<name>`.
     pub id: String,
-    /// `userId: String!`
+    /// The owner's user id, as the token gave it.
     pub user_id: String,
-    /// `repoName: String!`
+    /// The repository the instance was provisioned for.
     pub repo_name: String,
-    /// `repoOwner: String!`
+    /// Owner of that repository.
     pub repo_owner: String,
-    /// `url: String!`
+    /// Where code-server answers in the browser.
     pub url: String,
-    /// `status: InstanceStatus!`
+    /// Current status, derived from the live pod.
     pub status: InstanceStatus,
-    /// `createdAt: String!` (RFC 3339).
+    /// When the instance was created (RFC 3339).
     pub created_at: String,
-    /// `lastAccessedAt: String`
+    /// When the instance was last used; not tracked by this service, so null.
     pub last_accessed_at: Option<String>,
-    /// `storageUsed: String`
+    /// Storage allocated to the workspace, such as `10Gi`.
     pub storage_used: Option<String>,
 }
 
-/// `type ProvisionResult`.
+/// What `provisionCodeServer` did.
 #[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
 pub struct ProvisionResult {
-    /// `instance: CodeServerInstance!`
+    /// The instance, with its status after waiting for readiness.
     pub instance: CodeServerInstance,
-    /// `message: String!`
+    /// What happened, for people.
     pub message: String,
-    /// `isNew: Boolean!`
+    /// True when the instance did not exist before.
     pub is_new: bool,
 }
 
-/// `type InstanceStats`.
+/// Totals over every instance (admins only).
 #[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
 pub struct InstanceStats {
-    /// `totalInstances: Int!`
+    /// Instances (workspace volumes).
     pub total_instances: i32,
-    /// `runningInstances: Int!`
+    /// Instances whose pod is ready.
     pub running_instances: i32,
-    /// `stoppedInstances: Int!`
+    /// Instances without a pod.
     pub stopped_instances: i32,
-    /// `totalStorageUsed: String!`
+    /// Storage allocated to all workspaces, such as `120Gi`.
     pub total_storage_used: String,
 }
 
-/// `type Repository`: a Gitea repository the caller can read (`myRepositories`).
+/// A Gitea repository the caller can read.
 #[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
 pub struct Repository {
     /// Owner login.
@@ -93,7 +93,7 @@ impl From<gitea::Repository> for Repository {
     }
 }
 
-/// `type RenderResult`: the manifests a dry run renders (`renderCodeServer`).
+/// The manifests a dry run renders.
 #[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
 pub struct RenderResult {
     /// Every object as multi-document YAML, each headed by its template file.
@@ -102,7 +102,7 @@ pub struct RenderResult {
     pub objects: Vec<String>,
 }
 
-/// `enum PlanAction`: what applying would do to one object.
+/// What applying would do to one object.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PlanAction {
     /// Not live; would be created.
@@ -117,7 +117,7 @@ pub enum PlanAction {
     Prune,
 }
 
-/// `type PlanStep`: one object of a plan.
+/// One object of a plan.
 #[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
 pub struct PlanStep {
     /// `Kind/name`.
@@ -134,7 +134,7 @@ pub struct PlanStep {
     pub notes: Vec<String>,
 }
 
-/// `type PlanResult`: a dry-run plan (`planCodeServer`).
+/// A dry-run plan: what provisioning would change.
 #[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
 pub struct PlanResult {
     /// True when nothing would change.
