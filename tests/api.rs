@@ -543,7 +543,10 @@ fn sdl_blocks(sdl: &str) -> Vec<(String, Vec<String>)> {
     let mut current: Option<(String, Vec<String>)> = None;
     for line in sdl.lines().map(str::trim) {
         if line.starts_with("\"\"\"") {
-            in_description = !(line.len() > 3 && line.ends_with("\"\"\"")) && !in_description;
+            let one_line = line.len() > 3 && line.ends_with("\"\"\"");
+            if !one_line {
+                in_description = !in_description;
+            }
             continue;
         }
         if in_description || line.is_empty() {
