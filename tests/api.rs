@@ -592,3 +592,63 @@ fn the_schema_has_the_spec_types_fields_and_nullability_exactly() {
         }
     }
 }
+
+#[tokio::test]
+async fn shutdown_finishes_in_flight_requests_then_stops() {
+    use warp::Reply;
+    codeserver_service::install_crypto();
+    let slow = warp::path("slow").then(|| async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        warp::reply::html("done").into_response()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/slow", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(http::serve(
+        listener,
+        slow,
+        async {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(5),
+    ));
+    let client = reqwest::Client::new();
+    let in_flight = tokio::spawn(client.get(&url).send());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    let answer = in_flight.await.unwrap().unwrap();
+    assert_eq!(answer.text().await.unwrap(), "done");
+    tokio::time::timeout(Duration::from_secs(2), server)
+        .await
+        .expect("the server stops once idle")
+        .unwrap();
+    assert!(reqwest::Client::new().get(&url).send().await.is_err());
+}
+
+#[tokio::test]
+async fn shutdown_gives_up_after_the_grace_period() {
+    use warp::Reply;
+    codeserver_service::install_crypto();
+    let stuck = warp::path("stuck").then(|| async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        warp::reply::html("late").into_response()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/stuck", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(http::serve(
+        listener,
+        stuck,
+        async {
+            let _ = stopped.await;
+        },
+        Duration::from_millis(200),
+    ));
+    let _in_flight = tokio::spawn(reqwest::Client::new().get(&url).send());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(2), server)
+        .await
+        .expect("serve returns after the grace period")
+        .unwrap();
+}
