@@ -3,8 +3,8 @@ use std::{io::Write, process::ExitCode};
 use clap::{Parser, error::ErrorKind};
 use codeserver_service::{
     cli,
-    config::{self, Cli, Command, ServeArgs},
-    serve, telemetry,
+    config::{self, Cli, Command, DemoArgs, ServeArgs},
+    demo, serve, telemetry,
 };
 
 fn main() -> ExitCode {
@@ -21,6 +21,7 @@ fn main() -> ExitCode {
     let command = match cli.command {
         None => return run_server(&cli.serve),
         Some(Command::Serve(args)) => return run_server(&args),
+        Some(Command::Demo(args)) => return run_demo(&args),
         command => command,
     };
     let stdout = &mut std::io::stdout().lock();
@@ -44,7 +45,22 @@ fn main() -> ExitCode {
 
 /// `serve`: JSON logs at LOG_LEVEL, then the server until SIGTERM.
 fn run_server(args: &ServeArgs) -> ExitCode {
-    if let Err(e) = telemetry::init(&args.log_level) {
+    run_async(&args.log_level, serve::serve(args))
+}
+
+/// `demo`: everything on 127.0.0.1 until Ctrl-C.
+fn run_demo(args: &DemoArgs) -> ExitCode {
+    // NB: the simulated servers log every connection a client drops (kube closes watches
+    // early on purpose); that is noise in a demo.
+    run_async("info,warp::server=off", demo::demo(args))
+}
+
+/// Runs `task` on a multi-threaded runtime with JSON logs at `log_level`.
+fn run_async<E: std::error::Error>(
+    log_level: &str,
+    task: impl std::future::Future<Output = Result<(), E>>,
+) -> ExitCode {
+    if let Err(e) = telemetry::init(log_level) {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
@@ -58,10 +74,12 @@ fn run_server(args: &ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve::serve(args)) {
+    match runtime.block_on(task) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %codeserver_service::graphql::error_chain(&e), "the server stopped");
+            let error = codeserver_service::graphql::error_chain(&e);
+            tracing::error!(%error, "stopped");
+            eprintln!("error: {error}");
             ExitCode::FAILURE
         }
     }
