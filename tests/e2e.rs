@@ -13,7 +13,7 @@ use codeserver_service::{
     render::{ActiveTemplates, Templates},
     serve::{self, Parts},
     sim::{
-        Sim,
+        self, Sim,
         gitea::{Fault, SimGitea},
         issuer::{DEFAULT_AUDIENCE, Issuer, TokenSpec},
     },
@@ -294,6 +294,7 @@ async fn stop_keeps_the_volume_start_brings_the_pod_back_delete_removes_all() {
         "provisionCodeServer",
     );
     let id = "code-server-alice";
+    let volume_uid = w.pvc("workspace-alice").unwrap()["metadata"]["uid"].clone();
     let stopped = w.on_id(&alice, STOP, id).await;
     assert_eq!(ok(&stopped, "stopCodeServer"), true);
     assert!(
@@ -305,9 +306,17 @@ async fn stop_keeps_the_volume_start_brings_the_pod_back_delete_removes_all() {
     let status = w.on_id(&alice, STATUS, id).await;
     assert_eq!(ok(&status, "codeServerStatus"), "STOPPED");
 
+    let logs = w.on_id(&alice, LOGS, id).await;
+    assert_eq!(error_of(&logs), ("pod not ready", "INTERNAL"));
+
     let started = w.on_id(&alice, START, id).await;
     assert_eq!(ok(&started, "startCodeServer")["status"], "RUNNING");
     assert!(w.pod(id).is_some());
+    assert_eq!(
+        w.pvc("workspace-alice").unwrap()["metadata"]["uid"],
+        volume_uid,
+        "the restarted pod mounts the same volume, so the work persists"
+    );
 
     let synced = w.on_id(&alice, SYNC, id).await;
     assert_eq!(ok(&synced, "syncRepository"), true);
@@ -459,4 +468,66 @@ async fn instance_stats_are_for_admins_and_feed_the_gauges() {
     );
     assert!(text.contains("codeserver_instances_total{status=\"STOPPED\"} 1"));
     assert!(text.contains("codeserver_storage_used_bytes{user=\"alice\"} 10737418240"));
+}
+
+#[tokio::test]
+async fn cluster_failures_answer_with_the_spec_messages_only() {
+    let w = world().await;
+    let alice = w.token("alice", &[]);
+    w.sim.inject(
+        sim::Fault::status(403)
+            .verb("patch")
+            .resource("persistentvolumeclaims"),
+    );
+    let storage = w.provision(&alice, "devteam", "docs").await;
+    assert_eq!(
+        error_of(&storage),
+        ("failed to create storage", "INTERNAL"),
+        "{storage}"
+    );
+    assert!(
+        w.pod("code-server-alice").is_none(),
+        "no pod without its volume"
+    );
+    w.sim.clear_faults();
+
+    w.sim
+        .inject(sim::Fault::status(403).verb("patch").resource("pods"));
+    let instance = w.provision(&alice, "devteam", "docs").await;
+    assert_eq!(
+        error_of(&instance),
+        ("failed to create instance", "INTERNAL"),
+        "{instance}"
+    );
+    let text = instance.to_string();
+    assert!(
+        !text.contains("403") && !text.contains("Forbidden"),
+        "{text}"
+    );
+    w.sim.clear_faults();
+
+    let retried = w.provision(&alice, "devteam", "docs").await;
+    assert_eq!(
+        ok(&retried, "provisionCodeServer")["instance"]["status"],
+        "RUNNING"
+    );
+}
+
+#[tokio::test]
+async fn readiness_follows_the_simulated_cluster() {
+    let w = world().await;
+    let ready = w
+        .client
+        .get(format!("{}/ready", w.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let health = w
+        .client
+        .get(format!("{}/health", w.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
 }
