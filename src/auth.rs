@@ -351,7 +351,10 @@ impl Authenticator {
                 // NB: a token is always verified, even behind the proxy; the headers only
                 // stand in for a token, they never override one.
                 let identity = self.verify(token).await?;
-                if identity.user_id != forwarded.user_id {
+                // NB: the proxy may forward `preferred_username` or `sub`, as configured.
+                let same = identity.user_id == forwarded.user_id
+                    || identity.sub.as_deref() == Some(forwarded.user_id.as_str());
+                if !same {
                     return Err(AuthError::ForwardedMismatch);
                 }
                 Ok(identity)

@@ -340,6 +340,13 @@ async fn forwarded_headers_count_only_when_trusted() {
         refused(&trusting, &alice_claims_bob).await,
         AuthError::ForwardedMismatch
     ));
+    let mut alice_by_sub = headers(&[("x-forwarded-user", "sub-alice")]);
+    alice_by_sub.insert(AUTHORIZATION, format!("Bearer {alice}").parse().unwrap());
+    assert_eq!(
+        trusting.authenticate(&alice_by_sub).await.unwrap().user_id,
+        "alice",
+        "a proxy may forward the subject instead of the user name"
+    );
     let expired = issuer
         .mint(&TokenSpec::new("bob").expires_in(-600))
         .unwrap();
