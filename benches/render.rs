@@ -1,6 +1,10 @@
 //! Renders a full instance (every template, parsed to checked objects) and reports
 //! instances per second. `cargo bench --bench render`.
 
+// NB: the same allocator as the service binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::hint::black_box;
 
 use codeserver_service::{
@@ -10,25 +14,9 @@ use codeserver_service::{
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-fn settings() -> InstanceSettings {
-    InstanceSettings {
-        namespace: "codeserver-instances".into(),
-        pvc_storage_class: "standard".into(),
-        pvc_size: "10Gi".into(),
-        image: "codercom/code-server:latest".into(),
-        cpu: "500m".into(),
-        memory: "1Gi".into(),
-        cpu_limit: "2".into(),
-        memory_limit: "4Gi".into(),
-        base_domain: "devplatform.local".into(),
-        templates_dir: None,
-        values_files: vec![],
-    }
-}
-
 fn bench_render(c: &mut Criterion) {
     let templates = Templates::builtin().expect("built-in templates load");
-    let settings = settings();
+    let settings = InstanceSettings::default();
     let repos = [Repo::new(
         "devteam",
         "backend-api",

@@ -101,6 +101,25 @@ pub struct InstanceSettings {
     pub values_files: Vec<PathBuf>,
 }
 
+impl Default for InstanceSettings {
+    /// The specification's defaults (the same as the flags' defaults; a test checks it).
+    fn default() -> Self {
+        Self {
+            namespace: "codeserver-instances".to_owned(),
+            pvc_storage_class: "standard".to_owned(),
+            pvc_size: "10Gi".to_owned(),
+            image: "codercom/code-server:latest".to_owned(),
+            cpu: "500m".to_owned(),
+            memory: "1Gi".to_owned(),
+            cpu_limit: "2".to_owned(),
+            memory_limit: "4Gi".to_owned(),
+            base_domain: "devplatform.local".to_owned(),
+            templates_dir: None,
+            values_files: Vec::new(),
+        }
+    }
+}
+
 /// Settings of the `serve` command.
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -479,6 +498,10 @@ mod tests {
         assert_eq!((i.cpu.as_str(), i.memory.as_str()), ("500m", "1Gi"));
         assert_eq!(i.base_domain, "devplatform.local");
         assert_eq!(i.image, "codercom/code-server:latest");
+        assert_eq!(
+            format!("{i:?}"),
+            format!("{:?}", InstanceSettings::default())
+        );
     }
 
     #[test]

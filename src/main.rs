@@ -7,6 +7,11 @@ use codeserver_service::{
     demo, serve, telemetry,
 };
 
+// NB: rendering and serving allocate many small objects; mimalloc makes a full render
+// about a quarter cheaper than the system allocator (see benches/render.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -462,20 +462,8 @@ mod tests {
 
     use super::*;
 
-    pub(crate) fn settings() -> InstanceSettings {
-        InstanceSettings {
-            namespace: "codeserver-instances".into(),
-            pvc_storage_class: "standard".into(),
-            pvc_size: "10Gi".into(),
-            image: "codercom/code-server:latest".into(),
-            cpu: "500m".into(),
-            memory: "1Gi".into(),
-            cpu_limit: "2".into(),
-            memory_limit: "4Gi".into(),
-            base_domain: "devplatform.local".into(),
-            templates_dir: None,
-            values_files: vec![],
-        }
+    fn settings() -> InstanceSettings {
+        InstanceSettings::default()
     }
 
     fn repo(owner: &str, name: &str) -> Repo {

@@ -329,7 +329,7 @@ fn missing_ownership_labels_are_reported() {
             replace_in(
                 d,
                 "_helpers.j2",
-                "labels: {{ merge(labels, extra_labels) }}",
+                "labels: {{ merge(labels, extra_labels) if extra_labels else labels }}",
                 "labels: {app: x}",
             )
         },

@@ -416,10 +416,11 @@ impl Templates {
             .map_err(|e| RenderError::Problems(vec![template_problem(name, &e)]))?;
         let (text, slots) = shape::with_slots(|| template.render(ctx));
         let text = text.map_err(|e| RenderError::Problems(vec![template_problem(name, &e)]))?;
-        let substituted = self
-            .shapes
-            .parse(&text)
-            .and_then(|docs| docs.iter().map(|d| shape::substitute(d, &slots)).collect::<Option<Vec<_>>>());
+        let substituted = self.shapes.parse(&text).and_then(|docs| {
+            docs.iter()
+                .map(|d| shape::substitute(d, &slots))
+                .collect::<Option<Vec<_>>>()
+        });
         match substituted {
             Some(docs) => Ok(docs),
             None => self.documents_direct(name, ctx),
@@ -439,7 +440,11 @@ impl Templates {
                 Ok(Value::Null) => {}
                 Ok(v) => docs.push(v),
                 // NB: after a syntax error the parser cannot resynchronise.
-                Err(e) => return Err(RenderError::Problems(vec![yaml_problem(name, index, &text, &e)])),
+                Err(e) => {
+                    return Err(RenderError::Problems(vec![yaml_problem(
+                        name, index, &text, &e,
+                    )]));
+                }
             }
         }
         Ok(docs)
@@ -451,7 +456,10 @@ impl Templates {
         let ctx = JinjaValue::from(Serde(values));
         let mut problems = Vec::new();
         for name in &self.object_templates {
-            let (Ok(fast), Ok(direct)) = (self.documents(name, &ctx), self.documents_direct(name, &ctx)) else {
+            let (Ok(fast), Ok(direct)) = (
+                self.documents(name, &ctx),
+                self.documents_direct(name, &ctx),
+            ) else {
                 continue;
             };
             if fast != direct {
@@ -505,15 +513,54 @@ fn finish(mut value: Value, revision: &str) -> Result<DynamicObject, String> {
             }
         }
     }
-    serde_json::from_value(value).map_err(|e| format!("not a Kubernetes object: {e}"))
+    into_object(value)
 }
 
-/// Hash of a pod's rendered spec, like a Deployment's pod-template-hash.
+/// Converts a checked document into an object.
+///
+/// NB: `DynamicObject` flattens its type and data fields, which serde can only
+/// deserialize through a buffered copy; taking the map apart by hand is several times
+/// cheaper on this hot path.
+fn into_object(value: Value) -> Result<DynamicObject, String> {
+    let Value::Object(mut map) = value else {
+        return Err("not a mapping".to_owned());
+    };
+    let text = |v: Option<Value>| match v {
+        Some(Value::String(s)) => Ok(s),
+        _ => Err("apiVersion and kind must be strings".to_owned()),
+    };
+    let api_version = text(map.remove("apiVersion"))?;
+    let kind = text(map.remove("kind"))?;
+    let metadata = serde_json::from_value(map.remove("metadata").unwrap_or(Value::Null))
+        .map_err(|e| format!("metadata is not valid object metadata: {e}"))?;
+    Ok(DynamicObject {
+        types: Some(kube::api::TypeMeta { api_version, kind }),
+        metadata,
+        data: Value::Object(map),
+    })
+}
+
+/// Hash of a pod's rendered spec, like a Deployment's pod-template-hash: 64-bit FNV-1a
+/// over the spec's JSON, 16 hex digits. Stable across versions and replicas.
 pub fn spec_hash(spec: &Value) -> String {
+    struct Fnv(u64);
+    impl std::io::Write for Fnv {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            for b in buf {
+                self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut fnv = Fnv(0xcbf2_9ce4_8422_2325);
     // NB: serde_json maps are sorted, so equal specs serialize identically.
-    let mut hash = naming::hex_digest(spec.to_string().as_bytes());
-    hash.truncate(16);
-    hash
+    if serde_json::to_writer(&mut fnv, spec).is_err() {
+        return String::new();
+    }
+    format!("{:016x}", fnv.0)
 }
 
 fn revision(files: &[(String, String)]) -> String {

@@ -42,8 +42,10 @@ thread_local! {
 /// The formatter: in shape mode, strings and collections become tokens; otherwise (and
 /// for safe strings, numbers, booleans and null) YAML-safe text.
 pub fn format(out: &mut impl Write, value: &JinjaValue) -> Result<(), Error> {
-    let tokenise = matches!(value.kind(), ValueKind::String | ValueKind::Map | ValueKind::Seq | ValueKind::Iterable)
-        && !value.is_safe();
+    let tokenise = matches!(
+        value.kind(),
+        ValueKind::String | ValueKind::Map | ValueKind::Seq | ValueKind::Iterable
+    ) && !value.is_safe();
     if tokenise {
         let slot = SLOTS.with(|slots| {
             slots.borrow_mut().as_mut().map(|v| {
@@ -77,7 +79,12 @@ impl ShapeCache {
     /// The parsed documents of `text`, parsing on a miss; `None` when it does not parse
     /// (the caller then takes the direct path, which reports the error precisely).
     pub fn parse(&self, text: &str) -> Option<Arc<Vec<Value>>> {
-        if let Some(hit) = self.shapes.lock().unwrap_or_else(PoisonError::into_inner).get(text) {
+        if let Some(hit) = self
+            .shapes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(text)
+        {
             return Some(hit.clone());
         }
         let mut docs = Vec::new();
@@ -109,7 +116,11 @@ impl std::fmt::Debug for ShapeCache {
 pub fn substitute(shape: &Value, slots: &[JinjaValue]) -> Option<Value> {
     match shape {
         Value::String(s) if s.contains(OPEN) => substitute_str(s, slots),
-        Value::Array(items) => items.iter().map(|v| substitute(v, slots)).collect::<Option<Vec<_>>>().map(Value::Array),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| substitute(v, slots))
+            .collect::<Option<Vec<_>>>()
+            .map(Value::Array),
         Value::Object(map) => {
             let mut out = serde_json::Map::with_capacity(map.len());
             for (k, v) in map {
@@ -131,7 +142,11 @@ pub fn substitute(shape: &Value, slots: &[JinjaValue]) -> Option<Value> {
 
 fn substitute_str(s: &str, slots: &[JinjaValue]) -> Option<Value> {
     if let Some(index) = whole_token(s) {
-        return serde_json::to_value(slots.get(index)?).ok();
+        let slot = slots.get(index)?;
+        return match slot.as_str() {
+            Some(text) if slot.kind() == ValueKind::String => Some(Value::String(text.to_owned())),
+            _ => serde_json::to_value(slot).ok(),
+        };
     }
     // Tokens embedded in longer text keep their quotes: put the YAML-safe text there.
     let mut out = String::with_capacity(s.len());
@@ -162,18 +177,29 @@ mod tests {
 
     #[test]
     fn whole_and_embedded_tokens_are_replaced() {
-        let slots = vec![JinjaValue::from("a: \"b\""), JinjaValue::from(minijinja::value::Serde(json!({"k": ["v", 1]})))];
+        let slots = vec![
+            JinjaValue::from("a: \"b\""),
+            JinjaValue::from(minijinja::value::Serde(json!({"k": ["v", 1]}))),
+        ];
         let shape = json!({"name": "\u{E000}0\u{E001}", "labels": "\u{E000}1\u{E001}",
                            "script": "echo \"\u{E000}0\u{E001}\"\n", "\u{E000}0\u{E001}": 1, "n": 3});
         let out = substitute(&shape, &slots).unwrap();
-        assert_eq!(out, json!({"name": "a: \"b\"", "labels": {"k": ["v", 1]},
-                               "script": "echo \"a: \\\"b\\\"\"\n", "a: \"b\"": 1, "n": 3}));
+        assert_eq!(
+            out,
+            json!({"name": "a: \"b\"", "labels": {"k": ["v", 1]},
+                               "script": "echo \"a: \\\"b\\\"\"\n", "a: \"b\"": 1, "n": 3})
+        );
     }
 
     #[test]
     fn mangled_tokens_are_refused() {
         let slots = vec![JinjaValue::from("x")];
-        for bad in ["\u{E000}0", "x\u{E000}0\u{E001}", "\u{E000}9\u{E001}", "\"\u{E000}zz\u{E001}\""] {
+        for bad in [
+            "\u{E000}0",
+            "x\u{E000}0\u{E001}",
+            "\u{E000}9\u{E001}",
+            "\"\u{E000}zz\u{E001}\"",
+        ] {
             assert!(substitute(&json!(bad), &slots).is_none(), "{bad:?}");
         }
     }
