@@ -4,14 +4,22 @@
 //! (`render`), compared with what is live (`reconcile::plan`) and applied with server-side
 //! apply (`reconcile::apply`). The GraphQL layer only checks identity and arguments.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod demo;
+pub mod gitea;
+pub mod graphql;
+pub mod http;
 pub mod instance;
+pub mod metrics;
 pub mod naming;
 pub mod quantity;
 pub mod reconcile;
 pub mod render;
+pub mod serve;
 pub mod sim;
+pub mod telemetry;
 pub mod values;
 
 /// The version stamped into the binary (BUILD_VERSION at build time, else the crate's).
@@ -19,3 +27,17 @@ pub const VERSION: &str = match option_env!("BUILD_VERSION") {
     Some(v) => v,
     None => env!("CARGO_PKG_VERSION"),
 };
+
+/// Installs rustls' ring crypto provider for the whole process, once.
+///
+/// reqwest and kube are built without a default provider (`rustls-no-provider`), so every
+/// entry point that builds an HTTPS-capable client calls this first. Calling it again, or
+/// after another part of the process installed a provider, is harmless.
+pub fn install_crypto() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // NB: `install_default` fails only when a provider is already installed, which is
+        // exactly the state we want; the error carries nothing else.
+        let _already_installed = rustls::crypto::ring::default_provider().install_default();
+    });
+}

@@ -6,6 +6,9 @@
 //! and defaulting, and a pod/job/PVC lifecycle standing in for the scheduler, kubelet and
 //! controllers. Tests get a handle to seed and read objects, count requests and inject
 //! faults.
+//!
+//! Beside it, [`gitea`] simulates Gitea's REST API and [`issuer`] the token side of
+//! Keycloak (a JWKS and minted tokens), so that the whole service runs on 127.0.0.1.
 
 // NB: ApiError mirrors a Status body; errors are the rare path, so boxing it buys nothing.
 #![allow(clippy::result_large_err)]
@@ -15,8 +18,10 @@ mod defaults;
 mod discovery;
 mod faults;
 mod fields;
+pub mod gitea;
 mod handle;
 mod http;
+pub mod issuer;
 mod lifecycle;
 mod ops;
 mod resources;

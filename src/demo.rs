@@ -1,0 +1,200 @@
+//! The `demo` command: the whole service on 127.0.0.1 with no cluster. It starts the
+//! simulated cluster, a simulated Gitea with a few users and repositories, a token issuer
+//! with a freshly generated key, and the real server; then prints tokens for two users and
+//! an admin and a `curl` to paste.
+
+use std::{fmt::Write as _, sync::Arc, time::Duration};
+
+use crate::{
+    auth::AuthSettings,
+    config::DemoArgs,
+    gitea::GiteaSettings,
+    metrics::Metrics,
+    reconcile::{Kinds, Reconciler, Timeouts},
+    render::{ActiveTemplates, Templates},
+    serve::{self, Parts, ServeError},
+    sim::{
+        Sim, SimError, SimOptions,
+        gitea::{SimGitea, SimGiteaError, default_repos},
+        issuer::{DEFAULT_AUDIENCE, Issuer, IssuerError, TokenSpec},
+    },
+};
+
+/// How long the demo's tokens stay valid.
+const TOKEN_LIFETIME_SECS: i64 = 12 * 3600;
+
+/// Why the demo could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The simulated cluster did not start.
+    #[error("failed to start the simulated cluster")]
+    Cluster(#[source] Box<SimError>),
+    /// The token issuer did not start or could not mint.
+    #[error("failed to start the token issuer")]
+    Issuer(#[source] IssuerError),
+    /// The simulated Gitea did not start.
+    #[error("failed to start the simulated Gitea")]
+    Gitea(#[source] SimGiteaError),
+    /// The service did not start.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}
+
+/// Runs the demo until Ctrl-C.
+pub async fn demo(args: &DemoArgs) -> Result<(), DemoError> {
+    crate::install_crypto();
+    let sim = Sim::start_with(SimOptions::realistic())
+        .await
+        .map_err(|e| DemoError::Cluster(Box::new(e)))?;
+    let issuer = Arc::new(Issuer::start().await.map_err(DemoError::Issuer)?);
+    let gitea = SimGitea::start(issuer.clone())
+        .await
+        .map_err(DemoError::Gitea)?;
+    let kinds = Kinds::discover(&sim.client())
+        .await
+        .map_err(|e| DemoError::Serve(ServeError::Discovery(e)))?;
+    let templates = Templates::load(args.instance.templates_dir.as_deref())
+        .map_err(|e| DemoError::Serve(ServeError::Templates(e)))?;
+    let reconciler = Arc::new(Reconciler::new(
+        sim.client(),
+        kinds,
+        Arc::new(ActiveTemplates::new(templates)),
+        args.instance.clone(),
+        Timeouts {
+            ready: Duration::from_secs(60),
+            ..Timeouts::default()
+        },
+    ));
+    let metrics = Metrics::new().map_err(|e| DemoError::Serve(ServeError::Metrics(e)))?;
+    let routes = serve::assemble(Parts {
+        reconciler: reconciler.clone(),
+        auth: AuthSettings {
+            jwks_url: issuer.jwks_url(),
+            issuer: Some(issuer.issuer_url()),
+            audience: Some(DEFAULT_AUDIENCE.to_owned()),
+            ..AuthSettings::default()
+        },
+        gitea: GiteaSettings::new(&gitea.url()),
+        metrics: metrics.clone(),
+    })?;
+    let stats = tokio::spawn(serve::refresh_stats(
+        reconciler,
+        metrics,
+        serve::STATS_INTERVAL,
+    ));
+    let token = |user: &str, roles: &[&str]| {
+        issuer
+            .mint(
+                &TokenSpec::new(user)
+                    .roles(roles)
+                    .expires_in(TOKEN_LIFETIME_SECS),
+            )
+            .map_err(DemoError::Issuer)
+    };
+    let tokens = [
+        ("alice", token("alice", &[])?),
+        ("bob", token("bob", &[])?),
+        ("admin", token("admin", &["admin"])?),
+    ];
+    println!(
+        "{}",
+        banner(args, &sim.url(), &gitea.url(), &issuer.jwks_url(), &tokens)
+    );
+    let outcome = serve::run(
+        routes,
+        &format!("127.0.0.1:{}", args.port),
+        &format!("127.0.0.1:{}", args.metrics_port),
+        Duration::from_secs(5),
+    )
+    .await;
+    stats.abort();
+    Ok(outcome?)
+}
+
+/// What the demo prints: where everything runs, the tokens and a first request.
+fn banner(
+    args: &DemoArgs,
+    cluster: &str,
+    gitea: &str,
+    jwks: &str,
+    tokens: &[(&str, String)],
+) -> String {
+    let api = format!("http://127.0.0.1:{}", args.port);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "codeserver-service demo: everything runs on 127.0.0.1\n"
+    );
+    let _ = writeln!(
+        out,
+        "  GraphQL API     {api}/graphql   (GraphiQL in a browser)"
+    );
+    let _ = writeln!(
+        out,
+        "  metrics         http://127.0.0.1:{}/metrics",
+        args.metrics_port
+    );
+    let _ = writeln!(out, "  cluster (sim)   {cluster}");
+    let _ = writeln!(out, "  Gitea (sim)     {gitea}");
+    let _ = writeln!(out, "  JWKS            {jwks}\n");
+    let _ = writeln!(out, "Repositories:");
+    for repo in default_repos() {
+        let visibility = if repo.private { "private" } else { "public" };
+        let with = if repo.collaborators.is_empty() {
+            String::new()
+        } else {
+            format!(", collaborators: {}", repo.collaborators.join(", "))
+        };
+        let _ = writeln!(out, "  {}/{} ({visibility}{with})", repo.owner, repo.name);
+    }
+    let _ = writeln!(out, "\nTokens (valid 12 hours; admin has the admin role):");
+    for (user, token) in tokens {
+        let _ = writeln!(out, "  export {}_TOKEN={token}", user.to_uppercase());
+    }
+    let query = r#"{"query":"mutation { provisionCodeServer(repoOwner: \"devteam\", repoName: \"backend-api\") { instance { id url status } message isNew } }"}"#;
+    let _ = writeln!(out, "\nProvision alice's workspace:\n");
+    let _ = writeln!(
+        out,
+        "  curl -s {api}/graphql -H \"Authorization: Bearer $ALICE_TOKEN\" -H 'Content-Type: application/json' \\\n    -d '{query}'"
+    );
+    let _ = writeln!(out, "\nPress Ctrl-C to stop.");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_banner_has_the_addresses_tokens_and_a_curl_to_paste() {
+        use clap::Parser;
+        let cli = crate::config::Cli::try_parse_from([
+            "codeserver-service",
+            "demo",
+            "--port",
+            "18082",
+            "--metrics-port",
+            "19092",
+        ])
+        .unwrap();
+        let Some(crate::config::Command::Demo(args)) = cli.command else {
+            panic!("not the demo command");
+        };
+        let tokens = [("alice", "a.b.c".to_owned()), ("admin", "d.e.f".to_owned())];
+        let text = banner(
+            &args,
+            "http://127.0.0.1:1",
+            "http://127.0.0.1:2",
+            "http://127.0.0.1:3/certs",
+            &tokens,
+        );
+        assert!(text.contains("http://127.0.0.1:18082/graphql"));
+        assert!(text.contains("http://127.0.0.1:19092/metrics"));
+        assert!(text.contains("export ALICE_TOKEN=a.b.c"));
+        assert!(text.contains("export ADMIN_TOKEN=d.e.f"));
+        assert!(text.contains("curl -s http://127.0.0.1:18082/graphql"));
+        assert!(text.contains("provisionCodeServer"));
+        assert!(text.contains("devteam/backend-api (private, collaborators: alice, bob)"));
+        assert!(!text.contains("0.0.0.0"), "everything stays on loopback");
+    }
+}

@@ -1,0 +1,147 @@
+//! From the reconciler's answers to the GraphQL types, and from its errors to the spec's
+//! error messages (details are logged here, never sent).
+
+use super::{
+    ApiError, CodeServerInstance, InstanceStats, InstanceStatus, PlanAction, PlanResult, PlanStep,
+    ProvisionResult, error_chain,
+};
+use crate::{
+    auth::Identity,
+    instance::{self, Instance},
+    metrics::Metrics,
+    reconcile::{self, Action, Plan, Provisioned, Stats},
+    values::Owner,
+};
+
+/// The reconciler's owner for the caller.
+pub fn owner(identity: &Identity) -> Owner {
+    Owner {
+        user_id: identity.user_id.clone(),
+        email: identity.email.clone(),
+        sub: identity.sub.clone(),
+        known_name: None,
+    }
+}
+
+/// Sets `codeserver_instances_total` (every status, zero included) and
+/// `codeserver_storage_used_bytes` from totals.
+pub fn record_stats(metrics: &Metrics, stats: &Stats) {
+    for status in instance::InstanceStatus::ALL {
+        let count = stats.by_status.get(&status).copied().unwrap_or(0);
+        metrics.set_instances(status.as_str(), count);
+    }
+    // NB: a reset drops the series of users whose workspace is gone.
+    metrics.storage_used.reset();
+    for (user, size) in &stats.storage_by_user {
+        metrics.set_storage_used(user, u64::try_from(size.ceil_units()).unwrap_or(0));
+    }
+}
+
+impl From<instance::InstanceStatus> for InstanceStatus {
+    fn from(status: instance::InstanceStatus) -> Self {
+        match status {
+            instance::InstanceStatus::Pending => Self::Pending,
+            instance::InstanceStatus::Starting => Self::Starting,
+            instance::InstanceStatus::Running => Self::Running,
+            instance::InstanceStatus::Stopping => Self::Stopping,
+            instance::InstanceStatus::Stopped => Self::Stopped,
+            instance::InstanceStatus::Error => Self::Error,
+        }
+    }
+}
+
+impl From<Instance> for CodeServerInstance {
+    fn from(instance: Instance) -> Self {
+        let (repo_owner, repo_name) = instance
+            .primary_repo()
+            .map(|r| (r.owner.clone(), r.name.clone()))
+            .unwrap_or_default();
+        Self {
+            id: instance.id,
+            user_id: instance.user_id,
+            repo_name,
+            repo_owner,
+            url: instance.url,
+            status: instance.status.status.into(),
+            // NB: the API server stamps every object it stores; an empty string only
+            // shows for an object that was never stored, which the reconciler never returns.
+            created_at: instance.created_at.unwrap_or_default(),
+            // NB: the service keeps no state and code-server reports no access times, so
+            // there is nothing true to say here; the spec makes the field nullable.
+            last_accessed_at: None,
+            storage_used: instance.storage.map(|q| q.to_binary_si()),
+        }
+    }
+}
+
+impl From<Provisioned> for ProvisionResult {
+    fn from(provisioned: Provisioned) -> Self {
+        Self {
+            instance: provisioned.instance.into(),
+            message: provisioned.message,
+            is_new: provisioned.is_new,
+        }
+    }
+}
+
+impl From<&Stats> for InstanceStats {
+    fn from(stats: &Stats) -> Self {
+        let count = |status| {
+            let n = stats.by_status.get(&status).copied().unwrap_or(0);
+            i32::try_from(n).unwrap_or(i32::MAX)
+        };
+        Self {
+            total_instances: i32::try_from(stats.total).unwrap_or(i32::MAX),
+            running_instances: count(instance::InstanceStatus::Running),
+            stopped_instances: count(instance::InstanceStatus::Stopped),
+            total_storage_used: stats.storage.to_binary_si(),
+        }
+    }
+}
+
+impl From<&Plan> for PlanResult {
+    fn from(plan: &Plan) -> Self {
+        let steps = plan
+            .steps
+            .iter()
+            .map(|step| PlanStep {
+                object: step.object.clone(),
+                kind: step.kind.clone(),
+                name: step.name.clone(),
+                action: match &step.action {
+                    Action::Create => PlanAction::Create,
+                    Action::Update { .. } => PlanAction::Update,
+                    Action::Unchanged => PlanAction::Unchanged,
+                    Action::Recreate { .. } => PlanAction::Recreate,
+                    Action::Prune => PlanAction::Prune,
+                },
+                patch: match &step.action {
+                    Action::Update { patch } => serde_json::to_string(patch).ok(),
+                    _ => None,
+                },
+                notes: step.notes.clone(),
+            })
+            .collect();
+        Self {
+            unchanged: plan.is_unchanged(),
+            steps,
+            text: plan.to_string(),
+        }
+    }
+}
+
+impl From<reconcile::Error> for ApiError {
+    fn from(error: reconcile::Error) -> Self {
+        use reconcile::Error as E;
+        let answer = match &error {
+            E::NotFound => return Self::InstanceNotFound,
+            E::Storage(_) => Self::StorageFailed,
+            E::Instance(_) | E::Routing(_) => Self::InstanceFailed,
+            E::NotReady(_) => Self::PodNotReady,
+            E::Sync(_) => Self::SyncFailed,
+            E::Render(_) | E::Values(_) | E::Degraded(_) | E::Kube { .. } => Self::Internal,
+        };
+        tracing::warn!(error = %error_chain(&error), "operation failed");
+        answer
+    }
+}

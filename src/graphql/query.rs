@@ -1,0 +1,207 @@
+//! Queries.
+
+use async_graphql::{Context, Object};
+
+use super::{
+    ApiError, CodeServerInstance, InstanceStats, InstanceStatus, PlanResult, RenderResult,
+    Repository, Services, args,
+    convert::{owner, record_stats},
+};
+use crate::{
+    auth::Identity,
+    values::{Owner, Repo},
+};
+
+/// `type Query`.
+pub struct Query;
+
+/// The authenticated caller, or `unauthorized`.
+pub(super) fn caller<'c>(ctx: &Context<'c>) -> Result<&'c Identity, ApiError> {
+    ctx.data_opt::<Identity>().ok_or(ApiError::Unauthorized)
+}
+
+/// The shared services.
+pub(super) fn services<'c>(ctx: &Context<'c>) -> Result<&'c Services, ApiError> {
+    ctx.data::<Services>().map_err(|_| {
+        tracing::error!("schema built without its services");
+        ApiError::Internal
+    })
+}
+
+/// The caller's token, which Gitea needs; callers identified by forwarded headers only
+/// have none, and Gitea would refuse them.
+pub(super) fn token(identity: &Identity) -> Result<&str, ApiError> {
+    identity
+        .token
+        .as_deref()
+        .ok_or(ApiError::RepositoryAccessDenied)
+}
+
+/// Checks the arguments, then asks Gitea, with the caller's token, whether the caller may
+/// read the repository; the answer gives the clone URL.
+pub(super) async fn readable_repo(
+    services: &Services,
+    identity: &Identity,
+    repo_owner: &str,
+    repo_name: &str,
+) -> Result<Repo, ApiError> {
+    args::repository(repo_owner, repo_name)?;
+    let found = services
+        .gitea
+        .repository(token(identity)?, repo_owner, repo_name)
+        .await?;
+    Repo::new(&found.owner, &found.name, &found.clone_url).map_err(|error| {
+        tracing::warn!(%error, "gitea answered an unusable repository");
+        ApiError::Internal
+    })
+}
+
+/// The owner a dry run is for: the caller, or (admins only) the user named by `user_id`.
+fn dry_run_owner(
+    services: &Services,
+    identity: &Identity,
+    user_id: Option<String>,
+) -> Result<Owner, ApiError> {
+    match user_id {
+        Some(user) if user != identity.user_id => {
+            args::admin(identity, &services.admin_role)?;
+            if user.is_empty() || user.len() > crate::naming::MAX_USER_ID_LEN {
+                return Err(ApiError::bad_input(
+                    "userId",
+                    "must be 1 to 1024 characters",
+                ));
+            }
+            Ok(Owner::new(user))
+        }
+        _ => Ok(owner(identity)),
+    }
+}
+
+#[Object]
+impl Query {
+    /// The caller's code-server instances.
+    async fn my_code_servers(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<CodeServerInstance>, ApiError> {
+        let identity = caller(ctx)?;
+        let instances = services(ctx)?.reconciler.list(&owner(identity)).await?;
+        Ok(instances.into_iter().map(Into::into).collect())
+    }
+
+    /// One of the caller's instances; null when there is no such instance of the caller's.
+    async fn code_server(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+    ) -> Result<Option<CodeServerInstance>, ApiError> {
+        let identity = caller(ctx)?;
+        args::instance_id(&id)?;
+        match services(ctx)?.reconciler.get(&owner(identity), &id).await {
+            Ok(instance) => Ok(Some(instance.into())),
+            Err(crate::reconcile::Error::NotFound) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The status of one of the caller's instances.
+    async fn code_server_status(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+    ) -> Result<InstanceStatus, ApiError> {
+        let identity = caller(ctx)?;
+        args::instance_id(&id)?;
+        let status = services(ctx)?
+            .reconciler
+            .status(&owner(identity), &id)
+            .await?;
+        Ok(status.status.into())
+    }
+
+    /// The last `lines` (1 to 10,000; 100 by default) log lines of one of the caller's
+    /// instances.
+    async fn code_server_logs(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        lines: Option<i32>,
+    ) -> Result<String, ApiError> {
+        let identity = caller(ctx)?;
+        args::instance_id(&id)?;
+        let lines = args::log_lines(lines)?;
+        Ok(services(ctx)?
+            .reconciler
+            .logs(&owner(identity), &id, i64::from(lines))
+            .await?)
+    }
+
+    /// Whether the service can do its work (the Kubernetes API answers and the templates
+    /// are loaded). Needs no authentication.
+    async fn health(&self, ctx: &Context<'_>) -> Result<bool, ApiError> {
+        let services = services(ctx)?;
+        Ok((services.ready)().await.is_ok())
+    }
+
+    /// Totals over every instance (admin only).
+    async fn instance_stats(&self, ctx: &Context<'_>) -> Result<InstanceStats, ApiError> {
+        let identity = caller(ctx)?;
+        let services = services(ctx)?;
+        args::admin(identity, &services.admin_role)?;
+        let stats = services.reconciler.stats().await?;
+        record_stats(&services.metrics, &stats);
+        Ok((&stats).into())
+    }
+
+    /// The Gitea repositories the caller can read.
+    async fn my_repositories(&self, ctx: &Context<'_>) -> Result<Vec<Repository>, ApiError> {
+        let identity = caller(ctx)?;
+        let services = services(ctx)?;
+        let repos = services.gitea.repositories(token(identity)?).await?;
+        Ok(repos.into_iter().map(Repository::from).collect())
+    }
+
+    /// Dry run: the manifests the caller's instance with this repository would have.
+    /// Admins may name another user with `userId`. Creates nothing.
+    async fn render_code_server(
+        &self,
+        ctx: &Context<'_>,
+        repo_owner: String,
+        repo_name: String,
+        user_id: Option<String>,
+    ) -> Result<RenderResult, ApiError> {
+        let identity = caller(ctx)?;
+        let services = services(ctx)?;
+        let target = dry_run_owner(services, identity, user_id)?;
+        let repo = readable_repo(services, identity, &repo_owner, &repo_name).await?;
+        let objects = services.reconciler.render_for(&target, repo).await?;
+        let manifests = crate::cli::to_yaml(&objects).map_err(|error| {
+            tracing::error!(%error, "rendered objects do not serialise");
+            ApiError::Internal
+        })?;
+        Ok(RenderResult {
+            manifests,
+            objects: objects
+                .iter()
+                .map(|o| crate::render::object_label(&o.object))
+                .collect(),
+        })
+    }
+
+    /// Dry run: what provisioning this repository would change, per object, with the JSON
+    /// patch of each update. Admins may name another user with `userId`. Changes nothing.
+    async fn plan_code_server(
+        &self,
+        ctx: &Context<'_>,
+        repo_owner: String,
+        repo_name: String,
+        user_id: Option<String>,
+    ) -> Result<PlanResult, ApiError> {
+        let identity = caller(ctx)?;
+        let services = services(ctx)?;
+        let target = dry_run_owner(services, identity, user_id)?;
+        let repo = readable_repo(services, identity, &repo_owner, &repo_name).await?;
+        let plan = services.reconciler.plan_for(&target, repo).await?;
+        Ok((&plan).into())
+    }
+}

@@ -1,0 +1,146 @@
+//! The spec's GraphQL types, names and nullability exactly as written there, plus the
+//! additions of this service (`Repository`, and the dry-run render and plan answers).
+
+use async_graphql::{Enum, SimpleObject};
+
+use crate::gitea;
+
+/// Status of an instance.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstanceStatus {
+    /// Created, not scheduled yet.
+    Pending,
+    /// Scheduled, cloning or starting.
+    Starting,
+    /// Ready.
+    Running,
+    /// Being stopped.
+    Stopping,
+    /// Workspace kept, no pod.
+    Stopped,
+    /// Failed (image pull, crash loop, failed clone).
+    Error,
+}
+
+/// A user's code-server instance: one workspace volume and, while running, one pod.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct CodeServerInstance {
+    /// Instance id, `code-server-<name>`.
+    pub id: String,
+    /// The owner's user id, as the token gave it.
+    pub user_id: String,
+    /// The repository the instance was provisioned for.
+    pub repo_name: String,
+    /// Owner of that repository.
+    pub repo_owner: String,
+    /// Where code-server answers in the browser.
+    pub url: String,
+    /// Current status, derived from the live pod.
+    pub status: InstanceStatus,
+    /// When the instance was created (RFC 3339).
+    pub created_at: String,
+    /// When the instance was last used; not tracked by this service, so null.
+    pub last_accessed_at: Option<String>,
+    /// Storage allocated to the workspace, such as `10Gi`.
+    pub storage_used: Option<String>,
+}
+
+/// What `provisionCodeServer` did.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct ProvisionResult {
+    /// The instance, with its status after waiting for readiness.
+    pub instance: CodeServerInstance,
+    /// What happened, for people.
+    pub message: String,
+    /// True when the instance did not exist before.
+    pub is_new: bool,
+}
+
+/// Totals over every instance (admins only).
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct InstanceStats {
+    /// Instances (workspace volumes).
+    pub total_instances: i32,
+    /// Instances whose pod is ready.
+    pub running_instances: i32,
+    /// Instances without a pod.
+    pub stopped_instances: i32,
+    /// Storage allocated to all workspaces, such as `120Gi`.
+    pub total_storage_used: String,
+}
+
+/// A Gitea repository the caller can read.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct Repository {
+    /// Owner login.
+    pub owner: String,
+    /// Name.
+    pub name: String,
+    /// HTTP(S) clone URL.
+    pub clone_url: String,
+    /// Whether the repository is private.
+    pub private: bool,
+}
+
+impl From<gitea::Repository> for Repository {
+    fn from(repo: gitea::Repository) -> Self {
+        Self {
+            owner: repo.owner,
+            name: repo.name,
+            clone_url: repo.clone_url,
+            private: repo.private,
+        }
+    }
+}
+
+/// The manifests a dry run renders.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct RenderResult {
+    /// Every object as multi-document YAML, each headed by its template file.
+    pub manifests: String,
+    /// `Kind/name` of each object, in render order.
+    pub objects: Vec<String>,
+}
+
+/// What applying would do to one object.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlanAction {
+    /// Not live; would be created.
+    Create,
+    /// Live but different; would be patched (see `patch`).
+    Update,
+    /// Live and equal; no request.
+    Unchanged,
+    /// A pod whose spec changed; recreated when the instance is next started.
+    Recreate,
+    /// Ours but no longer rendered; would be deleted.
+    Prune,
+}
+
+/// One object of a plan.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct PlanStep {
+    /// `Kind/name`.
+    pub object: String,
+    /// The kind.
+    pub kind: String,
+    /// The name.
+    pub name: String,
+    /// What would happen.
+    pub action: PlanAction,
+    /// For updates, the RFC 6902 JSON patch from live to desired, as JSON text.
+    pub patch: Option<String>,
+    /// What the plan held back, for people.
+    pub notes: Vec<String>,
+}
+
+/// A dry-run plan: what provisioning would change.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct PlanResult {
+    /// True when nothing would change.
+    pub unchanged: bool,
+    /// One step per object.
+    pub steps: Vec<PlanStep>,
+    /// The plan as `plan` prints it.
+    pub text: String,
+}

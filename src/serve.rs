@@ -1,0 +1,267 @@
+//! The `serve` command: configuration in, a running service out. [`assemble`] builds the
+//! routes from a reconciler and the settings (the demo uses it too); [`serve`] adds the
+//! Kubernetes client, the templates, both listeners and the shutdown on SIGTERM.
+
+use std::{
+    path::Path,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use kube::Client;
+use warp::{Filter, filters::BoxedFilter, reply::Response};
+
+use crate::{
+    auth::{AuthError, AuthSettings, Authenticator},
+    config::ServeArgs,
+    gitea::{GiteaClient, GiteaError, GiteaSettings},
+    graphql::{self, Services, error_chain, record_stats},
+    http::{self, App, HttpError, ReadyCheck},
+    metrics::{Metrics, MetricsError},
+    reconcile::{self, Kinds, Reconciler, Timeouts},
+    render::{ActiveTemplates, RenderError, Templates},
+};
+
+/// How often the instance and storage gauges are refreshed from the cluster.
+pub const STATS_INTERVAL: Duration = Duration::from_secs(30);
+/// How long a readiness answer is reused (probes and `health` stay cheap under load).
+const READY_CACHE: Duration = Duration::from_secs(2);
+/// How long the readiness probe waits for the Kubernetes API.
+const READY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The kubeconfig could not be read or used.
+    #[error("failed to load the kubeconfig {path}")]
+    Kubeconfig {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    /// No kubeconfig was given and the in-cluster configuration is unusable.
+    #[error(
+        "failed to load the in-cluster Kubernetes configuration (set KUBECONFIG outside a cluster)"
+    )]
+    InCluster(#[source] kube::config::InClusterError),
+    /// The Kubernetes client could not be built.
+    #[error("failed to build the Kubernetes client")]
+    Client(#[source] kube::Error),
+    /// The cluster's API groups could not be discovered.
+    #[error("failed to discover the cluster's API")]
+    Discovery(#[source] reconcile::Error),
+    /// The templates could not be loaded.
+    #[error("failed to load the templates")]
+    Templates(#[source] RenderError),
+    /// The authenticator could not be built.
+    #[error("invalid authentication settings")]
+    Auth(#[source] AuthError),
+    /// The Gitea client could not be built.
+    #[error("invalid Gitea settings")]
+    Gitea(#[source] GiteaError),
+    /// The metrics could not be registered.
+    #[error("failed to register the metrics")]
+    Metrics(#[source] MetricsError),
+    /// A listener or signal handler failed.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+}
+
+/// What the routes are built from.
+pub struct Parts {
+    /// The lifecycle operations.
+    pub reconciler: Arc<Reconciler>,
+    /// Authentication.
+    pub auth: AuthSettings,
+    /// Gitea.
+    pub gitea: GiteaSettings,
+    /// The service's metrics.
+    pub metrics: Metrics,
+}
+
+/// The service's two route sets.
+pub struct Routes {
+    /// `/graphql`, `/health`, `/ready` (PORT).
+    pub api: BoxedFilter<(Response,)>,
+    /// `/metrics` (METRICS_PORT).
+    pub metrics: BoxedFilter<(Response,)>,
+}
+
+/// Builds the routes: authenticator, Gitea client, schema, readiness.
+pub fn assemble(parts: Parts) -> Result<Routes, ServeError> {
+    let admin_role = parts.auth.admin_role.clone();
+    let auth = Authenticator::new(parts.auth).map_err(ServeError::Auth)?;
+    let gitea = GiteaClient::new(parts.gitea)
+        .map_err(ServeError::Gitea)?
+        .with_metrics(parts.metrics.clone());
+    let ready = ready_check(
+        parts.reconciler.client().clone(),
+        parts.reconciler.templates().clone(),
+    );
+    let schema = graphql::schema(Services {
+        reconciler: parts.reconciler,
+        gitea,
+        admin_role,
+        metrics: parts.metrics.clone(),
+        ready: ready.clone(),
+    });
+    Ok(Routes {
+        api: http::routes(App {
+            schema,
+            auth,
+            ready,
+        })
+        .boxed(),
+        metrics: http::metrics_routes(parts.metrics).boxed(),
+    })
+}
+
+/// A readiness answer and when it was given.
+type ReadyAnswer = (Instant, Result<(), String>);
+
+/// Ready when the Kubernetes API answers and a template set is loaded; answers are reused
+/// for a moment so that probes and `health` never pile up on the API server.
+pub fn ready_check(client: Client, templates: Arc<ActiveTemplates>) -> ReadyCheck {
+    let last: Arc<Mutex<Option<ReadyAnswer>>> = Arc::default();
+    Arc::new(move || {
+        let client = client.clone();
+        let templates = templates.clone();
+        let last = last.clone();
+        Box::pin(async move {
+            let cached = last
+                .lock()
+                .ok()
+                .and_then(|slot| slot.clone())
+                .filter(|(at, _)| at.elapsed() < READY_CACHE);
+            if let Some((_, answer)) = cached {
+                return answer;
+            }
+            let answer = if templates.get().object_templates().is_empty() {
+                Err("no templates are loaded".to_owned())
+            } else {
+                match tokio::time::timeout(READY_TIMEOUT, client.apiserver_version()).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(error)) => Err(format!("the Kubernetes API failed: {error}")),
+                    Err(_) => Err("the Kubernetes API did not answer in time".to_owned()),
+                }
+            };
+            if let Ok(mut slot) = last.lock() {
+                *slot = Some((Instant::now(), answer.clone()));
+            }
+            answer
+        })
+    })
+}
+
+/// Refreshes `codeserver_instances_total` and `codeserver_storage_used_bytes` every
+/// `interval`, until the task is dropped.
+pub async fn refresh_stats(reconciler: Arc<Reconciler>, metrics: Metrics, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match reconciler.stats().await {
+            Ok(stats) => record_stats(&metrics, &stats),
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "failed to refresh instance metrics")
+            }
+        }
+    }
+}
+
+/// A Kubernetes client from `kubeconfig`, else from the in-cluster service account.
+pub async fn kube_client(kubeconfig: Option<&Path>) -> Result<Client, ServeError> {
+    crate::install_crypto();
+    let config = match kubeconfig {
+        Some(path) => {
+            let shown = path.display().to_string();
+            let file = kube::config::Kubeconfig::read_from(path).map_err(|source| {
+                ServeError::Kubeconfig {
+                    path: shown.clone(),
+                    source,
+                }
+            })?;
+            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|source| ServeError::Kubeconfig {
+                    path: shown,
+                    source,
+                })?
+        }
+        None => kube::Config::incluster().map_err(ServeError::InCluster)?,
+    };
+    Client::try_from(config).map_err(ServeError::Client)
+}
+
+/// Serves `routes` on `api_addr` and `metrics_addr` until SIGTERM, then gives in-flight
+/// requests `grace` to finish.
+pub async fn run(
+    routes: Routes,
+    api_addr: &str,
+    metrics_addr: &str,
+    grace: Duration,
+) -> Result<(), ServeError> {
+    let api_listener = http::bind(api_addr).await?;
+    let metrics_listener = http::bind(metrics_addr).await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let wait = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _closed = stopped.wait_for(|stop| *stop).await;
+    };
+    let api = http::serve(api_listener, routes.api, wait(stopped.clone()), grace);
+    let metrics = http::serve(metrics_listener, routes.metrics, wait(stopped), grace);
+    let signal = async move {
+        let outcome = http::shutdown_signal().await;
+        let _receivers_gone = stop.send(true);
+        outcome
+    };
+    let (signal, (), ()) = tokio::join!(signal, api, metrics);
+    signal.map_err(ServeError::from)
+}
+
+/// The `serve` command.
+pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
+    let client = kube_client(args.kubeconfig.as_deref()).await?;
+    let kinds = Kinds::discover(&client)
+        .await
+        .map_err(ServeError::Discovery)?;
+    let templates =
+        Templates::load(args.instance.templates_dir.as_deref()).map_err(ServeError::Templates)?;
+    let timeouts = Timeouts {
+        ready: args.ready_timeout(),
+        unschedulable: Duration::from_secs(args.unschedulable_timeout),
+        ..Timeouts::default()
+    };
+    let reconciler = Arc::new(Reconciler::new(
+        client,
+        kinds,
+        Arc::new(ActiveTemplates::new(templates)),
+        args.instance.clone(),
+        timeouts,
+    ));
+    let metrics = Metrics::new().map_err(ServeError::Metrics)?;
+    let gitea = GiteaSettings::from_args(args).map_err(ServeError::Gitea)?;
+    let routes = assemble(Parts {
+        reconciler: reconciler.clone(),
+        auth: AuthSettings::from_args(args),
+        gitea,
+        metrics: metrics.clone(),
+    })?;
+    let stats = tokio::spawn(refresh_stats(reconciler, metrics, STATS_INTERVAL));
+    tracing::info!(
+        port = args.port,
+        metrics_port = args.metrics_port,
+        version = crate::VERSION,
+        "serving"
+    );
+    let outcome = run(
+        routes,
+        &format!("0.0.0.0:{}", args.port),
+        &format!("0.0.0.0:{}", args.metrics_port),
+        Duration::from_secs(args.shutdown_timeout),
+    )
+    .await;
+    stats.abort();
+    outcome
+}

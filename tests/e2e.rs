@@ -1,0 +1,533 @@
+//! End to end through the HTTP server, in-process: the real GraphQL API, the reconciler and
+//! the kube client against the simulated cluster, with the simulated Gitea and issuer.
+
+use std::{sync::Arc, time::Duration};
+
+use codeserver_service::{
+    auth::AuthSettings,
+    config::InstanceSettings,
+    gitea::GiteaSettings,
+    http,
+    metrics::Metrics,
+    reconcile::{Kinds, Reconciler, Timeouts},
+    render::{ActiveTemplates, Templates},
+    serve::{self, Parts},
+    sim::{
+        self, Sim,
+        gitea::{Fault, SimGitea},
+        issuer::{DEFAULT_AUDIENCE, Issuer, TokenSpec},
+    },
+};
+use serde_json::{Value, json};
+use warp::Filter;
+
+const NS: &str = "codeserver-instances";
+
+struct World {
+    sim: Sim,
+    issuer: Arc<Issuer>,
+    gitea: SimGitea,
+    metrics: Metrics,
+    base: String,
+    client: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+fn instance_settings() -> InstanceSettings {
+    InstanceSettings {
+        namespace: NS.into(),
+        pvc_storage_class: "standard".into(),
+        pvc_size: "10Gi".into(),
+        image: "codercom/code-server:latest".into(),
+        cpu: "500m".into(),
+        memory: "1Gi".into(),
+        cpu_limit: "2".into(),
+        memory_limit: "4Gi".into(),
+        base_domain: "devplatform.local".into(),
+        templates_dir: None,
+        values_files: vec![],
+    }
+}
+
+async fn world() -> World {
+    codeserver_service::install_crypto();
+    let sim = Sim::start().await.unwrap();
+    let issuer = Arc::new(Issuer::start().await.unwrap());
+    let gitea = SimGitea::start(issuer.clone()).await.unwrap();
+    let metrics = Metrics::new().unwrap();
+    let kinds = Kinds::discover(&sim.client()).await.unwrap();
+    let reconciler = Arc::new(Reconciler::new(
+        sim.client(),
+        kinds,
+        Arc::new(ActiveTemplates::new(Templates::builtin().unwrap())),
+        instance_settings(),
+        Timeouts {
+            ready: Duration::from_secs(10),
+            sync: Duration::from_secs(10),
+            ..Timeouts::default()
+        },
+    ));
+    let routes = serve::assemble(Parts {
+        reconciler,
+        auth: AuthSettings {
+            jwks_url: issuer.jwks_url(),
+            issuer: Some(issuer.issuer_url()),
+            audience: Some(DEFAULT_AUDIENCE.to_owned()),
+            ..AuthSettings::default()
+        },
+        gitea: GiteaSettings {
+            backoff: Duration::from_millis(5),
+            ..GiteaSettings::new(&gitea.url())
+        },
+        metrics: metrics.clone(),
+    })
+    .unwrap();
+    let filter = routes.api.or(routes.metrics).unify();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(http::serve(
+        listener,
+        filter,
+        async {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(1),
+    ));
+    World {
+        sim,
+        issuer,
+        gitea,
+        metrics,
+        base,
+        client: reqwest::Client::new(),
+        _stop: stop,
+    }
+}
+
+impl World {
+    fn token(&self, user: &str, roles: &[&str]) -> String {
+        self.issuer
+            .mint(&TokenSpec::new(user).roles(roles))
+            .unwrap()
+    }
+
+    async fn gql(&self, token: &str, query: &str, variables: Value) -> Value {
+        let response = self
+            .client
+            .post(format!("{}/graphql", self.base))
+            .bearer_auth(token)
+            .json(&json!({"query": query, "variables": variables}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    async fn provision(&self, token: &str, owner: &str, name: &str) -> Value {
+        self.gql(
+            token,
+            "mutation($o: String!, $n: String!) { provisionCodeServer(repoOwner: $o, repoName: $n) { instance { id userId repoOwner repoName url status createdAt storageUsed } message isNew } }",
+            json!({"o": owner, "n": name}),
+        )
+        .await
+    }
+
+    async fn on_id(&self, token: &str, operation: &str, id: &str) -> Value {
+        self.gql(token, operation, json!({"id": id})).await
+    }
+
+    fn pvc(&self, name: &str) -> Option<Value> {
+        self.sim.object("persistentvolumeclaims", NS, name)
+    }
+
+    fn pod(&self, name: &str) -> Option<Value> {
+        self.sim.object("pods", NS, name)
+    }
+}
+
+fn ok<'a>(body: &'a Value, field: &str) -> &'a Value {
+    assert!(body["errors"].is_null(), "{field}: {}", body["errors"]);
+    &body["data"][field]
+}
+
+fn error_of(body: &Value) -> (&str, &str) {
+    let error = &body["errors"][0];
+    (
+        error["message"].as_str().unwrap_or_default(),
+        error["extensions"]["code"].as_str().unwrap_or_default(),
+    )
+}
+
+const STATUS: &str = "query($id: String!) { codeServerStatus(id: $id) }";
+const GET: &str = "query($id: String!) { codeServer(id: $id) { id status repoName } }";
+const LOGS: &str = "query($id: String!) { codeServerLogs(id: $id, lines: 2) }";
+const STOP: &str = "mutation($id: String!) { stopCodeServer(id: $id) }";
+const START: &str = "mutation($id: String!) { startCodeServer(id: $id) { id status } }";
+const DELETE: &str = "mutation($id: String!) { deleteCodeServer(id: $id) }";
+const SYNC: &str = "mutation($id: String!) { syncRepository(id: $id) }";
+
+#[tokio::test]
+async fn provision_creates_the_volume_pod_and_service_and_reuses_them() {
+    let w = world().await;
+    let alice = w.token("alice", &[]);
+    let body = w.provision(&alice, "devteam", "backend-api").await;
+    let result = ok(&body, "provisionCodeServer");
+    assert_eq!(result["isNew"], true);
+    assert_eq!(result["message"], "Instance created successfully");
+    let instance = &result["instance"];
+    assert_eq!(instance["id"], "code-server-alice");
+    assert_eq!(instance["userId"], "alice");
+    assert_eq!(instance["repoOwner"], "devteam");
+    assert_eq!(instance["repoName"], "backend-api");
+    assert_eq!(instance["url"], "https://code-alice.devplatform.local");
+    assert_eq!(instance["status"], "RUNNING");
+    assert!(!instance["createdAt"].as_str().unwrap().is_empty());
+    assert_eq!(instance["storageUsed"], "10Gi");
+    assert!(w.pvc("workspace-alice").is_some());
+    assert!(w.pod("code-server-alice").is_some());
+    assert!(w.sim.object("services", NS, "code-server-alice").is_some());
+    let clone_url = format!("{}/devteam/backend-api.git", w.gitea.url());
+    let pvc = w.pvc("workspace-alice").unwrap().to_string();
+    assert!(pvc.contains(&clone_url), "the clone URL comes from Gitea");
+
+    w.sim.reset_requests();
+    let again = w.provision(&alice, "devteam", "backend-api").await;
+    let again = ok(&again, "provisionCodeServer");
+    assert_eq!(again["isNew"], false);
+    assert_eq!(again["message"], "Using existing instance");
+    assert!(w.sim.writes().is_empty(), "{:?}", w.sim.writes());
+
+    let text = w.metrics.encode();
+    assert!(
+        text.contains("codeserver_provision_duration_seconds_count{result=\"ok\"} 2"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn queries_report_the_callers_instances() {
+    let w = world().await;
+    let alice = w.token("alice", &[]);
+    ok(
+        &w.provision(&alice, "devteam", "docs").await,
+        "provisionCodeServer",
+    );
+    let mine = w
+        .gql(
+            &alice,
+            "{ myCodeServers { id repoName status } }",
+            json!({}),
+        )
+        .await;
+    let mine = ok(&mine, "myCodeServers").as_array().unwrap().clone();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0]["repoName"], "docs");
+    let one = w.on_id(&alice, GET, "code-server-alice").await;
+    assert_eq!(ok(&one, "codeServer")["status"], "RUNNING");
+    let status = w.on_id(&alice, STATUS, "code-server-alice").await;
+    assert_eq!(ok(&status, "codeServerStatus"), "RUNNING");
+    w.sim.set_logs(
+        NS,
+        "code-server-alice",
+        "code-server",
+        &["one", "two", "three"],
+    );
+    let logs = w.on_id(&alice, LOGS, "code-server-alice").await;
+    assert_eq!(
+        ok(&logs, "codeServerLogs").as_str().unwrap().trim(),
+        "two\nthree"
+    );
+    let health = w.gql(&alice, "{ health }", json!({})).await;
+    assert_eq!(ok(&health, "health"), true);
+}
+
+#[tokio::test]
+async fn one_user_cannot_touch_another_users_instance() {
+    let w = world().await;
+    let alice = w.token("alice", &[]);
+    let bob = w.token("bob", &[]);
+    ok(
+        &w.provision(&alice, "devteam", "backend-api").await,
+        "provisionCodeServer",
+    );
+    let id = "code-server-alice";
+    w.sim.reset_requests();
+    let get = w.on_id(&bob, GET, id).await;
+    assert!(ok(&get, "codeServer").is_null());
+    for operation in [STATUS, LOGS, STOP, START, DELETE, SYNC] {
+        let body = w.on_id(&bob, operation, id).await;
+        assert_eq!(
+            error_of(&body),
+            ("instance not found", "NOT_FOUND"),
+            "{operation}: {body}"
+        );
+    }
+    assert!(w.sim.writes().is_empty(), "{:?}", w.sim.writes());
+    assert!(w.pod(id).is_some() && w.pvc("workspace-alice").is_some());
+    let theirs = w.gql(&bob, "{ myCodeServers { id } }", json!({})).await;
+    assert_eq!(ok(&theirs, "myCodeServers"), &json!([]));
+}
+
+#[tokio::test]
+async fn users_get_isolated_instances() {
+    let w = world().await;
+    let alice = w.token("alice", &[]);
+    let bob = w.token("bob", &[]);
+    let a = w.provision(&alice, "devteam", "backend-api").await;
+    let b = w.provision(&bob, "devteam", "backend-api").await;
+    let a = ok(&a, "provisionCodeServer")["instance"]["id"].clone();
+    let b = ok(&b, "provisionCodeServer")["instance"]["id"].clone();
+    assert_ne!(a, b);
+    assert!(w.pvc("workspace-alice").is_some() && w.pvc("workspace-bob").is_some());
+    let netpols = w.sim.list_objects("networkpolicies");
+    assert!(netpols.len() >= 2, "one policy per user: {}", netpols.len());
+}
+
+#[tokio::test]
+async fn stop_keeps_the_volume_start_brings_the_pod_back_delete_removes_all() {
+    let w = world().await;
+    let alice = w.token("alice", &[]);
+    ok(
+        &w.provision(&alice, "devteam", "docs").await,
+        "provisionCodeServer",
+    );
+    let id = "code-server-alice";
+    let volume_uid = w.pvc("workspace-alice").unwrap()["metadata"]["uid"].clone();
+    let stopped = w.on_id(&alice, STOP, id).await;
+    assert_eq!(ok(&stopped, "stopCodeServer"), true);
+    assert!(
+        w.sim
+            .wait_for("pods", NS, id, Duration::from_secs(5), |pod| pod.is_none())
+            .await
+    );
+    assert!(w.pvc("workspace-alice").is_some(), "the work is kept");
+    let status = w.on_id(&alice, STATUS, id).await;
+    assert_eq!(ok(&status, "codeServerStatus"), "STOPPED");
+
+    let logs = w.on_id(&alice, LOGS, id).await;
+    assert_eq!(error_of(&logs), ("pod not ready", "INTERNAL"));
+
+    let started = w.on_id(&alice, START, id).await;
+    assert_eq!(ok(&started, "startCodeServer")["status"], "RUNNING");
+    assert!(w.pod(id).is_some());
+    assert_eq!(
+        w.pvc("workspace-alice").unwrap()["metadata"]["uid"],
+        volume_uid,
+        "the restarted pod mounts the same volume, so the work persists"
+    );
+
+    let synced = w.on_id(&alice, SYNC, id).await;
+    assert_eq!(ok(&synced, "syncRepository"), true);
+
+    let deleted = w.on_id(&alice, DELETE, id).await;
+    assert_eq!(ok(&deleted, "deleteCodeServer"), true);
+    // NB: like a real cluster, the volume goes once its protection finalizer is released.
+    assert!(
+        w.sim
+            .wait_for(
+                "persistentvolumeclaims",
+                NS,
+                "workspace-alice",
+                Duration::from_secs(5),
+                |pvc| pvc.is_none()
+            )
+            .await
+    );
+    assert!(w.sim.object("services", NS, id).is_none());
+    let mine = w.gql(&alice, "{ myCodeServers { id } }", json!({})).await;
+    assert_eq!(ok(&mine, "myCodeServers"), &json!([]));
+    let again = w.on_id(&alice, STATUS, id).await;
+    assert_eq!(error_of(&again), ("instance not found", "NOT_FOUND"));
+}
+
+#[tokio::test]
+async fn refused_and_failed_provisioning_creates_nothing() {
+    let w = world().await;
+    let bob = w.token("bob", &[]);
+    w.sim.reset_requests();
+    let denied = w.provision(&bob, "alice", "notes").await;
+    assert_eq!(error_of(&denied), ("repository access denied", "FORBIDDEN"));
+    let hostile = w.provision(&bob, "devteam", "x;reboot").await;
+    assert_eq!(error_of(&hostile).1, "BAD_USER_INPUT");
+    w.gitea.set_fault(Fault::Unavailable);
+    let down = w.provision(&bob, "devteam", "docs").await;
+    assert_eq!(
+        error_of(&down),
+        ("repository service unavailable", "INTERNAL")
+    );
+    assert!(w.sim.requests().is_empty(), "{:?}", w.sim.requests());
+}
+
+#[tokio::test]
+async fn dry_runs_render_and_plan_without_writing() {
+    let w = world().await;
+    let alice = w.token("alice", &[]);
+    const RENDER: &str = "query($o: String!, $n: String!, $u: String) { renderCodeServer(repoOwner: $o, repoName: $n, userId: $u) { manifests objects } }";
+    const PLAN: &str = "query($o: String!, $n: String!, $u: String) { planCodeServer(repoOwner: $o, repoName: $n, userId: $u) { unchanged steps { object action patch } text } }";
+    w.sim.reset_requests();
+    let render = w
+        .gql(&alice, RENDER, json!({"o": "devteam", "n": "docs"}))
+        .await;
+    let render = ok(&render, "renderCodeServer");
+    assert!(render["manifests"].as_str().unwrap().contains("kind: Pod"));
+    assert!(
+        render["objects"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("PersistentVolumeClaim/workspace-alice"))
+    );
+    let plan = w
+        .gql(&alice, PLAN, json!({"o": "devteam", "n": "docs"}))
+        .await;
+    let plan = ok(&plan, "planCodeServer");
+    assert_eq!(plan["unchanged"], false);
+    assert!(
+        plan["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["action"] == "CREATE")
+    );
+    assert!(w.sim.writes().is_empty());
+
+    ok(
+        &w.provision(&alice, "devteam", "docs").await,
+        "provisionCodeServer",
+    );
+    let plan = w
+        .gql(&alice, PLAN, json!({"o": "devteam", "n": "docs"}))
+        .await;
+    assert_eq!(ok(&plan, "planCodeServer")["unchanged"], true, "{plan}");
+
+    let admin = w.token("admin", &["admin"]);
+    let for_alice = w
+        .gql(
+            &admin,
+            RENDER,
+            json!({"o": "devteam", "n": "docs", "u": "alice"}),
+        )
+        .await;
+    assert!(
+        ok(&for_alice, "renderCodeServer")["manifests"]
+            .as_str()
+            .unwrap()
+            .contains("workspace-alice")
+    );
+}
+
+#[tokio::test]
+async fn instance_stats_are_for_admins_and_feed_the_gauges() {
+    let w = world().await;
+    let alice = w.token("alice", &[]);
+    let bob = w.token("bob", &[]);
+    ok(
+        &w.provision(&alice, "devteam", "docs").await,
+        "provisionCodeServer",
+    );
+    ok(
+        &w.provision(&bob, "devteam", "docs").await,
+        "provisionCodeServer",
+    );
+    ok(
+        &w.on_id(&bob, STOP, "code-server-bob").await,
+        "stopCodeServer",
+    );
+    assert!(
+        w.sim
+            .wait_for(
+                "pods",
+                NS,
+                "code-server-bob",
+                Duration::from_secs(5),
+                |pod| { pod.is_none() }
+            )
+            .await
+    );
+    let denied = w
+        .gql(&alice, "{ instanceStats { totalInstances } }", json!({}))
+        .await;
+    assert_eq!(error_of(&denied), ("forbidden", "FORBIDDEN"));
+    let admin = w.token("admin", &["admin"]);
+    let stats = w
+        .gql(
+            &admin,
+            "{ instanceStats { totalInstances runningInstances stoppedInstances totalStorageUsed } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        ok(&stats, "instanceStats"),
+        &json!({"totalInstances": 2, "runningInstances": 1, "stoppedInstances": 1, "totalStorageUsed": "20Gi"})
+    );
+    let text = w.metrics.encode();
+    assert!(
+        text.contains("codeserver_instances_total{status=\"RUNNING\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("codeserver_instances_total{status=\"STOPPED\"} 1"));
+    assert!(text.contains("codeserver_storage_used_bytes{user=\"alice\"} 10737418240"));
+}
+
+#[tokio::test]
+async fn cluster_failures_answer_with_the_spec_messages_only() {
+    let w = world().await;
+    let alice = w.token("alice", &[]);
+    w.sim.inject(
+        sim::Fault::status(403)
+            .verb("patch")
+            .resource("persistentvolumeclaims"),
+    );
+    let storage = w.provision(&alice, "devteam", "docs").await;
+    assert_eq!(
+        error_of(&storage),
+        ("failed to create storage", "INTERNAL"),
+        "{storage}"
+    );
+    assert!(
+        w.pod("code-server-alice").is_none(),
+        "no pod without its volume"
+    );
+    w.sim.clear_faults();
+
+    w.sim
+        .inject(sim::Fault::status(403).verb("patch").resource("pods"));
+    let instance = w.provision(&alice, "devteam", "docs").await;
+    assert_eq!(
+        error_of(&instance),
+        ("failed to create instance", "INTERNAL"),
+        "{instance}"
+    );
+    let text = instance.to_string();
+    assert!(
+        !text.contains("403") && !text.contains("Forbidden"),
+        "{text}"
+    );
+    w.sim.clear_faults();
+
+    let retried = w.provision(&alice, "devteam", "docs").await;
+    assert_eq!(
+        ok(&retried, "provisionCodeServer")["instance"]["status"],
+        "RUNNING"
+    );
+}
+
+#[tokio::test]
+async fn readiness_follows_the_simulated_cluster() {
+    let w = world().await;
+    let ready = w
+        .client
+        .get(format!("{}/ready", w.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let health = w
+        .client
+        .get(format!("{}/health", w.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+}
