@@ -1,0 +1,85 @@
+//! What `k8s/03-rbac.yaml` grants the service, in the form the API server authorises
+//! requests: (API group, resource[/subresource], verb).
+//!
+//! A test that records the requests the service sends can compare them with
+//! [`role_grants`]. NB: the API server authorises a server-side apply that creates an
+//! object as `patch` AND `create`, so such a request needs both triples.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+
+use super::{Document, known_fields::strict, manifests};
+
+/// One granted permission: API group (`""` for core), resource (`pods/log` for a
+/// subresource) and verb.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Grant {
+    pub group: String,
+    pub resource: String,
+    pub verb: String,
+}
+
+impl Grant {
+    pub fn new(group: &str, resource: &str, verb: &str) -> Self {
+        Self {
+            group: group.to_owned(),
+            resource: resource.to_owned(),
+            verb: verb.to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let group = if self.group.is_empty() {
+            "core"
+        } else {
+            &self.group
+        };
+        write!(f, "{} {}/{}", self.verb, group, self.resource)
+    }
+}
+
+/// The documents of `03-rbac.yaml`.
+pub fn rbac_documents() -> Vec<Document> {
+    manifests()
+        .into_iter()
+        .filter(|d| d.file == "03-rbac.yaml")
+        .collect()
+}
+
+/// The service's Role, typed.
+pub fn role() -> Role {
+    let documents = rbac_documents();
+    let role = super::find(&documents, "Role", "codeserver-service");
+    strict::<Role>(&role.value).unwrap_or_else(|err| panic!("{}: {err}", role.describe()))
+}
+
+/// The binding of the Role to the service account, typed.
+pub fn role_binding() -> RoleBinding {
+    let documents = rbac_documents();
+    let binding = super::find(&documents, "RoleBinding", "codeserver-service");
+    strict::<RoleBinding>(&binding.value)
+        .unwrap_or_else(|err| panic!("{}: {err}", binding.describe()))
+}
+
+/// Every (group, resource, verb) the Role grants, expanded from its rules.
+pub fn role_grants() -> BTreeSet<Grant> {
+    grants_of(&role())
+}
+
+/// Every (group, resource, verb) `role` grants.
+pub fn grants_of(role: &Role) -> BTreeSet<Grant> {
+    let mut grants = BTreeSet::new();
+    for rule in role.rules.iter().flatten() {
+        for group in rule.api_groups.iter().flatten() {
+            for resource in rule.resources.iter().flatten() {
+                for verb in &rule.verbs {
+                    grants.insert(Grant::new(group, resource, verb));
+                }
+            }
+        }
+    }
+    grants
+}
