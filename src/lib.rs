@@ -3,3 +3,16 @@
 //! Every object the service creates is rendered from admin-owned MiniJinja templates
 //! (`render`), compared with what is live (`reconcile::plan`) and applied with server-side
 //! apply (`reconcile::apply`). The GraphQL layer only checks identity and arguments.
+
+pub mod cli;
+pub mod config;
+pub mod naming;
+pub mod quantity;
+pub mod render;
+pub mod values;
+
+/// The version stamped into the binary (BUILD_VERSION at build time, else the crate's).
+pub const VERSION: &str = match option_env!("BUILD_VERSION") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};

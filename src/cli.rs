@@ -1,0 +1,105 @@
+//! The offline commands: `render` and `validate-templates`. They write to any writer so
+//! tests drive them in-process; `main` only maps their result to an exit status.
+
+use std::io::Write;
+
+use crate::{
+    config::{OutputFormat, RenderArgs, TargetArgs, ValidateArgs},
+    render::{self, RenderError, RenderedObject, Templates},
+    values::{Owner, Repo, ValuesError},
+};
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Loading or rendering templates failed.
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    /// The repository arguments are unusable.
+    #[error(transparent)]
+    Values(#[from] ValuesError),
+    /// The template set has problems (validate-templates).
+    #[error("{0} problem(s) found in the templates")]
+    Invalid(usize),
+    /// Writing the output failed.
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+    /// Serializing the output failed.
+    #[error("cannot serialize output: {0}")]
+    Serialize(String),
+}
+
+/// The owner and repository a `render` or `plan` is for.
+pub fn target(args: &TargetArgs) -> Result<(Owner, Repo), CliError> {
+    let owner = Owner {
+        user_id: args.user.clone(),
+        email: args.email.clone(),
+        sub: args.sub.clone(),
+    };
+    let clone_url = args.clone_url.clone().unwrap_or_else(|| {
+        format!(
+            "{}/{}/{}.git",
+            args.gitea_url, args.repo_owner, args.repo_name
+        )
+    });
+    let repo =
+        Repo::new(&args.repo_owner, &args.repo_name, &clone_url).map_err(ValuesError::from)?;
+    Ok((owner, repo))
+}
+
+/// Renders the manifests for one user and repository.
+pub fn render_objects(args: &TargetArgs) -> Result<Vec<RenderedObject>, CliError> {
+    let templates = Templates::load(args.instance.templates_dir.as_deref())?;
+    let (owner, repo) = target(args)?;
+    let values = render::build_values(&templates, &args.instance, &owner, &[repo], &args.set)?;
+    Ok(templates.render(&values)?)
+}
+
+/// `render`: prints the manifests as multi-document YAML or one JSON list.
+pub fn render_command(args: &RenderArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let objects = render_objects(&args.target)?;
+    match args.output {
+        OutputFormat::Yaml => out.write_all(to_yaml(&objects)?.as_bytes())?,
+        OutputFormat::Json => {
+            let list: Vec<_> = objects.iter().map(|r| &r.object).collect();
+            let text = serde_json::to_string_pretty(&list)
+                .map_err(|e| CliError::Serialize(e.to_string()))?;
+            writeln!(out, "{text}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Multi-document YAML, each document headed by the template it came from (as `helm template`).
+pub fn to_yaml(objects: &[RenderedObject]) -> Result<String, CliError> {
+    let mut text = String::new();
+    for r in objects {
+        let doc =
+            serde_yaml_ng::to_string(&r.object).map_err(|e| CliError::Serialize(e.to_string()))?;
+        text.push_str("---\n# Source: ");
+        text.push_str(&r.template);
+        text.push('\n');
+        text.push_str(&doc);
+    }
+    Ok(text)
+}
+
+/// `validate-templates`: renders for the sample users and lists every problem.
+pub fn validate_command(args: &ValidateArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let templates = Templates::load(args.instance.templates_dir.as_deref())?;
+    let problems = render::validate(&templates, &args.instance);
+    if problems.is_empty() {
+        writeln!(
+            out,
+            "ok: {} templates, revision {}, rendered for {} sample users",
+            templates.object_templates().len(),
+            templates.revision(),
+            render::SAMPLE_USERS.len()
+        )?;
+        return Ok(());
+    }
+    for p in &problems {
+        writeln!(out, "{p}")?;
+    }
+    Err(CliError::Invalid(problems.len()))
+}

@@ -1,0 +1,504 @@
+//! Configuration: one clap-derive tree. Every setting is a flag and the environment
+//! variable the specification names, with its defaults; a malformed value stops start-up
+//! with one line naming the variable, the value and what is expected.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum, builder::BoolishValueParser};
+
+use crate::{naming, quantity};
+
+/// codeserver-service: personal, persistent code-server workspaces on Kubernetes.
+#[derive(Parser, Debug)]
+#[command(
+    name = "codeserver-service",
+    version = crate::VERSION,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    /// What to run; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Server settings, for the default `serve` command.
+    #[command(flatten)]
+    pub serve: Box<ServeArgs>,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the GraphQL API (the default command).
+    Serve(Box<ServeArgs>),
+    /// Print the manifests the service would create for a user, like `helm template`.
+    Render(RenderArgs),
+    /// Render the templates for sample users (hostile ids included) and report every problem.
+    ValidateTemplates(ValidateArgs),
+    /// Compare what would be rendered for a user with the cluster; changes nothing.
+    Plan(PlanArgs),
+    /// Serve a simulated Kubernetes API on 127.0.0.1 and write a kubeconfig for it.
+    Sim(SimArgs),
+    /// Run everything on 127.0.0.1 (simulated cluster, Gitea, token issuer, the server).
+    Demo(DemoArgs),
+    /// Exit 0 when the server on PORT answers /health (for container health checks).
+    Healthcheck(HealthcheckArgs),
+}
+
+/// Settings that shape every instance: the inputs of `Values` that come from configuration.
+#[derive(Args, Debug, Clone)]
+pub struct InstanceSettings {
+    /// Namespace of the instances.
+    #[arg(long = "namespace", env = "CODESERVER_NAMESPACE", value_name = "CODESERVER_NAMESPACE",
+          default_value = "codeserver-instances", value_parser = dns_label)]
+    pub namespace: String,
+    /// Storage class of workspace PVCs.
+    #[arg(long = "pvc-storage-class", env = "PVC_STORAGE_CLASS", value_name = "PVC_STORAGE_CLASS",
+          default_value = "standard", value_parser = storage_class)]
+    pub pvc_storage_class: String,
+    /// Size of each workspace PVC.
+    #[arg(long = "pvc-size", env = "PVC_SIZE", value_name = "PVC_SIZE", default_value = "10Gi",
+          value_parser = positive_quantity)]
+    pub pvc_size: String,
+    /// Image of the code-server container.
+    #[arg(long = "image", env = "CODESERVER_IMAGE", value_name = "CODESERVER_IMAGE",
+          default_value = "codercom/code-server:latest", value_parser = image)]
+    pub image: String,
+    /// CPU request of the code-server container.
+    #[arg(long = "cpu", env = "CODESERVER_CPU", value_name = "CODESERVER_CPU", default_value = "500m",
+          value_parser = positive_quantity)]
+    pub cpu: String,
+    /// Memory request of the code-server container.
+    #[arg(long = "memory", env = "CODESERVER_MEMORY", value_name = "CODESERVER_MEMORY",
+          default_value = "1Gi", value_parser = positive_quantity)]
+    pub memory: String,
+    /// CPU limit of the code-server container.
+    #[arg(long = "cpu-limit", env = "CODESERVER_CPU_LIMIT", value_name = "CODESERVER_CPU_LIMIT",
+          default_value = "2", value_parser = positive_quantity)]
+    pub cpu_limit: String,
+    /// Memory limit of the code-server container.
+    #[arg(long = "memory-limit", env = "CODESERVER_MEMORY_LIMIT",
+          value_name = "CODESERVER_MEMORY_LIMIT", default_value = "4Gi",
+          value_parser = positive_quantity)]
+    pub memory_limit: String,
+    /// Domain under which instances are reachable as code-<name>.<BASE_DOMAIN>.
+    #[arg(long = "base-domain", env = "BASE_DOMAIN", value_name = "BASE_DOMAIN",
+          default_value = "devplatform.local", value_parser = dns_subdomain)]
+    pub base_domain: String,
+    /// Template directory (usually a mounted ConfigMap); the built-in set when unset.
+    #[arg(
+        long = "templates",
+        env = "TEMPLATES_DIR",
+        value_name = "TEMPLATES_DIR"
+    )]
+    pub templates_dir: Option<PathBuf>,
+    /// Extra values files merged over the templates' values.yaml, in order.
+    #[arg(
+        long = "values",
+        env = "VALUES_FILE",
+        value_name = "VALUES_FILE",
+        value_delimiter = ','
+    )]
+    pub values_files: Vec<PathBuf>,
+}
+
+/// Settings of the `serve` command.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Port of the GraphQL API, /health and /ready.
+    #[arg(long = "port", env = "PORT", value_name = "PORT", default_value_t = 8082,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+    /// Port of the Prometheus /metrics endpoint.
+    #[arg(long = "metrics-port", env = "METRICS_PORT", value_name = "METRICS_PORT",
+          default_value_t = 9092, value_parser = clap::value_parser!(u16).range(1..))]
+    pub metrics_port: u16,
+    /// Deployment environment; `production` refuses development switches.
+    #[arg(long = "environment", env = "ENVIRONMENT", value_name = "ENVIRONMENT",
+          default_value = "development", value_parser = environment)]
+    pub environment: String,
+    /// Log level or tracing filter (error, warn, info, debug, trace, or directives).
+    #[arg(long = "log-level", env = "LOG_LEVEL", value_name = "LOG_LEVEL", default_value = "info",
+          value_parser = log_level)]
+    pub log_level: String,
+    /// Seconds to finish in-flight requests after SIGTERM.
+    #[arg(long = "shutdown-timeout", env = "SHUTDOWN_TIMEOUT", value_name = "SHUTDOWN_TIMEOUT",
+          default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub shutdown_timeout: u64,
+    /// Kubeconfig file; in-cluster configuration when unset.
+    #[arg(long = "kubeconfig", env = "KUBECONFIG", value_name = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Seconds to wait for a new instance to become ready before answering STARTING.
+    #[arg(long = "codeserver-timeout", env = "CODESERVER_TIMEOUT",
+          value_name = "CODESERVER_TIMEOUT", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub codeserver_timeout: u64,
+    /// Seconds a pod may stay unschedulable before the instance reports ERROR.
+    #[arg(long = "unschedulable-timeout", env = "UNSCHEDULABLE_TIMEOUT",
+          value_name = "UNSCHEDULABLE_TIMEOUT", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(0..=86400))]
+    pub unschedulable_timeout: u64,
+    /// Base URL of Gitea.
+    #[arg(long = "gitea-url", env = "GITEA_URL", value_name = "GITEA_URL", required = true,
+          value_parser = http_url)]
+    pub gitea_url: Option<String>,
+    /// Gitea admin token; kept in the clone-credential Secret, never in a pod spec.
+    #[arg(
+        long = "gitea-token",
+        env = "GITEA_TOKEN",
+        value_name = "GITEA_TOKEN",
+        required = true,
+        hide_env_values = true
+    )]
+    pub gitea_token: Option<String>,
+    /// Base URL of the Gitea API used for access checks; GITEA_URL when unset.
+    #[arg(long = "gitea-service-url", env = "GITEA_SERVICE_URL", value_name = "GITEA_SERVICE_URL",
+          value_parser = http_url)]
+    pub gitea_service_url: Option<String>,
+    /// Shared secret for HS256 tokens (optional; RS256 via JWKS otherwise).
+    #[arg(
+        long = "jwt-secret",
+        env = "JWT_SECRET",
+        value_name = "JWT_SECRET",
+        hide_env_values = true
+    )]
+    pub jwt_secret: Option<String>,
+    /// Keycloak JWKS endpoint for RS256 tokens.
+    #[arg(long = "jwks-url", env = "JWKS_URL", value_name = "JWKS_URL",
+          default_value = "http://keycloak:30080/realms/devplatform/protocol/openid-connect/certs",
+          value_parser = http_url)]
+    pub jwks_url: String,
+    /// Required token issuer (`iss`), checked when set.
+    #[arg(long = "jwt-issuer", env = "JWT_ISSUER", value_name = "JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required token audience (`aud`), checked when set.
+    #[arg(
+        long = "jwt-audience",
+        env = "JWT_AUDIENCE",
+        value_name = "JWT_AUDIENCE"
+    )]
+    pub jwt_audience: Option<String>,
+    /// Realm role that grants admin queries.
+    #[arg(
+        long = "admin-role",
+        env = "ADMIN_ROLE",
+        value_name = "ADMIN_ROLE",
+        default_value = "admin"
+    )]
+    pub admin_role: String,
+    /// Trust X-Forwarded-User/-Email (only behind Istio, which verified the token).
+    #[arg(long = "auth-trust-forwarded", env = "AUTH_TRUST_FORWARDED",
+          value_name = "AUTH_TRUST_FORWARDED", default_value_t = false, action = clap::ArgAction::Set,
+          value_parser = BoolishValueParser::new())]
+    pub auth_trust_forwarded: bool,
+    /// Development only: accept tokens without verifying them. Refused in production.
+    #[arg(long = "auth-insecure-decode", env = "AUTH_INSECURE_DECODE",
+          value_name = "AUTH_INSECURE_DECODE", default_value_t = false, action = clap::ArgAction::Set,
+          value_parser = BoolishValueParser::new())]
+    pub auth_insecure_decode: bool,
+    /// Instance settings.
+    #[command(flatten)]
+    pub instance: InstanceSettings,
+}
+
+impl ServeArgs {
+    /// CODESERVER_TIMEOUT as a duration.
+    pub fn ready_timeout(&self) -> Duration {
+        Duration::from_secs(self.codeserver_timeout)
+    }
+
+    /// True when ENVIRONMENT is production.
+    pub fn is_production(&self) -> bool {
+        self.environment == "production"
+    }
+}
+
+/// The user and repository a render or plan is for.
+#[derive(Args, Debug, Clone)]
+pub struct TargetArgs {
+    /// User id (preferred_username), any characters.
+    #[arg(long = "user")]
+    pub user: String,
+    /// The user's email.
+    #[arg(long = "email")]
+    pub email: Option<String>,
+    /// The token's `sub`, the durable owner key.
+    #[arg(long = "sub")]
+    pub sub: Option<String>,
+    /// Repository owner (Gitea user or organisation).
+    #[arg(long = "repo-owner")]
+    pub repo_owner: String,
+    /// Repository name.
+    #[arg(long = "repo-name")]
+    pub repo_name: String,
+    /// Clone URL; <GITEA_URL>/<owner>/<name>.git when unset.
+    #[arg(long = "clone-url")]
+    pub clone_url: Option<String>,
+    /// Gitea base URL used for the default clone URL.
+    #[arg(long = "gitea-url", env = "GITEA_URL", value_name = "GITEA_URL",
+          default_value = "http://gitea:3000", value_parser = http_url)]
+    pub gitea_url: String,
+    /// Value overrides, `key.path=value`, applied last (as Helm's --set).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Instance settings.
+    #[command(flatten)]
+    pub instance: InstanceSettings,
+}
+
+/// Output format of `render`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// Multi-document YAML.
+    Yaml,
+    /// One JSON list.
+    Json,
+}
+
+/// Arguments of `render`.
+#[derive(Args, Debug, Clone)]
+pub struct RenderArgs {
+    /// Who and what to render for.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Output format.
+    #[arg(long = "output", short = 'o', value_enum, default_value_t = OutputFormat::Yaml)]
+    pub output: OutputFormat,
+}
+
+/// Arguments of `validate-templates`.
+#[derive(Args, Debug, Clone)]
+pub struct ValidateArgs {
+    /// Instance settings (the template directory among them).
+    #[command(flatten)]
+    pub instance: InstanceSettings,
+}
+
+/// Arguments of `plan`.
+#[derive(Args, Debug, Clone)]
+pub struct PlanArgs {
+    /// Who and what to plan for.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Kubeconfig file; in-cluster configuration when unset.
+    #[arg(long = "kubeconfig", env = "KUBECONFIG", value_name = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// Arguments of `sim`.
+#[derive(Args, Debug, Clone)]
+pub struct SimArgs {
+    /// Port on 127.0.0.1; 0 picks a free one.
+    #[arg(long = "port", default_value_t = 0)]
+    pub port: u16,
+    /// Where to write a kubeconfig for the simulated cluster.
+    #[arg(long = "kubeconfig-out")]
+    pub kubeconfig_out: Option<PathBuf>,
+}
+
+/// Arguments of `demo`.
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Port of the demo's GraphQL API on 127.0.0.1.
+    #[arg(
+        long = "port",
+        env = "PORT",
+        value_name = "PORT",
+        default_value_t = 8082
+    )]
+    pub port: u16,
+    /// Port of the demo's metrics endpoint on 127.0.0.1.
+    #[arg(
+        long = "metrics-port",
+        env = "METRICS_PORT",
+        value_name = "METRICS_PORT",
+        default_value_t = 9092
+    )]
+    pub metrics_port: u16,
+    /// Instance settings (templates, values, sizes) for the demo's instances.
+    #[command(flatten)]
+    pub instance: InstanceSettings,
+}
+
+/// Arguments of `healthcheck`.
+#[derive(Args, Debug, Clone)]
+pub struct HealthcheckArgs {
+    /// Port of the server to check.
+    #[arg(
+        long = "port",
+        env = "PORT",
+        value_name = "PORT",
+        default_value_t = 8082
+    )]
+    pub port: u16,
+}
+
+/// Renders a clap error as the one line start-up prints (help and version pass through).
+pub fn one_line_error(err: &clap::Error) -> String {
+    let rendered = err.render().to_string();
+    let mut parts = Vec::new();
+    for line in rendered.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with("Usage:") || line.starts_with("For more information")
+        {
+            if !parts.is_empty() {
+                break;
+            }
+            continue;
+        }
+        parts.push(line.to_owned());
+    }
+    parts.join(" ")
+}
+
+fn positive_quantity(s: &str) -> Result<String, String> {
+    quantity::parse_positive(s)
+        .map(|_| s.to_owned())
+        .map_err(|_| {
+            "expected a Kubernetes quantity greater than zero, such as 500m, 2, 1Gi or 10Gi"
+                .to_owned()
+        })
+}
+
+fn dns_label(s: &str) -> Result<String, String> {
+    if naming::is_dns_label(s) {
+        Ok(s.to_owned())
+    } else {
+        Err("expected a DNS-1123 label (lowercase letters, digits and '-', at most 63)".to_owned())
+    }
+}
+
+fn dns_subdomain(s: &str) -> Result<String, String> {
+    if naming::is_dns_subdomain(s) {
+        Ok(s.to_owned())
+    } else {
+        Err("expected a lowercase DNS name such as devplatform.local".to_owned())
+    }
+}
+
+fn storage_class(s: &str) -> Result<String, String> {
+    if s.is_empty() || naming::is_dns_subdomain(s) {
+        Ok(s.to_owned())
+    } else {
+        Err("expected a storage class name (a DNS-1123 subdomain), or empty for the cluster default".to_owned())
+    }
+}
+
+fn image(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 512
+        && s.bytes().all(|b| b.is_ascii_graphic())
+        && !s.starts_with(['-', ':', '@', '/']);
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err("expected a container image reference such as codercom/code-server:4.96.4".to_owned())
+    }
+}
+
+fn http_url(s: &str) -> Result<String, String> {
+    match url::Url::parse(s) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+            Ok(s.trim_end_matches('/').to_owned())
+        }
+        _ => Err("expected an http(s) URL such as http://gitea:3000".to_owned()),
+    }
+}
+
+fn environment(s: &str) -> Result<String, String> {
+    let lower = s.to_ascii_lowercase();
+    if matches!(
+        lower.as_str(),
+        "development" | "staging" | "production" | "test"
+    ) {
+        Ok(lower)
+    } else {
+        Err("expected one of development, staging, production, test".to_owned())
+    }
+}
+
+fn log_level(s: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(s)
+        .map(|_| s.to_owned())
+        .map_err(|_| {
+            "expected a log level (error, warn, info, debug, trace) or tracing directives"
+                .to_owned()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("codeserver-service").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_requires_gitea_but_render_does_not() {
+        let err = parse(&["serve"]).unwrap_err();
+        let line = one_line_error(&err);
+        assert!(line.contains("GITEA_URL") && !line.contains('\n'), "{line}");
+        let cli = parse(&[
+            "render",
+            "--user",
+            "u",
+            "--repo-owner",
+            "o",
+            "--repo-name",
+            "n",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Some(Command::Render(_))));
+    }
+
+    #[test]
+    fn defaults_match_the_specification() {
+        let cli = parse(&["--gitea-url", "http://gitea:3000", "--gitea-token", "t"]).unwrap();
+        let s = &cli.serve;
+        assert_eq!(
+            (
+                s.port,
+                s.metrics_port,
+                s.shutdown_timeout,
+                s.codeserver_timeout
+            ),
+            (8082, 9092, 30, 300)
+        );
+        let i = &s.instance;
+        assert_eq!(i.namespace, "codeserver-instances");
+        assert_eq!(
+            (i.pvc_storage_class.as_str(), i.pvc_size.as_str()),
+            ("standard", "10Gi")
+        );
+        assert_eq!((i.cpu.as_str(), i.memory.as_str()), ("500m", "1Gi"));
+        assert_eq!(i.base_domain, "devplatform.local");
+        assert_eq!(i.image, "codercom/code-server:latest");
+    }
+
+    #[test]
+    fn malformed_values_name_the_variable_the_value_and_the_expectation() {
+        let cases: [(&[&str], &str, &str); 4] = [
+            (&["--pvc-size", "ten gigs"], "PVC_SIZE", "ten gigs"),
+            (&["--cpu=-1"], "CODESERVER_CPU", "-1"),
+            (&["--port", "70000"], "PORT", "70000"),
+            (
+                &["--base-domain", "Not A Domain"],
+                "BASE_DOMAIN",
+                "Not A Domain",
+            ),
+        ];
+        for (args, var, value) in cases {
+            let mut all = vec!["--gitea-url", "http://g", "--gitea-token", "t"];
+            all.extend_from_slice(args);
+            let line = one_line_error(&parse(&all).unwrap_err());
+            assert!(line.contains(var) && line.contains(value), "{line}");
+            assert!(!line.contains('\n'));
+        }
+    }
+}

@@ -1,0 +1,400 @@
+//! Names: user ids to DNS-safe names, the object names derived from them, label keys,
+//! and Gitea's rules for repository owners and names.
+//!
+//! Usernames come from tokens and can be anything (`John.Doe@corp`, unicode, 200
+//! characters). Object names and label values must be DNS-1123 labels of at most 63
+//! characters. The safe name is lowercased, runs of anything but `[a-z0-9]` become `-`,
+//! it is trimmed and truncated, and it gets a short hash of the original id whenever it
+//! differs from the original, so that `john.doe` and `john-doe` never share an instance.
+
+use sha2::{Digest, Sha256};
+
+/// The one field manager every write of this service uses.
+pub const FIELD_MANAGER: &str = "codeserver-service";
+
+/// `app.kubernetes.io/managed-by`: always [`MANAGED_BY_VALUE`] on our objects.
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// Value of [`LABEL_MANAGED_BY`].
+pub const MANAGED_BY_VALUE: &str = "codeserver-service";
+/// `app.kubernetes.io/name`: always [`APP_NAME_VALUE`].
+pub const LABEL_NAME: &str = "app.kubernetes.io/name";
+/// Value of [`LABEL_NAME`].
+pub const APP_NAME_VALUE: &str = "code-server";
+/// `app.kubernetes.io/instance`: the instance id, `code-server-<safe-name>`.
+pub const LABEL_INSTANCE: &str = "app.kubernetes.io/instance";
+/// `devplatform.io/user`: the owner's safe name.
+pub const LABEL_USER: &str = "devplatform.io/user";
+/// `devplatform.io/owner`: the durable owner key (from the token's `sub` where there is one).
+pub const LABEL_OWNER: &str = "devplatform.io/owner";
+/// The original, unmodified user id.
+pub const ANNOTATION_USER_ID: &str = "devplatform.io/user-id";
+/// The owner's email address, when known.
+pub const ANNOTATION_EMAIL: &str = "devplatform.io/email";
+/// JSON list of the instance's repositories, kept on the PVC (the instance record).
+pub const ANNOTATION_REPOS: &str = "devplatform.io/repos";
+/// Hash of the rendered pod spec, like a Deployment's pod-template-hash.
+pub const ANNOTATION_SPEC_HASH: &str = "devplatform.io/spec-hash";
+/// Revision (content hash) of the template set that rendered the object.
+pub const ANNOTATION_TEMPLATE_REVISION: &str = "devplatform.io/template-revision";
+
+/// Longest DNS-1123 label, and so longest object name we derive.
+pub const MAX_NAME_LEN: usize = 63;
+/// Prefix of an instance id; the instance id is also the pod and Service name.
+pub const INSTANCE_PREFIX: &str = "code-server-";
+/// Longest safe name: the instance id `code-server-<name>` must stay a 63-character label.
+pub const MAX_SAFE_NAME_LEN: usize = MAX_NAME_LEN - INSTANCE_PREFIX.len();
+/// Longest user id accepted (Keycloak allows 255; anything much longer is abuse).
+pub const MAX_USER_ID_LEN: usize = 1024;
+/// Length of the hash suffix, in hex digits.
+const HASH_LEN: usize = 8;
+/// Longest repository owner or name Gitea accepts.
+pub const MAX_REPO_PART_LEN: usize = 100;
+
+/// A name or id that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NamingError {
+    /// The user id is empty.
+    #[error("user id is empty")]
+    EmptyUserId,
+    /// The user id is unreasonably long.
+    #[error("user id is {len} characters long; at most {MAX_USER_ID_LEN} are accepted")]
+    UserIdTooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// A repository owner or name breaks Gitea's naming rules.
+    #[error("invalid repository {what} {value:?}: {reason}")]
+    InvalidRepo {
+        /// `owner` or `name`.
+        what: &'static str,
+        /// The refused value (debug-quoted when shown).
+        value: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// An instance id that this service could not have issued.
+    #[error("invalid instance id {0:?}: expected code-server-<name> with a DNS-1123 label name")]
+    InvalidInstanceId(String),
+}
+
+/// The DNS-safe form of `user_id`, at most [`MAX_SAFE_NAME_LEN`] characters.
+pub fn safe_name(user_id: &str) -> Result<String, NamingError> {
+    if user_id.is_empty() {
+        return Err(NamingError::EmptyUserId);
+    }
+    if user_id.len() > MAX_USER_ID_LEN {
+        return Err(NamingError::UserIdTooLong { len: user_id.len() });
+    }
+    let mut base = String::with_capacity(user_id.len());
+    for c in user_id.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            base.push(c);
+        } else if !base.ends_with('-') {
+            base.push('-');
+        }
+    }
+    let base = base.trim_matches('-');
+    if base == user_id && base.len() <= MAX_SAFE_NAME_LEN {
+        return Ok(base.to_owned());
+    }
+    let hash = short_hash(user_id);
+    let base = if base.is_empty() { "user" } else { base };
+    let keep = MAX_SAFE_NAME_LEN - HASH_LEN - 1;
+    // NB: `base` is ASCII here, so byte slicing cannot split a character.
+    let truncated = base[..base.len().min(keep)].trim_end_matches('-');
+    Ok(format!("{truncated}-{hash}"))
+}
+
+/// The first [`HASH_LEN`] hex digits of SHA-256 of `s`.
+fn short_hash(s: &str) -> String {
+    let mut hex = hex_digest(s.as_bytes());
+    hex.truncate(HASH_LEN);
+    hex
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn hex_digest(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The durable owner key stored in [`LABEL_OWNER`]: the token's `sub` when it is a valid
+/// label value (Keycloak's are UUIDs), else its hash; without a `sub`, the safe name.
+pub fn owner_key(sub: Option<&str>, safe_name: &str) -> String {
+    match sub.filter(|s| !s.is_empty()) {
+        Some(sub) if is_label_value(sub) => sub.to_owned(),
+        Some(sub) => format!("sub-{}", &hex_digest(sub.as_bytes())[..40]),
+        None => safe_name.to_owned(),
+    }
+}
+
+/// Instance id (also the pod and Service name): `code-server-<name>`.
+pub fn instance_id(safe_name: &str) -> String {
+    format!("{INSTANCE_PREFIX}{safe_name}")
+}
+
+/// PVC name: `workspace-<name>`.
+pub fn pvc_name(safe_name: &str) -> String {
+    format!("workspace-{safe_name}")
+}
+
+/// Host name: `code-<name>.<base_domain>`.
+pub fn host(safe_name: &str, base_domain: &str) -> String {
+    format!("code-{safe_name}.{base_domain}")
+}
+
+/// The safe name inside an instance id, if the id is one this service could have issued.
+pub fn parse_instance_id(id: &str) -> Result<&str, NamingError> {
+    id.strip_prefix(INSTANCE_PREFIX)
+        .filter(|name| !name.is_empty() && name.len() <= MAX_SAFE_NAME_LEN && is_dns_label(name))
+        .ok_or_else(|| NamingError::InvalidInstanceId(truncate_for_message(id)))
+}
+
+/// Checks a repository owner or name against Gitea's rules: letters, digits, `-`, `_`
+/// and `.`; not `.` or `..`; 1 to 100 characters.
+pub fn validate_repo_part(what: &'static str, value: &str) -> Result<(), NamingError> {
+    let invalid = |reason| NamingError::InvalidRepo {
+        what,
+        value: truncate_for_message(value),
+        reason,
+    };
+    if value.is_empty() {
+        return Err(invalid("must not be empty"));
+    }
+    if value.len() > MAX_REPO_PART_LEN {
+        return Err(invalid("longer than 100 characters"));
+    }
+    if value == "." || value == ".." {
+        return Err(invalid("must not be . or .."));
+    }
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(invalid(
+            "only letters, digits, '-', '_' and '.' are allowed",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a clone URL: an http(s), ssh or git URL with no whitespace or control
+/// characters (the clone script reads one `path url` pair per line).
+pub fn validate_clone_url(url: &str) -> Result<(), NamingError> {
+    let invalid = |reason| NamingError::InvalidRepo {
+        what: "clone URL",
+        value: truncate_for_message(url),
+        reason,
+    };
+    if url.len() > 2048 {
+        return Err(invalid("longer than 2048 characters"));
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid("must not contain whitespace or control characters"));
+    }
+    let scheme_ok = ["http://", "https://", "ssh://", "git://"]
+        .iter()
+        .any(|p| url.starts_with(p) && url.len() > p.len());
+    if !scheme_ok {
+        return Err(invalid("expected an http(s), ssh or git URL"));
+    }
+    Ok(())
+}
+
+/// Keeps error messages short when the input is hostile (10 kB names).
+fn truncate_for_message(s: &str) -> String {
+    const MAX: usize = 120;
+    match s.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+/// A DNS-1123 label: 1-63 of `[a-z0-9-]`, starting and ending alphanumeric.
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_NAME_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A DNS-1123 subdomain: dot-separated labels, at most 253 characters.
+pub fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+/// A label value: empty, or at most 63 of `[A-Za-z0-9-_.]`, alphanumeric at both ends.
+pub fn is_label_value(s: &str) -> bool {
+    s.is_empty()
+        || (s.len() <= MAX_NAME_LEN
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && s.ends_with(|c: char| c.is_ascii_alphanumeric()))
+}
+
+/// A label or annotation key: an optional DNS subdomain prefix and `/`, then a name of at
+/// most 63 characters that is a non-empty label value.
+pub fn is_qualified_key(key: &str) -> bool {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    prefix.is_none_or(is_dns_subdomain) && !name.is_empty() && is_label_value(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_ids_are_kept() {
+        assert_eq!(safe_name("john-doe").unwrap(), "john-doe");
+        assert_eq!(safe_name("alice42").unwrap(), "alice42");
+    }
+
+    #[test]
+    fn similar_ids_never_collide() {
+        let ids = [
+            "john.doe",
+            "john-doe",
+            "John.Doe",
+            "john_doe",
+            "JOHN-DOE",
+            "john--doe",
+        ];
+        let names: Vec<String> = ids.iter().map(|id| safe_name(id).unwrap()).collect();
+        for (i, a) in names.iter().enumerate() {
+            assert!(is_dns_label(a), "{a}");
+            for b in &names[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert!(names[0].starts_with("john-doe-"), "{}", names[0]);
+    }
+
+    #[test]
+    fn long_and_unicode_ids_give_valid_distinct_names() {
+        let long_a = "a".repeat(200);
+        let long_b = format!("{}b", "a".repeat(199));
+        for id in [
+            &long_a,
+            &long_b,
+            "Jürgen Müller",
+            "日本語",
+            "🦀",
+            "-x-",
+            "@corp",
+        ] {
+            let name = safe_name(id).unwrap();
+            assert!(is_dns_label(&name), "{id:?} -> {name}");
+            assert!(name.len() <= MAX_SAFE_NAME_LEN, "{name}");
+            assert!(instance_id(&name).len() <= MAX_NAME_LEN);
+            assert!(is_dns_label(
+                &host(&name, "x").split('.').next().unwrap().to_owned()
+            ));
+        }
+        assert_ne!(safe_name(&long_a).unwrap(), safe_name(&long_b).unwrap());
+        assert!(safe_name("日本語").unwrap().starts_with("user-"));
+        assert!(
+            safe_name("Jürgen Müller")
+                .unwrap()
+                .starts_with("j-rgen-m-ller-")
+        );
+    }
+
+    #[test]
+    fn empty_and_oversized_ids_are_refused() {
+        assert_eq!(safe_name(""), Err(NamingError::EmptyUserId));
+        assert!(matches!(
+            safe_name(&"x".repeat(MAX_USER_ID_LEN + 1)),
+            Err(NamingError::UserIdTooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn instance_ids_round_trip_and_foreign_ids_are_refused() {
+        let name = safe_name("John.Doe").unwrap();
+        assert_eq!(parse_instance_id(&instance_id(&name)).unwrap(), name);
+        for bad in [
+            "",
+            "code-server-",
+            "workspace-john",
+            "code-server-John",
+            "code-server-a/b",
+        ] {
+            assert!(parse_instance_id(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_instance_id(&format!("code-server-{}", "a".repeat(52))).is_err());
+    }
+
+    #[test]
+    fn repo_parts_follow_gitea_rules() {
+        for ok in ["backend-api", "my_repo.v2", "A", &"x".repeat(100)] {
+            assert!(validate_repo_part("name", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a b",
+            "a;rm -rf /",
+            "$(id)",
+            "a\nb",
+            "a/b",
+            "ü",
+            &"x".repeat(101),
+        ] {
+            assert!(validate_repo_part("name", bad).is_err(), "{bad:?}");
+        }
+        let msg = validate_repo_part("owner", &"é".repeat(5000))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.len() < 400, "message stays short: {} bytes", msg.len());
+        assert!(msg.contains("owner"));
+    }
+
+    #[test]
+    fn clone_urls_are_checked() {
+        assert!(validate_clone_url("http://gitea:3000/o/n.git").is_ok());
+        for bad in [
+            "",
+            "http://",
+            "file:///etc",
+            "http://x/a b",
+            "http://x/a\nb",
+            "-uhttp://x",
+        ] {
+            assert!(validate_clone_url(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn owner_key_prefers_a_label_safe_sub() {
+        let uuid = "3f1c2a9e-8a7b-4c1d-9e2f-0a1b2c3d4e5f";
+        assert_eq!(owner_key(Some(uuid), "john"), uuid);
+        assert_eq!(owner_key(None, "john"), "john");
+        assert_eq!(owner_key(Some(""), "john"), "john");
+        let hashed = owner_key(Some("auth0|user/1"), "john");
+        assert!(
+            hashed.starts_with("sub-") && is_label_value(&hashed),
+            "{hashed}"
+        );
+    }
+
+    #[test]
+    fn label_and_key_rules() {
+        assert!(is_label_value("") && is_label_value("A.b_c-1"));
+        assert!(
+            !is_label_value("-a") && !is_label_value(&"a".repeat(64)) && !is_label_value("a b")
+        );
+        assert!(is_qualified_key("app.kubernetes.io/name") && is_qualified_key("plain"));
+        assert!(
+            !is_qualified_key("Bad_Prefix/x") && !is_qualified_key("a/") && !is_qualified_key("/x")
+        );
+    }
+}

@@ -1,0 +1,273 @@
+//! Checks on every rendered object: what an admin's template must get right before
+//! anything reaches the cluster.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{
+    api::{
+        batch::v1::Job,
+        core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount},
+        networking::v1::NetworkPolicy,
+        rbac::v1::{Role, RoleBinding},
+    },
+    serde::de::DeserializeOwned,
+};
+use serde_json::Value;
+
+use crate::naming;
+
+/// The labels every rendered object must carry, with the value each must have.
+pub fn required_labels(
+    instance_id: &str,
+    safe_name: &str,
+    owner: &str,
+) -> BTreeMap<&'static str, String> {
+    BTreeMap::from([
+        (
+            naming::LABEL_MANAGED_BY,
+            naming::MANAGED_BY_VALUE.to_owned(),
+        ),
+        (naming::LABEL_NAME, naming::APP_NAME_VALUE.to_owned()),
+        (naming::LABEL_INSTANCE, instance_id.to_owned()),
+        (naming::LABEL_USER, safe_name.to_owned()),
+        (naming::LABEL_OWNER, owner.to_owned()),
+    ])
+}
+
+/// What an object must match: the configured namespace and the ownership labels.
+pub struct Expect<'a> {
+    /// The configured namespace.
+    pub namespace: &'a str,
+    /// Label key to required value.
+    pub labels: &'a BTreeMap<&'static str, String>,
+}
+
+/// Every problem with one rendered object (empty when it is fine).
+pub fn object_problems(obj: &Value, expect: &Expect<'_>) -> Vec<String> {
+    let mut problems = Vec::new();
+    let Some(map) = obj.as_object() else {
+        return vec!["a document must be a mapping (an object)".to_owned()];
+    };
+    let api_version = map
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let kind = map.get("kind").and_then(Value::as_str).unwrap_or_default();
+    if api_version.is_empty() {
+        problems.push("apiVersion is missing".to_owned());
+    }
+    if kind.is_empty() {
+        problems.push("kind is missing".to_owned());
+    }
+    let meta = map.get("metadata").and_then(Value::as_object);
+    let name = meta
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if name.is_empty() {
+        problems.push("metadata.name is missing".to_owned());
+    } else if !name_is_valid(kind, name) {
+        problems.push(format!(
+            "metadata.name {name:?} is not a valid {} name",
+            if kind == "Service" {
+                "DNS-1035 label (Service)"
+            } else {
+                "DNS-1123"
+            }
+        ));
+    }
+    match meta
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+    {
+        Some(ns) if ns == expect.namespace => {}
+        Some(ns) => problems.push(format!(
+            "metadata.namespace is {ns:?}; objects must be in the configured namespace {:?}",
+            expect.namespace
+        )),
+        None => problems.push(format!(
+            "metadata.namespace is missing; set it to {:?} (the `namespace` value)",
+            expect.namespace
+        )),
+    }
+    let labels = meta.and_then(|m| m.get("labels"));
+    problems.extend(string_map_problems("metadata.labels", labels, true));
+    for (key, want) in expect.labels {
+        match labels.and_then(|l| l.get(*key)).and_then(Value::as_str) {
+            Some(v) if v == want => {}
+            Some(v) => problems.push(format!("label {key} is {v:?}; it must be {want:?}")),
+            None => problems.push(format!(
+                "ownership label {key} is missing (expected {want:?})"
+            )),
+        }
+    }
+    problems.extend(string_map_problems(
+        "metadata.annotations",
+        meta.and_then(|m| m.get("annotations")),
+        false,
+    ));
+    problems.extend(typed_problems(api_version, kind, obj));
+    problems
+}
+
+fn name_is_valid(kind: &str, name: &str) -> bool {
+    match kind {
+        // NB: Service names are DNS-1035 labels: they must start with a letter.
+        "Service" => {
+            naming::is_dns_label(name) && name.starts_with(|c: char| c.is_ascii_lowercase())
+        }
+        "Pod"
+        | "PersistentVolumeClaim"
+        | "ConfigMap"
+        | "Secret"
+        | "Job"
+        | "NetworkPolicy"
+        | "ServiceAccount"
+        | "VirtualService" => naming::is_dns_subdomain(name),
+        _ => naming::is_dns_subdomain(name),
+    }
+}
+
+fn string_map_problems(what: &str, map: Option<&Value>, label_values: bool) -> Vec<String> {
+    let Some(map) = map else { return Vec::new() };
+    let Some(map) = map.as_object() else {
+        return vec![format!("{what} must be a mapping of strings")];
+    };
+    let mut problems = Vec::new();
+    for (key, value) in map {
+        if !naming::is_qualified_key(key) {
+            problems.push(format!("{what} key {key:?} is not a valid qualified name"));
+        }
+        match value.as_str() {
+            Some(v) if label_values && !naming::is_label_value(v) => problems.push(format!(
+                "{what}[{key}] value {v:?} is not a valid label value (at most 63 of [A-Za-z0-9-_.], alphanumeric at both ends)"
+            )),
+            Some(_) => {}
+            None => problems.push(format!("{what}[{key}] must be a string, found {value}")),
+        }
+    }
+    problems
+}
+
+/// For kinds `k8s-openapi` knows: fields the type does not have, and type errors.
+fn typed_problems(api_version: &str, kind: &str, obj: &Value) -> Vec<String> {
+    match (api_version, kind) {
+        ("v1", "Pod") => unknown_fields::<Pod>(obj),
+        ("v1", "PersistentVolumeClaim") => unknown_fields::<PersistentVolumeClaim>(obj),
+        ("v1", "Service") => unknown_fields::<Service>(obj),
+        ("v1", "ConfigMap") => unknown_fields::<ConfigMap>(obj),
+        ("v1", "Secret") => unknown_fields::<Secret>(obj),
+        ("v1", "ServiceAccount") => unknown_fields::<ServiceAccount>(obj),
+        ("networking.k8s.io/v1", "NetworkPolicy") => unknown_fields::<NetworkPolicy>(obj),
+        ("batch/v1", "Job") => unknown_fields::<Job>(obj),
+        ("rbac.authorization.k8s.io/v1", "Role") => unknown_fields::<Role>(obj),
+        ("rbac.authorization.k8s.io/v1", "RoleBinding") => unknown_fields::<RoleBinding>(obj),
+        _ => Vec::new(),
+    }
+}
+
+/// Deserializes `obj` as `T`, reporting every field `T` does not have (so `contianers:`
+/// is caught instead of silently dropped) and any type mismatch.
+pub fn unknown_fields<T: DeserializeOwned>(obj: &Value) -> Vec<String> {
+    let mut unknown = Vec::new();
+    let result: Result<T, _> = serde_ignored::deserialize(obj, |path| {
+        unknown.push(format!("unknown field {path}"));
+    });
+    if let Err(e) = result {
+        unknown.push(format!("does not match the Kubernetes schema: {e}"));
+    }
+    unknown
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn labels() -> BTreeMap<&'static str, String> {
+        required_labels("code-server-u", "u", "u")
+    }
+
+    fn pod(spec: Value) -> Value {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "code-server-u", "namespace": "ns",
+            "labels": {"app.kubernetes.io/managed-by": "codeserver-service", "app.kubernetes.io/name": "code-server",
+                       "app.kubernetes.io/instance": "code-server-u", "devplatform.io/user": "u", "devplatform.io/owner": "u"}},
+            "spec": spec})
+    }
+
+    fn problems(obj: &Value) -> Vec<String> {
+        object_problems(
+            obj,
+            &Expect {
+                namespace: "ns",
+                labels: &labels(),
+            },
+        )
+    }
+
+    #[test]
+    fn a_correct_object_has_no_problems() {
+        assert_eq!(
+            problems(&pod(json!({"containers": [{"name": "c", "image": "i"}]}))),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn misspelt_and_mistyped_fields_are_caught() {
+        let p = problems(&pod(json!({"contianers": [{"name": "c"}]})));
+        assert!(
+            p.iter()
+                .any(|p| p.contains("unknown field spec.contianers")),
+            "{p:?}"
+        );
+        let p = problems(&pod(
+            json!({"containers": [{"name": "c", "ports": [{"containerPort": "http"}]}]}),
+        ));
+        assert!(
+            p.iter()
+                .any(|p| p.contains("does not match the Kubernetes schema")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn ownership_namespace_and_names_are_enforced() {
+        let mut obj = pod(json!({"containers": []}));
+        obj["metadata"]["namespace"] = json!("other");
+        obj["metadata"]["labels"]
+            .as_object_mut()
+            .unwrap()
+            .remove("app.kubernetes.io/managed-by");
+        obj["metadata"]["labels"]["devplatform.io/user"] = json!("someone-else");
+        obj["metadata"]["name"] = json!("Bad_Name");
+        let p = problems(&obj).join("\n");
+        for needle in [
+            "namespace is \"other\"",
+            "app.kubernetes.io/managed-by is missing",
+            "devplatform.io/user is \"someone-else\"",
+            "Bad_Name",
+        ] {
+            assert!(p.contains(needle), "{needle} not in {p}");
+        }
+        let mut svc = pod(json!({}));
+        svc["kind"] = json!("Service");
+        svc["metadata"]["name"] = json!("1abc");
+        assert!(problems(&svc).iter().any(|p| p.contains("DNS-1035")));
+    }
+
+    #[test]
+    fn missing_identity_fields_and_bad_labels_are_reported() {
+        let p = problems(&json!({"metadata": {"labels": {"x": "not ok!"}}})).join("\n");
+        for needle in [
+            "apiVersion is missing",
+            "kind is missing",
+            "metadata.name is missing",
+            "not a valid label value",
+        ] {
+            assert!(p.contains(needle), "{needle} not in {p}");
+        }
+        assert_eq!(problems(&json!([1])).len(), 1);
+    }
+}

@@ -1,0 +1,146 @@
+//! validate-templates: render a template set for sample users, hostile ids included, and
+//! report every problem. Admins run it in their own CI before rolling a change out.
+
+use super::{JobValues, Problem, RenderError, Templates, build_values};
+use crate::{
+    config::InstanceSettings,
+    naming,
+    values::{Owner, Repo},
+};
+
+/// The sample user ids: ordinary ones first, then ones that try to break out of YAML,
+/// templates, shells and name rules.
+pub const SAMPLE_USERS: &[&str] = &[
+    "john-doe",
+    "John.Doe@corp.example",
+    "o'brien\"; rm -rf / #",
+    "a: b\nc: d",
+    "{{ 7 * 7 }} {% if true %}x{% endif %}",
+    "&anchor *alias !tag |block >fold",
+    "- item\n---\nkind: Secret",
+    "日本語ユーザー",
+    "line\u{2028}separator\u{85}next",
+    "averyveryveryveryveryveryveryveryveryveryveryveryveryveryveryveryveryveryveryveryverylongusername-with-more-than-two-hundred-characters-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+];
+
+/// Renders `templates` for every sample user (instance objects and the sync Job) and
+/// returns every problem; empty means the set is good to roll out.
+pub fn validate(templates: &Templates, settings: &InstanceSettings) -> Vec<Problem> {
+    let mut problems: Vec<Problem> = Vec::new();
+    for (i, user) in SAMPLE_USERS.iter().enumerate() {
+        let owner = Owner {
+            user_id: (*user).to_owned(),
+            email: Some(format!("user{i}@example.com")),
+            sub: (i % 2 == 0).then(|| format!("00000000-0000-4000-8000-{i:012}")),
+        };
+        let found = check_user(templates, settings, &owner);
+        for mut p in found {
+            p.message = format!("{} (user id {:?})", p.message, user);
+            if !problems
+                .iter()
+                .any(|q| q.file == p.file && q.line == p.line && same_cause(q, &p))
+            {
+                problems.push(p);
+            }
+        }
+    }
+    problems
+}
+
+fn same_cause(a: &Problem, b: &Problem) -> bool {
+    let strip = |m: &str| m.rsplit_once(" (user id ").map(|(head, _)| head.to_owned());
+    strip(&a.message) == strip(&b.message)
+}
+
+fn check_user(templates: &Templates, settings: &InstanceSettings, owner: &Owner) -> Vec<Problem> {
+    let repos = match sample_repos() {
+        Ok(r) => r,
+        Err(e) => return vec![problem("sample repositories", e.to_string())],
+    };
+    let values = match build_values(templates, settings, owner, &repos, &[]) {
+        Ok(v) => v,
+        Err(e) => return into_problems(e),
+    };
+    let mut problems = Vec::new();
+    match templates.render(&values) {
+        Ok(objects) => {
+            for r in &objects {
+                let got = r
+                    .object
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(naming::ANNOTATION_USER_ID));
+                if got.map(String::as_str) != Some(owner.user_id.as_str()) {
+                    problems.push(Problem {
+                        file: r.template.clone(),
+                        line: None,
+                        object: Some(super::object_label(&r.object)),
+                        message: format!(
+                            "annotation {} must hold the user id exactly; found {:?}",
+                            naming::ANNOTATION_USER_ID,
+                            got
+                        ),
+                    });
+                }
+            }
+            let kinds: Vec<&str> = objects
+                .iter()
+                .filter_map(|r| r.object.types.as_ref().map(|t| t.kind.as_str()))
+                .collect();
+            for required in ["PersistentVolumeClaim", "Pod"] {
+                if !kinds.contains(&required) {
+                    problems.push(problem(
+                        "templates",
+                        format!("no {required} is rendered; every instance needs one"),
+                    ));
+                }
+            }
+        }
+        Err(e) => problems.extend(into_problems(e)),
+    }
+    let job = JobValues {
+        name: format!("sync-{}", values.instance.id),
+        node: Some("node-1".to_owned()),
+    };
+    if let Err(e) = templates.render_sync_job(&values, &job) {
+        problems.extend(into_problems(e));
+    }
+    problems
+}
+
+fn sample_repos() -> Result<Vec<Repo>, crate::naming::NamingError> {
+    Ok(vec![
+        Repo::new(
+            "devteam",
+            "backend-api",
+            "http://gitea:3000/devteam/backend-api.git",
+        )?,
+        Repo::new(
+            "john.doe",
+            "my_repo.v2",
+            "https://gitea.example.com/john.doe/my_repo.v2.git",
+        )?,
+        Repo::new(
+            "other-team",
+            "backend-api",
+            "http://gitea:3000/other-team/backend-api.git",
+        )?,
+    ])
+}
+
+fn problem(file: &str, message: String) -> Problem {
+    Problem {
+        file: file.to_owned(),
+        line: None,
+        object: None,
+        message,
+    }
+}
+
+fn into_problems(e: RenderError) -> Vec<Problem> {
+    match e {
+        RenderError::Problems(p) => p,
+        other => vec![problem("values", other.to_string())],
+    }
+}
