@@ -5,6 +5,7 @@
 //! deserialization (and the API server would drop it, or refuse it with strict field
 //! validation). `serde_ignored` reports every field that was skipped.
 
+use codeserver_service::render::unknown_fields;
 use k8s_openapi::{
     Resource,
     api::{
@@ -28,38 +29,15 @@ pub enum Checked {
 }
 
 /// Deserializes `value` into `T`; the error lists the parse failure or every ignored
-/// field by path.
+/// field by path. The detection is the service's own render check
+/// ([`codeserver_service::render::unknown_fields`]), so manifests and rendered objects
+/// are held to the same rule.
 pub fn strict<T: DeserializeOwned>(value: &Value) -> Result<T, String> {
-    let mut ignored = Vec::new();
-    let typed: T = serde_ignored::deserialize(value.clone(), |path| ignored.push(dotted(&path)))
-        .map_err(|err| format!("does not deserialize: {err}"))?;
-    if ignored.is_empty() {
-        Ok(typed)
-    } else {
-        Err(format!("unknown fields: {}", ignored.join(", ")))
+    let problems = unknown_fields::<T>(value);
+    if !problems.is_empty() {
+        return Err(problems.join(", "));
     }
-}
-
-/// `spec.template.spec.contianers`: the path of a field as written in YAML.
-/// NB: `serde_ignored`'s own `Display` adds a `?` for every `Option` on the way.
-fn dotted(path: &serde_ignored::Path<'_>) -> String {
-    use serde_ignored::Path;
-    match path {
-        Path::Root => String::new(),
-        Path::Seq { parent, index } => join(dotted(parent), &index.to_string()),
-        Path::Map { parent, key } => join(dotted(parent), key),
-        Path::Some { parent }
-        | Path::NewtypeStruct { parent }
-        | Path::NewtypeVariant { parent } => dotted(parent),
-    }
-}
-
-fn join(parent: String, segment: &str) -> String {
-    if parent.is_empty() {
-        segment.to_owned()
-    } else {
-        format!("{parent}.{segment}")
-    }
+    serde_json::from_value(value.clone()).map_err(|err| format!("does not deserialize: {err}"))
 }
 
 fn strict_kind<T: DeserializeOwned>(value: &Value) -> Result<Checked, String> {

@@ -9,6 +9,7 @@
 // NB: each test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
 
+pub mod fixtures;
 pub mod istio;
 pub mod known_fields;
 pub mod rbac;
