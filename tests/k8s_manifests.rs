@@ -14,16 +14,21 @@ use clap::Parser;
 use codeserver_service::{
     config::{Cli, Command},
     render,
-    values::{Owner, Repo},
+    render::JobValues,
+    values::{Owner, Repo, Values},
 };
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::{
+    batch::v1::Job,
+    core::v1::{Namespace, Pod, PodSpec},
+};
 use serde_json::json;
 use support::{
     Document, find,
     fixtures::{INSTANCES_NAMESPACE, SERVICE_NAMESPACE, config, deployment, pod_spec, typed},
     istio,
-    known_fields::{self, Checked},
+    known_fields::{self, Checked, strict},
     manifests,
+    pod_security::restricted_violations,
     rbac::{self, Grant},
 };
 
@@ -200,8 +205,9 @@ fn the_field_checks_catch_misspelt_and_misplaced_fields() {
     assert!(istio::check_for(&peer).expect("an Istio group").is_err());
 }
 
-#[test]
-fn rendered_istio_objects_use_only_fields_their_crds_define() {
+/// The built-in templates and the values of a sample user, as `validate-templates`
+/// would build them.
+fn sample_render() -> (render::Templates, Values) {
     let Ok(Cli {
         command: Some(Command::ValidateTemplates(args)),
         ..
@@ -219,6 +225,12 @@ fn rendered_istio_objects_use_only_fields_their_crds_define() {
     .expect("a valid repository");
     let values = render::build_values(&templates, &args.instance, &owner, &[repo], &[])
         .expect("values build");
+    (templates, values)
+}
+
+#[test]
+fn rendered_istio_objects_use_only_fields_their_crds_define() {
+    let (templates, values) = sample_render();
     let objects = templates
         .render(&values)
         .expect("the built-in templates render");
@@ -233,6 +245,65 @@ fn rendered_istio_objects_use_only_fields_their_crds_define() {
         }
     }
     assert!(checked >= 1, "the templates render a VirtualService");
+}
+
+#[test]
+fn every_pod_meets_the_restricted_pod_security_level() {
+    // The instances namespace enforces `restricted`: the user pod and the sync Job's pod
+    // must pass it, or the API server refuses them.
+    let (templates, values) = sample_render();
+    let objects = templates
+        .render(&values)
+        .expect("the built-in templates render");
+    let mut specs: Vec<(String, PodSpec)> = Vec::new();
+    for rendered in objects {
+        let value = serde_json::to_value(&rendered.object).expect("an object serializes");
+        if value["kind"] == "Pod" {
+            let pod: Pod = strict(&value).expect("the rendered pod is a Pod");
+            specs.push((rendered.template, pod.spec.expect("a pod spec")));
+        }
+    }
+    assert_eq!(specs.len(), 1, "the templates render one pod");
+    let job_values = JobValues {
+        name: "sync-code-server-john".to_owned(),
+        node: Some("node-1".to_owned()),
+    };
+    let job = templates
+        .render_sync_job(&values, &job_values)
+        .expect("the sync Job renders");
+    let job: Job = strict(&serde_json::to_value(&job).expect("a Job serializes"))
+        .expect("the rendered Job is a Job");
+    let job_pod = job.spec.and_then(|s| s.template.spec);
+    specs.push((
+        render::SYNC_JOB_TEMPLATE.to_owned(),
+        job_pod.expect("a Job pod spec"),
+    ));
+    // The service's own pod is held to the same level (its namespace warns and audits).
+    specs.push(("k8s/04-deployment.yaml".to_owned(), pod_spec(&deployment())));
+
+    for (source, spec) in specs {
+        let violations = restricted_violations(&spec);
+        assert!(violations.is_empty(), "{source}: {violations:#?}");
+    }
+
+    // And the check can fail.
+    let mut spec = pod_spec(&deployment());
+    spec.host_network = Some(true);
+    let container = &mut spec.containers[0];
+    let security = container
+        .security_context
+        .as_mut()
+        .expect("a security context");
+    security.allow_privilege_escalation = None;
+    security.capabilities = None;
+    let violations = restricted_violations(&spec).join("\n");
+    for needle in [
+        "hostNetwork",
+        "allowPrivilegeEscalation must be false",
+        "drop ALL",
+    ] {
+        assert!(violations.contains(needle), "{needle} not in {violations}");
+    }
 }
 
 #[test]

@@ -12,6 +12,7 @@
 pub mod fixtures;
 pub mod istio;
 pub mod known_fields;
+pub mod pod_security;
 pub mod rbac;
 
 use std::path::{Path, PathBuf};
