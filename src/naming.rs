@@ -140,6 +140,12 @@ pub fn pvc_name(safe_name: &str) -> String {
     format!("workspace-{safe_name}")
 }
 
+/// Name of a syncRepository Job: `sync-<name>-<suffix>`, at most 63 characters, with
+/// `suffix` (5 characters of `[a-z0-9]`) telling runs apart.
+pub fn sync_job_name(safe_name: &str, suffix: &str) -> String {
+    format!("sync-{safe_name}-{suffix}")
+}
+
 /// Host name: `code-<name>.<base_domain>`.
 pub fn host(safe_name: &str, base_domain: &str) -> String {
     format!("code-{safe_name}.{base_domain}")
@@ -300,6 +306,7 @@ mod tests {
         }
         assert_ne!(safe_name(&long_a).unwrap(), safe_name(&long_b).unwrap());
         assert!(safe_name("日本語").unwrap().starts_with("user-"));
+        assert!(is_dns_label(&sync_job_name(&safe_name(&long_a).unwrap(), "abcde")));
         assert!(
             safe_name("Jürgen Müller")
                 .unwrap()

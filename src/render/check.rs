@@ -171,7 +171,10 @@ fn typed_problems(api_version: &str, kind: &str, obj: &Value) -> Vec<String> {
 pub fn unknown_fields<T: DeserializeOwned>(obj: &Value) -> Vec<String> {
     let mut unknown = Vec::new();
     let result: Result<T, _> = serde_ignored::deserialize(obj, |path| {
-        unknown.push(format!("unknown field {path}"));
+        // NB: serde_ignored writes `?` for each Option on the way; people want the field path.
+        let path = path.to_string();
+        let clean: Vec<&str> = path.split('.').filter(|seg| *seg != "?").collect();
+        unknown.push(format!("unknown field {}", clean.join(".")));
     });
     if let Err(e) = result {
         unknown.push(format!("does not match the Kubernetes schema: {e}"));

@@ -100,7 +100,7 @@ fn check_user(templates: &Templates, settings: &InstanceSettings, owner: &Owner)
         Err(e) => problems.extend(into_problems(e)),
     }
     let job = JobValues {
-        name: format!("sync-{}", values.instance.id),
+        name: naming::sync_job_name(&values.user.name, "x1y2z"),
         node: Some("node-1".to_owned()),
     };
     if let Err(e) = templates.render_sync_job(&values, &job) {

@@ -1,0 +1,54 @@
+# codeserver-service. `make help` lists the targets.
+CARGO ?= cargo
+IMAGE ?= codeserver-service:latest
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+BUILD_TIME ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+RENDER_ARGS ?= --user john.doe --email john.doe@devplatform.local --repo-owner devteam --repo-name backend-api
+
+.PHONY: help build test lint fmt run render validate-templates plan demo sim bench docker-build k8s-deploy k8s-templates
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+build: ## Build the release binary
+	$(CARGO) build --release --locked
+
+test: lint ## Format check, clippy with warnings as errors, and every test
+	$(CARGO) test --locked
+
+lint: ## cargo fmt --check and clippy -D warnings
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+run: ## Serve the API (needs GITEA_URL, GITEA_TOKEN and a cluster from KUBECONFIG)
+	$(CARGO) run --release --locked -- serve
+
+render: ## Print the manifests for an example user (no cluster needed)
+	$(CARGO) run --release --locked -- render $(RENDER_ARGS)
+
+validate-templates: ## Render templates/ for sample and hostile users; report every problem
+	$(CARGO) run --release --locked -- validate-templates --templates templates
+
+plan: ## Show what would change in the cluster from KUBECONFIG for the example user
+	$(CARGO) run --release --locked -- plan $(RENDER_ARGS)
+
+demo: ## Everything on 127.0.0.1: simulated cluster, Gitea, token issuer and the server
+	$(CARGO) run --release --locked -- demo
+
+sim: ## Serve the simulated Kubernetes API and write ./sim.kubeconfig
+	$(CARGO) run --release --locked -- sim --kubeconfig-out sim.kubeconfig
+
+bench: ## Benchmarks (render, simulated cluster, reconciler, API)
+	$(CARGO) bench --locked
+
+docker-build: ## Build the container image (needs a Docker engine)
+	docker build --build-arg BUILD_VERSION=$(VERSION) --build-arg BUILD_TIME=$(BUILD_TIME) -t $(IMAGE) .
+
+k8s-templates: ## Regenerate k8s/09-templates-configmap.yaml from templates/
+	$(CARGO) run --release --locked -- templates-configmap --templates templates > k8s/09-templates-configmap.yaml
+
+k8s-deploy: ## Apply k8s/ to the cluster of the current kubectl context
+	kubectl apply -f k8s/
