@@ -48,7 +48,7 @@ docker-build: ## Build the container image (needs a Docker engine)
 	docker build --build-arg BUILD_VERSION=$(VERSION) --build-arg BUILD_TIME=$(BUILD_TIME) -t $(IMAGE) .
 
 k8s-templates: ## Regenerate k8s/09-templates-configmap.yaml from templates/
-	$(CARGO) run --release --locked -- templates-configmap --templates templates > k8s/09-templates-configmap.yaml
+	UPDATE_TEMPLATES_CONFIGMAP=1 $(CARGO) test --locked --test k8s_templates
 
 k8s-deploy: ## Apply k8s/ to the cluster of the current kubectl context
 	kubectl apply -f k8s/

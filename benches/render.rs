@@ -29,7 +29,12 @@ fn settings() -> InstanceSettings {
 fn bench_render(c: &mut Criterion) {
     let templates = Templates::builtin().expect("built-in templates load");
     let settings = settings();
-    let repos = [Repo::new("devteam", "backend-api", "http://gitea:3000/devteam/backend-api.git").expect("valid repo")];
+    let repos = [Repo::new(
+        "devteam",
+        "backend-api",
+        "http://gitea:3000/devteam/backend-api.git",
+    )
+    .expect("valid repo")];
     let mut group = c.benchmark_group("render");
     group.throughput(Throughput::Elements(1));
     group.bench_function("instance (values + all templates + parse + checks)", |b| {
@@ -37,7 +42,8 @@ fn bench_render(c: &mut Criterion) {
         b.iter(|| {
             i += 1;
             let owner = Owner::new(format!("user.{i}"));
-            let values = render::build_values(&templates, &settings, &owner, &repos, &[]).expect("values");
+            let values =
+                render::build_values(&templates, &settings, &owner, &repos, &[]).expect("values");
             black_box(templates.render(&values).expect("render"))
         })
     });

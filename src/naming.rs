@@ -306,7 +306,10 @@ mod tests {
         }
         assert_ne!(safe_name(&long_a).unwrap(), safe_name(&long_b).unwrap());
         assert!(safe_name("日本語").unwrap().starts_with("user-"));
-        assert!(is_dns_label(&sync_job_name(&safe_name(&long_a).unwrap(), "abcde")));
+        assert!(is_dns_label(&sync_job_name(
+            &safe_name(&long_a).unwrap(),
+            "abcde"
+        )));
         assert!(
             safe_name("Jürgen Müller")
                 .unwrap()

@@ -414,6 +414,13 @@ fn the_deployment_runs_hardened_with_the_spec_settings() {
         .as_ref()
         .expect("the templates volume is a ConfigMap");
     assert_eq!(source.name, "codeserver-templates");
+    let templates = find(&documents, "ConfigMap", &source.name);
+    assert_eq!(templates.namespace(), Some(SERVICE_NAMESPACE));
+    // NB: a volume item list would mount only some keys and hide new templates.
+    assert!(
+        source.items.is_none(),
+        "mount every key of the templates ConfigMap"
+    );
 }
 
 #[test]

@@ -62,6 +62,7 @@ fn every_document_parses_and_names_itself() {
         "06-istio-config.yaml",
         "07-pdb.yaml",
         "08-networkpolicy.yaml",
+        "09-templates-configmap.yaml",
     ] {
         assert!(
             files.contains(expected),

@@ -23,15 +23,20 @@ fn repo_root() -> PathBuf {
 
 /// Runs a subcommand in-process; returns (ok, stdout, error text).
 fn run(args: &[&str]) -> (bool, String, String) {
-    let cli = Cli::try_parse_from(std::iter::once("codeserver-service").chain(args.iter().copied()))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let cli =
+        Cli::try_parse_from(std::iter::once("codeserver-service").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{e}"));
     let mut out = Vec::new();
     let result = match cli.command {
         Some(Sub::Render(a)) => cli::render_command(&a, &mut out),
         Some(Sub::ValidateTemplates(a)) => cli::validate_command(&a, &mut out),
         other => panic!("unexpected command {other:?}"),
     };
-    let err = result.as_ref().err().map(ToString::to_string).unwrap_or_default();
+    let err = result
+        .as_ref()
+        .err()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     (result.is_ok(), String::from_utf8(out).unwrap(), err)
 }
 
@@ -55,7 +60,16 @@ fn replace_in(dir: &Path, file: &str, from: &str, to: &str) {
 
 fn render_with(dir: &Path, user: &str) -> (bool, String, String) {
     let user_arg = format!("--user={user}");
-    run(&["render", "--templates", dir.to_str().unwrap(), &user_arg, "--repo-owner", "devteam", "--repo-name", "api"])
+    run(&[
+        "render",
+        "--templates",
+        dir.to_str().unwrap(),
+        &user_arg,
+        "--repo-owner",
+        "devteam",
+        "--repo-name",
+        "api",
+    ])
 }
 
 // ---------------------------------------------------------------------------------------
@@ -71,11 +85,19 @@ fn golden_renders_match() {
         .filter(|p| p.extension().is_some_and(|e| e == "args"))
         .collect();
     cases.sort();
-    assert!(cases.len() >= 4, "expected several golden cases in {}", data.display());
+    assert!(
+        cases.len() >= 4,
+        "expected several golden cases in {}",
+        data.display()
+    );
     let mut failures = Vec::new();
     for case in cases {
         let args_text = fs::read_to_string(&case).unwrap();
-        let mut args: Vec<String> = args_text.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect();
+        let mut args: Vec<String> = args_text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect();
         for a in &mut args {
             *a = a.replace("$DATA", data.to_str().unwrap());
         }
@@ -89,10 +111,18 @@ fn golden_renders_match() {
         }
         let expected = fs::read_to_string(&expected_path).unwrap_or_default();
         if expected != out {
-            failures.push(format!("{}:\n{}", expected_path.display(), line_diff(&expected, &out)));
+            failures.push(format!(
+                "{}:\n{}",
+                expected_path.display(),
+                line_diff(&expected, &out)
+            ));
         }
     }
-    assert!(failures.is_empty(), "golden renders differ (UPDATE_GOLDEN=1 to accept):\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "golden renders differ (UPDATE_GOLDEN=1 to accept):\n{}",
+        failures.join("\n")
+    );
 }
 
 fn line_diff(expected: &str, actual: &str) -> String {
@@ -102,7 +132,12 @@ fn line_diff(expected: &str, actual: &str) -> String {
         match (e.get(i), a.get(i)) {
             (Some(x), Some(y)) if x == y => {}
             (x, y) => {
-                out.push_str(&format!("  line {}:\n  - {}\n  + {}\n", i + 1, x.unwrap_or(&""), y.unwrap_or(&"")));
+                out.push_str(&format!(
+                    "  line {}:\n  - {}\n  + {}\n",
+                    i + 1,
+                    x.unwrap_or(&""),
+                    y.unwrap_or(&"")
+                ));
                 if out.len() > 2000 {
                     break;
                 }
@@ -119,13 +154,35 @@ fn line_diff(expected: &str, actual: &str) -> String {
 fn hostile_user_ids_stay_inside_their_scalars() {
     for user in codeserver_service::render::SAMPLE_USERS {
         let user_arg = format!("--user={user}");
-        let (ok, out, err) = run(&["render", "--output", "json", &user_arg, "--email", "x\"y@z", "--repo-owner", "o", "--repo-name", "n"]);
+        let (ok, out, err) = run(&[
+            "render",
+            "--output",
+            "json",
+            &user_arg,
+            "--email",
+            "x\"y@z",
+            "--repo-owner",
+            "o",
+            "--repo-name",
+            "n",
+        ]);
         assert!(ok, "{user:?}: {err}");
         let objects: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
-        assert_eq!(objects.len(), 5, "{user:?} rendered {} objects", objects.len());
+        assert_eq!(
+            objects.len(),
+            5,
+            "{user:?} rendered {} objects",
+            objects.len()
+        );
         for obj in &objects {
-            assert_eq!(obj["metadata"]["annotations"][naming::ANNOTATION_USER_ID], *user);
-            assert_eq!(obj["metadata"]["annotations"][naming::ANNOTATION_EMAIL], "x\"y@z");
+            assert_eq!(
+                obj["metadata"]["annotations"][naming::ANNOTATION_USER_ID],
+                *user
+            );
+            assert_eq!(
+                obj["metadata"]["annotations"][naming::ANNOTATION_EMAIL],
+                "x\"y@z"
+            );
             let name = obj["metadata"]["name"].as_str().unwrap();
             assert!(naming::is_dns_label(name), "{name}");
             assert_ne!(obj["kind"], "Secret", "a hostile id injected an object");
@@ -136,7 +193,15 @@ fn hostile_user_ids_stay_inside_their_scalars() {
 #[test]
 fn hostile_repository_names_are_refused() {
     for bad in ["a;rm -rf /", "..", "$(id)", "a\nb", &"x".repeat(10_000)] {
-        let (ok, _, err) = run(&["render", "--user", "u", "--repo-owner", "o", "--repo-name", bad]);
+        let (ok, _, err) = run(&[
+            "render",
+            "--user",
+            "u",
+            "--repo-owner",
+            "o",
+            "--repo-name",
+            bad,
+        ]);
         assert!(!ok);
         assert!(err.contains("invalid repository name"), "{err}");
         assert!(err.len() < 500, "error stays short");
@@ -145,23 +210,44 @@ fn hostile_repository_names_are_refused() {
 
 #[test]
 fn repository_values_reach_the_script_only_as_environment() {
-    let (ok, out, err) = run(&["render", "--output", "json", "--user", "u", "--repo-owner", "o", "--repo-name", "n.v2", "--clone-url", "http://g/o/n.v2.git"]);
+    let (ok, out, err) = run(&[
+        "render",
+        "--output",
+        "json",
+        "--user",
+        "u",
+        "--repo-owner",
+        "o",
+        "--repo-name",
+        "n.v2",
+        "--clone-url",
+        "http://g/o/n.v2.git",
+    ]);
     assert!(ok, "{err}");
     let objects: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
     let pod = objects.iter().find(|o| o["kind"] == "Pod").unwrap();
     let init = &pod["spec"]["initContainers"][0];
     let script = init["args"][0].as_str().unwrap();
-    assert!(!script.contains("n.v2") && !script.contains("http://g"), "script text must be fixed");
+    assert!(
+        !script.contains("n.v2") && !script.contains("http://g"),
+        "script text must be fixed"
+    );
     let env = init["env"].as_array().unwrap();
     let repos = env.iter().find(|e| e["name"] == "REPOS").unwrap();
     assert_eq!(repos["value"], "n.v2 http://g/o/n.v2.git");
     let token = env.iter().find(|e| e["name"] == "GIT_TOKEN").unwrap();
     assert!(token.get("value").is_none() && token["valueFrom"]["secretKeyRef"].is_object());
     let main = &pod["spec"]["containers"][0];
-    assert!(!main.to_string().contains("GIT_TOKEN"), "only the init container gets the credential");
+    assert!(
+        !main.to_string().contains("GIT_TOKEN"),
+        "only the init container gets the credential"
+    );
     assert_eq!(pod["spec"]["automountServiceAccountToken"], false);
     assert_eq!(pod["spec"]["securityContext"]["runAsUser"], 1000);
-    assert_eq!(pod["spec"]["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(
+        pod["spec"]["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
     assert_eq!(main["securityContext"]["capabilities"]["drop"][0], "ALL");
     assert_eq!(main["securityContext"]["allowPrivilegeEscalation"], false);
 }
@@ -180,29 +266,58 @@ fn assert_render_fails(edit: impl FnOnce(&Path), needles: &[&str]) {
 
 #[test]
 fn template_syntax_errors_name_file_and_line() {
-    assert_render_fails(|d| replace_in(d, "service.yaml.j2", "type: ClusterIP", "type: {{ oops"), &["service.yaml.j2:", "syntax error"]);
+    assert_render_fails(
+        |d| replace_in(d, "service.yaml.j2", "type: ClusterIP", "type: {{ oops"),
+        &["service.yaml.j2:", "syntax error"],
+    );
 }
 
 #[test]
 fn undefined_values_are_errors_with_file_and_line() {
-    assert_render_fails(|d| replace_in(d, "service.yaml.j2", "extra.service.port", "extra.service.prot"), &["service.yaml.j2:10", "undefined"]);
+    assert_render_fails(
+        |d| {
+            replace_in(
+                d,
+                "service.yaml.j2",
+                "extra.service.port",
+                "extra.service.prot",
+            )
+        },
+        &["service.yaml.j2:10", "undefined"],
+    );
 }
 
 #[test]
 fn unparseable_yaml_is_reported() {
-    assert_render_fails(|d| replace_in(d, "service.yaml.j2", "type: ClusterIP", "type: [ClusterIP"), &["service.yaml.j2", "does not parse"]);
+    assert_render_fails(
+        |d| replace_in(d, "service.yaml.j2", "type: ClusterIP", "type: [ClusterIP"),
+        &["service.yaml.j2", "does not parse"],
+    );
 }
 
 #[test]
 fn missing_identity_fields_are_reported() {
-    assert_render_fails(|d| replace_in(d, "service.yaml.j2", "apiVersion: v1\n", ""), &["service.yaml.j2", "apiVersion is missing"]);
-    assert_render_fails(|d| replace_in(d, "service.yaml.j2", "kind: Service\n", ""), &["kind is missing"]);
+    assert_render_fails(
+        |d| replace_in(d, "service.yaml.j2", "apiVersion: v1\n", ""),
+        &["service.yaml.j2", "apiVersion is missing"],
+    );
+    assert_render_fails(
+        |d| replace_in(d, "service.yaml.j2", "kind: Service\n", ""),
+        &["kind is missing"],
+    );
 }
 
 #[test]
 fn unsafe_names_are_reported() {
     assert_render_fails(
-        |d| replace_in(d, "service.yaml.j2", "h.metadata(instance.service)", "h.metadata(\"Code_Server\")"),
+        |d| {
+            replace_in(
+                d,
+                "service.yaml.j2",
+                "h.metadata(instance.service)",
+                "h.metadata(\"Code_Server\")",
+            )
+        },
         &["service.yaml.j2: Service/Code_Server", "not a valid"],
     );
 }
@@ -210,21 +325,44 @@ fn unsafe_names_are_reported() {
 #[test]
 fn missing_ownership_labels_are_reported() {
     assert_render_fails(
-        |d| replace_in(d, "_helpers.j2", "labels: {{ merge(labels, extra_labels) }}", "labels: {app: x}"),
-        &["ownership label app.kubernetes.io/managed-by is missing", "pvc.yaml.j2: PersistentVolumeClaim/workspace-john"],
+        |d| {
+            replace_in(
+                d,
+                "_helpers.j2",
+                "labels: {{ merge(labels, extra_labels) }}",
+                "labels: {app: x}",
+            )
+        },
+        &[
+            "ownership label app.kubernetes.io/managed-by is missing",
+            "pvc.yaml.j2: PersistentVolumeClaim/workspace-john",
+        ],
     );
 }
 
 #[test]
 fn foreign_namespaces_are_reported() {
-    assert_render_fails(|d| replace_in(d, "_helpers.j2", "namespace: {{ namespace }}", "namespace: kube-system"), &["namespace is \"kube-system\""]);
+    assert_render_fails(
+        |d| {
+            replace_in(
+                d,
+                "_helpers.j2",
+                "namespace: {{ namespace }}",
+                "namespace: kube-system",
+            )
+        },
+        &["namespace is \"kube-system\""],
+    );
 }
 
 #[test]
 fn misspelt_fields_are_reported() {
     assert_render_fails(
         |d| replace_in(d, "pod.yaml.j2", "  containers:\n", "  contianers:\n"),
-        &["pod.yaml.j2: Pod/code-server-john", "unknown field spec.contianers"],
+        &[
+            "pod.yaml.j2: Pod/code-server-john",
+            "unknown field spec.contianers",
+        ],
     );
 }
 
@@ -239,30 +377,74 @@ fn an_added_kind_renders_without_code_changes() {
     });
     let (ok, out, err) = render_with(dir.path(), "john: \"doe\"");
     assert!(ok, "{err}");
-    assert!(out.contains("kind: ConfigMap") && out.contains("# Source: configmap.yaml.j2"), "{out}");
+    assert!(
+        out.contains("kind: ConfigMap") && out.contains("# Source: configmap.yaml.j2"),
+        "{out}"
+    );
 }
 
 #[test]
 fn values_files_and_set_overrides_apply_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("v.yaml");
-    fs::write(&file, "service:\n  port: 8000\nimage: registry.local/code:1\n").unwrap();
-    let (ok, out, err) = run(&["render", "--output", "json", "--user", "u", "--repo-owner", "o", "--repo-name", "n",
-        "--values", file.to_str().unwrap(), "--set", "service.port=9000"]);
+    fs::write(
+        &file,
+        "service:\n  port: 8000\nimage: registry.local/code:1\n",
+    )
+    .unwrap();
+    let (ok, out, err) = run(&[
+        "render",
+        "--output",
+        "json",
+        "--user",
+        "u",
+        "--repo-owner",
+        "o",
+        "--repo-name",
+        "n",
+        "--values",
+        file.to_str().unwrap(),
+        "--set",
+        "service.port=9000",
+    ]);
     assert!(ok, "{err}");
     let objects: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
     let svc = objects.iter().find(|o| o["kind"] == "Service").unwrap();
     assert_eq!(svc["spec"]["ports"][0]["port"], 9000);
     let pod = objects.iter().find(|o| o["kind"] == "Pod").unwrap();
-    assert_eq!(pod["spec"]["containers"][0]["image"], "registry.local/code:1");
-    let (ok, _, err) = run(&["render", "--user", "u", "--repo-owner", "o", "--repo-name", "n", "--set", "broken"]);
+    assert_eq!(
+        pod["spec"]["containers"][0]["image"],
+        "registry.local/code:1"
+    );
+    let (ok, _, err) = run(&[
+        "render",
+        "--user",
+        "u",
+        "--repo-owner",
+        "o",
+        "--repo-name",
+        "n",
+        "--set",
+        "broken",
+    ]);
     assert!(!ok && err.contains("invalid --set"), "{err}");
 }
 
 #[test]
 fn optional_objects_can_be_switched_off() {
-    let (ok, out, err) = run(&["render", "--user", "u", "--repo-owner", "o", "--repo-name", "n",
-        "--set", "virtualService.enabled=false", "--set", "networkPolicy.enabled=false"]);
+    let (ok, out, err) = run(&[
+        "render",
+        "--user",
+        "u",
+        "--repo-owner",
+        "o",
+        "--repo-name",
+        "n",
+        "--set",
+        "virtualService.enabled=false",
+        "--set",
+        "networkPolicy.enabled=false",
+    ]);
     assert!(ok, "{err}");
     assert!(!out.contains("kind: VirtualService") && !out.contains("kind: NetworkPolicy"));
     assert!(out.contains("kind: Pod"));
@@ -281,10 +463,17 @@ fn validate_templates_accepts_the_built_in_set_and_lists_every_problem_of_a_brok
         replace_in(d, "pod.yaml.j2", "  containers:\n", "  contianers:\n");
         replace_in(d, "service.yaml.j2", "extra.service.port", "extra.nope");
     });
-    let (ok, out, err) = run(&["validate-templates", "--templates", dir.path().to_str().unwrap()]);
+    let (ok, out, err) = run(&[
+        "validate-templates",
+        "--templates",
+        dir.path().to_str().unwrap(),
+    ]);
     assert!(!ok);
     assert!(err.contains("problem(s)"), "{err}");
-    assert!(out.contains("unknown field spec.contianers") && out.contains("service.yaml.j2:10"), "{out}");
+    assert!(
+        out.contains("unknown field spec.contianers") && out.contains("service.yaml.j2:10"),
+        "{out}"
+    );
     // one line per problem, not one per sample user
     assert!(out.lines().count() <= 4, "{out}");
 }
@@ -294,29 +483,91 @@ fn validate_templates_accepts_the_built_in_set_and_lists_every_problem_of_a_brok
 
 #[test]
 fn the_binary_exits_zero_on_success_and_non_zero_on_errors() {
-    let ok = Command::new(BIN).args(["render", "--user", "u", "--repo-owner", "o", "--repo-name", "n"]).output().unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let ok = Command::new(BIN)
+        .args([
+            "render",
+            "--user",
+            "u",
+            "--repo-owner",
+            "o",
+            "--repo-name",
+            "n",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("kind: PersistentVolumeClaim"));
 
-    let bad = Command::new(BIN).args(["render", "--user", "u", "--repo-owner", "o", "--repo-name", ".."]).output().unwrap();
+    let bad = Command::new(BIN)
+        .args([
+            "render",
+            "--user",
+            "u",
+            "--repo-owner",
+            "o",
+            "--repo-name",
+            "..",
+        ])
+        .output()
+        .unwrap();
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid repository name"));
 
     let cfg = Command::new(BIN)
-        .args(["render", "--user", "u", "--repo-owner", "o", "--repo-name", "n"])
+        .args([
+            "render",
+            "--user",
+            "u",
+            "--repo-owner",
+            "o",
+            "--repo-name",
+            "n",
+        ])
         .env("PVC_SIZE", "ten gigs")
         .output()
         .unwrap();
     assert_eq!(cfg.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&cfg.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("PVC_SIZE") && stderr.contains("ten gigs"), "{stderr}");
+    assert!(
+        stderr.contains("PVC_SIZE") && stderr.contains("ten gigs"),
+        "{stderr}"
+    );
 
     let help = Command::new(BIN).arg("--help").output().unwrap();
-    let help = String::from_utf8_lossy(&help.stdout).split_whitespace().collect::<Vec<_>>().join(" ");
-    for var in ["PORT", "METRICS_PORT", "ENVIRONMENT", "LOG_LEVEL", "SHUTDOWN_TIMEOUT", "KUBECONFIG", "CODESERVER_NAMESPACE",
-        "PVC_STORAGE_CLASS", "PVC_SIZE", "CODESERVER_IMAGE", "CODESERVER_CPU", "CODESERVER_MEMORY", "CODESERVER_TIMEOUT",
-        "GITEA_URL", "GITEA_TOKEN", "GITEA_SERVICE_URL", "BASE_DOMAIN", "TEMPLATES_DIR", "VALUES_FILE", "JWT_SECRET"] {
-        assert!(help.contains(&format!("env: {var}")) || help.contains(&format!("env: {var}=")), "--help lacks {var}");
+    let help = String::from_utf8_lossy(&help.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for var in [
+        "PORT",
+        "METRICS_PORT",
+        "ENVIRONMENT",
+        "LOG_LEVEL",
+        "SHUTDOWN_TIMEOUT",
+        "KUBECONFIG",
+        "CODESERVER_NAMESPACE",
+        "PVC_STORAGE_CLASS",
+        "PVC_SIZE",
+        "CODESERVER_IMAGE",
+        "CODESERVER_CPU",
+        "CODESERVER_MEMORY",
+        "CODESERVER_TIMEOUT",
+        "GITEA_URL",
+        "GITEA_TOKEN",
+        "GITEA_SERVICE_URL",
+        "BASE_DOMAIN",
+        "TEMPLATES_DIR",
+        "VALUES_FILE",
+        "JWT_SECRET",
+    ] {
+        assert!(
+            help.contains(&format!("env: {var}")) || help.contains(&format!("env: {var}=")),
+            "--help lacks {var}"
+        );
     }
 }
