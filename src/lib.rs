@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod naming;
 pub mod quantity;
+pub mod reload;
 pub mod render;
 pub mod values;
 

@@ -1,0 +1,450 @@
+//! Live template reload: the active template set, replaced without a restart when the
+//! templates directory changes and the new set passes `validate-templates`.
+//!
+//! In the cluster the directory is a mounted ConfigMap. The kubelet updates it by
+//! writing the new files into a fresh hidden directory and swapping the `..data` symlink
+//! atomically, so a reader sees either the old set or the new one. The [`Reloader`]
+//! polls a content hash of the visible files every few seconds (a few small reads; no
+//! inotify, which misses symlink swaps on some filesystems), loads and validates a
+//! changed set exactly as `validate-templates` does, and swaps it into the
+//! [`TemplateStore`]; a set with problems is refused, every problem is logged, and the
+//! last good set stays active. Requests hold an `Arc` of the set they started with, so a
+//! swap never changes a render half-way.
+
+use std::{
+    fmt, io,
+    path::{Path, PathBuf},
+    sync::{Arc, PoisonError, RwLock},
+    time::Duration,
+};
+
+use jiff::Timestamp;
+use prometheus::{IntCounterVec, Opts, Registry};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tracing::{error, info, warn};
+
+use crate::{
+    config::InstanceSettings,
+    render::{self, Problem, RenderError, Source, Templates},
+};
+
+/// Name of the counter of reload attempts, labelled by `result`.
+pub const RELOAD_METRIC: &str = "codeserver_templates_reload_total";
+/// `result` of a reload that replaced the active set.
+pub const RESULT_SUCCESS: &str = "success";
+/// `result` of a reload that was refused (unreadable or invalid templates).
+pub const RESULT_FAILURE: &str = "failure";
+/// How often the directory is checked unless configured otherwise.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Why a template set could not be loaded or was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The directory or a file in it could not be read.
+    #[error("cannot read templates from {path}: {source}")]
+    Io {
+        /// What was being read.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The set loads but has problems; each names file, object and cause.
+    #[error("{} template problem(s) in {path}", problems.len())]
+    Invalid {
+        /// The template directory.
+        path: PathBuf,
+        /// Every problem found.
+        problems: Vec<Problem>,
+    },
+    /// The reload counter could not be registered.
+    #[error("cannot register metric {RELOAD_METRIC}: {0}")]
+    Metric(#[source] prometheus::Error),
+}
+
+impl ReloadError {
+    /// One line per problem, for logs and API answers.
+    pub fn messages(&self) -> Vec<String> {
+        match self {
+            Self::Invalid { problems, .. } => problems.iter().map(ToString::to_string).collect(),
+            other => vec![other.to_string()],
+        }
+    }
+}
+
+/// Loads the set in `dir` (the built-in set when `None`) and validates it as
+/// `validate-templates` does: every template renders for every sample user.
+pub fn load_validated(
+    dir: Option<&Path>,
+    settings: &InstanceSettings,
+) -> Result<Templates, ReloadError> {
+    let path = dir.map_or_else(|| PathBuf::from("built-in templates"), Path::to_owned);
+    let templates = Templates::load(dir).map_err(|e| match e {
+        RenderError::Io { path, source } => ReloadError::Io { path, source },
+        RenderError::Problems(problems) => ReloadError::Invalid {
+            path: path.clone(),
+            problems,
+        },
+        other @ RenderError::Values(_) => ReloadError::Invalid {
+            path: path.clone(),
+            problems: vec![Problem {
+                file: render::VALUES_FILE.to_owned(),
+                line: None,
+                object: None,
+                message: other.to_string(),
+            }],
+        },
+    })?;
+    let problems = render::validate(&templates, settings);
+    if problems.is_empty() {
+        Ok(templates)
+    } else {
+        Err(ReloadError::Invalid { path, problems })
+    }
+}
+
+/// A content hash of the visible files of `dir`, following the ConfigMap symlinks.
+///
+/// NB: hidden names (`..data`, `..2026_11_27_...`) are skipped, as `Templates::load_dir`
+/// skips them; the visible names are symlinks into them, so a swap changes the hash.
+pub fn fingerprint(dir: &Path) -> io::Result<String> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.') {
+            names.push(name);
+        }
+    }
+    names.sort();
+    let mut hash = Sha256::new();
+    for name in names {
+        let path = dir.join(&name);
+        // NB: `metadata` follows symlinks; a dangling one (mid-swap) is an error and the
+        // caller retries on the next tick.
+        if !std::fs::metadata(&path)?.is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(&path)?;
+        hash.update(name.as_bytes());
+        hash.update([0]);
+        hash.update((bytes.len() as u64).to_le_bytes());
+        hash.update(&bytes);
+    }
+    Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The active template set and when it became active.
+#[derive(Debug)]
+pub struct ActiveTemplates {
+    templates: Arc<Templates>,
+    loaded_at: Timestamp,
+}
+
+impl ActiveTemplates {
+    /// The set itself.
+    pub fn templates(&self) -> &Arc<Templates> {
+        &self.templates
+    }
+
+    /// When it became active.
+    pub fn loaded_at(&self) -> Timestamp {
+        self.loaded_at
+    }
+}
+
+/// The last refused set: when, and why.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Refusal {
+    /// When the set was refused.
+    pub at: Timestamp,
+    /// Every problem, one line each.
+    pub problems: Vec<String>,
+}
+
+/// What `/ready` and the GraphQL `templates` query report.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplatesStatus {
+    /// Revision (content hash) of the active set, as stamped on rendered objects.
+    pub revision: String,
+    /// When the active set was loaded.
+    pub loaded_at: Timestamp,
+    /// Where it was loaded from: a directory, or `built-in`.
+    pub source: String,
+    /// The most recent refused set since the active one was loaded, if any.
+    pub last_refusal: Option<Refusal>,
+}
+
+/// Holds the active template set; cheap to read from any task, swapped atomically.
+pub struct TemplateStore {
+    active: RwLock<Arc<ActiveTemplates>>,
+    last_refusal: RwLock<Option<Refusal>>,
+}
+
+impl fmt::Debug for TemplateStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TemplateStore")
+            .field("revision", &self.revision())
+            .field("loaded_at", &self.loaded_at())
+            .finish()
+    }
+}
+
+impl TemplateStore {
+    /// A store whose active set is `templates`, loaded now.
+    pub fn new(templates: Templates) -> Self {
+        Self {
+            active: RwLock::new(Arc::new(ActiveTemplates {
+                templates: Arc::new(templates),
+                loaded_at: Timestamp::now(),
+            })),
+            last_refusal: RwLock::new(None),
+        }
+    }
+
+    /// Loads and validates the configured set (TEMPLATES_DIR, else the built-in one).
+    /// A service must not start on a broken set: the caller reports the error and exits.
+    pub fn load(settings: &InstanceSettings) -> Result<Self, ReloadError> {
+        load_validated(settings.templates_dir.as_deref(), settings).map(Self::new)
+    }
+
+    /// The active set with its load time, consistent with each other.
+    pub fn current(&self) -> Arc<ActiveTemplates> {
+        // NB: the lock only guards an Arc swap, which cannot be left half-done; a
+        // poisoned lock still holds a valid set.
+        Arc::clone(&self.active.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The active set. Hold the `Arc` for the whole of one render or plan.
+    pub fn templates(&self) -> Arc<Templates> {
+        Arc::clone(&self.current().templates)
+    }
+
+    /// Revision of the active set.
+    pub fn revision(&self) -> String {
+        self.current().templates.revision().to_owned()
+    }
+
+    /// When the active set was loaded.
+    pub fn loaded_at(&self) -> Timestamp {
+        self.current().loaded_at
+    }
+
+    /// The most recent refused set since the active one was loaded.
+    pub fn last_refusal(&self) -> Option<Refusal> {
+        self.last_refusal
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Everything `/ready` and the GraphQL `templates` query report.
+    pub fn status(&self) -> TemplatesStatus {
+        let current = self.current();
+        TemplatesStatus {
+            revision: current.templates.revision().to_owned(),
+            loaded_at: current.loaded_at,
+            source: match current.templates.source() {
+                Source::Builtin => "built-in".to_owned(),
+                Source::Dir(dir) => dir.display().to_string(),
+            },
+            last_refusal: self.last_refusal(),
+        }
+    }
+
+    /// Makes `templates` (already validated) the active set.
+    fn replace(&self, templates: Templates) {
+        let next = Arc::new(ActiveTemplates {
+            templates: Arc::new(templates),
+            loaded_at: Timestamp::now(),
+        });
+        *self.active.write().unwrap_or_else(PoisonError::into_inner) = next;
+        *self
+            .last_refusal
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    fn refuse(&self, error: &ReloadError) {
+        *self
+            .last_refusal
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Refusal {
+            at: Timestamp::now(),
+            problems: error.messages(),
+        });
+    }
+}
+
+/// What one check of the directory did.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Nothing new: the directory is as last seen, or holds the active set.
+    Unchanged,
+    /// A new set is active.
+    Reloaded {
+        /// Revision before.
+        from: String,
+        /// Revision now active.
+        to: String,
+    },
+    /// The new set was refused; the active set is unchanged.
+    Refused(ReloadError),
+    /// The directory changed while it was read (or is mid-swap); checked again next time.
+    Retry,
+}
+
+/// Watches a template directory and keeps a [`TemplateStore`] on its latest valid set.
+pub struct Reloader {
+    store: Arc<TemplateStore>,
+    dir: PathBuf,
+    settings: InstanceSettings,
+    reloads: IntCounterVec,
+    /// Fingerprint of the directory when it was last examined, accepted or refused.
+    /// NB: starts empty, so the first check compares the directory with the active
+    /// set: a change between start-up and the first check is not missed.
+    seen: Option<String>,
+}
+
+impl Reloader {
+    /// A reloader of `dir` into `store`, counting attempts in `registry`.
+    pub fn new(
+        store: Arc<TemplateStore>,
+        dir: PathBuf,
+        settings: InstanceSettings,
+        registry: &Registry,
+    ) -> Result<Self, ReloadError> {
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                RELOAD_METRIC,
+                "Template reloads by result: success (a new set is active) or failure (refused)",
+            ),
+            &["result"],
+        )
+        .map_err(ReloadError::Metric)?;
+        registry
+            .register(Box::new(reloads.clone()))
+            .map_err(ReloadError::Metric)?;
+        for result in [RESULT_SUCCESS, RESULT_FAILURE] {
+            // Exported at zero from the start, so alerts on increase() work.
+            reloads.with_label_values(&[result]);
+        }
+        Ok(Self {
+            store,
+            dir,
+            settings,
+            reloads,
+            seen: None,
+        })
+    }
+
+    /// Checks the directory once: loads, validates and swaps in a changed set, or
+    /// refuses it and logs every problem.
+    pub fn check(&mut self) -> Outcome {
+        let before = match fingerprint(&self.dir) {
+            Ok(f) => f,
+            Err(source) => {
+                warn!(dir = %self.dir.display(), error = %source, "cannot read the templates directory; keeping the active set");
+                return Outcome::Retry;
+            }
+        };
+        if self.seen.as_deref() == Some(before.as_str()) {
+            return Outcome::Unchanged;
+        }
+        let loaded = load_validated(Some(&self.dir), &self.settings);
+        // NB: files are read one by one; if the directory changed meanwhile, what was
+        // loaded may mix two versions. Try again on the next tick.
+        if fingerprint(&self.dir).ok().as_deref() != Some(before.as_str()) {
+            return Outcome::Retry;
+        }
+        self.seen = Some(before);
+        let from = self.store.revision();
+        match loaded {
+            Ok(templates) if templates.revision() == from => Outcome::Unchanged,
+            Ok(templates) => {
+                let to = templates.revision().to_owned();
+                self.store.replace(templates);
+                self.reloads.with_label_values(&[RESULT_SUCCESS]).inc();
+                info!(dir = %self.dir.display(), from = %from, to = %to, "templates reloaded; new instances and restarts use them");
+                Outcome::Reloaded { from, to }
+            }
+            Err(e) => {
+                self.reloads.with_label_values(&[RESULT_FAILURE]).inc();
+                for message in e.messages() {
+                    error!(dir = %self.dir.display(), problem = %message, "template problem");
+                }
+                error!(dir = %self.dir.display(), active = %from, error = %e, "new templates refused; the active set stays in use");
+                self.store.refuse(&e);
+                Outcome::Refused(e)
+            }
+        }
+    }
+
+    /// Checks every `interval` until `shutdown` completes.
+    pub async fn run(mut self, interval: Duration, shutdown: impl Future<Output = ()>) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return,
+                _ = ticker.tick() => {}
+            }
+            // NB: reading and rendering are blocking work; keep them off the async workers.
+            let checked = tokio::task::spawn_blocking(move || {
+                let outcome = self.check();
+                (self, outcome)
+            })
+            .await;
+            match checked {
+                Ok((reloader, _)) => self = reloader,
+                Err(e) => {
+                    error!(error = %e, "the template reload check failed; live reload stopped");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(dir: &Path, name: &str, text: &str) {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+
+    #[test]
+    fn the_fingerprint_follows_content_and_ignores_hidden_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        file(dir.path(), "a.yaml.j2", "one");
+        let first = fingerprint(dir.path()).unwrap();
+        std::fs::create_dir(dir.path().join("..2026_11_27")).unwrap();
+        file(dir.path(), ".hidden", "x");
+        assert_eq!(fingerprint(dir.path()).unwrap(), first);
+        file(dir.path(), "a.yaml.j2", "two");
+        assert_ne!(fingerprint(dir.path()).unwrap(), first);
+        // A file name moving content to another name is a change too.
+        let dir2 = tempfile::tempdir().unwrap();
+        file(dir2.path(), "b.yaml.j2", "one");
+        assert_ne!(fingerprint(dir2.path()).unwrap(), first);
+    }
+
+    #[test]
+    fn a_poisoned_store_still_answers() {
+        let store = Arc::new(TemplateStore::new(Templates::builtin().unwrap()));
+        let revision = store.revision();
+        let poisoner = Arc::clone(&store);
+        let _ = std::thread::spawn(move || {
+            let _guard = poisoner.active.write().unwrap();
+            panic!("poison the lock");
+        })
+        .join();
+        assert_eq!(store.revision(), revision);
+        store.replace(Templates::builtin().unwrap());
+        assert_eq!(store.revision(), revision);
+    }
+}
