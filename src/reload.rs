@@ -8,7 +8,8 @@
 //! inotify, which misses symlink swaps on some filesystems), loads and validates a
 //! changed set exactly as `validate-templates` does, and swaps it into the
 //! [`TemplateStore`]; a set with problems is refused, every problem is logged, and the
-//! last good set stays active. Requests hold an `Arc` of the set they started with, so a
+//! last good set stays active; `codeserver_templates_reload_total{result="ok"|"error"}`
+//! counts both. Requests hold an `Arc` of the set they started with, so a
 //! swap never changes a render half-way.
 
 use std::{
@@ -32,9 +33,9 @@ use crate::{
 /// Name of the counter of reload attempts, labelled by `result`.
 pub const RELOAD_METRIC: &str = "codeserver_templates_reload_total";
 /// `result` of a reload that replaced the active set.
-pub const RESULT_SUCCESS: &str = "success";
+pub const RESULT_OK: &str = "ok";
 /// `result` of a reload that was refused (unreadable or invalid templates).
-pub const RESULT_FAILURE: &str = "failure";
+pub const RESULT_ERROR: &str = "error";
 /// How often the directory is checked unless configured otherwise.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -58,8 +59,8 @@ pub enum ReloadError {
         /// Every problem found.
         problems: Vec<Problem>,
     },
-    /// The reload counter could not be registered.
-    #[error("cannot register metric {RELOAD_METRIC}: {0}")]
+    /// The reload counter could not be created or registered.
+    #[error("cannot create metric {RELOAD_METRIC}: {0}")]
     Metric(#[source] prometheus::Error),
 }
 
@@ -308,36 +309,40 @@ pub struct Reloader {
     seen: Option<String>,
 }
 
+/// The `codeserver_templates_reload_total{result}` counter, for callers without their
+/// own metrics registry (the service's metrics create the same one).
+pub fn reload_counter(registry: &Registry) -> Result<IntCounterVec, ReloadError> {
+    let reloads = IntCounterVec::new(
+        Opts::new(RELOAD_METRIC, "Template directory reloads by result"),
+        &["result"],
+    )
+    .map_err(ReloadError::Metric)?;
+    registry
+        .register(Box::new(reloads.clone()))
+        .map_err(ReloadError::Metric)?;
+    Ok(reloads)
+}
+
 impl Reloader {
-    /// A reloader of `dir` into `store`, counting attempts in `registry`.
+    /// A reloader of `dir` into `store`, counting attempts in `reloads` (labelled by
+    /// `result`: [`RESULT_OK`] or [`RESULT_ERROR`]).
     pub fn new(
         store: Arc<TemplateStore>,
         dir: PathBuf,
         settings: InstanceSettings,
-        registry: &Registry,
-    ) -> Result<Self, ReloadError> {
-        let reloads = IntCounterVec::new(
-            Opts::new(
-                RELOAD_METRIC,
-                "Template reloads by result: success (a new set is active) or failure (refused)",
-            ),
-            &["result"],
-        )
-        .map_err(ReloadError::Metric)?;
-        registry
-            .register(Box::new(reloads.clone()))
-            .map_err(ReloadError::Metric)?;
-        for result in [RESULT_SUCCESS, RESULT_FAILURE] {
+        reloads: IntCounterVec,
+    ) -> Self {
+        for result in [RESULT_OK, RESULT_ERROR] {
             // Exported at zero from the start, so alerts on increase() work.
             reloads.with_label_values(&[result]);
         }
-        Ok(Self {
+        Self {
             store,
             dir,
             settings,
             reloads,
             seen: None,
-        })
+        }
     }
 
     /// Checks the directory once: loads, validates and swaps in a changed set, or
@@ -366,12 +371,12 @@ impl Reloader {
             Ok(templates) => {
                 let to = templates.revision().to_owned();
                 self.store.replace(templates);
-                self.reloads.with_label_values(&[RESULT_SUCCESS]).inc();
+                self.reloads.with_label_values(&[RESULT_OK]).inc();
                 info!(dir = %self.dir.display(), from = %from, to = %to, "templates reloaded; new instances and restarts use them");
                 Outcome::Reloaded { from, to }
             }
             Err(e) => {
-                self.reloads.with_label_values(&[RESULT_FAILURE]).inc();
+                self.reloads.with_label_values(&[RESULT_ERROR]).inc();
                 for message in e.messages() {
                     error!(dir = %self.dir.display(), problem = %message, "template problem");
                 }

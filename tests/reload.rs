@@ -12,7 +12,7 @@ use clap::Parser;
 use codeserver_service::{
     config::{Cli, Command, InstanceSettings},
     naming,
-    reload::{Outcome, ReloadError, Reloader, TemplateStore},
+    reload::{Outcome, ReloadError, Reloader, TemplateStore, reload_counter},
     render::{self, Templates},
     values::{Owner, Repo},
 };
@@ -69,8 +69,8 @@ fn fixture(dir: &Path) -> Fixture {
     let settings = settings(dir);
     let store = Arc::new(TemplateStore::load(&settings).expect("the initial set is valid"));
     let registry = Registry::new();
-    let reloader =
-        Reloader::new(Arc::clone(&store), dir.to_owned(), settings, &registry).expect("a reloader");
+    let reloads = reload_counter(&registry).expect("the counter registers");
+    let reloader = Reloader::new(Arc::clone(&store), dir.to_owned(), settings, reloads);
     Fixture {
         store,
         reloader,
@@ -123,8 +123,8 @@ fn a_changed_directory_is_picked_up_and_stamped_with_its_revision() {
     assert_eq!(from, first);
     assert_eq!(to, f.store.revision());
     assert_ne!(to, first);
-    assert_eq!(reloads(&f.registry, "success"), "1");
-    assert_eq!(reloads(&f.registry, "failure"), "0");
+    assert_eq!(reloads(&f.registry, "ok"), "1");
+    assert_eq!(reloads(&f.registry, "error"), "0");
 
     // New renders use the new set, and say so.
     let pod = rendered_pod(&f.store.templates(), dir.path());
@@ -138,7 +138,7 @@ fn a_changed_directory_is_picked_up_and_stamped_with_its_revision() {
 
     // Checking again without a change does nothing.
     assert!(matches!(f.reloader.check(), Outcome::Unchanged));
-    assert_eq!(reloads(&f.registry, "success"), "1");
+    assert_eq!(reloads(&f.registry, "ok"), "1");
 }
 
 #[test]
@@ -159,7 +159,7 @@ fn a_broken_set_is_refused_and_the_last_good_one_keeps_serving() {
         "{problems:?}"
     );
     assert_eq!(f.store.revision(), good);
-    assert_eq!(reloads(&f.registry, "failure"), "1");
+    assert_eq!(reloads(&f.registry, "error"), "1");
     let refusal = f.store.last_refusal().expect("the refusal is reported");
     assert!(
         refusal
@@ -170,7 +170,7 @@ fn a_broken_set_is_refused_and_the_last_good_one_keeps_serving() {
     );
     // Refused once, not on every tick.
     assert!(matches!(f.reloader.check(), Outcome::Unchanged));
-    assert_eq!(reloads(&f.registry, "failure"), "1");
+    assert_eq!(reloads(&f.registry, "error"), "1");
 
     // Loads, but fails validation: a value no sample user has.
     std::fs::copy(repo_templates().join("service.yaml.j2"), &service).expect("restored");
@@ -186,7 +186,7 @@ fn a_broken_set_is_refused_and_the_last_good_one_keeps_serving() {
         "{:?}",
         error.messages()
     );
-    assert_eq!(reloads(&f.registry, "failure"), "2");
+    assert_eq!(reloads(&f.registry, "error"), "2");
 
     // The last good set still renders, for requests in flight and for new ones.
     assert_eq!(f.store.revision(), good);
@@ -197,7 +197,7 @@ fn a_broken_set_is_refused_and_the_last_good_one_keeps_serving() {
     std::fs::copy(repo_templates().join("service.yaml.j2"), &service).expect("restored");
     assert!(matches!(f.reloader.check(), Outcome::Unchanged));
     assert_eq!(f.store.revision(), good);
-    assert_eq!(reloads(&f.registry, "success"), "0");
+    assert_eq!(reloads(&f.registry, "ok"), "0");
 }
 
 #[test]
@@ -322,7 +322,7 @@ async fn a_running_reloader_picks_up_a_change_without_a_restart() {
         .await
         .expect("the reloader stops on shutdown")
         .expect("the reloader task did not panic");
-    assert_eq!(reloads(&f.registry, "success"), "1");
+    assert_eq!(reloads(&f.registry, "ok"), "1");
 }
 
 #[test]
