@@ -273,6 +273,14 @@ fn the_deployment_runs_hardened_with_the_spec_settings() {
     );
 
     let pod = pod_spec(&deployment);
+    // The image `make docker-build` tags: the package version.
+    let version = env!("CARGO_PKG_VERSION");
+    let image = main_container(&pod).image.clone().unwrap_or_default();
+    assert_eq!(image, format!("codeserver-service:{version}"));
+    assert_eq!(
+        pod_labels(&deployment).get("version").map(String::as_str),
+        Some(version)
+    );
     assert!(
         pod.topology_spread_constraints
             .as_ref()
