@@ -35,6 +35,7 @@ pub fn target(args: &TargetArgs) -> Result<(Owner, Repo), CliError> {
         user_id: args.user.clone(),
         email: args.email.clone(),
         sub: args.sub.clone(),
+        known_name: None,
     };
     let clone_url = args.clone_url.clone().unwrap_or_else(|| {
         format!(

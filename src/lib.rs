@@ -6,8 +6,10 @@
 
 pub mod cli;
 pub mod config;
+pub mod instance;
 pub mod naming;
 pub mod quantity;
+pub mod reconcile;
 pub mod reload;
 pub mod render;
 pub mod values;

@@ -32,6 +32,11 @@ pub const ANNOTATION_USER_ID: &str = "devplatform.io/user-id";
 pub const ANNOTATION_EMAIL: &str = "devplatform.io/email";
 /// JSON list of the instance's repositories, kept on the PVC (the instance record).
 pub const ANNOTATION_REPOS: &str = "devplatform.io/repos";
+/// JSON list of every kind (`apiVersion/Kind`) ever applied for the instance, kept on
+/// the PVC so that objects of a kind removed from the templates are still found.
+pub const ANNOTATION_KINDS: &str = "devplatform.io/kinds";
+/// Label on a sync Job's pod naming the instance it syncs.
+pub const LABEL_SYNC_OF: &str = "devplatform.io/sync-of";
 /// Hash of the rendered pod spec, like a Deployment's pod-template-hash.
 pub const ANNOTATION_SPEC_HASH: &str = "devplatform.io/spec-hash";
 /// Revision (content hash) of the template set that rendered the object.
@@ -300,9 +305,7 @@ mod tests {
             assert!(is_dns_label(&name), "{id:?} -> {name}");
             assert!(name.len() <= MAX_SAFE_NAME_LEN, "{name}");
             assert!(instance_id(&name).len() <= MAX_NAME_LEN);
-            assert!(is_dns_label(
-                &host(&name, "x").split('.').next().unwrap().to_owned()
-            ));
+            assert!(is_dns_label(host(&name, "x").split('.').next().unwrap()));
         }
         assert_ne!(safe_name(&long_a).unwrap(), safe_name(&long_b).unwrap());
         assert!(safe_name("日本語").unwrap().starts_with("user-"));

@@ -22,6 +22,9 @@ pub struct Owner {
     pub email: Option<String>,
     /// The token's `sub`, when there is one: the durable owner key.
     pub sub: Option<String>,
+    /// The safe name of the owner's existing instance, which is kept when the username
+    /// changes (the instance is found by `sub`).
+    pub known_name: Option<String>,
 }
 
 impl Owner {
@@ -31,6 +34,7 @@ impl Owner {
             user_id: user_id.into(),
             email: None,
             sub: None,
+            known_name: None,
         }
     }
 }
@@ -212,7 +216,15 @@ impl Values {
         if repos.is_empty() {
             return Err(ValuesError::NoRepos);
         }
-        let name = naming::safe_name(&owner.user_id)?;
+        let derived = naming::safe_name(&owner.user_id)?;
+        let name = match &owner.known_name {
+            Some(known)
+                if naming::is_dns_label(known) && known.len() <= naming::MAX_SAFE_NAME_LEN =>
+            {
+                known.clone()
+            }
+            _ => derived,
+        };
         for repo in repos {
             naming::validate_repo_part("owner", &repo.owner)?;
             naming::validate_repo_part("name", &repo.name)?;
@@ -481,6 +493,7 @@ mod tests {
             user_id: "John.Doe".into(),
             email: Some("john@corp".into()),
             sub: Some("3f1c2a9e-8a7b-4c1d-9e2f-0a1b2c3d4e5f".into()),
+            known_name: None,
         };
         let v = Values::build(&settings(), &owner, &[repo("devteam", "api")], json!({})).unwrap();
         assert!(v.instance.id.starts_with("code-server-john-doe-"));

@@ -557,3 +557,49 @@ fn source_name(source: &Source) -> String {
         Source::Dir(d) => d.display().to_string(),
     }
 }
+
+/// The active template set, swapped atomically when the templates are reloaded. Readers
+/// take an `Arc` to one whole set, so a render never mixes two revisions.
+#[derive(Debug)]
+pub struct ActiveTemplates {
+    current: std::sync::RwLock<(std::sync::Arc<Templates>, jiff::Timestamp)>,
+}
+
+impl ActiveTemplates {
+    /// Starts with `templates`, loaded now.
+    pub fn new(templates: Templates) -> Self {
+        Self {
+            current: std::sync::RwLock::new((
+                std::sync::Arc::new(templates),
+                jiff::Timestamp::now(),
+            )),
+        }
+    }
+
+    /// The set in use.
+    pub fn get(&self) -> std::sync::Arc<Templates> {
+        let guard = self
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard.0.clone()
+    }
+
+    /// When the set in use was loaded.
+    pub fn loaded_at(&self) -> jiff::Timestamp {
+        let guard = self
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard.1
+    }
+
+    /// Puts `templates` in use.
+    pub fn swap(&self, templates: Templates) {
+        let mut guard = self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *guard = (std::sync::Arc::new(templates), jiff::Timestamp::now());
+    }
+}

@@ -1,0 +1,421 @@
+//! The instance model and its status, derived from live objects only. The PVC is the
+//! durable record (owner, repositories, creation time); the pod gives the phase. The
+//! service keeps no state of its own.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ContainerStatus, PersistentVolumeClaim, Pod};
+use serde::Serialize;
+
+use crate::{naming, quantity::Quantity, values::Repo};
+
+/// Status of an instance, as the API reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum InstanceStatus {
+    /// Created, not yet scheduled.
+    Pending,
+    /// Scheduled; cloning or starting code-server.
+    Starting,
+    /// code-server is ready.
+    Running,
+    /// The pod is being deleted.
+    Stopping,
+    /// No pod; the workspace volume is kept.
+    Stopped,
+    /// Failed; the reason says why.
+    Error,
+}
+
+impl InstanceStatus {
+    /// Every status, for metrics.
+    pub const ALL: [InstanceStatus; 6] = [
+        Self::Pending,
+        Self::Starting,
+        Self::Running,
+        Self::Stopping,
+        Self::Stopped,
+        Self::Error,
+    ];
+
+    /// The status as the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Starting => "STARTING",
+            Self::Running => "RUNNING",
+            Self::Stopping => "STOPPING",
+            Self::Stopped => "STOPPED",
+            Self::Error => "ERROR",
+        }
+    }
+}
+
+/// A status and, for ERROR (and some others), a reason people can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// The status.
+    pub status: InstanceStatus,
+    /// Why, when there is something to say.
+    pub reason: Option<String>,
+}
+
+impl Status {
+    fn of(status: InstanceStatus) -> Self {
+        Self {
+            status,
+            reason: None,
+        }
+    }
+
+    fn error(reason: String) -> Self {
+        Self {
+            status: InstanceStatus::Error,
+            reason: Some(reason),
+        }
+    }
+}
+
+/// Container waiting reasons that will not resolve by themselves.
+const FATAL_WAITING: &[&str] = &[
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "CrashLoopBackOff",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+];
+
+/// Derives the status from the pod (if any). `now_unix` and `unschedulable_after` decide
+/// when a pod that cannot be scheduled counts as failed.
+pub fn derive_status(pod: Option<&Pod>, now_unix: i64, unschedulable_after: Duration) -> Status {
+    let Some(pod) = pod else {
+        return Status::of(InstanceStatus::Stopped);
+    };
+    if pod.metadata.deletion_timestamp.is_some() {
+        return Status::of(InstanceStatus::Stopping);
+    }
+    let Some(status) = &pod.status else {
+        return Status::of(InstanceStatus::Pending);
+    };
+    if status.phase.as_deref() == Some("Failed") {
+        let why = status
+            .message
+            .clone()
+            .or_else(|| status.reason.clone())
+            .unwrap_or_else(|| "the pod failed".to_owned());
+        return Status::error(format!("pod failed: {why}"));
+    }
+    for c in status.init_container_statuses.iter().flatten() {
+        if let Some(t) = c.state.as_ref().and_then(|s| s.terminated.as_ref())
+            && t.exit_code != 0
+        {
+            return Status::error(format!(
+                "init container {} failed (exit code {}): {}",
+                c.name,
+                t.exit_code,
+                t.message
+                    .clone()
+                    .or_else(|| t.reason.clone())
+                    .unwrap_or_else(|| "see codeServerLogs".to_owned())
+            ));
+        }
+        if let Some(reason) = fatal_waiting(c) {
+            return Status::error(reason);
+        }
+    }
+    for c in status.container_statuses.iter().flatten() {
+        if let Some(reason) = fatal_waiting(c) {
+            return Status::error(reason);
+        }
+    }
+    let conditions = status.conditions.as_deref().unwrap_or_default();
+    let condition = |t: &str| conditions.iter().find(|c| c.type_ == t);
+    if condition("Ready").is_some_and(|c| c.status == "True") {
+        return Status::of(InstanceStatus::Running);
+    }
+    if let Some(c) = condition("PodScheduled").filter(|c| c.status == "False") {
+        let since = c.last_transition_time.as_ref().map(|t| t.0.as_second());
+        let waited = since.map(|s| now_unix.saturating_sub(s)).unwrap_or(0);
+        let reason = format!(
+            "{}: {}",
+            c.reason.as_deref().unwrap_or("Unschedulable"),
+            c.message.as_deref().unwrap_or("no node can run the pod")
+        );
+        if u64::try_from(waited).unwrap_or(0) >= unschedulable_after.as_secs() {
+            return Status::error(format!("pod cannot be scheduled: {reason}"));
+        }
+        return Status {
+            status: InstanceStatus::Pending,
+            reason: Some(reason),
+        };
+    }
+    if condition("PodScheduled").is_some_and(|c| c.status == "True")
+        || status.phase.as_deref() == Some("Running")
+    {
+        return Status::of(InstanceStatus::Starting);
+    }
+    Status::of(InstanceStatus::Pending)
+}
+
+fn fatal_waiting(c: &ContainerStatus) -> Option<String> {
+    let w = c.state.as_ref()?.waiting.as_ref()?;
+    let reason = w.reason.as_deref()?;
+    FATAL_WAITING.contains(&reason).then(|| {
+        format!(
+            "container {} {}: {}",
+            c.name,
+            reason,
+            w.message.as_deref().unwrap_or("see codeServerLogs")
+        )
+    })
+}
+
+/// True when the pod's init (clone) container failed: its logs explain more than the
+/// main container's.
+pub fn init_failed(pod: &Pod) -> Option<String> {
+    let statuses = pod.status.as_ref()?.init_container_statuses.as_ref()?;
+    statuses
+        .iter()
+        .find(|c| {
+            c.state.as_ref().is_some_and(|s| {
+                s.terminated.as_ref().is_some_and(|t| t.exit_code != 0)
+                    || s.waiting
+                        .as_ref()
+                        .is_some_and(|w| w.reason.as_deref() == Some("CrashLoopBackOff"))
+            }) || c
+                .last_state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+                .is_some_and(|t| t.exit_code != 0)
+        })
+        .map(|c| c.name.clone())
+}
+
+/// One user's code-server instance, as the API reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    /// Instance id, `code-server-<name>`.
+    pub id: String,
+    /// The original user id.
+    pub user_id: String,
+    /// The durable owner key.
+    pub owner: String,
+    /// Repositories of the workspace, in the order they were added.
+    pub repos: Vec<Repo>,
+    /// Browser URL.
+    pub url: String,
+    /// Status and reason.
+    pub status: Status,
+    /// When the instance (its PVC) was created, RFC 3339.
+    pub created_at: Option<String>,
+    /// Allocated workspace storage (the PVC's capacity, else its request), e.g. `10Gi`.
+    pub storage: Option<Quantity>,
+    /// Pod name.
+    pub pod_name: String,
+    /// PVC name.
+    pub pvc_name: String,
+    /// Service name.
+    pub service_name: String,
+    /// Node the pod runs on, when scheduled.
+    pub node: Option<String>,
+    /// True when the live pod was rendered from other templates or values than the
+    /// current ones: a restart applies the change.
+    pub restart_pending: bool,
+}
+
+impl Instance {
+    /// Builds an instance from its PVC (the record) and pod. `None` when the PVC is not
+    /// one of ours.
+    pub fn from_live(
+        pvc: &PersistentVolumeClaim,
+        pod: Option<&Pod>,
+        base_domain: &str,
+        now_unix: i64,
+        unschedulable_after: Duration,
+    ) -> Option<Self> {
+        let labels = pvc.metadata.labels.as_ref()?;
+        let annotations = pvc.metadata.annotations.clone().unwrap_or_default();
+        let id = labels.get(naming::LABEL_INSTANCE)?.clone();
+        let name = labels.get(naming::LABEL_USER)?.clone();
+        let repos: Vec<Repo> = annotations
+            .get(naming::ANNOTATION_REPOS)
+            .and_then(|r| serde_json::from_str(r).ok())
+            .unwrap_or_default();
+        let storage = pvc
+            .status
+            .as_ref()
+            .and_then(|s| s.capacity.as_ref())
+            .and_then(|c| c.get("storage"))
+            .or_else(|| {
+                pvc.spec
+                    .as_ref()?
+                    .resources
+                    .as_ref()?
+                    .requests
+                    .as_ref()?
+                    .get("storage")
+            })
+            .and_then(|q| q.0.parse().ok());
+        let host = naming::host(&name, base_domain);
+        Some(Self {
+            user_id: annotations
+                .get(naming::ANNOTATION_USER_ID)
+                .cloned()
+                .unwrap_or_else(|| name.clone()),
+            owner: labels
+                .get(naming::LABEL_OWNER)
+                .cloned()
+                .unwrap_or_else(|| name.clone()),
+            repos,
+            url: format!("https://{host}"),
+            status: derive_status(pod, now_unix, unschedulable_after),
+            created_at: pvc
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.to_string()),
+            storage,
+            pod_name: id.clone(),
+            pvc_name: pvc.metadata.name.clone().unwrap_or_default(),
+            service_name: id.clone(),
+            node: pod.and_then(|p| p.spec.as_ref()?.node_name.clone()),
+            restart_pending: false,
+            id,
+        })
+    }
+
+    /// The repository the instance was created for (the first one).
+    pub fn primary_repo(&self) -> Option<&Repo> {
+        self.repos.first()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+    const LONG_AGO: &str = "2020-01-01T00:00:00Z";
+
+    fn pod(status: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": "p"}, "status": status})).unwrap()
+    }
+
+    fn status_of(status: serde_json::Value) -> Status {
+        derive_status(Some(&pod(status)), NOW, Duration::from_secs(120))
+    }
+
+    #[test]
+    fn lifecycle_statuses() {
+        assert_eq!(
+            derive_status(None, NOW, Duration::ZERO).status,
+            InstanceStatus::Stopped
+        );
+        assert_eq!(
+            status_of(json!({"phase": "Pending"})).status,
+            InstanceStatus::Pending
+        );
+        assert_eq!(
+            status_of(json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]})).status,
+            InstanceStatus::Starting
+        );
+        assert_eq!(
+            status_of(
+                json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]})
+            )
+            .status,
+            InstanceStatus::Starting
+        );
+        assert_eq!(
+            status_of(
+                json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]})
+            )
+            .status,
+            InstanceStatus::Running
+        );
+        let deleting: Pod = serde_json::from_value(json!({"metadata": {"name": "p", "deletionTimestamp": LONG_AGO}, "status": {"phase": "Running"}})).unwrap();
+        assert_eq!(
+            derive_status(Some(&deleting), NOW, Duration::ZERO).status,
+            InstanceStatus::Stopping
+        );
+    }
+
+    #[test]
+    fn failures_are_errors_with_readable_reasons() {
+        let cases = [
+            (
+                json!({"phase": "Pending", "containerStatuses": [{"name": "code-server", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"bad\""}}}]}),
+                "ImagePullBackOff",
+            ),
+            (
+                json!({"phase": "Running", "containerStatuses": [{"name": "code-server", "image": "i", "imageID": "", "ready": false, "restartCount": 5,
+                "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}),
+                "CrashLoopBackOff",
+            ),
+            (
+                json!({"phase": "Pending", "containerStatuses": [{"name": "code-server", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "CreateContainerConfigError", "message": "secret \"x\" not found"}}}]}),
+                "secret \"x\" not found",
+            ),
+            (
+                json!({"phase": "Pending", "initContainerStatuses": [{"name": "git-clone", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"terminated": {"exitCode": 1, "reason": "Error"}}}]}),
+                "init container git-clone failed (exit code 1)",
+            ),
+            (
+                json!({"phase": "Failed", "message": "evicted"}),
+                "pod failed: evicted",
+            ),
+            (
+                json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                "message": "0/3 nodes are available", "lastTransitionTime": LONG_AGO}]}),
+                "0/3 nodes are available",
+            ),
+        ];
+        for (status, needle) in cases {
+            let s = status_of(status);
+            assert_eq!(s.status, InstanceStatus::Error, "{needle}");
+            assert!(
+                s.reason.as_deref().unwrap_or_default().contains(needle),
+                "{:?} lacks {needle}",
+                s.reason
+            );
+        }
+    }
+
+    #[test]
+    fn briefly_unschedulable_pods_are_still_pending() {
+        let recent = jiff::Timestamp::from_second(NOW - 10).unwrap().to_string();
+        let s = status_of(
+            json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+            "reason": "Unschedulable", "message": "insufficient cpu", "lastTransitionTime": recent}]}),
+        );
+        assert_eq!(s.status, InstanceStatus::Pending);
+        assert!(s.reason.unwrap().contains("insufficient cpu"));
+    }
+
+    #[test]
+    fn the_pvc_is_the_record() {
+        let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
+            "metadata": {"name": "workspace-jd", "creationTimestamp": "2026-11-01T10:00:00Z",
+                "labels": {"app.kubernetes.io/instance": "code-server-jd", "devplatform.io/user": "jd", "devplatform.io/owner": "sub-1"},
+                "annotations": {"devplatform.io/user-id": "J.D", "devplatform.io/repos":
+                    "[{\"owner\":\"o\",\"name\":\"n\",\"cloneUrl\":\"http://g/o/n.git\"}]"}},
+            "spec": {"resources": {"requests": {"storage": "10Gi"}}}})).unwrap();
+        let i = Instance::from_live(&pvc, None, "devplatform.local", NOW, Duration::ZERO).unwrap();
+        assert_eq!(
+            (i.id.as_str(), i.user_id.as_str(), i.owner.as_str()),
+            ("code-server-jd", "J.D", "sub-1")
+        );
+        assert_eq!(i.url, "https://code-jd.devplatform.local");
+        assert_eq!(i.primary_repo().unwrap().name, "n");
+        assert_eq!(i.status.status, InstanceStatus::Stopped);
+        assert_eq!(i.storage.unwrap().to_string(), "10Gi");
+        assert_eq!(i.created_at.as_deref(), Some("2026-11-01T10:00:00Z"));
+    }
+}

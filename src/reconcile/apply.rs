@@ -1,0 +1,252 @@
+//! Apply: carry out a plan with server-side apply (one field manager, `force`, so manual
+//! drift is taken back), in dependency order (the PVC; then Service, VirtualService,
+//! NetworkPolicy and other kinds; then the pod; prunes last), independent objects
+//! concurrently. Unchanged objects get no request at all, and a fetched object is never
+//! applied back: only rendered ones are.
+
+use std::time::Duration;
+
+use futures::future::try_join_all;
+use k8s_openapi::api::core::v1::Pod;
+use kube::{
+    Api, Client,
+    api::{DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy},
+    runtime::wait::{await_condition, conditions},
+};
+
+use super::{
+    Error,
+    error::{reason, with_retry},
+    kinds::Kinds,
+    plan::{Action, Plan, Step},
+};
+use crate::naming::FIELD_MANAGER;
+
+/// Which updates an apply may make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Updates {
+    /// Every create and update.
+    All,
+    /// Creates, and updates of the PVC only (the instance record): a running instance's
+    /// other objects are left as they are until it is restarted.
+    RecordOnly,
+}
+
+/// What an apply may do beyond creating and updating.
+#[derive(Debug, Clone, Copy)]
+pub struct ApplyOptions {
+    /// Which updates are made.
+    pub updates: Updates,
+    /// Delete and create again a pod whose rendered spec changed.
+    pub recreate: bool,
+    /// Delete objects labelled ours that are no longer rendered.
+    pub prune: bool,
+}
+
+/// What an apply did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Objects applied (created or updated), as the server returned them.
+    pub applied: Vec<DynamicObject>,
+    /// Objects deleted (pruned or recreated).
+    pub deleted: Vec<String>,
+    /// Steps held back (e.g. a running pod's pending recreate), `Kind/name`.
+    pub held: Vec<String>,
+}
+
+/// How long a deleted pod may take to go before a recreate gives up.
+const POD_GONE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Applies `plan` in `namespace`.
+pub async fn apply(
+    client: &Client,
+    kinds: &Kinds,
+    namespace: &str,
+    plan: &Plan,
+    opts: ApplyOptions,
+) -> Result<Outcome, Error> {
+    let mut outcome = Outcome::default();
+    for stage in 0..4 {
+        let steps: Vec<&Step> = plan.steps.iter().filter(|s| stage_of(s) == stage).collect();
+        let results = try_join_all(
+            steps
+                .iter()
+                .map(|s| run_step(client, kinds, namespace, s, opts)),
+        )
+        .await?;
+        for (step, result) in steps.iter().zip(results) {
+            match result {
+                StepResult::Applied(obj) => outcome.applied.push(*obj),
+                StepResult::Deleted => outcome.deleted.push(step.object.clone()),
+                StepResult::Recreated(obj) => {
+                    outcome.deleted.push(step.object.clone());
+                    outcome.applied.push(*obj);
+                }
+                StepResult::Held => outcome.held.push(step.object.clone()),
+                StepResult::Nothing => {}
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+fn stage_of(step: &Step) -> u8 {
+    match (&step.action, step.kind.as_str()) {
+        (Action::Prune, _) => 3,
+        (_, "PersistentVolumeClaim") => 0,
+        (_, "Pod") => 2,
+        _ => 1,
+    }
+}
+
+enum StepResult {
+    Applied(Box<DynamicObject>),
+    Recreated(Box<DynamicObject>),
+    Deleted,
+    Held,
+    Nothing,
+}
+
+async fn run_step(
+    client: &Client,
+    kinds: &Kinds,
+    ns: &str,
+    step: &Step,
+    opts: ApplyOptions,
+) -> Result<StepResult, Error> {
+    match &step.action {
+        Action::Unchanged => Ok(StepResult::Nothing),
+        Action::Update { .. }
+            if opts.updates == Updates::RecordOnly && step.kind != "PersistentVolumeClaim" =>
+        {
+            Ok(StepResult::Held)
+        }
+        Action::Create | Action::Update { .. } => {
+            let Some(obj) = &step.desired else {
+                return Ok(StepResult::Nothing);
+            };
+            Ok(StepResult::Applied(Box::new(
+                server_side_apply(client, kinds, ns, obj).await?,
+            )))
+        }
+        Action::Recreate { .. } if !opts.recreate => Ok(StepResult::Held),
+        Action::Recreate { .. } => {
+            let Some(obj) = &step.desired else {
+                return Ok(StepResult::Nothing);
+            };
+            delete_pod_and_wait(client, ns, &step.name).await?;
+            Ok(StepResult::Recreated(Box::new(
+                server_side_apply(client, kinds, ns, obj).await?,
+            )))
+        }
+        Action::Prune if !opts.prune => Ok(StepResult::Held),
+        Action::Prune => {
+            let ar = kinds.resolve(client, &step.api_version, &step.kind).await?;
+            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+            let what = format!("prune {}", step.object);
+            let params = background();
+            match with_retry(&what, || api.delete(&step.name, &params)).await {
+                Ok(_) => Ok(StepResult::Deleted),
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(StepResult::Deleted),
+                Err(e) => Err(classify(&step.kind, &what, e)),
+            }
+        }
+    }
+}
+
+/// Server-side apply of one rendered object with the service's field manager and force.
+pub async fn server_side_apply(
+    client: &Client,
+    kinds: &Kinds,
+    ns: &str,
+    obj: &DynamicObject,
+) -> Result<DynamicObject, Error> {
+    let types = obj.types.clone().unwrap_or_default();
+    let ar = kinds
+        .resolve(client, &types.api_version, &types.kind)
+        .await
+        .map_err(|e| match e {
+            Error::Degraded(m) => Error::Routing(m),
+            other => other,
+        })?;
+    let mut body = obj.clone();
+    // NB: the served version may differ from the rendered one (Istio v1beta1 clusters);
+    // both versions share one schema.
+    if let Some(t) = body.types.as_mut() {
+        t.api_version.clone_from(&ar.api_version);
+    }
+    let name = obj.metadata.name.clone().unwrap_or_default();
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let what = format!("apply {}/{name}", types.kind);
+    let patch = Patch::Apply(&body);
+    with_retry(&what, || api.patch(&name, &params, &patch))
+        .await
+        .map_err(|e| classify(&types.kind, &what, e))
+}
+
+/// Maps a failed write to the specification's error for its kind.
+fn classify(kind: &str, what: &str, e: kube::Error) -> Error {
+    let detail = format!("{what}: {}", reason(&e));
+    match kind {
+        "PersistentVolumeClaim" => Error::Storage(detail),
+        "Service" | "VirtualService" | "NetworkPolicy" => Error::Routing(detail),
+        _ => Error::Instance(detail),
+    }
+}
+
+fn background() -> DeleteParams {
+    DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        ..DeleteParams::default()
+    }
+}
+
+/// Deletes a pod (404 is fine) and waits until it is gone.
+pub async fn delete_pod_and_wait(client: &Client, ns: &str, name: &str) -> Result<(), Error> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let what = format!("delete Pod/{name}");
+    let params = DeleteParams::default();
+    let uid = match with_retry(&what, || api.delete(name, &params)).await {
+        Ok(either) => either.left().and_then(|p| p.metadata.uid),
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(e) => return Err(Error::Instance(format!("{what}: {}", reason(&e)))),
+    };
+    wait_pod_gone(client, ns, name, uid.as_deref()).await
+}
+
+/// Waits until the pod `name` (with `uid`, when known) no longer exists.
+pub async fn wait_pod_gone(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    uid: Option<&str>,
+) -> Result<(), Error> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let gone = match uid {
+        Some(uid) => {
+            tokio::time::timeout(
+                POD_GONE_TIMEOUT,
+                await_condition(api, name, conditions::is_deleted(uid)),
+            )
+            .await
+        }
+        None => {
+            tokio::time::timeout(
+                POD_GONE_TIMEOUT,
+                await_condition(api, name, |p: Option<&Pod>| p.is_none()),
+            )
+            .await
+        }
+    };
+    match gone {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(Error::Instance(format!(
+            "waiting for Pod/{name} to go: {e}"
+        ))),
+        Err(_) => Err(Error::Instance(format!(
+            "Pod/{name} is still terminating after {}s",
+            POD_GONE_TIMEOUT.as_secs()
+        ))),
+    }
+}

@@ -1,0 +1,728 @@
+//! The lifecycle operations: provision, stop, start, delete, sync, get, list, logs,
+//! stats, and the dry-run render and plan.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::{batch::v1::Job, core::v1::Pod};
+use kube::{
+    Api,
+    api::{DeleteParams, DynamicObject, ListParams, LogParams, PropagationPolicy},
+    runtime::wait::await_condition,
+};
+use rand::Rng;
+
+use super::{
+    Error, Reconciler, Result,
+    apply::{self, ApplyOptions, Outcome, Updates},
+    live::{self, dedupe_versions, identity, kinds_of, recorded_kinds},
+    plan::{self, Plan},
+    with_retry,
+};
+use crate::{
+    instance::{self, Instance, InstanceStatus, Status},
+    naming,
+    quantity::Quantity,
+    render::{self, JobValues, RenderedObject},
+    values::{Owner, Repo, Values},
+};
+
+/// What provision did.
+#[derive(Debug, Clone)]
+pub struct Provisioned {
+    /// The instance, with its status after waiting.
+    pub instance: Instance,
+    /// What happened, for people.
+    pub message: String,
+    /// True when the instance did not exist before.
+    pub is_new: bool,
+}
+
+/// Totals over every instance.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    /// Instances (PVCs).
+    pub total: usize,
+    /// Instances by status.
+    pub by_status: BTreeMap<InstanceStatus, usize>,
+    /// Storage allocated to workspaces.
+    pub storage: Quantity,
+    /// Storage per user (safe name).
+    pub storage_by_user: BTreeMap<String, Quantity>,
+}
+
+impl Default for Quantity {
+    fn default() -> Self {
+        Quantity::from_units(0)
+    }
+}
+
+/// The desired state of one instance: values, rendered objects, and the kinds to look at.
+struct Desired {
+    values: Values,
+    objects: Vec<DynamicObject>,
+}
+
+impl Reconciler {
+    /// Values and objects for `owner`'s instance with `repos`, the PVC stamped with the
+    /// kinds ever applied.
+    fn desired(
+        &self,
+        owner: &Owner,
+        repos: &[Repo],
+        recorded: &std::collections::BTreeSet<String>,
+    ) -> Result<Desired> {
+        let templates = self.templates.get();
+        let values = render::build_values(&templates, &self.settings, owner, repos, &[])?;
+        let mut objects: Vec<DynamicObject> = templates
+            .render(&values)?
+            .into_iter()
+            .map(|r| r.object)
+            .collect();
+        let mut kinds = kinds_of(&objects);
+        kinds.extend(recorded.iter().cloned());
+        let kinds = dedupe_versions(kinds, &self.kinds);
+        let record = serde_json::to_string(&kinds).unwrap_or_else(|_| "[]".to_owned());
+        for o in &mut objects {
+            if o.types
+                .as_ref()
+                .is_some_and(|t| t.kind == "PersistentVolumeClaim")
+            {
+                o.metadata
+                    .annotations
+                    .get_or_insert_with(Default::default)
+                    .insert(naming::ANNOTATION_KINDS.to_owned(), record.clone());
+            }
+        }
+        Ok(Desired { values, objects })
+    }
+
+    /// Plans `desired` against what is live.
+    async fn plan_desired(
+        &self,
+        id: &str,
+        desired: &Desired,
+        recorded: &std::collections::BTreeSet<String>,
+    ) -> Result<(Plan, Vec<DynamicObject>)> {
+        let mut kinds = kinds_of(&desired.objects);
+        kinds.extend(recorded.iter().cloned());
+        let kinds = dedupe_versions(kinds, &self.kinds);
+        let live = self.live_objects(id, &kinds).await?;
+        Ok((plan::plan(&desired.objects, &live), live))
+    }
+
+    fn owner_with_record(
+        owner: &Owner,
+        record: Option<&k8s_openapi::api::core::v1::PersistentVolumeClaim>,
+    ) -> Owner {
+        let mut owner = owner.clone();
+        owner.known_name =
+            record.and_then(|p| p.metadata.labels.as_ref()?.get(naming::LABEL_USER).cloned());
+        owner
+    }
+
+    fn record_repos(
+        record: Option<&k8s_openapi::api::core::v1::PersistentVolumeClaim>,
+    ) -> Vec<Repo> {
+        record
+            .and_then(|p| {
+                p.metadata
+                    .annotations
+                    .as_ref()?
+                    .get(naming::ANNOTATION_REPOS)
+                    .cloned()
+            })
+            .and_then(|r| serde_json::from_str(&r).ok())
+            .unwrap_or_default()
+    }
+
+    /// Provision: ensure the owner's instance exists with `repo` in its workspace. A
+    /// running instance gets the repository cloned in place, without a restart; a
+    /// stopped one is started; a new one is created. Waits for readiness up to
+    /// CODESERVER_TIMEOUT and answers STARTING if the time runs out.
+    pub async fn provision(&self, owner: &Owner, repo: Repo) -> Result<Provisioned> {
+        let (_, key) = identity(owner)?;
+        let guard = self.locks.lock(&key).await;
+        let record = self.find_record(&key).await?;
+        let is_new = record.is_none();
+        let mut repos = Self::record_repos(record.as_ref());
+        let added = !repos
+            .iter()
+            .any(|r| r.owner == repo.owner && r.name == repo.name);
+        if added {
+            repos.push(repo);
+        }
+        let owner = Self::owner_with_record(owner, record.as_ref());
+        let recorded = recorded_kinds(record.as_ref());
+        let desired = self.desired(&owner, &repos, &recorded)?;
+        let id = desired.values.instance.id.clone();
+        let pod = self.pod(&id).await?;
+        let running = pod
+            .as_ref()
+            .is_some_and(|p| p.metadata.deletion_timestamp.is_none());
+        if let Some(p) = pod
+            .as_ref()
+            .filter(|p| p.metadata.deletion_timestamp.is_some())
+        {
+            apply::wait_pod_gone(
+                &self.client,
+                &self.settings.namespace,
+                &id,
+                p.metadata.uid.as_deref(),
+            )
+            .await?;
+        }
+        let (plan, _) = self.plan_desired(&id, &desired, &recorded).await?;
+        let opts = if running {
+            ApplyOptions {
+                updates: Updates::RecordOnly,
+                recreate: false,
+                prune: false,
+            }
+        } else {
+            ApplyOptions {
+                updates: Updates::All,
+                recreate: true,
+                prune: true,
+            }
+        };
+        let outcome = apply::apply(
+            &self.client,
+            &self.kinds,
+            &self.settings.namespace,
+            &plan,
+            opts,
+        )
+        .await?;
+        log_outcome(&id, &plan, &outcome);
+        drop(guard);
+
+        let message = if is_new {
+            "Instance created successfully"
+        } else if !running {
+            "Instance started"
+        } else if added {
+            "Repository added to the running instance"
+        } else {
+            "Using existing instance"
+        };
+        if running && added {
+            self.run_sync(&desired.values, &id).await?;
+        }
+        let instance = self.wait_and_get(&owner, &id).await?;
+        Ok(Provisioned {
+            instance,
+            message: message.to_owned(),
+            is_new,
+        })
+    }
+
+    /// Stop: delete the pod; the PVC and the work in it stay. Answers at once (STOPPING).
+    pub async fn stop(&self, owner: &Owner, id: &str) -> Result<()> {
+        let (_, key) = identity(owner)?;
+        let _guard = self.locks.lock(&key).await;
+        self.owned_record(owner, id).await?;
+        let what = format!("delete Pod/{id}");
+        let (pods, params) = (self.pods(), DeleteParams::default());
+        match with_retry(&what, || pods.delete(id, &params)).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(Error::Instance(format!("{what}: {}", super::reason(&e)))),
+        }
+    }
+
+    /// Start: create the pod (and anything missing or changed) from the current
+    /// templates; a pod rendered from older templates is recreated.
+    pub async fn start(&self, owner: &Owner, id: &str) -> Result<Instance> {
+        let (_, key) = identity(owner)?;
+        let guard = self.locks.lock(&key).await;
+        let record = self.owned_record(owner, id).await?;
+        let repos = Self::record_repos(Some(&record));
+        let owner = Self::owner_with_record(owner, Some(&record));
+        let recorded = recorded_kinds(Some(&record));
+        if repos.is_empty() {
+            return Err(Error::Instance(
+                "the instance record lists no repositories".to_owned(),
+            ));
+        }
+        let desired = self.desired(&owner, &repos, &recorded)?;
+        if let Some(p) = self
+            .pod(id)
+            .await?
+            .filter(|p| p.metadata.deletion_timestamp.is_some())
+        {
+            apply::wait_pod_gone(
+                &self.client,
+                &self.settings.namespace,
+                id,
+                p.metadata.uid.as_deref(),
+            )
+            .await?;
+        }
+        let (plan, _) = self.plan_desired(id, &desired, &recorded).await?;
+        let opts = ApplyOptions {
+            updates: Updates::All,
+            recreate: true,
+            prune: true,
+        };
+        let outcome = apply::apply(
+            &self.client,
+            &self.kinds,
+            &self.settings.namespace,
+            &plan,
+            opts,
+        )
+        .await?;
+        log_outcome(id, &plan, &outcome);
+        drop(guard);
+        self.wait_and_get(&owner, id).await
+    }
+
+    /// Delete: every object of the instance, the PVC (and the work in it) last; only
+    /// that instance's.
+    pub async fn delete(&self, owner: &Owner, id: &str) -> Result<()> {
+        let (_, key) = identity(owner)?;
+        let _guard = self.locks.lock(&key).await;
+        let record = self.owned_record(owner, id).await?;
+        let mut kinds = recorded_kinds(Some(&record));
+        let templates = self.templates.get();
+        let owner = Self::owner_with_record(owner, Some(&record));
+        if let Ok(desired) = self.desired(&owner, &Self::record_repos(Some(&record)), &kinds) {
+            kinds.extend(kinds_of(&desired.objects));
+        }
+        drop(templates);
+        kinds.insert("batch/v1/Job".to_owned());
+        kinds.insert("v1/Pod".to_owned());
+        let kinds = dedupe_versions(kinds, &self.kinds);
+        let live = self.live_objects(id, &kinds).await?;
+        let params = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Background),
+            ..DeleteParams::default()
+        };
+        let (pvcs, rest): (Vec<_>, Vec<_>) = live.into_iter().partition(|o| {
+            o.types
+                .as_ref()
+                .is_some_and(|t| t.kind == "PersistentVolumeClaim")
+        });
+        for batch in [rest, pvcs] {
+            futures::future::try_join_all(batch.iter().map(|o| self.delete_object(o, &params)))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_object(&self, o: &DynamicObject, params: &DeleteParams) -> Result<()> {
+        let t = o.types.clone().unwrap_or_default();
+        let ar = self
+            .kinds
+            .resolve(&self.client, &t.api_version, &t.kind)
+            .await?;
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &self.settings.namespace, &ar);
+        let name = o.metadata.name.clone().unwrap_or_default();
+        let what = format!("delete {}/{name}", t.kind);
+        match with_retry(&what, || api.delete(&name, params)).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(Error::kube(&what, e)),
+        }
+    }
+
+    /// Sync: fast-forward every repository of the running workspace with a Job on the
+    /// pod's node; never discards local work. Fails with the Job's reason and last log
+    /// lines.
+    pub async fn sync(&self, owner: &Owner, id: &str) -> Result<()> {
+        let record = self.owned_record(owner, id).await?;
+        let owner = Self::owner_with_record(owner, Some(&record));
+        let repos = Self::record_repos(Some(&record));
+        let templates = self.templates.get();
+        let values = render::build_values(&templates, &self.settings, &owner, &repos, &[])?;
+        self.run_sync(&values, id).await
+    }
+
+    async fn run_sync(&self, values: &Values, id: &str) -> Result<()> {
+        let pod = self.pod(id).await?;
+        let status = instance::derive_status(pod.as_ref(), now(), self.timeouts.unschedulable);
+        if status.status != InstanceStatus::Running {
+            return Err(Error::NotReady(format!(
+                "the instance is {}; start it before syncing",
+                status.status.as_str()
+            )));
+        }
+        let node = pod
+            .as_ref()
+            .and_then(|p| p.spec.as_ref()?.node_name.clone());
+        let suffix: String = {
+            const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+            let mut rng = rand::thread_rng();
+            (0..5)
+                .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
+                .collect()
+        };
+        let name = naming::sync_job_name(&values.user.name, &suffix);
+        let job = self.templates.get().render_sync_job(
+            values,
+            &JobValues {
+                name: name.clone(),
+                node,
+            },
+        )?;
+        apply::server_side_apply(&self.client, &self.kinds, &self.settings.namespace, &job).await?;
+        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &self.settings.namespace);
+        let finished = |j: Option<&Job>| job_outcome(j).is_some();
+        let done = tokio::time::timeout(
+            self.timeouts.sync,
+            await_condition(jobs.clone(), &name, finished),
+        )
+        .await;
+        let job = match done {
+            Ok(Ok(job)) => job,
+            Ok(Err(e)) => return Err(Error::Sync(format!("watching Job/{name}: {e}"))),
+            Err(_) => {
+                return Err(Error::Sync(format!(
+                    "Job/{name} did not finish within {}s",
+                    self.timeouts.sync.as_secs()
+                )));
+            }
+        };
+        match job_outcome(job.as_ref()) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(reason)) => {
+                let logs = self.job_logs(&name).await.unwrap_or_default();
+                Err(Error::Sync(if logs.is_empty() {
+                    reason
+                } else {
+                    format!("{reason}: {logs}")
+                }))
+            }
+            None => Err(Error::Sync(format!(
+                "Job/{name} disappeared before finishing"
+            ))),
+        }
+    }
+
+    async fn job_logs(&self, job: &str) -> Result<String> {
+        let lp = ListParams::default().labels(&format!("job-name={job}"));
+        let api = self.pods();
+        let pods = with_retry("list a Job's pods", || api.list(&lp))
+            .await
+            .map_err(|e| Error::kube("list the sync Job's pods", e))?;
+        let Some(name) = pods.items.last().and_then(|p| p.metadata.name.clone()) else {
+            return Ok(String::new());
+        };
+        let params = LogParams {
+            tail_lines: Some(5),
+            ..LogParams::default()
+        };
+        let text = with_retry("read a Job's logs", || api.logs(&name, &params))
+            .await
+            .map_err(|e| Error::kube("read the sync Job's logs", e))?;
+        Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" | "))
+    }
+
+    /// The caller's instance `id`; `NotFound` when it is missing or another user's.
+    pub async fn get(&self, owner: &Owner, id: &str) -> Result<Instance> {
+        let record = self.owned_record(owner, id).await?;
+        let pod = self.pod(id).await?;
+        self.instance(&record, pod.as_ref())
+    }
+
+    /// The caller's instances.
+    pub async fn list(&self, owner: &Owner) -> Result<Vec<Instance>> {
+        let (safe, key) = identity(owner)?;
+        let lp = ListParams::default().labels(&live::owner_selector(&key));
+        let (pvcs, pods) = self.list_pvcs_and_pods(&lp, &lp).await?;
+        pvcs.items
+            .iter()
+            .filter(|p| live::owns(p, &safe, &key))
+            .map(|pvc| {
+                let id = pvc
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(naming::LABEL_INSTANCE));
+                let pod = pods.items.iter().find(|p| p.metadata.name.as_ref() == id);
+                self.instance(pvc, pod)
+            })
+            .collect()
+    }
+
+    fn instance(
+        &self,
+        pvc: &k8s_openapi::api::core::v1::PersistentVolumeClaim,
+        pod: Option<&Pod>,
+    ) -> Result<Instance> {
+        let mut instance = Instance::from_live(
+            pvc,
+            pod,
+            &self.settings.base_domain,
+            now(),
+            self.timeouts.unschedulable,
+        )
+        .ok_or_else(|| {
+            Error::Instance("the workspace volume lacks the instance labels".to_owned())
+        })?;
+        if let Some(pod) = pod {
+            let live_hash = pod
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(naming::ANNOTATION_SPEC_HASH));
+            let owner = Owner {
+                user_id: instance.user_id.clone(),
+                email: None,
+                sub: None,
+                known_name: pvc
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(naming::LABEL_USER).cloned()),
+            };
+            if let Ok(d) = self.desired(
+                &owner_with_labels(owner, pvc),
+                &instance.repos,
+                &Default::default(),
+            ) {
+                let want = d
+                    .objects
+                    .iter()
+                    .find(|o| o.types.as_ref().is_some_and(|t| t.kind == "Pod"));
+                let want_hash = want.and_then(|o| {
+                    o.metadata
+                        .annotations
+                        .as_ref()?
+                        .get(naming::ANNOTATION_SPEC_HASH)
+                });
+                instance.restart_pending = want_hash.is_some() && live_hash != want_hash;
+            }
+        }
+        Ok(instance)
+    }
+
+    /// The status of the caller's instance `id`.
+    pub async fn status(&self, owner: &Owner, id: &str) -> Result<Status> {
+        self.owned_record(owner, id).await?;
+        let pod = self.pod(id).await?;
+        Ok(instance::derive_status(
+            pod.as_ref(),
+            now(),
+            self.timeouts.unschedulable,
+        ))
+    }
+
+    /// The last `lines` lines of code-server's log, or of the clone (init) container
+    /// when that failed.
+    pub async fn logs(&self, owner: &Owner, id: &str, lines: i64) -> Result<String> {
+        self.owned_record(owner, id).await?;
+        let Some(pod) = self.pod(id).await? else {
+            return Err(Error::NotReady(
+                "the instance is stopped; it has no logs".to_owned(),
+            ));
+        };
+        let container = instance::init_failed(&pod).unwrap_or_else(|| "code-server".to_owned());
+        let params = LogParams {
+            container: Some(container),
+            tail_lines: Some(lines),
+            ..LogParams::default()
+        };
+        let api = self.pods();
+        match with_retry("read pod logs", || api.logs(id, &params)).await {
+            Ok(text) => Ok(text),
+            Err(kube::Error::Api(s)) if s.code == 400 => Err(Error::NotReady(s.message.clone())),
+            Err(e) => Err(Error::kube("read the instance's logs", e)),
+        }
+    }
+
+    /// Totals over every instance in the namespace (two list calls).
+    pub async fn stats(&self) -> Result<Stats> {
+        let lp = ListParams::default().labels(&live::managed_selector());
+        let pod_lp = ListParams::default().labels(&format!(
+            "{},{}={}",
+            live::managed_selector(),
+            naming::LABEL_NAME,
+            naming::APP_NAME_VALUE
+        ));
+        let (pvcs, pods) = self.list_pvcs_and_pods(&lp, &pod_lp).await?;
+        let pods_by_name: BTreeMap<&str, &Pod> = pods
+            .items
+            .iter()
+            .filter_map(|p| Some((p.metadata.name.as_deref()?, p)))
+            .collect();
+        let mut stats = Stats::default();
+        let now = now();
+        for pvc in &pvcs.items {
+            let Some(id) = pvc
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(naming::LABEL_INSTANCE))
+            else {
+                continue;
+            };
+            let Some(instance) = Instance::from_live(
+                pvc,
+                pods_by_name.get(id.as_str()).copied(),
+                &self.settings.base_domain,
+                now,
+                self.timeouts.unschedulable,
+            ) else {
+                continue;
+            };
+            stats.total += 1;
+            *stats.by_status.entry(instance.status.status).or_default() += 1;
+            let size = instance.storage.unwrap_or_default();
+            stats.storage = stats.storage + size;
+            let user = pvc
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(naming::LABEL_USER))
+                .cloned()
+                .unwrap_or_default();
+            let entry = stats.storage_by_user.entry(user).or_default();
+            *entry = *entry + size;
+        }
+        Ok(stats)
+    }
+
+    /// Dry run: the objects the caller's instance with `repo` would have (the existing
+    /// instance's repositories included). Makes no writes.
+    pub async fn render_for(&self, owner: &Owner, repo: Repo) -> Result<Vec<RenderedObject>> {
+        let (_, key) = identity(owner)?;
+        let record = self.find_record(&key).await?;
+        let mut repos = Self::record_repos(record.as_ref());
+        if !repos
+            .iter()
+            .any(|r| r.owner == repo.owner && r.name == repo.name)
+        {
+            repos.push(repo);
+        }
+        let owner = Self::owner_with_record(owner, record.as_ref());
+        let templates = self.templates.get();
+        let values = render::build_values(&templates, &self.settings, &owner, &repos, &[])?;
+        Ok(templates.render(&values)?)
+    }
+
+    /// Dry run: the plan of the caller's instance with `repo`. Makes no writes.
+    pub async fn plan_for(&self, owner: &Owner, repo: Repo) -> Result<Plan> {
+        let (_, key) = identity(owner)?;
+        let record = self.find_record(&key).await?;
+        let mut repos = Self::record_repos(record.as_ref());
+        if !repos
+            .iter()
+            .any(|r| r.owner == repo.owner && r.name == repo.name)
+        {
+            repos.push(repo);
+        }
+        let owner = Self::owner_with_record(owner, record.as_ref());
+        let recorded = recorded_kinds(record.as_ref());
+        let desired = self.desired(&owner, &repos, &recorded)?;
+        let id = desired.values.instance.id.clone();
+        Ok(self.plan_desired(&id, &desired, &recorded).await?.0)
+    }
+
+    async fn list_pvcs_and_pods(
+        &self,
+        pvc_lp: &ListParams,
+        pod_lp: &ListParams,
+    ) -> Result<(
+        kube::api::ObjectList<k8s_openapi::api::core::v1::PersistentVolumeClaim>,
+        kube::api::ObjectList<Pod>,
+    )> {
+        let (pvc_api, pod_api) = (self.pvcs(), self.pods());
+        futures::try_join!(
+            async {
+                with_retry("list PVCs", || pvc_api.list(pvc_lp))
+                    .await
+                    .map_err(|e| Error::kube("list workspace volumes", e))
+            },
+            async {
+                with_retry("list pods", || pod_api.list(pod_lp))
+                    .await
+                    .map_err(|e| Error::kube("list pods", e))
+            },
+        )
+    }
+
+    /// Waits (watching, not polling) until the pod is ready or failed, or the ready
+    /// timeout passes, then reads the instance.
+    async fn wait_and_get(&self, owner: &Owner, id: &str) -> Result<Instance> {
+        let unschedulable = self.timeouts.unschedulable;
+        let settled = move |p: Option<&Pod>| {
+            matches!(
+                instance::derive_status(p, now(), unschedulable).status,
+                InstanceStatus::Running | InstanceStatus::Error | InstanceStatus::Stopped
+            )
+        };
+        if let Ok(Err(e)) = tokio::time::timeout(
+            self.timeouts.ready,
+            await_condition(self.pods(), id, settled),
+        )
+        .await
+        {
+            tracing::warn!(instance = id, error = %e, "watching the pod for readiness failed");
+        }
+        let record = self.owned_record(owner, id).await?;
+        let pod = self.pod(id).await?;
+        self.instance(&record, pod.as_ref())
+    }
+}
+
+fn owner_with_labels(
+    mut owner: Owner,
+    pvc: &k8s_openapi::api::core::v1::PersistentVolumeClaim,
+) -> Owner {
+    let labels = pvc.metadata.labels.as_ref();
+    owner.known_name = labels.and_then(|l| l.get(naming::LABEL_USER).cloned());
+    let key = labels.and_then(|l| l.get(naming::LABEL_OWNER).cloned());
+    // NB: the owner key is recomputed from `sub`; a key that is not the safe name was a sub.
+    owner.sub = key.filter(|k| Some(k) != owner.known_name.as_ref());
+    owner
+}
+
+/// `Some(Ok)` when the Job completed, `Some(Err(reason))` when it failed, `None` while
+/// it runs.
+fn job_outcome(job: Option<&Job>) -> Option<Result<(), String>> {
+    let status = job?.status.as_ref()?;
+    for c in status.conditions.iter().flatten() {
+        if c.status != "True" {
+            continue;
+        }
+        match c.type_.as_str() {
+            "Complete" => return Some(Ok(())),
+            "Failed" => {
+                return Some(Err(format!(
+                    "{}: {}",
+                    c.reason.as_deref().unwrap_or("Failed"),
+                    c.message.as_deref().unwrap_or("the sync Job failed")
+                )));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn log_outcome(id: &str, plan: &Plan, outcome: &Outcome) {
+    tracing::info!(
+        instance = id,
+        create = plan.count("create"),
+        update = plan.count("update"),
+        unchanged = plan.count("unchanged"),
+        recreate = plan.count("recreate"),
+        prune = plan.count("prune"),
+        applied = outcome.applied.len(),
+        deleted = outcome.deleted.len(),
+        held = ?outcome.held,
+        "reconciled"
+    );
+}
+
+/// Seconds since the epoch.
+fn now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}

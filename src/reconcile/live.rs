@@ -1,0 +1,175 @@
+//! Live state: the objects of an instance, found by label selector, and the PVC that
+//! records the instance.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::future::try_join_all;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::{
+    Api,
+    api::{ApiResource, DynamicObject, ListParams, TypeMeta},
+};
+
+use super::{Error, Reconciler, Result, kinds::Kinds, with_retry};
+use crate::{naming, values::Owner};
+
+/// Selector of everything this service manages.
+pub fn managed_selector() -> String {
+    format!("{}={}", naming::LABEL_MANAGED_BY, naming::MANAGED_BY_VALUE)
+}
+
+/// Selector of one instance's objects.
+pub fn instance_selector(id: &str) -> String {
+    format!("{},{}={id}", managed_selector(), naming::LABEL_INSTANCE)
+}
+
+/// Selector of one owner's objects.
+pub fn owner_selector(owner_key: &str) -> String {
+    format!("{},{}={owner_key}", managed_selector(), naming::LABEL_OWNER)
+}
+
+/// The caller's safe name and durable owner key.
+pub fn identity(owner: &Owner) -> Result<(String, String)> {
+    let safe = naming::safe_name(&owner.user_id).map_err(crate::values::ValuesError::from)?;
+    let key = naming::owner_key(owner.sub.as_deref(), &safe);
+    Ok((safe, key))
+}
+
+/// True when `pvc` belongs to the caller: its owner label is the caller's key, or (for
+/// instances created without a `sub`) its user label is the caller's safe name.
+pub fn owns(pvc: &PersistentVolumeClaim, safe: &str, key: &str) -> bool {
+    let Some(labels) = pvc.metadata.labels.as_ref() else {
+        return false;
+    };
+    let owner = labels.get(naming::LABEL_OWNER).map(String::as_str);
+    let user = labels.get(naming::LABEL_USER).map(String::as_str);
+    owner == Some(key) || (owner.is_some() && owner == user && user == Some(safe))
+}
+
+/// Kinds recorded on the PVC (`apiVersion/Kind`).
+pub fn recorded_kinds(pvc: Option<&PersistentVolumeClaim>) -> BTreeSet<String> {
+    pvc.and_then(|p| p.metadata.annotations.as_ref())
+        .and_then(|a| a.get(naming::ANNOTATION_KINDS))
+        .and_then(|k| serde_json::from_str::<Vec<String>>(k).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .collect()
+}
+
+impl Reconciler {
+    pub(super) fn pvcs(&self) -> Api<PersistentVolumeClaim> {
+        Api::namespaced(self.client.clone(), &self.settings.namespace)
+    }
+
+    pub(super) fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), &self.settings.namespace)
+    }
+
+    /// The owner's instance record (PVC), found by the durable owner label.
+    pub(super) async fn find_record(&self, key: &str) -> Result<Option<PersistentVolumeClaim>> {
+        let lp = ListParams::default().labels(&owner_selector(key));
+        let api = self.pvcs();
+        let list = with_retry("list the owner's PVCs", || api.list(&lp))
+            .await
+            .map_err(|e| Error::kube("list the owner's workspace volumes", e))?;
+        let mut items = list.items;
+        items.sort_by_key(|p| p.metadata.creation_timestamp.clone());
+        Ok(items.into_iter().next())
+    }
+
+    /// The record of instance `id` if it belongs to the caller; `NotFound` otherwise
+    /// (another user's instance is indistinguishable from a missing one).
+    pub(super) async fn owned_record(
+        &self,
+        owner: &Owner,
+        id: &str,
+    ) -> Result<PersistentVolumeClaim> {
+        let name = naming::parse_instance_id(id).map_err(|_| Error::NotFound)?;
+        let (safe, key) = identity(owner)?;
+        let (api, pvc_name) = (self.pvcs(), naming::pvc_name(name));
+        let pvc = with_retry("get a PVC", || api.get_opt(&pvc_name))
+            .await
+            .map_err(|e| Error::kube("read the workspace volume", e))?;
+        match pvc {
+            Some(pvc) if owns(&pvc, &safe, &key) => Ok(pvc),
+            _ => Err(Error::NotFound),
+        }
+    }
+
+    /// The pod `name`, if it exists.
+    pub(super) async fn pod(&self, name: &str) -> Result<Option<Pod>> {
+        let api = self.pods();
+        with_retry("get a pod", || api.get_opt(name))
+            .await
+            .map_err(|e| Error::kube("read the instance's pod", e))
+    }
+
+    /// Every live object of instance `id` of the given kinds (`apiVersion/Kind`).
+    pub(super) async fn live_objects(
+        &self,
+        id: &str,
+        kinds: &BTreeSet<String>,
+    ) -> Result<Vec<DynamicObject>> {
+        let selector = instance_selector(id);
+        let mut resources = Vec::new();
+        for k in kinds {
+            let Some((api_version, kind)) = k.rsplit_once('/') else {
+                continue;
+            };
+            resources.push(self.kinds.resolve(&self.client, api_version, kind).await?);
+        }
+        let lists = try_join_all(resources.iter().map(|ar| list_kind(self, ar, &selector))).await?;
+        Ok(lists.into_iter().flatten().collect())
+    }
+}
+
+async fn list_kind(r: &Reconciler, ar: &ApiResource, selector: &str) -> Result<Vec<DynamicObject>> {
+    let api: Api<DynamicObject> = Api::namespaced_with(r.client.clone(), &r.settings.namespace, ar);
+    let lp = ListParams::default().labels(selector);
+    let what = format!("list {}", ar.plural);
+    let list = with_retry(&what, || api.list(&lp))
+        .await
+        .map_err(|e| Error::kube(&what, e))?;
+    // NB: list items carry no apiVersion/kind; the plan keys objects by kind.
+    Ok(list
+        .items
+        .into_iter()
+        .map(|mut o| {
+            o.types = Some(TypeMeta {
+                api_version: ar.api_version.clone(),
+                kind: ar.kind.clone(),
+            });
+            o
+        })
+        .collect())
+}
+
+/// `apiVersion/Kind` of every object, Istio kinds at the rendered version.
+pub fn kinds_of(objects: &[DynamicObject]) -> BTreeSet<String> {
+    objects
+        .iter()
+        .filter_map(|o| {
+            o.types
+                .as_ref()
+                .map(|t| format!("{}/{}", t.api_version, t.kind))
+        })
+        .collect()
+}
+
+/// Keeps one version per kind (v1 and v1beta1 VirtualServices are one stored object).
+pub fn dedupe_versions(kinds: BTreeSet<String>, k: &Kinds) -> BTreeSet<String> {
+    let mut by_kind: BTreeMap<String, String> = BTreeMap::new();
+    for full in kinds {
+        let Some((api_version, kind)) = full.rsplit_once('/') else {
+            continue;
+        };
+        let group = api_version.split_once('/').map(|(g, _)| g).unwrap_or("");
+        let key = format!("{group}/{kind}");
+        let served = match k.known(api_version, kind) {
+            Ok(Some(ar)) => format!("{}/{}", ar.api_version, kind),
+            _ => full.clone(),
+        };
+        by_kind.insert(key, served);
+    }
+    by_kind.into_values().collect()
+}
