@@ -6,14 +6,15 @@
 //! atomically, so a reader sees either the old set or the new one. The [`Reloader`]
 //! polls a content hash of the visible files every few seconds (a few small reads; no
 //! inotify, which misses symlink swaps on some filesystems), loads and validates a
-//! changed set exactly as `validate-templates` does, and swaps it into the
-//! [`TemplateStore`]; a set with problems is refused, every problem is logged, and the
+//! changed set exactly as `validate-templates` does, and swaps it into the service's
+//! [`ActiveTemplates`] (the set the reconciler renders with); a set with problems is
+//! refused, every problem is logged, and the
 //! last good set stays active; `codeserver_templates_reload_total{result="ok"|"error"}`
 //! counts both. Requests hold an `Arc` of the set they started with, so a
 //! swap never changes a render half-way.
 
 use std::{
-    fmt, io,
+    io,
     path::{Path, PathBuf},
     sync::{Arc, PoisonError, RwLock},
     time::Duration,
@@ -27,7 +28,7 @@ use tracing::{error, info, warn};
 
 use crate::{
     config::InstanceSettings,
-    render::{self, Problem, RenderError, Source, Templates},
+    render::{self, ActiveTemplates, Problem, RenderError, Source, Templates},
 };
 
 /// Name of the counter of reload attempts, labelled by `result`.
@@ -135,25 +136,6 @@ pub fn fingerprint(dir: &Path) -> io::Result<String> {
     Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// The active template set and when it became active.
-#[derive(Debug)]
-pub struct ActiveTemplates {
-    templates: Arc<Templates>,
-    loaded_at: Timestamp,
-}
-
-impl ActiveTemplates {
-    /// The set itself.
-    pub fn templates(&self) -> &Arc<Templates> {
-        &self.templates
-    }
-
-    /// When it became active.
-    pub fn loaded_at(&self) -> Timestamp {
-        self.loaded_at
-    }
-}
-
 /// The last refused set: when, and why.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -162,6 +144,30 @@ pub struct Refusal {
     pub at: Timestamp,
     /// Every problem, one line each.
     pub problems: Vec<String>,
+}
+
+/// The refusal of the set now in the directory, if it was refused; shared between the
+/// [`Reloader`] and whatever reports status.
+#[derive(Debug, Default)]
+pub struct Refusals {
+    last: RwLock<Option<Refusal>>,
+}
+
+impl Refusals {
+    /// The refusal of the set now in the directory; `None` once the directory holds a
+    /// set that was accepted (or is the active one).
+    pub fn last(&self) -> Option<Refusal> {
+        // NB: the lock guards one Option swap, never left half-done; a poisoned lock
+        // still holds a valid value.
+        self.last
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, refusal: Option<Refusal>) {
+        *self.last.write().unwrap_or_else(PoisonError::into_inner) = refusal;
+    }
 }
 
 /// What `/ready` and the GraphQL `templates` query report.
@@ -174,109 +180,29 @@ pub struct TemplatesStatus {
     pub loaded_at: Timestamp,
     /// Where it was loaded from: a directory, or `built-in`.
     pub source: String,
-    /// The most recent refused set since the active one was loaded, if any.
+    /// Why the set now in the directory was refused, if it was.
     pub last_refusal: Option<Refusal>,
 }
 
-/// Holds the active template set; cheap to read from any task, swapped atomically.
-pub struct TemplateStore {
-    active: RwLock<Arc<ActiveTemplates>>,
-    last_refusal: RwLock<Option<Refusal>>,
-}
-
-impl fmt::Debug for TemplateStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TemplateStore")
-            .field("revision", &self.revision())
-            .field("loaded_at", &self.loaded_at())
-            .finish()
+/// The status of `active`, with the reloader's `refusals` when there is a reloader.
+pub fn status(active: &ActiveTemplates, refusals: Option<&Refusals>) -> TemplatesStatus {
+    let templates = active.get();
+    TemplatesStatus {
+        revision: templates.revision().to_owned(),
+        loaded_at: active.loaded_at(),
+        source: match templates.source() {
+            Source::Builtin => "built-in".to_owned(),
+            Source::Dir(dir) => dir.display().to_string(),
+        },
+        last_refusal: refusals.and_then(Refusals::last),
     }
 }
 
-impl TemplateStore {
-    /// A store whose active set is `templates`, loaded now.
-    pub fn new(templates: Templates) -> Self {
-        Self {
-            active: RwLock::new(Arc::new(ActiveTemplates {
-                templates: Arc::new(templates),
-                loaded_at: Timestamp::now(),
-            })),
-            last_refusal: RwLock::new(None),
-        }
-    }
-
-    /// Loads and validates the configured set (TEMPLATES_DIR, else the built-in one).
-    /// A service must not start on a broken set: the caller reports the error and exits.
-    pub fn load(settings: &InstanceSettings) -> Result<Self, ReloadError> {
-        load_validated(settings.templates_dir.as_deref(), settings).map(Self::new)
-    }
-
-    /// The active set with its load time, consistent with each other.
-    pub fn current(&self) -> Arc<ActiveTemplates> {
-        // NB: the lock only guards an Arc swap, which cannot be left half-done; a
-        // poisoned lock still holds a valid set.
-        Arc::clone(&self.active.read().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// The active set. Hold the `Arc` for the whole of one render or plan.
-    pub fn templates(&self) -> Arc<Templates> {
-        Arc::clone(&self.current().templates)
-    }
-
-    /// Revision of the active set.
-    pub fn revision(&self) -> String {
-        self.current().templates.revision().to_owned()
-    }
-
-    /// When the active set was loaded.
-    pub fn loaded_at(&self) -> Timestamp {
-        self.current().loaded_at
-    }
-
-    /// The most recent refused set since the active one was loaded.
-    pub fn last_refusal(&self) -> Option<Refusal> {
-        self.last_refusal
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Everything `/ready` and the GraphQL `templates` query report.
-    pub fn status(&self) -> TemplatesStatus {
-        let current = self.current();
-        TemplatesStatus {
-            revision: current.templates.revision().to_owned(),
-            loaded_at: current.loaded_at,
-            source: match current.templates.source() {
-                Source::Builtin => "built-in".to_owned(),
-                Source::Dir(dir) => dir.display().to_string(),
-            },
-            last_refusal: self.last_refusal(),
-        }
-    }
-
-    /// Makes `templates` (already validated) the active set.
-    fn replace(&self, templates: Templates) {
-        let next = Arc::new(ActiveTemplates {
-            templates: Arc::new(templates),
-            loaded_at: Timestamp::now(),
-        });
-        *self.active.write().unwrap_or_else(PoisonError::into_inner) = next;
-        *self
-            .last_refusal
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = None;
-    }
-
-    fn refuse(&self, error: &ReloadError) {
-        *self
-            .last_refusal
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Some(Refusal {
-            at: Timestamp::now(),
-            problems: error.messages(),
-        });
-    }
+/// Loads and validates the configured set (TEMPLATES_DIR, else the built-in one) as the
+/// active set. A service must not start on a broken set: the caller reports the error
+/// (every problem is in [`ReloadError::messages`]) and exits.
+pub fn load_active(settings: &InstanceSettings) -> Result<ActiveTemplates, ReloadError> {
+    load_validated(settings.templates_dir.as_deref(), settings).map(ActiveTemplates::new)
 }
 
 /// What one check of the directory did.
@@ -297,9 +223,10 @@ pub enum Outcome {
     Retry,
 }
 
-/// Watches a template directory and keeps a [`TemplateStore`] on its latest valid set.
+/// Watches a template directory and keeps the [`ActiveTemplates`] on its latest valid set.
 pub struct Reloader {
-    store: Arc<TemplateStore>,
+    active: Arc<ActiveTemplates>,
+    refusals: Arc<Refusals>,
     dir: PathBuf,
     settings: InstanceSettings,
     reloads: IntCounterVec,
@@ -324,10 +251,10 @@ pub fn reload_counter(registry: &Registry) -> Result<IntCounterVec, ReloadError>
 }
 
 impl Reloader {
-    /// A reloader of `dir` into `store`, counting attempts in `reloads` (labelled by
+    /// A reloader of `dir` into `active`, counting attempts in `reloads` (labelled by
     /// `result`: [`RESULT_OK`] or [`RESULT_ERROR`]).
     pub fn new(
-        store: Arc<TemplateStore>,
+        active: Arc<ActiveTemplates>,
         dir: PathBuf,
         settings: InstanceSettings,
         reloads: IntCounterVec,
@@ -337,12 +264,18 @@ impl Reloader {
             reloads.with_label_values(&[result]);
         }
         Self {
-            store,
+            active,
+            refusals: Arc::default(),
             dir,
             settings,
             reloads,
             seen: None,
         }
+    }
+
+    /// The refusal of the set now in the directory, for status reports.
+    pub fn refusals(&self) -> Arc<Refusals> {
+        Arc::clone(&self.refusals)
     }
 
     /// Checks the directory once: loads, validates and swaps in a changed set, or
@@ -365,12 +298,16 @@ impl Reloader {
             return Outcome::Retry;
         }
         self.seen = Some(before);
-        let from = self.store.revision();
+        let from = self.active.get().revision().to_owned();
         match loaded {
-            Ok(templates) if templates.revision() == from => Outcome::Unchanged,
+            Ok(templates) if templates.revision() == from => {
+                self.refusals.set(None);
+                Outcome::Unchanged
+            }
             Ok(templates) => {
                 let to = templates.revision().to_owned();
-                self.store.replace(templates);
+                self.active.swap(templates);
+                self.refusals.set(None);
                 self.reloads.with_label_values(&[RESULT_OK]).inc();
                 info!(dir = %self.dir.display(), from = %from, to = %to, "templates reloaded; new instances and restarts use them");
                 Outcome::Reloaded { from, to }
@@ -381,7 +318,10 @@ impl Reloader {
                     error!(dir = %self.dir.display(), problem = %message, "template problem");
                 }
                 error!(dir = %self.dir.display(), active = %from, error = %e, "new templates refused; the active set stays in use");
-                self.store.refuse(&e);
+                self.refusals.set(Some(Refusal {
+                    at: Timestamp::now(),
+                    problems: e.messages(),
+                }));
                 Outcome::Refused(e)
             }
         }
@@ -439,17 +379,31 @@ mod tests {
     }
 
     #[test]
-    fn a_poisoned_store_still_answers() {
-        let store = Arc::new(TemplateStore::new(Templates::builtin().unwrap()));
-        let revision = store.revision();
-        let poisoner = Arc::clone(&store);
+    fn a_poisoned_refusal_slot_still_answers() {
+        let refusals = Arc::new(Refusals::default());
+        refusals.set(Some(Refusal {
+            at: Timestamp::now(),
+            problems: vec!["pod.yaml.j2: broken".to_owned()],
+        }));
+        let poisoner = Arc::clone(&refusals);
         let _ = std::thread::spawn(move || {
-            let _guard = poisoner.active.write().unwrap();
+            let _guard = poisoner.last.write().unwrap();
             panic!("poison the lock");
         })
         .join();
-        assert_eq!(store.revision(), revision);
-        store.replace(Templates::builtin().unwrap());
-        assert_eq!(store.revision(), revision);
+        assert_eq!(refusals.last().unwrap().problems.len(), 1);
+        refusals.set(None);
+        assert!(refusals.last().is_none());
+    }
+
+    #[test]
+    fn status_reports_the_active_set() {
+        let active = ActiveTemplates::new(Templates::builtin().unwrap());
+        let status = status(&active, None);
+        assert_eq!(status.revision, active.get().revision());
+        assert_eq!(status.source, "built-in");
+        assert_eq!(status.loaded_at, active.loaded_at());
+        let json = serde_json::to_value(&status).unwrap();
+        assert!(json.get("loadedAt").is_some() && json.get("lastRefusal").is_some());
     }
 }

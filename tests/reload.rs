@@ -12,8 +12,8 @@ use clap::Parser;
 use codeserver_service::{
     config::{Cli, Command, InstanceSettings},
     naming,
-    reload::{Outcome, ReloadError, Reloader, TemplateStore, reload_counter},
-    render::{self, Templates},
+    reload::{self, Outcome, ReloadError, Reloader, load_active, reload_counter},
+    render::{self, ActiveTemplates, Templates},
     values::{Owner, Repo},
 };
 use prometheus::{Encoder, Registry, TextEncoder};
@@ -60,19 +60,19 @@ fn edit(path: &Path, from: &str, to: &str) {
 }
 
 struct Fixture {
-    store: Arc<TemplateStore>,
+    active: Arc<ActiveTemplates>,
     reloader: Reloader,
     registry: Registry,
 }
 
 fn fixture(dir: &Path) -> Fixture {
     let settings = settings(dir);
-    let store = Arc::new(TemplateStore::load(&settings).expect("the initial set is valid"));
+    let active = Arc::new(load_active(&settings).expect("the initial set is valid"));
     let registry = Registry::new();
     let reloads = reload_counter(&registry).expect("the counter registers");
-    let reloader = Reloader::new(Arc::clone(&store), dir.to_owned(), settings, reloads);
+    let reloader = Reloader::new(Arc::clone(&active), dir.to_owned(), settings, reloads);
     Fixture {
-        store,
+        active,
         reloader,
         registry,
     }
@@ -109,7 +109,7 @@ fn rendered_pod(templates: &Templates, dir: &Path) -> serde_json::Value {
 fn a_changed_directory_is_picked_up_and_stamped_with_its_revision() {
     let dir = copy_of_templates();
     let mut f = fixture(dir.path());
-    let first = f.store.revision();
+    let first = f.active.get().revision().to_owned();
     assert!(matches!(f.reloader.check(), Outcome::Unchanged));
 
     edit(
@@ -121,20 +121,20 @@ fn a_changed_directory_is_picked_up_and_stamped_with_its_revision() {
         panic!("the change is picked up");
     };
     assert_eq!(from, first);
-    assert_eq!(to, f.store.revision());
+    assert_eq!(to, f.active.get().revision().to_owned());
     assert_ne!(to, first);
     assert_eq!(reloads(&f.registry, "ok"), "1");
     assert_eq!(reloads(&f.registry, "error"), "0");
 
     // New renders use the new set, and say so.
-    let pod = rendered_pod(&f.store.templates(), dir.path());
+    let pod = rendered_pod(&f.active.get(), dir.path());
     let annotations = &pod["metadata"]["annotations"];
     assert_eq!(annotations["team"], "platform");
     assert_eq!(
         annotations[naming::ANNOTATION_TEMPLATE_REVISION],
         to.as_str()
     );
-    assert_eq!(f.store.status().revision, to);
+    assert_eq!(reload::status(&f.active, None).revision, to);
 
     // Checking again without a change does nothing.
     assert!(matches!(f.reloader.check(), Outcome::Unchanged));
@@ -145,8 +145,8 @@ fn a_changed_directory_is_picked_up_and_stamped_with_its_revision() {
 fn a_broken_set_is_refused_and_the_last_good_one_keeps_serving() {
     let dir = copy_of_templates();
     let mut f = fixture(dir.path());
-    let good = f.store.revision();
-    let held = f.store.templates();
+    let good = f.active.get().revision().to_owned();
+    let held = f.active.get();
 
     // A syntax error: the set does not even load.
     let service = dir.path().join("service.yaml.j2");
@@ -158,9 +158,13 @@ fn a_broken_set_is_refused_and_the_last_good_one_keeps_serving() {
         problems.iter().any(|p| p.file == "service.yaml.j2"),
         "{problems:?}"
     );
-    assert_eq!(f.store.revision(), good);
+    assert_eq!(f.active.get().revision().to_owned(), good);
     assert_eq!(reloads(&f.registry, "error"), "1");
-    let refusal = f.store.last_refusal().expect("the refusal is reported");
+    let refusal = f
+        .reloader
+        .refusals()
+        .last()
+        .expect("the refusal is reported");
     assert!(
         refusal
             .problems
@@ -189,22 +193,26 @@ fn a_broken_set_is_refused_and_the_last_good_one_keeps_serving() {
     assert_eq!(reloads(&f.registry, "error"), "2");
 
     // The last good set still renders, for requests in flight and for new ones.
-    assert_eq!(f.store.revision(), good);
-    rendered_pod(&f.store.templates(), dir.path());
+    assert_eq!(f.active.get().revision().to_owned(), good);
+    rendered_pod(&f.active.get(), dir.path());
     rendered_pod(&held, dir.path());
 
     // Fixed: the directory holds the active set again; nothing to swap.
     std::fs::copy(repo_templates().join("service.yaml.j2"), &service).expect("restored");
     assert!(matches!(f.reloader.check(), Outcome::Unchanged));
-    assert_eq!(f.store.revision(), good);
+    assert_eq!(f.active.get().revision().to_owned(), good);
     assert_eq!(reloads(&f.registry, "ok"), "0");
+    assert!(
+        f.reloader.refusals().last().is_none(),
+        "the directory no longer holds a refused set"
+    );
 }
 
 #[test]
 fn a_set_in_flight_keeps_rendering_after_a_swap() {
     let dir = copy_of_templates();
     let mut f = fixture(dir.path());
-    let held = f.store.templates();
+    let held = f.active.get();
     edit(
         &dir.path().join("values.yaml"),
         "  annotations: {}",
@@ -212,7 +220,7 @@ fn a_set_in_flight_keeps_rendering_after_a_swap() {
     );
     assert!(matches!(f.reloader.check(), Outcome::Reloaded { .. }));
     let old = rendered_pod(&held, dir.path());
-    let new = rendered_pod(&f.store.templates(), dir.path());
+    let new = rendered_pod(&f.active.get(), dir.path());
     assert!(old["metadata"]["annotations"].get("wave").is_none());
     assert_eq!(new["metadata"]["annotations"]["wave"], "two");
     assert_ne!(
@@ -262,7 +270,7 @@ fn a_configmap_volume_update_is_picked_up() {
     configmap_volume::create(volume.path(), &repo_templates());
     let mut f = fixture(volume.path());
     assert!(matches!(f.reloader.check(), Outcome::Unchanged));
-    let first = f.store.revision();
+    let first = f.active.get().revision().to_owned();
     assert_eq!(
         first,
         Templates::load_dir(&repo_templates())
@@ -282,7 +290,7 @@ fn a_configmap_volume_update_is_picked_up() {
         panic!("the symlink swap is picked up");
     };
     assert_ne!(to, first);
-    let pod = rendered_pod(&f.store.templates(), volume.path());
+    let pod = rendered_pod(&f.active.get(), volume.path());
     assert_eq!(pod["metadata"]["annotations"]["rolled"], "out");
 }
 
@@ -290,9 +298,10 @@ fn a_configmap_volume_update_is_picked_up() {
 async fn a_running_reloader_picks_up_a_change_without_a_restart() {
     let dir = copy_of_templates();
     let f = fixture(dir.path());
-    let store = Arc::clone(&f.store);
-    let first = store.revision();
-    let loaded_at = store.loaded_at();
+    let active = Arc::clone(&f.active);
+    let refusals = f.reloader.refusals();
+    let first = active.get().revision().to_owned();
+    let loaded_at = active.loaded_at();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(f.reloader.run(Duration::from_millis(20), async {
         let _ = stopped.await;
@@ -304,16 +313,16 @@ async fn a_running_reloader_picks_up_a_change_without_a_restart() {
         "  annotations: {live: reload}",
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while store.revision() == first {
+    while active.get().revision() == first {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the change was not picked up"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(store.loaded_at() > loaded_at);
-    let status = store.status();
-    assert_eq!(status.revision, store.revision());
+    assert!(active.loaded_at() > loaded_at);
+    let status = reload::status(&active, Some(&refusals));
+    assert_eq!(status.revision, active.get().revision());
     assert_eq!(status.source, dir.path().display().to_string());
     assert!(status.last_refusal.is_none());
 
@@ -329,14 +338,14 @@ async fn a_running_reloader_picks_up_a_change_without_a_restart() {
 fn start_up_refuses_a_broken_set() {
     let dir = copy_of_templates();
     edit(&dir.path().join("pod.yaml.j2"), "spec:", "spec: {% if %}");
-    let error = TemplateStore::load(&settings(dir.path())).expect_err("a broken set");
+    let error = load_active(&settings(dir.path())).expect_err("a broken set");
     assert!(
         error.messages().iter().any(|m| m.contains("pod.yaml.j2")),
         "{error}"
     );
     let missing = dir.path().join("missing");
     assert!(matches!(
-        TemplateStore::load(&settings(&missing)),
+        load_active(&settings(&missing)),
         Err(ReloadError::Io { .. })
     ));
 }
