@@ -413,25 +413,46 @@ fn rbac_is_one_namespaced_role_without_secrets_or_exec() {
     );
 }
 
+/// What the reconciler sends, per kind: (group, resource, verbs).
+/// NB: every applied kind needs `create` as well as `patch` (see 03-rbac.yaml).
+const RECONCILER_VERBS: &[(&str, &str, &[&str])] = &[
+    (
+        "",
+        "pods",
+        &["get", "list", "watch", "create", "patch", "delete"],
+    ),
+    ("", "pods/log", &["get"]),
+    (
+        "",
+        "persistentvolumeclaims",
+        &["get", "list", "create", "patch", "delete"],
+    ),
+    ("", "services", &["list", "create", "patch", "delete"]),
+    (
+        "networking.k8s.io",
+        "networkpolicies",
+        &["list", "create", "patch", "delete"],
+    ),
+    (
+        "networking.istio.io",
+        "virtualservices",
+        &["list", "create", "patch", "delete"],
+    ),
+    (
+        "batch",
+        "jobs",
+        &["list", "watch", "create", "patch", "delete"],
+    ),
+];
+
 #[test]
 fn rbac_grants_exactly_the_reviewed_set() {
     // Changing the Role means changing this list: a grant is added on purpose or not at
-    // all. Every applied kind needs create as well as patch (see 03-rbac.yaml).
-    let applied = ["get", "list", "create", "patch", "delete"];
-    let mut expected = BTreeSet::new();
-    for (group, resource, extra) in [
-        ("", "pods", Some("watch")),
-        ("", "persistentvolumeclaims", None),
-        ("", "services", None),
-        ("networking.k8s.io", "networkpolicies", None),
-        ("networking.istio.io", "virtualservices", None),
-        ("batch", "jobs", Some("watch")),
-    ] {
-        for verb in applied.iter().copied().chain(extra) {
-            expected.insert(Grant::new(group, resource, verb));
-        }
-    }
-    expected.insert(Grant::new("", "pods/log", "get"));
+    // all.
+    let expected: BTreeSet<Grant> = RECONCILER_VERBS
+        .iter()
+        .flat_map(|(group, resource, verbs)| verbs.iter().map(|v| Grant::new(group, resource, v)))
+        .collect();
     let granted = rbac::role_grants();
     let missing: Vec<String> = expected
         .difference(&granted)
@@ -445,4 +466,48 @@ fn rbac_grants_exactly_the_reviewed_set() {
         missing.is_empty() && extra.is_empty(),
         "missing: {missing:?}\nextra: {extra:?}"
     );
+}
+
+#[test]
+fn recorded_requests_are_compared_with_the_role() {
+    let role = rbac::role();
+    let request =
+        |verb: &str, group: &str, resource: &str, sub: Option<&str>, apply: bool| rbac::Request {
+            verb: verb.to_owned(),
+            group: group.to_owned(),
+            resource: resource.to_owned(),
+            subresource: sub.map(str::to_owned),
+            namespace: Some(INSTANCES_NAMESPACE.to_owned()),
+            apply,
+        };
+    // What the reconciler is built to send: reads, applies (recorded as patch), deletes,
+    // watches, logs.
+    let mut requests = Vec::new();
+    for (group, resource, verbs) in RECONCILER_VERBS {
+        let (resource, sub) = match resource.split_once('/') {
+            Some((resource, sub)) => (resource, Some(sub)),
+            None => (*resource, None),
+        };
+        for verb in verbs.iter().filter(|v| **v != "create") {
+            requests.push(request(verb, group, resource, sub, *verb == "patch"));
+        }
+    }
+    assert_eq!(rbac::compare(&role, &requests), rbac::Comparison::default());
+
+    // A request the Role does not allow is reported, and so is a grant nobody used.
+    requests.retain(|r| !(r.resource == "jobs" && r.verb == "watch"));
+    requests.push(request("get", "", "secrets", None, false));
+    requests.push(request("create", "", "pods", Some("exec"), false));
+    let mut elsewhere = request("list", "", "pods", None, false);
+    elsewhere.namespace = Some(SERVICE_NAMESPACE.to_owned());
+    requests.push(elsewhere);
+    let comparison = rbac::compare(&role, &requests);
+    assert_eq!(
+        comparison.unused,
+        vec![Grant::new("batch", "jobs", "watch")]
+    );
+    let denied = comparison.denied.join("\n");
+    for needle in ["get core/secrets", "create core/pods/exec", "dev-platform"] {
+        assert!(denied.contains(needle), "{needle} not in {denied}");
+    }
 }

@@ -83,3 +83,80 @@ pub fn grants_of(role: &Role) -> BTreeSet<Grant> {
     }
     grants
 }
+
+/// One request the service sent, in the API server's authorisation terms (the
+/// simulated cluster records these).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// get, list, watch, create, update, patch, delete, deletecollection.
+    pub verb: String,
+    /// API group, `""` for core.
+    pub group: String,
+    /// Resource plural.
+    pub resource: String,
+    /// Subresource (`log`, `status`), if any.
+    pub subresource: Option<String>,
+    /// Namespace of the request; `None` for a cluster-scoped one.
+    pub namespace: Option<String>,
+    /// A PATCH with a field manager: a server-side apply, which may create the object.
+    pub apply: bool,
+}
+
+impl Request {
+    /// The grants this request needs.
+    ///
+    /// NB: the API server authorises a server-side apply of an object that does not
+    /// exist as `create` as well as `patch`; a recording cannot tell which applies
+    /// created, so every apply needs both.
+    pub fn needs(&self) -> Vec<Grant> {
+        let resource = match &self.subresource {
+            Some(sub) => format!("{}/{sub}", self.resource),
+            None => self.resource.clone(),
+        };
+        let mut grants = vec![Grant::new(&self.group, &resource, &self.verb)];
+        if self.apply {
+            grants.push(Grant::new(&self.group, &resource, "create"));
+        }
+        grants
+    }
+}
+
+/// How a set of recorded requests compares with what the Role grants.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Comparison {
+    /// Requests the Role does not allow (so a real cluster would answer 403).
+    pub denied: Vec<String>,
+    /// Grants no request used (so the Role is wider than the service needs).
+    pub unused: Vec<Grant>,
+}
+
+/// Compares `requests` with `role`: every request must be allowed (namespaced in the
+/// Role's namespace, with every grant it needs), and every grant must be used.
+pub fn compare(role: &Role, requests: &[Request]) -> Comparison {
+    let granted = grants_of(role);
+    let namespace = role.metadata.namespace.as_deref();
+    let mut used = BTreeSet::new();
+    let mut denied = Vec::new();
+    for request in requests {
+        if request.namespace.as_deref() != namespace || namespace.is_none() {
+            denied.push(format!(
+                "{} {}/{} in namespace {:?}: the Role covers only {:?}",
+                request.verb, request.group, request.resource, request.namespace, namespace
+            ));
+            continue;
+        }
+        for grant in request.needs() {
+            if granted.contains(&grant) {
+                used.insert(grant);
+            } else {
+                denied.push(format!("{grant} is not granted"));
+            }
+        }
+    }
+    denied.sort();
+    denied.dedup();
+    Comparison {
+        denied,
+        unused: granted.difference(&used).cloned().collect(),
+    }
+}
