@@ -19,3 +19,6 @@ pub const VERSION: &str = match option_env!("BUILD_VERSION") {
     Some(v) => v,
     None => env!("CARGO_PKG_VERSION"),
 };
+
+/// When the binary was built (BUILD_TIME at build time, RFC 3339), if it was stamped.
+pub const BUILD_TIME: Option<&str> = option_env!("BUILD_TIME");

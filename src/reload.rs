@@ -354,6 +354,23 @@ impl Reloader {
     }
 }
 
+/// Starts live reload of TEMPLATES_DIR into `active` (the set the reconciler renders
+/// with), checking every [`DEFAULT_INTERVAL`] until `shutdown` completes. `None` when no
+/// directory is configured: the built-in set never changes.
+pub fn watch(
+    active: Arc<ActiveTemplates>,
+    settings: &InstanceSettings,
+    reloads: IntCounterVec,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Option<(tokio::task::JoinHandle<()>, Arc<Refusals>)> {
+    let dir = settings.templates_dir.clone()?;
+    info!(dir = %dir.display(), interval_seconds = DEFAULT_INTERVAL.as_secs(), "watching the templates directory for changes");
+    let reloader = Reloader::new(active, dir, settings.clone(), reloads);
+    let refusals = reloader.refusals();
+    let task = tokio::spawn(reloader.run(DEFAULT_INTERVAL, shutdown));
+    Some((task, refusals))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -349,3 +349,32 @@ fn start_up_refuses_a_broken_set() {
         Err(ReloadError::Io { .. })
     ));
 }
+
+#[tokio::test]
+async fn watch_starts_only_for_a_template_directory() {
+    let dir = copy_of_templates();
+    let registry = Registry::new();
+    let reloads = reload_counter(&registry).expect("the counter registers");
+
+    let builtin = settings(dir.path());
+    let builtin = InstanceSettings {
+        templates_dir: None,
+        ..builtin
+    };
+    let active = Arc::new(load_active(&builtin).expect("the built-in set is valid"));
+    assert!(reload::watch(Arc::clone(&active), &builtin, reloads.clone(), async {}).is_none());
+
+    let mounted = settings(dir.path());
+    let active = Arc::new(load_active(&mounted).expect("the set is valid"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (task, refusals) = reload::watch(Arc::clone(&active), &mounted, reloads, async {
+        let _ = stopped.await;
+    })
+    .expect("a directory is watched");
+    assert!(refusals.last().is_none());
+    stop.send(()).expect("the watch is running");
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("the watch stops on shutdown")
+        .expect("the watch did not panic");
+}
