@@ -4,14 +4,13 @@
 //! In the cluster the directory is a mounted ConfigMap. The kubelet updates it by
 //! writing the new files into a fresh hidden directory and swapping the `..data` symlink
 //! atomically, so a reader sees either the old set or the new one. The [`Reloader`]
-//! polls a content hash of the visible files every few seconds (a few small reads; no
-//! inotify, which misses symlink swaps on some filesystems), loads and validates a
-//! changed set exactly as `validate-templates` does, and swaps it into the service's
-//! [`ActiveTemplates`] (the set the reconciler renders with); a set with problems is
-//! refused, every problem is logged, and the
-//! last good set stays active; `codeserver_templates_reload_total{result="ok"|"error"}`
-//! counts both. Requests hold an `Arc` of the set they started with, so a
-//! swap never changes a render half-way.
+//! polls a content hash of the visible files every few seconds (a few small reads, and
+//! no dependence on filesystem events, which symlink swaps make unreliable), loads and
+//! validates a changed set exactly as `validate-templates` does, and swaps it into the
+//! service's [`ActiveTemplates`], the set the reconciler renders with. A set with
+//! problems is refused, every problem is logged and the last good set stays active;
+//! `codeserver_templates_reload_total{result="ok"|"error"}` counts both. Requests hold
+//! an `Arc` of the set they started with, so a swap never changes a render half-way.
 
 use std::{
     io,
@@ -234,6 +233,8 @@ pub struct Reloader {
     /// NB: starts empty, so the first check compares the directory with the active
     /// set: a change between start-up and the first check is not missed.
     seen: Option<String>,
+    /// The directory could not be read at the last check (logged once, not every tick).
+    unreadable: bool,
 }
 
 /// The `codeserver_templates_reload_total{result}` counter, for callers without their
@@ -270,6 +271,7 @@ impl Reloader {
             settings,
             reloads,
             seen: None,
+            unreadable: false,
         }
     }
 
@@ -284,10 +286,15 @@ impl Reloader {
         let before = match fingerprint(&self.dir) {
             Ok(f) => f,
             Err(source) => {
-                warn!(dir = %self.dir.display(), error = %source, "cannot read the templates directory; keeping the active set");
+                if !std::mem::replace(&mut self.unreadable, true) {
+                    warn!(dir = %self.dir.display(), error = %source, "cannot read the templates directory; keeping the active set");
+                }
                 return Outcome::Retry;
             }
         };
+        if std::mem::take(&mut self.unreadable) {
+            info!(dir = %self.dir.display(), "the templates directory is readable again");
+        }
         if self.seen.as_deref() == Some(before.as_str()) {
             return Outcome::Unchanged;
         }

@@ -335,6 +335,21 @@ async fn a_running_reloader_picks_up_a_change_without_a_restart() {
 }
 
 #[test]
+fn a_vanished_directory_keeps_the_active_set() {
+    let dir = copy_of_templates();
+    let mut f = fixture(dir.path());
+    let good = f.active.get().revision().to_owned();
+    let moved = dir.path().with_extension("moved");
+    std::fs::rename(dir.path(), &moved).expect("moved away");
+    assert!(matches!(f.reloader.check(), Outcome::Retry));
+    assert!(matches!(f.reloader.check(), Outcome::Retry));
+    assert_eq!(f.active.get().revision(), good);
+    assert_eq!(reloads(&f.registry, "error"), "0");
+    std::fs::rename(&moved, dir.path()).expect("moved back");
+    assert!(matches!(f.reloader.check(), Outcome::Unchanged));
+}
+
+#[test]
 fn start_up_refuses_a_broken_set() {
     let dir = copy_of_templates();
     edit(&dir.path().join("pod.yaml.j2"), "spec:", "spec: {% if %}");
