@@ -8,10 +8,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use clap::CommandFactory;
 use codeserver_service::config::Cli;
-use k8s_openapi::api::{
-    core::v1::{Secret, Service},
-    networking::v1::NetworkPolicy,
-    policy::v1::PodDisruptionBudget,
+use k8s_openapi::{
+    api::{
+        core::v1::{Secret, Service},
+        networking::v1::NetworkPolicy,
+        policy::v1::PodDisruptionBudget,
+    },
+    apimachinery::pkg::{api::resource::Quantity, util::intstr::IntOrString},
 };
 use serde_json::{Value, json};
 use support::{
@@ -256,8 +259,7 @@ fn the_secrets_hold_placeholders_only() {
 }
 
 #[test]
-fn the_deployment_runs_hardened_with_the_spec_settings() {
-    let documents = manifests();
+fn the_deployment_runs_two_replicas_of_the_packaged_image() {
     let config = config();
     let deployment = deployment();
     let spec = &deployment.spec;
@@ -296,7 +298,11 @@ fn the_deployment_runs_hardened_with_the_spec_settings() {
         grace > shutdown,
         "grace period {grace} s must exceed SHUTDOWN_TIMEOUT {shutdown} s"
     );
+}
 
+#[test]
+fn the_service_pod_runs_as_non_root_on_a_read_only_root() {
+    let pod = pod_spec(&deployment());
     let pod_security = pod
         .security_context
         .as_ref()
@@ -334,14 +340,17 @@ fn the_deployment_runs_hardened_with_the_spec_settings() {
             .and_then(|c| c.add.as_ref())
             .is_none()
     );
+}
 
+#[test]
+fn the_service_pod_has_the_spec_resources() {
+    let pod = pod_spec(&deployment());
+    let container = main_container(&pod);
     // The spec's resources.
     let resources = container.resources.as_ref().expect("resources");
-    let quantity =
-        |list: &Option<
-            BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
-        >,
-         key: &str| { list.as_ref().and_then(|l| l.get(key)).map(|q| q.0.clone()) };
+    let quantity = |list: &Option<BTreeMap<String, Quantity>>, key: &str| {
+        list.as_ref().and_then(|l| l.get(key)).map(|q| q.0.clone())
+    };
     assert_eq!(
         quantity(&resources.requests, "cpu").as_deref(),
         Some("100m")
@@ -355,7 +364,13 @@ fn the_deployment_runs_hardened_with_the_spec_settings() {
         quantity(&resources.limits, "memory").as_deref(),
         Some("512Mi")
     );
+}
 
+#[test]
+fn ports_and_probes_follow_port_and_metrics_port() {
+    let config = config();
+    let pod = pod_spec(&deployment());
+    let container = main_container(&pod);
     // Ports agree with PORT and METRICS_PORT; probes hit /health and /ready on PORT.
     let port_of = |name: &str| {
         container
@@ -377,14 +392,21 @@ fn the_deployment_runs_hardened_with_the_spec_settings() {
             .expect("an HTTP probe");
         assert_eq!(get.path.as_deref(), Some(path));
         let port = match &get.port {
-            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n) => n.to_string(),
-            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(name) => {
+            IntOrString::Int(n) => n.to_string(),
+            IntOrString::String(name) => {
                 port_of(name).unwrap_or_else(|| panic!("probe port {name} is not a container port"))
             }
         };
         assert_eq!(Some(port), config.get("PORT").cloned(), "{path} probe port");
     }
+}
 
+#[test]
+fn configuration_secrets_and_templates_come_from_objects_in_k8s() {
+    let documents = manifests();
+    let config = config();
+    let pod = pod_spec(&deployment());
+    let container = main_container(&pod);
     // Configuration and secrets come from the objects defined in k8s/.
     let sources = container.env_from.clone().unwrap_or_default();
     let config_maps: Vec<String> = sources
@@ -449,7 +471,7 @@ fn the_service_and_the_pdb_select_the_deployment_pods() {
     assert!(selects(&spec.selector.unwrap_or_default(), &labels));
     for port in spec.ports.unwrap_or_default() {
         match port.target_port {
-            Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(name)) => {
+            Some(IntOrString::String(name)) => {
                 assert!(
                     port_names.contains(&name),
                     "target port {name} is not a container port"
@@ -474,7 +496,7 @@ fn the_service_and_the_pdb_select_the_deployment_pods() {
     assert!(selects(&selector, &labels));
     let replicas = deployment.spec.replicas.unwrap_or(1);
     match pdb_spec.min_available {
-        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n)) => {
+        Some(IntOrString::Int(n)) => {
             assert!(
                 n >= 1 && n < replicas,
                 "minAvailable {n} must leave room to drain one of {replicas}"
