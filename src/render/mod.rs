@@ -4,6 +4,7 @@
 //! call [`Templates::render`].
 
 mod check;
+mod shape;
 mod validate;
 mod yaml;
 
@@ -154,6 +155,7 @@ pub struct Templates {
     base_values: Value,
     revision: String,
     source: Source,
+    shapes: shape::ShapeCache,
 }
 
 impl fmt::Debug for Templates {
@@ -267,6 +269,7 @@ impl Templates {
             base_values: base_values.unwrap_or_else(|| Value::Object(Default::default())),
             revision,
             source,
+            shapes: shape::ShapeCache::default(),
         })
     }
 
@@ -369,23 +372,10 @@ impl Templates {
         ctx: &JinjaValue,
         expect: &check::Expect<'_>,
     ) -> Result<Vec<RenderedObject>, RenderError> {
-        let text = self
-            .env
-            .get_template(name)
-            .and_then(|t| t.render(ctx))
-            .map_err(|e| RenderError::Problems(vec![template_problem(name, &e)]))?;
+        let docs = self.documents(name, ctx)?;
         let mut problems = Vec::new();
         let mut objects = Vec::new();
-        for (index, doc) in serde_yaml_ng::Deserializer::from_str(&text).enumerate() {
-            let value = match <Value as serde::Deserialize>::deserialize(doc) {
-                Ok(Value::Null) => continue,
-                Ok(v) => v,
-                Err(e) => {
-                    problems.push(yaml_problem(name, index, &text, &e));
-                    // NB: after a syntax error the parser cannot resynchronise.
-                    break;
-                }
-            };
+        for (index, value) in docs.into_iter().enumerate() {
             let label = value_label(&value, index);
             let found = check::object_problems(&value, expect);
             if !found.is_empty() {
@@ -415,6 +405,65 @@ impl Templates {
         } else {
             Err(RenderError::Problems(problems))
         }
+    }
+
+    /// The documents `name` renders to: through the shape cache, or directly when the
+    /// shape cannot be used.
+    fn documents(&self, name: &str, ctx: &JinjaValue) -> Result<Vec<Value>, RenderError> {
+        let template = self
+            .env
+            .get_template(name)
+            .map_err(|e| RenderError::Problems(vec![template_problem(name, &e)]))?;
+        let (text, slots) = shape::with_slots(|| template.render(ctx));
+        let text = text.map_err(|e| RenderError::Problems(vec![template_problem(name, &e)]))?;
+        let substituted = self
+            .shapes
+            .parse(&text)
+            .and_then(|docs| docs.iter().map(|d| shape::substitute(d, &slots)).collect::<Option<Vec<_>>>());
+        match substituted {
+            Some(docs) => Ok(docs),
+            None => self.documents_direct(name, ctx),
+        }
+    }
+
+    /// The documents `name` renders to, rendering real text and parsing it.
+    fn documents_direct(&self, name: &str, ctx: &JinjaValue) -> Result<Vec<Value>, RenderError> {
+        let text = self
+            .env
+            .get_template(name)
+            .and_then(|t| t.render(ctx))
+            .map_err(|e| RenderError::Problems(vec![template_problem(name, &e)]))?;
+        let mut docs = Vec::new();
+        for (index, doc) in serde_yaml_ng::Deserializer::from_str(&text).enumerate() {
+            match <Value as serde::Deserialize>::deserialize(doc) {
+                Ok(Value::Null) => {}
+                Ok(v) => docs.push(v),
+                // NB: after a syntax error the parser cannot resynchronise.
+                Err(e) => return Err(RenderError::Problems(vec![yaml_problem(name, index, &text, &e)])),
+            }
+        }
+        Ok(docs)
+    }
+
+    /// Problems where the shape cache and the direct path disagree for `values` (a
+    /// template filtering its own rendered output); validate-templates reports them.
+    pub fn compare_paths(&self, values: &Values) -> Vec<Problem> {
+        let ctx = JinjaValue::from(Serde(values));
+        let mut problems = Vec::new();
+        for name in &self.object_templates {
+            let (Ok(fast), Ok(direct)) = (self.documents(name, &ctx), self.documents_direct(name, &ctx)) else {
+                continue;
+            };
+            if fast != direct {
+                problems.push(Problem {
+                    file: name.clone(),
+                    line: None,
+                    object: None,
+                    message: "renders differently through the shape cache: a filter rewrites formatted output (e.g. `| length` on a macro call); transform values before printing them".to_owned(),
+                });
+            }
+        }
+        problems
     }
 }
 
@@ -483,7 +532,7 @@ fn revision(files: &[(String, String)]) -> String {
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.set_formatter(|out, _state, value| yaml::write_value(out, value));
+    env.set_formatter(|out, _state, value| shape::format(out, value));
     env.add_function("merge", merge_maps);
     env
 }

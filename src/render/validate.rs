@@ -62,7 +62,7 @@ fn check_user(templates: &Templates, settings: &InstanceSettings, owner: &Owner)
         Ok(v) => v,
         Err(e) => return into_problems(e),
     };
-    let mut problems = Vec::new();
+    let mut problems = templates.compare_paths(&values);
     match templates.render(&values) {
         Ok(objects) => {
             for r in &objects {
