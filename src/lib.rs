@@ -12,6 +12,7 @@ pub mod quantity;
 pub mod reconcile;
 pub mod reload;
 pub mod render;
+pub mod sim;
 pub mod values;
 
 /// The version stamped into the binary (BUILD_VERSION at build time, else the crate's).

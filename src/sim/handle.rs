@@ -1,0 +1,260 @@
+//! The test handle: start a simulated cluster, get a client, seed and read objects, count
+//! requests, inject faults and steer pod and job behaviour.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::faults::{Fault, RecordedRequest};
+use super::lifecycle::{self, JobBehaviour, PodBehaviour};
+use super::ops;
+use super::resources::{self, ids};
+use super::{Shared, SimError, SimOptions, lock};
+
+fn client_config(addr: SocketAddr) -> Result<kube::Config, SimError> {
+    let url = format!("http://{addr}");
+    let mut config = kube::Config::new(url.parse().map_err(|_| SimError::Url(url.clone()))?);
+    config.default_namespace = "default".into();
+    config.read_timeout = Some(Duration::from_secs(300));
+    Ok(config)
+}
+
+/// A running simulated cluster. Dropping it stops the server.
+pub struct Sim {
+    sh: Arc<Shared>,
+    addr: SocketAddr,
+    client: kube::Client,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl Sim {
+    /// Start with default options on 127.0.0.1 and a free port.
+    pub async fn start() -> Result<Sim, SimError> {
+        Self::start_on(0, SimOptions::default()).await
+    }
+
+    /// Start with options on 127.0.0.1 and a free port.
+    pub async fn start_with(opts: SimOptions) -> Result<Sim, SimError> {
+        Self::start_on(0, opts).await
+    }
+
+    /// Start on a given port (0 picks a free one).
+    pub(crate) async fn start_on(port: u16, opts: SimOptions) -> Result<Sim, SimError> {
+        let namespaces = opts.namespaces.clone();
+        let sh = Shared::new(opts);
+        for ns in namespaces {
+            let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
+            ops::seed(&sh, obj).map_err(SimError::Seed)?;
+        }
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|source| SimError::Bind { port, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| SimError::Bind { port, source })?;
+        *lock(&sh.addr) = Some(addr);
+        let filter = super::http::filter(sh.clone());
+        let server = tokio::spawn(warp::serve(filter).incoming(listener).run());
+        let client = kube::Client::try_from(client_config(addr)?).map_err(SimError::Client)?;
+        Ok(Sim {
+            sh,
+            addr,
+            client,
+            server,
+        })
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The kube config the client is built from, to build clients with other settings
+    /// (e.g. `default_retry = false` to see 429 answers that kube would otherwise retry).
+    pub fn config(&self) -> kube::Config {
+        // NB: the same config already parsed once in start_on; it cannot fail here.
+        client_config(self.addr)
+            .unwrap_or_else(|_| kube::Config::new(http::Uri::from_static("http://127.0.0.1")))
+    }
+
+    /// A kube client for this cluster (default namespace `default`).
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
+    /// A kubeconfig pointing at this cluster (context `sim`).
+    pub fn kubeconfig(&self) -> kube::config::Kubeconfig {
+        let v = json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "sim", "cluster": {"server": self.url()}}],
+            "users": [{"name": "sim", "user": {}}],
+            "contexts": [{"name": "sim", "context": {"cluster": "sim", "user": "sim", "namespace": "default"}}],
+            "current-context": "sim",
+            "preferences": {},
+        });
+        serde_json::from_value(v).unwrap_or_default()
+    }
+
+    /// Store an object as if a client had created it (its `status`, if any, is kept).
+    pub fn seed(&self, obj: Value) -> Result<Value, SimError> {
+        ops::seed(&self.sh, obj).map_err(SimError::Seed)
+    }
+
+    /// Read an object by resource plural (`pods`, `virtualservices`), namespace ("" for
+    /// cluster-scoped) and name, in its storage version.
+    pub fn object(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
+        let (res, _) = resources::find_plural(plural)?;
+        ops::get(&self.sh, res, namespace, name).ok()
+    }
+
+    /// Read an object by group, version and plural (the version it is served in).
+    pub fn object_in(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Value> {
+        let (res, d) = resources::find(group, version, plural)?;
+        let mut v = ops::get(&self.sh, res, namespace, name).ok()?;
+        v["apiVersion"] = json!(d.api_version(version));
+        Some(v)
+    }
+
+    /// Every stored object of a resource plural, in all namespaces.
+    pub fn list_objects(&self, plural: &str) -> Vec<Value> {
+        let Some((res, _)) = resources::find_plural(plural) else {
+            return Vec::new();
+        };
+        let store = lock(&self.sh.store);
+        store.iter(res, None).map(|(_, s)| s.value()).collect()
+    }
+
+    /// Number of stored objects of all kinds.
+    pub fn object_count(&self) -> usize {
+        lock(&self.sh.store).len()
+    }
+
+    /// The current (global) resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        lock(&self.sh.store).rv()
+    }
+
+    /// Every resource request so far (discovery requests are not recorded).
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.sh.requests).clone()
+    }
+
+    /// How many requests had this verb and resource plural (`pods/log` for a subresource).
+    pub fn count(&self, verb: &str, resource: &str) -> usize {
+        lock(&self.sh.requests)
+            .iter()
+            .filter(|r| r.verb == verb)
+            .filter(|r| match &r.subresource {
+                Some(s) => resource == format!("{}/{}", r.resource, s),
+                None => resource == r.resource,
+            })
+            .count()
+    }
+
+    /// Writes (create, update, patch, delete, deletecollection) that were not dry runs.
+    pub fn writes(&self) -> Vec<RecordedRequest> {
+        lock(&self.sh.requests)
+            .iter()
+            .filter(|r| r.is_write() && !r.dry_run)
+            .cloned()
+            .collect()
+    }
+
+    /// Forget recorded requests.
+    pub fn reset_requests(&self) {
+        lock(&self.sh.requests).clear();
+    }
+
+    /// Inject a fault into matching requests.
+    pub fn inject(&self, fault: Fault) {
+        lock(&self.sh.faults).push(fault);
+    }
+
+    /// Remove every injected fault.
+    pub fn clear_faults(&self) {
+        lock(&self.sh.faults).clear();
+    }
+
+    /// Make the pod with this name (now or when created) behave this way.
+    pub fn set_pod_behaviour(&self, pod_name: &str, behaviour: PodBehaviour) {
+        lock(&self.sh.pod_behaviours).insert(pod_name.to_string(), behaviour);
+        let existing: Vec<String> = {
+            let store = lock(&self.sh.store);
+            store
+                .iter(ids::PODS, None)
+                .filter(|(k, _)| k.2 == pod_name)
+                .map(|(k, _)| k.1.clone())
+                .collect()
+        };
+        for ns in existing {
+            lifecycle::restart_pod(&self.sh, &ns, pod_name);
+        }
+    }
+
+    /// Make the Job with this name succeed or fail.
+    pub fn set_job_behaviour(&self, job_name: &str, behaviour: JobBehaviour) {
+        lock(&self.sh.job_behaviours).insert(job_name.to_string(), behaviour);
+    }
+
+    /// Replace the log lines of a pod's container.
+    pub fn set_logs(&self, namespace: &str, pod: &str, container: &str, lines: &[&str]) {
+        lock(&self.sh.logs).insert(
+            (
+                namespace.to_string(),
+                pod.to_string(),
+                container.to_string(),
+            ),
+            lines.iter().map(|s| s.to_string()).collect(),
+        );
+    }
+
+    /// Wait until the object satisfies `pred` (polling the store), or time out.
+    pub async fn wait_for(
+        &self,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+        timeout: Duration,
+        pred: impl Fn(Option<&Value>) -> bool,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if pred(self.object(plural, namespace, name).as_ref()) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}

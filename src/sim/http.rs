@@ -1,0 +1,879 @@
+//! The HTTP front: routing REST paths to the verbs, Status error bodies, list and watch
+//! encoding, pod logs, request accounting and fault injection.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde_json::{Value, json};
+use warp::Filter;
+use warp::http::{HeaderMap, Method, Response, StatusCode};
+use warp::reply::Reply;
+
+use super::faults::{self, RecordedRequest};
+use super::ops::{self, DeleteParams, PatchKind, WriteParams};
+use super::resources::{self, ResId, ResourceDef, def, ids};
+use super::selector::{FieldSelector, LabelSelector};
+use super::status::ApiError;
+use super::store::{Event, EventKind, Labels, label_of};
+use super::{Shared, discovery, lock};
+
+type Reply_ = warp::reply::Response;
+
+/// The warp filter serving everything.
+pub(crate) fn filter(
+    sh: Arc<Shared>,
+) -> impl Filter<Extract = (Reply_,), Error = Infallible> + Clone + Send + Sync + 'static {
+    warp::method()
+        .and(warp::path::full())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::headers_cloned())
+        .and(warp::body::bytes())
+        .then(
+            move |m: Method, p: warp::path::FullPath, q: String, h: HeaderMap, b: Bytes| {
+                let sh = sh.clone();
+                async move { handle(sh, m, p.as_str().to_string(), q, h, b).await }
+            },
+        )
+        .recover(|_r: warp::Rejection| async move {
+            Ok::<_, Infallible>(error_response(&ApiError::bad_request(
+                "the request could not be read",
+            )))
+        })
+        .unify()
+}
+
+/// A JSON response.
+pub(crate) fn json_response(code: u16, body: &Value) -> Reply_ {
+    bytes_response(
+        code,
+        Bytes::from(serde_json::to_vec(body).unwrap_or_default()),
+        "application/json",
+    )
+}
+
+fn bytes_response(code: u16, body: Bytes, content_type: &str) -> Reply_ {
+    let mut r = Response::new(body.into());
+    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(v) = content_type.parse() {
+        r.headers_mut().insert("content-type", v);
+    }
+    r.headers_mut().insert(
+        "cache-control",
+        warp::http::HeaderValue::from_static("no-cache, private"),
+    );
+    r
+}
+
+/// A Status error response.
+pub(crate) fn error_response(e: &ApiError) -> Reply_ {
+    let mut r = json_response(e.code, &e.to_json());
+    if let Some(secs) = e.retry_after
+        && let Ok(v) = secs.to_string().parse()
+    {
+        r.headers_mut().insert("retry-after", v);
+    }
+    r
+}
+
+/// A resource request, parsed from the path.
+#[derive(Debug, Clone)]
+pub(crate) struct ResourceRoute {
+    pub res: ResId,
+    pub version: String,
+    pub ns: Option<String>,
+    pub name: Option<String>,
+    pub sub: Option<String>,
+}
+
+/// What a path addresses.
+#[derive(Debug, Clone)]
+pub(crate) enum Route {
+    Resource(ResourceRoute),
+    Discovery(discovery::Doc),
+}
+
+fn find_in(group: &str, version: &str, plural: &str) -> Option<ResId> {
+    resources::find(group, version, plural).map(|(id, _)| id)
+}
+
+/// Parse a path into a route; `None` for paths nothing serves.
+pub(crate) fn route(path: &str) -> Option<Route> {
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let (group, version, rest): (&str, &str, &[&str]) = match segs.as_slice() {
+        [] => return Some(Route::Discovery(discovery::Doc::Root)),
+        ["api"] => return Some(Route::Discovery(discovery::Doc::CoreVersions)),
+        ["apis"] => return Some(Route::Discovery(discovery::Doc::Groups)),
+        ["version"] => return Some(Route::Discovery(discovery::Doc::Version)),
+        ["healthz"] | ["readyz"] | ["livez"] => {
+            return Some(Route::Discovery(discovery::Doc::Health));
+        }
+        ["openapi", "v3"] => return Some(Route::Discovery(discovery::Doc::OpenApiRoot)),
+        ["openapi", "v3", "api", "v1"] => {
+            return Some(Route::Discovery(discovery::Doc::OpenApiGroupVersion(
+                String::new(),
+                "v1".into(),
+            )));
+        }
+        ["openapi", "v3", "apis", g, v] => {
+            return discovery::group_version_known(g, v).then(|| {
+                Route::Discovery(discovery::Doc::OpenApiGroupVersion(
+                    g.to_string(),
+                    v.to_string(),
+                ))
+            });
+        }
+        ["api", "v1"] => {
+            return Some(Route::Discovery(discovery::Doc::Resources(
+                String::new(),
+                "v1".into(),
+            )));
+        }
+        ["apis", g] => {
+            return discovery::group_known(g)
+                .then(|| Route::Discovery(discovery::Doc::Group(g.to_string())));
+        }
+        ["apis", g, v] => {
+            return discovery::group_version_known(g, v).then(|| {
+                Route::Discovery(discovery::Doc::Resources(g.to_string(), v.to_string()))
+            });
+        }
+        ["api", "v1", rest @ ..] => ("", "v1", rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return None,
+    };
+    let mk = |res: ResId, ns: Option<&str>, name: Option<&str>, sub: Option<&str>| {
+        Some(Route::Resource(ResourceRoute {
+            res,
+            version: version.to_string(),
+            ns: ns.map(str::to_string),
+            name: name.map(str::to_string),
+            sub: sub.map(str::to_string),
+        }))
+    };
+    match rest {
+        ["namespaces", ns, plural, tail @ ..]
+            if find_in(group, version, plural).is_some_and(|r| def(r).namespaced) =>
+        {
+            let res = find_in(group, version, plural)?;
+            match tail {
+                [] => mk(res, Some(ns), None, None),
+                [name] => mk(res, Some(ns), Some(name), None),
+                [name, sub] if def(res).subresources.contains(sub) => {
+                    mk(res, Some(ns), Some(name), Some(sub))
+                }
+                _ => None,
+            }
+        }
+        [plural, tail @ ..] => {
+            let res = find_in(group, version, plural)?;
+            let d = def(res);
+            match tail {
+                [] => mk(res, None, None, None),
+                [name] if !d.namespaced => mk(res, None, Some(name), None),
+                [name, sub]
+                    if !d.namespaced && (d.subresources.contains(sub) || *sub == "finalize") =>
+                {
+                    mk(res, None, Some(name), Some(sub))
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+fn query_map(q: &str) -> HashMap<String, String> {
+    url::form_urlencoded::parse(q.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn is_true(q: &HashMap<String, String>, k: &str) -> bool {
+    q.get(k).is_some_and(|v| v == "true" || v == "1")
+}
+
+fn verb_of(m: &Method, r: &ResourceRoute, q: &HashMap<String, String>) -> &'static str {
+    match *m {
+        Method::GET | Method::HEAD if r.name.is_none() => {
+            if is_true(q, "watch") {
+                "watch"
+            } else {
+                "list"
+            }
+        }
+        Method::GET | Method::HEAD => "get",
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE if r.name.is_none() => "deletecollection",
+        Method::DELETE => "delete",
+        _ => "unknown",
+    }
+}
+
+fn user_agent_manager(h: &HeaderMap) -> String {
+    // NB: the real server names a missing fieldManager after the User-Agent's first word.
+    h.get("user-agent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split('/').next())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+async fn handle(
+    sh: Arc<Shared>,
+    m: Method,
+    path: String,
+    q: String,
+    h: HeaderMap,
+    body: Bytes,
+) -> Reply_ {
+    let query = query_map(&q);
+    let Some(route) = route(&path) else {
+        return error_response(&ApiError::unknown_path());
+    };
+    let r = match route {
+        Route::Discovery(doc) => {
+            if m != Method::GET && m != Method::HEAD {
+                return error_response(&ApiError::method_not_allowed(
+                    "the server does not allow this method on the requested resource".to_string(),
+                ));
+            }
+            let addr = lock(&sh.addr).map(|a| a.to_string()).unwrap_or_default();
+            return discovery::respond(&doc, &h, &addr);
+        }
+        Route::Resource(r) => r,
+    };
+    let d = def(r.res);
+    let verb = verb_of(&m, &r, &query);
+    let dry_run = query.get("dryRun").is_some_and(|v| v == "All")
+        || (m == Method::DELETE && body_dry_run(&body));
+    let record = RecordedRequest {
+        verb: verb.to_string(),
+        api_group: d.group.to_string(),
+        resource: d.plural.to_string(),
+        subresource: r.sub.clone(),
+        namespace: r.ns.clone(),
+        name: r.name.clone(),
+        dry_run,
+        field_manager: query.get("fieldManager").cloned(),
+    };
+    let action = {
+        let mut f = lock(&sh.faults);
+        faults::decide(&mut f, &record)
+    };
+    lock(&sh.requests).push(record);
+    if let Some(l) = action.latency {
+        tokio::time::sleep(l).await;
+    }
+    if let Some((code, retry)) = action.status {
+        return error_response(&ApiError::injected(code, retry));
+    }
+    if verb == "unknown" {
+        return error_response(&ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({} {})",
+            m, d.plural
+        )));
+    }
+    if let Some(dv) = query.get("dryRun")
+        && dv != "All"
+    {
+        return error_response(&ApiError::bad_request(format!(
+            "Invalid dryRun value: \"{dv}\": supported values: \"All\""
+        )));
+    }
+    let ns = r.ns.clone().unwrap_or_default();
+    let result = match verb {
+        "get" if r.sub.as_deref() == Some("log") => return logs(&sh, &r, &query),
+        "get" => ops::get(&sh, r.res, &ns, r.name.as_deref().unwrap_or_default()).map(|v| (200, v)),
+        "list" => return list(&sh, &r, &query, &h),
+        "watch" => return watch(&sh, &r, &query),
+        "create" => parse_json(&body).and_then(|v| {
+            let p = write_params(&r, &query, &h, dry_run);
+            if r.name.is_some() {
+                return Err(ApiError::method_not_allowed(
+                    "POST is not allowed on a named resource",
+                ));
+            }
+            ops::create(&sh, r.res, &ns, v, &p).map(|o| (201, o))
+        }),
+        "update" => parse_json(&body).and_then(|v| {
+            let p = write_params(&r, &query, &h, dry_run);
+            ops::update(
+                &sh,
+                r.res,
+                &ns,
+                r.name.as_deref().unwrap_or_default(),
+                v,
+                &p,
+            )
+            .map(|o| (200, o))
+        }),
+        "patch" => {
+            let ct = h
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string();
+            let kind = match ct.as_str() {
+                "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
+                    Some(PatchKind::Apply)
+                }
+                "application/merge-patch+json" => Some(PatchKind::Merge),
+                "application/strategic-merge-patch+json" => Some(PatchKind::Strategic),
+                "application/json-patch+json" => Some(PatchKind::Json),
+                _ => None,
+            };
+            match kind {
+                None => Err(ApiError::unsupported_media_type(&ct)),
+                Some(PatchKind::Strategic) if d.group == "networking.istio.io" => {
+                    Err(ApiError::unsupported_media_type(&ct))
+                }
+                Some(kind) => {
+                    let mut p = write_params(&r, &query, &h, dry_run);
+                    if kind == PatchKind::Apply {
+                        p.field_manager = query.get("fieldManager").cloned();
+                    }
+                    let name = r.name.clone().unwrap_or_default();
+                    let existed = ops::get(&sh, r.res, &ns, &name).is_ok();
+                    ops::patch(&sh, r.res, &ns, &name, kind, &body, &p).map(|o| {
+                        (
+                            if kind == PatchKind::Apply && !existed {
+                                201
+                            } else {
+                                200
+                            },
+                            o,
+                        )
+                    })
+                }
+            }
+        }
+        "delete" => {
+            let dp = delete_params(&query, &body, dry_run);
+            ops::delete(&sh, r.res, &ns, r.name.as_deref().unwrap_or_default(), &dp).map(|del| {
+                let returns_object = !del.removed
+                    || matches!(r.res, ids::PODS | ids::SERVICES | ids::PVCS | ids::NAMESPACES);
+                if returns_object {
+                    (200, del.object)
+                } else {
+                    let mut details = json!({
+                        "name": r.name,
+                        "kind": d.plural,
+                        "uid": ops::uid_of(&del.object),
+                    });
+                    if !d.group.is_empty() {
+                        details["group"] = json!(d.group);
+                    }
+                    (200, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}))
+                }
+            })
+        }
+        "deletecollection" => return delete_collection(&sh, &r, &query, &body, dry_run),
+        _ => Err(ApiError::method_not_allowed("unsupported")),
+    };
+    match result {
+        Ok((code, v)) => json_response(code, &served_version(d, &r.version, v)),
+        Err(e) => error_response(&e),
+    }
+}
+
+fn body_dry_run(body: &Bytes) -> bool {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("dryRun").cloned())
+        .and_then(|d| d.as_array().cloned())
+        .is_some_and(|a| a.iter().any(|x| x == "All"))
+}
+
+fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).or_else(|_| {
+        serde_yaml_ng::from_slice::<Value>(body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "Object 'Kind' is missing in '{}': {e}",
+                String::from_utf8_lossy(body)
+            ))
+        })
+    })
+}
+
+fn write_params(
+    r: &ResourceRoute,
+    q: &HashMap<String, String>,
+    h: &HeaderMap,
+    dry_run: bool,
+) -> WriteParams {
+    WriteParams {
+        dry_run,
+        field_manager: Some(
+            q.get("fieldManager")
+                .cloned()
+                .unwrap_or_else(|| user_agent_manager(h)),
+        ),
+        force: is_true(q, "force"),
+        subresource: r.sub.clone(),
+        version: r.version.clone(),
+    }
+}
+
+fn delete_params(q: &HashMap<String, String>, body: &Bytes, dry_run: bool) -> DeleteParams {
+    let opts: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    DeleteParams {
+        dry_run,
+        grace: q
+            .get("gracePeriodSeconds")
+            .and_then(|g| g.parse().ok())
+            .or_else(|| opts.get("gracePeriodSeconds").and_then(Value::as_i64)),
+        propagation: q
+            .get("propagationPolicy")
+            .cloned()
+            .or_else(|| {
+                opts.get("propagationPolicy")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .or_else(|| {
+                opts.get("orphanDependents")
+                    .and_then(Value::as_bool)
+                    .map(|o| {
+                        if o {
+                            "Orphan".to_string()
+                        } else {
+                            "Background".to_string()
+                        }
+                    })
+            }),
+        uid: opts
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        resource_version: opts
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    }
+}
+
+/// Serve an object in the version the request asked for (VirtualService v1/v1beta1).
+fn served_version(d: &ResourceDef, version: &str, mut v: Value) -> Value {
+    if version != d.storage_version() && v.get("kind").and_then(Value::as_str) == Some(d.kind) {
+        v["apiVersion"] = json!(d.api_version(version));
+    }
+    v
+}
+
+fn served_bytes(d: &ResourceDef, version: &str, b: &Bytes) -> Bytes {
+    if version == d.storage_version() {
+        return b.clone();
+    }
+    let v: Value = serde_json::from_slice(b).unwrap_or(Value::Null);
+    Bytes::from(serde_json::to_vec(&served_version(d, version, v)).unwrap_or_default())
+}
+
+fn selectors(
+    d: &ResourceDef,
+    q: &HashMap<String, String>,
+) -> Result<(LabelSelector, FieldSelector), ApiError> {
+    let ls = LabelSelector::parse(
+        q.get("labelSelector")
+            .map(String::as_str)
+            .unwrap_or_default(),
+    )
+    .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+    let fs = FieldSelector::parse(
+        q.get("fieldSelector")
+            .map(String::as_str)
+            .unwrap_or_default(),
+        d.plural,
+    )
+    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok((ls, fs))
+}
+
+fn list(sh: &Arc<Shared>, r: &ResourceRoute, q: &HashMap<String, String>, h: &HeaderMap) -> Reply_ {
+    let d = def(r.res);
+    let (ls, fs) = match selectors(d, q) {
+        Ok(s) => s,
+        Err(e) => return error_response(&e),
+    };
+    if let Some(ns) = &r.ns {
+        let store = lock(&sh.store);
+        if store.get(ids::NAMESPACES, "", ns).is_none() {
+            // NB: the real server answers an empty list for a missing namespace.
+            drop(store);
+        }
+    }
+    let limit = q
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0);
+    let cont = q.get("continue").and_then(|c| decode_continue(c));
+    let res = ops::list(sh, r.res, r.ns.as_deref(), &ls, &fs, limit, cont.as_deref());
+    if discovery::wants_table(h) {
+        let items: Vec<Value> = res
+            .items
+            .iter()
+            .map(|b| serde_json::from_slice(b).unwrap_or(Value::Null))
+            .collect();
+        return json_response(200, &discovery::table(d, &items, res.rv));
+    }
+    let mut meta = json!({"resourceVersion": res.rv.to_string()});
+    if let Some(c) = &res.continue_token {
+        meta["continue"] = json!(encode_continue(c));
+    }
+    if let Some(n) = res.remaining {
+        meta["remainingItemCount"] = json!(n);
+    }
+    let head = json!({
+        "kind": format!("{}List", d.kind),
+        "apiVersion": d.api_version(&r.version),
+        "metadata": meta,
+    })
+    .to_string();
+    let total: usize = res.items.iter().map(Bytes::len).sum();
+    let mut buf = BytesMut::with_capacity(head.len() + total + res.items.len() + 16);
+    buf.put_slice(&head.as_bytes()[..head.len() - 1]);
+    buf.put_slice(b",\"items\":[");
+    for (i, item) in res.items.iter().enumerate() {
+        if i > 0 {
+            buf.put_u8(b',');
+        }
+        buf.put_slice(&served_bytes(d, &r.version, item));
+    }
+    buf.put_slice(b"]}");
+    bytes_response(200, buf.freeze(), "application/json")
+}
+
+fn encode_continue(key: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(key)
+}
+
+fn decode_continue(token: &str) -> Option<String> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+}
+
+fn delete_collection(
+    sh: &Arc<Shared>,
+    r: &ResourceRoute,
+    q: &HashMap<String, String>,
+    body: &Bytes,
+    dry_run: bool,
+) -> Reply_ {
+    let d = def(r.res);
+    let (ls, fs) = match selectors(d, q) {
+        Ok(s) => s,
+        Err(e) => return error_response(&e),
+    };
+    let res = ops::list(sh, r.res, r.ns.as_deref(), &ls, &fs, None, None);
+    let dp = delete_params(q, body, dry_run);
+    let mut items = Vec::new();
+    for b in &res.items {
+        let v: Value = serde_json::from_slice(b).unwrap_or(Value::Null);
+        let ns = v
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let name = v
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if let Ok(del) = ops::delete(sh, r.res, &ns, &name, &dp) {
+            items.push(served_version(d, &r.version, del.object));
+        }
+    }
+    json_response(
+        200,
+        &json!({
+            "kind": format!("{}List", d.kind),
+            "apiVersion": d.api_version(&r.version),
+            "metadata": {"resourceVersion": lock(&sh.store).rv().to_string()},
+            "items": items,
+        }),
+    )
+}
+
+fn logs(sh: &Arc<Shared>, r: &ResourceRoute, q: &HashMap<String, String>) -> Reply_ {
+    let ns = r.ns.clone().unwrap_or_default();
+    let name = r.name.clone().unwrap_or_default();
+    let pod = match ops::get(sh, ids::PODS, &ns, &name) {
+        Ok(p) => p,
+        Err(e) => return error_response(&e),
+    };
+    let names = |list: &str| -> Vec<String> {
+        pod.pointer(&format!("/spec/{list}"))
+            .and_then(Value::as_array)
+            .map(|cs| {
+                cs.iter()
+                    .filter_map(|c| c.get("name")?.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mains = names("containers");
+    let inits = names("initContainers");
+    let container = match q.get("container") {
+        Some(c) => c.clone(),
+        None if mains.len() == 1 => mains[0].clone(),
+        None => {
+            let mut msg = format!(
+                "a container name must be specified for pod {name}, choose one of: [{}]",
+                mains.join(" ")
+            );
+            if !inits.is_empty() {
+                msg.push_str(&format!(
+                    " or one of the init containers: [{}]",
+                    inits.join(" ")
+                ));
+            }
+            return error_response(&ApiError::bad_request(msg));
+        }
+    };
+    if !mains.contains(&container) && !inits.contains(&container) {
+        return error_response(&ApiError::bad_request(format!(
+            "container {container} is not valid for pod {name}"
+        )));
+    }
+    let lines = lock(&sh.logs)
+        .get(&(ns.clone(), name.clone(), container.clone()))
+        .cloned();
+    let Some(mut lines) = lines else {
+        let list = if inits.contains(&container) {
+            "initContainerStatuses"
+        } else {
+            "containerStatuses"
+        };
+        let reason = pod
+            .pointer(&format!("/status/{list}"))
+            .and_then(Value::as_array)
+            .and_then(|cs| cs.iter().find(|c| c["name"] == container.as_str()))
+            .and_then(|c| c.pointer("/state/waiting/reason"))
+            .and_then(Value::as_str)
+            .unwrap_or("ContainerCreating")
+            .to_string();
+        let why = match reason.as_str() {
+            "ErrImagePull" | "ImagePullBackOff" => "trying and failing to pull image".to_string(),
+            other => other.to_string(),
+        };
+        return error_response(&ApiError::bad_request(format!(
+            "container \"{container}\" in pod \"{name}\" is waiting to start: {why}"
+        )));
+    };
+    if let Some(n) = q.get("tailLines").and_then(|t| t.parse::<usize>().ok()) {
+        let skip = lines.len().saturating_sub(n);
+        lines.drain(..skip);
+    }
+    let mut text = String::new();
+    let stamp = is_true(q, "timestamps");
+    for l in &lines {
+        if stamp {
+            text.push_str(&ops::now().replace('Z', ".000000000Z"));
+            text.push(' ');
+        }
+        text.push_str(l);
+        text.push('\n');
+    }
+    if let Some(limit) = q.get("limitBytes").and_then(|t| t.parse::<usize>().ok()) {
+        text.truncate(limit);
+    }
+    bytes_response(200, Bytes::from(text), "text/plain")
+}
+
+/// Whether an event is visible to a watch with these selectors; may turn a MODIFIED that
+/// leaves or enters the selection into DELETED or ADDED, as the real watch cache does.
+fn visible(
+    ev: &Event,
+    res: ResId,
+    ns: Option<&str>,
+    ls: &LabelSelector,
+    fs: &FieldSelector,
+) -> Option<EventKind> {
+    if ev.res != res || ns.is_some_and(|n| n != &*ev.ns) {
+        return None;
+    }
+    if let Some(n) = fs.name()
+        && n != &*ev.name
+    {
+        return None;
+    }
+    let matches = |labels: &Labels| ls.matches(|k| label_of(labels, k));
+    let now = matches(&ev.labels);
+    match (ev.kind, &ev.prev_labels) {
+        (EventKind::Modified, Some(prev)) if !ls.is_empty() => match (matches(prev), now) {
+            (true, true) => Some(EventKind::Modified),
+            (true, false) => Some(EventKind::Deleted),
+            (false, true) => Some(EventKind::Added),
+            (false, false) => None,
+        },
+        (kind, _) => now.then_some(kind),
+    }
+}
+
+fn event_line(kind: &str, obj: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(obj.len() + 32);
+    b.put_slice(b"{\"type\":\"");
+    b.put_slice(kind.as_bytes());
+    b.put_slice(b"\",\"object\":");
+    b.put_slice(obj);
+    b.put_slice(b"}\n");
+    b.freeze()
+}
+
+fn watch(sh: &Arc<Shared>, r: &ResourceRoute, q: &HashMap<String, String>) -> Reply_ {
+    let d = def(r.res);
+    let (ls, fs) = match selectors(d, q) {
+        Ok(s) => s,
+        Err(e) => return error_response(&e),
+    };
+    let rv_param = q.get("resourceVersion").cloned().unwrap_or_default();
+    let send_initial = is_true(q, "sendInitialEvents");
+    let bookmarks = is_true(q, "allowWatchBookmarks");
+    let timeout = q
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(Duration::from_secs(1800));
+    let ns = r.ns.clone();
+    let (rx, initial, start_rv, expired) = {
+        let store = lock(&sh.store);
+        let rx = store.subscribe();
+        let mut initial: Vec<(EventKind, Bytes)> = Vec::new();
+        let mut expired = None;
+        if rv_param.is_empty() || rv_param == "0" || send_initial {
+            for (_, s) in store.iter(r.res, ns.as_deref()) {
+                if !ls.is_empty() && !ls.matches(|k| s.label(k)) {
+                    continue;
+                }
+                if !fs.is_empty() && !fs.matches(&s.value()) {
+                    continue;
+                }
+                initial.push((EventKind::Added, s.bytes.clone()));
+            }
+        } else {
+            match rv_param
+                .parse::<u64>()
+                .ok()
+                .and_then(|rv| store.history_since(rv))
+            {
+                Some(events) => {
+                    for ev in &events {
+                        if let Some(kind) = visible(ev, r.res, ns.as_deref(), &ls, &fs)
+                            && (fs.is_empty()
+                                || fs.matches(
+                                    &serde_json::from_slice::<Value>(&ev.bytes)
+                                        .unwrap_or(Value::Null),
+                                ))
+                        {
+                            initial.push((kind, ev.bytes.clone()));
+                        }
+                    }
+                }
+                None => {
+                    expired = Some(ApiError::expired(format!(
+                        "too old resource version: {} ({})",
+                        rv_param,
+                        store.oldest_rv()
+                    )));
+                }
+            }
+        }
+        (rx, initial, store.rv(), expired)
+    };
+    let (tx, out) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(256);
+    let res = r.res;
+    let version = r.version.clone();
+    let sh2 = sh.clone();
+    tokio::spawn(async move {
+        let _keep = sh2;
+        let mut rx = rx;
+        if let Some(e) = expired {
+            let _ = tx
+                .send(Ok(event_line("ERROR", e.to_json().to_string().as_bytes())))
+                .await;
+            return;
+        }
+        for (kind, b) in initial {
+            if tx
+                .send(Ok(event_line(
+                    kind.as_str(),
+                    &served_bytes(d, &version, &b),
+                )))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        let bookmark = |rv: u64, initial_end: bool| {
+            let mut meta = json!({"resourceVersion": rv.to_string()});
+            if initial_end {
+                meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+            }
+            let obj =
+                json!({"kind": d.kind, "apiVersion": d.api_version(&version), "metadata": meta});
+            event_line("BOOKMARK", obj.to_string().as_bytes())
+        };
+        if send_initial && bookmarks && tx.send(Ok(bookmark(start_rv, true))).await.is_err() {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last_rv = start_rv;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return,
+                _ = tick.tick(), if bookmarks => {
+                    if tx.send(Ok(bookmark(last_rv, false))).await.is_err() {
+                        return;
+                    }
+                }
+                ev = rx.recv() => match ev {
+                    Ok(ev) => {
+                        if ev.rv <= start_rv {
+                            continue;
+                        }
+                        last_rv = ev.rv;
+                        let Some(kind) = visible(&ev, res, ns.as_deref(), &ls, &fs) else { continue };
+                        if !fs.is_empty() && !fs.matches(&serde_json::from_slice::<Value>(&ev.bytes).unwrap_or(Value::Null)) {
+                            continue;
+                        }
+                        if tx.send(Ok(event_line(kind.as_str(), &served_bytes(d, &version, &ev.bytes)))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        let e = ApiError::expired("too old resource version: watch fell behind".into());
+                        let _ = tx.send(Ok(event_line("ERROR", e.to_json().to_string().as_bytes()))).await;
+                        return;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+            }
+        }
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(out);
+    let mut resp = warp::reply::stream(stream).into_response();
+    if let Ok(v) = "application/json".parse() {
+        resp.headers_mut().insert("content-type", v);
+    }
+    resp
+}

@@ -1,0 +1,219 @@
+//! The resource types the simulated cluster serves, with the names discovery reports.
+
+/// One served resource type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResourceDef {
+    /// API group, `""` for core.
+    pub group: &'static str,
+    /// Served versions; the first is the storage and preferred version.
+    pub versions: &'static [&'static str],
+    /// Plural (the REST path segment).
+    pub plural: &'static str,
+    /// Singular name.
+    pub singular: &'static str,
+    /// Kind.
+    pub kind: &'static str,
+    /// Whether objects live in a namespace.
+    pub namespaced: bool,
+    /// kubectl short names.
+    pub short_names: &'static [&'static str],
+    /// Subresources served (`status`, `log`).
+    pub subresources: &'static [&'static str],
+}
+
+impl ResourceDef {
+    /// `group/version` or `version` for core.
+    pub fn api_version(&self, version: &str) -> String {
+        if self.group.is_empty() {
+            version.to_string()
+        } else {
+            format!("{}/{}", self.group, version)
+        }
+    }
+
+    /// The storage version.
+    pub fn storage_version(&self) -> &'static str {
+        self.versions[0]
+    }
+
+    /// `Kind` or `Kind.group`, the form used in 422 messages.
+    pub fn qualified_kind(&self) -> String {
+        if self.group.is_empty() {
+            self.kind.to_string()
+        } else {
+            format!("{}.{}", self.kind, self.group)
+        }
+    }
+
+    /// `plural` or `plural.group`, the form used in 404/409 messages.
+    pub fn qualified_plural(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.to_string()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    /// Whether writes to the spec bump `metadata.generation`.
+    pub fn has_generation(&self) -> bool {
+        matches!(
+            self.plural,
+            "pods" | "jobs" | "networkpolicies" | "virtualservices"
+        )
+    }
+}
+
+const NONE: &[&str] = &[];
+
+/// Every served resource; the index in this table is the resource id used by the store.
+pub const RESOURCES: &[ResourceDef] = &[
+    ResourceDef {
+        group: "",
+        versions: &["v1"],
+        plural: "namespaces",
+        singular: "namespace",
+        kind: "Namespace",
+        namespaced: false,
+        short_names: &["ns"],
+        subresources: &["status"],
+    },
+    ResourceDef {
+        group: "",
+        versions: &["v1"],
+        plural: "pods",
+        singular: "pod",
+        kind: "Pod",
+        namespaced: true,
+        short_names: &["po"],
+        subresources: &["status", "log"],
+    },
+    ResourceDef {
+        group: "",
+        versions: &["v1"],
+        plural: "services",
+        singular: "service",
+        kind: "Service",
+        namespaced: true,
+        short_names: &["svc"],
+        subresources: &["status"],
+    },
+    ResourceDef {
+        group: "",
+        versions: &["v1"],
+        plural: "persistentvolumeclaims",
+        singular: "persistentvolumeclaim",
+        kind: "PersistentVolumeClaim",
+        namespaced: true,
+        short_names: &["pvc"],
+        subresources: &["status"],
+    },
+    ResourceDef {
+        group: "",
+        versions: &["v1"],
+        plural: "secrets",
+        singular: "secret",
+        kind: "Secret",
+        namespaced: true,
+        short_names: NONE,
+        subresources: NONE,
+    },
+    ResourceDef {
+        group: "",
+        versions: &["v1"],
+        plural: "configmaps",
+        singular: "configmap",
+        kind: "ConfigMap",
+        namespaced: true,
+        short_names: &["cm"],
+        subresources: NONE,
+    },
+    ResourceDef {
+        group: "networking.k8s.io",
+        versions: &["v1"],
+        plural: "networkpolicies",
+        singular: "networkpolicy",
+        kind: "NetworkPolicy",
+        namespaced: true,
+        short_names: &["netpol"],
+        subresources: NONE,
+    },
+    ResourceDef {
+        group: "batch",
+        versions: &["v1"],
+        plural: "jobs",
+        singular: "job",
+        kind: "Job",
+        namespaced: true,
+        short_names: NONE,
+        subresources: &["status"],
+    },
+    ResourceDef {
+        group: "networking.istio.io",
+        versions: &["v1", "v1beta1"],
+        plural: "virtualservices",
+        singular: "virtualservice",
+        kind: "VirtualService",
+        namespaced: true,
+        short_names: &["vs"],
+        subresources: NONE,
+    },
+];
+
+/// Resource id (index into [`RESOURCES`]).
+pub type ResId = u8;
+
+/// Find a resource by group, version and plural.
+pub fn find(group: &str, version: &str, plural: &str) -> Option<(ResId, &'static ResourceDef)> {
+    RESOURCES
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.group == group && r.plural == plural && r.versions.contains(&version))
+        .map(|(i, r)| (i as ResId, r))
+}
+
+/// Find a resource by plural alone (the first group serving it).
+pub fn find_plural(plural: &str) -> Option<(ResId, &'static ResourceDef)> {
+    RESOURCES
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.plural == plural)
+        .map(|(i, r)| (i as ResId, r))
+}
+
+/// Find a resource by kind and apiVersion (`group/version`).
+pub fn find_kind(api_version: &str, kind: &str) -> Option<(ResId, &'static ResourceDef)> {
+    let (group, version) = split_api_version(api_version);
+    RESOURCES
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.group == group && r.kind == kind && r.versions.contains(&version))
+        .map(|(i, r)| (i as ResId, r))
+}
+
+/// The definition for a resource id.
+pub fn def(id: ResId) -> &'static ResourceDef {
+    &RESOURCES[id as usize]
+}
+
+/// Split `group/version` (or `version`) into its parts.
+pub fn split_api_version(api_version: &str) -> (&str, &str) {
+    match api_version.split_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", api_version),
+    }
+}
+
+/// Resource ids.
+pub mod ids {
+    use super::ResId;
+    /// namespaces
+    pub const NAMESPACES: ResId = 0;
+    /// pods
+    pub const PODS: ResId = 1;
+    /// services
+    pub const SERVICES: ResId = 2;
+    /// persistentvolumeclaims
+    pub const PVCS: ResId = 3;
+    /// jobs
+    pub const JOBS: ResId = 7;
+}
