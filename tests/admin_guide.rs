@@ -12,7 +12,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use codeserver_service::{
     config::{Cli, Command, InstanceSettings},
     naming,
@@ -216,5 +216,34 @@ fn a_new_kind_is_rendered_for_every_instance_with_the_ownership_labels() {
     assert_eq!(
         config_map["metadata"]["annotations"][naming::ANNOTATION_TEMPLATE_REVISION],
         pod["metadata"]["annotations"][naming::ANNOTATION_TEMPLATE_REVISION]
+    );
+}
+
+#[test]
+fn the_configuration_table_lists_every_setting() {
+    let guide =
+        std::fs::read_to_string(root().join("docs/admin-guide.md")).expect("the guide exists");
+    let section = guide
+        .split("## 2. Configuration")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("the guide has a configuration section");
+    let documented: std::collections::BTreeSet<String> = section
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|rest| rest.split_once('`').map(|(name, _)| name.to_owned()))
+        .collect();
+    let cli = Cli::command();
+    let serve = cli.find_subcommand("serve").expect("a serve command");
+    let settings: std::collections::BTreeSet<String> = serve
+        .get_arguments()
+        .filter_map(|arg| arg.get_env())
+        .map(|env| env.to_string_lossy().into_owned())
+        .collect();
+    let missing: Vec<&String> = settings.difference(&documented).collect();
+    let unknown: Vec<&String> = documented.difference(&settings).collect();
+    assert!(
+        missing.is_empty() && unknown.is_empty(),
+        "section 2 of docs/admin-guide.md is out of date: missing {missing:?}, not settings {unknown:?}"
     );
 }
