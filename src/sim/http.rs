@@ -654,7 +654,8 @@ fn logs(sh: &Arc<Shared>, r: &ResourceRoute, q: &HashMap<String, String>) -> Rep
     }
     let lines = lock(&sh.logs)
         .get(&(ns.clone(), name.clone(), container.clone()))
-        .cloned();
+        .cloned()
+        .or_else(|| super::lifecycle::default_logs(&pod, &container));
     let Some(mut lines) = lines else {
         let list = if inits.contains(&container) {
             "initContainerStatuses"

@@ -98,6 +98,7 @@ pub(crate) fn run(sh: &Arc<Shared>, hooks: Vec<Hook>) {
     for h in hooks {
         let sh = sh.clone();
         match h {
+            Hook::Created { .. } if !sh.opts.lifecycle => {}
             Hook::Created { res, ns, name, uid } => match res {
                 ids::PODS => {
                     let token = new_token(&sh, &uid);
@@ -330,10 +331,22 @@ fn behaviour_of(sh: &Shared, name: &str, pod: &Value) -> PodBehaviour {
     }
 }
 
+/// The containers of a list, reduced to what the kubelet stand-in needs (name, image, first
+/// port), so that thousands of waiting drivers stay small.
 fn containers(pod: &Value, list: &str) -> Vec<Value> {
     pod.pointer(&format!("/spec/{list}"))
         .and_then(Value::as_array)
-        .cloned()
+        .map(|cs| {
+            cs.iter()
+                .map(|c| {
+                    let mut slim = json!({"name": c.get("name"), "image": c.get("image")});
+                    if let Some(p) = c.pointer("/ports/0/containerPort") {
+                        slim["ports"] = json!([{"containerPort": p}]);
+                    }
+                    slim
+                })
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -444,7 +457,40 @@ fn ts() -> String {
         .to_string()
 }
 
-fn main_log_lines(c: &Value) -> Vec<String> {
+/// The log lines of a container that started normally, derived from the pod (so that
+/// thousands of healthy pods keep no log text in memory).
+pub(crate) fn default_logs(pod: &Value, container: &str) -> Option<Vec<String>> {
+    for (list, statuses, init) in [
+        ("containers", "containerStatuses", false),
+        ("initContainers", "initContainerStatuses", true),
+    ] {
+        let Some(spec) = pod
+            .pointer(&format!("/spec/{list}"))
+            .and_then(Value::as_array)
+            .and_then(|cs| cs.iter().find(|c| c["name"] == container))
+        else {
+            continue;
+        };
+        let status = pod
+            .pointer(&format!("/status/{statuses}"))
+            .and_then(Value::as_array)
+            .and_then(|cs| cs.iter().find(|c| c["name"] == container))?;
+        let started = status
+            .pointer("/state/running/startedAt")
+            .or_else(|| status.pointer("/state/terminated/startedAt"))
+            .or_else(|| status.pointer("/lastState/terminated/startedAt"))
+            .and_then(Value::as_str)?;
+        let t = started.replace('Z', ".000Z");
+        return Some(if init {
+            init_log_lines(spec, false)
+        } else {
+            main_log_lines(spec, &t)
+        });
+    }
+    None
+}
+
+fn main_log_lines(c: &Value, t: &str) -> Vec<String> {
     let name = c.get("name").and_then(Value::as_str).unwrap_or("main");
     let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
     let port = c
@@ -452,7 +498,6 @@ fn main_log_lines(c: &Value) -> Vec<String> {
         .and_then(Value::as_i64)
         .unwrap_or(8080);
     if image.contains("code-server") {
-        let t = ts();
         vec![
             format!("[{t}] info  code-server 4.96.4 b1e5c3cd6d6e1ad3e4e1a1e6c6e2a3b1d8e3a2f9"),
             format!("[{t}] info  Using user-data-dir /home/coder/.local/share/code-server"),
@@ -466,8 +511,8 @@ fn main_log_lines(c: &Value) -> Vec<String> {
         ]
     } else {
         vec![
-            format!("{} starting {name} ({image})", ts()),
-            format!("{} {name} listening on :{port}", ts()),
+            format!("{t} starting {name} ({image})"),
+            format!("{t} {name} listening on :{port}"),
         ]
     }
 }
@@ -558,6 +603,8 @@ async fn drive_pod(sh: Arc<Shared>, ns: String, name: String, uid: String, token
             cs.iter()
                 .any(|c| c["type"] == "Initialized" && c["status"] == "True")
         });
+    let job_fail_marker = owner_job.is_some() && job_fail_marker(&pod);
+    drop(pod);
 
     if behaviour == PodBehaviour::Unschedulable {
         kubelet_write(&sh, &ns, &name, &uid, token, |s| {
@@ -696,7 +743,9 @@ async fn drive_pod(sh: Arc<Shared>, ns: String, name: String, uid: String, token
             }) {
                 return;
             }
-            set_logs(&sh, &ns, &name, &cname, init_log_lines(c, fail));
+            if fail {
+                set_logs(&sh, &ns, &name, &cname, init_log_lines(c, true));
+            }
             sleep(opts.init_delay).await;
             if fail {
                 let term = terminated(1, "Error", &started);
@@ -844,7 +893,7 @@ async fn drive_pod(sh: Arc<Shared>, ns: String, name: String, uid: String, token
                 .collect();
             for c in &mains {
                 let cname = c.get("name").and_then(Value::as_str).unwrap_or_default();
-                let mut lines = main_log_lines(c);
+                let mut lines = main_log_lines(c, &ts());
                 lines.push(format!(
                     "{} fatal: simulated crash, exiting with status 1",
                     ts()
@@ -883,10 +932,6 @@ async fn drive_pod(sh: Arc<Shared>, ns: String, name: String, uid: String, token
         | PodBehaviour::InitFail
         | PodBehaviour::Unschedulable => {
             let started = now();
-            for c in &mains {
-                let cname = c.get("name").and_then(Value::as_str).unwrap_or_default();
-                set_logs(&sh, &ns, &name, cname, main_log_lines(c));
-            }
             let st: Vec<Value> = mains
                 .iter()
                 .map(|c| cstatus(c, running(), false, 0, json!({})))
@@ -918,7 +963,9 @@ async fn drive_pod(sh: Arc<Shared>, ns: String, name: String, uid: String, token
             }
             if let Some(job) = owner_job {
                 sleep(opts.job_duration).await;
-                let fail = job_fails(&sh, &job, &pod);
+                let fail = lock(&sh.job_behaviours)
+                    .get(&job)
+                    .map_or(job_fail_marker, |b| *b == JobBehaviour::Fail);
                 let code = if fail { 1 } else { 0 };
                 for c in &mains {
                     let cname = c.get("name").and_then(Value::as_str).unwrap_or_default();
@@ -971,10 +1018,7 @@ fn names(cs: &[Value]) -> String {
         .join(" ")
 }
 
-fn job_fails(sh: &Shared, job: &str, pod: &Value) -> bool {
-    if let Some(b) = lock(&sh.job_behaviours).get(job) {
-        return *b == JobBehaviour::Fail;
-    }
+fn job_fail_marker(pod: &Value) -> bool {
     let marker = pod
         .pointer(&format!(
             "/metadata/annotations/{}",

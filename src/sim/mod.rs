@@ -103,6 +103,10 @@ pub struct SimOptions {
     pub pvc_bind_delay: Duration,
     /// Graceful deletion.
     pub grace: GracePeriod,
+    /// Run the scheduler/kubelet/controller stand-ins (pod phases, job pods, PVC binding).
+    /// When off, objects keep the status they were created or seeded with; deletion,
+    /// finalizers and garbage collection still work.
+    pub lifecycle: bool,
 }
 
 impl Default for SimOptions {
@@ -125,6 +129,7 @@ impl Default for SimOptions {
             job_duration: Duration::from_millis(60),
             pvc_bind_delay: Duration::from_millis(10),
             grace: GracePeriod::Fixed(Duration::from_millis(50)),
+            lifecycle: true,
         }
     }
 }

@@ -87,7 +87,10 @@ pub struct Event {
 pub type Key = (ResId, String, String);
 
 /// How many past events a watch can start from.
-const HISTORY: usize = 10_000;
+// NB: old versions stay alive while an event holds them: keep the window modest (a watch
+// from an older resourceVersion gets 410 Expired and the client re-lists, as with etcd
+// compaction).
+const HISTORY: usize = 2048;
 
 /// The store.
 #[derive(Debug)]
@@ -119,7 +122,7 @@ fn labels_from(v: &Value) -> Labels {
 impl Store {
     /// An empty store.
     pub fn new() -> Self {
-        let (tx, _) = broadcast::channel(16_384);
+        let (tx, _) = broadcast::channel(2048);
         Store {
             objects: BTreeMap::new(),
             rv: 1000,
