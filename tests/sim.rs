@@ -1466,3 +1466,235 @@ spec:
     assert!(err.contains("configmaps \"demo\" not found"), "{err}");
     server.abort();
 }
+
+#[tokio::test]
+async fn admission_unknown_fields_secrets_and_finalizers() {
+    let sim = Sim::start().await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(sim.client(), NS);
+    let pp = PatchParams::apply(MANAGER).force();
+    // Admission: API token volume unless automount is off, default tolerations always.
+    let with_token = pods
+        .patch(
+            "tok",
+            &pp,
+            &Patch::Apply(pod_manifest("tok", "codercom/code-server:4.96.4")),
+        )
+        .await
+        .unwrap();
+    let spec = with_token.spec.unwrap();
+    let vols = spec.volumes.unwrap();
+    assert!(vols[0].name.starts_with("kube-api-access-"), "{vols:?}");
+    let mounts = spec.containers[0].volume_mounts.clone().unwrap();
+    assert_eq!(
+        mounts[0].mount_path,
+        "/var/run/secrets/kubernetes.io/serviceaccount"
+    );
+    assert_eq!(spec.tolerations.unwrap().len(), 2);
+    let mut no_token = pod_manifest("notok", "codercom/code-server:4.96.4");
+    no_token["spec"]["automountServiceAccountToken"] = json!(false);
+    let p = pods
+        .patch("notok", &pp, &Patch::Apply(&no_token))
+        .await
+        .unwrap();
+    assert!(p.spec.unwrap().volumes.is_none());
+
+    // Unknown fields: dropped (with their ownership), or refused under Strict.
+    let mut typo = pod_manifest("typo", "codercom/code-server:4.96.4");
+    typo["spec"]["containers"][0]["imagePullPolcy"] = json!("Always");
+    let p = pods.patch("typo", &pp, &Patch::Apply(&typo)).await.unwrap();
+    let raw = sim.object("pods", NS, "typo").unwrap();
+    assert!(raw["spec"]["containers"][0].get("imagePullPolcy").is_none());
+    let fields = serde_json::to_value(
+        p.metadata.managed_fields.unwrap()[0]
+            .fields_v1
+            .clone()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        fields["f:spec"]["f:containers"]["k:{\"name\":\"code-server\"}"]
+            .get("f:imagePullPolcy")
+            .is_none()
+    );
+    let strict = PatchParams {
+        field_validation: Some(kube::api::ValidationDirective::Strict),
+        ..pp.clone()
+    };
+    let err = api_error(
+        pods.patch("typo", &strict, &Patch::Apply(&typo))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 400);
+    assert!(
+        err.message
+            .contains("strict decoding error: unknown field \"spec.containers[0].imagePullPolcy\""),
+        "{}",
+        err.message
+    );
+    let mut wrong_type = pod_manifest("wrong", "codercom/code-server:4.96.4");
+    wrong_type["spec"]["containers"][0]["ports"][0]["containerPort"] = json!("8080");
+    let err = api_error(
+        pods.patch("wrong", &pp, &Patch::Apply(&wrong_type))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 400);
+    assert!(
+        err.message
+            .starts_with("Pod in version \"v1\" cannot be handled as a Pod"),
+        "{}",
+        err.message
+    );
+
+    // Secrets fold stringData into data.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(sim.client(), NS);
+    let s = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"token": "abc"}});
+    let stored = secrets.patch("s", &pp, &Patch::Apply(&s)).await.unwrap();
+    assert_eq!(stored.type_.as_deref(), Some("Opaque"));
+    assert_eq!(stored.data.unwrap()["token"].0, b"abc".to_vec());
+    assert!(stored.string_data.is_none());
+
+    // A custom finalizer holds a delete until it is removed.
+    let cms: Api<ConfigMap> = Api::namespaced(sim.client(), NS);
+    let cm: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}),
+    )
+    .unwrap();
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    let pending = cms
+        .delete("held", &DeleteParams::default())
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
+    assert!(pending.metadata.deletion_timestamp.is_some());
+    assert!(cms.get("held").await.is_ok());
+    cms.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    let err = api_error(cms.get("held").await.unwrap_err());
+    assert_eq!(err.code, 404);
+}
+
+#[tokio::test]
+async fn image_fix_recovers_a_pod_and_claims_grow() {
+    let sim = Sim::start().await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(sim.client(), NS);
+    let pp = PatchParams::apply(MANAGER).force();
+    pods.patch(
+        "fixme",
+        &pp,
+        &Patch::Apply(pod_manifest("fixme", "example.com/errimagepull:1")),
+    )
+    .await
+    .unwrap();
+    wait_pod(&sim, "fixme", |p| {
+        waiting_reason(p, "containerStatuses") == "ImagePullBackOff"
+    })
+    .await;
+    pods.patch(
+        "fixme",
+        &pp,
+        &Patch::Apply(pod_manifest("fixme", "codercom/code-server:4.96.4")),
+    )
+    .await
+    .unwrap();
+    let ready = wait_ready(&pods, "fixme").await;
+    assert_eq!(
+        ready.status.unwrap().container_statuses.unwrap()[0].image,
+        "codercom/code-server:4.96.4"
+    );
+
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(sim.client(), NS);
+    let claim = |size: &str| {
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "grow"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}})
+    };
+    pvcs.patch("grow", &pp, &Patch::Apply(claim("1Gi")))
+        .await
+        .unwrap();
+    sim.wait_for(
+        "persistentvolumeclaims",
+        NS,
+        "grow",
+        Duration::from_secs(5),
+        |p| p.is_some_and(|p| p["status"]["phase"] == "Bound"),
+    )
+    .await;
+    pvcs.patch("grow", &pp, &Patch::Apply(claim("5Gi")))
+        .await
+        .unwrap();
+    let grown = sim
+        .wait_for(
+            "persistentvolumeclaims",
+            NS,
+            "grow",
+            Duration::from_secs(5),
+            |p| p.is_some_and(|p| p["status"]["capacity"]["storage"] == "5Gi"),
+        )
+        .await;
+    assert!(grown);
+}
+
+#[tokio::test]
+async fn namespace_termination_and_delete_collection() {
+    let sim = Sim::start().await.unwrap();
+    let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(sim.client());
+    let ns: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(json!({"metadata": {"name": "scratch"}})).unwrap();
+    let created = nss.create(&PostParams::default(), &ns).await.unwrap();
+    assert_eq!(created.labels()["kubernetes.io/metadata.name"], "scratch");
+    let cms: Api<ConfigMap> = Api::namespaced(sim.client(), "scratch");
+    for (name, tier) in [("a", "x"), ("b", "x"), ("c", "y")] {
+        let cm: ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": {"tier": tier}}}))
+                .unwrap();
+        cms.create(&PostParams::default(), &cm).await.unwrap();
+    }
+    let deleted = cms
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("tier=x"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(deleted.left().unwrap().items.len(), 2);
+    assert_eq!(
+        cms.list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
+    assert_eq!(sim.count("deletecollection", "configmaps"), 1);
+
+    let terminating = nss
+        .delete("scratch", &DeleteParams::default())
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
+    assert_eq!(
+        terminating.status.unwrap().phase.as_deref(),
+        Some("Terminating")
+    );
+    let uid = terminating.metadata.uid.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        await_condition(
+            nss.clone(),
+            "scratch",
+            kube::runtime::conditions::is_deleted(&uid),
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        sim.list_objects("configmaps")
+            .iter()
+            .all(|c| c["metadata"]["namespace"] != "scratch")
+    );
+}

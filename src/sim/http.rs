@@ -293,7 +293,14 @@ async fn handle(
     let ns = r.ns.clone().unwrap_or_default();
     let result = match verb {
         "get" if r.sub.as_deref() == Some("log") => return logs(&sh, &r, &query),
-        "get" => ops::get(&sh, r.res, &ns, r.name.as_deref().unwrap_or_default()).map(|v| (200, v)),
+        "get" => {
+            let got = ops::get(&sh, r.res, &ns, r.name.as_deref().unwrap_or_default());
+            if let (Ok(obj), true) = (&got, discovery::wants_table(&h)) {
+                let rv = lock(&sh.store).rv();
+                return json_response(200, &discovery::table(d, std::slice::from_ref(obj), rv));
+            }
+            got.map(|v| (200, v))
+        }
         "list" => return list(&sh, &r, &query, &h),
         "watch" => return watch(&sh, &r, &query),
         "create" => parse_json(&body).and_then(|v| {
@@ -425,6 +432,7 @@ fn write_params(
         force: is_true(q, "force"),
         subresource: r.sub.clone(),
         version: r.version.clone(),
+        strict: q.get("fieldValidation").is_some_and(|v| v == "Strict"),
     }
 }
 

@@ -74,6 +74,18 @@ pub enum Hook {
         /// Orphan dependents.
         orphan: bool,
     },
+    /// A pod's images changed (the kubelet restarts its containers) or a claim grew (the
+    /// volume is expanded).
+    SpecChanged {
+        /// Resource.
+        res: ResId,
+        /// Namespace.
+        ns: String,
+        /// Name.
+        name: String,
+        /// uid.
+        uid: String,
+    },
     /// An object was removed from the store.
     Removed {
         /// Resource.
@@ -136,6 +148,35 @@ pub(crate) fn run(sh: &Arc<Shared>, hooks: Vec<Hook>) {
                 }
                 ids::NAMESPACES => {
                     rt.spawn(terminate_namespace(sh, name, uid));
+                }
+                _ => {}
+            },
+            Hook::SpecChanged { .. } if !sh.opts.lifecycle => {}
+            Hook::SpecChanged { res, ns, name, uid } => match res {
+                ids::PODS => {
+                    let token = new_token(&sh, &uid);
+                    rt.spawn(drive_pod(sh, ns, name, uid, token));
+                }
+                ids::PVCS => {
+                    rt.spawn(async move {
+                        sleep(sh.opts.pvc_bind_delay).await;
+                        controller_write(
+                            &sh,
+                            ids::PVCS,
+                            &ns,
+                            &name,
+                            &uid,
+                            "kube-controller-manager",
+                            Some("status"),
+                            |p| {
+                                if let Some(q) =
+                                    p.pointer("/spec/resources/requests/storage").cloned()
+                                {
+                                    p["status"]["capacity"]["storage"] = q;
+                                }
+                            },
+                        );
+                    });
                 }
                 _ => {}
             },
@@ -662,12 +703,17 @@ async fn drive_pod(sh: Arc<Shared>, ns: String, name: String, uid: String, token
         })
         .collect();
     let ok = kubelet_write(&sh, &ns, &name, &uid, token, |s| {
-        s["phase"] = json!("Pending");
-        s["hostIP"] = json!("10.0.0.10");
-        s["hostIPs"] = json!([{"ip": "10.0.0.10"}]);
-        s["podIP"] = json!(pod_ip);
-        s["podIPs"] = json!([{"ip": pod_ip}]);
-        s["startTime"] = json!(start);
+        // NB: a restart (new image) keeps the pod Running with its IP and start time.
+        if s["phase"] != "Running" {
+            s["phase"] = json!("Pending");
+        }
+        if s.get("podIP").is_none() {
+            s["hostIP"] = json!("10.0.0.10");
+            s["hostIPs"] = json!([{"ip": "10.0.0.10"}]);
+            s["podIP"] = json!(pod_ip);
+            s["podIPs"] = json!([{"ip": pod_ip}]);
+            s["startTime"] = json!(start);
+        }
         set_condition(s, "PodReadyToStartContainers", "True", None, None);
         if inits.is_empty() || already_initialized {
             set_condition(s, "Initialized", "True", None, None);

@@ -19,6 +19,7 @@ mod handle;
 mod http;
 mod lifecycle;
 mod ops;
+mod prune;
 mod resources;
 mod selector;
 mod status;

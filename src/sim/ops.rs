@@ -13,7 +13,7 @@ use super::resources::{ResId, ResourceDef, def, ids};
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
 use super::store::Store;
-use super::{Shared, defaults, lock, validate};
+use super::{Shared, defaults, lock, prune, validate};
 
 /// Parameters common to writes.
 #[derive(Debug, Clone, Default)]
@@ -28,6 +28,8 @@ pub struct WriteParams {
     pub subresource: Option<String>,
     /// The version the request used.
     pub version: String,
+    /// fieldValidation=Strict: unknown fields are refused instead of dropped.
+    pub strict: bool,
 }
 
 /// Patch content types.
@@ -602,9 +604,28 @@ pub(crate) fn finish_write(
         }
     }
     defaults::apply(d.plural, &mut new);
+    // NB: the real server decodes (type errors: 400) before validating (422); a missing
+    // required field is a validation error there, so those go to validation first.
+    let decoded = prune::decode(d, &p.version, &mut new, p.strict);
+    if let Err(e) = &decoded
+        && !e.message.contains("missing field")
+    {
+        return Err(e.clone());
+    }
     let errors = validate::validate(d.plural, &new, old);
     if !errors.is_empty() {
         return Err(ApiError::invalid(d, name, errors));
+    }
+    let dropped = decoded?;
+    if !dropped.is_empty() && !record_update {
+        // An apply claimed fields the schema does not have: they go, and so does their
+        // ownership.
+        let mut entries = apply::parse_managed(&new);
+        for e in entries.iter_mut() {
+            e.set
+                .retain(|path| fields::value_at(&new, path, schema).is_some());
+        }
+        apply::store_managed(&mut new, &entries);
     }
     if let Some(old) = old
         && d.has_generation()
@@ -674,13 +695,45 @@ pub(crate) fn finish_write(
         }
     }
     let stored = store.put(res, ns, name, new);
-    if old.is_none() {
-        hooks.push(Hook::Created {
+    match old {
+        None => hooks.push(Hook::Created {
             res,
             ns: ns.to_string(),
             name: name.to_string(),
             uid: uid_of(&stored),
-        });
+        }),
+        Some(old) => {
+            let images = |v: &Value| -> Vec<Value> {
+                ["/spec/initContainers", "/spec/containers"]
+                    .iter()
+                    .flat_map(|p| {
+                        v.pointer(p)
+                            .and_then(Value::as_array)
+                            .cloned()
+                            .unwrap_or_default()
+                    })
+                    .map(|c| c.get("image").cloned().unwrap_or(Value::Null))
+                    .collect()
+            };
+            let storage = |v: &Value| {
+                v.pointer("/spec/resources/requests/storage")
+                    .and_then(validate::quantity_of)
+                    .unwrap_or(0.0)
+            };
+            let changed = match res {
+                ids::PODS => images(old) != images(&stored),
+                ids::PVCS => storage(&stored) > storage(old),
+                _ => false,
+            };
+            if changed {
+                hooks.push(Hook::SpecChanged {
+                    res,
+                    ns: ns.to_string(),
+                    name: name.to_string(),
+                    uid: uid_of(&stored),
+                });
+            }
+        }
     }
     Ok((stored, hooks))
 }
@@ -751,12 +804,63 @@ fn prepare_new(sh: &Shared, d: &ResourceDef, obj: &mut Value) {
         "pods" => {
             let qos = lifecycle::qos_class(obj);
             obj["status"] = json!({"phase": "Pending", "qosClass": qos});
+            admit_pod(obj);
         }
         "jobs" => lifecycle::prepare_job(obj),
         "namespaces" => {
             obj["status"] = json!({"phase": "Active"});
         }
         _ => {}
+    }
+}
+
+/// What the ServiceAccount and DefaultTolerationSeconds admission plugins add to a new pod:
+/// the projected API token volume (unless automounting is off) and the not-ready/unreachable
+/// tolerations.
+fn admit_pod(pod: &mut Value) {
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if spec
+        .get("automountServiceAccountToken")
+        .and_then(Value::as_bool)
+        != Some(false)
+    {
+        let vol = format!("kube-api-access-{}", lifecycle::random_suffix());
+        let volumes = spec.entry("volumes").or_insert_with(|| json!([]));
+        if let Some(v) = volumes.as_array_mut() {
+            v.push(json!({"name": vol, "projected": {"sources": [
+                {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}}
+            ]}}));
+        }
+        for list in ["initContainers", "containers"] {
+            if let Some(cs) = spec.get_mut(list).and_then(Value::as_array_mut) {
+                for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+                    let mounts = c.entry("volumeMounts").or_insert_with(|| json!([]));
+                    if let Some(m) = mounts.as_array_mut() {
+                        m.push(json!({"name": vol, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": true}));
+                    }
+                }
+            }
+        }
+    }
+    let tolerations = spec.entry("tolerations").or_insert_with(|| json!([]));
+    if let Some(t) = tolerations.as_array_mut() {
+        for key in [
+            "node.kubernetes.io/not-ready",
+            "node.kubernetes.io/unreachable",
+        ] {
+            let tolerated = t.iter().any(|x| {
+                (x["key"] == key || x.get("key").is_none())
+                    && x["operator"] == "Exists"
+                    && (x["effect"] == "NoExecute" || x.get("effect").is_none())
+            });
+            if !tolerated {
+                t.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
+            }
+        }
     }
 }
 
