@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use codeserver_service::sim::{Fault, JobBehaviour, PodBehaviour, Sim};
+use codeserver_service::sim::{Fault, JobBehaviour, PodBehaviour, Sim, SimOptions};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
@@ -170,7 +170,13 @@ async fn crud_selectors_and_status_bodies() {
 
 #[tokio::test]
 async fn server_side_apply_ownership_conflicts_force_and_removal() {
-    let sim = Sim::start().await.unwrap();
+    // No kubelet writing status in between: resourceVersions only move on our writes.
+    let sim = Sim::start_with(SimOptions {
+        lifecycle: false,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
     let pods: Api<Pod> = Api::namespaced(sim.client(), NS);
     let manifest = pod_manifest("code-server-alice", "codercom/code-server:4.96.4");
     let pp = PatchParams::apply(MANAGER).force();
