@@ -1704,3 +1704,32 @@ async fn namespace_termination_and_delete_collection() {
             .all(|c| c["metadata"]["namespace"] != "scratch")
     );
 }
+
+#[tokio::test]
+async fn discovery_legacy_and_aggregated() {
+    let sim = Sim::start().await.unwrap();
+    let legacy = kube::discovery::Discovery::new(sim.client())
+        .run()
+        .await
+        .unwrap();
+    let (ar, caps) = legacy
+        .resolve_gvk(&GroupVersionKind::gvk(
+            "networking.istio.io",
+            "v1",
+            "VirtualService",
+        ))
+        .unwrap();
+    assert_eq!(ar.plural, "virtualservices");
+    assert_eq!(caps.scope, kube::discovery::Scope::Namespaced);
+    assert!(legacy.has_group("batch"));
+    let agg = kube::discovery::Discovery::new(sim.client())
+        .run_aggregated()
+        .await
+        .unwrap();
+    let (ar, _) = agg
+        .resolve_gvk(&GroupVersionKind::gvk("", "v1", "PersistentVolumeClaim"))
+        .unwrap();
+    assert_eq!(ar.plural, "persistentvolumeclaims");
+    let v = sim.client().apiserver_version().await.unwrap();
+    assert_eq!(v.major, "1");
+}
