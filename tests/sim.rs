@@ -652,10 +652,14 @@ async fn watch_sees_the_pod_lifecycle() {
         .unwrap();
     assert!(matches!(first, WatchEvent::Modified(_)), "{first:?}");
 
-    // Relabelled out of the selection: DELETED for this watch; then really deleted.
-    pods.delete("carol", &DeleteParams::default().grace_period(0))
-        .await
-        .unwrap();
+    // Relabelled out of the selection: DELETED for this watch (the object still exists).
+    pods.patch(
+        "carol",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"devplatform.io/user": "someone-else"}}})),
+    )
+    .await
+    .unwrap();
     loop {
         let ev = tokio::time::timeout(Duration::from_secs(5), stream.try_next())
             .await
@@ -664,9 +668,44 @@ async fn watch_sees_the_pod_lifecycle() {
             .unwrap();
         if let WatchEvent::Deleted(p) = ev {
             assert_eq!(p.metadata.name.as_deref(), Some("carol"));
+            assert_eq!(p.labels()["devplatform.io/user"], "someone-else");
             break;
         }
     }
+    assert!(sim.object("pods", NS, "carol").is_some());
+    pods.delete("carol", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    assert!(
+        sim.object("pods", NS, "carol").is_none(),
+        "grace 0 removes at once"
+    );
+
+    // kube's watcher with streaming lists (sendInitialEvents + bookmarks).
+    let cfg = kube::runtime::watcher::Config::default().streaming_lists();
+    let mut w = kube::runtime::watcher(pods.clone(), cfg).boxed();
+    pods.patch(
+        "zed",
+        &PatchParams::apply(MANAGER),
+        &Patch::Apply(pod_manifest("zed", "codercom/code-server:4.96.4")),
+    )
+    .await
+    .unwrap();
+    let mut saw_init_done = false;
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(5), w.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        match ev {
+            kube::runtime::watcher::Event::InitDone => saw_init_done = true,
+            kube::runtime::watcher::Event::Apply(p) if p.name_any() == "zed" => break,
+            _ => {}
+        }
+    }
+    assert!(saw_init_done);
+
     // timeoutSeconds ends the stream.
     let start = std::time::Instant::now();
     let mut short = pods
