@@ -141,7 +141,9 @@ async fn main() {
     );
     let pods: Api<Pod> = Api::namespaced(sim.client(), NS);
     // One request to open the connection, so the figures are per request, not per connect.
-    pods.list(&ListParams::default().labels("devplatform.io/user=nobody")).await.expect("list works");
+    pods.list(&ListParams::default().labels("devplatform.io/user=nobody"))
+        .await
+        .expect("list works");
     for (label, selector, expect) in [
         ("one user", "devplatform.io/user=user-04242", 1usize),
         ("1% (group)", "devplatform.io/group=g7", PODS / 100),

@@ -434,6 +434,40 @@ async fn pod_lifecycle_logs_and_graceful_delete() {
         "container nope is not valid for pod code-server-bob"
     );
 
+    // No previous instance: 400 like the real server.
+    let prev = LogParams {
+        previous: true,
+        ..LogParams::default()
+    };
+    let err = api_error(pods.logs("code-server-bob", &prev).await.unwrap_err());
+    assert_eq!(err.code, 400);
+    assert!(
+        err.message
+            .starts_with("previous terminated container \"code-server\""),
+        "{}",
+        err.message
+    );
+    // follow=true keeps the stream open while the container runs.
+    use futures::AsyncBufReadExt;
+    let follow = LogParams {
+        follow: true,
+        ..LogParams::default()
+    };
+    let mut lines = pods
+        .log_stream("code-server-bob", &follow)
+        .await
+        .unwrap()
+        .lines();
+    let first = lines.try_next().await.unwrap().unwrap();
+    assert!(first.contains("code-server 4.96.4"), "{first}");
+    let still_open = tokio::time::timeout(Duration::from_millis(300), async {
+        while let Some(l) = lines.try_next().await.unwrap() {
+            let _ = l;
+        }
+    })
+    .await;
+    assert!(still_open.is_err(), "a followed log stays open");
+
     // Graceful delete: deletionTimestamp first, gone after the grace period.
     let res = pods
         .delete("code-server-bob", &DeleteParams::default())

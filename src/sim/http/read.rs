@@ -157,6 +157,22 @@ pub(crate) fn logs(sh: &Arc<Shared>, r: &ResourceRoute, q: &HashMap<String, Stri
             "container {container} is not valid for pod {name}"
         )));
     }
+    let statuses = if inits.contains(&container) {
+        "initContainerStatuses"
+    } else {
+        "containerStatuses"
+    };
+    let restarts = pod
+        .pointer(&format!("/status/{statuses}"))
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| c["name"] == container.as_str()))
+        .and_then(|c| c["restartCount"].as_i64())
+        .unwrap_or(0);
+    if is_true(q, "previous") && restarts == 0 {
+        return error_response(&ApiError::bad_request(format!(
+            "previous terminated container \"{container}\" in pod \"{name}\" not found"
+        )));
+    }
     let lines = lock(&sh.logs)
         .get(&(ns.clone(), name.clone(), container.clone()))
         .cloned()
@@ -200,5 +216,48 @@ pub(crate) fn logs(sh: &Arc<Shared>, r: &ResourceRoute, q: &HashMap<String, Stri
     if let Some(limit) = q.get("limitBytes").and_then(|t| t.parse::<usize>().ok()) {
         text.truncate(limit);
     }
+    if is_true(q, "follow") {
+        return follow(sh, ns, name, ops::uid_of(&pod), container, statuses, text);
+    }
     bytes_response(200, Bytes::from(text), "text/plain")
+}
+
+/// `follow=true`: the lines so far, then the stream stays open until the container stops
+/// or the pod goes away.
+fn follow(
+    sh: &Arc<Shared>,
+    ns: String,
+    name: String,
+    uid: String,
+    container: String,
+    statuses: &'static str,
+    text: String,
+) -> Reply_ {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    let sh = sh.clone();
+    tokio::spawn(async move {
+        if tx.send(Ok(Bytes::from(text))).await.is_err() {
+            return;
+        }
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let Ok(pod) = ops::get(&sh, ids::PODS, &ns, &name) else {
+                return;
+            };
+            let stopped = pod
+                .pointer(&format!("/status/{statuses}"))
+                .and_then(Value::as_array)
+                .and_then(|cs| cs.iter().find(|c| c["name"] == container.as_str()))
+                .is_none_or(|c| c.pointer("/state/running").is_none());
+            if ops::uid_of(&pod) != uid || stopped || tx.is_closed() {
+                return;
+            }
+        }
+    });
+    let mut resp =
+        warp::reply::stream(tokio_stream::wrappers::ReceiverStream::new(rx)).into_response();
+    if let Ok(v) = "text/plain".parse() {
+        resp.headers_mut().insert("content-type", v);
+    }
+    resp
 }
