@@ -1188,6 +1188,50 @@ async fn jobs_run_succeed_and_fail() {
         )
         .await;
     assert!(gone);
+
+    // Foreground: the job waits for its pods, then goes.
+    let attempt = attempts[0].name_any();
+    let pending = jobs
+        .delete("sync-bad", &DeleteParams::foreground())
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
+    assert!(
+        pending
+            .finalizers()
+            .contains(&"foregroundDeletion".to_string())
+    );
+    assert!(pending.metadata.deletion_timestamp.is_some());
+    let job_uid = pending.metadata.uid.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        await_condition(
+            jobs.clone(),
+            "sync-bad",
+            kube::runtime::conditions::is_deleted(&job_uid),
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        sim.object("pods", NS, &attempt).is_none(),
+        "dependents went first"
+    );
+
+    // ttlSecondsAfterFinished: 0 removes the finished job.
+    let mut ttl = job_manifest("sync-ttl", "alpine/git:2.45.2");
+    ttl["spec"]["ttlSecondsAfterFinished"] = json!(0);
+    jobs.patch("sync-ttl", &pp, &Patch::Apply(&ttl))
+        .await
+        .unwrap();
+    let gone = sim
+        .wait_for("jobs", NS, "sync-ttl", Duration::from_secs(5), |j| {
+            j.is_none()
+        })
+        .await;
+    assert!(gone);
 }
 
 #[tokio::test]

@@ -180,6 +180,7 @@ pub(crate) async fn drive_job(sh: Arc<Shared>, ns: String, name: String, uid: St
                         );
                     },
                 );
+                expire_after_ttl(&sh, &job, &ns, &name, &uid).await;
                 return;
             }
             None => return,
@@ -217,12 +218,35 @@ pub(crate) async fn drive_job(sh: Arc<Shared>, ns: String, name: String, uid: St
                         }
                     },
                 );
+                if done && alive {
+                    expire_after_ttl(&sh, &job, &ns, &name, &uid).await;
+                }
                 if done || !alive {
                     return;
                 }
                 sleep(opts.backoff_delay).await;
             }
         }
+    }
+}
+
+/// The TTL-after-finished controller: a finished Job with `ttlSecondsAfterFinished` is
+/// deleted (with its pods) once that many seconds have passed.
+async fn expire_after_ttl(sh: &Arc<Shared>, job: &Value, ns: &str, name: &str, uid: &str) {
+    let Some(ttl) = job
+        .pointer("/spec/ttlSecondsAfterFinished")
+        .and_then(Value::as_u64)
+    else {
+        return;
+    };
+    sleep(Duration::from_secs(ttl)).await;
+    let current = ops::get(sh, ids::JOBS, ns, name).map(|j| uid_of(&j));
+    if current.as_deref() == Ok(uid) {
+        let dp = DeleteParams {
+            propagation: Some("Background".into()),
+            ..DeleteParams::default()
+        };
+        let _ = ops::delete(sh, ids::JOBS, ns, name, &dp);
     }
 }
 

@@ -85,6 +85,8 @@ pub enum Hook {
         grace: i64,
         /// Orphan dependents.
         orphan: bool,
+        /// Foreground propagation: delete dependents first, then drop `foregroundDeletion`.
+        foreground: bool,
     },
     /// A pod's images changed (the kubelet restarts its containers) or a claim grew (the
     /// volume is expanded).
@@ -141,8 +143,19 @@ pub(crate) fn run(sh: &Arc<Shared>, hooks: Vec<Hook>) {
                 ns,
                 name,
                 uid,
+                foreground: true,
+                ..
+            } => {
+                rt.spawn(delete_in_foreground(sh, res, ns, name, uid));
+            }
+            Hook::Deleting {
+                res,
+                ns,
+                name,
+                uid,
                 grace,
                 orphan,
+                ..
             } => match res {
                 ids::PODS => {
                     let delay = match sh.opts.grace {
@@ -289,6 +302,50 @@ fn collect_garbage(sh: &Arc<Shared>, ns: &str, uid: &str, orphan: bool) {
             let _ = ops::delete(sh, res, &dns, &dname, &dp);
         }
     }
+}
+
+/// The garbage collector's foreground deletion: dependents first, then the owner's
+/// `foregroundDeletion` finalizer goes and the owner with it.
+async fn delete_in_foreground(sh: Arc<Shared>, res: ResId, ns: String, name: String, uid: String) {
+    loop {
+        let deps = {
+            let store = lock(&sh.store);
+            ops::dependents(&store, &ns, &uid)
+        };
+        if deps.is_empty() {
+            break;
+        }
+        for (dres, dns, dname) in deps {
+            let dp = DeleteParams {
+                propagation: Some("Background".into()),
+                ..DeleteParams::default()
+            };
+            let _ = ops::delete(&sh, dres, &dns, &dname, &dp);
+        }
+        sleep(Duration::from_millis(10)).await;
+    }
+    controller_write(
+        &sh,
+        res,
+        &ns,
+        &name,
+        &uid,
+        "kube-controller-manager",
+        None,
+        |o| {
+            if let Some(f) = o
+                .pointer_mut("/metadata/finalizers")
+                .and_then(Value::as_array_mut)
+            {
+                f.retain(|x| x != "foregroundDeletion");
+                if f.is_empty()
+                    && let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut)
+                {
+                    m.remove("finalizers");
+                }
+            }
+        },
+    );
 }
 
 async fn terminate_namespace(sh: Arc<Shared>, name: String, uid: String) {

@@ -399,6 +399,19 @@ pub fn delete(
         // NB: batch/v1 Jobs orphan their pods by default when deleted through the API.
         None => res == ids::JOBS,
     };
+    // Foreground: the owner waits (finalizer foregroundDeletion) until its dependents are gone.
+    let foreground = dp.propagation.as_deref() == Some("Foreground")
+        && obj.pointer("/metadata/deletionTimestamp").is_none()
+        && !dependents(&store, ns, &uid).is_empty();
+    if foreground {
+        let meta = obj.get_mut("metadata").and_then(Value::as_object_mut);
+        if let Some(m) = meta {
+            let f = m.entry("finalizers").or_insert_with(|| json!([]));
+            if let Some(a) = f.as_array_mut() {
+                a.push(json!("foregroundDeletion"));
+            }
+        }
+    }
     let finalizers: Vec<Value> = obj
         .pointer("/metadata/finalizers")
         .and_then(Value::as_array)
@@ -435,6 +448,7 @@ pub fn delete(
                 uid: uid.clone(),
                 grace,
                 orphan,
+                foreground,
             });
             Deleted {
                 object: stored,
