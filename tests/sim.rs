@@ -1859,28 +1859,50 @@ async fn reapplying_everything_is_a_no_op() {
     let gvk = |g: &str, v: &str, k: &str| ApiResource::from_gvk(&GroupVersionKind::gvk(g, v, k));
     let mut pod = pod_manifest("code-server-gus", "codercom/code-server:4.96.4");
     pod["spec"]["automountServiceAccountToken"] = json!(false);
-    pod["spec"]["volumes"] = json!([{"name": "workspace", "persistentVolumeClaim": {"claimName": "workspace-gus"}}]);
-    pod["spec"]["containers"][0]["volumeMounts"] = json!([{"name": "workspace", "mountPath": "/home/coder"}]);
-    pod["spec"]["containers"][0]["resources"] = json!({"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}});
-    pod["spec"]["securityContext"] = json!({"runAsNonRoot": true, "runAsUser": 1000, "fsGroup": 1000});
+    pod["spec"]["volumes"] =
+        json!([{"name": "workspace", "persistentVolumeClaim": {"claimName": "workspace-gus"}}]);
+    pod["spec"]["containers"][0]["volumeMounts"] =
+        json!([{"name": "workspace", "mountPath": "/home/coder"}]);
+    pod["spec"]["containers"][0]["resources"] =
+        json!({"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}});
+    pod["spec"]["securityContext"] =
+        json!({"runAsNonRoot": true, "runAsUser": 1000, "fsGroup": 1000});
     let objects = vec![
-        (gvk("", "v1", "PersistentVolumeClaim"), json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        (
+            gvk("", "v1", "PersistentVolumeClaim"),
+            json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
             "metadata": {"name": "workspace-gus", "annotations": {"devplatform.io/repos": "[\"team/app\"]"}},
-            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}}})),
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}}}),
+        ),
         (gvk("", "v1", "Pod"), pod),
-        (gvk("", "v1", "Service"), json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "code-server-gus"},
-            "spec": {"selector": {"app.kubernetes.io/instance": "code-server-gus"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})),
-        (gvk("networking.istio.io", "v1", "VirtualService"), json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        (
+            gvk("", "v1", "Service"),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "code-server-gus"},
+            "spec": {"selector": {"app.kubernetes.io/instance": "code-server-gus"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}),
+        ),
+        (
+            gvk("networking.istio.io", "v1", "VirtualService"),
+            json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
             "metadata": {"name": "code-server-gus"}, "spec": {"hosts": ["code-gus.example.com"], "gateways": ["dev-platform/gw"],
-            "http": [{"route": [{"destination": {"host": "code-server-gus", "port": {"number": 80}}}]}]}})),
-        (gvk("networking.k8s.io", "v1", "NetworkPolicy"), json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "http": [{"route": [{"destination": {"host": "code-server-gus", "port": {"number": 80}}}]}]}}),
+        ),
+        (
+            gvk("networking.k8s.io", "v1", "NetworkPolicy"),
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
             "metadata": {"name": "code-server-gus"}, "spec": {"podSelector": {"matchLabels": {"app.kubernetes.io/instance": "code-server-gus"}},
             "policyTypes": ["Ingress"], "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "istio-system"}}}],
-            "ports": [{"port": 8080, "protocol": "TCP"}]}]}})),
+            "ports": [{"port": 8080, "protocol": "TCP"}]}]}}),
+        ),
     ];
     for (ar, obj) in &objects {
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, ar);
-        api.patch(obj["metadata"]["name"].as_str().unwrap(), &pp, &Patch::Apply(obj)).await.unwrap();
+        api.patch(
+            obj["metadata"]["name"].as_str().unwrap(),
+            &pp,
+            &Patch::Apply(obj),
+        )
+        .await
+        .unwrap();
     }
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
     wait_ready(&pods, "code-server-gus").await;
@@ -1892,8 +1914,15 @@ async fn reapplying_everything_is_a_no_op() {
         let name = obj["metadata"]["name"].as_str().unwrap();
         let before = api.get(name).await.unwrap();
         let after = api.patch(name, &pp, &Patch::Apply(obj)).await.unwrap();
-        assert_eq!(before.metadata.resource_version, after.metadata.resource_version, "{name} ({}) changed on re-apply", ar.kind);
-        assert_eq!(before.metadata.managed_fields, after.metadata.managed_fields);
+        assert_eq!(
+            before.metadata.resource_version, after.metadata.resource_version,
+            "{name} ({}) changed on re-apply",
+            ar.kind
+        );
+        assert_eq!(
+            before.metadata.managed_fields,
+            after.metadata.managed_fields
+        );
     }
     assert_eq!(sim.resource_version(), rv_before, "no write happened");
 }

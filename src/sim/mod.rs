@@ -6,6 +6,26 @@
 //! and defaulting, and a pod/job/PVC lifecycle standing in for the scheduler, kubelet and
 //! controllers. Tests get a handle to seed and read objects, count requests and inject
 //! faults.
+//!
+//! ```text
+//! let sim = Sim::start().await?;                       // 127.0.0.1, a free port
+//! let pods: Api<Pod> = Api::namespaced(sim.client(), "codeserver-instances");
+//! sim.inject(Fault::status(500).verb("patch").times(1));
+//! sim.set_pod_behaviour("code-server-alice", PodBehaviour::CrashLoop);
+//! ... run the code under test ...
+//! assert!(sim.writes().is_empty());                     // e.g. "made no writes"
+//! assert_eq!(sim.count("patch", "pods"), 1);
+//! ```
+//!
+//! Failure modes can also be asked for in the manifest itself: an image containing
+//! `errimagepull`, `crashloop`, `createconfigerror` or `unschedulable`, an init container
+//! image containing `initfail`, a job container image containing `jobfail`, or the
+//! annotation `sim.devplatform.io/behaviour` with one of those words (or `neverready`).
+//!
+//! Known differences from a real API server: no authentication or RBAC enforcement, no
+//! protobuf, no events, services have no endpoints, `follow` logs carry no new lines, the
+//! Istio CRD schema is not validated, and a watch can only resume from the last 2048 changes
+//! (older resourceVersions get 410 Expired, as after etcd compaction).
 
 // NB: ApiError mirrors a Status body; errors are the rare path, so boxing it buys nothing.
 #![allow(clippy::result_large_err)]

@@ -106,6 +106,8 @@ pub enum Hook {
         res: ResId,
         /// Namespace.
         ns: String,
+        /// Name.
+        name: String,
         /// uid.
         uid: String,
         /// Orphan dependents.
@@ -208,10 +210,14 @@ pub(crate) fn run(sh: &Arc<Shared>, hooks: Vec<Hook>) {
             Hook::Removed {
                 res,
                 ns,
+                name,
                 uid,
                 orphan,
             } => {
                 lock(&sh.drivers).remove(&uid);
+                if res == ids::PODS {
+                    lock(&sh.logs).retain(|(lns, pod, _), _| *lns != ns || *pod != name);
+                }
                 lock(&sh.grace_expired).remove(&uid);
                 rt.spawn(async move {
                     collect_garbage(&sh, &ns, &uid, orphan);

@@ -471,6 +471,7 @@ pub fn delete(
         hooks.push(Hook::Removed {
             res,
             ns: ns.to_string(),
+            name: name.to_string(),
             uid,
             orphan,
         });

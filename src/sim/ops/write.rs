@@ -137,6 +137,7 @@ pub(crate) fn finish_write(
             hooks.push(Hook::Removed {
                 res,
                 ns: ns.to_string(),
+                name: name.to_string(),
                 uid: uid_of(&last),
                 orphan: false,
             });
@@ -442,6 +443,7 @@ pub(crate) fn controller_write(
         hooks.push(Hook::Removed {
             res,
             ns: ns.to_string(),
+            name: name.to_string(),
             uid: uid.to_string(),
             orphan: false,
         });
@@ -484,6 +486,7 @@ pub(crate) fn remove_now(
         vec![Hook::Removed {
             res,
             ns: ns.to_string(),
+            name: name.to_string(),
             uid: uid.to_string(),
             orphan,
         }],
