@@ -1863,8 +1863,9 @@ async fn reapplying_everything_is_a_no_op() {
         json!([{"name": "workspace", "persistentVolumeClaim": {"claimName": "workspace-gus"}}]);
     pod["spec"]["containers"][0]["volumeMounts"] =
         json!([{"name": "workspace", "mountPath": "/home/coder"}]);
+    // Quantities as a template might render them: stored canonical, re-applied without change.
     pod["spec"]["containers"][0]["resources"] =
-        json!({"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}});
+        json!({"requests": {"cpu": 0.25, "memory": "512Mi"}, "limits": {"memory": "2048Mi"}});
     pod["spec"]["securityContext"] =
         json!({"runAsNonRoot": true, "runAsUser": 1000, "fsGroup": 1000});
     let objects = vec![
@@ -1906,6 +1907,11 @@ async fn reapplying_everything_is_a_no_op() {
     }
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
     wait_ready(&pods, "code-server-gus").await;
+    let live = sim.object("pods", NS, "code-server-gus").unwrap();
+    assert_eq!(
+        live["spec"]["containers"][0]["resources"],
+        json!({"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}})
+    );
     // Let the lifecycle settle (PVC bound, pod ready), then re-apply everything.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let rv_before = sim.resource_version();

@@ -10,6 +10,7 @@ fn set_default(m: &mut Map<String, Value>, key: &str, v: Value) {
 
 /// Apply the defaults of a resource (by plural) to an object.
 pub fn apply(plural: &str, obj: &mut Value) {
+    super::quantity::canonicalise(plural, obj);
     match plural {
         "pods" => {
             if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {

@@ -40,6 +40,7 @@ mod http;
 mod lifecycle;
 mod ops;
 mod prune;
+mod quantity;
 mod resources;
 mod selector;
 mod status;
