@@ -1849,6 +1849,23 @@ async fn discovery_legacy_and_aggregated() {
     assert_eq!(ar.plural, "persistentvolumeclaims");
     let v = sim.client().apiserver_version().await.unwrap();
     assert_eq!(v.major, "1");
+    // The kubeconfig the handle gives is usable as is.
+    let cfg = kube::Config::from_custom_kubeconfig(
+        sim.kubeconfig(),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(cfg.default_namespace, "default");
+    let from_kc = kube::Client::try_from(cfg).unwrap();
+    let cms: Api<ConfigMap> = Api::default_namespaced(from_kc);
+    assert!(
+        cms.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
 }
 
 #[tokio::test]

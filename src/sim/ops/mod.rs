@@ -91,7 +91,7 @@ fn check_namespace(
     store: &Store,
     d: &ResourceDef,
     ns: &str,
-    creating: bool,
+    creating: Option<&str>,
 ) -> Result<(), ApiError> {
     if !d.namespaced {
         return Ok(());
@@ -99,11 +99,13 @@ fn check_namespace(
     let Some(n) = store.get(ids::NAMESPACES, "", ns) else {
         return Err(ApiError::namespace_not_found(ns));
     };
-    if creating && n.value().pointer("/metadata/deletionTimestamp").is_some() {
+    if let Some(name) = creating
+        && n.value().pointer("/metadata/deletionTimestamp").is_some()
+    {
         let mut e = ApiError::bad_request(format!(
             "{} \"{}\" is forbidden: unable to create new content in namespace {} because it is being terminated",
             d.qualified_plural(),
-            "",
+            name,
             ns
         ));
         e.code = 403;
@@ -119,10 +121,7 @@ pub fn get(sh: &Shared, res: ResId, ns: &str, name: &str) -> Result<Value, ApiEr
     let d = def(res);
     match store.get(res, ns, name) {
         Some(s) => Ok(s.value()),
-        None => {
-            check_namespace(&store, d, ns, false).ok();
-            Err(ApiError::not_found(d, name))
-        }
+        None => Err(ApiError::not_found(d, name)),
     }
 }
 
@@ -238,7 +237,7 @@ pub fn create(
     }
     let name = name_of(&obj).to_string();
     let mut store = lock(&sh.store);
-    check_namespace(&store, d, ns, true)?;
+    check_namespace(&store, d, ns, Some(&name))?;
     if !name.is_empty() && store.get(res, ns, &name).is_some() {
         return Err(ApiError::already_exists(d, &name));
     }
@@ -291,7 +290,7 @@ pub fn update(
         )));
     }
     let mut store = lock(&sh.store);
-    check_namespace(&store, d, ns, false)?;
+    check_namespace(&store, d, ns, None)?;
     let Some(old) = store.get(res, ns, name).map(|s| s.value()) else {
         return Err(ApiError::not_found(d, name));
     };
@@ -365,7 +364,7 @@ pub fn delete(
     let d = def(res);
     let mut store = lock(&sh.store);
     let Some(mut obj) = store.get(res, ns, name).map(|s| s.value()) else {
-        check_namespace(&store, d, ns, false)?;
+        check_namespace(&store, d, ns, None)?;
         return Err(ApiError::not_found(d, name));
     };
     let uid = uid_of(&obj);

@@ -15,7 +15,7 @@ pub fn patch(
     let d = def(res);
     let schema = Schema::new(d.plural);
     let mut store = lock(&sh.store);
-    check_namespace(&store, d, ns, kind == PatchKind::Apply)?;
+    check_namespace(&store, d, ns, (kind == PatchKind::Apply).then_some(name))?;
     let old = store.get(res, ns, name).map(|s| s.value());
     let (new, managed_done) = match kind {
         PatchKind::Apply => {
