@@ -18,6 +18,8 @@ pub type Labels = Arc<[(Box<str>, Box<str>)]>;
 pub struct Stored {
     /// metadata.labels.
     pub labels: Labels,
+    /// uids in metadata.ownerReferences (for garbage collection without parsing).
+    pub owners: Box<[Box<str>]>,
     /// The object as JSON.
     pub bytes: Bytes,
 }
@@ -167,11 +169,22 @@ impl Store {
         }
         let bytes = Bytes::from(serde_json::to_vec(&obj).unwrap_or_default());
         let labels = labels_from(&obj);
+        let owners: Box<[Box<str>]> = obj
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .map(|refs| {
+                refs.iter()
+                    .filter_map(|r| r.get("uid").and_then(Value::as_str))
+                    .map(Box::from)
+                    .collect()
+            })
+            .unwrap_or_default();
         let key = (res, ns.to_string(), name.to_string());
         let prev = self.objects.insert(
             key,
             Stored {
                 labels: labels.clone(),
+                owners,
                 bytes: bytes.clone(),
             },
         );

@@ -51,6 +51,13 @@ pub(crate) fn pvc_sweep(sh: &Arc<Shared>, ns: &str) {
         let store = lock(&sh.store);
         let deleting: Vec<(String, String)> = store
             .iter(ids::PVCS, Some(ns))
+            // NB: a byte check first; parsing every claim on every pod removal is too slow
+            // with thousands of claims.
+            .filter(|(_, s)| {
+                s.bytes
+                    .windows(b"deletionTimestamp".len())
+                    .any(|w| w == b"deletionTimestamp")
+            })
             .map(|(k, s)| (k.2.clone(), s.value()))
             .filter(|(_, v)| v.pointer("/metadata/deletionTimestamp").is_some())
             .map(|(n, v)| (n, uid_of(&v)))

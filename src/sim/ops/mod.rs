@@ -544,19 +544,7 @@ pub(crate) fn dependents(store: &Store, ns: &str, uid: &str) -> Vec<(ResId, Stri
             continue;
         }
         for (k, s) in store.iter(res, Some(ns)) {
-            // NB: cheap byte check first: most objects have no owners.
-            if !s.bytes.windows(uid.len()).any(|w| w == uid.as_bytes()) {
-                continue;
-            }
-            let v = s.value();
-            let owned = v
-                .pointer("/metadata/ownerReferences")
-                .and_then(Value::as_array)
-                .is_some_and(|refs| {
-                    refs.iter()
-                        .any(|r| r.get("uid").and_then(Value::as_str) == Some(uid))
-                });
-            if owned {
+            if s.owners.iter().any(|o| &**o == uid) {
                 out.push((res, k.1.clone(), k.2.clone()));
             }
         }
