@@ -1546,6 +1546,26 @@ spec:
     assert!(!ok);
     assert!(err.contains("the object has been modified"), "{err}");
 
+    // Unknown fields: refused under kubectl's default strict validation, dropped with a
+    // warning otherwise.
+    let odd = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: odd, namespace: codeserver-instances}\ndata: {a: b}\nfoo: bar\n";
+    let (ok, _, err) = run(vec!["apply", "--server-side", "-f", "-"], Some(odd.into()))
+        .await
+        .unwrap();
+    assert!(!ok);
+    assert!(
+        err.contains("strict decoding error: unknown field \"foo\""),
+        "{err}"
+    );
+    let (ok, _, err) = run(
+        vec!["apply", "--server-side", "--validate=warn", "-f", "-"],
+        Some(odd.into()),
+    )
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    assert!(err.contains("Warning: unknown field \"foo\""), "{err}");
+
     // Server-side apply conflicts surface through kubectl too.
     let steal = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: other, namespace: codeserver-instances}\ndata: {a: \"9\"}\n";
     let (ok, _, err) = run(

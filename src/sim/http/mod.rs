@@ -304,6 +304,7 @@ async fn handle(
         )));
     }
     let ns = r.ns.clone().unwrap_or_default();
+    let warnings: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
     let result = match verb {
         "get" if r.sub.as_deref() == Some("log") => return logs(&sh, &r, &query),
         "get" => {
@@ -317,7 +318,7 @@ async fn handle(
         "list" => return list(&sh, &r, &query, &h),
         "watch" => return watch(&sh, &r, &query),
         "create" => parse_json(&body).and_then(|v| {
-            let p = write_params(&r, &query, &h, dry_run);
+            let p = write_params(&r, &query, &h, dry_run, &warnings);
             if r.name.is_some() {
                 return Err(ApiError::method_not_allowed(
                     "POST is not allowed on a named resource",
@@ -326,7 +327,7 @@ async fn handle(
             ops::create(&sh, r.res, &ns, v, &p).map(|o| (201, o))
         }),
         "update" => parse_json(&body).and_then(|v| {
-            let p = write_params(&r, &query, &h, dry_run);
+            let p = write_params(&r, &query, &h, dry_run, &warnings);
             ops::update(
                 &sh,
                 r.res,
@@ -362,7 +363,7 @@ async fn handle(
                     Err(ApiError::unsupported_media_type(&ct))
                 }
                 Some(kind) => {
-                    let mut p = write_params(&r, &query, &h, dry_run);
+                    let mut p = write_params(&r, &query, &h, dry_run, &warnings);
                     if kind == PatchKind::Apply {
                         p.field_manager = query.get("fieldManager").cloned();
                     }
@@ -404,10 +405,17 @@ async fn handle(
         "deletecollection" => return delete_collection(&sh, &r, &query, &body, dry_run),
         _ => Err(ApiError::method_not_allowed("unsupported")),
     };
-    match result {
+    let mut resp = match result {
         Ok((code, v)) => json_response(code, &served_version(d, &r.version, v)),
         Err(e) => error_response(&e),
+    };
+    for w in lock(&warnings).iter() {
+        let text = format!("299 - {w:?}");
+        if let Ok(v) = text.parse() {
+            resp.headers_mut().append("warning", v);
+        }
     }
+    resp
 }
 
 fn body_dry_run(body: &Bytes) -> bool {
@@ -434,8 +442,10 @@ fn write_params(
     q: &HashMap<String, String>,
     h: &HeaderMap,
     dry_run: bool,
+    warnings: &Arc<std::sync::Mutex<Vec<String>>>,
 ) -> WriteParams {
     WriteParams {
+        warnings: warnings.clone(),
         dry_run,
         field_manager: Some(
             q.get("fieldManager")

@@ -36,6 +36,8 @@ pub struct WriteParams {
     pub version: String,
     /// fieldValidation=Strict: unknown fields are refused instead of dropped.
     pub strict: bool,
+    /// Warnings for the response (`Warning: 299 - "..."` headers), e.g. dropped fields.
+    pub warnings: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// Patch content types.

@@ -66,6 +66,7 @@ pub(crate) fn finish_write(
         return Err(ApiError::invalid(d, name, errors));
     }
     let dropped = decoded?;
+    lock(&p.warnings).extend(dropped.iter().map(|f| format!("unknown field \"{f}\"")));
     if !dropped.is_empty() && !record_update {
         // An apply claimed fields the schema does not have: they go, and so does their
         // ownership.
