@@ -312,6 +312,9 @@ pub struct SimArgs {
     /// Where to write a kubeconfig for the simulated cluster.
     #[arg(long = "kubeconfig-out")]
     pub kubeconfig_out: Option<PathBuf>,
+    /// Pods and jobs move at test speed (milliseconds) instead of realistic seconds.
+    #[arg(long = "fast")]
+    pub fast: bool,
 }
 
 /// Arguments of `demo`.
