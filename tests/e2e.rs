@@ -33,22 +33,6 @@ struct World {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-fn instance_settings() -> InstanceSettings {
-    InstanceSettings {
-        namespace: NS.into(),
-        pvc_storage_class: "standard".into(),
-        pvc_size: "10Gi".into(),
-        image: "codercom/code-server:latest".into(),
-        cpu: "500m".into(),
-        memory: "1Gi".into(),
-        cpu_limit: "2".into(),
-        memory_limit: "4Gi".into(),
-        base_domain: "devplatform.local".into(),
-        templates_dir: None,
-        values_files: vec![],
-    }
-}
-
 async fn world() -> World {
     codeserver_service::install_crypto();
     let sim = Sim::start().await.unwrap();
@@ -60,7 +44,7 @@ async fn world() -> World {
         sim.client(),
         kinds,
         Arc::new(ActiveTemplates::new(Templates::builtin().unwrap())),
-        instance_settings(),
+        InstanceSettings::default(),
         Timeouts {
             ready: Duration::from_secs(10),
             sync: Duration::from_secs(10),
