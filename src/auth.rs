@@ -377,10 +377,10 @@ impl Authenticator {
     async fn decode_verified(&self, token: &str) -> Result<Claims, AuthError> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| AuthError::MalformedToken(Some(e)))?;
-        let (key, alg) = match header.alg {
+        match header.alg {
             Algorithm::HS256 => match &self.inner.hmac {
-                Some(key) => (key.clone(), Algorithm::HS256),
-                None => return Err(disallowed(header.alg)),
+                Some(key) => self.decode_with(token, key, Algorithm::HS256),
+                None => Err(disallowed(header.alg)),
             },
             alg if is_asymmetric(alg) => {
                 let kid = header.kid.as_deref().ok_or(AuthError::MissingKeyId)?;
@@ -388,12 +388,19 @@ impl Authenticator {
                 if key.alg != alg {
                     return Err(disallowed(alg));
                 }
-                (key.key.clone(), key.alg)
+                self.decode_with(token, &key.key, key.alg)
             }
-            alg => return Err(disallowed(alg)),
-        };
-        let validation = self.validation(alg);
-        jsonwebtoken::decode::<Claims>(token, &key, &validation)
+            alg => Err(disallowed(alg)),
+        }
+    }
+
+    fn decode_with(
+        &self,
+        token: &str,
+        key: &DecodingKey,
+        alg: Algorithm,
+    ) -> Result<Claims, AuthError> {
+        jsonwebtoken::decode::<Claims>(token, key, &self.validation(alg))
             .map(|data| data.claims)
             .map_err(map_jwt_error)
     }
