@@ -1,6 +1,8 @@
 # codeserver-service. `make help` lists the targets.
 CARGO ?= cargo
-IMAGE ?= codeserver-service:latest
+# NB: k8s/04-deployment.yaml runs this tag; tests/k8s_consistency.rs keeps them in step.
+PKG_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+IMAGE ?= codeserver-service:$(PKG_VERSION)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BUILD_TIME ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 RENDER_ARGS ?= --user john.doe --email john.doe@devplatform.local --repo-owner devteam --repo-name backend-api
@@ -48,7 +50,7 @@ docker-build: ## Build the container image (needs a Docker engine)
 	docker build --build-arg BUILD_VERSION=$(VERSION) --build-arg BUILD_TIME=$(BUILD_TIME) -t $(IMAGE) .
 
 k8s-templates: ## Regenerate k8s/09-templates-configmap.yaml from templates/
-	$(CARGO) run --release --locked -- templates-configmap --templates templates > k8s/09-templates-configmap.yaml
+	UPDATE_TEMPLATES_CONFIGMAP=1 $(CARGO) test --locked --test k8s_templates
 
 k8s-deploy: ## Apply k8s/ to the cluster of the current kubectl context
 	kubectl apply -f k8s/

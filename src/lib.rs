@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod naming;
 pub mod quantity;
 pub mod reconcile;
+pub mod reload;
 pub mod render;
 pub mod serve;
 pub mod sim;
@@ -41,3 +42,6 @@ pub fn install_crypto() {
         let _already_installed = rustls::crypto::ring::default_provider().install_default();
     });
 }
+
+/// When the binary was built (BUILD_TIME at build time, RFC 3339), if it was stamped.
+pub const BUILD_TIME: Option<&str> = option_env!("BUILD_TIME");

@@ -1,0 +1,126 @@
+//! RBAC is checked, not guessed: the reconciler runs every lifecycle operation against
+//! the simulated cluster, which records each request in authorisation terms; every
+//! request must be allowed by the Role in `k8s/03-rbac.yaml`, and every grant of the
+//! Role must have been used.
+
+mod support;
+
+use std::{sync::Arc, time::Duration};
+
+use clap::Parser;
+use codeserver_service::{
+    config::{Cli, Command, InstanceSettings},
+    reconcile::{Kinds, Reconciler, Timeouts},
+    render::{ActiveTemplates, Templates},
+    sim::{Sim, SimOptions},
+    values::{Owner, Repo},
+};
+use support::rbac::{self, Comparison, Request};
+
+fn settings() -> InstanceSettings {
+    let Ok(Cli {
+        command: Some(Command::ValidateTemplates(args)),
+        ..
+    }) = Cli::try_parse_from(["codeserver-service", "validate-templates"])
+    else {
+        panic!("validate-templates parses with its defaults");
+    };
+    args.instance
+}
+
+fn quick() -> SimOptions {
+    let step = Duration::from_millis(20);
+    SimOptions {
+        schedule_delay: step,
+        init_delay: step,
+        start_delay: step,
+        ready_delay: step,
+        backoff_delay: step,
+        job_duration: step,
+        pvc_bind_delay: step,
+        ..SimOptions::default()
+    }
+}
+
+fn repo(name: &str) -> Repo {
+    let url = format!("http://gitea:3000/devteam/{name}.git");
+    Repo::new("devteam", name, &url).expect("a valid repository")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_role_grants_exactly_what_the_service_uses() {
+    let sim = Sim::start_with(quick())
+        .await
+        .expect("the simulated cluster starts");
+    let client = sim.client();
+    let kinds = Kinds::discover(&client).await.expect("discovery works");
+    let templates = Templates::builtin().expect("the built-in templates load");
+    let reconciler = Reconciler::new(
+        client,
+        kinds,
+        Arc::new(ActiveTemplates::new(templates)),
+        settings(),
+        Timeouts {
+            ready: Duration::from_secs(20),
+            unschedulable: Duration::from_secs(20),
+            sync: Duration::from_secs(20),
+        },
+    );
+    let owner = Owner {
+        email: Some("john.doe@corp.example".to_owned()),
+        sub: Some("8d2f0c3e-5b7a-4f57-9d2a-3c1e0b9f6a41".to_owned()),
+        ..Owner::new("John.Doe@corp.example")
+    };
+
+    // Every operation the API offers, in the order a user meets them.
+    let provisioned = reconciler
+        .provision(&owner, repo("backend-api"))
+        .await
+        .expect("provision");
+    let id = provisioned.instance.id.clone();
+    reconciler.get(&owner, &id).await.expect("get");
+    reconciler.list(&owner).await.expect("list");
+    reconciler.status(&owner, &id).await.expect("status");
+    reconciler.logs(&owner, &id, 10).await.expect("logs");
+    reconciler.stats().await.expect("stats");
+    reconciler
+        .render_for(&owner, repo("backend-api"))
+        .await
+        .expect("render");
+    reconciler
+        .plan_for(&owner, repo("backend-api"))
+        .await
+        .expect("plan");
+    reconciler.sync(&owner, &id).await.expect("sync");
+    reconciler
+        .provision(&owner, repo("frontend"))
+        .await
+        .expect("a second repository");
+    reconciler.stop(&owner, &id).await.expect("stop");
+    reconciler.start(&owner, &id).await.expect("start");
+    reconciler.delete(&owner, &id).await.expect("delete");
+
+    let requests: Vec<Request> = sim
+        .requests()
+        .into_iter()
+        .map(|r| Request {
+            apply: r.verb == "patch" && r.field_manager.is_some(),
+            verb: r.verb,
+            group: r.api_group,
+            resource: r.resource,
+            subresource: r.subresource,
+            namespace: r.namespace,
+        })
+        .collect();
+    assert!(
+        !requests.is_empty(),
+        "the simulated cluster recorded nothing"
+    );
+    let comparison = rbac::compare(&rbac::role(), &requests);
+    assert_eq!(
+        comparison,
+        Comparison::default(),
+        "k8s/03-rbac.yaml and the service disagree: `denied` would fail in a real cluster, \
+         `unused` is wider than needed"
+    );
+}

@@ -1,0 +1,769 @@
+//! The reconciler against the simulated cluster, through the real kube client: every
+//! lifecycle path, the status table, pruning, recreate, template changes, concurrency,
+//! retries under injected faults and permanent errors.
+
+use std::{sync::Arc, time::Duration};
+
+use codeserver_service::{
+    config::InstanceSettings,
+    instance::InstanceStatus,
+    reconcile::{Error, Kinds, Reconciler, Timeouts},
+    render::{ActiveTemplates, Source, Templates},
+    sim::{Fault, PodBehaviour, Sim},
+    values::{Owner, Repo},
+};
+use serde_json::Value;
+
+const NS: &str = "codeserver-instances";
+
+struct Env {
+    sim: Sim,
+    rec: Arc<Reconciler>,
+    templates: Arc<ActiveTemplates>,
+}
+
+async fn env() -> Env {
+    env_with(Templates::builtin().unwrap(), Some("v1")).await
+}
+
+async fn env_with(templates: Templates, istio: Option<&str>) -> Env {
+    let sim = Sim::start().await.unwrap();
+    let mut config = sim.config();
+    config.default_retry = false;
+    let client = kube::Client::try_from(config).unwrap();
+    let templates = Arc::new(ActiveTemplates::new(templates));
+    let timeouts = Timeouts {
+        ready: Duration::from_secs(10),
+        unschedulable: Duration::from_secs(0),
+        sync: Duration::from_secs(10),
+    };
+    let rec = Reconciler::new(
+        client,
+        Kinds::new(istio.map(str::to_owned)),
+        templates.clone(),
+        InstanceSettings::default(),
+        timeouts,
+    );
+    Env {
+        sim,
+        rec: Arc::new(rec),
+        templates,
+    }
+}
+
+fn john() -> Owner {
+    Owner {
+        user_id: "John.Doe".into(),
+        email: Some("john@corp.example".into()),
+        sub: Some("3f1c2a9e-8a7b-4c1d-9e2f-0a1b2c3d4e5f".into()),
+        known_name: None,
+    }
+}
+
+fn jane() -> Owner {
+    Owner {
+        user_id: "jane".into(),
+        email: None,
+        sub: Some("0b7e4f3a-1111-4222-8333-444455556666".into()),
+        known_name: None,
+    }
+}
+
+fn repo(name: &str) -> Repo {
+    Repo::new(
+        "devteam",
+        name,
+        &format!("http://gitea:3000/devteam/{name}.git"),
+    )
+    .unwrap()
+}
+
+/// The built-in templates with `edit` applied to (file, text) pairs.
+fn templates_with(edit: impl FnOnce(&mut Vec<(String, String)>)) -> Templates {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read_to_string(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    edit(&mut files);
+    Templates::from_files(files, Source::Builtin).unwrap()
+}
+
+fn set_value(files: &mut [(String, String)], from: &str, to: &str) {
+    let values = files.iter_mut().find(|(n, _)| n == "values.yaml").unwrap();
+    assert!(values.1.contains(from));
+    values.1 = values.1.replacen(from, to, 1);
+}
+
+fn kinds_of(sim: &Sim, plural: &str) -> Vec<Value> {
+    sim.list_objects(plural)
+}
+
+fn pod(sim: &Sim, name: &str) -> Option<Value> {
+    sim.object("pods", NS, name)
+}
+
+#[tokio::test]
+async fn a_fresh_provision_writes_each_object_once_and_becomes_ready() {
+    let e = env().await;
+    e.sim.reset_requests();
+    let p = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    assert!(p.is_new);
+    assert_eq!(p.message, "Instance created successfully");
+    assert_eq!(
+        p.instance.status.status,
+        InstanceStatus::Running,
+        "{:?}",
+        p.instance.status
+    );
+    assert!(p.instance.id.starts_with("code-server-john-doe-"));
+    assert_eq!(
+        p.instance.url,
+        format!(
+            "https://code-{}.devplatform.local",
+            &p.instance.id["code-server-".len()..]
+        )
+    );
+    let writes = e.sim.writes();
+    let mut written: Vec<String> = writes
+        .iter()
+        .map(|w| format!("{} {}", w.verb, w.resource))
+        .collect();
+    written.sort();
+    assert_eq!(
+        written,
+        [
+            "patch networkpolicies",
+            "patch persistentvolumeclaims",
+            "patch pods",
+            "patch services",
+            "patch virtualservices"
+        ]
+    );
+    assert!(
+        writes
+            .iter()
+            .all(|w| w.field_manager.as_deref() == Some("codeserver-service"))
+    );
+    let pvc = e
+        .sim
+        .object("persistentvolumeclaims", NS, &p.instance.pvc_name)
+        .unwrap();
+    assert_eq!(
+        pvc["metadata"]["annotations"]["devplatform.io/user-id"],
+        "John.Doe"
+    );
+    assert!(
+        pvc["metadata"]["annotations"]["devplatform.io/repos"]
+            .as_str()
+            .unwrap()
+            .contains("backend-api")
+    );
+}
+
+#[tokio::test]
+async fn provisioning_an_unchanged_instance_makes_no_writes() {
+    let e = env().await;
+    e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    e.sim.reset_requests();
+    let again = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    assert!(!again.is_new);
+    assert_eq!(again.message, "Using existing instance");
+    assert_eq!(e.sim.writes().len(), 0, "writes: {:?}", e.sim.writes());
+    let plan = e.rec.plan_for(&john(), repo("backend-api")).await.unwrap();
+    assert!(plan.is_unchanged(), "{plan}");
+    assert_eq!(plan.steps.len(), 5);
+}
+
+#[tokio::test]
+async fn a_second_repository_is_cloned_into_the_running_pod_without_a_restart() {
+    let e = env().await;
+    let first = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    let uid = pod(&e.sim, &first.instance.id).unwrap()["metadata"]["uid"].clone();
+    let second = e.rec.provision(&john(), repo("frontend")).await.unwrap();
+    assert_eq!(second.message, "Repository added to the running instance");
+    assert_eq!(
+        second
+            .instance
+            .repos
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>(),
+        ["backend-api", "frontend"]
+    );
+    assert_eq!(
+        pod(&e.sim, &first.instance.id).unwrap()["metadata"]["uid"],
+        uid,
+        "the pod was not restarted"
+    );
+    assert!(
+        second.instance.restart_pending,
+        "the pod's spec lists one repository; the next start applies both"
+    );
+    let jobs = kinds_of(&e.sim, "jobs");
+    assert_eq!(jobs.len(), 1);
+    let env = &jobs[0]["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(
+        env.to_string()
+            .contains("frontend http://gitea:3000/devteam/frontend.git"),
+        "{env}"
+    );
+    assert_eq!(
+        jobs[0]["spec"]["template"]["spec"]["nodeName"],
+        pod(&e.sim, &first.instance.id).unwrap()["spec"]["nodeName"]
+    );
+}
+
+#[tokio::test]
+async fn stop_keeps_the_volume_and_start_brings_the_pod_back() {
+    let e = env().await;
+    let p = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    let id = p.instance.id.clone();
+    e.rec.stop(&john(), &id).await.unwrap();
+    assert!(
+        e.sim
+            .wait_for("pods", NS, &id, Duration::from_secs(5), |o| o.is_none())
+            .await
+    );
+    let stopped = e.rec.get(&john(), &id).await.unwrap();
+    assert_eq!(stopped.status.status, InstanceStatus::Stopped);
+    assert!(
+        e.sim
+            .object("persistentvolumeclaims", NS, &p.instance.pvc_name)
+            .is_some()
+    );
+    let started = e.rec.start(&john(), &id).await.unwrap();
+    assert_eq!(started.status.status, InstanceStatus::Running);
+    assert_eq!(started.repos, p.instance.repos);
+    let again = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    assert!(!again.is_new);
+}
+
+#[tokio::test]
+async fn provision_starts_a_stopped_instance() {
+    let e = env().await;
+    let p = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    e.rec.stop(&john(), &p.instance.id).await.unwrap();
+    let again = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    assert_eq!(again.message, "Instance started");
+    assert_eq!(again.instance.status.status, InstanceStatus::Running);
+}
+
+#[tokio::test]
+async fn delete_removes_every_object_of_that_instance_only() {
+    let e = env().await;
+    let j = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    let other = e.rec.provision(&jane(), repo("backend-api")).await.unwrap();
+    e.rec.provision(&john(), repo("frontend")).await.unwrap(); // leaves a sync Job behind
+    e.rec.delete(&john(), &j.instance.id).await.unwrap();
+    // NB: the PVC goes only once its pod has (the pvc-protection finalizer).
+    assert!(
+        e.sim
+            .wait_for(
+                "persistentvolumeclaims",
+                NS,
+                &j.instance.pvc_name,
+                Duration::from_secs(5),
+                |o| o.is_none()
+            )
+            .await
+    );
+    for plural in [
+        "persistentvolumeclaims",
+        "services",
+        "networkpolicies",
+        "virtualservices",
+        "jobs",
+    ] {
+        let left: Vec<String> = kinds_of(&e.sim, plural)
+            .iter()
+            .filter(|o| {
+                o["metadata"]["labels"]["app.kubernetes.io/instance"] == j.instance.id.as_str()
+            })
+            .map(|o| o["metadata"]["name"].to_string())
+            .collect();
+        assert!(left.is_empty(), "{plural} left: {left:?}");
+    }
+    assert!(
+        e.sim
+            .wait_for("pods", NS, &j.instance.id, Duration::from_secs(5), |o| o
+                .is_none())
+            .await
+    );
+    assert!(
+        e.sim
+            .object("persistentvolumeclaims", NS, &other.instance.pvc_name)
+            .is_some()
+    );
+    assert_eq!(
+        e.rec
+            .get(&jane(), &other.instance.id)
+            .await
+            .unwrap()
+            .status
+            .status,
+        InstanceStatus::Running
+    );
+    assert!(matches!(
+        e.rec.get(&john(), &j.instance.id).await,
+        Err(Error::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn another_users_instance_is_not_found_for_every_operation() {
+    let e = env().await;
+    let j = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    let id = j.instance.id.as_str();
+    e.sim.reset_requests();
+    assert!(matches!(e.rec.get(&jane(), id).await, Err(Error::NotFound)));
+    assert!(matches!(
+        e.rec.status(&jane(), id).await,
+        Err(Error::NotFound)
+    ));
+    assert!(matches!(
+        e.rec.stop(&jane(), id).await,
+        Err(Error::NotFound)
+    ));
+    assert!(matches!(
+        e.rec.start(&jane(), id).await,
+        Err(Error::NotFound)
+    ));
+    assert!(matches!(
+        e.rec.sync(&jane(), id).await,
+        Err(Error::NotFound)
+    ));
+    assert!(matches!(
+        e.rec.delete(&jane(), id).await,
+        Err(Error::NotFound)
+    ));
+    assert!(matches!(
+        e.rec.logs(&jane(), id, 10).await,
+        Err(Error::NotFound)
+    ));
+    assert!(matches!(
+        e.rec.get(&jane(), "code-server-nobody").await,
+        Err(Error::NotFound)
+    ));
+    assert!(matches!(
+        e.rec.get(&jane(), "../../etc").await,
+        Err(Error::NotFound)
+    ));
+    assert!(e.sim.writes().is_empty());
+    assert!(e.rec.list(&jane()).await.unwrap().is_empty());
+    assert_eq!(e.rec.list(&john()).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_instance_survives_a_username_change() {
+    let e = env().await;
+    let j = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    let renamed = Owner {
+        user_id: "jdoe".into(),
+        ..john()
+    };
+    let again = e
+        .rec
+        .provision(&renamed, repo("backend-api"))
+        .await
+        .unwrap();
+    assert!(!again.is_new);
+    assert_eq!(again.instance.id, j.instance.id);
+    assert_eq!(e.rec.list(&renamed).await.unwrap().len(), 1);
+    // a new user who takes the old name does not get the instance
+    let impostor = Owner {
+        user_id: "John.Doe".into(),
+        email: None,
+        sub: Some("99999999-0000-4000-8000-000000000000".into()),
+        known_name: None,
+    };
+    assert!(matches!(
+        e.rec.get(&impostor, &j.instance.id).await,
+        Err(Error::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn a_template_change_leaves_running_pods_alone_until_they_restart() {
+    let e = env().await;
+    let p = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    let id = p.instance.id.clone();
+    let uid = pod(&e.sim, &id).unwrap()["metadata"]["uid"].clone();
+    e.templates.swap(templates_with(|f| {
+        set_value(f, "  port: 80\n", "  port: 8000\n")
+    }));
+    let plan = e.rec.plan_for(&john(), repo("backend-api")).await.unwrap();
+    let text = plan.to_string();
+    assert!(text.contains("update Service/"), "{text}");
+    e.sim.reset_requests();
+    let again = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    assert_eq!(pod(&e.sim, &id).unwrap()["metadata"]["uid"], uid);
+    let svc = e.sim.object("services", NS, &id).unwrap();
+    assert_eq!(
+        svc["spec"]["ports"][0]["port"], 80,
+        "running instance untouched"
+    );
+    assert!(
+        e.sim
+            .writes()
+            .iter()
+            .all(|w| w.resource == "persistentvolumeclaims"),
+        "{:?}",
+        e.sim.writes()
+    );
+    assert_eq!(again.instance.status.status, InstanceStatus::Running);
+
+    e.templates.swap(templates_with(|f| {
+        set_value(f, "  port: 80\n", "  port: 8000\n");
+        set_value(
+            f,
+            "  imagePullPolicy: IfNotPresent",
+            "  imagePullPolicy: Always",
+        );
+    }));
+    let plan = e.rec.plan_for(&john(), repo("backend-api")).await.unwrap();
+    assert_eq!(plan.count("recreate"), 1, "{plan}");
+    assert!(e.rec.get(&john(), &id).await.unwrap().restart_pending);
+    let started = e.rec.start(&john(), &id).await.unwrap();
+    assert_eq!(started.status.status, InstanceStatus::Running);
+    let new_pod = pod(&e.sim, &id).unwrap();
+    assert_ne!(new_pod["metadata"]["uid"], uid, "start recreated the pod");
+    assert_eq!(
+        new_pod["spec"]["containers"][0]["imagePullPolicy"],
+        "Always"
+    );
+    assert_eq!(
+        e.sim.object("services", NS, &id).unwrap()["spec"]["ports"][0]["port"],
+        8000
+    );
+    assert!(!started.restart_pending);
+    assert!(
+        e.rec
+            .plan_for(&john(), repo("backend-api"))
+            .await
+            .unwrap()
+            .is_unchanged()
+    );
+}
+
+const CONFIGMAP: &str = "{%- import \"_helpers.j2\" as h -%}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  {{ h.metadata(\"settings-\" ~ user.name) | indent(2) }}\ndata:\n  owner: {{ user.id }}\n";
+
+#[tokio::test]
+async fn a_kind_added_to_the_templates_is_created_and_pruned_when_removed() {
+    let e = env_with(
+        templates_with(|f| f.push(("configmap.yaml.j2".into(), CONFIGMAP.into()))),
+        Some("v1"),
+    )
+    .await;
+    let p = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    let cm_name = format!("settings-{}", &p.instance.id["code-server-".len()..]);
+    let cm = e.sim.object("configmaps", NS, &cm_name).unwrap();
+    assert_eq!(cm["data"]["owner"], "John.Doe");
+
+    e.templates.swap(Templates::builtin().unwrap());
+    let plan = e.rec.plan_for(&john(), repo("backend-api")).await.unwrap();
+    assert!(
+        plan.to_string()
+            .contains(&format!("prune ConfigMap/{cm_name}")),
+        "{plan}"
+    );
+    e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    assert!(
+        e.sim.object("configmaps", NS, &cm_name).is_some(),
+        "a running instance is not pruned"
+    );
+    e.rec.stop(&john(), &p.instance.id).await.unwrap();
+    e.rec.start(&john(), &p.instance.id).await.unwrap();
+    assert!(
+        e.sim.object("configmaps", NS, &cm_name).is_none(),
+        "pruned on start"
+    );
+    assert!(
+        e.sim
+            .object("persistentvolumeclaims", NS, &p.instance.pvc_name)
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn failures_report_error_with_a_reason() {
+    let cases = [
+        (PodBehaviour::ErrImagePull, "ImagePullBackOff"),
+        (PodBehaviour::CrashLoop, "CrashLoopBackOff"),
+        (
+            PodBehaviour::CreateContainerConfigError,
+            "CreateContainerConfigError",
+        ),
+        (PodBehaviour::InitFail, "init container git-clone failed"),
+        (PodBehaviour::Unschedulable, "cannot be scheduled"),
+    ];
+    for (behaviour, needle) in cases {
+        let e = env().await;
+        let id = format!(
+            "code-server-{}",
+            codeserver_service::naming::safe_name("John.Doe").unwrap()
+        );
+        e.sim.set_pod_behaviour(&id, behaviour);
+        let p = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+        let mut status = p.instance.status.clone();
+        for _ in 0..50 {
+            if status.status == InstanceStatus::Error
+                && status
+                    .reason
+                    .as_deref()
+                    .unwrap_or_default()
+                    .contains(needle)
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            status = e.rec.status(&john(), &id).await.unwrap();
+        }
+        assert_eq!(
+            status.status,
+            InstanceStatus::Error,
+            "{behaviour:?}: {status:?}"
+        );
+        assert!(
+            status
+                .reason
+                .as_deref()
+                .unwrap_or_default()
+                .contains(needle),
+            "{behaviour:?}: {status:?}"
+        );
+        if behaviour == PodBehaviour::InitFail {
+            let logs = e.rec.logs(&john(), &id, 20).await.unwrap();
+            assert!(logs.contains("fatal"), "the clone container's log: {logs}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn logs_return_the_last_lines_of_code_server() {
+    let e = env().await;
+    let p = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    e.sim
+        .set_logs(NS, &p.instance.id, "code-server", &["one", "two", "three"]);
+    let logs = e.rec.logs(&john(), &p.instance.id, 2).await.unwrap();
+    assert_eq!(logs.lines().collect::<Vec<_>>(), ["two", "three"]);
+    e.rec.stop(&john(), &p.instance.id).await.unwrap();
+    assert!(
+        e.sim
+            .wait_for("pods", NS, &p.instance.id, Duration::from_secs(5), |o| o
+                .is_none())
+            .await
+    );
+    assert!(matches!(
+        e.rec.logs(&john(), &p.instance.id, 2).await,
+        Err(Error::NotReady(_))
+    ));
+}
+
+#[tokio::test]
+async fn sync_runs_a_job_on_the_pods_node_and_reports_failure_with_the_reason() {
+    let e = env().await;
+    let p = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    e.rec.sync(&john(), &p.instance.id).await.unwrap();
+    assert_eq!(kinds_of(&e.sim, "jobs").len(), 1);
+    e.templates.swap(templates_with(|f| {
+        set_value(
+            f,
+            "image: alpine/git:2.47.2",
+            "image: registry.local/git-jobfail:1",
+        )
+    }));
+    let err = e.rec.sync(&john(), &p.instance.id).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with("sync failed: BackoffLimitExceeded"),
+        "{text}"
+    );
+    e.rec.stop(&john(), &p.instance.id).await.unwrap();
+    assert!(
+        e.sim
+            .wait_for("pods", NS, &p.instance.id, Duration::from_secs(5), |o| o
+                .is_none())
+            .await
+    );
+    assert!(matches!(
+        e.rec.sync(&john(), &p.instance.id).await,
+        Err(Error::NotReady(_))
+    ));
+}
+
+#[tokio::test]
+async fn twenty_concurrent_provisions_make_one_instance() {
+    let e = env().await;
+    e.sim.reset_requests();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let rec = e.rec.clone();
+            tokio::spawn(async move { rec.provision(&john(), repo("backend-api")).await })
+        })
+        .collect();
+    let mut new = 0;
+    for t in tasks {
+        if t.await.unwrap().unwrap().is_new {
+            new += 1;
+        }
+    }
+    assert_eq!(new, 1);
+    assert_eq!(kinds_of(&e.sim, "persistentvolumeclaims").len(), 1);
+    assert_eq!(kinds_of(&e.sim, "pods").len(), 1);
+    assert_eq!(e.sim.writes().len(), 5, "{:?}", e.sim.writes());
+}
+
+#[tokio::test]
+async fn transient_errors_are_retried() {
+    let e = env().await;
+    e.sim.inject(Fault {
+        verb: Some("patch".into()),
+        resource: Some("persistentvolumeclaims".into()),
+        times: Some(2),
+        ..Fault::status(500)
+    });
+    e.sim.inject(Fault {
+        verb: Some("patch".into()),
+        resource: Some("pods".into()),
+        times: Some(1),
+        retry_after: Some(1),
+        ..Fault::status(429)
+    });
+    e.sim.inject(Fault {
+        verb: Some("list".into()),
+        times: Some(1),
+        ..Fault::status(503)
+    });
+    let started = std::time::Instant::now();
+    let p = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    assert_eq!(p.instance.status.status, InstanceStatus::Running);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was honoured"
+    );
+    assert_eq!(e.sim.count("patch", "persistentvolumeclaims"), 3);
+}
+
+#[tokio::test]
+async fn permanent_errors_surface_with_the_spec_message_and_leave_nothing_unfinishable() {
+    let e = env().await;
+    e.sim.inject(Fault {
+        verb: Some("patch".into()),
+        resource: Some("pods".into()),
+        ..Fault::status(403)
+    });
+    let err = e
+        .rec
+        .provision(&john(), repo("backend-api"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("failed to create instance: apply Pod/"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("Forbidden"), "{err}");
+    assert_eq!(e.sim.count("patch", "pods"), 1, "403 is not retried");
+    e.sim.clear_faults();
+    let p = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    assert_eq!(p.instance.status.status, InstanceStatus::Running);
+
+    let e = env().await;
+    e.sim.inject(Fault {
+        verb: Some("patch".into()),
+        resource: Some("persistentvolumeclaims".into()),
+        ..Fault::status(422)
+    });
+    let err = e
+        .rec
+        .provision(&john(), repo("backend-api"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with("failed to create storage"),
+        "{err}"
+    );
+    assert!(
+        kinds_of(&e.sim, "pods").is_empty(),
+        "nothing after the PVC was attempted"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_list_stops_the_reconcile_before_any_write() {
+    let e = env().await;
+    e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    e.sim.inject(Fault {
+        verb: Some("list".into()),
+        resource: Some("services".into()),
+        ..Fault::status(403)
+    });
+    e.sim.reset_requests();
+    assert!(e.rec.provision(&john(), repo("frontend")).await.is_err());
+    assert!(e.sim.writes().is_empty());
+}
+
+#[tokio::test]
+async fn stats_count_instances_by_status_and_storage() {
+    let e = env().await;
+    let j = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    e.rec.provision(&jane(), repo("backend-api")).await.unwrap();
+    e.rec.stop(&john(), &j.instance.id).await.unwrap();
+    assert!(
+        e.sim
+            .wait_for("pods", NS, &j.instance.id, Duration::from_secs(5), |o| o
+                .is_none())
+            .await
+    );
+    let stats = e.rec.stats().await.unwrap();
+    assert_eq!(stats.total, 2);
+    assert_eq!(stats.by_status.get(&InstanceStatus::Running), Some(&1));
+    assert_eq!(stats.by_status.get(&InstanceStatus::Stopped), Some(&1));
+    assert_eq!(stats.storage.to_string(), "20Gi");
+}
+
+#[tokio::test]
+async fn istio_is_resolved_once_and_its_absence_is_a_clear_error() {
+    let e = env().await;
+    let kinds = Kinds::discover(e.rec.client()).await.unwrap();
+    assert_eq!(kinds.istio_version(), Some("v1"));
+
+    let e = env_with(Templates::builtin().unwrap(), None).await;
+    let err = e
+        .rec
+        .provision(&john(), repo("backend-api"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("VirtualService"), "{err}");
+    assert!(e.sim.writes().is_empty(), "degraded before any write");
+    let no_vs = templates_with(|f| {
+        set_value(
+            f,
+            "virtualService:\n  # Create an Istio VirtualService routing code-<name>.<BASE_DOMAIN> to the Service.\n  enabled: true",
+            "virtualService:\n  enabled: false",
+        )
+    });
+    let e = env_with(no_vs, None).await;
+    assert!(e.rec.provision(&john(), repo("backend-api")).await.is_ok());
+
+    let e = env().await;
+    let beta = Reconciler::new(
+        e.rec.client().clone(),
+        Kinds::new(Some("v1beta1".into())),
+        e.templates.clone(),
+        InstanceSettings::default(),
+        Timeouts::default(),
+    );
+    let p = beta.render_for(&john(), repo("x")).await.unwrap();
+    assert!(
+        p.iter()
+            .any(|r| r.object.types.as_ref().unwrap().api_version == "networking.istio.io/v1")
+    );
+}

@@ -1,0 +1,162 @@
+//! What `k8s/03-rbac.yaml` grants the service, in the form the API server authorises
+//! requests: (API group, resource[/subresource], verb).
+//!
+//! A test that records the requests the service sends can compare them with
+//! [`role_grants`]. NB: the API server authorises a server-side apply that creates an
+//! object as `patch` AND `create`, so such a request needs both triples.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+
+use super::{Document, known_fields::strict, manifests};
+
+/// One granted permission: API group (`""` for core), resource (`pods/log` for a
+/// subresource) and verb.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Grant {
+    pub group: String,
+    pub resource: String,
+    pub verb: String,
+}
+
+impl Grant {
+    pub fn new(group: &str, resource: &str, verb: &str) -> Self {
+        Self {
+            group: group.to_owned(),
+            resource: resource.to_owned(),
+            verb: verb.to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let group = if self.group.is_empty() {
+            "core"
+        } else {
+            &self.group
+        };
+        write!(f, "{} {}/{}", self.verb, group, self.resource)
+    }
+}
+
+/// The documents of `03-rbac.yaml`.
+pub fn rbac_documents() -> Vec<Document> {
+    manifests()
+        .into_iter()
+        .filter(|d| d.file == "03-rbac.yaml")
+        .collect()
+}
+
+/// The service's Role, typed.
+pub fn role() -> Role {
+    let documents = rbac_documents();
+    let role = super::find(&documents, "Role", "codeserver-service");
+    strict::<Role>(&role.value).unwrap_or_else(|err| panic!("{}: {err}", role.describe()))
+}
+
+/// The binding of the Role to the service account, typed.
+pub fn role_binding() -> RoleBinding {
+    let documents = rbac_documents();
+    let binding = super::find(&documents, "RoleBinding", "codeserver-service");
+    strict::<RoleBinding>(&binding.value)
+        .unwrap_or_else(|err| panic!("{}: {err}", binding.describe()))
+}
+
+/// Every (group, resource, verb) the Role grants, expanded from its rules.
+pub fn role_grants() -> BTreeSet<Grant> {
+    grants_of(&role())
+}
+
+/// Every (group, resource, verb) `role` grants.
+pub fn grants_of(role: &Role) -> BTreeSet<Grant> {
+    let mut grants = BTreeSet::new();
+    for rule in role.rules.iter().flatten() {
+        for group in rule.api_groups.iter().flatten() {
+            for resource in rule.resources.iter().flatten() {
+                for verb in &rule.verbs {
+                    grants.insert(Grant::new(group, resource, verb));
+                }
+            }
+        }
+    }
+    grants
+}
+
+/// One request the service sent, in the API server's authorisation terms (the
+/// simulated cluster records these).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// get, list, watch, create, update, patch, delete, deletecollection.
+    pub verb: String,
+    /// API group, `""` for core.
+    pub group: String,
+    /// Resource plural.
+    pub resource: String,
+    /// Subresource (`log`, `status`), if any.
+    pub subresource: Option<String>,
+    /// Namespace of the request; `None` for a cluster-scoped one.
+    pub namespace: Option<String>,
+    /// A PATCH with a field manager: a server-side apply, which may create the object.
+    pub apply: bool,
+}
+
+impl Request {
+    /// The grants this request needs.
+    ///
+    /// NB: the API server authorises a server-side apply of an object that does not
+    /// exist as `create` as well as `patch`; a recording cannot tell which applies
+    /// created, so every apply needs both.
+    pub fn needs(&self) -> Vec<Grant> {
+        let resource = match &self.subresource {
+            Some(sub) => format!("{}/{sub}", self.resource),
+            None => self.resource.clone(),
+        };
+        let mut grants = vec![Grant::new(&self.group, &resource, &self.verb)];
+        if self.apply {
+            grants.push(Grant::new(&self.group, &resource, "create"));
+        }
+        grants
+    }
+}
+
+/// How a set of recorded requests compares with what the Role grants.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Comparison {
+    /// Requests the Role does not allow (so a real cluster would answer 403).
+    pub denied: Vec<String>,
+    /// Grants no request used (so the Role is wider than the service needs).
+    pub unused: Vec<Grant>,
+}
+
+/// Compares `requests` with `role`: every request must be allowed (namespaced in the
+/// Role's namespace, with every grant it needs), and every grant must be used.
+pub fn compare(role: &Role, requests: &[Request]) -> Comparison {
+    let granted = grants_of(role);
+    let namespace = role.metadata.namespace.as_deref();
+    let mut used = BTreeSet::new();
+    let mut denied = Vec::new();
+    for request in requests {
+        if request.namespace.as_deref() != namespace || namespace.is_none() {
+            denied.push(format!(
+                "{} {}/{} in namespace {:?}: the Role covers only {:?}",
+                request.verb, request.group, request.resource, request.namespace, namespace
+            ));
+            continue;
+        }
+        for grant in request.needs() {
+            if granted.contains(&grant) {
+                used.insert(grant);
+            } else {
+                denied.push(format!("{grant} is not granted"));
+            }
+        }
+    }
+    denied.sort();
+    denied.dedup();
+    Comparison {
+        denied,
+        unused: granted.difference(&used).cloned().collect(),
+    }
+}
