@@ -1,6 +1,7 @@
 //! The `serve` command: configuration in, a running service out. [`assemble`] builds the
 //! routes from a reconciler and the settings (the demo uses it too); [`serve`] adds the
-//! Kubernetes client, the templates, both listeners and the shutdown on SIGTERM.
+//! Kubernetes client, the validated templates with live reload, both listeners and the
+//! shutdown on SIGTERM.
 
 use std::{
     path::Path,
@@ -19,7 +20,8 @@ use crate::{
     http::{self, App, HttpError, ReadyCheck},
     metrics::{Metrics, MetricsError},
     reconcile::{self, Kinds, Reconciler, Timeouts},
-    render::{ActiveTemplates, RenderError, Templates},
+    reload::{self, ReloadError},
+    render::ActiveTemplates,
 };
 
 /// How often the instance and storage gauges are refreshed from the cluster.
@@ -52,9 +54,9 @@ pub enum ServeError {
     /// The cluster's API groups could not be discovered.
     #[error("failed to discover the cluster's API")]
     Discovery(#[source] reconcile::Error),
-    /// The templates could not be loaded.
-    #[error("failed to load the templates")]
-    Templates(#[source] RenderError),
+    /// The configured templates are unreadable or have problems (each one is logged).
+    #[error("the templates are unusable")]
+    InvalidTemplates(#[source] ReloadError),
     /// The authenticator could not be built.
     #[error("invalid authentication settings")]
     Auth(#[source] AuthError),
@@ -226,8 +228,15 @@ pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
     let kinds = Kinds::discover(&client)
         .await
         .map_err(ServeError::Discovery)?;
-    let templates =
-        Templates::load(args.instance.templates_dir.as_deref()).map_err(ServeError::Templates)?;
+    let templates = match reload::load_active(&args.instance) {
+        Ok(active) => Arc::new(active),
+        Err(error) => {
+            for problem in error.messages() {
+                tracing::error!(%problem, "template problem");
+            }
+            return Err(ServeError::InvalidTemplates(error));
+        }
+    };
     let timeouts = Timeouts {
         ready: args.ready_timeout(),
         unschedulable: Duration::from_secs(args.unschedulable_timeout),
@@ -236,11 +245,17 @@ pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
     let reconciler = Arc::new(Reconciler::new(
         client,
         kinds,
-        Arc::new(ActiveTemplates::new(templates)),
+        templates.clone(),
         args.instance.clone(),
         timeouts,
     ));
     let metrics = Metrics::new().map_err(ServeError::Metrics)?;
+    let reload = reload::watch(
+        templates,
+        &args.instance,
+        metrics.templates_reload.clone(),
+        std::future::pending(),
+    );
     let gitea = GiteaSettings::from_args(args).map_err(ServeError::Gitea)?;
     let routes = assemble(Parts {
         reconciler: reconciler.clone(),
@@ -263,5 +278,8 @@ pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
     )
     .await;
     stats.abort();
+    if let Some((task, _)) = reload {
+        task.abort();
+    }
     outcome
 }
