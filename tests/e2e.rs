@@ -175,6 +175,17 @@ async fn provision_creates_the_volume_pod_and_service_and_reuses_them() {
     let clone_url = format!("{}/devteam/backend-api.git", w.gitea.url());
     let pvc = w.pvc("workspace-alice").unwrap().to_string();
     assert!(pvc.contains(&clone_url), "the clone URL comes from Gitea");
+    let pod = w.pod("code-server-alice").unwrap();
+    let clones = pod["spec"]["initContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["env"].as_array().cloned().unwrap_or_default())
+        .any(|env| env["name"] == "REPOS" && env["value"].as_str().unwrap().contains(&clone_url));
+    assert!(
+        clones,
+        "the repository is cloned before code-server starts: {pod}"
+    );
 
     w.sim.reset_requests();
     let again = w.provision(&alice, "devteam", "backend-api").await;
