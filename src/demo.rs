@@ -50,13 +50,15 @@ pub async fn demo(args: &DemoArgs) -> Result<(), DemoError> {
     let gitea = SimGitea::start(issuer.clone())
         .await
         .map_err(DemoError::Gitea)?;
-    let kinds = Kinds::discover(&sim.client())
+    let metrics = Metrics::new().map_err(|e| DemoError::Serve(ServeError::Metrics(e)))?;
+    let client = serve::counted_client(sim.config(), &metrics)?;
+    let kinds = Kinds::discover(&client)
         .await
         .map_err(|e| DemoError::Serve(ServeError::Discovery(e)))?;
     let templates = reload::load_active(&args.instance)
         .map_err(|e| DemoError::Serve(ServeError::InvalidTemplates(e)))?;
     let reconciler = Arc::new(Reconciler::new(
-        sim.client(),
+        client,
         kinds,
         Arc::new(templates),
         args.instance.clone(),
@@ -65,7 +67,6 @@ pub async fn demo(args: &DemoArgs) -> Result<(), DemoError> {
             ..Timeouts::default()
         },
     ));
-    let metrics = Metrics::new().map_err(|e| DemoError::Serve(ServeError::Metrics(e)))?;
     let routes = serve::assemble(Parts {
         reconciler: reconciler.clone(),
         auth: AuthSettings {

@@ -18,7 +18,7 @@ use crate::{
     gitea::{GiteaClient, GiteaError, GiteaSettings},
     graphql::{self, Services, error_chain, record_stats},
     http::{self, App, HttpError, ReadyCheck},
-    metrics::{Metrics, MetricsError},
+    metrics::{KubeCounter, Metrics, MetricsError},
     reconcile::{self, Kinds, Reconciler, Timeouts},
     reload::{self, ReloadError},
     render::ActiveTemplates,
@@ -173,8 +173,12 @@ pub async fn refresh_stats(reconciler: Arc<Reconciler>, metrics: Metrics, interv
     }
 }
 
-/// A Kubernetes client from `kubeconfig`, else from the in-cluster service account.
-pub async fn kube_client(kubeconfig: Option<&Path>) -> Result<Client, ServeError> {
+/// A Kubernetes client from `kubeconfig`, else from the in-cluster service account, whose
+/// calls are counted in `codeserver_kube_requests_total`.
+pub async fn kube_client(
+    kubeconfig: Option<&Path>,
+    metrics: &Metrics,
+) -> Result<Client, ServeError> {
     crate::install_crypto();
     let config = match kubeconfig {
         Some(path) => {
@@ -194,7 +198,17 @@ pub async fn kube_client(kubeconfig: Option<&Path>) -> Result<Client, ServeError
         }
         None => kube::Config::incluster().map_err(ServeError::InCluster)?,
     };
-    Client::try_from(config).map_err(ServeError::Client)
+    counted_client(config, metrics)
+}
+
+/// A Kubernetes client for `config` whose calls are counted in
+/// `codeserver_kube_requests_total`.
+pub fn counted_client(config: kube::Config, metrics: &Metrics) -> Result<Client, ServeError> {
+    crate::install_crypto();
+    let builder = kube::client::ClientBuilder::try_from(config).map_err(ServeError::Client)?;
+    Ok(builder
+        .with_layer(&KubeCounter::new(metrics.clone()))
+        .build())
 }
 
 /// Serves `routes` on `api_addr` and `metrics_addr` until SIGTERM, then gives in-flight
@@ -224,7 +238,8 @@ pub async fn run(
 
 /// The `serve` command.
 pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
-    let client = kube_client(args.kubeconfig.as_deref()).await?;
+    let metrics = Metrics::new().map_err(ServeError::Metrics)?;
+    let client = kube_client(args.kubeconfig.as_deref(), &metrics).await?;
     let kinds = Kinds::discover(&client)
         .await
         .map_err(ServeError::Discovery)?;
@@ -249,7 +264,6 @@ pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
         args.instance.clone(),
         timeouts,
     ));
-    let metrics = Metrics::new().map_err(ServeError::Metrics)?;
     let reload = reload::watch(
         templates,
         &args.instance,

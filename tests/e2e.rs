@@ -39,9 +39,10 @@ async fn world() -> World {
     let issuer = Arc::new(Issuer::start().await.unwrap());
     let gitea = SimGitea::start(issuer.clone()).await.unwrap();
     let metrics = Metrics::new().unwrap();
-    let kinds = Kinds::discover(&sim.client()).await.unwrap();
+    let client = serve::counted_client(sim.config(), &metrics).unwrap();
+    let kinds = Kinds::discover(&client).await.unwrap();
     let reconciler = Arc::new(Reconciler::new(
-        sim.client(),
+        client,
         kinds,
         Arc::new(ActiveTemplates::new(Templates::builtin().unwrap())),
         InstanceSettings::default(),
@@ -198,6 +199,11 @@ async fn provision_creates_the_volume_pod_and_service_and_reuses_them() {
     assert!(
         text.contains("codeserver_provision_duration_seconds_count{result=\"ok\"} 2"),
         "{text}"
+    );
+    let applied = "codeserver_kube_requests_total{resource=\"persistentvolumeclaims\",result=\"ok\",verb=\"patch\"} 1";
+    assert!(
+        text.contains(applied),
+        "one apply of the volume, none the second time: {text}"
     );
 }
 

@@ -91,6 +91,12 @@ async fn serve_is_the_default_command_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert!(metrics.contains("codeserver_provision_duration_seconds_count{result=\"ok\"} 1"));
+    assert!(
+        metrics.contains(
+            "codeserver_kube_requests_total{resource=\"pods\",result=\"ok\",verb=\"patch\"} 1"
+        ),
+        "{metrics}"
+    );
 
     let pid = child.id().to_string();
     assert!(
