@@ -173,14 +173,10 @@ pub async fn refresh_stats(reconciler: Arc<Reconciler>, metrics: Metrics, interv
     }
 }
 
-/// A Kubernetes client from `kubeconfig`, else from the in-cluster service account, whose
-/// calls are counted in `codeserver_kube_requests_total`.
-pub async fn kube_client(
-    kubeconfig: Option<&Path>,
-    metrics: &Metrics,
-) -> Result<Client, ServeError> {
+/// The Kubernetes configuration from `kubeconfig`, else from the in-cluster service account.
+pub async fn kube_config(kubeconfig: Option<&Path>) -> Result<kube::Config, ServeError> {
     crate::install_crypto();
-    let config = match kubeconfig {
+    let mut config = match kubeconfig {
         Some(path) => {
             let shown = path.display().to_string();
             let file = kube::config::Kubeconfig::read_from(path).map_err(|source| {
@@ -198,13 +194,23 @@ pub async fn kube_client(
         }
         None => kube::Config::incluster().map_err(ServeError::InCluster)?,
     };
-    counted_client(config, metrics)
+    // NB: the reconciler retries transient errors itself, per call and with a small
+    // budget (reconcile::with_retry); kube's own layer would retry for up to minutes.
+    config.default_retry = false;
+    Ok(config)
+}
+
+/// A Kubernetes client from `kubeconfig`, else from the in-cluster service account.
+pub async fn kube_client(kubeconfig: Option<&Path>) -> Result<Client, ServeError> {
+    Client::try_from(kube_config(kubeconfig).await?).map_err(ServeError::Client)
 }
 
 /// A Kubernetes client for `config` whose calls are counted in
-/// `codeserver_kube_requests_total`.
-pub fn counted_client(config: kube::Config, metrics: &Metrics) -> Result<Client, ServeError> {
+/// `codeserver_kube_requests_total`; like [`kube_config`]'s, it leaves retries to the
+/// reconciler.
+pub fn counted_client(mut config: kube::Config, metrics: &Metrics) -> Result<Client, ServeError> {
     crate::install_crypto();
+    config.default_retry = false;
     let builder = kube::client::ClientBuilder::try_from(config).map_err(ServeError::Client)?;
     Ok(builder
         .with_layer(&KubeCounter::new(metrics.clone()))
@@ -239,7 +245,7 @@ pub async fn run(
 /// The `serve` command.
 pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
     let metrics = Metrics::new().map_err(ServeError::Metrics)?;
-    let client = kube_client(args.kubeconfig.as_deref(), &metrics).await?;
+    let client = counted_client(kube_config(args.kubeconfig.as_deref()).await?, &metrics)?;
     let kinds = Kinds::discover(&client)
         .await
         .map_err(ServeError::Discovery)?;
