@@ -27,19 +27,39 @@ use futures::{StreamExt, stream};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 async fn reconciler(client: kube::Client) -> Result<Arc<Reconciler>, Box<dyn Error>> {
     let kinds = Kinds::discover(&client).await?;
     let templates = Arc::new(ActiveTemplates::new(Templates::builtin()?));
-    let timeouts = Timeouts { ready: Duration::from_secs(60), ..Timeouts::default() };
-    Ok(Arc::new(Reconciler::new(client, kinds, templates, InstanceSettings::default(), timeouts)))
+    let timeouts = Timeouts {
+        ready: Duration::from_secs(60),
+        ..Timeouts::default()
+    };
+    Ok(Arc::new(Reconciler::new(
+        client,
+        kinds,
+        templates,
+        InstanceSettings::default(),
+        timeouts,
+    )))
 }
 
 /// Provisions `n` users' instances, `concurrency` at a time; returns the elapsed time.
-async fn provision_all(rec: &Arc<Reconciler>, n: usize, concurrency: usize) -> Result<Duration, Box<dyn Error>> {
-    let repo = Repo::new("devteam", "backend-api", "http://gitea:3000/devteam/backend-api.git")?;
+async fn provision_all(
+    rec: &Arc<Reconciler>,
+    n: usize,
+    concurrency: usize,
+) -> Result<Duration, Box<dyn Error>> {
+    let repo = Repo::new(
+        "devteam",
+        "backend-api",
+        "http://gitea:3000/devteam/backend-api.git",
+    )?;
     let started = Instant::now();
     let results: Vec<_> = stream::iter(0..n)
         .map(|i| {
@@ -52,7 +72,11 @@ async fn provision_all(rec: &Arc<Reconciler>, n: usize, concurrency: usize) -> R
     let elapsed = started.elapsed();
     let failed = results.iter().filter(|r| r.is_err()).count();
     if failed > 0 {
-        return Err(format!("{failed} provisions failed; first: {:?}", results.iter().find_map(|r| r.as_ref().err())).into());
+        return Err(format!(
+            "{failed} provisions failed; first: {:?}",
+            results.iter().find_map(|r| r.as_ref().err())
+        )
+        .into());
     }
     Ok(elapsed)
 }
@@ -90,7 +114,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let requests = sim.requests();
     let writes = requests.iter().filter(|r| r.is_write()).count();
     println!("reconcile/provision (in-process cluster): {n} instances, concurrency {concurrency}");
-    println!("  {:.0} instances/s ({:.2} s)", n as f64 / elapsed.as_secs_f64(), elapsed.as_secs_f64());
+    println!(
+        "  {:.0} instances/s ({:.2} s)",
+        n as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
     println!(
         "  {:.1} API requests per instance ({:.1} writes, {:.1} reads and watches)",
         requests.len() as f64 / n as f64,
@@ -121,9 +149,15 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let rec = reconciler(serve::kube_client(Some(&kubeconfig)).await?).await?;
     let elapsed = provision_all(&rec, n, concurrency).await?;
     println!("reconcile/provision (cluster in a child process): {n} instances");
-    println!("  {:.0} instances/s ({:.2} s)", n as f64 / elapsed.as_secs_f64(), elapsed.as_secs_f64());
+    println!(
+        "  {:.0} instances/s ({:.2} s)",
+        n as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
     match (baseline, peak_rss_mib()) {
-        (Some(before), Some(peak)) => println!("  service peak resident memory {peak:.1} MiB (before the run {before:.1} MiB)"),
+        (Some(before), Some(peak)) => println!(
+            "  service peak resident memory {peak:.1} MiB (before the run {before:.1} MiB)"
+        ),
         _ => println!("  peak memory: unavailable on this platform"),
     }
     child.kill().await?;

@@ -88,7 +88,7 @@ impl AuthSettings {
             jwks_url: args.jwks_url.clone(),
             issuer: non_empty(&args.jwt_issuer),
             audience: non_empty(&args.jwt_audience),
-            jwt_secret: non_empty(&args.jwt_secret),
+            jwt_secret: non_empty(&args.jwt_secret.as_ref().map(|s| s.expose().to_owned())),
             trust_forwarded: args.auth_trust_forwarded,
             insecure_decode: args.auth_insecure_decode,
             environment: args.environment.clone(),
