@@ -1,9 +1,9 @@
 //! Provisions 1,000 instances against the simulated cluster and prints instances per
 //! second, Kubernetes API requests per instance and the service's peak memory.
 //!
-//! Two runs: one against an in-process simulated cluster, which counts every request,
-//! and one against `codeserver-service sim --fast` in a child process, so that this
-//! process's peak resident memory is the reconciler's alone.
+//! Two runs: one against `codeserver-service sim --fast` in a child process, so that this
+//! process's peak resident memory is the reconciler's alone, then one against an
+//! in-process simulated cluster, which counts every request.
 //! `cargo bench --bench reconcile` (BENCH_INSTANCES and BENCH_CONCURRENCY override 1000 and 32).
 
 use std::{
@@ -104,7 +104,35 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let n = env_number("BENCH_INSTANCES", 1000);
     let concurrency = env_number("BENCH_CONCURRENCY", 32);
 
-    // Run 1: in-process simulated cluster, counting requests.
+    // Run 1, first so that nothing else has touched this process's memory: the cluster in a
+    // child process, so this process's peak memory is the service's.
+    let dir = tempfile::tempdir()?;
+    let kubeconfig = dir.path().join("kubeconfig");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_codeserver-service"))
+        .args(["sim", "--fast", "--port", "0", "--kubeconfig-out"])
+        .arg(&kubeconfig)
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    wait_for_file(&kubeconfig).await?;
+    let baseline = peak_rss_mib();
+    let rec = reconciler(serve::kube_client(Some(&kubeconfig)).await?).await?;
+    let elapsed = provision_all(&rec, n, concurrency).await?;
+    println!("reconcile/provision (cluster in a child process): {n} instances");
+    println!(
+        "  {:.0} instances/s ({:.2} s)",
+        n as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+    match (baseline, peak_rss_mib()) {
+        (Some(before), Some(peak)) => println!(
+            "  service peak resident memory {peak:.1} MiB (before the run {before:.1} MiB)"
+        ),
+        _ => println!("  peak memory: unavailable on this platform"),
+    }
+    child.kill().await?;
+
+    // Run 2: in-process simulated cluster, counting requests.
     let sim = Sim::start().await?;
     let mut config = sim.config();
     config.default_retry = false;
@@ -132,34 +160,6 @@ async fn main() -> Result<(), Box<dyn Error>> {
         n as f64 / again.as_secs_f64(),
         sim.writes().len()
     );
-    drop(rec);
-    drop(sim);
 
-    // Run 2: the cluster in a child process; this process's peak memory is the service's.
-    let dir = tempfile::tempdir()?;
-    let kubeconfig = dir.path().join("kubeconfig");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_codeserver-service"))
-        .args(["sim", "--fast", "--port", "0", "--kubeconfig-out"])
-        .arg(&kubeconfig)
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    wait_for_file(&kubeconfig).await?;
-    let baseline = peak_rss_mib();
-    let rec = reconciler(serve::kube_client(Some(&kubeconfig)).await?).await?;
-    let elapsed = provision_all(&rec, n, concurrency).await?;
-    println!("reconcile/provision (cluster in a child process): {n} instances");
-    println!(
-        "  {:.0} instances/s ({:.2} s)",
-        n as f64 / elapsed.as_secs_f64(),
-        elapsed.as_secs_f64()
-    );
-    match (baseline, peak_rss_mib()) {
-        (Some(before), Some(peak)) => println!(
-            "  service peak resident memory {peak:.1} MiB (before the run {before:.1} MiB)"
-        ),
-        _ => println!("  peak memory: unavailable on this platform"),
-    }
-    child.kill().await?;
     Ok(())
 }
