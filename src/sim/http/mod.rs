@@ -316,7 +316,7 @@ async fn handle(
             got.map(|v| (200, v))
         }
         "list" => return list(&sh, &r, &query, &h),
-        "watch" => return watch(&sh, &r, &query),
+        "watch" => return watch(&sh, &r, &query, &h),
         "create" => parse_json(&body).and_then(|v| {
             let p = write_params(&r, &query, &h, dry_run, &warnings);
             if r.name.is_some() {
