@@ -1345,12 +1345,19 @@ async fn istio_virtual_service_in_two_versions_and_atomic_lists() {
     assert_eq!(p2.data["spec"]["ingress"].as_array().unwrap().len(), 1);
     assert_eq!(p2.metadata.generation, Some(2));
 
-    // Unknown paths answer 404 like the real server.
-    let req = http::Request::get("/apis/nope.example.com/v1/things")
+    // Unknown paths answer 404 like the real server: a Status for an unknown resource in a
+    // served group/version, plain text elsewhere.
+    let req = http::Request::get("/api/v1/namespaces/default/widgets")
         .body(Vec::new())
         .unwrap();
     let err = api_error(sim.client().request_text(req).await.unwrap_err());
-    assert_eq!(err.code, 404);
+    assert_eq!((err.code, err.reason.as_str()), (404, "NotFound"));
+    assert_eq!(
+        err.message,
+        "the server could not find the requested resource"
+    );
+    let raw = raw_get(&sim.url(), "/apis/nope.example.com/v1/things").await;
+    assert_eq!(raw, (404, "404 page not found\n".to_string()));
 }
 
 fn kubectl(
@@ -1968,4 +1975,18 @@ async fn reapplying_everything_is_a_no_op() {
         );
     }
     assert_eq!(sim.resource_version(), rv_before, "no write happened");
+}
+
+/// A GET with a bare client, to see bodies kube would interpret.
+async fn raw_get(base: &str, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let code: u16 = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+    (code, body)
 }
