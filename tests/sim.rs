@@ -338,6 +338,16 @@ async fn server_side_apply_ownership_conflicts_force_and_removal() {
     assert_eq!(spec2.ports.unwrap().len(), 1);
     assert_eq!(spec2.cluster_ip, spec1.cluster_ip, "clusterIP is kept");
 
+    // Emptied maps disappear, as Go's omitempty drops them on the real server.
+    let cms: Api<ConfigMap> = Api::namespaced(sim.client(), NS);
+    let full = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "labels": {"a": "1"}}, "data": {"k": "v"}});
+    cms.patch("cfg", &pp, &Patch::Apply(&full)).await.unwrap();
+    let bare = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}});
+    cms.patch("cfg", &pp, &Patch::Apply(&bare)).await.unwrap();
+    let raw = sim.object("configmaps", NS, "cfg").unwrap();
+    assert!(raw.get("data").is_none(), "{raw}");
+    assert!(raw["metadata"].get("labels").is_none(), "{raw}");
+
     // Applied bodies with managedFields are refused.
     let mut bad = manifest.clone();
     bad["metadata"]["managedFields"] = json!([{"manager": "x"}]);
