@@ -338,6 +338,21 @@ async fn server_side_apply_ownership_conflicts_force_and_removal() {
     assert_eq!(spec2.ports.unwrap().len(), 1);
     assert_eq!(spec2.cluster_ip, spec1.cluster_ip, "clusterIP is kept");
 
+    // The allocated clusterIP is immutable.
+    let mut moved = one_port.clone();
+    moved["spec"]["clusterIP"] = json!("10.96.99.99");
+    let err = api_error(
+        svcs.patch("code-server-alice", &pp, &Patch::Apply(&moved))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 422);
+    assert!(
+        err.message.contains("spec.clusterIPs[0]: Invalid value"),
+        "{}",
+        err.message
+    );
+
     // Emptied maps disappear, as Go's omitempty drops them on the real server.
     let cms: Api<ConfigMap> = Api::namespaced(sim.client(), NS);
     let full = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "labels": {"a": "1"}}, "data": {"k": "v"}});
