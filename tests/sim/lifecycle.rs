@@ -508,24 +508,24 @@ async fn image_fix_recovers_a_pod_and_claims_grow() {
     let pods: Api<Pod> = Api::namespaced(sim.client(), NS);
     let pp = PatchParams::apply(MANAGER).force();
     pods.patch(
-        "fixme",
+        "broken-image",
         &pp,
-        &Patch::Apply(pod_manifest("fixme", "example.com/errimagepull:1")),
+        &Patch::Apply(pod_manifest("broken-image", "example.com/errimagepull:1")),
     )
     .await
     .unwrap();
-    wait_pod(&sim, "fixme", |p| {
+    wait_pod(&sim, "broken-image", |p| {
         waiting_reason(p, "containerStatuses") == "ImagePullBackOff"
     })
     .await;
     pods.patch(
-        "fixme",
+        "broken-image",
         &pp,
-        &Patch::Apply(pod_manifest("fixme", "codercom/code-server:4.96.4")),
+        &Patch::Apply(pod_manifest("broken-image", "codercom/code-server:4.96.4")),
     )
     .await
     .unwrap();
-    let ready = wait_ready(&pods, "fixme").await;
+    let ready = wait_ready(&pods, "broken-image").await;
     assert_eq!(
         ready.status.unwrap().container_statuses.unwrap()[0].image,
         "codercom/code-server:4.96.4"
