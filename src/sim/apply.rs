@@ -290,10 +290,10 @@ pub fn server_side_apply(req: ApplyRequest<'_>) -> Result<Value, ApiError> {
     // NB: shallowest first: removing a list element's key fields before the element would
     // change its identity and leave a husk behind.
     to_remove.sort_by_key(|p| p.len());
-    for p in to_remove {
+    for p in &to_remove {
         fields::remove_at(&mut merged, p, schema);
     }
-    prune_empty_parents(&mut merged, &previous, &applied_set, &others);
+    prune_empty_parents(&mut merged, &to_remove, schema);
 
     let applied_part = !applied_set.is_empty() || !previous.is_empty();
     match entries
@@ -322,34 +322,38 @@ pub fn server_side_apply(req: ApplyRequest<'_>) -> Result<Value, ApiError> {
     Ok(merged)
 }
 
-/// After removing fields, drop maps that were emptied and that only this manager's removed
-/// fields lived in (e.g. `metadata.labels` once its last applied label is gone).
-fn prune_empty_parents(
-    merged: &mut Value,
-    previous: &FieldSet,
-    applied: &FieldSet,
-    others: &FieldSet,
-) {
-    for field in ["labels", "annotations"] {
-        let was_ours = previous.iter().any(|p| {
-            p.len() > 2
-                && p[0] == fields::PathElement::Field("metadata".into())
-                && p[1] == fields::PathElement::Field(field.into())
-        });
-        let prefix = vec![
-            fields::PathElement::Field("metadata".into()),
-            fields::PathElement::Field(field.into()),
-        ];
-        let still = applied
-            .iter()
-            .chain(others.iter())
-            .any(|p| p.starts_with(&prefix));
-        if was_ours
-            && !still
-            && let Some(meta) = merged.get_mut("metadata").and_then(Value::as_object_mut)
-            && matches!(meta.get(field), Some(Value::Object(m)) if m.is_empty())
-        {
-            meta.remove(field);
+/// Go map fields: emptied, they disappear from the stored object (`omitempty`), while an
+/// emptied struct (`securityContext: {}`) stays.
+const MAP_FIELDS: &[&str] = &[
+    "labels",
+    "annotations",
+    "data",
+    "binaryData",
+    "nodeSelector",
+    "selector",
+    "matchLabels",
+    "requests",
+    "limits",
+];
+
+/// After removing fields, drop the containers they emptied, as decoding into the typed
+/// object (`omitempty`) does on the real server: empty lists always, empty maps for Go map
+/// fields.
+fn prune_empty_parents(merged: &mut Value, removed: &[&FieldPath], schema: Schema) {
+    for p in removed {
+        let Some((_, parent)) = p.split_last() else {
+            continue;
+        };
+        let Some(fields::PathElement::Field(name)) = parent.last() else {
+            continue;
+        };
+        let empty = match fields::value_at(merged, parent, schema) {
+            Some(Value::Array(a)) => a.is_empty(),
+            Some(Value::Object(m)) => m.is_empty() && MAP_FIELDS.contains(&name.as_str()),
+            _ => false,
+        };
+        if empty {
+            fields::remove_at(merged, parent, schema);
         }
     }
 }

@@ -11,6 +11,7 @@ fn set_default(m: &mut Map<String, Value>, key: &str, v: Value) {
 /// Apply the defaults of a resource (by plural) to an object.
 pub fn apply(plural: &str, obj: &mut Value) {
     super::quantity::canonicalise(plural, obj);
+    drop_empty(plural, obj);
     match plural {
         "pods" => {
             if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
@@ -67,6 +68,33 @@ pub fn apply(plural: &str, obj: &mut Value) {
         }
         "networkpolicies" => network_policy(obj),
         _ => {}
+    }
+}
+
+/// Empty Go maps and slices are `omitempty`: the real server never stores `labels: {}` or
+/// `finalizers: []`.
+fn drop_empty(plural: &str, obj: &mut Value) {
+    let empty = |v: &Value| match v {
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Null => true,
+        _ => false,
+    };
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        for k in ["labels", "annotations", "finalizers", "ownerReferences"] {
+            if meta.get(k).is_some_and(empty) {
+                meta.remove(k);
+            }
+        }
+    }
+    if matches!(plural, "configmaps" | "secrets")
+        && let Some(m) = obj.as_object_mut()
+    {
+        for k in ["data", "binaryData"] {
+            if m.get(k).is_some_and(empty) {
+                m.remove(k);
+            }
+        }
     }
 }
 
@@ -225,6 +253,9 @@ mod tests {
         assert_eq!(c["ports"][0]["protocol"], "TCP");
         assert_eq!(c["terminationMessagePath"], "/dev/termination-log");
         assert!(!image_is_latest("reg:5000/x:1.2"));
+        let mut cm = json!({"metadata": {"name": "c", "labels": {}, "finalizers": []}, "data": {}});
+        apply("configmaps", &mut cm);
+        assert_eq!(cm, json!({"metadata": {"name": "c"}}));
         assert!(image_is_latest("reg:5000/x"));
     }
 }

@@ -569,20 +569,20 @@ pub fn merge(live: &Value, applied: &Value, spath: &str, schema: Schema) -> Valu
         (Value::Array(l), Value::Array(a)) => match schema.list_type(spath) {
             ListType::Map(keys) => {
                 let mut out = l.clone();
-                for ai in a {
-                    let key = element_key(ai, keys);
+                for item in a {
+                    let key = element_key(item, keys);
                     match out.iter().position(|x| element_key(x, keys) == key) {
-                        Some(pos) => out[pos] = merge(&out[pos], ai, spath, schema),
-                        None => out.push(ai.clone()),
+                        Some(pos) => out[pos] = merge(&out[pos], item, spath, schema),
+                        None => out.push(item.clone()),
                     }
                 }
                 Value::Array(out)
             }
             ListType::Set => {
                 let mut out = l.clone();
-                for ai in a {
-                    if !out.contains(ai) {
-                        out.push(ai.clone());
+                for item in a {
+                    if !out.contains(item) {
+                        out.push(item.clone());
                     }
                 }
                 Value::Array(out)

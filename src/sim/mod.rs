@@ -59,7 +59,7 @@ use std::time::Duration;
 
 pub use faults::{Fault, RecordedRequest};
 pub use handle::Sim;
-pub use lifecycle::{JobBehaviour, PodBehaviour};
+pub use lifecycle::{BEHAVIOUR_ANNOTATION, JobBehaviour, PodBehaviour};
 pub use status::{ApiError, Cause};
 
 /// Errors of the simulated cluster's handle and command.

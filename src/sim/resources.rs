@@ -55,11 +55,9 @@ impl ResourceDef {
     }
 
     /// Whether writes to the spec bump `metadata.generation`.
+    // NB: pods only carry a generation from Kubernetes 1.33 on; this server is 1.32.
     pub fn has_generation(&self) -> bool {
-        matches!(
-            self.plural,
-            "pods" | "jobs" | "networkpolicies" | "virtualservices"
-        )
+        matches!(self.plural, "jobs" | "networkpolicies" | "virtualservices")
     }
 }
 

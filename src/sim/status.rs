@@ -258,7 +258,8 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
-        if !details.is_empty() {
+        // NB: the real server sends `"details": {}` for an unknown resource path.
+        if !details.is_empty() || self.reason == "NotFound" {
             body["details"] = Value::Object(details);
         }
         body

@@ -84,6 +84,26 @@ pub(crate) fn error_response(e: &ApiError) -> Reply_ {
     r
 }
 
+/// 404 for a path nothing serves: a Status inside a served group/version (an unknown
+/// resource), the Go mux's plain text anywhere else, as the real server answers.
+fn not_found(path: &str) -> Reply_ {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let known_gv = match segs.as_slice() {
+        ["api", "v1", ..] => true,
+        ["apis", g, v, ..] => discovery::group_version_known(g, v),
+        _ => false,
+    };
+    if known_gv {
+        error_response(&ApiError::unknown_path())
+    } else {
+        bytes_response(
+            404,
+            Bytes::from_static(b"404 page not found\n"),
+            "text/plain; charset=utf-8",
+        )
+    }
+}
+
 /// A resource request, parsed from the path.
 #[derive(Debug, Clone)]
 pub(crate) struct ResourceRoute {
@@ -244,7 +264,7 @@ async fn handle(
 ) -> Reply_ {
     let query = query_map(&q);
     let Some(route) = route(&path) else {
-        return error_response(&ApiError::unknown_path());
+        return not_found(&path);
     };
     let r = match route {
         Route::Discovery(doc) => {
@@ -316,7 +336,7 @@ async fn handle(
             got.map(|v| (200, v))
         }
         "list" => return list(&sh, &r, &query, &h),
-        "watch" => return watch(&sh, &r, &query),
+        "watch" => return watch(&sh, &r, &query, &h),
         "create" => parse_json(&body).and_then(|v| {
             let p = write_params(&r, &query, &h, dry_run, &warnings);
             if r.name.is_some() {

@@ -43,8 +43,28 @@ pub(crate) fn event_line(kind: &str, obj: &[u8]) -> Bytes {
     b.freeze()
 }
 
-pub(crate) fn watch(sh: &Arc<Shared>, r: &ResourceRoute, q: &HashMap<String, String>) -> Reply_ {
+pub(crate) fn watch(
+    sh: &Arc<Shared>,
+    r: &ResourceRoute,
+    q: &HashMap<String, String>,
+    h: &HeaderMap,
+) -> Reply_ {
     let d = def(r.res);
+    let as_table = discovery::wants_table(h);
+    // kubectl get -w asks for Table rows in watch events too.
+    let render = move |version: &str, b: &Bytes| -> Bytes {
+        let served = served_bytes(d, version, b);
+        if !as_table {
+            return served;
+        }
+        let obj: Value = serde_json::from_slice(&served).unwrap_or(Value::Null);
+        let rv = obj
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        Bytes::from(serde_json::to_vec(&discovery::table(d, &[obj], rv)).unwrap_or_default())
+    };
     let (ls, fs) = match selectors(d, q) {
         Ok(s) => s,
         Err(e) => return error_response(&e),
@@ -118,10 +138,7 @@ pub(crate) fn watch(sh: &Arc<Shared>, r: &ResourceRoute, q: &HashMap<String, Str
         }
         for (kind, b) in initial {
             if tx
-                .send(Ok(event_line(
-                    kind.as_str(),
-                    &served_bytes(d, &version, &b),
-                )))
+                .send(Ok(event_line(kind.as_str(), &render(&version, &b))))
                 .await
                 .is_err()
             {
@@ -162,7 +179,7 @@ pub(crate) fn watch(sh: &Arc<Shared>, r: &ResourceRoute, q: &HashMap<String, Str
                         if !fs.is_empty() && !fs.matches(&serde_json::from_slice::<Value>(&ev.bytes).unwrap_or(Value::Null)) {
                             continue;
                         }
-                        if tx.send(Ok(event_line(kind.as_str(), &served_bytes(d, &version, &ev.bytes)))).await.is_err() {
+                        if tx.send(Ok(event_line(kind.as_str(), &render(&version, &ev.bytes)))).await.is_err() {
                             return;
                         }
                     }
