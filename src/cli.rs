@@ -3,8 +3,11 @@
 
 use std::io::Write;
 
+use std::{sync::Arc, time::Duration};
+
 use crate::{
-    config::{OutputFormat, RenderArgs, TargetArgs, ValidateArgs},
+    config::{HealthcheckArgs, OutputFormat, PlanArgs, RenderArgs, TargetArgs, ValidateArgs},
+    reconcile::{self, Kinds, Reconciler, Timeouts},
     render::{self, RenderError, RenderedObject, Templates},
     values::{Owner, Repo, ValuesError},
 };
@@ -27,6 +30,15 @@ pub enum CliError {
     /// Serializing the output failed.
     #[error("cannot serialize output: {0}")]
     Serialize(String),
+    /// Reaching the cluster failed.
+    #[error(transparent)]
+    Cluster(#[from] crate::serve::ServeError),
+    /// Planning against the cluster failed.
+    #[error(transparent)]
+    Reconcile(#[from] reconcile::Error),
+    /// The server did not answer /health.
+    #[error("unhealthy: {0}")]
+    Unhealthy(String),
 }
 
 /// The owner and repository a `render` or `plan` is for.
@@ -103,4 +115,50 @@ pub fn validate_command(args: &ValidateArgs, out: &mut dyn Write) -> Result<(), 
         writeln!(out, "{p}")?;
     }
     Err(CliError::Invalid(problems.len()))
+}
+
+/// `plan`: what provisioning the user and repository would change in the cluster from
+/// KUBECONFIG, one line per object with the JSON patch under updates. Changes nothing.
+pub async fn plan_command(args: &PlanArgs, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
+    let mut templates = Templates::load(args.target.instance.templates_dir.as_deref())?;
+    templates.set_values(&args.target.set)?;
+    let (owner, repo) = target(&args.target)?;
+    let client = crate::serve::kube_client(args.kubeconfig.as_deref()).await?;
+    let kinds = Kinds::discover(&client).await?;
+    let active = Arc::new(render::ActiveTemplates::new(templates));
+    let reconciler = Reconciler::new(
+        client,
+        kinds,
+        active,
+        args.target.instance.clone(),
+        Timeouts::default(),
+    );
+    let plan = reconciler.plan_for(&owner, repo).await?;
+    write!(out, "{plan}")?;
+    Ok(())
+}
+
+/// `healthcheck`: exits 0 when `GET http://127.0.0.1:PORT/health` answers 200 within 3 s,
+/// for container health checks in an image with no shell or curl.
+pub async fn healthcheck_command(args: &HealthcheckArgs) -> Result<(), CliError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let check = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", args.port)).await?;
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await?;
+        Ok::<_, std::io::Error>(head)
+    };
+    match tokio::time::timeout(Duration::from_secs(3), check).await {
+        Ok(Ok(head)) if head.starts_with(b"HTTP/1.1 200") || head.starts_with(b"HTTP/1.0 200") => {
+            Ok(())
+        }
+        Ok(Ok(head)) => Err(CliError::Unhealthy(
+            String::from_utf8_lossy(&head).trim().to_owned(),
+        )),
+        Ok(Err(e)) => Err(CliError::Unhealthy(format!("127.0.0.1:{}: {e}", args.port))),
+        Err(_) => Err(CliError::Unhealthy("no answer within 3s".to_owned())),
+    }
 }

@@ -3,8 +3,8 @@ use std::{io::Write, process::ExitCode};
 use clap::{Parser, error::ErrorKind};
 use codeserver_service::{
     cli,
-    config::{self, Cli, Command, DemoArgs, ServeArgs},
-    demo, serve, telemetry,
+    config::{self, Cli, Command},
+    demo, serve, sim, telemetry,
 };
 
 // NB: rendering and serving allocate many small objects; mimalloc makes a full render
@@ -23,21 +23,32 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let command = match cli.command {
-        None => return run_server(&cli.serve),
-        Some(Command::Serve(args)) => return run_server(&args),
-        Some(Command::Demo(args)) => return run_demo(&args),
-        command => command,
-    };
-    let stdout = &mut std::io::stdout().lock();
-    let result = match command {
-        Some(Command::Render(args)) => cli::render_command(&args, stdout),
-        Some(Command::ValidateTemplates(args)) => cli::validate_command(&args, stdout),
-        _ => {
-            eprintln!("error: this command is not available in this build");
-            return ExitCode::from(2);
+    match cli.command {
+        None => run_async(Some(&cli.serve.log_level), serve::serve(&cli.serve)),
+        Some(Command::Serve(args)) => run_async(Some(&args.log_level), serve::serve(&args)),
+        // NB: the simulated servers log every connection a client drops (kube closes
+        // watches early on purpose); that is noise in a demo.
+        Some(Command::Demo(args)) => run_async(Some("info,warp::server=off"), demo::demo(&args)),
+        Some(Command::Sim(args)) => run_async(
+            Some("info,warp::server=off"),
+            sim::serve_command(args.port, args.kubeconfig_out),
+        ),
+        Some(Command::Plan(args)) => run_async(None, async move {
+            let mut out = std::io::stdout();
+            cli::plan_command(&args, &mut out).await
+        }),
+        Some(Command::Healthcheck(args)) => {
+            run_async(None, async move { cli::healthcheck_command(&args).await })
         }
-    };
+        Some(Command::Render(args)) => offline(|out| cli::render_command(&args, out)),
+        Some(Command::ValidateTemplates(args)) => offline(|out| cli::validate_command(&args, out)),
+    }
+}
+
+/// Runs an offline command writing to stdout; errors go to stderr with exit status 1.
+fn offline(command: impl FnOnce(&mut dyn Write) -> Result<(), cli::CliError>) -> ExitCode {
+    let stdout = &mut std::io::stdout().lock();
+    let result = command(stdout);
     let _ = stdout.flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -48,24 +59,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// `serve`: JSON logs at LOG_LEVEL, then the server until SIGTERM.
-fn run_server(args: &ServeArgs) -> ExitCode {
-    run_async(&args.log_level, serve::serve(args))
-}
-
-/// `demo`: everything on 127.0.0.1 until Ctrl-C.
-fn run_demo(args: &DemoArgs) -> ExitCode {
-    // NB: the simulated servers log every connection a client drops (kube closes watches
-    // early on purpose); that is noise in a demo.
-    run_async("info,warp::server=off", demo::demo(args))
-}
-
-/// Runs `task` on a multi-threaded runtime with JSON logs at `log_level`.
+/// Runs `task` on a multi-threaded runtime, with JSON logs at `log_level` when given.
 fn run_async<E: std::error::Error>(
-    log_level: &str,
+    log_level: Option<&str>,
     task: impl std::future::Future<Output = Result<(), E>>,
 ) -> ExitCode {
-    if let Err(e) = telemetry::init(log_level) {
+    if let Some(level) = log_level
+        && let Err(e) = telemetry::init(level)
+    {
         eprintln!("error: {e}");
         return ExitCode::FAILURE;
     }
@@ -83,7 +84,9 @@ fn run_async<E: std::error::Error>(
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let error = codeserver_service::graphql::error_chain(&e);
-            tracing::error!(%error, "stopped");
+            if log_level.is_some() {
+                tracing::error!(%error, "stopped");
+            }
             eprintln!("error: {error}");
             ExitCode::FAILURE
         }

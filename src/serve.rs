@@ -192,6 +192,10 @@ pub async fn kube_client(kubeconfig: Option<&Path>) -> Result<Client, ServeError
         }
         None => kube::Config::incluster().map_err(ServeError::InCluster)?,
     };
+    // NB: the reconciler retries transient errors itself, per call and with a small
+    // budget (reconcile::with_retry); kube's own layer would retry for up to minutes.
+    let mut config = config;
+    config.default_retry = false;
     Client::try_from(config).map_err(ServeError::Client)
 }
 

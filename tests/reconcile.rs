@@ -767,3 +767,86 @@ async fn istio_is_resolved_once_and_its_absence_is_a_clear_error() {
             .any(|r| r.object.types.as_ref().unwrap().api_version == "networking.istio.io/v1")
     );
 }
+
+#[tokio::test]
+async fn the_plan_command_shows_what_provisioning_would_change_and_changes_nothing() {
+    let e = env().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        serde_yaml_ng::to_string(&e.sim.kubeconfig()).unwrap(),
+    )
+    .unwrap();
+    let plan = |extra: &'static [&'static str]| {
+        let kubeconfig = kubeconfig.clone();
+        async move {
+            let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_codeserver-service"));
+            cmd.args([
+                "plan",
+                "--kubeconfig",
+                kubeconfig.to_str().unwrap(),
+                "--user",
+                "John.Doe",
+                "--sub",
+                "3f1c2a9e-8a7b-4c1d-9e2f-0a1b2c3d4e5f",
+                "--email",
+                "john@corp.example",
+                "--repo-owner",
+                "devteam",
+                "--repo-name",
+                "backend-api",
+            ]);
+            cmd.args(extra);
+            let out = cmd.output().await.unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        }
+    };
+    e.sim.reset_requests();
+    let fresh = plan(&[]).await;
+    let actions: Vec<&str> = fresh.lines().filter(|l| !l.starts_with(' ')).collect();
+    assert_eq!(actions.len(), 5, "{fresh}");
+    assert!(actions.iter().all(|l| l.starts_with("create ")), "{fresh}");
+    assert!(
+        fresh.contains("create PersistentVolumeClaim/workspace-john-doe-"),
+        "{fresh}"
+    );
+    assert!(
+        e.sim.writes().is_empty(),
+        "plan wrote: {:?}",
+        e.sim.writes()
+    );
+
+    e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    let same = plan(&[]).await;
+    assert!(same.lines().all(|l| l.starts_with("unchanged ")), "{same}");
+    let changed = plan(&["--set", "service.port=8000"]).await;
+    assert!(
+        changed.contains("update Service/code-server-john-doe-"),
+        "{changed}"
+    );
+    assert!(
+        changed.contains("\"path\": \"/spec/ports/0/port\""),
+        "{changed}"
+    );
+    assert!(changed.contains("\"value\": 8000"), "{changed}");
+}
+
+#[tokio::test]
+async fn the_healthcheck_command_fails_when_nothing_answers() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_codeserver-service"))
+        .args(["healthcheck", "--port", &port.to_string()])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unhealthy"));
+}

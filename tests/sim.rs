@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use codeserver_service::sim::{Fault, JobBehaviour, PodBehaviour, Sim};
+use codeserver_service::sim::{Fault, JobBehaviour, PodBehaviour, Sim, SimOptions};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};
@@ -170,7 +170,13 @@ async fn crud_selectors_and_status_bodies() {
 
 #[tokio::test]
 async fn server_side_apply_ownership_conflicts_force_and_removal() {
-    let sim = Sim::start().await.unwrap();
+    // No kubelet writing status in between: resourceVersions only move on our writes.
+    let sim = Sim::start_with(SimOptions {
+        lifecycle: false,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
     let pods: Api<Pod> = Api::namespaced(sim.client(), NS);
     let manifest = pod_manifest("code-server-alice", "codercom/code-server:4.96.4");
     let pp = PatchParams::apply(MANAGER).force();
@@ -428,6 +434,40 @@ async fn pod_lifecycle_logs_and_graceful_delete() {
         "container nope is not valid for pod code-server-bob"
     );
 
+    // No previous instance: 400 like the real server.
+    let prev = LogParams {
+        previous: true,
+        ..LogParams::default()
+    };
+    let err = api_error(pods.logs("code-server-bob", &prev).await.unwrap_err());
+    assert_eq!(err.code, 400);
+    assert!(
+        err.message
+            .starts_with("previous terminated container \"code-server\""),
+        "{}",
+        err.message
+    );
+    // follow=true keeps the stream open while the container runs.
+    use futures::AsyncBufReadExt;
+    let follow = LogParams {
+        follow: true,
+        ..LogParams::default()
+    };
+    let mut lines = pods
+        .log_stream("code-server-bob", &follow)
+        .await
+        .unwrap()
+        .lines();
+    let first = lines.try_next().await.unwrap().unwrap();
+    assert!(first.contains("code-server 4.96.4"), "{first}");
+    let still_open = tokio::time::timeout(Duration::from_millis(300), async {
+        while let Some(l) = lines.try_next().await.unwrap() {
+            let _ = l;
+        }
+    })
+    .await;
+    assert!(still_open.is_err(), "a followed log stays open");
+
     // Graceful delete: deletionTimestamp first, gone after the grace period.
     let res = pods
         .delete("code-server-bob", &DeleteParams::default())
@@ -646,10 +686,14 @@ async fn watch_sees_the_pod_lifecycle() {
         .unwrap();
     assert!(matches!(first, WatchEvent::Modified(_)), "{first:?}");
 
-    // Relabelled out of the selection: DELETED for this watch; then really deleted.
-    pods.delete("carol", &DeleteParams::default().grace_period(0))
-        .await
-        .unwrap();
+    // Relabelled out of the selection: DELETED for this watch (the object still exists).
+    pods.patch(
+        "carol",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"devplatform.io/user": "someone-else"}}})),
+    )
+    .await
+    .unwrap();
     loop {
         let ev = tokio::time::timeout(Duration::from_secs(5), stream.try_next())
             .await
@@ -658,9 +702,44 @@ async fn watch_sees_the_pod_lifecycle() {
             .unwrap();
         if let WatchEvent::Deleted(p) = ev {
             assert_eq!(p.metadata.name.as_deref(), Some("carol"));
+            assert_eq!(p.labels()["devplatform.io/user"], "someone-else");
             break;
         }
     }
+    assert!(sim.object("pods", NS, "carol").is_some());
+    pods.delete("carol", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    assert!(
+        sim.object("pods", NS, "carol").is_none(),
+        "grace 0 removes at once"
+    );
+
+    // kube's watcher with streaming lists (sendInitialEvents + bookmarks).
+    let cfg = kube::runtime::watcher::Config::default().streaming_lists();
+    let mut w = kube::runtime::watcher(pods.clone(), cfg).boxed();
+    pods.patch(
+        "zed",
+        &PatchParams::apply(MANAGER),
+        &Patch::Apply(pod_manifest("zed", "codercom/code-server:4.96.4")),
+    )
+    .await
+    .unwrap();
+    let mut saw_init_done = false;
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(5), w.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        match ev {
+            kube::runtime::watcher::Event::InitDone => saw_init_done = true,
+            kube::runtime::watcher::Event::Apply(p) if p.name_any() == "zed" => break,
+            _ => {}
+        }
+    }
+    assert!(saw_init_done);
+
     // timeoutSeconds ends the stream.
     let start = std::time::Instant::now();
     let mut short = pods
@@ -1109,6 +1188,50 @@ async fn jobs_run_succeed_and_fail() {
         )
         .await;
     assert!(gone);
+
+    // Foreground: the job waits for its pods, then goes.
+    let attempt = attempts[0].name_any();
+    let pending = jobs
+        .delete("sync-bad", &DeleteParams::foreground())
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
+    assert!(
+        pending
+            .finalizers()
+            .contains(&"foregroundDeletion".to_string())
+    );
+    assert!(pending.metadata.deletion_timestamp.is_some());
+    let job_uid = pending.metadata.uid.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        await_condition(
+            jobs.clone(),
+            "sync-bad",
+            kube::runtime::conditions::is_deleted(&job_uid),
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        sim.object("pods", NS, &attempt).is_none(),
+        "dependents went first"
+    );
+
+    // ttlSecondsAfterFinished: 0 removes the finished job.
+    let mut ttl = job_manifest("sync-ttl", "alpine/git:2.45.2");
+    ttl["spec"]["ttlSecondsAfterFinished"] = json!(0);
+    jobs.patch("sync-ttl", &pp, &Patch::Apply(&ttl))
+        .await
+        .unwrap();
+    let gone = sim
+        .wait_for("jobs", NS, "sync-ttl", Duration::from_secs(5), |j| {
+            j.is_none()
+        })
+        .await;
+    assert!(gone);
 }
 
 #[tokio::test]
@@ -1423,6 +1546,26 @@ spec:
     assert!(!ok);
     assert!(err.contains("the object has been modified"), "{err}");
 
+    // Unknown fields: refused under kubectl's default strict validation, dropped with a
+    // warning otherwise.
+    let odd = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: odd, namespace: codeserver-instances}\ndata: {a: b}\nfoo: bar\n";
+    let (ok, _, err) = run(vec!["apply", "--server-side", "-f", "-"], Some(odd.into()))
+        .await
+        .unwrap();
+    assert!(!ok);
+    assert!(
+        err.contains("strict decoding error: unknown field \"foo\""),
+        "{err}"
+    );
+    let (ok, _, err) = run(
+        vec!["apply", "--server-side", "--validate=warn", "-f", "-"],
+        Some(odd.into()),
+    )
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    assert!(err.contains("Warning: unknown field \"foo\""), "{err}");
+
     // Server-side apply conflicts surface through kubectl too.
     let steal = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: other, namespace: codeserver-instances}\ndata: {a: \"9\"}\n";
     let (ok, _, err) = run(
@@ -1465,4 +1608,364 @@ spec:
     assert!(!ok);
     assert!(err.contains("configmaps \"demo\" not found"), "{err}");
     server.abort();
+}
+
+#[tokio::test]
+async fn admission_unknown_fields_secrets_and_finalizers() {
+    let sim = Sim::start().await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(sim.client(), NS);
+    let pp = PatchParams::apply(MANAGER).force();
+    // Admission: API token volume unless automount is off, default tolerations always.
+    let with_token = pods
+        .patch(
+            "tok",
+            &pp,
+            &Patch::Apply(pod_manifest("tok", "codercom/code-server:4.96.4")),
+        )
+        .await
+        .unwrap();
+    let spec = with_token.spec.unwrap();
+    let vols = spec.volumes.unwrap();
+    assert!(vols[0].name.starts_with("kube-api-access-"), "{vols:?}");
+    let mounts = spec.containers[0].volume_mounts.clone().unwrap();
+    assert_eq!(
+        mounts[0].mount_path,
+        "/var/run/secrets/kubernetes.io/serviceaccount"
+    );
+    assert_eq!(spec.tolerations.unwrap().len(), 2);
+    let mut no_token = pod_manifest("notok", "codercom/code-server:4.96.4");
+    no_token["spec"]["automountServiceAccountToken"] = json!(false);
+    let p = pods
+        .patch("notok", &pp, &Patch::Apply(&no_token))
+        .await
+        .unwrap();
+    assert!(p.spec.unwrap().volumes.is_none());
+
+    // Unknown fields: dropped (with their ownership), or refused under Strict.
+    let mut typo = pod_manifest("typo", "codercom/code-server:4.96.4");
+    typo["spec"]["containers"][0]["imagePullPolcy"] = json!("Always");
+    let p = pods.patch("typo", &pp, &Patch::Apply(&typo)).await.unwrap();
+    let raw = sim.object("pods", NS, "typo").unwrap();
+    assert!(raw["spec"]["containers"][0].get("imagePullPolcy").is_none());
+    let fields = serde_json::to_value(
+        p.metadata.managed_fields.unwrap()[0]
+            .fields_v1
+            .clone()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        fields["f:spec"]["f:containers"]["k:{\"name\":\"code-server\"}"]
+            .get("f:imagePullPolcy")
+            .is_none()
+    );
+    let strict = PatchParams {
+        field_validation: Some(kube::api::ValidationDirective::Strict),
+        ..pp.clone()
+    };
+    let err = api_error(
+        pods.patch("typo", &strict, &Patch::Apply(&typo))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 400);
+    assert!(
+        err.message
+            .contains("strict decoding error: unknown field \"spec.containers[0].imagePullPolcy\""),
+        "{}",
+        err.message
+    );
+    let mut wrong_type = pod_manifest("wrong", "codercom/code-server:4.96.4");
+    wrong_type["spec"]["containers"][0]["ports"][0]["containerPort"] = json!("8080");
+    let err = api_error(
+        pods.patch("wrong", &pp, &Patch::Apply(&wrong_type))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code, 400);
+    assert!(
+        err.message
+            .starts_with("Pod in version \"v1\" cannot be handled as a Pod"),
+        "{}",
+        err.message
+    );
+
+    // Secrets fold stringData into data.
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(sim.client(), NS);
+    let s = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"token": "abc"}});
+    let stored = secrets.patch("s", &pp, &Patch::Apply(&s)).await.unwrap();
+    assert_eq!(stored.type_.as_deref(), Some("Opaque"));
+    assert_eq!(stored.data.unwrap()["token"].0, b"abc".to_vec());
+    assert!(stored.string_data.is_none());
+
+    // A custom finalizer holds a delete until it is removed.
+    let cms: Api<ConfigMap> = Api::namespaced(sim.client(), NS);
+    let cm: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}),
+    )
+    .unwrap();
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    let pending = cms
+        .delete("held", &DeleteParams::default())
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
+    assert!(pending.metadata.deletion_timestamp.is_some());
+    assert!(cms.get("held").await.is_ok());
+    cms.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    let err = api_error(cms.get("held").await.unwrap_err());
+    assert_eq!(err.code, 404);
+}
+
+#[tokio::test]
+async fn image_fix_recovers_a_pod_and_claims_grow() {
+    let sim = Sim::start().await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(sim.client(), NS);
+    let pp = PatchParams::apply(MANAGER).force();
+    pods.patch(
+        "fixme",
+        &pp,
+        &Patch::Apply(pod_manifest("fixme", "example.com/errimagepull:1")),
+    )
+    .await
+    .unwrap();
+    wait_pod(&sim, "fixme", |p| {
+        waiting_reason(p, "containerStatuses") == "ImagePullBackOff"
+    })
+    .await;
+    pods.patch(
+        "fixme",
+        &pp,
+        &Patch::Apply(pod_manifest("fixme", "codercom/code-server:4.96.4")),
+    )
+    .await
+    .unwrap();
+    let ready = wait_ready(&pods, "fixme").await;
+    assert_eq!(
+        ready.status.unwrap().container_statuses.unwrap()[0].image,
+        "codercom/code-server:4.96.4"
+    );
+
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(sim.client(), NS);
+    let claim = |size: &str| {
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "grow"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}})
+    };
+    pvcs.patch("grow", &pp, &Patch::Apply(claim("1Gi")))
+        .await
+        .unwrap();
+    sim.wait_for(
+        "persistentvolumeclaims",
+        NS,
+        "grow",
+        Duration::from_secs(5),
+        |p| p.is_some_and(|p| p["status"]["phase"] == "Bound"),
+    )
+    .await;
+    pvcs.patch("grow", &pp, &Patch::Apply(claim("5Gi")))
+        .await
+        .unwrap();
+    let grown = sim
+        .wait_for(
+            "persistentvolumeclaims",
+            NS,
+            "grow",
+            Duration::from_secs(5),
+            |p| p.is_some_and(|p| p["status"]["capacity"]["storage"] == "5Gi"),
+        )
+        .await;
+    assert!(grown);
+}
+
+#[tokio::test]
+async fn namespace_termination_and_delete_collection() {
+    let sim = Sim::start().await.unwrap();
+    let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(sim.client());
+    let ns: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(json!({"metadata": {"name": "scratch"}})).unwrap();
+    let created = nss.create(&PostParams::default(), &ns).await.unwrap();
+    assert_eq!(created.labels()["kubernetes.io/metadata.name"], "scratch");
+    let cms: Api<ConfigMap> = Api::namespaced(sim.client(), "scratch");
+    for (name, tier) in [("a", "x"), ("b", "x"), ("c", "y")] {
+        let cm: ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": {"tier": tier}}}))
+                .unwrap();
+        cms.create(&PostParams::default(), &cm).await.unwrap();
+    }
+    let deleted = cms
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("tier=x"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(deleted.left().unwrap().items.len(), 2);
+    assert_eq!(
+        cms.list(&ListParams::default()).await.unwrap().items.len(),
+        1
+    );
+    assert_eq!(sim.count("deletecollection", "configmaps"), 1);
+
+    let terminating = nss
+        .delete("scratch", &DeleteParams::default())
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
+    assert_eq!(
+        terminating.status.unwrap().phase.as_deref(),
+        Some("Terminating")
+    );
+    let uid = terminating.metadata.uid.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        await_condition(
+            nss.clone(),
+            "scratch",
+            kube::runtime::conditions::is_deleted(&uid),
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        sim.list_objects("configmaps")
+            .iter()
+            .all(|c| c["metadata"]["namespace"] != "scratch")
+    );
+}
+
+#[tokio::test]
+async fn discovery_legacy_and_aggregated() {
+    let sim = Sim::start().await.unwrap();
+    let legacy = kube::discovery::Discovery::new(sim.client())
+        .run()
+        .await
+        .unwrap();
+    let (ar, caps) = legacy
+        .resolve_gvk(&GroupVersionKind::gvk(
+            "networking.istio.io",
+            "v1",
+            "VirtualService",
+        ))
+        .unwrap();
+    assert_eq!(ar.plural, "virtualservices");
+    assert_eq!(caps.scope, kube::discovery::Scope::Namespaced);
+    assert!(legacy.has_group("batch"));
+    let agg = kube::discovery::Discovery::new(sim.client())
+        .run_aggregated()
+        .await
+        .unwrap();
+    let (ar, _) = agg
+        .resolve_gvk(&GroupVersionKind::gvk("", "v1", "PersistentVolumeClaim"))
+        .unwrap();
+    assert_eq!(ar.plural, "persistentvolumeclaims");
+    let v = sim.client().apiserver_version().await.unwrap();
+    assert_eq!(v.major, "1");
+    // The kubeconfig the handle gives is usable as is.
+    let cfg = kube::Config::from_custom_kubeconfig(
+        sim.kubeconfig(),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(cfg.default_namespace, "default");
+    let from_kc = kube::Client::try_from(cfg).unwrap();
+    let cms: Api<ConfigMap> = Api::default_namespaced(from_kc);
+    assert!(
+        cms.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn reapplying_everything_is_a_no_op() {
+    let sim = Sim::start().await.unwrap();
+    let client = sim.client();
+    let pp = PatchParams::apply(MANAGER).force();
+    let gvk = |g: &str, v: &str, k: &str| ApiResource::from_gvk(&GroupVersionKind::gvk(g, v, k));
+    let mut pod = pod_manifest("code-server-gus", "codercom/code-server:4.96.4");
+    pod["spec"]["automountServiceAccountToken"] = json!(false);
+    pod["spec"]["volumes"] =
+        json!([{"name": "workspace", "persistentVolumeClaim": {"claimName": "workspace-gus"}}]);
+    pod["spec"]["containers"][0]["volumeMounts"] =
+        json!([{"name": "workspace", "mountPath": "/home/coder"}]);
+    // Quantities as a template might render them: stored canonical, re-applied without change.
+    pod["spec"]["containers"][0]["resources"] =
+        json!({"requests": {"cpu": 0.25, "memory": "512Mi"}, "limits": {"memory": "2048Mi"}});
+    pod["spec"]["securityContext"] =
+        json!({"runAsNonRoot": true, "runAsUser": 1000, "fsGroup": 1000});
+    let objects = vec![
+        (
+            gvk("", "v1", "PersistentVolumeClaim"),
+            json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "workspace-gus", "annotations": {"devplatform.io/repos": "[\"team/app\"]"}},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}}}),
+        ),
+        (gvk("", "v1", "Pod"), pod),
+        (
+            gvk("", "v1", "Service"),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "code-server-gus"},
+            "spec": {"selector": {"app.kubernetes.io/instance": "code-server-gus"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}),
+        ),
+        (
+            gvk("networking.istio.io", "v1", "VirtualService"),
+            json!({"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+            "metadata": {"name": "code-server-gus"}, "spec": {"hosts": ["code-gus.example.com"], "gateways": ["dev-platform/gw"],
+            "http": [{"route": [{"destination": {"host": "code-server-gus", "port": {"number": 80}}}]}]}}),
+        ),
+        (
+            gvk("networking.k8s.io", "v1", "NetworkPolicy"),
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": "code-server-gus"}, "spec": {"podSelector": {"matchLabels": {"app.kubernetes.io/instance": "code-server-gus"}},
+            "policyTypes": ["Ingress"], "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "istio-system"}}}],
+            "ports": [{"port": 8080, "protocol": "TCP"}]}]}}),
+        ),
+    ];
+    for (ar, obj) in &objects {
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, ar);
+        api.patch(
+            obj["metadata"]["name"].as_str().unwrap(),
+            &pp,
+            &Patch::Apply(obj),
+        )
+        .await
+        .unwrap();
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    wait_ready(&pods, "code-server-gus").await;
+    let live = sim.object("pods", NS, "code-server-gus").unwrap();
+    assert_eq!(
+        live["spec"]["containers"][0]["resources"],
+        json!({"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}})
+    );
+    // Let the lifecycle settle (PVC bound, pod ready), then re-apply everything.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rv_before = sim.resource_version();
+    for (ar, obj) in &objects {
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, ar);
+        let name = obj["metadata"]["name"].as_str().unwrap();
+        let before = api.get(name).await.unwrap();
+        let after = api.patch(name, &pp, &Patch::Apply(obj)).await.unwrap();
+        assert_eq!(
+            before.metadata.resource_version, after.metadata.resource_version,
+            "{name} ({}) changed on re-apply",
+            ar.kind
+        );
+        assert_eq!(
+            before.metadata.managed_fields,
+            after.metadata.managed_fields
+        );
+    }
+    assert_eq!(sim.resource_version(), rv_before, "no write happened");
 }

@@ -289,6 +289,18 @@ impl Templates {
         &self.base_values
     }
 
+    /// Applies `--set key.path=value` overrides to the set's values (the revision then
+    /// covers them too), for commands that reconcile with overrides, like `plan --set`.
+    pub fn set_values(&mut self, sets: &[String]) -> Result<(), ValuesError> {
+        for set in sets {
+            values::apply_set(&mut self.base_values, set)?;
+            let mut hash = naming::hex_digest(format!("{}\0{set}", self.revision).as_bytes());
+            hash.truncate(12);
+            self.revision = hash;
+        }
+        Ok(())
+    }
+
     /// The object templates, in render order.
     pub fn object_templates(&self) -> &[String] {
         &self.object_templates

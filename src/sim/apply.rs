@@ -107,26 +107,36 @@ const UNOWNED_META: &[&str] = &[
 /// The part of an object field ownership is tracked on: no apiVersion/kind, no identity
 /// metadata, and only the half (main or status) the endpoint may change.
 pub fn tracked_part(v: &Value, subresource: Option<&str>, has_status: bool) -> Value {
-    let mut out = match v {
-        Value::Object(m) => m.clone(),
-        _ => Map::new(),
+    let mut out = Map::new();
+    let Value::Object(m) = v else {
+        return Value::Object(out);
     };
-    out.remove("apiVersion");
-    out.remove("kind");
-    if let Some(Value::Object(meta)) = out.get_mut("metadata") {
-        for k in UNOWNED_META {
-            meta.remove(*k);
+    for (k, child) in m {
+        let keep = match (k.as_str(), subresource) {
+            ("apiVersion" | "kind", _) => false,
+            ("status", Some("status")) => true,
+            (_, Some("status")) => false,
+            ("status", _) => !has_status,
+            _ => true,
+        };
+        if !keep {
+            continue;
         }
-    }
-    if matches!(out.get("metadata"), Some(Value::Object(m)) if m.is_empty()) {
-        out.remove("metadata");
-    }
-    match subresource {
-        Some("status") => out.retain(|k, _| k == "status"),
-        _ if has_status => {
-            out.remove("status");
+        if k == "metadata" {
+            // NB: never deep-clone managedFields: they are the largest part of many objects.
+            if let Value::Object(meta) = child {
+                let kept: Map<String, Value> = meta
+                    .iter()
+                    .filter(|(mk, _)| !UNOWNED_META.contains(&mk.as_str()))
+                    .map(|(mk, mv)| (mk.clone(), mv.clone()))
+                    .collect();
+                if !kept.is_empty() {
+                    out.insert(k.clone(), Value::Object(kept));
+                }
+            }
+            continue;
         }
-        _ => {}
+        out.insert(k.clone(), child.clone());
     }
     Value::Object(out)
 }

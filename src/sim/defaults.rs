@@ -10,6 +10,7 @@ fn set_default(m: &mut Map<String, Value>, key: &str, v: Value) {
 
 /// Apply the defaults of a resource (by plural) to an object.
 pub fn apply(plural: &str, obj: &mut Value) {
+    super::quantity::canonicalise(plural, obj);
     match plural {
         "pods" => {
             if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
@@ -48,6 +49,20 @@ pub fn apply(plural: &str, obj: &mut Value) {
         "secrets" => {
             if let Some(m) = obj.as_object_mut() {
                 set_default(m, "type", json!("Opaque"));
+                // NB: stringData is write-only: the server folds it into data (base64).
+                if let Some(Value::Object(sd)) = m.remove("stringData") {
+                    use base64::Engine;
+                    let data = m.entry("data").or_insert_with(|| json!({}));
+                    if let Some(d) = data.as_object_mut() {
+                        for (k, v) in sd {
+                            let text = v.as_str().unwrap_or_default();
+                            d.insert(
+                                k,
+                                json!(base64::engine::general_purpose::STANDARD.encode(text)),
+                            );
+                        }
+                    }
+                }
             }
         }
         "networkpolicies" => network_policy(obj),

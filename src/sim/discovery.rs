@@ -115,8 +115,106 @@ fn resource_list(group: &str, version: &str) -> Value {
     json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources})
 }
 
+/// Whether the client asked for aggregated discovery (apidiscovery.k8s.io/v2).
+fn wants_aggregated(h: &HeaderMap) -> Option<&'static str> {
+    let accept = h.get("accept").and_then(|v| v.to_str().ok())?;
+    let first = accept.split(',').next()?;
+    if !first.contains("as=APIGroupDiscoveryList") {
+        return None;
+    }
+    Some(if first.contains("v=v2beta1") {
+        "v2beta1"
+    } else {
+        "v2"
+    })
+}
+
+/// The aggregated discovery document for the core group (`core`) or all named groups.
+fn aggregated(core: bool, version: &str) -> Value {
+    let mut groups: BTreeMap<&str, Vec<&ResourceDef>> = BTreeMap::new();
+    for r in RESOURCES.iter().filter(|r| r.group.is_empty() == core) {
+        groups.entry(r.group).or_default().push(r);
+    }
+    let items: Vec<Value> = groups
+        .iter()
+        .map(|(g, rs)| {
+            let mut versions: Vec<&str> = Vec::new();
+            for r in rs {
+                for v in r.versions {
+                    if !versions.contains(v) {
+                        versions.push(v);
+                    }
+                }
+            }
+            let vs: Vec<Value> = versions
+                .iter()
+                .map(|v| {
+                    let resources: Vec<Value> = rs
+                        .iter()
+                        .filter(|r| r.versions.contains(v))
+                        .map(|r| {
+                            let kind = json!({"group": g, "version": v, "kind": r.kind});
+                            let subs: Vec<Value> = r
+                                .subresources
+                                .iter()
+                                .map(|sub| {
+                                    let verbs = if *sub == "log" {
+                                        json!(["get"])
+                                    } else {
+                                        json!(["get", "patch", "update"])
+                                    };
+                                    let rk = if *sub == "log" {
+                                        json!({"group": "", "version": "v1", "kind": "Pod"})
+                                    } else {
+                                        kind.clone()
+                                    };
+                                    json!({"subresource": sub, "responseKind": rk, "verbs": verbs})
+                                })
+                                .collect();
+                            let mut res = json!({
+                                "resource": r.plural,
+                                "responseKind": kind,
+                                "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
+                                "singularResource": r.singular,
+                                "verbs": VERBS,
+                            });
+                            if !r.short_names.is_empty() {
+                                res["shortNames"] = json!(r.short_names);
+                            }
+                            if matches!(r.plural, "pods" | "services" | "jobs") {
+                                res["categories"] = json!(["all"]);
+                            }
+                            if !subs.is_empty() {
+                                res["subresources"] = json!(subs);
+                            }
+                            res
+                        })
+                        .collect();
+                    json!({"version": v, "resources": resources, "freshness": "Current"})
+                })
+                .collect();
+            json!({"metadata": {"name": g, "creationTimestamp": null}, "versions": vs})
+        })
+        .collect();
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": format!("apidiscovery.k8s.io/{version}"),
+        "metadata": {},
+        "items": items,
+    })
+}
+
 /// Answer a discovery request.
-pub(crate) fn respond(doc: &Doc, _h: &HeaderMap, addr: &str) -> warp::reply::Response {
+pub(crate) fn respond(doc: &Doc, h: &HeaderMap, addr: &str) -> warp::reply::Response {
+    if let (Some(v), Doc::CoreVersions | Doc::Groups) = (wants_aggregated(h), doc) {
+        let body = aggregated(matches!(doc, Doc::CoreVersions), v);
+        let mut r = json_response(200, &body);
+        let ct = format!("application/json;g=apidiscovery.k8s.io;v={v};as=APIGroupDiscoveryList");
+        if let Ok(hv) = ct.parse() {
+            r.headers_mut().insert("content-type", hv);
+        }
+        return r;
+    }
     match doc {
         Doc::Root => {
             let mut paths = vec![

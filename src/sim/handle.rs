@@ -158,6 +158,19 @@ impl Sim {
         lock(&self.sh.store).len()
     }
 
+    /// Bytes of serialized objects held by the store (what the objects themselves take).
+    pub fn stored_bytes(&self) -> usize {
+        let store = lock(&self.sh.store);
+        (0..resources::RESOURCES.len() as u8)
+            .flat_map(|r| {
+                store
+                    .iter(r, None)
+                    .map(|(_, s)| s.bytes.len())
+                    .collect::<Vec<_>>()
+            })
+            .sum()
+    }
+
     /// The current (global) resourceVersion.
     pub fn resource_version(&self) -> u64 {
         lock(&self.sh.store).rv()

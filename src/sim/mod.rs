@@ -9,6 +9,26 @@
 //!
 //! Beside it, [`gitea`] simulates Gitea's REST API and [`issuer`] the token side of
 //! Keycloak (a JWKS and minted tokens), so that the whole service runs on 127.0.0.1.
+//!
+//! ```text
+//! let sim = Sim::start().await?;                       // 127.0.0.1, a free port
+//! let pods: Api<Pod> = Api::namespaced(sim.client(), "codeserver-instances");
+//! sim.inject(Fault::status(500).verb("patch").times(1));
+//! sim.set_pod_behaviour("code-server-alice", PodBehaviour::CrashLoop);
+//! ... run the code under test ...
+//! assert!(sim.writes().is_empty());                     // e.g. "made no writes"
+//! assert_eq!(sim.count("patch", "pods"), 1);
+//! ```
+//!
+//! Failure modes can also be asked for in the manifest itself: an image containing
+//! `errimagepull`, `crashloop`, `createconfigerror` or `unschedulable`, an init container
+//! image containing `initfail`, a job container image containing `jobfail`, or the
+//! annotation `sim.devplatform.io/behaviour` with one of those words (or `neverready`).
+//!
+//! Known differences from a real API server: no authentication or RBAC enforcement, no
+//! protobuf, no events, services have no endpoints, `follow` logs carry no new lines, the
+//! Istio CRD schema is not validated, and a watch can only resume from the last 2048 changes
+//! (older resourceVersions get 410 Expired, as after etcd compaction).
 
 // NB: ApiError mirrors a Status body; errors are the rare path, so boxing it buys nothing.
 #![allow(clippy::result_large_err)]
@@ -24,6 +44,8 @@ mod http;
 pub mod issuer;
 mod lifecycle;
 mod ops;
+mod prune;
+mod quantity;
 mod resources;
 mod selector;
 mod status;
@@ -108,6 +130,10 @@ pub struct SimOptions {
     pub pvc_bind_delay: Duration,
     /// Graceful deletion.
     pub grace: GracePeriod,
+    /// Run the scheduler/kubelet/controller stand-ins (pod phases, job pods, PVC binding).
+    /// When off, objects keep the status they were created or seeded with; deletion,
+    /// finalizers and garbage collection still work.
+    pub lifecycle: bool,
 }
 
 impl Default for SimOptions {
@@ -130,6 +156,7 @@ impl Default for SimOptions {
             job_duration: Duration::from_millis(60),
             pvc_bind_delay: Duration::from_millis(10),
             grace: GracePeriod::Fixed(Duration::from_millis(50)),
+            lifecycle: true,
         }
     }
 }

@@ -18,6 +18,8 @@ pub type Labels = Arc<[(Box<str>, Box<str>)]>;
 pub struct Stored {
     /// metadata.labels.
     pub labels: Labels,
+    /// uids in metadata.ownerReferences (for garbage collection without parsing).
+    pub owners: Box<[Box<str>]>,
     /// The object as JSON.
     pub bytes: Bytes,
 }
@@ -87,7 +89,10 @@ pub struct Event {
 pub type Key = (ResId, String, String);
 
 /// How many past events a watch can start from.
-const HISTORY: usize = 10_000;
+// NB: old versions stay alive while an event holds them: keep the window modest (a watch
+// from an older resourceVersion gets 410 Expired and the client re-lists, as with etcd
+// compaction).
+const HISTORY: usize = 2048;
 
 /// The store.
 #[derive(Debug)]
@@ -119,7 +124,7 @@ fn labels_from(v: &Value) -> Labels {
 impl Store {
     /// An empty store.
     pub fn new() -> Self {
-        let (tx, _) = broadcast::channel(16_384);
+        let (tx, _) = broadcast::channel(2048);
         Store {
             objects: BTreeMap::new(),
             rv: 1000,
@@ -164,11 +169,22 @@ impl Store {
         }
         let bytes = Bytes::from(serde_json::to_vec(&obj).unwrap_or_default());
         let labels = labels_from(&obj);
+        let owners: Box<[Box<str>]> = obj
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .map(|refs| {
+                refs.iter()
+                    .filter_map(|r| r.get("uid").and_then(Value::as_str))
+                    .map(Box::from)
+                    .collect()
+            })
+            .unwrap_or_default();
         let key = (res, ns.to_string(), name.to_string());
         let prev = self.objects.insert(
             key,
             Stored {
                 labels: labels.clone(),
+                owners,
                 bytes: bytes.clone(),
             },
         );

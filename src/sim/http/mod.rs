@@ -20,6 +20,12 @@ use super::status::ApiError;
 use super::store::{Event, EventKind, Labels, label_of};
 use super::{Shared, discovery, lock};
 
+mod read;
+mod watch;
+
+pub(crate) use read::*;
+pub(crate) use watch::*;
+
 type Reply_ = warp::reply::Response;
 
 /// The warp filter serving everything.
@@ -270,7 +276,14 @@ async fn handle(
         let mut f = lock(&sh.faults);
         faults::decide(&mut f, &record)
     };
-    lock(&sh.requests).push(record);
+    {
+        let mut requests = lock(&sh.requests);
+        // NB: a long-running demo must not grow without bound; tests never get near this.
+        if requests.len() >= 200_000 {
+            requests.drain(..100_000);
+        }
+        requests.push(record);
+    }
     if let Some(l) = action.latency {
         tokio::time::sleep(l).await;
     }
@@ -291,13 +304,21 @@ async fn handle(
         )));
     }
     let ns = r.ns.clone().unwrap_or_default();
+    let warnings: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
     let result = match verb {
         "get" if r.sub.as_deref() == Some("log") => return logs(&sh, &r, &query),
-        "get" => ops::get(&sh, r.res, &ns, r.name.as_deref().unwrap_or_default()).map(|v| (200, v)),
+        "get" => {
+            let got = ops::get(&sh, r.res, &ns, r.name.as_deref().unwrap_or_default());
+            if let (Ok(obj), true) = (&got, discovery::wants_table(&h)) {
+                let rv = lock(&sh.store).rv();
+                return json_response(200, &discovery::table(d, std::slice::from_ref(obj), rv));
+            }
+            got.map(|v| (200, v))
+        }
         "list" => return list(&sh, &r, &query, &h),
         "watch" => return watch(&sh, &r, &query),
         "create" => parse_json(&body).and_then(|v| {
-            let p = write_params(&r, &query, &h, dry_run);
+            let p = write_params(&r, &query, &h, dry_run, &warnings);
             if r.name.is_some() {
                 return Err(ApiError::method_not_allowed(
                     "POST is not allowed on a named resource",
@@ -306,7 +327,7 @@ async fn handle(
             ops::create(&sh, r.res, &ns, v, &p).map(|o| (201, o))
         }),
         "update" => parse_json(&body).and_then(|v| {
-            let p = write_params(&r, &query, &h, dry_run);
+            let p = write_params(&r, &query, &h, dry_run, &warnings);
             ops::update(
                 &sh,
                 r.res,
@@ -342,7 +363,7 @@ async fn handle(
                     Err(ApiError::unsupported_media_type(&ct))
                 }
                 Some(kind) => {
-                    let mut p = write_params(&r, &query, &h, dry_run);
+                    let mut p = write_params(&r, &query, &h, dry_run, &warnings);
                     if kind == PatchKind::Apply {
                         p.field_manager = query.get("fieldManager").cloned();
                     }
@@ -384,10 +405,17 @@ async fn handle(
         "deletecollection" => return delete_collection(&sh, &r, &query, &body, dry_run),
         _ => Err(ApiError::method_not_allowed("unsupported")),
     };
-    match result {
+    let mut resp = match result {
         Ok((code, v)) => json_response(code, &served_version(d, &r.version, v)),
         Err(e) => error_response(&e),
+    };
+    for w in lock(&warnings).iter() {
+        let text = format!("299 - {w:?}");
+        if let Ok(v) = text.parse() {
+            resp.headers_mut().append("warning", v);
+        }
     }
+    resp
 }
 
 fn body_dry_run(body: &Bytes) -> bool {
@@ -414,8 +442,10 @@ fn write_params(
     q: &HashMap<String, String>,
     h: &HeaderMap,
     dry_run: bool,
+    warnings: &Arc<std::sync::Mutex<Vec<String>>>,
 ) -> WriteParams {
     WriteParams {
+        warnings: warnings.clone(),
         dry_run,
         field_manager: Some(
             q.get("fieldManager")
@@ -425,6 +455,7 @@ fn write_params(
         force: is_true(q, "force"),
         subresource: r.sub.clone(),
         version: r.version.clone(),
+        strict: q.get("fieldValidation").is_some_and(|v| v == "Strict"),
     }
 }
 
@@ -500,380 +531,4 @@ fn selectors(
     )
     .map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok((ls, fs))
-}
-
-fn list(sh: &Arc<Shared>, r: &ResourceRoute, q: &HashMap<String, String>, h: &HeaderMap) -> Reply_ {
-    let d = def(r.res);
-    let (ls, fs) = match selectors(d, q) {
-        Ok(s) => s,
-        Err(e) => return error_response(&e),
-    };
-    if let Some(ns) = &r.ns {
-        let store = lock(&sh.store);
-        if store.get(ids::NAMESPACES, "", ns).is_none() {
-            // NB: the real server answers an empty list for a missing namespace.
-            drop(store);
-        }
-    }
-    let limit = q
-        .get("limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .filter(|l| *l > 0);
-    let cont = q.get("continue").and_then(|c| decode_continue(c));
-    let res = ops::list(sh, r.res, r.ns.as_deref(), &ls, &fs, limit, cont.as_deref());
-    if discovery::wants_table(h) {
-        let items: Vec<Value> = res
-            .items
-            .iter()
-            .map(|b| serde_json::from_slice(b).unwrap_or(Value::Null))
-            .collect();
-        return json_response(200, &discovery::table(d, &items, res.rv));
-    }
-    let mut meta = json!({"resourceVersion": res.rv.to_string()});
-    if let Some(c) = &res.continue_token {
-        meta["continue"] = json!(encode_continue(c));
-    }
-    if let Some(n) = res.remaining {
-        meta["remainingItemCount"] = json!(n);
-    }
-    let head = json!({
-        "kind": format!("{}List", d.kind),
-        "apiVersion": d.api_version(&r.version),
-        "metadata": meta,
-    })
-    .to_string();
-    let total: usize = res.items.iter().map(Bytes::len).sum();
-    let mut buf = BytesMut::with_capacity(head.len() + total + res.items.len() + 16);
-    buf.put_slice(&head.as_bytes()[..head.len() - 1]);
-    buf.put_slice(b",\"items\":[");
-    for (i, item) in res.items.iter().enumerate() {
-        if i > 0 {
-            buf.put_u8(b',');
-        }
-        buf.put_slice(&served_bytes(d, &r.version, item));
-    }
-    buf.put_slice(b"]}");
-    bytes_response(200, buf.freeze(), "application/json")
-}
-
-fn encode_continue(key: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(key)
-}
-
-fn decode_continue(token: &str) -> Option<String> {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD
-        .decode(token)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-}
-
-fn delete_collection(
-    sh: &Arc<Shared>,
-    r: &ResourceRoute,
-    q: &HashMap<String, String>,
-    body: &Bytes,
-    dry_run: bool,
-) -> Reply_ {
-    let d = def(r.res);
-    let (ls, fs) = match selectors(d, q) {
-        Ok(s) => s,
-        Err(e) => return error_response(&e),
-    };
-    let res = ops::list(sh, r.res, r.ns.as_deref(), &ls, &fs, None, None);
-    let dp = delete_params(q, body, dry_run);
-    let mut items = Vec::new();
-    for b in &res.items {
-        let v: Value = serde_json::from_slice(b).unwrap_or(Value::Null);
-        let ns = v
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let name = v
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        if let Ok(del) = ops::delete(sh, r.res, &ns, &name, &dp) {
-            items.push(served_version(d, &r.version, del.object));
-        }
-    }
-    json_response(
-        200,
-        &json!({
-            "kind": format!("{}List", d.kind),
-            "apiVersion": d.api_version(&r.version),
-            "metadata": {"resourceVersion": lock(&sh.store).rv().to_string()},
-            "items": items,
-        }),
-    )
-}
-
-fn logs(sh: &Arc<Shared>, r: &ResourceRoute, q: &HashMap<String, String>) -> Reply_ {
-    let ns = r.ns.clone().unwrap_or_default();
-    let name = r.name.clone().unwrap_or_default();
-    let pod = match ops::get(sh, ids::PODS, &ns, &name) {
-        Ok(p) => p,
-        Err(e) => return error_response(&e),
-    };
-    let names = |list: &str| -> Vec<String> {
-        pod.pointer(&format!("/spec/{list}"))
-            .and_then(Value::as_array)
-            .map(|cs| {
-                cs.iter()
-                    .filter_map(|c| c.get("name")?.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let mains = names("containers");
-    let inits = names("initContainers");
-    let container = match q.get("container") {
-        Some(c) => c.clone(),
-        None if mains.len() == 1 => mains[0].clone(),
-        None => {
-            let mut msg = format!(
-                "a container name must be specified for pod {name}, choose one of: [{}]",
-                mains.join(" ")
-            );
-            if !inits.is_empty() {
-                msg.push_str(&format!(
-                    " or one of the init containers: [{}]",
-                    inits.join(" ")
-                ));
-            }
-            return error_response(&ApiError::bad_request(msg));
-        }
-    };
-    if !mains.contains(&container) && !inits.contains(&container) {
-        return error_response(&ApiError::bad_request(format!(
-            "container {container} is not valid for pod {name}"
-        )));
-    }
-    let lines = lock(&sh.logs)
-        .get(&(ns.clone(), name.clone(), container.clone()))
-        .cloned();
-    let Some(mut lines) = lines else {
-        let list = if inits.contains(&container) {
-            "initContainerStatuses"
-        } else {
-            "containerStatuses"
-        };
-        let reason = pod
-            .pointer(&format!("/status/{list}"))
-            .and_then(Value::as_array)
-            .and_then(|cs| cs.iter().find(|c| c["name"] == container.as_str()))
-            .and_then(|c| c.pointer("/state/waiting/reason"))
-            .and_then(Value::as_str)
-            .unwrap_or("ContainerCreating")
-            .to_string();
-        let why = match reason.as_str() {
-            "ErrImagePull" | "ImagePullBackOff" => "trying and failing to pull image".to_string(),
-            other => other.to_string(),
-        };
-        return error_response(&ApiError::bad_request(format!(
-            "container \"{container}\" in pod \"{name}\" is waiting to start: {why}"
-        )));
-    };
-    if let Some(n) = q.get("tailLines").and_then(|t| t.parse::<usize>().ok()) {
-        let skip = lines.len().saturating_sub(n);
-        lines.drain(..skip);
-    }
-    let mut text = String::new();
-    let stamp = is_true(q, "timestamps");
-    for l in &lines {
-        if stamp {
-            text.push_str(&ops::now().replace('Z', ".000000000Z"));
-            text.push(' ');
-        }
-        text.push_str(l);
-        text.push('\n');
-    }
-    if let Some(limit) = q.get("limitBytes").and_then(|t| t.parse::<usize>().ok()) {
-        text.truncate(limit);
-    }
-    bytes_response(200, Bytes::from(text), "text/plain")
-}
-
-/// Whether an event is visible to a watch with these selectors; may turn a MODIFIED that
-/// leaves or enters the selection into DELETED or ADDED, as the real watch cache does.
-fn visible(
-    ev: &Event,
-    res: ResId,
-    ns: Option<&str>,
-    ls: &LabelSelector,
-    fs: &FieldSelector,
-) -> Option<EventKind> {
-    if ev.res != res || ns.is_some_and(|n| n != &*ev.ns) {
-        return None;
-    }
-    if let Some(n) = fs.name()
-        && n != &*ev.name
-    {
-        return None;
-    }
-    let matches = |labels: &Labels| ls.matches(|k| label_of(labels, k));
-    let now = matches(&ev.labels);
-    match (ev.kind, &ev.prev_labels) {
-        (EventKind::Modified, Some(prev)) if !ls.is_empty() => match (matches(prev), now) {
-            (true, true) => Some(EventKind::Modified),
-            (true, false) => Some(EventKind::Deleted),
-            (false, true) => Some(EventKind::Added),
-            (false, false) => None,
-        },
-        (kind, _) => now.then_some(kind),
-    }
-}
-
-fn event_line(kind: &str, obj: &[u8]) -> Bytes {
-    let mut b = BytesMut::with_capacity(obj.len() + 32);
-    b.put_slice(b"{\"type\":\"");
-    b.put_slice(kind.as_bytes());
-    b.put_slice(b"\",\"object\":");
-    b.put_slice(obj);
-    b.put_slice(b"}\n");
-    b.freeze()
-}
-
-fn watch(sh: &Arc<Shared>, r: &ResourceRoute, q: &HashMap<String, String>) -> Reply_ {
-    let d = def(r.res);
-    let (ls, fs) = match selectors(d, q) {
-        Ok(s) => s,
-        Err(e) => return error_response(&e),
-    };
-    let rv_param = q.get("resourceVersion").cloned().unwrap_or_default();
-    let send_initial = is_true(q, "sendInitialEvents");
-    let bookmarks = is_true(q, "allowWatchBookmarks");
-    let timeout = q
-        .get("timeoutSeconds")
-        .and_then(|t| t.parse::<u64>().ok())
-        .map(Duration::from_secs)
-        .unwrap_or(Duration::from_secs(1800));
-    let ns = r.ns.clone();
-    let (rx, initial, start_rv, expired) = {
-        let store = lock(&sh.store);
-        let rx = store.subscribe();
-        let mut initial: Vec<(EventKind, Bytes)> = Vec::new();
-        let mut expired = None;
-        if rv_param.is_empty() || rv_param == "0" || send_initial {
-            for (_, s) in store.iter(r.res, ns.as_deref()) {
-                if !ls.is_empty() && !ls.matches(|k| s.label(k)) {
-                    continue;
-                }
-                if !fs.is_empty() && !fs.matches(&s.value()) {
-                    continue;
-                }
-                initial.push((EventKind::Added, s.bytes.clone()));
-            }
-        } else {
-            match rv_param
-                .parse::<u64>()
-                .ok()
-                .and_then(|rv| store.history_since(rv))
-            {
-                Some(events) => {
-                    for ev in &events {
-                        if let Some(kind) = visible(ev, r.res, ns.as_deref(), &ls, &fs)
-                            && (fs.is_empty()
-                                || fs.matches(
-                                    &serde_json::from_slice::<Value>(&ev.bytes)
-                                        .unwrap_or(Value::Null),
-                                ))
-                        {
-                            initial.push((kind, ev.bytes.clone()));
-                        }
-                    }
-                }
-                None => {
-                    expired = Some(ApiError::expired(format!(
-                        "too old resource version: {} ({})",
-                        rv_param,
-                        store.oldest_rv()
-                    )));
-                }
-            }
-        }
-        (rx, initial, store.rv(), expired)
-    };
-    let (tx, out) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(256);
-    let res = r.res;
-    let version = r.version.clone();
-    let sh2 = sh.clone();
-    tokio::spawn(async move {
-        let _keep = sh2;
-        let mut rx = rx;
-        if let Some(e) = expired {
-            let _ = tx
-                .send(Ok(event_line("ERROR", e.to_json().to_string().as_bytes())))
-                .await;
-            return;
-        }
-        for (kind, b) in initial {
-            if tx
-                .send(Ok(event_line(
-                    kind.as_str(),
-                    &served_bytes(d, &version, &b),
-                )))
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-        let bookmark = |rv: u64, initial_end: bool| {
-            let mut meta = json!({"resourceVersion": rv.to_string()});
-            if initial_end {
-                meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
-            }
-            let obj =
-                json!({"kind": d.kind, "apiVersion": d.api_version(&version), "metadata": meta});
-            event_line("BOOKMARK", obj.to_string().as_bytes())
-        };
-        if send_initial && bookmarks && tx.send(Ok(bookmark(start_rv, true))).await.is_err() {
-            return;
-        }
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut last_rv = start_rv;
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.tick().await;
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => return,
-                _ = tick.tick(), if bookmarks => {
-                    if tx.send(Ok(bookmark(last_rv, false))).await.is_err() {
-                        return;
-                    }
-                }
-                ev = rx.recv() => match ev {
-                    Ok(ev) => {
-                        if ev.rv <= start_rv {
-                            continue;
-                        }
-                        last_rv = ev.rv;
-                        let Some(kind) = visible(&ev, res, ns.as_deref(), &ls, &fs) else { continue };
-                        if !fs.is_empty() && !fs.matches(&serde_json::from_slice::<Value>(&ev.bytes).unwrap_or(Value::Null)) {
-                            continue;
-                        }
-                        if tx.send(Ok(event_line(kind.as_str(), &served_bytes(d, &version, &ev.bytes)))).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        let e = ApiError::expired("too old resource version: watch fell behind".into());
-                        let _ = tx.send(Ok(event_line("ERROR", e.to_json().to_string().as_bytes()))).await;
-                        return;
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                },
-            }
-        }
-    });
-    let stream = tokio_stream::wrappers::ReceiverStream::new(out);
-    let mut resp = warp::reply::stream(stream).into_response();
-    if let Ok(v) = "application/json".parse() {
-        resp.headers_mut().insert("content-type", v);
-    }
-    resp
 }
