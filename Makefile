@@ -9,6 +9,8 @@ RENDER_ARGS ?= --user john.doe --email john.doe@devplatform.local --repo-owner d
 
 .PHONY: help build test lint fmt run render validate-templates plan demo sim bench docker-build k8s-deploy k8s-templates
 
+# NB: the developer tools (demo, render, plan, sim) run debug builds, which share their
+# compiled dependencies with `make test`; `build` and `run` are optimised.
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
@@ -29,19 +31,19 @@ run: ## Serve the API (needs GITEA_URL, GITEA_TOKEN and a cluster from KUBECONFI
 	$(CARGO) run --release --locked -- serve
 
 render: ## Print the manifests for an example user (no cluster needed)
-	$(CARGO) run --release --locked -- render $(RENDER_ARGS)
+	$(CARGO) run --locked -- render $(RENDER_ARGS)
 
 validate-templates: ## Render templates/ for sample and hostile users; report every problem
-	$(CARGO) run --release --locked -- validate-templates --templates templates
+	$(CARGO) run --locked -- validate-templates --templates templates
 
 plan: ## Show what would change in the cluster from KUBECONFIG for the example user
-	$(CARGO) run --release --locked -- plan $(RENDER_ARGS)
+	$(CARGO) run --locked -- plan $(RENDER_ARGS)
 
 demo: ## Everything on 127.0.0.1: simulated cluster, Gitea, token issuer and the server
-	$(CARGO) run --release --locked -- demo
+	$(CARGO) run --locked -- demo
 
 sim: ## Serve the simulated Kubernetes API and write ./sim.kubeconfig
-	$(CARGO) run --release --locked -- sim --kubeconfig-out sim.kubeconfig
+	$(CARGO) run --locked -- sim --kubeconfig-out sim.kubeconfig
 
 bench: ## Benchmarks (render, simulated cluster, reconciler, API)
 	$(CARGO) bench --locked

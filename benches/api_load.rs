@@ -35,22 +35,6 @@ fn env_or(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn settings() -> InstanceSettings {
-    InstanceSettings {
-        namespace: "codeserver-instances".into(),
-        pvc_storage_class: "standard".into(),
-        pvc_size: "10Gi".into(),
-        image: "codercom/code-server:latest".into(),
-        cpu: "500m".into(),
-        memory: "1Gi".into(),
-        cpu_limit: "2".into(),
-        memory_limit: "4Gi".into(),
-        base_domain: "devplatform.local".into(),
-        templates_dir: None,
-        values_files: vec![],
-    }
-}
-
 struct Report {
     name: &'static str,
     latencies: Vec<Duration>,
@@ -163,7 +147,7 @@ fn main() {
             Arc::new(ActiveTemplates::new(
                 Templates::builtin().expect("templates"),
             )),
-            settings(),
+            InstanceSettings::default(),
             Timeouts::default(),
         ));
 

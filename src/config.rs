@@ -120,6 +120,28 @@ impl Default for InstanceSettings {
     }
 }
 
+/// A secret setting (GITEA_TOKEN, JWT_SECRET): `Debug` shows `<redacted>`, so printing
+/// the configuration can never leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+fn secret(s: &str) -> Result<Secret, String> {
+    Ok(Secret(s.to_owned()))
+}
+
 /// Settings of the `serve` command.
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -160,15 +182,16 @@ pub struct ServeArgs {
     #[arg(long = "gitea-url", env = "GITEA_URL", value_name = "GITEA_URL", required = true,
           value_parser = http_url)]
     pub gitea_url: Option<String>,
-    /// Gitea admin token; kept in the clone-credential Secret, never in a pod spec.
+    /// Gitea admin token (the spec requires it); pods clone with the clone-credential Secret.
     #[arg(
         long = "gitea-token",
         env = "GITEA_TOKEN",
         value_name = "GITEA_TOKEN",
         required = true,
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = secret
     )]
-    pub gitea_token: Option<String>,
+    pub gitea_token: Option<Secret>,
     /// Base URL of the Gitea API used for access checks; GITEA_URL when unset.
     #[arg(long = "gitea-service-url", env = "GITEA_SERVICE_URL", value_name = "GITEA_SERVICE_URL",
           value_parser = http_url)]
@@ -178,9 +201,10 @@ pub struct ServeArgs {
         long = "jwt-secret",
         env = "JWT_SECRET",
         value_name = "JWT_SECRET",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = secret
     )]
-    pub jwt_secret: Option<String>,
+    pub jwt_secret: Option<Secret>,
     /// Keycloak JWKS endpoint for RS256 tokens.
     #[arg(long = "jwks-url", env = "JWKS_URL", value_name = "JWKS_URL",
           default_value = "http://keycloak:30080/realms/devplatform/protocol/openid-connect/certs",
@@ -312,6 +336,9 @@ pub struct SimArgs {
     /// Where to write a kubeconfig for the simulated cluster.
     #[arg(long = "kubeconfig-out")]
     pub kubeconfig_out: Option<PathBuf>,
+    /// Pods and jobs move at test speed (milliseconds) instead of realistic seconds.
+    #[arg(long = "fast")]
+    pub fast: bool,
 }
 
 /// Arguments of `demo`.
@@ -501,6 +528,28 @@ mod tests {
         assert_eq!(
             format!("{i:?}"),
             format!("{:?}", InstanceSettings::default())
+        );
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let cli = parse(&[
+            "--gitea-url",
+            "http://g",
+            "--gitea-token",
+            "tok-123",
+            "--jwt-secret",
+            "hunter2",
+        ])
+        .unwrap();
+        let shown = format!("{cli:?}");
+        assert!(
+            !shown.contains("tok-123") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+        assert_eq!(
+            cli.serve.jwt_secret.as_ref().map(Secret::expose),
+            Some("hunter2")
         );
     }
 

@@ -11,7 +11,7 @@ use crate::{
     gitea::GiteaSettings,
     metrics::Metrics,
     reconcile::{Kinds, Reconciler, Timeouts},
-    render::{ActiveTemplates, Templates},
+    reload,
     serve::{self, Parts, ServeError},
     sim::{
         Sim, SimError, SimOptions,
@@ -50,22 +50,23 @@ pub async fn demo(args: &DemoArgs) -> Result<(), DemoError> {
     let gitea = SimGitea::start(issuer.clone())
         .await
         .map_err(DemoError::Gitea)?;
-    let kinds = Kinds::discover(&sim.client())
+    let metrics = Metrics::new().map_err(|e| DemoError::Serve(ServeError::Metrics(e)))?;
+    let client = serve::counted_client(sim.config(), &metrics)?;
+    let kinds = Kinds::discover(&client)
         .await
         .map_err(|e| DemoError::Serve(ServeError::Discovery(e)))?;
-    let templates = Templates::load(args.instance.templates_dir.as_deref())
-        .map_err(|e| DemoError::Serve(ServeError::Templates(e)))?;
+    let templates = reload::load_active(&args.instance)
+        .map_err(|e| DemoError::Serve(ServeError::InvalidTemplates(e)))?;
     let reconciler = Arc::new(Reconciler::new(
-        sim.client(),
+        client,
         kinds,
-        Arc::new(ActiveTemplates::new(templates)),
+        Arc::new(templates),
         args.instance.clone(),
         Timeouts {
             ready: Duration::from_secs(60),
             ..Timeouts::default()
         },
     ));
-    let metrics = Metrics::new().map_err(|e| DemoError::Serve(ServeError::Metrics(e)))?;
     let routes = serve::assemble(Parts {
         reconciler: reconciler.clone(),
         auth: AuthSettings {

@@ -31,7 +31,7 @@ fn main() -> ExitCode {
         Some(Command::Demo(args)) => run_async(Some("info,warp::server=off"), demo::demo(&args)),
         Some(Command::Sim(args)) => run_async(
             Some("info,warp::server=off"),
-            sim::serve_command(args.port, args.kubeconfig_out),
+            sim::serve_command(args.port, args.kubeconfig_out, args.fast),
         ),
         Some(Command::Plan(args)) => run_async(None, async move {
             let mut out = std::io::stdout();

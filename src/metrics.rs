@@ -5,9 +5,13 @@
 //! reloads. Label values must come from small, fixed sets (status names, verbs, results):
 //! never put a client-supplied string in a label except the user of a storage gauge.
 
+mod kube_calls;
+
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
+
+pub use self::kube_calls::{Counted, KubeCounter, classify};
 
 /// Buckets of `codeserver_provision_duration_seconds`, from the spec.
 pub const PROVISION_BUCKETS: [f64; 6] = [5.0, 10.0, 30.0, 60.0, 120.0, 300.0];

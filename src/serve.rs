@@ -1,6 +1,7 @@
 //! The `serve` command: configuration in, a running service out. [`assemble`] builds the
 //! routes from a reconciler and the settings (the demo uses it too); [`serve`] adds the
-//! Kubernetes client, the templates, both listeners and the shutdown on SIGTERM.
+//! Kubernetes client, the validated templates with live reload, both listeners and the
+//! shutdown on SIGTERM.
 
 use std::{
     path::Path,
@@ -17,9 +18,10 @@ use crate::{
     gitea::{GiteaClient, GiteaError, GiteaSettings},
     graphql::{self, Services, error_chain, record_stats},
     http::{self, App, HttpError, ReadyCheck},
-    metrics::{Metrics, MetricsError},
+    metrics::{KubeCounter, Metrics, MetricsError},
     reconcile::{self, Kinds, Reconciler, Timeouts},
-    render::{ActiveTemplates, RenderError, Templates},
+    reload::{self, ReloadError},
+    render::ActiveTemplates,
 };
 
 /// How often the instance and storage gauges are refreshed from the cluster.
@@ -52,9 +54,9 @@ pub enum ServeError {
     /// The cluster's API groups could not be discovered.
     #[error("failed to discover the cluster's API")]
     Discovery(#[source] reconcile::Error),
-    /// The templates could not be loaded.
-    #[error("failed to load the templates")]
-    Templates(#[source] RenderError),
+    /// The configured templates are unreadable or have problems (each one is logged).
+    #[error("the templates are unusable")]
+    InvalidTemplates(#[source] ReloadError),
     /// The authenticator could not be built.
     #[error("invalid authentication settings")]
     Auth(#[source] AuthError),
@@ -171,10 +173,10 @@ pub async fn refresh_stats(reconciler: Arc<Reconciler>, metrics: Metrics, interv
     }
 }
 
-/// A Kubernetes client from `kubeconfig`, else from the in-cluster service account.
-pub async fn kube_client(kubeconfig: Option<&Path>) -> Result<Client, ServeError> {
+/// The Kubernetes configuration from `kubeconfig`, else from the in-cluster service account.
+pub async fn kube_config(kubeconfig: Option<&Path>) -> Result<kube::Config, ServeError> {
     crate::install_crypto();
-    let config = match kubeconfig {
+    let mut config = match kubeconfig {
         Some(path) => {
             let shown = path.display().to_string();
             let file = kube::config::Kubeconfig::read_from(path).map_err(|source| {
@@ -194,9 +196,25 @@ pub async fn kube_client(kubeconfig: Option<&Path>) -> Result<Client, ServeError
     };
     // NB: the reconciler retries transient errors itself, per call and with a small
     // budget (reconcile::with_retry); kube's own layer would retry for up to minutes.
-    let mut config = config;
     config.default_retry = false;
-    Client::try_from(config).map_err(ServeError::Client)
+    Ok(config)
+}
+
+/// A Kubernetes client from `kubeconfig`, else from the in-cluster service account.
+pub async fn kube_client(kubeconfig: Option<&Path>) -> Result<Client, ServeError> {
+    Client::try_from(kube_config(kubeconfig).await?).map_err(ServeError::Client)
+}
+
+/// A Kubernetes client for `config` whose calls are counted in
+/// `codeserver_kube_requests_total`; like [`kube_config`]'s, it leaves retries to the
+/// reconciler.
+pub fn counted_client(mut config: kube::Config, metrics: &Metrics) -> Result<Client, ServeError> {
+    crate::install_crypto();
+    config.default_retry = false;
+    let builder = kube::client::ClientBuilder::try_from(config).map_err(ServeError::Client)?;
+    Ok(builder
+        .with_layer(&KubeCounter::new(metrics.clone()))
+        .build())
 }
 
 /// Serves `routes` on `api_addr` and `metrics_addr` until SIGTERM, then gives in-flight
@@ -226,12 +244,20 @@ pub async fn run(
 
 /// The `serve` command.
 pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
-    let client = kube_client(args.kubeconfig.as_deref()).await?;
+    let metrics = Metrics::new().map_err(ServeError::Metrics)?;
+    let client = counted_client(kube_config(args.kubeconfig.as_deref()).await?, &metrics)?;
     let kinds = Kinds::discover(&client)
         .await
         .map_err(ServeError::Discovery)?;
-    let templates =
-        Templates::load(args.instance.templates_dir.as_deref()).map_err(ServeError::Templates)?;
+    let templates = match reload::load_active(&args.instance) {
+        Ok(active) => Arc::new(active),
+        Err(error) => {
+            for problem in error.messages() {
+                tracing::error!(%problem, "template problem");
+            }
+            return Err(ServeError::InvalidTemplates(error));
+        }
+    };
     let timeouts = Timeouts {
         ready: args.ready_timeout(),
         unschedulable: Duration::from_secs(args.unschedulable_timeout),
@@ -240,11 +266,16 @@ pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
     let reconciler = Arc::new(Reconciler::new(
         client,
         kinds,
-        Arc::new(ActiveTemplates::new(templates)),
+        templates.clone(),
         args.instance.clone(),
         timeouts,
     ));
-    let metrics = Metrics::new().map_err(ServeError::Metrics)?;
+    let reload = reload::watch(
+        templates,
+        &args.instance,
+        metrics.templates_reload.clone(),
+        std::future::pending(),
+    );
     let gitea = GiteaSettings::from_args(args).map_err(ServeError::Gitea)?;
     let routes = assemble(Parts {
         reconciler: reconciler.clone(),
@@ -267,5 +298,8 @@ pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
     )
     .await;
     stats.abort();
+    if let Some((task, _)) = reload {
+        task.abort();
+    }
     outcome
 }

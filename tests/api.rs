@@ -29,22 +29,6 @@ struct Harness {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-fn instance_settings() -> InstanceSettings {
-    InstanceSettings {
-        namespace: "codeserver-instances".into(),
-        pvc_storage_class: "standard".into(),
-        pvc_size: "10Gi".into(),
-        image: "codercom/code-server:latest".into(),
-        cpu: "500m".into(),
-        memory: "1Gi".into(),
-        cpu_limit: "2".into(),
-        memory_limit: "4Gi".into(),
-        base_domain: "devplatform.local".into(),
-        templates_dir: None,
-        values_files: vec![],
-    }
-}
-
 /// A Kubernetes client for an address where nothing listens: any cluster call fails, so
 /// an answer other than `internal error` proves the cluster was never called.
 async fn unreachable_cluster() -> kube::Client {
@@ -68,7 +52,7 @@ async fn harness_on(cluster: kube::Client) -> Harness {
         cluster,
         Kinds::new(Some("v1".to_owned())),
         Arc::new(ActiveTemplates::new(Templates::builtin().unwrap())),
-        instance_settings(),
+        InstanceSettings::default(),
         Timeouts {
             ready: Duration::from_secs(5),
             ..Timeouts::default()

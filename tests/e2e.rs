@@ -33,34 +33,19 @@ struct World {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-fn instance_settings() -> InstanceSettings {
-    InstanceSettings {
-        namespace: NS.into(),
-        pvc_storage_class: "standard".into(),
-        pvc_size: "10Gi".into(),
-        image: "codercom/code-server:latest".into(),
-        cpu: "500m".into(),
-        memory: "1Gi".into(),
-        cpu_limit: "2".into(),
-        memory_limit: "4Gi".into(),
-        base_domain: "devplatform.local".into(),
-        templates_dir: None,
-        values_files: vec![],
-    }
-}
-
 async fn world() -> World {
     codeserver_service::install_crypto();
     let sim = Sim::start().await.unwrap();
     let issuer = Arc::new(Issuer::start().await.unwrap());
     let gitea = SimGitea::start(issuer.clone()).await.unwrap();
     let metrics = Metrics::new().unwrap();
-    let kinds = Kinds::discover(&sim.client()).await.unwrap();
+    let client = serve::counted_client(sim.config(), &metrics).unwrap();
+    let kinds = Kinds::discover(&client).await.unwrap();
     let reconciler = Arc::new(Reconciler::new(
-        sim.client(),
+        client,
         kinds,
         Arc::new(ActiveTemplates::new(Templates::builtin().unwrap())),
-        instance_settings(),
+        InstanceSettings::default(),
         Timeouts {
             ready: Duration::from_secs(10),
             sync: Duration::from_secs(10),
@@ -191,6 +176,17 @@ async fn provision_creates_the_volume_pod_and_service_and_reuses_them() {
     let clone_url = format!("{}/devteam/backend-api.git", w.gitea.url());
     let pvc = w.pvc("workspace-alice").unwrap().to_string();
     assert!(pvc.contains(&clone_url), "the clone URL comes from Gitea");
+    let pod = w.pod("code-server-alice").unwrap();
+    let clones = pod["spec"]["initContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["env"].as_array().cloned().unwrap_or_default())
+        .any(|env| env["name"] == "REPOS" && env["value"].as_str().unwrap().contains(&clone_url));
+    assert!(
+        clones,
+        "the repository is cloned before code-server starts: {pod}"
+    );
 
     w.sim.reset_requests();
     let again = w.provision(&alice, "devteam", "backend-api").await;
@@ -203,6 +199,11 @@ async fn provision_creates_the_volume_pod_and_service_and_reuses_them() {
     assert!(
         text.contains("codeserver_provision_duration_seconds_count{result=\"ok\"} 2"),
         "{text}"
+    );
+    let applied = "codeserver_kube_requests_total{resource=\"persistentvolumeclaims\",result=\"ok\",verb=\"patch\"} 1";
+    assert!(
+        text.contains(applied),
+        "one apply of the volume, none the second time: {text}"
     );
 }
 

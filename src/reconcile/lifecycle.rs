@@ -120,6 +120,21 @@ impl Reconciler {
         owner
     }
 
+    /// The record's repositories with `repo` added (if it is new), and whether it was.
+    fn repos_with(
+        record: Option<&k8s_openapi::api::core::v1::PersistentVolumeClaim>,
+        repo: Repo,
+    ) -> (Vec<Repo>, bool) {
+        let mut repos = Self::record_repos(record);
+        let added = !repos
+            .iter()
+            .any(|r| r.owner == repo.owner && r.name == repo.name);
+        if added {
+            repos.push(repo);
+        }
+        (repos, added)
+    }
+
     fn record_repos(
         record: Option<&k8s_openapi::api::core::v1::PersistentVolumeClaim>,
     ) -> Vec<Repo> {
@@ -144,13 +159,7 @@ impl Reconciler {
         let guard = self.locks.lock(&key).await;
         let record = self.find_record(&key).await?;
         let is_new = record.is_none();
-        let mut repos = Self::record_repos(record.as_ref());
-        let added = !repos
-            .iter()
-            .any(|r| r.owner == repo.owner && r.name == repo.name);
-        if added {
-            repos.push(repo);
-        }
+        let (repos, added) = Self::repos_with(record.as_ref(), repo);
         let owner = Self::owner_with_record(owner, record.as_ref());
         let recorded = recorded_kinds(record.as_ref());
         let desired = self.desired(&owner, &repos, &recorded)?;
@@ -284,12 +293,12 @@ impl Reconciler {
         let _guard = self.locks.lock(&key).await;
         let record = self.owned_record(owner, id).await?;
         let mut kinds = recorded_kinds(Some(&record));
-        let templates = self.templates.get();
         let owner = Self::owner_with_record(owner, Some(&record));
+        // NB: a render failure must not stop a delete; the recorded kinds still list
+        // everything ever applied.
         if let Ok(desired) = self.desired(&owner, &Self::record_repos(Some(&record)), &kinds) {
             kinds.extend(kinds_of(&desired.objects));
         }
-        drop(templates);
         kinds.insert("batch/v1/Job".to_owned());
         kinds.insert("v1/Pod".to_owned());
         let kinds = dedupe_versions(kinds, &self.kinds);
@@ -594,13 +603,7 @@ impl Reconciler {
     pub async fn render_for(&self, owner: &Owner, repo: Repo) -> Result<Vec<RenderedObject>> {
         let (_, key) = identity(owner)?;
         let record = self.find_record(&key).await?;
-        let mut repos = Self::record_repos(record.as_ref());
-        if !repos
-            .iter()
-            .any(|r| r.owner == repo.owner && r.name == repo.name)
-        {
-            repos.push(repo);
-        }
+        let (repos, _) = Self::repos_with(record.as_ref(), repo);
         let owner = Self::owner_with_record(owner, record.as_ref());
         let templates = self.templates.get();
         let values = render::build_values(&templates, &self.settings, &owner, &repos, &[])?;
@@ -611,13 +614,7 @@ impl Reconciler {
     pub async fn plan_for(&self, owner: &Owner, repo: Repo) -> Result<Plan> {
         let (_, key) = identity(owner)?;
         let record = self.find_record(&key).await?;
-        let mut repos = Self::record_repos(record.as_ref());
-        if !repos
-            .iter()
-            .any(|r| r.owner == repo.owner && r.name == repo.name)
-        {
-            repos.push(repo);
-        }
+        let (repos, _) = Self::repos_with(record.as_ref(), repo);
         let owner = Self::owner_with_record(owner, record.as_ref());
         let recorded = recorded_kinds(record.as_ref());
         let desired = self.desired(&owner, &repos, &recorded)?;

@@ -229,9 +229,19 @@ impl Shared {
 }
 
 /// Serve the simulated cluster on 127.0.0.1:`port` (0 picks a free port), write a kubeconfig
-/// for it to `kubeconfig_out` if given, and run until ctrl-c.
-pub async fn serve_command(port: u16, kubeconfig_out: Option<PathBuf>) -> Result<(), SimError> {
-    let sim = Sim::start_on(port, SimOptions::realistic()).await?;
+/// for it to `kubeconfig_out` if given, and run until ctrl-c. Pods and jobs move at
+/// realistic speed (seconds), or at test speed (milliseconds) when `fast`.
+pub async fn serve_command(
+    port: u16,
+    kubeconfig_out: Option<PathBuf>,
+    fast: bool,
+) -> Result<(), SimError> {
+    let opts = if fast {
+        SimOptions::default()
+    } else {
+        SimOptions::realistic()
+    };
+    let sim = Sim::start_on(port, opts).await?;
     if let Some(path) = &kubeconfig_out {
         let yaml = serde_yaml_ng::to_string(&sim.kubeconfig()).map_err(SimError::KubeconfigYaml)?;
         std::fs::write(path, yaml).map_err(|source| SimError::Kubeconfig {
