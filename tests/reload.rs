@@ -209,6 +209,30 @@ fn a_broken_set_is_refused_and_the_last_good_one_keeps_serving() {
 }
 
 #[test]
+fn a_misspelt_istio_field_is_refused() {
+    // The API server would prune it silently and the route would attach to no gateway.
+    let dir = copy_of_templates();
+    let mut f = fixture(dir.path());
+    edit(
+        &dir.path().join("virtualservice.yaml.j2"),
+        "gateways:",
+        "gateway:",
+    );
+    let Outcome::Refused(error) = f.reloader.check() else {
+        panic!("the misspelt field is refused");
+    };
+    assert!(
+        error
+            .messages()
+            .iter()
+            .any(|m| m.contains("virtualservice.yaml.j2")
+                && m.contains("unknown field spec.gateway")),
+        "{:?}",
+        error.messages()
+    );
+}
+
+#[test]
 fn a_set_in_flight_keeps_rendering_after_a_swap() {
     let dir = copy_of_templates();
     let mut f = fixture(dir.path());

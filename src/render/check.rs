@@ -151,6 +151,9 @@ fn string_map_problems(what: &str, map: Option<&Value>, label_values: bool) -> V
 
 /// For kinds `k8s-openapi` knows: fields the type does not have, and type errors.
 fn typed_problems(api_version: &str, kind: &str, obj: &Value) -> Vec<String> {
+    if let Some(crd) = super::istio::check_for(api_version, kind) {
+        return super::istio::problems(crd, obj);
+    }
     match (api_version, kind) {
         ("v1", "Pod") => unknown_fields::<Pod>(obj),
         ("v1", "PersistentVolumeClaim") => unknown_fields::<PersistentVolumeClaim>(obj),

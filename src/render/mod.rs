@@ -4,6 +4,7 @@
 //! call [`Templates::render`].
 
 mod check;
+pub mod istio;
 mod shape;
 mod validate;
 mod yaml;

@@ -7,7 +7,7 @@
 //! - [`rbac`]: what `03-rbac.yaml` grants, as (group, resource, verb) triples.
 
 // NB: each test binary compiles this module and uses only part of it.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod fixtures;
 pub mod istio;
