@@ -62,7 +62,8 @@ pub fn target(args: &TargetArgs) -> Result<(Owner, Repo), CliError> {
 
 /// Renders the manifests for one user and repository.
 pub fn render_objects(args: &TargetArgs) -> Result<Vec<RenderedObject>, CliError> {
-    let templates = Templates::load(args.instance.templates_dir.as_deref())?;
+    let templates = Templates::load(args.instance.templates_dir.as_deref())?
+        .with_values_files(&args.instance.values_files)?;
     let (owner, repo) = target(args)?;
     let values = render::build_values(&templates, &args.instance, &owner, &[repo], &args.set)?;
     Ok(templates.render(&values)?)
@@ -99,7 +100,8 @@ pub fn to_yaml(objects: &[RenderedObject]) -> Result<String, CliError> {
 
 /// `validate-templates`: renders for the sample users and lists every problem.
 pub fn validate_command(args: &ValidateArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let templates = Templates::load(args.instance.templates_dir.as_deref())?;
+    let templates = Templates::load(args.instance.templates_dir.as_deref())?
+        .with_values_files(&args.instance.values_files)?;
     let problems = render::validate(&templates, &args.instance);
     if problems.is_empty() {
         writeln!(
@@ -120,7 +122,8 @@ pub fn validate_command(args: &ValidateArgs, out: &mut dyn Write) -> Result<(), 
 /// `plan`: what provisioning the user and repository would change in the cluster from
 /// KUBECONFIG, one line per object with the JSON patch under updates. Changes nothing.
 pub async fn plan_command(args: &PlanArgs, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
-    let mut templates = Templates::load(args.target.instance.templates_dir.as_deref())?;
+    let mut templates = Templates::load(args.target.instance.templates_dir.as_deref())?
+        .with_values_files(&args.target.instance.values_files)?;
     templates.set_values(&args.target.set)?;
     let (owner, repo) = target(&args.target)?;
     let client = crate::serve::kube_client(args.kubeconfig.as_deref()).await?;

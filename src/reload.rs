@@ -81,7 +81,8 @@ pub fn load_validated(
     settings: &InstanceSettings,
 ) -> Result<Templates, ReloadError> {
     let path = dir.map_or_else(|| PathBuf::from("built-in templates"), Path::to_owned);
-    let templates = Templates::load(dir).map_err(|e| match e {
+    let loaded = Templates::load(dir).and_then(|t| t.with_values_files(&settings.values_files));
+    let templates = loaded.map_err(|e| match e {
         RenderError::Io { path, source } => ReloadError::Io { path, source },
         RenderError::Problems(problems) => ReloadError::Invalid {
             path: path.clone(),

@@ -2,7 +2,10 @@
 //! no cluster: configuration, the user, the repositories, and `extra` (the admin's
 //! `values.yaml`, extra values files and `--set` overrides merged in, as Helm does).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -201,8 +204,10 @@ pub struct Values {
     pub selector_labels: BTreeMap<String, String>,
     /// The standard annotations every object carries.
     pub annotations: BTreeMap<String, String>,
-    /// The admin's values (values.yaml, values files, --set), free-form.
-    pub extra: Value,
+    /// The admin's values (values.yaml, values files, --set), free-form. Shared: every
+    /// instance rendered without `--set` uses the template set's own copy.
+    #[serde(skip)]
+    pub extra: Arc<Value>,
 }
 
 impl Values {
@@ -211,7 +216,7 @@ impl Values {
         settings: &InstanceSettings,
         owner: &Owner,
         repos: &[Repo],
-        extra: Value,
+        extra: Arc<Value>,
     ) -> Result<Self, ValuesError> {
         if repos.is_empty() {
             return Err(ValuesError::NoRepos);
@@ -483,7 +488,13 @@ mod tests {
             sub: Some("3f1c2a9e-8a7b-4c1d-9e2f-0a1b2c3d4e5f".into()),
             known_name: None,
         };
-        let v = Values::build(&settings(), &owner, &[repo("devteam", "api")], json!({})).unwrap();
+        let v = Values::build(
+            &settings(),
+            &owner,
+            &[repo("devteam", "api")],
+            Arc::new(json!({})),
+        )
+        .unwrap();
         assert!(v.instance.id.starts_with("code-server-john-doe-"));
         assert_eq!(v.instance.pvc, format!("workspace-{}", v.user.name));
         assert_eq!(
@@ -505,7 +516,7 @@ mod tests {
             &settings(),
             &Owner::new("u"),
             &[repo("a", "x"), repo("b", "x"), repo("a", "y")],
-            json!({}),
+            Arc::new(json!({})),
         )
         .unwrap();
         let paths: Vec<&str> = v.repos.iter().map(|r| r.path.as_str()).collect();
@@ -515,7 +526,13 @@ mod tests {
     #[test]
     fn values_yaml_overrides_configuration_and_is_validated() {
         let extra = json!({"image": "img:2", "resources": {"limits": {"memory": "8Gi"}}, "storage": {"size": "20Gi"}});
-        let v = Values::build(&settings(), &Owner::new("u"), &[repo("o", "n")], extra).unwrap();
+        let v = Values::build(
+            &settings(),
+            &Owner::new("u"),
+            &[repo("o", "n")],
+            Arc::new(extra),
+        )
+        .unwrap();
         assert_eq!(
             (v.image.as_str(), v.resources.limits.memory.as_str()),
             ("img:2", "8Gi")
@@ -525,17 +542,31 @@ mod tests {
             ("20Gi", "500m")
         );
         let bad = json!({"storage": {"size": "lots"}});
-        let err = Values::build(&settings(), &Owner::new("u"), &[repo("o", "n")], bad).unwrap_err();
+        let err = Values::build(
+            &settings(),
+            &Owner::new("u"),
+            &[repo("o", "n")],
+            Arc::new(bad),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("storage.size"), "{err}");
     }
 
     #[test]
     fn inputs_are_checked() {
         assert!(matches!(
-            Values::build(&settings(), &Owner::new("u"), &[], json!({})),
+            Values::build(&settings(), &Owner::new("u"), &[], Arc::new(json!({}))),
             Err(ValuesError::NoRepos)
         ));
-        assert!(Values::build(&settings(), &Owner::new(""), &[repo("o", "n")], json!({})).is_err());
+        assert!(
+            Values::build(
+                &settings(),
+                &Owner::new(""),
+                &[repo("o", "n")],
+                Arc::new(json!({}))
+            )
+            .is_err()
+        );
         assert!(Repo::new("o", "a;b", "x").is_err());
     }
 

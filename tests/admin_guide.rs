@@ -140,7 +140,7 @@ fn validate_and_render(dir: &Path, adjust: impl FnOnce(&mut Value)) -> Vec<Rende
     .expect("a repository");
     let mut values =
         render::build_values(&templates, &settings, &owner, &[repo], &[]).expect("values build");
-    adjust(&mut values.extra);
+    adjust(std::sync::Arc::make_mut(&mut values.extra));
     templates.render(&values).expect("the recipe renders")
 }
 

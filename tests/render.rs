@@ -571,3 +571,46 @@ fn the_binary_exits_zero_on_success_and_non_zero_on_errors() {
         );
     }
 }
+
+#[test]
+fn values_files_are_read_once_when_the_set_loads() {
+    use codeserver_service::{
+        config::InstanceSettings,
+        render::{self, Templates},
+        values::{Owner, Repo},
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("site.yaml");
+    fs::write(&file, "service:\n  port: 8000\n").unwrap();
+    let builtin = Templates::builtin().unwrap();
+    let revision = builtin.revision().to_owned();
+    let templates = builtin
+        .with_values_files(std::slice::from_ref(&file))
+        .unwrap();
+    assert_ne!(
+        templates.revision(),
+        revision,
+        "the revision covers values files"
+    );
+    fs::remove_file(&file).unwrap();
+    let repo = Repo::new("o", "n", "http://g/o/n.git").unwrap();
+    let values = render::build_values(
+        &templates,
+        &InstanceSettings::default(),
+        &Owner::new("u"),
+        &[repo],
+        &[],
+    )
+    .unwrap();
+    let objects = templates.render(&values).unwrap();
+    let svc = objects
+        .iter()
+        .find(|r| r.object.types.as_ref().unwrap().kind == "Service")
+        .unwrap();
+    assert_eq!(svc.object.data["spec"]["ports"][0]["port"], 8000);
+    let missing = Templates::builtin()
+        .unwrap()
+        .with_values_files(&[file])
+        .unwrap_err();
+    assert!(missing.to_string().contains("site.yaml"), "{missing}");
+}

@@ -153,7 +153,9 @@ pub struct Templates {
     env: Environment<'static>,
     object_templates: Vec<String>,
     has_sync_job: bool,
-    base_values: Value,
+    base_values: std::sync::Arc<Value>,
+    /// `base_values` converted for templates once, not once per render.
+    base_ctx: JinjaValue,
     revision: String,
     source: Source,
     shapes: shape::ShapeCache,
@@ -263,11 +265,13 @@ impl Templates {
             return Err(RenderError::Problems(problems));
         }
         let has_sync_job = env.get_template(SYNC_JOB_TEMPLATE).is_ok();
+        let base_values = base_values.unwrap_or_else(|| Value::Object(Default::default()));
         Ok(Self {
             env,
             object_templates,
             has_sync_job,
-            base_values: base_values.unwrap_or_else(|| Value::Object(Default::default())),
+            base_ctx: JinjaValue::from(Serde(&base_values)),
+            base_values: std::sync::Arc::new(base_values),
             revision,
             source,
             shapes: shape::ShapeCache::default(),
@@ -284,16 +288,50 @@ impl Templates {
         &self.source
     }
 
-    /// The set's values.yaml, the base that values files and `--set` are merged over.
+    /// The set's values: values.yaml and the values files, the base `--set` applies to.
     pub fn base_values(&self) -> &Value {
         &self.base_values
+    }
+
+    /// Merges values files (VALUES_FILE, `--values`) over values.yaml, in order. Done
+    /// once when a set is loaded, so rendering reads no files; the revision covers them.
+    pub fn with_values_files(mut self, files: &[std::path::PathBuf]) -> Result<Self, RenderError> {
+        if files.is_empty() {
+            return Ok(self);
+        }
+        let mut merged = (*self.base_values).clone();
+        let mut fingerprint = self.revision.clone();
+        for file in files {
+            let overlay = values::read_values_file(file)?;
+            fingerprint.push('\0');
+            fingerprint.push_str(&overlay.to_string());
+            values::merge(&mut merged, overlay);
+        }
+        let mut revision = naming::hex_digest(fingerprint.as_bytes());
+        revision.truncate(12);
+        self.revision = revision;
+        self.base_ctx = JinjaValue::from(Serde(&merged));
+        self.base_values = std::sync::Arc::new(merged);
+        Ok(self)
+    }
+
+    /// The template context of `values`, reusing the converted base values when the
+    /// instance uses them unchanged.
+    fn context(&self, values: &Values) -> JinjaValue {
+        let extra = if std::sync::Arc::ptr_eq(&values.extra, &self.base_values) {
+            self.base_ctx.clone()
+        } else {
+            JinjaValue::from(Serde(&*values.extra))
+        };
+        minijinja::context! { extra => extra, ..JinjaValue::from(Serde(values)) }
     }
 
     /// Applies `--set key.path=value` overrides to the set's values (the revision then
     /// covers them too), for commands that reconcile with overrides, like `plan --set`.
     pub fn set_values(&mut self, sets: &[String]) -> Result<(), ValuesError> {
         for set in sets {
-            values::apply_set(&mut self.base_values, set)?;
+            values::apply_set(std::sync::Arc::make_mut(&mut self.base_values), set)?;
+            self.base_ctx = JinjaValue::from(Serde(&*self.base_values));
             let mut hash = naming::hex_digest(format!("{}\0{set}", self.revision).as_bytes());
             hash.truncate(12);
             self.revision = hash;
@@ -308,7 +346,7 @@ impl Templates {
 
     /// Renders every object of the instance described by `values`, checked.
     pub fn render(&self, values: &Values) -> Result<Vec<RenderedObject>, RenderError> {
-        let ctx = JinjaValue::from(Serde(values));
+        let ctx = self.context(values);
         let expect_labels =
             required_labels(&values.instance.id, &values.user.name, &values.user.owner);
         let expect = check::Expect {
@@ -357,7 +395,8 @@ impl Templates {
                 "the template set has no sync Job template".to_owned(),
             ));
         }
-        let ctx = minijinja::context! { job => JinjaValue::from(Serde(job)), ..JinjaValue::from(Serde(values)) };
+        let ctx =
+            minijinja::context! { job => JinjaValue::from(Serde(job)), ..self.context(values) };
         let mut labels =
             required_labels(&values.instance.id, &values.user.name, &values.user.owner);
         labels.insert(naming::LABEL_NAME, naming::APP_NAME_VALUE.to_owned());
@@ -466,7 +505,7 @@ impl Templates {
     /// Problems where the shape cache and the direct path disagree for `values` (a
     /// template filtering its own rendered output); validate-templates reports them.
     pub fn compare_paths(&self, values: &Values) -> Vec<Problem> {
-        let ctx = JinjaValue::from(Serde(values));
+        let ctx = self.context(values);
         let mut problems = Vec::new();
         for name in &self.object_templates {
             let (Ok(fast), Ok(direct)) = (
@@ -488,8 +527,9 @@ impl Templates {
     }
 }
 
-/// Builds the full values for `owner`'s instance: the set's values.yaml, then `values_files`,
-/// then `--set` overrides, over the configured settings.
+/// Builds the full values for `owner`'s instance: the set's values (values.yaml and values
+/// files, merged when the set was loaded), then `--set` overrides, over the configured
+/// settings. Reads no files.
 pub fn build_values(
     templates: &Templates,
     settings: &crate::config::InstanceSettings,
@@ -497,13 +537,15 @@ pub fn build_values(
     repos: &[values::Repo],
     sets: &[String],
 ) -> Result<Values, RenderError> {
-    let mut extra = templates.base_values().clone();
-    for file in &settings.values_files {
-        values::merge(&mut extra, values::read_values_file(file)?);
-    }
-    for set in sets {
-        values::apply_set(&mut extra, set)?;
-    }
+    let extra = if sets.is_empty() {
+        templates.base_values.clone()
+    } else {
+        let mut extra = (*templates.base_values).clone();
+        for set in sets {
+            values::apply_set(&mut extra, set)?;
+        }
+        std::sync::Arc::new(extra)
+    };
     Ok(Values::build(settings, owner, repos, extra)?)
 }
 
