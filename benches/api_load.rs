@@ -192,6 +192,7 @@ fn main() {
             },
             gitea: GiteaSettings::new(&gitea.url()),
             metrics,
+            refusals: None,
         })
         .expect("routes");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

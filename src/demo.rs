@@ -77,6 +77,7 @@ pub async fn demo(args: &DemoArgs) -> Result<(), DemoError> {
         },
         gitea: GiteaSettings::new(&gitea.url()),
         metrics: metrics.clone(),
+        refusals: None,
     })?;
     let stats = tokio::spawn(serve::refresh_stats(
         reconciler,

@@ -60,6 +60,8 @@ pub struct App {
     pub auth: Authenticator,
     /// Readiness of the service.
     pub ready: ReadyCheck,
+    /// The active template set, reported by `/ready`.
+    pub templates: crate::reload::TemplatesReport,
 }
 
 /// The API routes: `/graphql`, `/health`, `/ready`.
@@ -94,13 +96,16 @@ pub fn routes(app: App) -> impl Filter<Extract = (Response,), Error = Rejection>
         .and(warp::get())
         .and(with_app)
         .then(|app: Arc<App>| async move {
-            match (app.ready)().await {
-                Ok(()) => status_reply(StatusCode::OK, "ready"),
+            let templates = (app.templates)();
+            let (code, text) = match (app.ready)().await {
+                Ok(()) => (StatusCode::OK, "ready"),
                 Err(reason) => {
                     tracing::warn!(%reason, "not ready");
-                    status_reply(StatusCode::SERVICE_UNAVAILABLE, "not ready")
+                    (StatusCode::SERVICE_UNAVAILABLE, "not ready")
                 }
-            }
+            };
+            let body = serde_json::json!({ "status": text, "templates": templates });
+            warp::reply::with_status(warp::reply::json(&body), code).into_response()
         });
     graphql
         .or(graphiql)

@@ -184,6 +184,14 @@ pub struct TemplatesStatus {
     pub last_refusal: Option<Refusal>,
 }
 
+/// Reports the active set's status on demand (for `/ready` and the `templates` query).
+pub type TemplatesReport = Arc<dyn Fn() -> TemplatesStatus + Send + Sync>;
+
+/// A [`TemplatesReport`] over `active`, with the reloader's `refusals` when there is one.
+pub fn reporter(active: Arc<ActiveTemplates>, refusals: Option<Arc<Refusals>>) -> TemplatesReport {
+    Arc::new(move || status(&active, refusals.as_deref()))
+}
+
 /// The status of `active`, with the reloader's `refusals` when there is a reloader.
 pub fn status(active: &ActiveTemplates, refusals: Option<&Refusals>) -> TemplatesStatus {
     let templates = active.get();

@@ -81,6 +81,8 @@ pub struct Parts {
     pub gitea: GiteaSettings,
     /// The service's metrics.
     pub metrics: Metrics,
+    /// Refusals of the template reloader, when templates are reloaded live.
+    pub refusals: Option<Arc<reload::Refusals>>,
 }
 
 /// The service's two route sets.
@@ -102,7 +104,9 @@ pub fn assemble(parts: Parts) -> Result<Routes, ServeError> {
         parts.reconciler.client().clone(),
         parts.reconciler.templates().clone(),
     );
+    let templates = reload::reporter(parts.reconciler.templates().clone(), parts.refusals);
     let schema = graphql::schema(Services {
+        templates: templates.clone(),
         reconciler: parts.reconciler,
         gitea,
         admin_role,
@@ -114,6 +118,7 @@ pub fn assemble(parts: Parts) -> Result<Routes, ServeError> {
             schema,
             auth,
             ready,
+            templates,
         })
         .boxed(),
         metrics: http::metrics_routes(parts.metrics).boxed(),
@@ -282,6 +287,7 @@ pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
         auth: AuthSettings::from_args(args),
         gitea,
         metrics: metrics.clone(),
+        refusals: reload.as_ref().map(|(_, refusals)| refusals.clone()),
     })?;
     let stats = tokio::spawn(refresh_stats(reconciler, metrics, STATS_INTERVAL));
     tracing::info!(

@@ -71,6 +71,7 @@ async fn harness_on(cluster: kube::Client) -> Harness {
             ..GiteaSettings::new(&gitea.url())
         },
         metrics: metrics.clone(),
+        refusals: None,
     })
     .unwrap();
     let filter = routes.api.or(routes.metrics).unify();

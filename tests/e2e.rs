@@ -65,6 +65,7 @@ async fn world() -> World {
             ..GiteaSettings::new(&gitea.url())
         },
         metrics: metrics.clone(),
+        refusals: None,
     })
     .unwrap();
     let filter = routes.api.or(routes.metrics).unify();
@@ -531,4 +532,50 @@ async fn readiness_follows_the_simulated_cluster() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn ready_and_the_templates_query_report_the_active_revision() {
+    let w = world().await;
+    let builtin = Templates::builtin().unwrap();
+    let ready: Value = w
+        .client
+        .get(format!("{}/ready", w.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["templates"]["revision"], builtin.revision());
+    assert_eq!(ready["templates"]["source"], "built-in");
+
+    let token = w.token("alice", &[]);
+    let answer = w
+        .gql(
+            &token,
+            "{ templates { revision source loadedAt lastRefusal { problems } } }",
+            json!({}),
+        )
+        .await;
+    let set = &answer["data"]["templates"];
+    assert_eq!(set["revision"], builtin.revision(), "{answer}");
+    assert_eq!(set["source"], "built-in");
+    assert!(set["loadedAt"].as_str().unwrap().ends_with('Z'));
+    assert!(set["lastRefusal"].is_null());
+    let anonymous: Value = w
+        .client
+        .post(format!("{}/graphql", w.base))
+        .json(&json!({"query": "{ templates { revision } }"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        anonymous["errors"][0]["message"], "unauthorized",
+        "{anonymous}"
+    );
 }

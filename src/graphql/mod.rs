@@ -23,7 +23,7 @@ pub use self::{
     query::Query,
     types::{
         CodeServerInstance, InstanceStats, InstanceStatus, PlanAction, PlanResult, PlanStep,
-        ProvisionResult, RenderResult, Repository,
+        ProvisionResult, RenderResult, Repository, TemplateRefusal, TemplateSet,
     },
 };
 use crate::{gitea::GiteaClient, http::ReadyCheck, metrics::Metrics, reconcile::Reconciler};
@@ -49,6 +49,8 @@ pub struct Services {
     pub metrics: Metrics,
     /// Whether the service can work (the `health` query).
     pub ready: ReadyCheck,
+    /// The active template set (the `templates` query).
+    pub templates: crate::reload::TemplatesReport,
 }
 
 /// Builds the schema with its limits and the request-latency metric.

@@ -4,7 +4,7 @@ use async_graphql::{Context, Object};
 
 use super::{
     ApiError, CodeServerInstance, InstanceStats, InstanceStatus, PlanResult, RenderResult,
-    Repository, Services, args,
+    Repository, Services, TemplateRefusal, TemplateSet, args,
     convert::{owner, record_stats},
 };
 use crate::{
@@ -141,6 +141,27 @@ impl Query {
     async fn health(&self, ctx: &Context<'_>) -> Result<bool, ApiError> {
         let services = services(ctx)?;
         Ok((services.ready)().await.is_ok())
+    }
+
+    /// The template set in use: its revision (stamped on every rendered object), when
+    /// and where it was loaded, and, for admins, why a newer set was refused.
+    async fn templates(&self, ctx: &Context<'_>) -> Result<TemplateSet, ApiError> {
+        let identity = caller(ctx)?;
+        let services = services(ctx)?;
+        let status = (services.templates)();
+        let is_admin = args::admin(identity, &services.admin_role).is_ok();
+        Ok(TemplateSet {
+            revision: status.revision,
+            loaded_at: status.loaded_at.to_string(),
+            source: status.source,
+            last_refusal: status
+                .last_refusal
+                .filter(|_| is_admin)
+                .map(|r| TemplateRefusal {
+                    at: r.at.to_string(),
+                    problems: r.problems,
+                }),
+        })
     }
 
     /// Totals over every instance (admin only).

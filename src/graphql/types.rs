@@ -144,3 +144,25 @@ pub struct PlanResult {
     /// The plan as `plan` prints it.
     pub text: String,
 }
+
+/// The template set in use (the `templates` query).
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct TemplateSet {
+    /// Content hash of the set, stamped on every rendered object.
+    pub revision: String,
+    /// When the set was loaded (RFC 3339).
+    pub loaded_at: String,
+    /// A directory, or `built-in`.
+    pub source: String,
+    /// Why the set now in the directory was refused (admins only; null otherwise).
+    pub last_refusal: Option<TemplateRefusal>,
+}
+
+/// A refused template set.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct TemplateRefusal {
+    /// When it was refused (RFC 3339).
+    pub at: String,
+    /// Every problem, one line each.
+    pub problems: Vec<String>,
+}
