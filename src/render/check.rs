@@ -40,6 +40,84 @@ pub struct Expect<'a> {
     pub namespace: &'a str,
     /// Label key to required value.
     pub labels: &'a BTreeMap<&'static str, String>,
+    /// Structures that already passed the schema checks.
+    pub passed: &'a SchemaCache,
+}
+
+/// Fingerprints of object structures that passed the schema checks.
+///
+/// NB: for every kind checked here but Secret and ConfigMap, whether an object matches its
+/// schema depends only on its structure: keys, nesting, and the JSON type of each scalar
+/// (k8s-openapi keeps quantities, enums and int-or-string values as given). So a passing
+/// result is reused for every object of the same structure; Secret and ConfigMap are always
+/// checked, since their base64 fields depend on string contents.
+#[derive(Default)]
+pub struct SchemaCache {
+    passed: std::sync::Mutex<std::collections::HashSet<u64>>,
+}
+
+impl std::fmt::Debug for SchemaCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SchemaCache")
+    }
+}
+
+/// Structures kept before the cache starts over (bounded memory).
+const MAX_STRUCTURES: usize = 4096;
+
+impl SchemaCache {
+    fn problems(&self, api_version: &str, kind: &str, obj: &Value) -> Vec<String> {
+        if matches!(kind, "Secret" | "ConfigMap") {
+            return typed_problems(api_version, kind, obj);
+        }
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&(api_version, kind), &mut hasher);
+        structure(obj, &mut hasher);
+        let key = std::hash::Hasher::finish(&hasher);
+        let lock = || {
+            self.passed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if lock().contains(&key) {
+            return Vec::new();
+        }
+        let problems = typed_problems(api_version, kind, obj);
+        if problems.is_empty() {
+            let mut passed = lock();
+            if passed.len() >= MAX_STRUCTURES {
+                passed.clear();
+            }
+            passed.insert(key);
+        }
+        problems
+    }
+}
+
+/// Feeds the structure of `v` (keys, nesting, scalar types; not string contents).
+fn structure(v: &Value, h: &mut impl std::hash::Hasher) {
+    match v {
+        Value::Null => h.write_u8(0),
+        Value::Bool(_) => h.write_u8(1),
+        Value::Number(n) if n.is_u64() => h.write_u8(2),
+        Value::Number(n) if n.is_i64() => h.write_u8(3),
+        Value::Number(_) => h.write_u8(4),
+        Value::String(_) => h.write_u8(5),
+        Value::Array(items) => {
+            h.write_u8(6);
+            h.write_usize(items.len());
+            items.iter().for_each(|i| structure(i, h));
+        }
+        Value::Object(map) => {
+            h.write_u8(7);
+            h.write_usize(map.len());
+            for (k, v) in map {
+                h.write(k.as_bytes());
+                h.write_u8(0xff);
+                structure(v, h);
+            }
+        }
+    }
 }
 
 /// Every problem with one rendered object (empty when it is fine).
@@ -106,7 +184,7 @@ pub fn object_problems(obj: &Value, expect: &Expect<'_>) -> Vec<String> {
         meta.and_then(|m| m.get("annotations")),
         false,
     ));
-    problems.extend(typed_problems(api_version, kind, obj));
+    problems.extend(expect.passed.problems(api_version, kind, obj));
     problems
 }
 
@@ -208,8 +286,30 @@ mod tests {
             &Expect {
                 namespace: "ns",
                 labels: &labels(),
+                passed: &SchemaCache::default(),
             },
         )
+    }
+
+    #[test]
+    fn a_passing_structure_is_reused_but_a_different_one_is_checked() {
+        let cache = SchemaCache::default();
+        let expect = Expect {
+            namespace: "ns",
+            labels: &labels(),
+            passed: &cache,
+        };
+        let good = pod(json!({"containers": [{"name": "c", "image": "i"}]}));
+        assert!(object_problems(&good, &expect).is_empty());
+        let other_strings = pod(json!({"containers": [{"name": "d", "image": "j"}]}));
+        assert!(object_problems(&other_strings, &expect).is_empty());
+        let wrong_type = pod(json!({"containers": [{"name": "c", "image": 7}]}));
+        assert!(
+            !object_problems(&wrong_type, &expect).is_empty(),
+            "a number where a string belongs"
+        );
+        let misspelt = pod(json!({"containers": [{"name": "c", "imaeg": "i"}]}));
+        assert!(!object_problems(&misspelt, &expect).is_empty());
     }
 
     #[test]

@@ -159,6 +159,7 @@ pub struct Templates {
     revision: String,
     source: Source,
     shapes: shape::ShapeCache,
+    passed: check::SchemaCache,
 }
 
 impl fmt::Debug for Templates {
@@ -275,6 +276,7 @@ impl Templates {
             revision,
             source,
             shapes: shape::ShapeCache::default(),
+            passed: check::SchemaCache::default(),
         })
     }
 
@@ -352,6 +354,7 @@ impl Templates {
         let expect = check::Expect {
             namespace: &values.namespace,
             labels: &expect_labels,
+            passed: &self.passed,
         };
         let mut problems = Vec::new();
         let mut rendered = Vec::new();
@@ -403,6 +406,7 @@ impl Templates {
         let expect = check::Expect {
             namespace: &values.namespace,
             labels: &labels,
+            passed: &self.passed,
         };
         let mut objects = self.render_one(SYNC_JOB_TEMPLATE, &ctx, &expect)?;
         match (objects.pop(), objects.is_empty()) {
