@@ -168,19 +168,6 @@ impl Reconciler {
         let running = pod
             .as_ref()
             .is_some_and(|p| p.metadata.deletion_timestamp.is_none());
-        if let Some(p) = pod
-            .as_ref()
-            .filter(|p| p.metadata.deletion_timestamp.is_some())
-        {
-            apply::wait_pod_gone(
-                &self.client,
-                &self.settings.namespace,
-                &id,
-                p.metadata.uid.as_deref(),
-            )
-            .await?;
-        }
-        let (plan, _) = self.plan_desired(&id, &desired, &recorded).await?;
         let opts = if running {
             ApplyOptions {
                 updates: Updates::RecordOnly,
@@ -194,15 +181,8 @@ impl Reconciler {
                 prune: true,
             }
         };
-        let outcome = apply::apply(
-            &self.client,
-            &self.kinds,
-            &self.settings.namespace,
-            &plan,
-            opts,
-        )
-        .await?;
-        log_outcome(&id, &plan, &outcome);
+        self.converge(&id, &desired, &recorded, pod.as_ref(), opts)
+            .await?;
         drop(guard);
 
         let message = if is_new {
@@ -223,6 +203,27 @@ impl Reconciler {
             message: message.to_owned(),
             is_new,
         })
+    }
+
+    /// Waits out a terminating `pod`, plans `desired` against what is live, and applies
+    /// the plan as `opts` allow.
+    async fn converge(
+        &self,
+        id: &str,
+        desired: &Desired,
+        recorded: &std::collections::BTreeSet<String>,
+        pod: Option<&Pod>,
+        opts: ApplyOptions,
+    ) -> Result<()> {
+        if let Some(p) = pod.filter(|p| p.metadata.deletion_timestamp.is_some()) {
+            let ns = &self.settings.namespace;
+            apply::wait_pod_gone(&self.client, ns, id, p.metadata.uid.as_deref()).await?;
+        }
+        let (plan, _) = self.plan_desired(id, desired, recorded).await?;
+        let ns = &self.settings.namespace;
+        let outcome = apply::apply(&self.client, &self.kinds, ns, &plan, opts).await?;
+        log_outcome(id, &plan, &outcome);
+        Ok(())
     }
 
     /// Stop: delete the pod; the PVC and the work in it stay. Answers at once (STOPPING).
@@ -254,34 +255,14 @@ impl Reconciler {
             ));
         }
         let desired = self.desired(&owner, &repos, &recorded)?;
-        if let Some(p) = self
-            .pod(id)
-            .await?
-            .filter(|p| p.metadata.deletion_timestamp.is_some())
-        {
-            apply::wait_pod_gone(
-                &self.client,
-                &self.settings.namespace,
-                id,
-                p.metadata.uid.as_deref(),
-            )
-            .await?;
-        }
-        let (plan, _) = self.plan_desired(id, &desired, &recorded).await?;
+        let pod = self.pod(id).await?;
         let opts = ApplyOptions {
             updates: Updates::All,
             recreate: true,
             prune: true,
         };
-        let outcome = apply::apply(
-            &self.client,
-            &self.kinds,
-            &self.settings.namespace,
-            &plan,
-            opts,
-        )
-        .await?;
-        log_outcome(id, &plan, &outcome);
+        self.converge(id, &desired, &recorded, pod.as_ref(), opts)
+            .await?;
         drop(guard);
         self.wait_and_get(&owner, id).await
     }
