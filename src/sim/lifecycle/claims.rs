@@ -103,19 +103,7 @@ pub(crate) fn pvc_sweep(sh: &Arc<Shared>, ns: &str) {
             &uid,
             "kube-controller-manager",
             None,
-            |p| {
-                if let Some(f) = p
-                    .pointer_mut("/metadata/finalizers")
-                    .and_then(Value::as_array_mut)
-                {
-                    f.retain(|x| x != "kubernetes.io/pvc-protection");
-                    if f.is_empty()
-                        && let Some(m) = p.get_mut("metadata").and_then(Value::as_object_mut)
-                    {
-                        m.remove("finalizers");
-                    }
-                }
-            },
+            |p| remove_finalizer(p, "kubernetes.io/pvc-protection"),
         );
     }
 }

@@ -72,19 +72,7 @@ pub(crate) fn expire_grace(sh: &Arc<Shared>, ns: &str, name: &str, uid: &str, or
         uid,
         "kube-controller-manager",
         None,
-        |p| {
-            if let Some(f) = p
-                .pointer_mut("/metadata/finalizers")
-                .and_then(Value::as_array_mut)
-            {
-                f.retain(|x| x != JOB_FINALIZER);
-                if f.is_empty()
-                    && let Some(m) = p.get_mut("metadata").and_then(Value::as_object_mut)
-                {
-                    m.remove("finalizers");
-                }
-            }
-        },
+        |p| remove_finalizer(p, JOB_FINALIZER),
     );
     ops::remove_now(sh, ids::PODS, ns, name, uid, orphan);
 }

@@ -338,19 +338,7 @@ async fn delete_in_foreground(sh: Arc<Shared>, res: ResId, ns: String, name: Str
         &uid,
         "kube-controller-manager",
         None,
-        |o| {
-            if let Some(f) = o
-                .pointer_mut("/metadata/finalizers")
-                .and_then(Value::as_array_mut)
-            {
-                f.retain(|x| x != "foregroundDeletion");
-                if f.is_empty()
-                    && let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut)
-                {
-                    m.remove("finalizers");
-                }
-            }
-        },
+        |o| remove_finalizer(o, "foregroundDeletion"),
     );
 }
 
@@ -384,5 +372,19 @@ async fn terminate_namespace(sh: Arc<Shared>, name: String, uid: String) {
         .is_some_and(|s| uid_of(&s.value()) == uid)
     {
         store.remove(ids::NAMESPACES, "", &name);
+    }
+}
+
+/// Removes `finalizer` from an object's `metadata.finalizers`, and the list once empty,
+/// as the controller that owns the finalizer does.
+pub(crate) fn remove_finalizer(obj: &mut Value, finalizer: &str) {
+    let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if let Some(list) = meta.get_mut("finalizers").and_then(Value::as_array_mut) {
+        list.retain(|x| x != finalizer);
+        if list.is_empty() {
+            meta.remove("finalizers");
+        }
     }
 }
