@@ -62,6 +62,9 @@ pub struct App {
     pub ready: ReadyCheck,
     /// The active template set, reported by `/ready`.
     pub templates: crate::reload::TemplatesReport,
+    /// What the cluster lacks (e.g. Istio), reported by `/ready`; the service still
+    /// serves whatever does not need it.
+    pub degraded: Vec<String>,
 }
 
 /// The API routes: `/graphql`, `/health`, `/ready`.
@@ -104,7 +107,11 @@ pub fn routes(app: App) -> impl Filter<Extract = (Response,), Error = Rejection>
                     (StatusCode::SERVICE_UNAVAILABLE, "not ready")
                 }
             };
-            let body = serde_json::json!({ "status": text, "templates": templates });
+            let body = serde_json::json!({
+                "status": text,
+                "templates": templates,
+                "degraded": app.degraded,
+            });
             warp::reply::with_status(warp::reply::json(&body), code).into_response()
         });
     graphql

@@ -105,6 +105,13 @@ pub fn assemble(parts: Parts) -> Result<Routes, ServeError> {
         parts.reconciler.templates().clone(),
     );
     let templates = reload::reporter(parts.reconciler.templates().clone(), parts.refusals);
+    let degraded = match parts.reconciler.kinds().istio_version() {
+        Some(_) => Vec::new(),
+        None => vec![format!(
+            "the cluster serves no {} VirtualService: instances whose templates render one cannot be provisioned",
+            reconcile::kinds::ISTIO_GROUP
+        )],
+    };
     let schema = graphql::schema(Services {
         templates: templates.clone(),
         reconciler: parts.reconciler,
@@ -119,6 +126,7 @@ pub fn assemble(parts: Parts) -> Result<Routes, ServeError> {
             auth,
             ready,
             templates,
+            degraded,
         })
         .boxed(),
         metrics: http::metrics_routes(parts.metrics).boxed(),

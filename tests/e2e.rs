@@ -550,6 +550,11 @@ async fn ready_and_the_templates_query_report_the_active_revision() {
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["templates"]["revision"], builtin.revision());
     assert_eq!(ready["templates"]["source"], "built-in");
+    assert_eq!(
+        ready["degraded"],
+        json!([]),
+        "the simulated cluster serves Istio"
+    );
 
     let token = w.token("alice", &[]);
     let answer = w
