@@ -417,6 +417,22 @@ async fn dry_runs_render_and_plan_without_writing() {
             .unwrap()
             .contains("workspace-alice")
     );
+    // alice's instance is tied to her token's `sub`; the admin names her by user id only,
+    // and still sees her live instance (nothing to change), not a fresh one.
+    w.sim.reset_requests();
+    let plan_for_alice = w
+        .gql(
+            &admin,
+            PLAN,
+            json!({"o": "devteam", "n": "docs", "u": "alice"}),
+        )
+        .await;
+    assert_eq!(
+        ok(&plan_for_alice, "planCodeServer")["unchanged"],
+        true,
+        "{plan_for_alice}"
+    );
+    assert!(w.sim.writes().is_empty(), "dry runs write nothing");
 }
 
 #[tokio::test]

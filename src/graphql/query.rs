@@ -56,8 +56,9 @@ pub(super) async fn readable_repo(
     })
 }
 
-/// The owner a dry run is for: the caller, or (admins only) the user named by `user_id`.
-fn dry_run_owner(
+/// The owner a dry run is for: the caller, or (admins only) the user named by `user_id`,
+/// as the durable owner of that user's instance if there is one.
+async fn dry_run_owner(
     services: &Services,
     identity: &Identity,
     user_id: Option<String>,
@@ -71,7 +72,7 @@ fn dry_run_owner(
                     "must be 1 to 1024 characters",
                 ));
             }
-            Ok(Owner::new(user))
+            Ok(services.reconciler.named_owner(&user).await?)
         }
         _ => Ok(owner(identity)),
     }
@@ -193,7 +194,7 @@ impl Query {
     ) -> Result<RenderResult, ApiError> {
         let identity = caller(ctx)?;
         let services = services(ctx)?;
-        let target = dry_run_owner(services, identity, user_id)?;
+        let target = dry_run_owner(services, identity, user_id).await?;
         let repo = readable_repo(services, identity, &repo_owner, &repo_name).await?;
         let objects = services.reconciler.render_for(&target, repo).await?;
         let manifests = crate::cli::to_yaml(&objects).map_err(|error| {
@@ -220,7 +221,7 @@ impl Query {
     ) -> Result<PlanResult, ApiError> {
         let identity = caller(ctx)?;
         let services = services(ctx)?;
-        let target = dry_run_owner(services, identity, user_id)?;
+        let target = dry_run_owner(services, identity, user_id).await?;
         let repo = readable_repo(services, identity, &repo_owner, &repo_name).await?;
         let plan = services.reconciler.plan_for(&target, repo).await?;
         Ok((&plan).into())

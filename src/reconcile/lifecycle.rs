@@ -579,6 +579,23 @@ impl Reconciler {
         Ok(stats)
     }
 
+    /// The owner an admin names by user id: the owner recorded on that user's instance
+    /// (its `sub`, which the name alone does not give), or just the name when the user
+    /// has no instance. For admin dry runs only: ownership checks never use it.
+    pub async fn named_owner(&self, user_id: &str) -> Result<Owner> {
+        let safe = naming::safe_name(user_id).map_err(crate::values::ValuesError::from)?;
+        let selector = format!("{},{}={safe}", live::managed_selector(), naming::LABEL_USER);
+        let lp = ListParams::default().labels(&selector);
+        let api = self.pvcs();
+        let pvcs = with_retry("list a user's PVCs", || api.list(&lp))
+            .await
+            .map_err(|e| Error::kube("list the user's workspace volumes", e))?;
+        Ok(match pvcs.items.first() {
+            Some(pvc) => owner_with_labels(Owner::new(user_id), pvc),
+            None => Owner::new(user_id),
+        })
+    }
+
     /// Dry run: the objects the caller's instance with `repo` would have (the existing
     /// instance's repositories included). Makes no writes.
     pub async fn render_for(&self, owner: &Owner, repo: Repo) -> Result<Vec<RenderedObject>> {
