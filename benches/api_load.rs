@@ -10,18 +10,16 @@ use std::{
 };
 
 use codeserver_service::{
-    auth::AuthSettings,
     config::InstanceSettings,
-    gitea::GiteaSettings,
-    http,
+    demo, http,
     metrics::Metrics,
     reconcile::{Kinds, Reconciler, Timeouts},
     render::{ActiveTemplates, Templates},
-    serve::{self, Parts},
+    serve,
     sim::{
         Sim,
         gitea::SimGitea,
-        issuer::{DEFAULT_AUDIENCE, Issuer, TokenSpec},
+        issuer::{Issuer, TokenSpec},
     },
     values::{Owner, Repo},
 };
@@ -182,18 +180,12 @@ fn main() {
         );
 
         let metrics = Metrics::new().expect("metrics");
-        let routes = serve::assemble(Parts {
+        let routes = serve::assemble(demo::simulated_parts(
             reconciler,
-            auth: AuthSettings {
-                jwks_url: issuer.jwks_url(),
-                issuer: Some(issuer.issuer_url()),
-                audience: Some(DEFAULT_AUDIENCE.to_owned()),
-                ..AuthSettings::default()
-            },
-            gitea: GiteaSettings::new(&gitea.url()),
+            &issuer,
+            &gitea.url(),
             metrics,
-            refusals: None,
-        })
+        ))
         .expect("routes");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -40,6 +40,29 @@ pub enum DemoError {
     Serve(#[from] ServeError),
 }
 
+/// The server's parts for `reconciler` behind the simulated identity provider and Gitea:
+/// tokens are verified against `issuer`'s key set, repositories looked up at `gitea_url`.
+/// The demo runs on them, and so do the API's tests and load benchmark.
+pub fn simulated_parts(
+    reconciler: Arc<Reconciler>,
+    issuer: &Issuer,
+    gitea_url: &str,
+    metrics: Metrics,
+) -> Parts {
+    Parts {
+        reconciler,
+        auth: AuthSettings {
+            jwks_url: issuer.jwks_url(),
+            issuer: Some(issuer.issuer_url()),
+            audience: Some(DEFAULT_AUDIENCE.to_owned()),
+            ..AuthSettings::default()
+        },
+        gitea: GiteaSettings::new(gitea_url),
+        metrics,
+        refusals: None,
+    }
+}
+
 /// Runs the demo until Ctrl-C.
 pub async fn demo(args: &DemoArgs) -> Result<(), DemoError> {
     crate::install_crypto();
@@ -67,18 +90,12 @@ pub async fn demo(args: &DemoArgs) -> Result<(), DemoError> {
             ..Timeouts::default()
         },
     ));
-    let routes = serve::assemble(Parts {
-        reconciler: reconciler.clone(),
-        auth: AuthSettings {
-            jwks_url: issuer.jwks_url(),
-            issuer: Some(issuer.issuer_url()),
-            audience: Some(DEFAULT_AUDIENCE.to_owned()),
-            ..AuthSettings::default()
-        },
-        gitea: GiteaSettings::new(&gitea.url()),
-        metrics: metrics.clone(),
-        refusals: None,
-    })?;
+    let routes = serve::assemble(simulated_parts(
+        reconciler.clone(),
+        &issuer,
+        &gitea.url(),
+        metrics.clone(),
+    ))?;
     let stats = tokio::spawn(serve::refresh_stats(
         reconciler,
         metrics,

@@ -4,18 +4,16 @@
 use std::{sync::Arc, time::Duration};
 
 use codeserver_service::{
-    auth::AuthSettings,
     config::InstanceSettings,
-    gitea::GiteaSettings,
-    http,
+    demo, http,
     metrics::Metrics,
     reconcile::{Kinds, Reconciler, Timeouts},
     render::{ActiveTemplates, Templates},
-    serve::{self, Parts},
+    serve,
     sim::{
         self, Sim,
         gitea::{Fault, SimGitea},
-        issuer::{DEFAULT_AUDIENCE, Issuer, TokenSpec},
+        issuer::{Issuer, TokenSpec},
     },
 };
 use serde_json::{Value, json};
@@ -52,20 +50,10 @@ async fn world() -> World {
             ..Timeouts::default()
         },
     ));
-    let routes = serve::assemble(Parts {
-        reconciler,
-        auth: AuthSettings {
-            jwks_url: issuer.jwks_url(),
-            issuer: Some(issuer.issuer_url()),
-            audience: Some(DEFAULT_AUDIENCE.to_owned()),
-            ..AuthSettings::default()
-        },
-        gitea: GiteaSettings {
-            backoff: Duration::from_millis(5),
-            ..GiteaSettings::new(&gitea.url())
-        },
-        metrics: metrics.clone(),
-        refusals: None,
+    let routes = serve::assemble({
+        let mut parts = demo::simulated_parts(reconciler, &issuer, &gitea.url(), metrics.clone());
+        parts.gitea.backoff = Duration::from_millis(5);
+        parts
     })
     .unwrap();
     let filter = routes.api.or(routes.metrics).unify();
