@@ -1,6 +1,9 @@
 //! The GraphQL API through the warp filter, in-process, against the simulated issuer and
 //! Gitea.
 
+#[path = "support/serving.rs"]
+mod serving;
+
 use std::{sync::Arc, time::Duration};
 
 use codeserver_service::{
@@ -62,18 +65,7 @@ async fn harness_on(cluster: kube::Client) -> Harness {
         parts
     })
     .unwrap();
-    let filter = routes.api.or(routes.metrics).unify();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(http::serve(
-        listener,
-        filter,
-        async {
-            let _ = stopped.await;
-        },
-        Duration::from_secs(1),
-    ));
+    let (base, stop) = serving::serve_routes(routes).await;
     Harness {
         issuer,
         gitea,

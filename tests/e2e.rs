@@ -1,11 +1,14 @@
 //! End to end through the HTTP server, in-process: the real GraphQL API, the reconciler and
 //! the kube client against the simulated cluster, with the simulated Gitea and issuer.
 
+#[path = "support/serving.rs"]
+mod serving;
+
 use std::{sync::Arc, time::Duration};
 
 use codeserver_service::{
     config::InstanceSettings,
-    demo, http,
+    demo,
     metrics::Metrics,
     reconcile::{Kinds, Reconciler, Timeouts},
     render::{ActiveTemplates, Templates},
@@ -17,7 +20,6 @@ use codeserver_service::{
     },
 };
 use serde_json::{Value, json};
-use warp::Filter;
 
 const NS: &str = "codeserver-instances";
 
@@ -56,18 +58,7 @@ async fn world() -> World {
         parts
     })
     .unwrap();
-    let filter = routes.api.or(routes.metrics).unify();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(http::serve(
-        listener,
-        filter,
-        async {
-            let _ = stopped.await;
-        },
-        Duration::from_secs(1),
-    ));
+    let (base, stop) = serving::serve_routes(routes).await;
     World {
         sim,
         issuer,
