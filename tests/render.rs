@@ -481,9 +481,9 @@ fn validate_templates_accepts_the_built_in_set_and_lists_every_problem_of_a_brok
 // ---------------------------------------------------------------------------------------
 // The binary: exit codes and one-line configuration errors.
 
-#[test]
-fn the_binary_exits_zero_on_success_and_non_zero_on_errors() {
-    let ok = Command::new(BIN)
+/// Runs the binary's `render` for repository `repo_name` with `env` set.
+fn render_binary(repo_name: &str, env: &[(&str, &str)]) -> std::process::Output {
+    Command::new(BIN)
         .args([
             "render",
             "--user",
@@ -491,10 +491,16 @@ fn the_binary_exits_zero_on_success_and_non_zero_on_errors() {
             "--repo-owner",
             "o",
             "--repo-name",
-            "n",
+            repo_name,
         ])
+        .envs(env.iter().copied())
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn the_binary_exits_zero_on_success_and_non_zero_on_errors() {
+    let ok = render_binary("n", &[]);
     assert!(
         ok.status.success(),
         "{}",
@@ -502,34 +508,11 @@ fn the_binary_exits_zero_on_success_and_non_zero_on_errors() {
     );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("kind: PersistentVolumeClaim"));
 
-    let bad = Command::new(BIN)
-        .args([
-            "render",
-            "--user",
-            "u",
-            "--repo-owner",
-            "o",
-            "--repo-name",
-            "..",
-        ])
-        .output()
-        .unwrap();
+    let bad = render_binary("..", &[]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid repository name"));
 
-    let cfg = Command::new(BIN)
-        .args([
-            "render",
-            "--user",
-            "u",
-            "--repo-owner",
-            "o",
-            "--repo-name",
-            "n",
-        ])
-        .env("PVC_SIZE", "ten gigs")
-        .output()
-        .unwrap();
+    let cfg = render_binary("n", &[("PVC_SIZE", "ten gigs")]);
     assert_eq!(cfg.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&cfg.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");

@@ -54,17 +54,6 @@ impl Error {
             source,
         }
     }
-
-    /// The API server's HTTP status, for Kubernetes errors.
-    pub fn status_code(&self) -> Option<u16> {
-        match self {
-            Self::Kube {
-                source: kube::Error::Api(s),
-                ..
-            } => Some(s.code),
-            _ => None,
-        }
-    }
 }
 
 /// A short, human reason from a Kubernetes error: `Invalid: ...`, `Forbidden: ...`.

@@ -138,28 +138,6 @@ impl Kinds {
         }
         Ok(None)
     }
-
-    /// The PVC resource.
-    pub fn pvc() -> ApiResource {
-        api_resource("v1", "PersistentVolumeClaim", "persistentvolumeclaims")
-    }
-
-    /// The Pod resource.
-    pub fn pod() -> ApiResource {
-        api_resource("v1", "Pod", "pods")
-    }
-
-    /// The Job resource.
-    pub fn job() -> ApiResource {
-        api_resource("batch/v1", "Job", "jobs")
-    }
-
-    /// The VirtualService resource at the served version, if any.
-    pub fn virtual_service(&self) -> Option<ApiResource> {
-        self.known(&format!("{ISTIO_GROUP}/v1"), "VirtualService")
-            .ok()
-            .flatten()
-    }
 }
 
 /// Splits `group/version` (`v1` for the core group).

@@ -115,8 +115,7 @@ impl Reconciler {
         record: Option<&k8s_openapi::api::core::v1::PersistentVolumeClaim>,
     ) -> Owner {
         let mut owner = owner.clone();
-        owner.known_name =
-            record.and_then(|p| p.metadata.labels.as_ref()?.get(naming::LABEL_USER).cloned());
+        owner.known_name = record.and_then(recorded_name);
         owner
     }
 
@@ -462,21 +461,8 @@ impl Reconciler {
                 .annotations
                 .as_ref()
                 .and_then(|a| a.get(naming::ANNOTATION_SPEC_HASH));
-            let owner = Owner {
-                user_id: instance.user_id.clone(),
-                email: None,
-                sub: None,
-                known_name: pvc
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(naming::LABEL_USER).cloned()),
-            };
-            if let Ok(d) = self.desired(
-                &owner_with_labels(owner, pvc),
-                &instance.repos,
-                &Default::default(),
-            ) {
+            let owner = owner_with_labels(Owner::new(instance.user_id.clone()), pvc);
+            if let Ok(d) = self.desired(&owner, &instance.repos, &Default::default()) {
                 let want = d
                     .objects
                     .iter()
@@ -653,27 +639,47 @@ impl Reconciler {
                 InstanceStatus::Running | InstanceStatus::Error | InstanceStatus::Stopped
             )
         };
-        if let Ok(Err(e)) = tokio::time::timeout(
+        let watched = tokio::time::timeout(
             self.timeouts.ready,
             await_condition(self.pods(), id, settled),
         )
-        .await
-        {
-            tracing::warn!(instance = id, error = %e, "watching the pod for readiness failed");
-        }
+        .await;
         let record = self.owned_record(owner, id).await?;
-        let pod = self.pod(id).await?;
+        // NB: the watch already holds the settled pod; read it again only when the
+        // watch failed or the time ran out.
+        let pod = match watched {
+            Ok(Ok(pod)) => pod,
+            Ok(Err(e)) => {
+                tracing::warn!(instance = id, error = %e, "watching the pod for readiness failed");
+                self.pod(id).await?
+            }
+            Err(_) => self.pod(id).await?,
+        };
         self.instance(&record, pod.as_ref())
     }
 }
 
+/// The safe name recorded on an instance's PVC.
+fn recorded_name(pvc: &k8s_openapi::api::core::v1::PersistentVolumeClaim) -> Option<String> {
+    pvc.metadata
+        .labels
+        .as_ref()?
+        .get(naming::LABEL_USER)
+        .cloned()
+}
+
+/// `owner` as recorded on `pvc`: its safe name and, when the owner key is not that name,
+/// the `sub` it was derived from. For reading another user's instance (dry runs, status).
 fn owner_with_labels(
     mut owner: Owner,
     pvc: &k8s_openapi::api::core::v1::PersistentVolumeClaim,
 ) -> Owner {
-    let labels = pvc.metadata.labels.as_ref();
-    owner.known_name = labels.and_then(|l| l.get(naming::LABEL_USER).cloned());
-    let key = labels.and_then(|l| l.get(naming::LABEL_OWNER).cloned());
+    owner.known_name = recorded_name(pvc);
+    let key = pvc
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(naming::LABEL_OWNER).cloned());
     // NB: the owner key is recomputed from `sub`; a key that is not the safe name was a sub.
     owner.sub = key.filter(|k| Some(k) != owner.known_name.as_ref());
     owner
