@@ -145,7 +145,10 @@ fn main() {
             Arc::new(ActiveTemplates::new(
                 Templates::builtin().expect("templates"),
             )),
-            InstanceSettings::default(),
+            InstanceSettings {
+                jwt_issuer: Some("https://keycloak.test/realms/devplatform".to_owned()),
+                ..InstanceSettings::default()
+            },
             Timeouts::default(),
         ));
 

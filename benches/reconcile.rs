@@ -44,7 +44,10 @@ async fn reconciler(client: kube::Client) -> Result<Arc<Reconciler>, Box<dyn Err
         client,
         kinds,
         templates,
-        InstanceSettings::default(),
+        InstanceSettings {
+            jwt_issuer: Some("https://keycloak.test/realms/devplatform".to_owned()),
+            ..InstanceSettings::default()
+        },
         timeouts,
     )))
 }

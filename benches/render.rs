@@ -16,7 +16,10 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn bench_render(c: &mut Criterion) {
     let templates = Templates::builtin().expect("built-in templates load");
-    let settings = InstanceSettings::default();
+    let settings = InstanceSettings {
+        jwt_issuer: Some("https://keycloak.test/realms/devplatform".to_owned()),
+        ..InstanceSettings::default()
+    };
     let repos = [Repo::new(
         "devteam",
         "backend-api",

@@ -10,7 +10,10 @@ use codeserver_service::{
 };
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = Templates::builtin()?;
-    let s = InstanceSettings::default();
+    let s = InstanceSettings {
+        jwt_issuer: Some("https://keycloak.test/realms/devplatform".to_owned()),
+        ..InstanceSettings::default()
+    };
     let repos = [Repo::new("o", "n", "http://g/o/n.git")?];
     let n: usize = std::env::args()
         .nth(1)

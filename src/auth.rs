@@ -86,7 +86,7 @@ impl AuthSettings {
         let non_empty = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
         Self {
             jwks_url: args.jwks_url.clone(),
-            issuer: non_empty(&args.jwt_issuer),
+            issuer: non_empty(&args.instance.jwt_issuer),
             audience: non_empty(&args.jwt_audience),
             jwt_secret: non_empty(&args.jwt_secret.as_ref().map(|s| s.expose().to_owned())),
             trust_forwarded: args.auth_trust_forwarded,

@@ -91,6 +91,16 @@ pub struct InstanceSettings {
         value_name = "TEMPLATES_DIR"
     )]
     pub templates_dir: Option<PathBuf>,
+    /// Required token issuer (`iss`), checked when set. The per-instance access policy
+    /// names the owner as `<JWT_ISSUER>/<sub>`, so it is required when the templates
+    /// render one.
+    #[arg(long = "jwt-issuer", env = "JWT_ISSUER", value_name = "JWT_ISSUER",
+          value_parser = issuer)]
+    pub jwt_issuer: Option<String>,
+    /// Namespace of the Istio ingress gateway, where the per-instance access policies live.
+    #[arg(long = "gateway-namespace", env = "GATEWAY_NAMESPACE", value_name = "GATEWAY_NAMESPACE",
+          default_value = "istio-system", value_parser = dns_label)]
+    pub gateway_namespace: String,
     /// Extra values files merged over the templates' values.yaml, in order.
     #[arg(
         long = "values",
@@ -114,6 +124,8 @@ impl Default for InstanceSettings {
             cpu_limit: "2".to_owned(),
             memory_limit: "4Gi".to_owned(),
             base_domain: "devplatform.local".to_owned(),
+            jwt_issuer: None,
+            gateway_namespace: "istio-system".to_owned(),
             templates_dir: None,
             values_files: Vec::new(),
         }
@@ -210,9 +222,6 @@ pub struct ServeArgs {
           default_value = "http://keycloak:30080/realms/devplatform/protocol/openid-connect/certs",
           value_parser = http_url)]
     pub jwks_url: String,
-    /// Required token issuer (`iss`), checked when set.
-    #[arg(long = "jwt-issuer", env = "JWT_ISSUER", value_name = "JWT_ISSUER")]
-    pub jwt_issuer: Option<String>,
     /// Required token audience (`aud`), checked when set.
     #[arg(
         long = "jwt-audience",
@@ -418,6 +427,19 @@ fn dns_subdomain(s: &str) -> Result<String, String> {
         Ok(s.to_owned())
     } else {
         Err("expected a lowercase DNS name such as devplatform.local".to_owned())
+    }
+}
+
+/// JWT_ISSUER: empty (unset), or an issuer the access policy can name exactly.
+///
+/// NB: Istio reads a leading or trailing `*` in a principal as a wildcard, so an issuer
+/// with `*` would widen every per-instance policy; whitespace and control characters are
+/// never part of a real issuer.
+fn issuer(s: &str) -> Result<String, String> {
+    if s.is_empty() || naming::principal_part_problem(s).is_none() {
+        Ok(s.to_owned())
+    } else {
+        Err("expected the token issuer exactly as tokens carry it in `iss` (such as https://keycloak.example/realms/devplatform), without '*', whitespace or control characters".to_owned())
     }
 }
 

@@ -78,13 +78,17 @@ pub async fn demo(args: &DemoArgs) -> Result<(), DemoError> {
     let kinds = Kinds::discover(&client)
         .await
         .map_err(|e| DemoError::Serve(ServeError::Discovery(e)))?;
-    let templates = reload::load_active(&args.instance)
+    // NB: the access policies name owners as <issuer>/<sub>; the demo's issuer is the
+    // simulated one.
+    let mut instance = args.instance.clone();
+    instance.jwt_issuer = Some(issuer.issuer_url());
+    let templates = reload::load_active(&instance)
         .map_err(|e| DemoError::Serve(ServeError::InvalidTemplates(e)))?;
     let reconciler = Arc::new(Reconciler::new(
         client,
         kinds,
         Arc::new(templates),
-        args.instance.clone(),
+        instance,
         Timeouts {
             ready: Duration::from_secs(60),
             ..Timeouts::default()

@@ -62,9 +62,10 @@ pub struct App {
     pub ready: ReadyCheck,
     /// The active template set, reported by `/ready`.
     pub templates: crate::reload::TemplatesReport,
-    /// What the cluster lacks (e.g. Istio), reported by `/ready`; the service still
-    /// serves whatever does not need it.
-    pub degraded: Vec<String>,
+    /// What the cluster lacks (e.g. Istio) or what the active templates leave
+    /// unprotected, reported by `/ready`; the service still serves whatever does not
+    /// need it.
+    pub degraded: crate::serve::Degraded,
 }
 
 /// The API routes: `/graphql`, `/health`, `/ready`.
@@ -110,7 +111,7 @@ pub fn routes(app: App) -> impl Filter<Extract = (Response,), Error = Rejection>
             let body = serde_json::json!({
                 "status": text,
                 "templates": templates,
-                "degraded": app.degraded,
+                "degraded": (app.degraded)(),
             });
             warp::reply::with_status(warp::reply::json(&body), code).into_response()
         });

@@ -77,6 +77,14 @@ pub enum NamingError {
         /// Which rule it breaks.
         reason: &'static str,
     },
+    /// A token `sub` that an access policy cannot name as exactly one principal.
+    #[error("the token subject (sub) {value:?} cannot be named in an access policy: {reason}")]
+    UnsafeSub {
+        /// The refused `sub` (debug-quoted, cut to 120 characters).
+        value: String,
+        /// Why.
+        reason: &'static str,
+    },
     /// An instance id that this service could not have issued.
     #[error("invalid instance id {0:?}: expected code-server-<name> with a DNS-1123 label name")]
     InvalidInstanceId(String),
@@ -133,6 +141,49 @@ pub fn owner_key(sub: Option<&str>, safe_name: &str) -> String {
         Some(sub) => format!("sub-{}", &hex_digest(sub.as_bytes())[..40]),
         None => safe_name.to_owned(),
     }
+}
+
+/// Longest `sub` an access policy names, in bytes (OIDC's are at most 255 ASCII).
+pub const MAX_SUB_LEN: usize = 1024;
+
+/// Why `s` cannot be part of an Istio request principal (`<iss>/<sub>`), if it cannot.
+///
+/// NB: Istio's string match reads a leading or trailing `*` as a wildcard (prefix,
+/// suffix or presence match), so a `*` could widen a principal to many; control
+/// characters have no place in an issuer or subject.
+pub fn principal_part_problem(s: &str) -> Option<&'static str> {
+    if s.contains('*') {
+        Some("it contains '*', which Istio reads as a wildcard")
+    } else if s.chars().any(char::is_control) {
+        Some("it contains control characters")
+    } else if s.len() > MAX_SUB_LEN {
+        Some("it is longer than 1024 bytes")
+    } else {
+        None
+    }
+}
+
+/// The Istio request principal of the owner with `sub`, as tokens from `issuer` carry
+/// it: `<issuer>/<sub>`, matched exactly. Refuses what cannot be named exactly.
+pub fn request_principal(issuer: &str, sub: &str) -> Result<String, NamingError> {
+    let refuse = |reason| NamingError::UnsafeSub {
+        value: truncate_for_message(sub),
+        reason,
+    };
+    if sub.is_empty() {
+        return Err(refuse("it is empty"));
+    }
+    if let Some(reason) = principal_part_problem(sub) {
+        return Err(refuse(reason));
+    }
+    if let Some(reason) = principal_part_problem(issuer).or(issuer
+        .chars()
+        .any(char::is_whitespace)
+        .then_some("the issuer contains whitespace"))
+    {
+        return Err(refuse(reason));
+    }
+    Ok(format!("{issuer}/{sub}"))
 }
 
 /// Instance id (also the pod and Service name): `code-server-<name>`.

@@ -59,6 +59,12 @@ pub enum ReloadError {
         /// Every problem found.
         problems: Vec<Problem>,
     },
+    /// The set renders a per-instance access policy, which names the owner as
+    /// `<JWT_ISSUER>/<sub>`, but JWT_ISSUER is not set.
+    #[error(
+        "JWT_ISSUER is not set, but the templates render a per-instance access policy that names each owner as <JWT_ISSUER>/<sub>; set JWT_ISSUER to the issuer (iss) of the users' tokens"
+    )]
+    NoIssuer,
     /// The reload counter could not be created or registered.
     #[error("cannot create metric {RELOAD_METRIC}: {0}")]
     Metric(#[source] prometheus::Error),
@@ -98,6 +104,11 @@ pub fn load_validated(
             }],
         },
     })?;
+    if settings.jwt_issuer.as_deref().is_none_or(str::is_empty)
+        && render::access_report(&templates, settings).has_policy
+    {
+        return Err(ReloadError::NoIssuer);
+    }
     let problems = render::validate(&templates, settings);
     if problems.is_empty() {
         Ok(templates)

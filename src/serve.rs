@@ -21,7 +21,7 @@ use crate::{
     metrics::{KubeCounter, Metrics, MetricsError},
     reconcile::{self, Kinds, Reconciler, Timeouts},
     reload::{self, ReloadError},
-    render::ActiveTemplates,
+    render::{self, ActiveTemplates},
 };
 
 /// How often the instance and storage gauges are refreshed from the cluster.
@@ -71,6 +71,42 @@ pub enum ServeError {
     Http(#[from] HttpError),
 }
 
+/// What `/ready` lists under `degraded`, computed when asked.
+pub type Degraded = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+
+/// The `degraded` list: what the cluster lacks (`cluster`, fixed at start) and, for the
+/// active template set, workspaces published without a per-instance access policy
+/// (allowed only by `security.allowUnauthenticatedWorkspaces`). Checked once per
+/// template revision.
+fn degraded(cluster: Vec<String>, reconciler: &Arc<Reconciler>) -> Degraded {
+    let active = reconciler.templates().clone();
+    let settings = reconciler.settings().clone();
+    let seen: Mutex<Option<(String, bool)>> = Mutex::new(None);
+    Arc::new(move || {
+        let templates = active.get();
+        let mut seen = seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let unprotected = match seen.as_ref() {
+            Some((revision, unprotected)) if revision == templates.revision() => *unprotected,
+            _ => {
+                let unprotected = render::access_report(&templates, &settings).unprotected();
+                *seen = Some((templates.revision().to_owned(), unprotected));
+                unprotected
+            }
+        };
+        let mut list = cluster.clone();
+        if unprotected {
+            list.push(UNPROTECTED.to_owned());
+        }
+        list
+    })
+}
+
+/// The `degraded` entry (and start-up warning) of a set that publishes workspaces
+/// without a per-instance access policy.
+pub const UNPROTECTED: &str = "security.allowUnauthenticatedWorkspaces: workspaces are published without a per-instance access policy; anyone who reaches the gateway can open any workspace";
+
 /// What the routes are built from.
 pub struct Parts {
     /// The lifecycle operations.
@@ -105,13 +141,14 @@ pub fn assemble(parts: Parts) -> Result<Routes, ServeError> {
         parts.reconciler.templates().clone(),
     );
     let templates = reload::reporter(parts.reconciler.templates().clone(), parts.refusals);
-    let degraded = match parts.reconciler.kinds().istio_version() {
+    let cluster = match parts.reconciler.kinds().istio_version() {
         Some(_) => Vec::new(),
         None => vec![format!(
             "the cluster serves no {} VirtualService: instances whose templates render one cannot be provisioned",
             reconcile::kinds::ISTIO_GROUP
         )],
     };
+    let degraded = degraded(cluster, &parts.reconciler);
     let schema = graphql::schema(Services {
         templates: templates.clone(),
         reconciler: parts.reconciler,
@@ -271,6 +308,9 @@ pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
             return Err(ServeError::InvalidTemplates(error));
         }
     };
+    if render::access_report(&templates.get(), &args.instance).unprotected() {
+        tracing::warn!("{UNPROTECTED}");
+    }
     let timeouts = Timeouts {
         ready: args.ready_timeout(),
         unschedulable: Duration::from_secs(args.unschedulable_timeout),

@@ -137,6 +137,46 @@ pub struct InstanceValues {
     pub url: String,
 }
 
+/// Who may reach the instance, as the per-instance access policy names it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessValues {
+    /// JWT_ISSUER, or empty when it is not configured.
+    pub issuer: String,
+    /// The owner's token `sub` as given (any characters), or empty when unknown.
+    pub sub: String,
+    /// The owner's Istio request principal `<issuer>/<sub>`; empty when the issuer or
+    /// the `sub` is unknown (a policy then names no principal and lets nobody in).
+    pub principal: String,
+    /// The host forms a request for the instance may carry: the host, and the host
+    /// with any port (`<host>:*`, Istio's prefix match).
+    pub hosts: Vec<String>,
+    /// Namespace of the ingress gateway, where the access policy lives.
+    pub gateway_namespace: String,
+}
+
+impl AccessValues {
+    fn build(
+        settings: &InstanceSettings,
+        sub: Option<&str>,
+        host: &str,
+    ) -> Result<Self, ValuesError> {
+        let issuer = settings.jwt_issuer.clone().unwrap_or_default();
+        let sub = sub.unwrap_or_default().to_owned();
+        let principal = if issuer.is_empty() || sub.is_empty() {
+            String::new()
+        } else {
+            naming::request_principal(&issuer, &sub)?
+        };
+        Ok(Self {
+            issuer,
+            sub,
+            principal,
+            hosts: vec![host.to_owned(), format!("{host}:*")],
+            gateway_namespace: settings.gateway_namespace.clone(),
+        })
+    }
+}
+
 /// A repository, as templates see it.
 #[derive(Debug, Clone, Serialize)]
 pub struct RepoValues {
@@ -184,8 +224,10 @@ pub struct Values {
     pub user: UserValues,
     /// Object names, host and URL.
     pub instance: InstanceValues,
-    /// Namespace of every object.
+    /// Namespace of every object (the access policy's is `access.gateway_namespace`).
     pub namespace: String,
+    /// Who may reach the instance: issuer, owner `sub`, principal, hosts.
+    pub access: AccessValues,
     /// Repositories, in the order they were added.
     pub repos: Vec<RepoValues>,
     /// The repository list as JSON, for the PVC's instance record annotation.
@@ -239,6 +281,7 @@ impl Values {
         let overrides = Overrides::from_extra(&extra)?;
         let host = naming::host(&name, &settings.base_domain);
         let owner_key = naming::owner_key(owner.sub.as_deref(), &name);
+        let access = AccessValues::build(settings, owner.sub.as_deref(), &host)?;
 
         let selector_labels = BTreeMap::from([
             (
@@ -286,6 +329,7 @@ impl Values {
                 id,
             },
             namespace: settings.namespace.clone(),
+            access,
             repos,
             repos_json,
             clone_list,

@@ -107,6 +107,8 @@ fn settings(dir: &Path) -> InstanceSettings {
     }) = Cli::try_parse_from([
         "codeserver-service",
         "validate-templates",
+        "--jwt-issuer",
+        "https://keycloak.test/realms/devplatform",
         "--templates",
         &dir.display().to_string(),
     ])
@@ -172,20 +174,29 @@ fn a_sidecar_from_values_alone_joins_the_pod_and_meets_the_pod_security_level() 
 }
 
 #[test]
-fn egress_rules_from_values_restrict_the_pod_and_an_empty_list_leaves_it_open() {
+fn the_egress_allow_list_from_values_replaces_the_internet_and_can_be_turned_off() {
     let dir = apply("egress");
     let objects = validate_and_render(dir.path(), |_| {});
     let policy = object(&objects, "NetworkPolicy");
     assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
     let egress = policy["spec"]["egress"].as_array().expect("egress rules");
-    assert_eq!(egress.len(), 2);
+    assert_eq!(egress.len(), 3, "DNS, Gitea and the mirror: {egress:?}");
     assert_eq!(
         egress[0]["ports"][0],
         json!({"protocol": "UDP", "port": 53})
     );
+    assert_eq!(
+        egress[2]["to"][0]["ipBlock"],
+        json!({"cidr": "10.20.0.0/16", "except": []}),
+        "nothing excluded lies inside the mirror's block"
+    );
+    assert_eq!(
+        egress[2]["ports"],
+        json!([{"port": 443, "protocol": "TCP"}])
+    );
 
     let objects = validate_and_render(dir.path(), |extra| {
-        extra["networkPolicy"]["egress"] = json!([]);
+        extra["networkPolicy"]["egress"]["enabled"] = json!(false);
     });
     let policy = object(&objects, "NetworkPolicy");
     assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress"]));

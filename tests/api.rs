@@ -53,7 +53,10 @@ async fn harness_on(cluster: kube::Client) -> Harness {
         cluster,
         Kinds::new(Some("v1".to_owned())),
         Arc::new(ActiveTemplates::new(Templates::builtin().unwrap())),
-        InstanceSettings::default(),
+        InstanceSettings {
+            jwt_issuer: Some("https://keycloak.test/realms/devplatform".to_owned()),
+            ..InstanceSettings::default()
+        },
         Timeouts {
             ready: Duration::from_secs(5),
             ..Timeouts::default()

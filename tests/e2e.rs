@@ -45,7 +45,10 @@ async fn world() -> World {
         client,
         kinds,
         Arc::new(ActiveTemplates::new(Templates::builtin().unwrap())),
-        InstanceSettings::default(),
+        InstanceSettings {
+            jwt_issuer: Some("https://keycloak.test/realms/devplatform".to_owned()),
+            ..InstanceSettings::default()
+        },
         Timeouts {
             ready: Duration::from_secs(10),
             sync: Duration::from_secs(10),

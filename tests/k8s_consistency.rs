@@ -218,8 +218,8 @@ fn the_secrets_hold_placeholders_only() {
     let secrets: Vec<&Document> = documents.iter().filter(|d| d.kind() == "Secret").collect();
     assert_eq!(
         secrets.len(),
-        2,
-        "the service's Secret and the clone credential"
+        3,
+        "the service's Secret, the clone credential and oauth2-proxy's"
     );
     for document in &secrets {
         let secret: Secret = typed(document);

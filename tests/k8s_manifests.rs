@@ -24,7 +24,10 @@ use k8s_openapi::api::{
 use serde_json::json;
 use support::{
     Document, find,
-    fixtures::{INSTANCES_NAMESPACE, SERVICE_NAMESPACE, config, deployment, pod_spec, typed},
+    fixtures::{
+        GATEWAY_NAMESPACE, INSTANCES_NAMESPACE, SERVICE_NAMESPACE, config, deployment, pod_spec,
+        typed,
+    },
     istio,
     known_fields::{self, Checked, strict},
     manifests,
@@ -63,6 +66,7 @@ fn every_document_parses_and_names_itself() {
         "07-pdb.yaml",
         "08-networkpolicy.yaml",
         "09-templates-configmap.yaml",
+        "10-workspace-access.yaml",
     ] {
         assert!(
             files.contains(expected),
@@ -88,9 +92,16 @@ fn every_document_parses_and_names_itself() {
         } else {
             // NB: an object without a namespace lands in whatever namespace the kubectl
             // context points at; every namespaced object says where it goes.
+            // NB: in the gateway's namespace only what the gateway itself needs: the
+            // token check, the login policy, and the Role for the access policies.
+            let gateway_kind = matches!(
+                document.kind(),
+                "RequestAuthentication" | "AuthorizationPolicy" | "Role" | "RoleBinding"
+            );
             assert!(
-                matches!(namespace, Some(SERVICE_NAMESPACE | INSTANCES_NAMESPACE)),
-                "{what}: namespace {namespace:?} is neither {SERVICE_NAMESPACE} nor {INSTANCES_NAMESPACE}"
+                matches!(namespace, Some(SERVICE_NAMESPACE | INSTANCES_NAMESPACE))
+                    || (gateway_kind && namespace == Some(GATEWAY_NAMESPACE)),
+                "{what}: namespace {namespace:?} is neither {SERVICE_NAMESPACE} nor {INSTANCES_NAMESPACE} (nor {GATEWAY_NAMESPACE} for a gateway kind)"
             );
         }
         let key = (
@@ -212,7 +223,12 @@ fn sample_render() -> (render::Templates, Values) {
     let Ok(Cli {
         command: Some(Command::ValidateTemplates(args)),
         ..
-    }) = Cli::try_parse_from(["codeserver-service", "validate-templates"])
+    }) = Cli::try_parse_from([
+        "codeserver-service",
+        "validate-templates",
+        "--jwt-issuer",
+        "https://keycloak.test/realms/devplatform",
+    ])
     else {
         panic!("validate-templates parses with its defaults");
     };
@@ -338,7 +354,46 @@ fn rbac_is_one_namespaced_role_without_secrets_or_exec() {
         );
     }
     let roles: Vec<&Document> = documents.iter().filter(|d| d.kind() == "Role").collect();
-    assert_eq!(roles.len(), 1, "one Role");
+    assert_eq!(
+        roles.len(),
+        2,
+        "one Role for the instances, one for the access policies"
+    );
+    let gateway = rbac::gateway_role();
+    assert_eq!(
+        gateway.metadata.namespace.as_deref(),
+        Some(GATEWAY_NAMESPACE)
+    );
+    let expected: BTreeSet<Grant> = ["list", "create", "patch", "delete"]
+        .into_iter()
+        .map(|verb| Grant::new("security.istio.io", "authorizationpolicies", verb))
+        .collect();
+    assert_eq!(
+        rbac::grants_of(&gateway),
+        expected,
+        "only the access policies, in the gateway's namespace"
+    );
+    let gateway_binding = rbac::gateway_role_binding();
+    assert_eq!(
+        gateway_binding.metadata.namespace.as_deref(),
+        Some(GATEWAY_NAMESPACE)
+    );
+    assert_eq!(
+        (
+            gateway_binding.role_ref.kind.as_str(),
+            gateway_binding.role_ref.name.as_str()
+        ),
+        ("Role", rbac::GATEWAY_ROLE)
+    );
+    let gateway_subjects = gateway_binding.subjects.unwrap_or_default();
+    assert_eq!(gateway_subjects.len(), 1);
+    assert_eq!(
+        (
+            gateway_subjects[0].name.as_str(),
+            gateway_subjects[0].namespace.as_deref()
+        ),
+        ("codeserver-service", Some(SERVICE_NAMESPACE))
+    );
 
     let role = rbac::role();
     assert_eq!(

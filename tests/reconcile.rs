@@ -12,9 +12,11 @@ use codeserver_service::{
     sim::{Fault, PodBehaviour, Sim},
     values::{Owner, Repo},
 };
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const NS: &str = "codeserver-instances";
+/// The ingress gateway's namespace, where access policies live.
+const GATEWAY_NS: &str = "istio-system";
 
 struct Env {
     sim: Sim,
@@ -41,7 +43,10 @@ async fn env_with(templates: Templates, istio: Option<&str>) -> Env {
         client,
         Kinds::new(istio.map(str::to_owned)),
         templates.clone(),
-        InstanceSettings::default(),
+        InstanceSettings {
+            jwt_issuer: Some("https://keycloak.test/realms/devplatform".to_owned()),
+            ..InstanceSettings::default()
+        },
         timeouts,
     );
     Env {
@@ -139,6 +144,7 @@ async fn a_fresh_provision_writes_each_object_once_and_becomes_ready() {
     assert_eq!(
         written,
         [
+            "patch authorizationpolicies",
             "patch networkpolicies",
             "patch persistentvolumeclaims",
             "patch pods",
@@ -178,7 +184,7 @@ async fn provisioning_an_unchanged_instance_makes_no_writes() {
     assert_eq!(e.sim.writes().len(), 0, "writes: {:?}", e.sim.writes());
     let plan = e.rec.plan_for(&john(), repo("backend-api")).await.unwrap();
     assert!(plan.is_unchanged(), "{plan}");
-    assert_eq!(plan.steps.len(), 5);
+    assert_eq!(plan.steps.len(), 6);
 }
 
 #[tokio::test]
@@ -410,10 +416,9 @@ async fn a_template_change_leaves_running_pods_alone_until_they_restart() {
         "running instance untouched"
     );
     assert!(
-        e.sim
-            .writes()
-            .iter()
-            .all(|w| w.resource == "persistentvolumeclaims"),
+        e.sim.writes().iter().all(
+            |w| w.resource == "persistentvolumeclaims" || w.resource == "authorizationpolicies"
+        ),
         "{:?}",
         e.sim.writes()
     );
@@ -617,7 +622,7 @@ async fn twenty_concurrent_provisions_make_one_instance() {
     assert_eq!(new, 1);
     assert_eq!(kinds_of(&e.sim, "persistentvolumeclaims").len(), 1);
     assert_eq!(kinds_of(&e.sim, "pods").len(), 1);
-    assert_eq!(e.sim.writes().len(), 5, "{:?}", e.sim.writes());
+    assert_eq!(e.sim.writes().len(), 6, "{:?}", e.sim.writes());
 }
 
 #[tokio::test]
@@ -758,7 +763,10 @@ async fn istio_is_resolved_once_and_its_absence_is_a_clear_error() {
         e.rec.client().clone(),
         Kinds::new(Some("v1beta1".into())),
         e.templates.clone(),
-        InstanceSettings::default(),
+        InstanceSettings {
+            jwt_issuer: Some("https://keycloak.test/realms/devplatform".to_owned()),
+            ..InstanceSettings::default()
+        },
         Timeouts::default(),
     );
     let p = beta.render_for(&john(), repo("x")).await.unwrap();
@@ -798,6 +806,7 @@ async fn the_plan_command_shows_what_provisioning_would_change_and_changes_nothi
                 "backend-api",
             ]);
             cmd.args(extra);
+            cmd.env("JWT_ISSUER", "https://keycloak.test/realms/devplatform");
             let out = cmd.output().await.unwrap();
             assert!(
                 out.status.success(),
@@ -810,7 +819,7 @@ async fn the_plan_command_shows_what_provisioning_would_change_and_changes_nothi
     e.sim.reset_requests();
     let fresh = plan(&[]).await;
     let actions: Vec<&str> = fresh.lines().filter(|l| !l.starts_with(' ')).collect();
-    assert_eq!(actions.len(), 5, "{fresh}");
+    assert_eq!(actions.len(), 6, "{fresh}");
     assert!(actions.iter().all(|l| l.starts_with("create ")), "{fresh}");
     assert!(
         fresh.contains("create PersistentVolumeClaim/workspace-john-doe-"),
@@ -849,4 +858,104 @@ async fn the_healthcheck_command_fails_when_nothing_answers() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unhealthy"));
+}
+
+#[tokio::test]
+async fn the_access_policy_lives_with_the_gateway_and_follows_the_instance() {
+    let e = env().await;
+    let p = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    let id = p.instance.id.clone();
+    let policy = e
+        .sim
+        .object("authorizationpolicies", GATEWAY_NS, &id)
+        .expect("the policy is in the gateway's namespace");
+    assert!(e.sim.object("authorizationpolicies", NS, &id).is_none());
+    assert_eq!(policy["spec"]["action"], "DENY");
+    assert_eq!(
+        policy["spec"]["rules"][0]["from"][0]["source"]["notRequestPrincipals"],
+        json!(["https://keycloak.test/realms/devplatform/3f1c2a9e-8a7b-4c1d-9e2f-0a1b2c3d4e5f"])
+    );
+    let host = p.instance.url.trim_start_matches("https://").to_owned();
+    assert_eq!(
+        policy["spec"]["rules"][0]["to"][0]["operation"]["hosts"],
+        json!([host.clone(), format!("{host}:*")])
+    );
+
+    // A template change reaches the running instance's policy; the pod stays.
+    let uid = pod(&e.sim, &id).unwrap()["metadata"]["uid"].clone();
+    e.templates.swap(templates_with(|f| {
+        set_value(
+            f,
+            "gatewaySelector: {istio: ingressgateway}",
+            "gatewaySelector: {istio: edge-gateway}",
+        )
+    }));
+    e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    let policy = e
+        .sim
+        .object("authorizationpolicies", GATEWAY_NS, &id)
+        .unwrap();
+    assert_eq!(
+        policy["spec"]["selector"]["matchLabels"],
+        json!({"istio": "edge-gateway"})
+    );
+    assert_eq!(pod(&e.sim, &id).unwrap()["metadata"]["uid"], uid);
+
+    // Stop keeps it; start keeps it.
+    e.rec.stop(&john(), &id).await.unwrap();
+    assert!(
+        e.sim
+            .object("authorizationpolicies", GATEWAY_NS, &id)
+            .is_some()
+    );
+    e.rec.start(&john(), &id).await.unwrap();
+    assert!(
+        e.sim
+            .object("authorizationpolicies", GATEWAY_NS, &id)
+            .is_some()
+    );
+
+    // Another user's delete cannot touch it; the owner's removes it.
+    assert!(matches!(
+        e.rec.delete(&jane(), &id).await,
+        Err(Error::NotFound)
+    ));
+    assert!(
+        e.sim
+            .object("authorizationpolicies", GATEWAY_NS, &id)
+            .is_some()
+    );
+    e.rec.delete(&john(), &id).await.unwrap();
+    assert!(
+        e.sim
+            .object("authorizationpolicies", GATEWAY_NS, &id)
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_policy_no_longer_rendered_is_pruned_from_the_gateway_namespace() {
+    let e = env().await;
+    let p = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    let id = p.instance.id.clone();
+    e.templates.swap(templates_with(|f| {
+        set_value(
+            f,
+            "Needs JWT_ISSUER.\n  enabled: true",
+            "Needs JWT_ISSUER.\n  enabled: false",
+        );
+        set_value(
+            f,
+            "allowUnauthenticatedWorkspaces: false",
+            "allowUnauthenticatedWorkspaces: true",
+        );
+    }));
+    e.rec.stop(&john(), &id).await.unwrap();
+    e.rec.start(&john(), &id).await.unwrap();
+    assert!(
+        e.sim
+            .object("authorizationpolicies", GATEWAY_NS, &id)
+            .is_none(),
+        "pruned"
+    );
 }

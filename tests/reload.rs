@@ -26,6 +26,8 @@ fn settings(dir: &Path) -> InstanceSettings {
     }) = Cli::try_parse_from([
         "codeserver-service",
         "validate-templates",
+        "--jwt-issuer",
+        "https://keycloak.test/realms/devplatform",
         "--templates",
         &dir.display().to_string(),
     ])

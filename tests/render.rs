@@ -170,7 +170,7 @@ fn hostile_user_ids_stay_inside_their_scalars() {
         let objects: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
         assert_eq!(
             objects.len(),
-            5,
+            6,
             "{user:?} rendered {} objects",
             objects.len()
         );
@@ -457,7 +457,7 @@ fn optional_objects_can_be_switched_off() {
 fn validate_templates_accepts_the_built_in_set_and_lists_every_problem_of_a_broken_one() {
     let (ok, out, err) = run(&["validate-templates"]);
     assert!(ok, "{err}\n{out}");
-    assert!(out.starts_with("ok: 5 templates"), "{out}");
+    assert!(out.starts_with("ok: 6 templates"), "{out}");
 
     let dir = templates_with(|d| {
         replace_in(d, "pod.yaml.j2", "  containers:\n", "  contianers:\n");
@@ -596,4 +596,109 @@ fn values_files_are_read_once_when_the_set_loads() {
         .with_values_files(&[file])
         .unwrap_err();
     assert!(missing.to_string().contains("site.yaml"), "{missing}");
+}
+
+#[test]
+fn a_set_that_publishes_workspaces_without_an_access_policy_is_refused_unless_allowed() {
+    let dir = templates_with(|d| {
+        fs::remove_file(d.join("authorizationpolicy.yaml.j2")).unwrap();
+    });
+    let templates = dir.path().to_str().unwrap();
+    let (ok, out, _) = run(&["validate-templates", "--templates", templates]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("no per-instance access policy is rendered")
+            && out.contains("security.allowUnauthenticatedWorkspaces"),
+        "{out}"
+    );
+
+    // A policy that names neither the host nor the owner does not count.
+    let dir = templates_with(|d| {
+        replace_in(
+            d,
+            "authorizationpolicy.yaml.j2",
+            "hosts: {{ access.hosts }}",
+            "hosts: [\"elsewhere.example\"]",
+        );
+    });
+    let (ok, out, _) = run(&[
+        "validate-templates",
+        "--templates",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && out.contains("no per-instance access policy"),
+        "{out}"
+    );
+
+    // With the explicit value the set is accepted.
+    let dir = templates_with(|d| {
+        fs::remove_file(d.join("authorizationpolicy.yaml.j2")).unwrap();
+        replace_in(
+            d,
+            "values.yaml",
+            "allowUnauthenticatedWorkspaces: false",
+            "allowUnauthenticatedWorkspaces: true",
+        );
+    });
+    let (ok, out, err) = run(&[
+        "validate-templates",
+        "--templates",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}\n{out}");
+
+    // Without a VirtualService nothing is published, and no policy is needed.
+    let dir = templates_with(|d| {
+        fs::remove_file(d.join("authorizationpolicy.yaml.j2")).unwrap();
+        fs::remove_file(d.join("virtualservice.yaml.j2")).unwrap();
+    });
+    let (ok, out, err) = run(&[
+        "validate-templates",
+        "--templates",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}\n{out}");
+}
+
+#[test]
+fn an_access_policy_may_live_only_in_the_gateway_namespace() {
+    for (from, to, needle) in [
+        (
+            "namespace: {{ access.gateway_namespace }}",
+            "namespace: kube-system",
+            "AuthorizationPolicy objects must be in \"istio-system\"",
+        ),
+        (
+            "namespace: {{ access.gateway_namespace }}",
+            "namespace: {{ namespace }}",
+            "AuthorizationPolicy objects must be in \"istio-system\"",
+        ),
+    ] {
+        let dir = templates_with(|d| replace_in(d, "authorizationpolicy.yaml.j2", from, to));
+        let (ok, out, _) = run(&[
+            "validate-templates",
+            "--templates",
+            dir.path().to_str().unwrap(),
+        ]);
+        assert!(!ok && out.contains(needle), "{out}");
+    }
+    // No other kind may use the gateway's namespace.
+    let dir = templates_with(|d| {
+        replace_in(
+            d,
+            "_helpers.j2",
+            "namespace: {{ namespace }}",
+            "namespace: {{ access.gateway_namespace }}",
+        )
+    });
+    let (ok, out, _) = run(&[
+        "validate-templates",
+        "--templates",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && out.contains("Pod objects must be in \"codeserver-instances\""),
+        "{out}"
+    );
 }

@@ -147,7 +147,9 @@ impl From<NamingError> for ApiError {
                 Self::bad_input(argument, reason)
             }
             NamingError::InvalidInstanceId(_) => Self::bad_input("id", "not an instance id"),
-            NamingError::EmptyUserId | NamingError::UserIdTooLong { .. } => {
+            NamingError::EmptyUserId
+            | NamingError::UserIdTooLong { .. }
+            | NamingError::UnsafeSub { .. } => {
                 tracing::warn!(%error, "caller's user id is unusable");
                 Self::Unauthorized
             }

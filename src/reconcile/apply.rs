@@ -20,7 +20,7 @@ use super::{
     kinds::Kinds,
     plan::{Action, Plan, Step},
 };
-use crate::naming::FIELD_MANAGER;
+use crate::{naming::FIELD_MANAGER, render::in_gateway_namespace};
 
 /// Which updates an apply may make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,17 +107,31 @@ enum StepResult {
     Nothing,
 }
 
+/// True for the kinds a `RecordOnly` apply still updates: the instance record, and the
+/// access policy (who may reach a running instance must follow the templates at once;
+/// changing it never restarts the pod).
+fn updated_while_running(step: &Step) -> bool {
+    step.kind == "PersistentVolumeClaim" || in_gateway_namespace(&step.api_version, &step.kind)
+}
+
 async fn run_step(
     client: &Client,
     kinds: &Kinds,
-    ns: &str,
+    default_ns: &str,
     step: &Step,
     opts: ApplyOptions,
 ) -> Result<StepResult, Error> {
+    // NB: rendered objects were checked to name their namespace (the instances one, or
+    // the gateway's for the access policy); listed ones carry the namespace they live in.
+    let ns = if step.namespace.is_empty() {
+        default_ns
+    } else {
+        step.namespace.as_str()
+    };
     match &step.action {
         Action::Unchanged => Ok(StepResult::Nothing),
         Action::Update { .. }
-            if opts.updates == Updates::RecordOnly && step.kind != "PersistentVolumeClaim" =>
+            if opts.updates == Updates::RecordOnly && !updated_while_running(step) =>
         {
             Ok(StepResult::Held)
         }
@@ -154,13 +168,15 @@ async fn run_step(
     }
 }
 
-/// Server-side apply of one rendered object with the service's field manager and force.
+/// Server-side apply of one rendered object with the service's field manager and force,
+/// in the namespace the object names (`ns` when it names none).
 pub async fn server_side_apply(
     client: &Client,
     kinds: &Kinds,
     ns: &str,
     obj: &DynamicObject,
 ) -> Result<DynamicObject, Error> {
+    let ns = obj.metadata.namespace.as_deref().unwrap_or(ns);
     let types = obj.types.clone().unwrap_or_default();
     let ar = kinds
         .resolve(client, &types.api_version, &types.kind)
@@ -190,7 +206,9 @@ fn classify(kind: &str, what: &str, e: kube::Error) -> Error {
     let detail = format!("{what}: {}", reason(&e));
     match kind {
         "PersistentVolumeClaim" => Error::Storage(detail),
-        "Service" | "VirtualService" | "NetworkPolicy" => Error::Routing(detail),
+        "Service" | "VirtualService" | "NetworkPolicy" | "AuthorizationPolicy" => {
+            Error::Routing(detail)
+        }
         _ => Error::Instance(detail),
     }
 }

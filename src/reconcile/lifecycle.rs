@@ -305,8 +305,8 @@ impl Reconciler {
             .kinds
             .resolve(&self.client, &t.api_version, &t.kind)
             .await?;
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), &self.settings.namespace, &ar);
+        let ns = super::live::namespace_of(&self.settings, &ar.api_version, &ar.kind);
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &ar);
         let name = o.metadata.name.clone().unwrap_or_default();
         let what = format!("delete {}/{name}", t.kind);
         match with_retry(&what, || api.delete(&name, params)).await {

@@ -11,7 +11,7 @@ use kube::{
 };
 
 use super::{Error, Reconciler, Result, kinds::Kinds, with_retry};
-use crate::{naming, values::Owner};
+use crate::{naming, render::in_gateway_namespace, values::Owner};
 
 /// Selector of everything this service manages.
 pub fn managed_selector() -> String {
@@ -123,8 +123,23 @@ impl Reconciler {
     }
 }
 
+/// The namespace objects of `api_version`/`kind` live in: the gateway's for the access
+/// policy, the instances namespace for everything else.
+pub fn namespace_of<'a>(
+    settings: &'a crate::config::InstanceSettings,
+    api_version: &str,
+    kind: &str,
+) -> &'a str {
+    if in_gateway_namespace(api_version, kind) {
+        &settings.gateway_namespace
+    } else {
+        &settings.namespace
+    }
+}
+
 async fn list_kind(r: &Reconciler, ar: &ApiResource, selector: &str) -> Result<Vec<DynamicObject>> {
-    let api: Api<DynamicObject> = Api::namespaced_with(r.client.clone(), &r.settings.namespace, ar);
+    let ns = namespace_of(&r.settings, &ar.api_version, &ar.kind);
+    let api: Api<DynamicObject> = Api::namespaced_with(r.client.clone(), ns, ar);
     let lp = ListParams::default().labels(selector);
     let what = format!("list {}", ar.plural);
     let list = with_retry(&what, || api.list(&lp))

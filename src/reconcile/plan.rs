@@ -65,6 +65,9 @@ pub struct Step {
     pub api_version: String,
     /// The name.
     pub name: String,
+    /// The object's namespace (the instances namespace, or the gateway's for the access
+    /// policy); empty when the object names none.
+    pub namespace: String,
     /// What to do.
     pub action: Action,
     /// The rendered object (absent for prune).
@@ -147,6 +150,7 @@ pub fn plan(desired: &[DynamicObject], live: &[DynamicObject]) -> Plan {
             api_version: api_version(want),
             kind: k.0,
             name: k.1,
+            namespace: want.metadata.namespace.clone().unwrap_or_default(),
             action,
             desired: Some(want.clone()),
             notes,
@@ -166,6 +170,7 @@ pub fn plan(desired: &[DynamicObject], live: &[DynamicObject]) -> Plan {
             api_version: api_version(have),
             kind,
             name,
+            namespace: have.metadata.namespace.clone().unwrap_or_default(),
             action: Action::Prune,
             desired: None,
             notes: Vec::new(),

@@ -34,10 +34,29 @@ pub fn required_labels(
     ])
 }
 
+/// The one kind an instance may have outside the instances namespace: its access policy,
+/// which must live in the ingress gateway's namespace to select the gateway workload.
+pub const GATEWAY_POLICY_GROUP: &str = "security.istio.io";
+/// Kind of the per-instance access policy.
+pub const GATEWAY_POLICY_KIND: &str = "AuthorizationPolicy";
+
+/// True for the kind that lives in the gateway's namespace (any served version).
+///
+/// NB: only this kind, and only in exactly the configured gateway namespace: a template
+/// must not be able to write arbitrary objects into arbitrary namespaces.
+pub fn in_gateway_namespace(api_version: &str, kind: &str) -> bool {
+    kind == GATEWAY_POLICY_KIND
+        && api_version
+            .split_once('/')
+            .is_some_and(|(group, _)| group == GATEWAY_POLICY_GROUP)
+}
+
 /// What an object must match: the configured namespace and the ownership labels.
 pub struct Expect<'a> {
     /// The configured namespace.
     pub namespace: &'a str,
+    /// The ingress gateway's namespace, the only one the access policy may use.
+    pub gateway_namespace: &'a str,
     /// Label key to required value.
     pub labels: &'a BTreeMap<&'static str, String>,
     /// Structures that already passed the schema checks.
@@ -154,18 +173,24 @@ pub fn object_problems(obj: &Value, expect: &Expect<'_>) -> Vec<String> {
             }
         ));
     }
+    let (want_ns, want_what) = if in_gateway_namespace(api_version, kind) {
+        (
+            expect.gateway_namespace,
+            "the gateway's namespace, `access.gateway_namespace`",
+        )
+    } else {
+        (expect.namespace, "the `namespace` value")
+    };
     match meta
         .and_then(|m| m.get("namespace"))
         .and_then(Value::as_str)
     {
-        Some(ns) if ns == expect.namespace => {}
+        Some(ns) if ns == want_ns => {}
         Some(ns) => problems.push(format!(
-            "metadata.namespace is {ns:?}; objects must be in the configured namespace {:?}",
-            expect.namespace
+            "metadata.namespace is {ns:?}; {kind} objects must be in {want_ns:?} ({want_what})"
         )),
         None => problems.push(format!(
-            "metadata.namespace is missing; set it to {:?} (the `namespace` value)",
-            expect.namespace
+            "metadata.namespace is missing; set it to {want_ns:?} ({want_what})"
         )),
     }
     let labels = meta.and_then(|m| m.get("labels"));
@@ -285,6 +310,7 @@ mod tests {
             obj,
             &Expect {
                 namespace: "ns",
+                gateway_namespace: "gw",
                 labels: &labels(),
                 passed: &SchemaCache::default(),
             },
@@ -296,6 +322,7 @@ mod tests {
         let cache = SchemaCache::default();
         let expect = Expect {
             namespace: "ns",
+            gateway_namespace: "gw",
             labels: &labels(),
             passed: &cache,
         };
@@ -350,7 +377,7 @@ mod tests {
         obj["metadata"]["name"] = json!("Bad_Name");
         let p = problems(&obj).join("\n");
         for needle in [
-            "namespace is \"other\"",
+            "namespace is \"other\"; Pod objects must be in \"ns\"",
             "app.kubernetes.io/managed-by is missing",
             "devplatform.io/user is \"someone-else\"",
             "Bad_Name",

@@ -4,6 +4,7 @@
 //! call [`Templates::render`].
 
 mod check;
+mod cidr;
 pub mod istio;
 mod shape;
 mod validate;
@@ -20,8 +21,8 @@ use minijinja::{Environment, UndefinedBehavior, Value as JinjaValue, value::Serd
 use serde_json::Value;
 
 pub use self::{
-    check::{required_labels, unknown_fields},
-    validate::{SAMPLE_USERS, validate},
+    check::{in_gateway_namespace, required_labels, unknown_fields},
+    validate::{AccessReport, PLACEHOLDER_ISSUER, SAMPLE_USERS, access_report, validate},
 };
 use crate::{
     naming,
@@ -38,6 +39,10 @@ const TEMPLATE_SUFFIX: &str = ".yaml.j2";
 /// The built-in template set, compiled into the binary.
 const BUILTIN: &[(&str, &str)] = &[
     ("_helpers.j2", include_str!("../../templates/_helpers.j2")),
+    (
+        "authorizationpolicy.yaml.j2",
+        include_str!("../../templates/authorizationpolicy.yaml.j2"),
+    ),
     (
         "networkpolicy.yaml.j2",
         include_str!("../../templates/networkpolicy.yaml.j2"),
@@ -353,6 +358,7 @@ impl Templates {
             required_labels(&values.instance.id, &values.user.name, &values.user.owner);
         let expect = check::Expect {
             namespace: &values.namespace,
+            gateway_namespace: &values.access.gateway_namespace,
             labels: &expect_labels,
             passed: &self.passed,
         };
@@ -405,6 +411,8 @@ impl Templates {
         labels.insert(naming::LABEL_NAME, naming::APP_NAME_VALUE.to_owned());
         let expect = check::Expect {
             namespace: &values.namespace,
+            // NB: the sync Job is never the access policy; no second namespace.
+            gateway_namespace: &values.namespace,
             labels: &labels,
             passed: &self.passed,
         };
@@ -640,7 +648,47 @@ fn environment() -> Environment<'static> {
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_formatter(|out, _state, value| shape::format(out, value));
     env.add_function("merge", merge_maps);
+    env.add_function("required", required);
+    env.add_function("egress_except", egress_except);
     env
+}
+
+/// `egress_except(cidr, excluded)`: the blocks of `excluded` that lie strictly inside
+/// `cidr`, for a NetworkPolicy ipBlock's `except` (the API server refuses any other).
+/// An error when `cidr` itself lies inside (or equals) an excluded block: such a rule
+/// would reach only addresses that must never be reached.
+fn egress_except(cidr: String, excluded: Vec<String>) -> Result<JinjaValue, minijinja::Error> {
+    let invalid =
+        |message: String| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, message);
+    let block = cidr::Block::parse(&cidr)
+        .ok_or_else(|| invalid(format!("{cidr:?} is not a CIDR block")))?;
+    let mut inside = Vec::new();
+    for text in excluded {
+        let ex = cidr::Block::parse(&text)
+            .ok_or_else(|| invalid(format!("excluded block {text:?} is not a CIDR block")))?;
+        if block.within(&ex) {
+            return Err(invalid(format!(
+                "egress block {cidr} lies inside the excluded block {text}; it would reach only addresses a workspace must never reach"
+            )));
+        }
+        if ex.within(&block) {
+            inside.push(JinjaValue::from(text));
+        }
+    }
+    Ok(JinjaValue::from(inside))
+}
+
+/// `required(value, message)`: `value`, or a render error with `message` when it is
+/// undefined, none or empty (as Helm's `required`).
+fn required(value: JinjaValue, message: String) -> Result<JinjaValue, minijinja::Error> {
+    if value.is_undefined() || value.is_none() || (value.len() == Some(0)) {
+        Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            message,
+        ))
+    } else {
+        Ok(value)
+    }
 }
 
 /// `merge(a, b)`: a mapping with `b`'s keys over `a`'s (used by the metadata helper).

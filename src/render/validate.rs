@@ -23,10 +23,109 @@ pub const SAMPLE_USERS: &[&str] = &[
     "averyveryveryveryveryveryveryveryveryveryveryveryveryveryveryveryveryveryveryveryverylongusername-with-more-than-two-hundred-characters-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 ];
 
+/// The issuer templates are validated with when JWT_ISSUER is not configured (a template
+/// set is checked the same way with or without one; the service itself refuses to start
+/// without it when the set renders an access policy).
+pub const PLACEHOLDER_ISSUER: &str = "https://issuer.invalid/realms/validate";
+
+/// How a template set protects the workspaces it publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessReport {
+    /// A VirtualService is rendered: the workspace is published on the gateway.
+    pub publishes_route: bool,
+    /// An AuthorizationPolicy in the gateway's namespace names the instance's host and
+    /// the owner's request principal.
+    pub has_policy: bool,
+    /// `security.allowUnauthenticatedWorkspaces` is true in the set's values.
+    pub allow_unauthenticated: bool,
+}
+
+impl AccessReport {
+    /// True when the set publishes workspaces that nothing but the network protects.
+    pub fn unprotected(&self) -> bool {
+        self.publishes_route && !self.has_policy
+    }
+}
+
+/// What `templates` render for a sample owner with a `sub`: whether the workspace is
+/// published and whether a per-instance access policy guards it. A set that does not
+/// render counts as neither (validation reports why).
+pub fn access_report(templates: &Templates, settings: &InstanceSettings) -> AccessReport {
+    let allow_unauthenticated = templates
+        .base_values()
+        .pointer("/security/allowUnauthenticatedWorkspaces")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    let mut report = AccessReport {
+        publishes_route: false,
+        has_policy: false,
+        allow_unauthenticated,
+    };
+    let settings = with_issuer(settings);
+    let owner = Owner {
+        user_id: SAMPLE_USERS[0].to_owned(),
+        email: None,
+        sub: Some("00000000-0000-4000-8000-00000000a11c".to_owned()),
+        known_name: None,
+    };
+    let Ok(repos) = sample_repos() else {
+        return report;
+    };
+    let Ok(values) = build_values(templates, &settings, &owner, &repos, &[]) else {
+        return report;
+    };
+    let Ok(objects) = templates.render(&values) else {
+        return report;
+    };
+    for r in &objects {
+        let Some(types) = r.object.types.as_ref() else {
+            continue;
+        };
+        if types.kind == "VirtualService" {
+            report.publishes_route = true;
+        }
+        if super::in_gateway_namespace(&types.api_version, &types.kind) {
+            let spec = r
+                .object
+                .data
+                .get("spec")
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            let names = |s: &str| spec.contains(&serde_json::Value::from(s).to_string());
+            if names(&values.instance.host) && names(&values.access.principal) {
+                report.has_policy = true;
+            }
+        }
+    }
+    report
+}
+
+/// `settings`, with the placeholder issuer when none is configured.
+fn with_issuer(settings: &InstanceSettings) -> InstanceSettings {
+    let mut settings = settings.clone();
+    if settings.jwt_issuer.as_deref().is_none_or(str::is_empty) {
+        settings.jwt_issuer = Some(PLACEHOLDER_ISSUER.to_owned());
+    }
+    settings
+}
+
 /// Renders `templates` for every sample user (instance objects and the sync Job) and
-/// returns every problem; empty means the set is good to roll out.
+/// returns every problem; empty means the set is good to roll out. A set that publishes
+/// workspaces without a per-instance access policy is a problem unless
+/// `security.allowUnauthenticatedWorkspaces` is true.
 pub fn validate(templates: &Templates, settings: &InstanceSettings) -> Vec<Problem> {
+    let settings = &with_issuer(settings);
     let mut problems: Vec<Problem> = Vec::new();
+    let access = access_report(templates, settings);
+    if access.unprotected() && !access.allow_unauthenticated {
+        problems.push(problem(
+            "templates",
+            format!(
+                "a VirtualService publishes every workspace, but no per-instance access policy is rendered (an AuthorizationPolicy in {:?} naming the instance's host and the owner's principal), so anyone who reaches the gateway could open any workspace; render one (templates/authorizationpolicy.yaml.j2, accessPolicy.enabled) or set security.allowUnauthenticatedWorkspaces: true",
+                settings.gateway_namespace
+            ),
+        ));
+    }
     for (i, user) in SAMPLE_USERS.iter().enumerate() {
         let owner = Owner {
             user_id: (*user).to_owned(),

@@ -144,6 +144,7 @@ impl Default for SimOptions {
                 "kube-system",
                 "codeserver-instances",
                 "dev-platform",
+                "istio-system",
             ]
             .iter()
             .map(|s| s.to_string())

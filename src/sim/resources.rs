@@ -57,7 +57,15 @@ impl ResourceDef {
     /// Whether writes to the spec bump `metadata.generation`.
     // NB: pods only carry a generation from Kubernetes 1.33 on; this server is 1.32.
     pub fn has_generation(&self) -> bool {
-        matches!(self.plural, "jobs" | "networkpolicies" | "virtualservices")
+        // NB: every custom resource counts generations (the API server does it for CRDs).
+        matches!(
+            self.plural,
+            "jobs"
+                | "networkpolicies"
+                | "virtualservices"
+                | "authorizationpolicies"
+                | "requestauthentications"
+        )
     }
 }
 
@@ -153,6 +161,28 @@ pub const RESOURCES: &[ResourceDef] = &[
         kind: "VirtualService",
         namespaced: true,
         short_names: &["vs"],
+        subresources: NONE,
+    },
+    // NB: Istio's security CRDs serve v1 (stored) and v1beta1 with one schema, and no
+    // status subresource is used here.
+    ResourceDef {
+        group: "security.istio.io",
+        versions: &["v1", "v1beta1"],
+        plural: "authorizationpolicies",
+        singular: "authorizationpolicy",
+        kind: "AuthorizationPolicy",
+        namespaced: true,
+        short_names: &["ap"],
+        subresources: NONE,
+    },
+    ResourceDef {
+        group: "security.istio.io",
+        versions: &["v1", "v1beta1"],
+        plural: "requestauthentications",
+        singular: "requestauthentication",
+        kind: "RequestAuthentication",
+        namespaced: true,
+        short_names: &["ra"],
         subresources: NONE,
     },
 ];

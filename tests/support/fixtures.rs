@@ -14,6 +14,8 @@ use super::{Document, find, known_fields::strict, manifests};
 pub const SERVICE_NAMESPACE: &str = "dev-platform";
 /// The namespace of the users' instances.
 pub const INSTANCES_NAMESPACE: &str = "codeserver-instances";
+/// The ingress gateway's namespace (GATEWAY_NAMESPACE), where access policies live.
+pub const GATEWAY_NAMESPACE: &str = "istio-system";
 
 /// `document` as `T`, with no unknown field; panics naming the document otherwise.
 pub fn typed<T: serde::de::DeserializeOwned>(document: &Document) -> T {

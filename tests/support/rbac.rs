@@ -56,6 +56,29 @@ pub fn role() -> Role {
     strict::<Role>(&role.value).unwrap_or_else(|err| panic!("{}: {err}", role.describe()))
 }
 
+/// Name of the Role (and RoleBinding) in the gateway's namespace.
+pub const GATEWAY_ROLE: &str = "codeserver-service-access-policies";
+
+/// The service's Role in the gateway's namespace (access policies only), typed.
+pub fn gateway_role() -> Role {
+    let documents = rbac_documents();
+    let role = super::find(&documents, "Role", GATEWAY_ROLE);
+    strict::<Role>(&role.value).unwrap_or_else(|err| panic!("{}: {err}", role.describe()))
+}
+
+/// The binding of the gateway-namespace Role to the service account, typed.
+pub fn gateway_role_binding() -> RoleBinding {
+    let documents = rbac_documents();
+    let binding = super::find(&documents, "RoleBinding", GATEWAY_ROLE);
+    strict::<RoleBinding>(&binding.value)
+        .unwrap_or_else(|err| panic!("{}: {err}", binding.describe()))
+}
+
+/// Every Role of `03-rbac.yaml`, typed.
+pub fn roles() -> Vec<Role> {
+    vec![role(), gateway_role()]
+}
+
 /// The binding of the Role to the service account, typed.
 pub fn role_binding() -> RoleBinding {
     let documents = rbac_documents();
@@ -133,30 +156,52 @@ pub struct Comparison {
 /// Compares `requests` with `role`: every request must be allowed (namespaced in the
 /// Role's namespace, with every grant it needs), and every grant must be used.
 pub fn compare(role: &Role, requests: &[Request]) -> Comparison {
-    let granted = grants_of(role);
-    let namespace = role.metadata.namespace.as_deref();
-    let mut used = BTreeSet::new();
+    compare_roles(std::slice::from_ref(role), requests)
+}
+
+/// Compares `requests` with `roles` (one per namespace, as RBAC binds them): every
+/// request must be allowed by the Role of its namespace, and every grant of every Role
+/// must be used.
+pub fn compare_roles(roles: &[Role], requests: &[Request]) -> Comparison {
+    let mut used: BTreeSet<(Option<String>, Grant)> = BTreeSet::new();
     let mut denied = Vec::new();
     for request in requests {
-        if request.namespace.as_deref() != namespace || namespace.is_none() {
+        let Some(role) = roles
+            .iter()
+            .find(|r| r.metadata.namespace.is_some() && r.metadata.namespace == request.namespace)
+        else {
+            let covered: Vec<Option<&str>> = roles
+                .iter()
+                .map(|r| r.metadata.namespace.as_deref())
+                .collect();
             denied.push(format!(
-                "{} {}/{} in namespace {:?}: the Role covers only {:?}",
-                request.verb, request.group, request.resource, request.namespace, namespace
+                "{} {}/{} in namespace {:?}: the Roles cover only {:?}",
+                request.verb, request.group, request.resource, request.namespace, covered
             ));
             continue;
-        }
+        };
+        let granted = grants_of(role);
         for grant in request.needs() {
             if granted.contains(&grant) {
-                used.insert(grant);
+                used.insert((request.namespace.clone(), grant));
             } else {
-                denied.push(format!("{grant} is not granted"));
+                denied.push(format!(
+                    "{grant} is not granted in {:?}",
+                    request.namespace.as_deref().unwrap_or_default()
+                ));
             }
         }
     }
     denied.sort();
     denied.dedup();
-    Comparison {
-        denied,
-        unused: granted.difference(&used).cloned().collect(),
+    let mut unused = Vec::new();
+    for role in roles {
+        let namespace = role.metadata.namespace.clone();
+        for grant in grants_of(role) {
+            if !used.contains(&(namespace.clone(), grant.clone())) {
+                unused.push(grant);
+            }
+        }
     }
+    Comparison { denied, unused }
 }

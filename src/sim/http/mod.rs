@@ -379,7 +379,8 @@ async fn handle(
             };
             match kind {
                 None => Err(ApiError::unsupported_media_type(&ct)),
-                Some(PatchKind::Strategic) if d.group == "networking.istio.io" => {
+                // NB: custom resources (every Istio kind) do not take strategic merge.
+                Some(PatchKind::Strategic) if d.group.ends_with(".istio.io") => {
                     Err(ApiError::unsupported_media_type(&ct))
                 }
                 Some(kind) => {
