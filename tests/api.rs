@@ -54,7 +54,7 @@ async fn harness_on(cluster: kube::Client) -> Harness {
         Kinds::new(Some("v1".to_owned())),
         Arc::new(ActiveTemplates::new(Templates::builtin().unwrap())),
         InstanceSettings {
-            jwt_issuer: Some("https://keycloak.test/realms/devplatform".to_owned()),
+            jwt_issuer: Some(issuer.issuer_url()),
             ..InstanceSettings::default()
         },
         Timeouts {

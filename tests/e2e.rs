@@ -25,6 +25,7 @@ const NS: &str = "codeserver-instances";
 
 struct World {
     sim: Sim,
+    templates: Arc<ActiveTemplates>,
     issuer: Arc<Issuer>,
     gitea: SimGitea,
     metrics: Metrics,
@@ -41,12 +42,13 @@ async fn world() -> World {
     let metrics = Metrics::new().unwrap();
     let client = serve::counted_client(sim.config(), &metrics).unwrap();
     let kinds = Kinds::discover(&client).await.unwrap();
+    let templates = Arc::new(ActiveTemplates::new(Templates::builtin().unwrap()));
     let reconciler = Arc::new(Reconciler::new(
         client,
         kinds,
-        Arc::new(ActiveTemplates::new(Templates::builtin().unwrap())),
+        templates.clone(),
         InstanceSettings {
-            jwt_issuer: Some("https://keycloak.test/realms/devplatform".to_owned()),
+            jwt_issuer: Some(issuer.issuer_url()),
             ..InstanceSettings::default()
         },
         Timeouts {
@@ -64,6 +66,7 @@ async fn world() -> World {
     let (base, stop) = serving::serve_routes(routes).await;
     World {
         sim,
+        templates,
         issuer,
         gitea,
         metrics,
@@ -267,6 +270,19 @@ async fn users_get_isolated_instances() {
     assert!(w.pvc("workspace-alice").is_some() && w.pvc("workspace-bob").is_some());
     let netpols = w.sim.list_objects("networkpolicies");
     assert!(netpols.len() >= 2, "one policy per user: {}", netpols.len());
+    // Each workspace admits only its owner's principal, as the token carries it.
+    for (id, user) in [(&a, "alice"), (&b, "bob")] {
+        let id = id.as_str().unwrap();
+        let policy = w
+            .sim
+            .object("authorizationpolicies", "istio-system", id)
+            .expect("an access policy in the gateway's namespace");
+        assert_eq!(
+            policy["spec"]["rules"][0]["from"][0]["source"]["notRequestPrincipals"],
+            json!([format!("{}/sub-{user}", w.issuer.issuer_url())]),
+            "{policy}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -553,6 +569,41 @@ async fn ready_and_the_templates_query_report_the_active_revision() {
         json!([]),
         "the simulated cluster serves Istio"
     );
+
+    // A set the admin explicitly allowed to publish workspaces without an access policy
+    // is listed as degraded while it is active.
+    let unprotected = {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let files = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_name() != "authorizationpolicy.yaml.j2")
+            .map(|e| {
+                let text = std::fs::read_to_string(e.path()).unwrap().replace(
+                    "allowUnauthenticatedWorkspaces: false",
+                    "allowUnauthenticatedWorkspaces: true",
+                );
+                (e.file_name().to_string_lossy().into_owned(), text)
+            })
+            .collect();
+        Templates::from_files(files, codeserver_service::render::Source::Builtin).unwrap()
+    };
+    w.templates.swap(unprotected);
+    let degraded: Value = w
+        .client
+        .get(format!("{}/ready", w.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        degraded["degraded"],
+        json!([serve::UNPROTECTED]),
+        "{degraded}"
+    );
+    w.templates.swap(Templates::builtin().unwrap());
 
     let token = w.token("alice", &[]);
     let answer = w

@@ -566,3 +566,67 @@ fn recorded_requests_are_compared_with_the_role() {
         assert!(denied.contains(needle), "{needle} not in {denied}");
     }
 }
+
+#[tokio::test]
+async fn every_manifest_of_a_served_kind_passes_a_server_side_dry_run() {
+    use kube::{
+        Api,
+        api::{DynamicObject, GroupVersionKind, Patch, PatchParams},
+        discovery::{self, Scope},
+    };
+    let sim = codeserver_service::sim::Sim::start()
+        .await
+        .expect("the simulated cluster starts");
+    let client = sim.client();
+    let mut applied = BTreeSet::new();
+    let mut problems = Vec::new();
+    for document in manifests() {
+        let (group, version) = document
+            .api_version()
+            .split_once('/')
+            .unwrap_or(("", document.api_version()));
+        let gvk = GroupVersionKind::gvk(group, version, document.kind());
+        // NB: kinds the simulated cluster does not serve (Deployment, RBAC, the Istio
+        // Gateway, the PDB) are checked against their types by the tests above.
+        let Ok((ar, caps)) = discovery::pinned_kind(&client, &gvk).await else {
+            continue;
+        };
+        let api: Api<DynamicObject> = match (caps.scope, document.namespace()) {
+            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &ar),
+            (Scope::Cluster, None) => Api::all_with(client.clone(), &ar),
+            _ => {
+                problems.push(format!(
+                    "{}: scope and namespace disagree",
+                    document.describe()
+                ));
+                continue;
+            }
+        };
+        let params = PatchParams::apply("kubectl").dry_run();
+        match api
+            .patch(document.name(), &params, &Patch::Apply(&document.value))
+            .await
+        {
+            Ok(_) => {
+                applied.insert(document.kind().to_owned());
+            }
+            Err(e) => problems.push(format!("{}: {e}", document.describe())),
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+    for kind in [
+        "RequestAuthentication",
+        "AuthorizationPolicy",
+        "NetworkPolicy",
+        "Secret",
+        "Service",
+        "VirtualService",
+    ] {
+        assert!(applied.contains(kind), "no {kind} was applied: {applied:?}");
+    }
+    assert!(
+        sim.writes().is_empty(),
+        "a dry run wrote: {:?}",
+        sim.writes()
+    );
+}

@@ -419,3 +419,45 @@ async fn watch_starts_only_for_a_template_directory() {
         .expect("the watch stops on shutdown")
         .expect("the watch did not panic");
 }
+
+#[test]
+fn a_set_without_an_access_policy_is_refused_and_no_issuer_stops_the_start() {
+    let dir = copy_of_templates();
+    let mut f = fixture(dir.path());
+    let before = f.active.get().revision().to_owned();
+    std::fs::remove_file(dir.path().join("authorizationpolicy.yaml.j2")).expect("removed");
+    match f.reloader.check() {
+        Outcome::Refused(ReloadError::Invalid { problems, .. }) => {
+            let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            assert!(
+                text.iter()
+                    .any(|p| p.contains("no per-instance access policy is rendered")),
+                "{text:?}"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(f.active.get().revision(), before, "the last good set stays");
+
+    // With the explicit value, the same set is accepted.
+    edit(
+        &dir.path().join("values.yaml"),
+        "allowUnauthenticatedWorkspaces: false",
+        "allowUnauthenticatedWorkspaces: true",
+    );
+    assert!(matches!(f.reloader.check(), Outcome::Reloaded { .. }));
+
+    // The policy template without JWT_ISSUER: the service does not start, with one line.
+    let dir = copy_of_templates();
+    let settings = InstanceSettings {
+        jwt_issuer: None,
+        ..settings(dir.path())
+    };
+    let err = load_active(&settings).expect_err("no issuer");
+    assert!(matches!(err, ReloadError::NoIssuer), "{err}");
+    assert_eq!(err.messages().len(), 1);
+    assert!(
+        err.to_string().starts_with("JWT_ISSUER is not set"),
+        "{err}"
+    );
+}

@@ -4,7 +4,7 @@
 //! call [`Templates::render`].
 
 mod check;
-mod cidr;
+pub(crate) mod cidr;
 pub mod istio;
 mod shape;
 mod validate;

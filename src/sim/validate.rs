@@ -130,10 +130,60 @@ pub fn validate(plural: &str, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
             }
         }
         "services" => service(obj, old, &mut out),
+        "networkpolicies" => network_policy(obj, &mut out),
         "persistentvolumeclaims" => pvc(obj, old, &mut out),
         _ => {}
     }
     out
+}
+
+/// The ipBlocks of a NetworkPolicy's peers, as upstream `ValidateIPBlock` checks them:
+/// `cidr` a valid CIDR, every `except` a valid CIDR strictly inside it.
+fn network_policy(obj: &Value, out: &mut Vec<Cause>) {
+    const INVALID: &str = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)";
+    for (rules, peers) in [("ingress", "from"), ("egress", "to")] {
+        let Some(rules_list) = obj
+            .pointer(&format!("/spec/{rules}"))
+            .and_then(Value::as_array)
+        else {
+            continue;
+        };
+        for (i, rule) in rules_list.iter().enumerate() {
+            let Some(peer_list) = rule.get(peers).and_then(Value::as_array) else {
+                continue;
+            };
+            for (j, peer) in peer_list.iter().enumerate() {
+                let Some(block) = peer.get("ipBlock") else {
+                    continue;
+                };
+                let at = format!("spec.{rules}[{i}].{peers}[{j}].ipBlock");
+                let cidr = block
+                    .get("cidr")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if cidr.is_empty() {
+                    out.push(field_required(&format!("{at}.cidr"), ""));
+                    continue;
+                }
+                let Some(outer) = crate::render::cidr::Block::parse(cidr) else {
+                    out.push(field_invalid(&format!("{at}.cidr"), &json!(cidr), INVALID));
+                    continue;
+                };
+                let excepts = block.get("except").and_then(Value::as_array);
+                for (k, except) in excepts.into_iter().flatten().enumerate() {
+                    let path = format!("{at}.except[{k}]");
+                    let text = except.as_str().unwrap_or_default();
+                    match crate::render::cidr::Block::parse(text) {
+                        None => out.push(field_invalid(&path, except, INVALID)),
+                        Some(inner) if !inner.within(&outer) || inner == outer => out.push(
+                            field_invalid(&path, except, "must be a strict subset of `cidr`"),
+                        ),
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn labels(obj: &Value, out: &mut Vec<Cause>) {
@@ -478,6 +528,38 @@ pub fn quantity_of(v: &Value) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn network_policy_ip_blocks_are_checked_like_upstream() {
+        let policy = |block: Value| {
+            json!({"metadata": {"name": "np"}, "spec": {"podSelector": {},
+                   "egress": [{"to": [{"ipBlock": block}]}]}})
+        };
+        let messages = |block: Value| -> Vec<String> {
+            validate("networkpolicies", &policy(block), None)
+                .into_iter()
+                .map(|c| format!("{}: {}", c.field, c.message))
+                .collect()
+        };
+        assert!(
+            messages(
+                json!({"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32", "10.96.0.0/12"]})
+            )
+            .is_empty()
+        );
+        let got = messages(
+            json!({"cidr": "10.0.0.0/24", "except": ["10.0.0.0/24", "192.168.0.0/24", "x"]}),
+        );
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got[0].starts_with("spec.egress[0].to[0].ipBlock.except[0]: Invalid value: \"10.0.0.0/24\": must be a strict subset of `cidr`"), "{got:?}");
+        assert!(got[1].contains("strict subset"), "{got:?}");
+        assert!(got[2].contains("must be a valid CIDR value"), "{got:?}");
+        assert_eq!(
+            messages(json!({"cidr": "300.0.0.0/8"})).len(),
+            1,
+            "an invalid cidr"
+        );
+    }
 
     #[test]
     fn names_and_labels() {
