@@ -707,3 +707,106 @@ fn the_instances_namespace_denies_ingress_except_from_the_gateway() {
         );
     }
 }
+
+#[test]
+fn the_workspace_access_manifests_agree_with_the_service_and_the_templates() {
+    let documents = manifests();
+    let config = config();
+    let values = template_values();
+    let gateway = find(&documents, "Gateway", "devplatform-gateway");
+    let gateway_workload = &gateway.value["spec"]["selector"];
+
+    // The per-instance policies select the gateway the routes bind to, in the namespace
+    // the service writes them to, which is the one its second Role covers.
+    assert_eq!(&values["accessPolicy"]["gatewaySelector"], gateway_workload);
+    let gateway_ns = config
+        .get("GATEWAY_NAMESPACE")
+        .expect("GATEWAY_NAMESPACE is set");
+    let role = find(&documents, "Role", "codeserver-service-access-policies");
+    assert_eq!(role.namespace(), Some(gateway_ns.as_str()));
+
+    // The gateway validates the tokens the policies name: JWT_ISSUER's, against the same
+    // key set, from the header and the cookie, for the API's and the login's audience.
+    let auth = find(
+        &documents,
+        "RequestAuthentication",
+        "devplatform-gateway-jwt",
+    );
+    assert_eq!(auth.namespace(), Some(gateway_ns.as_str()));
+    assert_eq!(
+        &auth.value["spec"]["selector"]["matchLabels"],
+        gateway_workload
+    );
+    let rule = &auth.value["spec"]["jwtRules"][0];
+    assert_eq!(
+        rule["issuer"].as_str(),
+        config.get("JWT_ISSUER").map(String::as_str)
+    );
+    assert_eq!(
+        rule["jwksUri"].as_str(),
+        config.get("JWKS_URL").map(String::as_str)
+    );
+    assert_eq!(
+        rule["fromHeaders"],
+        json!([{"name": "Authorization", "prefix": "Bearer "}])
+    );
+    assert!(
+        rule["fromCookies"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+    );
+    let audiences = &rule["audiences"];
+    let proxy = find(&documents, "Deployment", "oauth2-proxy");
+    let args: Vec<&str> = proxy.value["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let arg = |name: &str| {
+        args.iter()
+            .find_map(|a| a.strip_prefix(&format!("--{name}=")))
+            .unwrap_or_else(|| panic!("oauth2-proxy has no --{name}"))
+    };
+    for audience in [config["JWT_AUDIENCE"].as_str(), arg("client-id")] {
+        assert!(
+            audiences
+                .as_array()
+                .is_some_and(|a| a.contains(&json!(audience))),
+            "{audience} is not an audience of the gateway"
+        );
+    }
+    assert_eq!(
+        Some(arg("oidc-issuer-url")),
+        config.get("JWT_ISSUER").map(String::as_str)
+    );
+    let base_domain = config.get("BASE_DOMAIN").expect("BASE_DOMAIN");
+    assert_eq!(arg("cookie-domain"), format!(".{base_domain}"));
+    assert_eq!(arg("set-authorization-header"), "true");
+
+    // The login guards exactly the workspace hosts, through the same gateway.
+    let login = find(
+        &documents,
+        "AuthorizationPolicy",
+        "devplatform-workspaces-login",
+    );
+    assert_eq!(login.namespace(), Some(gateway_ns.as_str()));
+    assert_eq!(
+        &login.value["spec"]["selector"]["matchLabels"],
+        gateway_workload
+    );
+    assert_eq!(login.value["spec"]["action"], "CUSTOM");
+    assert_eq!(
+        login.value["spec"]["rules"][0]["to"][0]["operation"]["hosts"],
+        json!(["code-*"])
+    );
+    let api_host = find(&documents, "VirtualService", "codeserver-service").value["spec"]["hosts"]
+        [0]
+    .as_str()
+    .expect("the API host")
+    .to_owned();
+    assert!(
+        !api_host.starts_with("code-"),
+        "the API is not behind the login"
+    );
+}

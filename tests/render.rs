@@ -683,6 +683,24 @@ fn an_access_policy_may_live_only_in_the_gateway_namespace() {
         ]);
         assert!(!ok && out.contains(needle), "{out}");
     }
+    // On the shared gateway: a selector, and DENY (an ALLOW would deny every other host).
+    for (from, to, needle) in [
+        ("action: DENY", "action: ALLOW", "must be DENY (or CUSTOM)"),
+        ("  action: DENY\n", "", "unset (ALLOW)"),
+        (
+            "  selector:\n    matchLabels: {{ required(",
+            "  x:\n    y: {{ required(",
+            "spec.selector.matchLabels must select the ingress gateway's pods",
+        ),
+    ] {
+        let dir = templates_with(|d| replace_in(d, "authorizationpolicy.yaml.j2", from, to));
+        let (ok, out, _) = run(&[
+            "validate-templates",
+            "--templates",
+            dir.path().to_str().unwrap(),
+        ]);
+        assert!(!ok && out.contains(needle), "{needle}: {out}");
+    }
     // No other kind may use the gateway's namespace.
     let dir = templates_with(|d| {
         replace_in(

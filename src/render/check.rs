@@ -209,7 +209,32 @@ pub fn object_problems(obj: &Value, expect: &Expect<'_>) -> Vec<String> {
         meta.and_then(|m| m.get("annotations")),
         false,
     ));
+    if in_gateway_namespace(api_version, kind) {
+        problems.extend(gateway_policy_problems(obj));
+    }
     problems.extend(expect.passed.problems(api_version, kind, obj));
+    problems
+}
+
+/// What an access policy on the shared gateway must not do: apply to every workload of
+/// the namespace (or the whole mesh, in Istio's root namespace) for want of a selector,
+/// or ALLOW, which denies every request it does not match, for every host.
+fn gateway_policy_problems(obj: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let selects = obj
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .is_some_and(|m| !m.is_empty());
+    if !selects {
+        problems.push("spec.selector.matchLabels must select the ingress gateway's pods; without it the policy applies to every workload of the namespace (mesh-wide in Istio's root namespace)".to_owned());
+    }
+    match obj.pointer("/spec/action").and_then(Value::as_str) {
+        Some("DENY" | "CUSTOM") => {}
+        other => problems.push(format!(
+            "spec.action is {}; a policy on the shared gateway must be DENY (or CUSTOM): an ALLOW policy denies every request it does not match, for every host",
+            other.map_or_else(|| "unset (ALLOW)".to_owned(), |a| format!("{a:?}"))
+        )),
+    }
     problems
 }
 
