@@ -337,7 +337,12 @@ impl ServeArgs {
     /// Refuses settings that parse but cannot work: a short JWT_SECRET (never shown), a
     /// REQUEST_TIMEOUT not above CODESERVER_TIMEOUT.
     pub fn check(&self) -> Result<(), SettingsError> {
-        if let Some(secret) = &self.jwt_secret {
+        // NB: an empty JWT_SECRET means unset, as in AuthSettings::from_args.
+        if let Some(secret) = self
+            .jwt_secret
+            .as_ref()
+            .filter(|s| !s.expose().trim().is_empty())
+        {
             let len = secret.expose().len();
             if len < MIN_JWT_SECRET_BYTES {
                 return Err(SettingsError::ShortJwtSecret { len });

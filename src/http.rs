@@ -337,6 +337,9 @@ async fn execute(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response 
             if error.is_server_fault() {
                 tracing::error!(error = %crate::graphql::error_chain(&error), "authentication failed");
             } else if !matches!(error, crate::auth::AuthError::MissingCredentials) {
+                // NB: the chain may quote the token's header or claims, which the caller
+                // chose; cut it so a 12 KB `kid` is not logged on every request.
+                let error = crate::auth::truncate_for_log(&crate::graphql::error_chain(&error));
                 tracing::info!(%error, "caller not authenticated");
             }
             (request, None)

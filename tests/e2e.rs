@@ -464,7 +464,11 @@ async fn instance_stats_are_for_admins_and_feed_the_gauges() {
         "{text}"
     );
     assert!(text.contains("codeserver_instances_total{status=\"STOPPED\"} 1"));
-    assert!(text.contains("codeserver_storage_used_bytes{user=\"alice\"} 10737418240"));
+    assert!(text.contains("codeserver_storage_used_bytes{user=\"all\"} 21474836480"));
+    assert!(
+        !text.contains("alice"),
+        "no user names in metric labels: {text}"
+    );
 }
 
 #[tokio::test]
