@@ -319,11 +319,17 @@ async fn execute(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response 
     // NB: the cost check runs on the parsed document before authentication and before
     // async-graphql validates it: validation itself is what a fragment bomb exploits. A
     // document that does not parse goes on, and execution answers the parse error.
-    if let Ok(document) = request.parsed_query()
-        && let Err(refusal) = limits::check(document, &app.settings.query)
-    {
-        tracing::info!(?refusal, "GraphQL request refused by its cost");
-        return api_error_reply(StatusCode::OK, crate::graphql::ApiError::from(refusal));
+    if let Ok(document) = request.parsed_query() {
+        if let Err(refusal) = limits::check(document, &app.settings.query) {
+            tracing::info!(?refusal, "GraphQL request refused by its cost");
+            return api_error_reply(StatusCode::OK, crate::graphql::ApiError::from(refusal));
+        }
+        if !app.settings.introspection && limits::asks_for_introspection(document) {
+            return api_error_reply(
+                StatusCode::OK,
+                crate::graphql::ApiError::IntrospectionDisabled,
+            );
+        }
     }
     if !app.settings.introspection {
         request = request.disable_introspection();

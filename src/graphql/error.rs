@@ -34,6 +34,8 @@ pub enum Code {
     TooManyRequests,
     /// The request did not finish within the request timeout.
     Timeout,
+    /// Introspection is turned off (production, unless GRAPHQL_INTROSPECTION is set).
+    IntrospectionDisabled,
 }
 
 impl Code {
@@ -50,6 +52,7 @@ impl Code {
             Self::TooManyMutations => "TOO_MANY_MUTATIONS",
             Self::TooManyRequests => "TOO_MANY_REQUESTS",
             Self::Timeout => "TIMEOUT",
+            Self::IntrospectionDisabled => "INTROSPECTION_DISABLED",
         }
     }
 }
@@ -88,6 +91,8 @@ pub enum ApiError {
     TooManyMutations,
     /// `too many concurrent requests`: the caller's concurrency limit is reached.
     TooManyRequests,
+    /// `introspection is disabled`: introspection is turned off.
+    IntrospectionDisabled,
 }
 
 impl ApiError {
@@ -109,6 +114,7 @@ impl ApiError {
             Self::TooManyRootFields => "too many root fields",
             Self::TooManyMutations => "too many mutations",
             Self::TooManyRequests => "too many concurrent requests",
+            Self::IntrospectionDisabled => "introspection is disabled",
         }
     }
 
@@ -129,6 +135,7 @@ impl ApiError {
             Self::TooManyRootFields => Code::TooManyRootFields,
             Self::TooManyMutations => Code::TooManyMutations,
             Self::TooManyRequests => Code::TooManyRequests,
+            Self::IntrospectionDisabled => Code::IntrospectionDisabled,
         }
     }
 

@@ -121,6 +121,32 @@ pub fn check(document: &ExecutableDocument, limits: &QueryLimits) -> Result<Quer
     Ok(cost)
 }
 
+/// Whether an operation of `document` asks for `__schema` or `__type` at its root.
+///
+/// NB: call it only on a document [`check`] accepted: the walk expands fragment spreads,
+/// which is bounded (and free of cycles) only then.
+pub fn asks_for_introspection(document: &ExecutableDocument) -> bool {
+    fn walk(document: &ExecutableDocument, set: &SelectionSet, depth: usize) -> bool {
+        depth <= MAX_NESTING
+            && set.items.iter().any(|item| match &item.node {
+                Selection::Field(field) => {
+                    matches!(field.node.name.node.as_str(), "__schema" | "__type")
+                }
+                Selection::InlineFragment(inline) => {
+                    walk(document, &inline.node.selection_set.node, depth + 1)
+                }
+                Selection::FragmentSpread(spread) => document
+                    .fragments
+                    .get(&spread.node.fragment_name.node)
+                    .is_some_and(|f| walk(document, &f.node.selection_set.node, depth + 1)),
+            })
+    }
+    document
+        .operations
+        .iter()
+        .any(|(_, op)| walk(document, &op.node.selection_set.node, 0))
+}
+
 /// The cost of one selection set: its expanded size and the fields at its top level.
 #[derive(Clone, Copy, Debug, Default)]
 struct Part {
