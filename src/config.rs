@@ -710,4 +710,91 @@ mod tests {
             assert!(!line.contains('\n'));
         }
     }
+
+    // --- listen addresses, API limits and developer tools ---
+
+    #[test]
+    fn graphiql_and_introspection_are_off_in_production_unless_enabled() {
+        let base = ["--gitea-url", "http://g", "--gitea-token", "t"];
+        let settings = |extra: &[&str]| {
+            let mut all = base.to_vec();
+            all.extend_from_slice(extra);
+            parse(&all).unwrap().serve.api_settings()
+        };
+        let development = settings(&[]);
+        assert!(development.graphiql && development.introspection);
+        let production = settings(&["--environment", "production"]);
+        assert!(!production.graphiql && !production.introspection);
+        let enabled = settings(&[
+            "--environment",
+            "production",
+            "--graphiql",
+            "true",
+            "--graphql-introspection",
+            "true",
+        ]);
+        assert!(enabled.graphiql && enabled.introspection);
+        let off = settings(&["--graphiql", "false"]);
+        assert!(!off.graphiql && off.introspection);
+    }
+
+    #[test]
+    fn limits_have_their_documented_defaults() {
+        let cli = parse(&["--gitea-url", "http://g", "--gitea-token", "t"]).unwrap();
+        let api = cli.serve.api_settings();
+        assert_eq!(
+            (
+                api.query.max_size,
+                api.query.max_root_fields,
+                api.query.max_mutations,
+                api.max_requests_per_caller
+            ),
+            (2_000, 10, 3, 4)
+        );
+        assert_eq!(api.server.request_timeout, Duration::from_secs(600));
+        assert_eq!(api.server.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(cli.serve.api.bind_address.to_string(), "0.0.0.0");
+        assert!(cli.serve.check().is_ok());
+        let line = one_line_error(
+            &parse(&[
+                "--gitea-url",
+                "http://g",
+                "--gitea-token",
+                "t",
+                "--bind-address",
+                "all",
+            ])
+            .unwrap_err(),
+        );
+        assert!(
+            line.contains("BIND_ADDRESS") && line.contains("all"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn a_short_jwt_secret_is_refused_without_showing_it() {
+        let cli = parse(&[
+            "--gitea-url",
+            "http://g",
+            "--gitea-token",
+            "t",
+            "--jwt-secret",
+            "hunter2",
+        ])
+        .unwrap();
+        let error = cli.serve.check().unwrap_err();
+        assert_eq!(error, SettingsError::ShortJwtSecret { len: 7 });
+        assert!(!error.to_string().contains("hunter2"));
+        let empty = parse(&[
+            "--gitea-url",
+            "http://g",
+            "--gitea-token",
+            "t",
+            "--jwt-secret",
+            "",
+        ])
+        .unwrap();
+        assert!(empty.serve.check().is_ok(), "empty means unset");
+    }
 }
