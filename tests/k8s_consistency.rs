@@ -60,6 +60,8 @@ fn the_configmap_holds_every_setting_the_service_reads() {
         "JWT_SECRET",  // 02-secret.yaml, optional
         "KUBECONFIG",  // unset: the in-cluster service account
         "VALUES_FILE", // unset: values.yaml is part of the templates and reloads with them
+        "GRAPHIQL",    // unset: off in production
+        "GRAPHQL_INTROSPECTION", // unset: off in production
     ];
     // Differ from the binary's default on purpose, or have none.
     let deployment_values = [
