@@ -85,6 +85,28 @@ async fn serve_is_the_default_command_and_stops_on_sigterm() {
         answer["data"]["provisionCodeServer"]["instance"]["status"], "RUNNING",
         "{answer}"
     );
+    // A forged token naming a 12 KB key id: refused, and the id is not logged whole.
+    let forged = {
+        use base64::Engine;
+        let b64 = |text: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
+        let header = format!(
+            r#"{{"alg":"RS256","typ":"JWT","kid":"{}"}}"#,
+            "k".repeat(12_000)
+        );
+        format!("{}.{}.c2ln", b64(&header), b64(r#"{"sub":"mallory"}"#))
+    };
+    let refused: Value = client
+        .post(format!("{base}/graphql"))
+        .bearer_auth(&forged)
+        .json(&json!({"query": "{ myCodeServers { id } }"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(refused["errors"][0]["message"], "unauthorized", "{refused}");
+
     // Production: no GraphiQL page, no introspection.
     let page = client.get(format!("{base}/graphql")).send().await.unwrap();
     assert_eq!(page.status(), 404);
@@ -137,6 +159,11 @@ async fn serve_is_the_default_command_and_stops_on_sigterm() {
     let logs = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(status.success(), "{status}: {logs}");
     assert!(logs.contains("SIGTERM received"), "{logs}");
+    assert!(logs.contains("caller not authenticated"), "{logs}");
+    assert!(
+        logs.contains(&"k".repeat(100)) && !logs.contains(&"k".repeat(201)),
+        "the forged kid is logged cut to 200 characters"
+    );
     assert!(
         logs.contains(&format!("\"api_addr\":\"127.0.0.1:{port}\""))
             && logs.contains(&format!("\"metrics_addr\":\"127.0.0.1:{metrics_port}\"")),
