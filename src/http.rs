@@ -14,7 +14,7 @@ use std::{
     collections::HashMap,
     convert::Infallible,
     future::Future,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
@@ -147,7 +147,9 @@ struct Slot<'a> {
 impl InFlight {
     /// A slot for `user`, unless `user` already has `max` requests in flight.
     fn acquire(&self, user: &str, max: usize) -> Option<Slot<'_>> {
-        let mut counts = self.counts.lock().ok()?;
+        // NB: the lock is never held across a panic point; should it be poisoned anyway,
+        // the counts are still right, so go on with them.
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         let count = counts.entry(user.to_owned()).or_insert(0);
         if *count >= max {
             return None;
@@ -162,9 +164,12 @@ impl InFlight {
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        if let Ok(mut counts) = self.in_flight.counts.lock()
-            && let Some(count) = counts.get_mut(&self.user)
-        {
+        let mut counts = self
+            .in_flight
+            .counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.user) {
             *count = count.saturating_sub(1);
             if *count == 0 {
                 counts.remove(&self.user);

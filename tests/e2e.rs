@@ -546,13 +546,10 @@ async fn ready_and_the_templates_query_report_the_active_revision() {
         .json()
         .await
         .unwrap();
-    assert_eq!(ready["status"], "ready");
-    assert_eq!(ready["templates"]["revision"], builtin.revision());
-    assert_eq!(ready["templates"]["source"], "built-in");
+    // Ready or not and the revision, nothing more: the details go to the log.
     assert_eq!(
-        ready["degraded"],
-        json!([]),
-        "the simulated cluster serves Istio"
+        ready,
+        json!({"status": "ready", "templates": {"revision": builtin.revision()}})
     );
 
     let token = w.token("alice", &[]);
