@@ -304,7 +304,8 @@ pub struct ApiArgs {
           default_value_t = crate::http::DEFAULT_REQUEST_TIMEOUT.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub request_timeout: u64,
-    /// Seconds a client may take to send a request's headers; idle connections close after it.
+    /// Seconds a client may take to send a request's headers, then its body; idle
+    /// connections close after it.
     #[arg(long = "header-read-timeout", env = "HEADER_READ_TIMEOUT",
           value_name = "HEADER_READ_TIMEOUT",
           default_value_t = crate::http::DEFAULT_HEADER_READ_TIMEOUT.as_secs(),

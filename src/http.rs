@@ -50,8 +50,8 @@ pub const DEFAULT_MAX_REQUESTS_PER_CALLER: usize = 4;
 /// Timeouts of the HTTP server, for every route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServerLimits {
-    /// How long a client may take to send a request's headers; also how long an idle
-    /// keep-alive connection is kept open.
+    /// How long a client may take to send a request's headers, and then the body of a
+    /// GraphQL request; also how long an idle keep-alive connection is kept open.
     pub header_read_timeout: Duration,
     /// How long one request (body included) may take before it is answered `TIMEOUT`.
     pub request_timeout: Duration,
@@ -187,6 +187,7 @@ struct Shared {
 /// The API routes: `/graphql`, `/health`, `/ready`.
 pub fn routes(app: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let graphiql_enabled = app.settings.graphiql;
+    let body_timeout = app.settings.server.header_read_timeout;
     let app = Arc::new(Shared {
         app,
         in_flight: InFlight::default(),
@@ -199,8 +200,13 @@ pub fn routes(app: App) -> impl Filter<Extract = (Response,), Error = Rejection>
         .and(with_app.clone())
         .and(warp::header::headers_cloned())
         .and(warp::body::content_length_limit(MAX_BODY_BYTES))
-        .and(warp::body::bytes())
-        .then(graphql);
+        .and(warp::body::stream())
+        .then(move |app, headers, body| async move {
+            match read_body(body, body_timeout).await {
+                Ok(body) => graphql(app, headers, body).await,
+                Err(refused) => refused,
+            }
+        });
     let graphiql = warp::path("graphql")
         .and(warp::path::end())
         .and(warp::get())
@@ -256,6 +262,54 @@ const GRAPHIQL_PAGE: &str = include_str!("graphiql.html");
 /// The page's Content-Security-Policy: its own inline script and style, requests to itself.
 const GRAPHIQL_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; \
      style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'";
+
+/// The body of a GraphQL request, unless the client takes longer than `timeout` to send it
+/// (its length is already limited by `Content-Length`).
+///
+/// NB: the request timeout is long enough for a provisioning; a client that trickles its
+/// body would hold a connection that long before it is even authenticated.
+async fn read_body<S, B>(body: S, timeout: Duration) -> Result<Bytes, Response>
+where
+    S: futures::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    use futures::StreamExt as _;
+    let collect = async {
+        let mut collected = bytes::BytesMut::new();
+        let mut body = std::pin::pin!(body);
+        while let Some(chunk) = body.next().await {
+            let mut chunk = chunk?;
+            while chunk.has_remaining() {
+                let part = chunk.chunk();
+                let len = part.len();
+                collected.extend_from_slice(part);
+                chunk.advance(len);
+            }
+        }
+        Ok::<_, warp::Error>(collected.freeze())
+    };
+    match tokio::time::timeout(timeout, collect).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(error)) => {
+            tracing::info!(%error, "failed to read a GraphQL request body");
+            Err(error_reply(
+                StatusCode::BAD_REQUEST,
+                "the body could not be read",
+            ))
+        }
+        Err(_) => {
+            tracing::info!(
+                timeout_secs = timeout.as_secs(),
+                "a GraphQL request body did not arrive in time"
+            );
+            Err(code_reply(
+                StatusCode::REQUEST_TIMEOUT,
+                "request body not received in time",
+                Code::Timeout,
+            ))
+        }
+    }
+}
 
 /// `/ready`: ready or not and the template revision; why not, the template problems and what
 /// the cluster lacks go to the log only.

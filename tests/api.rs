@@ -1025,3 +1025,32 @@ async fn code_server_logs_are_capped_in_bytes_keeping_the_newest_lines() {
         .await;
     assert_eq!(body["data"]["codeServerLogs"], "one\ntwo\n", "{body}");
 }
+
+#[tokio::test]
+async fn a_body_that_trickles_in_is_cut_off_before_authentication() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = harness_with(
+        unreachable_cluster().await,
+        http::ApiSettings {
+            server: http::ServerLimits {
+                header_read_timeout: Duration::from_secs(1),
+                request_timeout: Duration::from_secs(30),
+            },
+            ..http::ApiSettings::default()
+        },
+    )
+    .await;
+    let addr = h.base.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(
+        b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 100\r\n\r\n{\"query\": ",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    slow.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"code\":\"TIMEOUT\""), "{answer}");
+}
