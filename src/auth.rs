@@ -27,6 +27,19 @@ pub const FORWARDED_USER: &str = "x-forwarded-user";
 /// The header Istio sets to the authenticated user's email.
 pub const FORWARDED_EMAIL: &str = "x-forwarded-email";
 
+/// The most characters of caller-supplied token text (a `kid`, a parser's message quoting
+/// a header or claim) that reach one log line.
+pub const MAX_LOGGED_CHARS: usize = 200;
+
+/// `text` cut to [`MAX_LOGGED_CHARS`] characters (marked `...` when cut), for logging what
+/// a caller controls without letting it fill the log.
+pub fn truncate_for_log(text: &str) -> String {
+    match text.char_indices().nth(MAX_LOGGED_CHARS) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
 /// The JWKS URL used when JWKS_URL is not set (the spec's Keycloak certs endpoint).
 pub const DEFAULT_JWKS_URL: &str =
     "http://keycloak:30080/realms/devplatform/protocol/openid-connect/certs";
@@ -236,6 +249,15 @@ pub enum AuthError {
     /// Unverified decoding was requested in production.
     #[error("insecure token decoding is refused when ENVIRONMENT is production")]
     InsecureDecodeInProduction,
+    /// JWT_SECRET is shorter than [`crate::config::MIN_JWT_SECRET_BYTES`].
+    #[error(
+        "JWT_SECRET is {len} bytes long; at least {} bytes are required",
+        crate::config::MIN_JWT_SECRET_BYTES
+    )]
+    ShortSecret {
+        /// Its length in bytes.
+        len: usize,
+    },
     /// The HTTP client for the JWKS could not be built.
     #[error("failed to build the JWKS HTTP client")]
     HttpClient(#[source] reqwest::Error),
@@ -305,6 +327,11 @@ impl Authenticator {
             }
             tracing::warn!("token signatures are NOT verified (insecure decode, development)");
         }
+        if let Some(secret) = &settings.jwt_secret
+            && secret.len() < crate::config::MIN_JWT_SECRET_BYTES
+        {
+            return Err(AuthError::ShortSecret { len: secret.len() });
+        }
         crate::install_crypto();
         let http = reqwest::Client::builder()
             .timeout(settings.http_timeout)
@@ -320,7 +347,6 @@ impl Authenticator {
         let hmac = settings
             .jwt_secret
             .as_deref()
-            .filter(|secret| !secret.is_empty())
             .map(|secret| DecodingKey::from_secret(secret.as_bytes()));
         Ok(Self {
             inner: Arc::new(Inner {
@@ -519,6 +545,36 @@ mod tests {
             ..AuthSettings::default()
         };
         assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn refuses_a_jwt_secret_shorter_than_32_bytes() {
+        let short = AuthSettings {
+            jwt_secret: Some("x".repeat(31)),
+            ..AuthSettings::default()
+        };
+        let error = Authenticator::new(short).unwrap_err();
+        assert!(matches!(error, AuthError::ShortSecret { len: 31 }));
+        assert!(error.to_string().contains("at least 32 bytes"), "{error}");
+        let long = AuthSettings {
+            jwt_secret: Some("x".repeat(32)),
+            ..AuthSettings::default()
+        };
+        assert!(Authenticator::new(long).is_ok());
+    }
+
+    #[test]
+    fn truncates_caller_text_for_logs() {
+        let kid = "k".repeat(12_000);
+        let shown = truncate_for_log(&kid);
+        assert_eq!(shown.len(), MAX_LOGGED_CHARS + 3);
+        assert!(shown.ends_with("..."));
+        assert_eq!(truncate_for_log("short"), "short");
+        // Multi-byte characters are cut on a character boundary.
+        assert_eq!(
+            truncate_for_log(&"é".repeat(300)).chars().count(),
+            MAX_LOGGED_CHARS + 3
+        );
     }
 
     #[test]

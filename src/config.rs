@@ -250,7 +250,145 @@ pub struct ServeArgs {
     /// Instance settings.
     #[command(flatten)]
     pub instance: InstanceSettings,
+    /// Listen addresses, API limits and developer tools.
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
+
+// --- Listen addresses, API limits and developer tools (issue 10) ---
+
+/// The shortest JWT_SECRET accepted: HS256 keys shorter than the hash are guessable.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+/// Where the service listens and what one request and one caller may cost.
+#[derive(Args, Debug, Clone)]
+pub struct ApiArgs {
+    /// Address the GraphQL API, /health and /ready listen on.
+    #[arg(
+        long = "bind-address",
+        env = "BIND_ADDRESS",
+        value_name = "BIND_ADDRESS",
+        default_value = "0.0.0.0"
+    )]
+    pub bind_address: std::net::IpAddr,
+    /// Address the Prometheus /metrics endpoint listens on.
+    #[arg(
+        long = "metrics-bind-address",
+        env = "METRICS_BIND_ADDRESS",
+        value_name = "METRICS_BIND_ADDRESS",
+        default_value = "0.0.0.0"
+    )]
+    pub metrics_bind_address: std::net::IpAddr,
+    /// Serve GraphiQL on GET /graphql; default on, off when ENVIRONMENT is production.
+    #[arg(long = "graphiql", env = "GRAPHIQL", value_name = "GRAPHIQL",
+          action = clap::ArgAction::Set, value_parser = BoolishValueParser::new())]
+    pub graphiql: Option<bool>,
+    /// Answer GraphQL introspection; default on, off when ENVIRONMENT is production.
+    #[arg(long = "graphql-introspection", env = "GRAPHQL_INTROSPECTION",
+          value_name = "GRAPHQL_INTROSPECTION", action = clap::ArgAction::Set,
+          value_parser = BoolishValueParser::new())]
+    pub graphql_introspection: Option<bool>,
+    /// Largest expanded size of a request: fields, with fragment spreads counted expanded.
+    #[arg(long = "graphql-max-query-size", env = "GRAPHQL_MAX_QUERY_SIZE",
+          value_name = "GRAPHQL_MAX_QUERY_SIZE", default_value_t = crate::graphql::limits::DEFAULT_MAX_QUERY_SIZE,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub graphql_max_query_size: u64,
+    /// Most root fields (aliases included) in one operation.
+    #[arg(long = "graphql-max-root-fields", env = "GRAPHQL_MAX_ROOT_FIELDS",
+          value_name = "GRAPHQL_MAX_ROOT_FIELDS", default_value_t = crate::graphql::limits::DEFAULT_MAX_ROOT_FIELDS,
+          value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    pub graphql_max_root_fields: u64,
+    /// Most mutations in one request.
+    #[arg(long = "graphql-max-mutations", env = "GRAPHQL_MAX_MUTATIONS",
+          value_name = "GRAPHQL_MAX_MUTATIONS", default_value_t = crate::graphql::limits::DEFAULT_MAX_MUTATIONS,
+          value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub graphql_max_mutations: u64,
+    /// GraphQL requests one caller may have in flight; more are answered TOO_MANY_REQUESTS.
+    #[arg(long = "max-requests-per-caller", env = "MAX_REQUESTS_PER_CALLER",
+          value_name = "MAX_REQUESTS_PER_CALLER", default_value_t = crate::http::DEFAULT_MAX_REQUESTS_PER_CALLER as u16,
+          value_parser = clap::value_parser!(u16).range(1..=1_000))]
+    pub max_requests_per_caller: u16,
+    /// Seconds one request may take (must exceed CODESERVER_TIMEOUT).
+    #[arg(long = "request-timeout", env = "REQUEST_TIMEOUT", value_name = "REQUEST_TIMEOUT",
+          default_value_t = crate::http::DEFAULT_REQUEST_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub request_timeout: u64,
+    /// Seconds a client may take to send a request's headers, then its body; idle
+    /// connections close after it.
+    #[arg(long = "header-read-timeout", env = "HEADER_READ_TIMEOUT",
+          value_name = "HEADER_READ_TIMEOUT",
+          default_value_t = crate::http::DEFAULT_HEADER_READ_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub header_read_timeout: u64,
+}
+
+/// Settings that parse but cannot work together.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SettingsError {
+    /// JWT_SECRET is too short to be a safe HS256 key.
+    #[error("JWT_SECRET is {len} bytes long; at least {MIN_JWT_SECRET_BYTES} bytes are required")]
+    ShortJwtSecret {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// REQUEST_TIMEOUT would cut provisioning short.
+    #[error(
+        "REQUEST_TIMEOUT ({request}s) must be longer than CODESERVER_TIMEOUT ({ready}s), which a provisioning may wait"
+    )]
+    RequestTimeoutTooShort {
+        /// REQUEST_TIMEOUT in seconds.
+        request: u64,
+        /// CODESERVER_TIMEOUT in seconds.
+        ready: u64,
+    },
+}
+
+impl ServeArgs {
+    /// Refuses settings that parse but cannot work: a short JWT_SECRET (never shown), a
+    /// REQUEST_TIMEOUT not above CODESERVER_TIMEOUT.
+    pub fn check(&self) -> Result<(), SettingsError> {
+        // NB: an empty JWT_SECRET means unset, as in AuthSettings::from_args.
+        if let Some(secret) = self
+            .jwt_secret
+            .as_ref()
+            .filter(|s| !s.expose().trim().is_empty())
+        {
+            let len = secret.expose().len();
+            if len < MIN_JWT_SECRET_BYTES {
+                return Err(SettingsError::ShortJwtSecret { len });
+            }
+        }
+        if self.api.request_timeout <= self.codeserver_timeout {
+            return Err(SettingsError::RequestTimeoutTooShort {
+                request: self.api.request_timeout,
+                ready: self.codeserver_timeout,
+            });
+        }
+        Ok(())
+    }
+
+    /// The API's limits and switches; GraphiQL and introspection default to off in
+    /// production.
+    pub fn api_settings(&self) -> crate::http::ApiSettings {
+        let tools_default = !self.is_production();
+        crate::http::ApiSettings {
+            query: crate::graphql::limits::QueryLimits {
+                max_size: self.api.graphql_max_query_size,
+                max_root_fields: self.api.graphql_max_root_fields,
+                max_mutations: self.api.graphql_max_mutations,
+            },
+            max_requests_per_caller: usize::from(self.api.max_requests_per_caller),
+            server: crate::http::ServerLimits {
+                header_read_timeout: Duration::from_secs(self.api.header_read_timeout),
+                request_timeout: Duration::from_secs(self.api.request_timeout),
+            },
+            graphiql: self.api.graphiql.unwrap_or(tools_default),
+            introspection: self.api.graphql_introspection.unwrap_or(tools_default),
+        }
+    }
+}
+
+// --- end of listen addresses, API limits and developer tools ---
 
 impl ServeArgs {
     /// CODESERVER_TIMEOUT as a duration.
@@ -594,5 +732,92 @@ mod tests {
             assert!(line.contains(var) && line.contains(value), "{line}");
             assert!(!line.contains('\n'));
         }
+    }
+
+    // --- listen addresses, API limits and developer tools ---
+
+    #[test]
+    fn graphiql_and_introspection_are_off_in_production_unless_enabled() {
+        let base = ["--gitea-url", "http://g", "--gitea-token", "t"];
+        let settings = |extra: &[&str]| {
+            let mut all = base.to_vec();
+            all.extend_from_slice(extra);
+            parse(&all).unwrap().serve.api_settings()
+        };
+        let development = settings(&[]);
+        assert!(development.graphiql && development.introspection);
+        let production = settings(&["--environment", "production"]);
+        assert!(!production.graphiql && !production.introspection);
+        let enabled = settings(&[
+            "--environment",
+            "production",
+            "--graphiql",
+            "true",
+            "--graphql-introspection",
+            "true",
+        ]);
+        assert!(enabled.graphiql && enabled.introspection);
+        let off = settings(&["--graphiql", "false"]);
+        assert!(!off.graphiql && off.introspection);
+    }
+
+    #[test]
+    fn limits_have_their_documented_defaults() {
+        let cli = parse(&["--gitea-url", "http://g", "--gitea-token", "t"]).unwrap();
+        let api = cli.serve.api_settings();
+        assert_eq!(
+            (
+                api.query.max_size,
+                api.query.max_root_fields,
+                api.query.max_mutations,
+                api.max_requests_per_caller
+            ),
+            (2_000, 10, 3, 4)
+        );
+        assert_eq!(api.server.request_timeout, Duration::from_secs(600));
+        assert_eq!(api.server.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(cli.serve.api.bind_address.to_string(), "0.0.0.0");
+        assert!(cli.serve.check().is_ok());
+        let line = one_line_error(
+            &parse(&[
+                "--gitea-url",
+                "http://g",
+                "--gitea-token",
+                "t",
+                "--bind-address",
+                "all",
+            ])
+            .unwrap_err(),
+        );
+        assert!(
+            line.contains("BIND_ADDRESS") && line.contains("all"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn a_short_jwt_secret_is_refused_without_showing_it() {
+        let cli = parse(&[
+            "--gitea-url",
+            "http://g",
+            "--gitea-token",
+            "t",
+            "--jwt-secret",
+            "hunter2",
+        ])
+        .unwrap();
+        let error = cli.serve.check().unwrap_err();
+        assert_eq!(error, SettingsError::ShortJwtSecret { len: 7 });
+        assert!(!error.to_string().contains("hunter2"));
+        let empty = parse(&[
+            "--gitea-url",
+            "http://g",
+            "--gitea-token",
+            "t",
+            "--jwt-secret",
+            "",
+        ])
+        .unwrap();
+        assert!(empty.serve.check().is_ok(), "empty means unset");
     }
 }

@@ -60,6 +60,7 @@ pub fn simulated_parts(
         gitea: GiteaSettings::new(gitea_url),
         metrics,
         refusals: None,
+        api: crate::http::ApiSettings::default(),
     }
 }
 

@@ -3,32 +3,95 @@
 //!
 //! Each GraphQL request is authenticated here and runs in a span carrying its request id
 //! (echoed in `X-Request-Id`); the caller's identity is attached as request data for the
-//! resolvers. Bodies are limited in size and must be JSON; the schema limits query depth and
-//! complexity. On SIGTERM the server stops accepting connections and gives in-flight
-//! requests SHUTDOWN_TIMEOUT to finish.
+//! resolvers. Bodies are limited in size and must be JSON. Before authentication and before
+//! async-graphql validates anything, the parsed query's cost is checked
+//! ([`crate::graphql::limits`]); each caller may have a few requests in flight; every request
+//! has a server-side timeout and every connection a header-read (and idle) timeout. On
+//! SIGTERM the server stops accepting connections and gives in-flight requests
+//! SHUTDOWN_TIMEOUT to finish.
 
 use std::{
+    collections::HashMap,
+    convert::Infallible,
     future::Future,
-    sync::Arc,
+    sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use tokio::{net::TcpListener, sync::oneshot};
+use tokio::net::TcpListener;
 use tracing::Instrument;
 use warp::{Filter, Rejection, Reply, reply::Response};
 
 use crate::{
     auth::Authenticator,
-    graphql::AppSchema,
+    graphql::{
+        AppSchema, Code,
+        limits::{self, QueryLimits},
+    },
     metrics::Metrics,
     telemetry::{REQUEST_ID_HEADER, request_id, request_span},
 };
 
 /// The largest GraphQL request body accepted.
 pub const MAX_BODY_BYTES: u64 = 64 * 1024;
+
+/// The default header-read timeout: a client must send a request's headers within this,
+/// and an idle keep-alive connection is closed after it.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default server-side timeout of one request (longer than CODESERVER_TIMEOUT's
+/// default, which a provisioning may wait).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
+/// The default number of GraphQL requests one caller may have in flight.
+pub const DEFAULT_MAX_REQUESTS_PER_CALLER: usize = 4;
+
+/// Timeouts of the HTTP server, for every route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// How long a client may take to send a request's headers, and then the body of a
+    /// GraphQL request; also how long an idle keep-alive connection is kept open.
+    pub header_read_timeout: Duration,
+    /// How long one request (body included) may take before it is answered `TIMEOUT`.
+    pub request_timeout: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+}
+
+/// What the API allows a request and a caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApiSettings {
+    /// The cost limits of one GraphQL request.
+    pub query: QueryLimits,
+    /// GraphQL requests one caller may have in flight.
+    pub max_requests_per_caller: usize,
+    /// Server timeouts.
+    pub server: ServerLimits,
+    /// Serve the GraphiQL page on `GET /graphql`.
+    pub graphiql: bool,
+    /// Answer introspection queries.
+    pub introspection: bool,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            query: QueryLimits::default(),
+            max_requests_per_caller: DEFAULT_MAX_REQUESTS_PER_CALLER,
+            server: ServerLimits::default(),
+            graphiql: true,
+            introspection: true,
+        }
+    }
+}
 
 /// Decides readiness: `Ok` when the Kubernetes API answers and the templates are loaded,
 /// else why not (logged, never shown).
@@ -63,14 +126,73 @@ pub struct App {
     /// The active template set, reported by `/ready`.
     pub templates: crate::reload::TemplatesReport,
     /// What the cluster lacks (e.g. Istio) or what the active templates leave
-    /// unprotected, reported by `/ready`; the service still serves whatever does not
+    /// unprotected, listed by `/ready`; the service still serves whatever does not
     /// need it.
     pub degraded: crate::serve::Degraded,
+    /// Limits and switches of the API.
+    pub settings: ApiSettings,
+}
+
+/// Requests in flight per caller; a slot is given back when its [`Slot`] is dropped.
+#[derive(Default)]
+struct InFlight {
+    counts: Mutex<HashMap<String, usize>>,
+}
+
+/// One caller's request in flight.
+struct Slot<'a> {
+    in_flight: &'a InFlight,
+    user: String,
+}
+
+impl InFlight {
+    /// A slot for `user`, unless `user` already has `max` requests in flight.
+    fn acquire(&self, user: &str, max: usize) -> Option<Slot<'_>> {
+        // NB: the lock is never held across a panic point; should it be poisoned anyway,
+        // the counts are still right, so go on with them.
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = counts.entry(user.to_owned()).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(Slot {
+            in_flight: self,
+            user: user.to_owned(),
+        })
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut counts = self
+            .in_flight
+            .counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.user) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.user);
+            }
+        }
+    }
+}
+
+/// The shared state of the API routes.
+struct Shared {
+    app: App,
+    in_flight: InFlight,
 }
 
 /// The API routes: `/graphql`, `/health`, `/ready`.
 pub fn routes(app: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
-    let app = Arc::new(app);
+    let graphiql_enabled = app.settings.graphiql;
+    let body_timeout = app.settings.server.header_read_timeout;
+    let app = Arc::new(Shared {
+        app,
+        in_flight: InFlight::default(),
+    });
     let with_app = warp::any().map(move || app.clone());
     // NB: path before method, so an unknown path answers 404 and not 405.
     let graphql = warp::path("graphql")
@@ -79,17 +201,27 @@ pub fn routes(app: App) -> impl Filter<Extract = (Response,), Error = Rejection>
         .and(with_app.clone())
         .and(warp::header::headers_cloned())
         .and(warp::body::content_length_limit(MAX_BODY_BYTES))
-        .and(warp::body::bytes())
-        .then(graphql);
+        .and(warp::body::stream())
+        .then(move |app, headers, body| async move {
+            match read_body(body, body_timeout).await {
+                Ok(body) => graphql(app, headers, body).await,
+                Err(refused) => refused,
+            }
+        });
     let graphiql = warp::path("graphql")
         .and(warp::path::end())
         .and(warp::get())
-        .map(|| {
-            let page = async_graphql::http::GraphiQLSource::build()
-                .endpoint("/graphql")
-                .title("codeserver-service")
-                .finish();
-            warp::reply::html(page).into_response()
+        .map(move || {
+            if graphiql_enabled {
+                let mut page = warp::reply::html(GRAPHIQL_PAGE).into_response();
+                page.headers_mut().insert(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(GRAPHIQL_CSP),
+                );
+                page
+            } else {
+                status_reply(StatusCode::NOT_FOUND, "GraphiQL is disabled")
+            }
         });
     let health = warp::path("health")
         .and(warp::path::end())
@@ -99,22 +231,7 @@ pub fn routes(app: App) -> impl Filter<Extract = (Response,), Error = Rejection>
         .and(warp::path::end())
         .and(warp::get())
         .and(with_app)
-        .then(|app: Arc<App>| async move {
-            let templates = (app.templates)();
-            let (code, text) = match (app.ready)().await {
-                Ok(()) => (StatusCode::OK, "ready"),
-                Err(reason) => {
-                    tracing::warn!(%reason, "not ready");
-                    (StatusCode::SERVICE_UNAVAILABLE, "not ready")
-                }
-            };
-            let body = serde_json::json!({
-                "status": text,
-                "templates": templates,
-                "degraded": (app.degraded)(),
-            });
-            warp::reply::with_status(warp::reply::json(&body), code).into_response()
-        });
+        .then(|shared: Arc<Shared>| async move { ready(&shared.app).await });
     graphql
         .or(graphiql)
         .unify()
@@ -140,7 +257,92 @@ pub fn metrics_routes(
         })
 }
 
-async fn graphql(app: Arc<App>, headers: HeaderMap, body: Bytes) -> Response {
+/// The self-contained GraphiQL page: plain HTML and script, no external assets, so it works
+/// offline and loads nothing from a CDN.
+const GRAPHIQL_PAGE: &str = include_str!("graphiql.html");
+/// The page's Content-Security-Policy: its own inline script and style, requests to itself.
+const GRAPHIQL_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; \
+     style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'";
+
+/// The body of a GraphQL request, unless the client takes longer than `timeout` to send it
+/// (its length is already limited by `Content-Length`).
+///
+/// NB: the request timeout is long enough for a provisioning; a client that trickles its
+/// body would hold a connection that long before it is even authenticated.
+async fn read_body<S, B>(body: S, timeout: Duration) -> Result<Bytes, Response>
+where
+    S: futures::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    use futures::StreamExt as _;
+    let collect = async {
+        let mut collected = bytes::BytesMut::new();
+        let mut body = std::pin::pin!(body);
+        while let Some(chunk) = body.next().await {
+            let mut chunk = chunk?;
+            while chunk.has_remaining() {
+                let part = chunk.chunk();
+                let len = part.len();
+                collected.extend_from_slice(part);
+                chunk.advance(len);
+            }
+        }
+        Ok::<_, warp::Error>(collected.freeze())
+    };
+    match tokio::time::timeout(timeout, collect).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(error)) => {
+            tracing::info!(%error, "failed to read a GraphQL request body");
+            Err(error_reply(
+                StatusCode::BAD_REQUEST,
+                "the body could not be read",
+            ))
+        }
+        Err(_) => {
+            tracing::info!(
+                timeout_secs = timeout.as_secs(),
+                "a GraphQL request body did not arrive in time"
+            );
+            Err(code_reply(
+                StatusCode::REQUEST_TIMEOUT,
+                "request body not received in time",
+                Code::Timeout,
+            ))
+        }
+    }
+}
+
+/// `/ready`: ready or not and the template revision; why not, the template problems and what
+/// the cluster lacks go to the log only.
+async fn ready(app: &App) -> Response {
+    let templates = (app.templates)();
+    let (code, text) = match (app.ready)().await {
+        Ok(()) => (StatusCode::OK, "ready"),
+        Err(reason) => {
+            tracing::warn!(%reason, "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+        }
+    };
+    let degraded = (app.degraded)();
+    if !degraded.is_empty() || templates.last_refusal.is_some() {
+        tracing::warn!(
+            degraded = ?degraded,
+            refused_templates = ?templates.last_refusal.as_ref().map(|r| &r.problems),
+            revision = %templates.revision,
+            "readiness details"
+        );
+    }
+    let body = serde_json::json!({
+        "status": text,
+        "templates": { "revision": templates.revision },
+        // NB: fixed descriptions of what the deployment lacks; never template errors,
+        // user data or anything a caller sent.
+        "degraded": degraded,
+    });
+    warp::reply::with_status(warp::reply::json(&body), code).into_response()
+}
+
+async fn graphql(app: Arc<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let id = request_id(
         headers
             .get(REQUEST_ID_HEADER)
@@ -154,7 +356,8 @@ async fn graphql(app: Arc<App>, headers: HeaderMap, body: Bytes) -> Response {
     response
 }
 
-async fn execute(app: &App, headers: &HeaderMap, body: &[u8]) -> Response {
+async fn execute(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
+    let app = &shared.app;
     let started = Instant::now();
     let is_json = headers
         .get(header::CONTENT_TYPE)
@@ -170,13 +373,31 @@ async fn execute(app: &App, headers: &HeaderMap, body: &[u8]) -> Response {
             "expected Content-Type: application/json",
         );
     }
-    let request: async_graphql::Request = match serde_json::from_slice(body) {
+    let mut request: async_graphql::Request = match serde_json::from_slice(body) {
         Ok(request) => request,
         Err(error) => {
             tracing::info!(%error, "unreadable GraphQL request");
             return error_reply(StatusCode::BAD_REQUEST, "the body is not a GraphQL request");
         }
     };
+    // NB: the cost check runs on the parsed document before authentication and before
+    // async-graphql validates it: validation itself is what a fragment bomb exploits. A
+    // document that does not parse goes on, and execution answers the parse error.
+    if let Ok(document) = request.parsed_query() {
+        if let Err(refusal) = limits::check(document, &app.settings.query) {
+            tracing::info!(?refusal, "GraphQL request refused by its cost");
+            return api_error_reply(StatusCode::OK, crate::graphql::ApiError::from(refusal));
+        }
+        if !app.settings.introspection && limits::asks_for_introspection(document) {
+            return api_error_reply(
+                StatusCode::OK,
+                crate::graphql::ApiError::IntrospectionDisabled,
+            );
+        }
+    }
+    if !app.settings.introspection {
+        request = request.disable_introspection();
+    }
     let (request, user) = match app.auth.authenticate(headers).await {
         Ok(identity) => {
             let user = identity.user_id.clone();
@@ -186,10 +407,31 @@ async fn execute(app: &App, headers: &HeaderMap, body: &[u8]) -> Response {
             if error.is_server_fault() {
                 tracing::error!(error = %crate::graphql::error_chain(&error), "authentication failed");
             } else if !matches!(error, crate::auth::AuthError::MissingCredentials) {
+                // NB: the chain may quote the token's header or claims, which the caller
+                // chose; cut it so a 12 KB `kid` is not logged on every request.
+                let error = crate::auth::truncate_for_log(&crate::graphql::error_chain(&error));
                 tracing::info!(%error, "caller not authenticated");
             }
             (request, None)
         }
+    };
+    let _slot = match &user {
+        Some(user) => {
+            match shared
+                .in_flight
+                .acquire(user, app.settings.max_requests_per_caller)
+            {
+                Some(slot) => Some(slot),
+                None => {
+                    tracing::info!(%user, "caller has too many requests in flight");
+                    return api_error_reply(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        crate::graphql::ApiError::TooManyRequests,
+                    );
+                }
+            }
+        }
+        None => None,
     };
     let answer = app.schema.execute(request).await;
     let errors: Vec<&str> = answer.errors.iter().map(|e| e.message.as_str()).collect();
@@ -214,6 +456,21 @@ fn status_reply(status: StatusCode, text: &str) -> Response {
     .into_response()
 }
 
+fn api_error_reply(status: StatusCode, error: crate::graphql::ApiError) -> Response {
+    code_reply(status, error.message(), error.code())
+}
+
+fn code_reply(status: StatusCode, message: &str, code: Code) -> Response {
+    let body = serde_json::json!({
+        "errors": [{"message": message, "extensions": {"code": code.as_str()}}]
+    });
+    let mut response = warp::reply::with_status(warp::reply::json(&body), status).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 fn error_reply(status: StatusCode, message: &str) -> Response {
     let body = serde_json::json!({
         "errors": [{"message": message, "extensions": {"code": "BAD_USER_INPUT"}}]
@@ -232,7 +489,7 @@ pub async fn bind(addr: &str) -> Result<TcpListener, HttpError> {
 }
 
 /// Serves `filter` on `listener` until `shutdown` completes, then stops accepting and waits
-/// up to `grace` for in-flight requests.
+/// up to `grace` for in-flight requests; with the default [`ServerLimits`].
 pub async fn serve<F>(
     listener: TcpListener,
     filter: F,
@@ -241,23 +498,95 @@ pub async fn serve<F>(
 ) where
     F: Filter<Extract = (Response,), Error = Rejection> + Clone + Send + Sync + 'static,
 {
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(
-        warp::serve(filter)
-            .incoming(listener)
-            .graceful(async {
-                let _sent_or_dropped = stopped.await;
-            })
-            .run(),
-    );
-    shutdown.await;
-    let _receiver_gone = stop.send(());
-    if tokio::time::timeout(grace, server).await.is_err() {
+    serve_with(listener, filter, shutdown, grace, ServerLimits::default()).await;
+}
+
+/// Serves `filter` on `listener` with `limits` until `shutdown` completes, then stops
+/// accepting and waits up to `grace` for in-flight requests.
+///
+/// NB: warp's own server sets no timer on hyper, so it has no header-read timeout; the
+/// filter is served here with hyper directly. hyper's header-read timeout also runs while a
+/// keep-alive connection waits for its next request, which makes it the idle timeout too.
+pub async fn serve_with<F>(
+    listener: TcpListener,
+    filter: F,
+    shutdown: impl Future<Output = ()> + Send,
+    grace: Duration,
+    limits: ServerLimits,
+) where
+    F: Filter<Extract = (Response,), Error = Rejection> + Clone + Send + Sync + 'static,
+{
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    // NB: out of file descriptors and the like; wait before trying again.
+                    tracing::warn!(%error, "failed to accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = timed_service(filter.clone(), limits.request_timeout);
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout);
+        let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!(
             grace_secs = grace.as_secs(),
             "in-flight requests did not finish before the shutdown timeout"
         );
     }
+}
+
+/// `filter` as a hyper service whose every request is answered within `timeout`.
+fn timed_service<F>(
+    filter: F,
+    timeout: Duration,
+) -> impl hyper::service::Service<
+    http::Request<hyper::body::Incoming>,
+    Response = Response,
+    Error = Infallible,
+    Future = BoxFuture<'static, Result<Response, Infallible>>,
+>
+where
+    F: Filter<Extract = (Response,), Error = Rejection> + Clone + Send + Sync + 'static,
+{
+    let service = warp::service(filter);
+    hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+        let mut service = service.clone();
+        Box::pin(async move {
+            use tower_service::Service as _;
+            match tokio::time::timeout(timeout, service.call(request)).await {
+                Ok(answer) => answer,
+                Err(_) => {
+                    tracing::warn!(timeout_secs = timeout.as_secs(), "request timed out");
+                    Ok(code_reply(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "request timed out",
+                        Code::Timeout,
+                    ))
+                }
+            }
+        }) as BoxFuture<'static, Result<Response, Infallible>>
+    })
 }
 
 /// Completes on SIGTERM or Ctrl-C.

@@ -3,7 +3,8 @@
 //! The first three metrics carry the spec's names, labels and buckets exactly; the others add
 //! request latency per GraphQL operation and call counts for Kubernetes, Gitea and template
 //! reloads. Label values must come from small, fixed sets (status names, verbs, results):
-//! never put a client-supplied string in a label except the user of a storage gauge.
+//! never a client-supplied string and never a user's name. The spec's storage gauge keeps its
+//! `user` label, with the one value [`ALL_USERS`]: the total over every workspace.
 
 mod kube_calls;
 
@@ -18,6 +19,10 @@ pub const PROVISION_BUCKETS: [f64; 6] = [5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
 
 /// Buckets of `codeserver_graphql_request_duration_seconds`.
 pub const REQUEST_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0];
+
+/// The `user` label value of `codeserver_storage_used_bytes`: storage is reported in
+/// aggregate, so that `/metrics` names no user.
+pub const ALL_USERS: &str = "all";
 
 /// Errors raised while registering or encoding metrics.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +47,8 @@ pub struct Metrics {
     pub instances: GaugeVec,
     /// `codeserver_provision_duration_seconds{result}`: time to provision an instance.
     pub provision_duration: HistogramVec,
-    /// `codeserver_storage_used_bytes{user}`: storage used by each user's workspace.
+    /// `codeserver_storage_used_bytes{user}`: storage used by all workspaces
+    /// (`user="all"`).
     pub storage_used: GaugeVec,
     /// `codeserver_graphql_request_duration_seconds{operation}`: GraphQL latency.
     pub graphql_duration: HistogramVec,
@@ -163,17 +169,11 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// Sets the storage used by `user`'s workspace.
-    pub fn set_storage_used(&self, user: &str, bytes: u64) {
+    /// Sets the storage used by all workspaces together.
+    pub fn set_storage_used_total(&self, bytes: u64) {
         self.storage_used
-            .with_label_values(&[user])
+            .with_label_values(&[ALL_USERS])
             .set(bytes as f64);
-    }
-
-    /// Forgets the storage series of a user whose workspace was deleted.
-    pub fn remove_storage_used(&self, user: &str) {
-        // NB: removing a series that was never set is an error we have no use for.
-        let _absent = self.storage_used.remove_label_values(&[user]);
     }
 
     /// Records the latency of one GraphQL operation (a root field name, not client text).
@@ -242,7 +242,7 @@ mod tests {
         let metrics = Metrics::new().unwrap();
         metrics.set_instances("RUNNING", 3);
         metrics.observe_provision("ok", 7.0);
-        metrics.set_storage_used("alice", 1024);
+        metrics.set_storage_used_total(1024);
         metrics.observe_graphql("myCodeServers", 0.02);
         metrics.count_kube("patch", "pods", "ok");
         metrics.count_gitea("denied");
@@ -253,7 +253,7 @@ mod tests {
             "codeserver_provision_duration_seconds_bucket{result=\"ok\",le=\"5\"} 0",
             "codeserver_provision_duration_seconds_bucket{result=\"ok\",le=\"10\"} 1",
             "codeserver_provision_duration_seconds_bucket{result=\"ok\",le=\"300\"} 1",
-            "codeserver_storage_used_bytes{user=\"alice\"} 1024",
+            "codeserver_storage_used_bytes{user=\"all\"} 1024",
             "codeserver_graphql_request_duration_seconds_count{operation=\"myCodeServers\"} 1",
             "codeserver_kube_requests_total{resource=\"pods\",result=\"ok\",verb=\"patch\"} 1",
             "codeserver_gitea_requests_total{result=\"denied\"} 1",
@@ -269,14 +269,13 @@ mod tests {
     }
 
     #[test]
-    fn clones_share_series_and_removed_users_disappear() {
+    fn clones_share_series() {
         let metrics = Metrics::new().unwrap();
         let clone = metrics.clone();
-        clone.set_storage_used("bob", 10);
-        assert!(metrics.encode().contains("user=\"bob\""));
-        metrics.remove_storage_used("bob");
-        metrics.remove_storage_used("never-set");
-        assert!(!clone.encode().contains("user=\"bob\""));
+        clone.set_storage_used_total(10);
+        assert!(metrics.encode().contains("{user=\"all\"} 10"));
+        metrics.set_storage_used_total(20);
+        assert!(clone.encode().contains("{user=\"all\"} 20"));
         assert!(metrics.content_type().starts_with("text/plain"));
     }
 }

@@ -17,7 +17,7 @@ use crate::{
     config::ServeArgs,
     gitea::{GiteaClient, GiteaError, GiteaSettings},
     graphql::{self, Services, error_chain, record_stats},
-    http::{self, App, HttpError, ReadyCheck},
+    http::{self, ApiSettings, App, HttpError, ReadyCheck, ServerLimits},
     metrics::{KubeCounter, Metrics, MetricsError},
     reconcile::{self, Kinds, Reconciler, Timeouts},
     reload::{self, ReloadError},
@@ -69,6 +69,9 @@ pub enum ServeError {
     /// A listener or signal handler failed.
     #[error(transparent)]
     Http(#[from] HttpError),
+    /// Settings that parse but cannot work together.
+    #[error(transparent)]
+    Settings(#[from] crate::config::SettingsError),
 }
 
 /// What `/ready` lists under `degraded`, computed when asked.
@@ -119,6 +122,8 @@ pub struct Parts {
     pub metrics: Metrics,
     /// Refusals of the template reloader, when templates are reloaded live.
     pub refusals: Option<Arc<reload::Refusals>>,
+    /// The API's limits and switches.
+    pub api: ApiSettings,
 }
 
 /// The service's two route sets.
@@ -127,6 +132,8 @@ pub struct Routes {
     pub api: BoxedFilter<(Response,)>,
     /// `/metrics` (METRICS_PORT).
     pub metrics: BoxedFilter<(Response,)>,
+    /// The timeouts both listeners serve with.
+    pub server: ServerLimits,
 }
 
 /// Builds the routes: authenticator, Gitea client, schema, readiness.
@@ -164,9 +171,11 @@ pub fn assemble(parts: Parts) -> Result<Routes, ServeError> {
             ready,
             templates,
             degraded,
+            settings: parts.api,
         })
         .boxed(),
         metrics: http::metrics_routes(parts.metrics).boxed(),
+        server: parts.api.server,
     })
 }
 
@@ -281,8 +290,20 @@ pub async fn run(
     let wait = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
         let _closed = stopped.wait_for(|stop| *stop).await;
     };
-    let api = http::serve(api_listener, routes.api, wait(stopped.clone()), grace);
-    let metrics = http::serve(metrics_listener, routes.metrics, wait(stopped), grace);
+    let api = http::serve_with(
+        api_listener,
+        routes.api,
+        wait(stopped.clone()),
+        grace,
+        routes.server,
+    );
+    let metrics = http::serve_with(
+        metrics_listener,
+        routes.metrics,
+        wait(stopped),
+        grace,
+        routes.server,
+    );
     let signal = async move {
         let outcome = http::shutdown_signal().await;
         let _receivers_gone = stop.send(true);
@@ -292,8 +313,14 @@ pub async fn run(
     signal.map_err(ServeError::from)
 }
 
+/// `host:port`, with an IPv6 host in brackets.
+fn socket_addr(host: &std::net::IpAddr, port: u16) -> String {
+    std::net::SocketAddr::new(*host, port).to_string()
+}
+
 /// The `serve` command.
 pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
+    args.check()?;
     let metrics = Metrics::new().map_err(ServeError::Metrics)?;
     let client = counted_client(kube_config(args.kubeconfig.as_deref()).await?, &metrics)?;
     let kinds = Kinds::discover(&client)
@@ -336,18 +363,21 @@ pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
         gitea,
         metrics: metrics.clone(),
         refusals: reload.as_ref().map(|(_, refusals)| refusals.clone()),
+        api: args.api_settings(),
     })?;
     let stats = tokio::spawn(refresh_stats(reconciler, metrics, STATS_INTERVAL));
+    let api_addr = socket_addr(&args.api.bind_address, args.port);
+    let metrics_addr = socket_addr(&args.api.metrics_bind_address, args.metrics_port);
     tracing::info!(
-        port = args.port,
-        metrics_port = args.metrics_port,
+        %api_addr,
+        %metrics_addr,
         version = crate::VERSION,
         "serving"
     );
     let outcome = run(
         routes,
-        &format!("0.0.0.0:{}", args.port),
-        &format!("0.0.0.0:{}", args.metrics_port),
+        &api_addr,
+        &metrics_addr,
         Duration::from_secs(args.shutdown_timeout),
     )
     .await;

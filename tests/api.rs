@@ -46,6 +46,10 @@ async fn harness() -> Harness {
 }
 
 async fn harness_on(cluster: kube::Client) -> Harness {
+    harness_with(cluster, http::ApiSettings::default()).await
+}
+
+async fn harness_with(cluster: kube::Client, api: http::ApiSettings) -> Harness {
     let issuer = Arc::new(Issuer::start().await.unwrap());
     let gitea = SimGitea::start(issuer.clone()).await.unwrap();
     let metrics = Metrics::new().unwrap();
@@ -65,6 +69,7 @@ async fn harness_on(cluster: kube::Client) -> Harness {
     let routes = serve::assemble({
         let mut parts = demo::simulated_parts(reconciler, &issuer, &gitea.url(), metrics.clone());
         parts.gitea.backoff = Duration::from_millis(5);
+        parts.api = api;
         parts
     })
     .unwrap();
@@ -277,7 +282,15 @@ async fn health_and_readiness_follow_the_cluster() {
     );
     let not_ready = h.get("/ready").await;
     assert_eq!(not_ready.status(), 503);
-    assert!(!not_ready.text().await.unwrap().contains("Kubernetes"));
+    let body: Value = not_ready.json().await.unwrap();
+    assert!(!body.to_string().contains("Kubernetes"), "{body}");
+    // Only ready / not ready and the template revision; the details go to the log.
+    let revision = body["templates"]["revision"].as_str().unwrap_or_default();
+    assert!(!revision.is_empty(), "{body}");
+    assert_eq!(
+        body,
+        json!({"status": "not ready", "templates": {"revision": revision}, "degraded": []})
+    );
     let body = h.query(None, "{ health }").await;
     assert_eq!(body["data"]["health"], false, "{body}");
 }
@@ -619,4 +632,428 @@ async fn shutdown_gives_up_after_the_grace_period() {
         .await
         .expect("serve returns after the grace period")
         .unwrap();
+}
+
+/// Fragments `F0` .. `F{levels}`, each spreading the next one twice: `levels` doublings.
+fn fragment_bomb(levels: usize) -> String {
+    let mut query = String::from("query { myCodeServers { ...F0 } }\n");
+    for level in 0..levels {
+        let next = level + 1;
+        query.push_str(&format!(
+            "fragment F{level} on CodeServerInstance {{ id ...F{next} ...F{next} }}\n"
+        ));
+    }
+    query.push_str(&format!(
+        "fragment F{levels} on CodeServerInstance {{ id }}\n"
+    ));
+    query
+}
+
+#[tokio::test]
+async fn a_fragment_bomb_is_refused_at_once_while_health_answers() {
+    let h = Arc::new(harness().await);
+    let alice = h.token("alice");
+    let bomb = fragment_bomb(40);
+    assert!(bomb.len() < 4_096, "a small document: {}", bomb.len());
+    // Several at once, with a valid token, a forged one and none: all refused by their
+    // cost, none reaches validation or a resolver.
+    let forged = format!("{alice}x");
+    let mut bombs = Vec::new();
+    for token in [Some(alice.clone()), Some(forged), None, Some(alice.clone())] {
+        let h = h.clone();
+        let bomb = bomb.clone();
+        bombs.push(tokio::spawn(async move {
+            h.query(token.as_deref(), &bomb).await
+        }));
+    }
+    let health = h.get("/health").await;
+    assert_eq!(health.status(), 200);
+    for answer in bombs {
+        let body = answer.await.unwrap();
+        assert_eq!(
+            error_of(&body),
+            ("query too complex", "QUERY_TOO_COMPLEX"),
+            "{body}"
+        );
+        assert!(body.get("data").is_none(), "{body}");
+    }
+    assert_eq!(h.get("/health").await.status(), 200);
+    // A fragment that spreads itself is refused the same way.
+    let cycle = "query { myCodeServers { ...A } } \
+                 fragment A on CodeServerInstance { id ...B } \
+                 fragment B on CodeServerInstance { id ...A }";
+    let body = h.query(Some(&alice), cycle).await;
+    assert_eq!(error_of(&body).1, "QUERY_TOO_COMPLEX", "{body}");
+    // A small use of fragments is answered as usual.
+    let body = h.query(Some(&alice), &fragment_bomb(3)).await;
+    assert_eq!(error_of(&body), ("internal error", "INTERNAL"), "{body}");
+}
+
+#[tokio::test]
+async fn alias_floods_are_refused_before_any_call() {
+    let h = harness().await;
+    let alice = h.token("alice");
+    let repositories: String = (0..1_000)
+        .map(|i| format!("a{i}: myRepositories {{ name }} "))
+        .collect();
+    let logs: String = (0..1_000)
+        .map(|i| format!("a{i}: codeServerLogs(id: \"code-server-alice\", lines: 10000) "))
+        .collect();
+    for flood in [repositories, logs] {
+        let body = h.query(Some(&alice), &format!("{{ {flood} }}")).await;
+        let (_, code) = error_of(&body);
+        assert!(
+            matches!(code, "TOO_MANY_ROOT_FIELDS" | "QUERY_TOO_COMPLEX"),
+            "{body}"
+        );
+    }
+    let eleven: String = (0..11)
+        .map(|i| format!("a{i}: myRepositories {{ name }} "))
+        .collect();
+    let body = h.query(Some(&alice), &format!("{{ {eleven} }}")).await;
+    assert_eq!(
+        error_of(&body),
+        ("too many root fields", "TOO_MANY_ROOT_FIELDS"),
+        "{body}"
+    );
+    // Spread through fragments, the root fields are counted all the same.
+    let body = h
+        .query(
+            Some(&alice),
+            &format!("{{ ...R }} fragment R on Query {{ {eleven} }}"),
+        )
+        .await;
+    assert_eq!(error_of(&body).1, "TOO_MANY_ROOT_FIELDS", "{body}");
+    assert_eq!(h.gitea.requests(), 0, "Gitea was never called");
+    let ten: String = (0..10)
+        .map(|i| format!("a{i}: myRepositories {{ name }} "))
+        .collect();
+    let body = h.query(Some(&alice), &format!("{{ {ten} }}")).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    assert_eq!(body["data"].as_object().unwrap().len(), 10);
+}
+
+#[tokio::test]
+async fn more_than_three_mutations_in_a_request_are_refused() {
+    let h = harness().await;
+    let alice = h.token("alice");
+    let provision = |i: usize| {
+        format!(
+            "p{i}: provisionCodeServer(repoOwner: \"devteam\", repoName: \"docs\") {{ isNew }} "
+        )
+    };
+    let hundred: String = (0..100).map(provision).collect();
+    let body = h
+        .query(Some(&alice), &format!("mutation {{ {hundred} }}"))
+        .await;
+    assert_eq!(error_of(&body).1, "TOO_MANY_ROOT_FIELDS", "{body}");
+    let four: String = (0..4).map(provision).collect();
+    let body = h
+        .query(Some(&alice), &format!("mutation {{ {four} }}"))
+        .await;
+    assert_eq!(
+        error_of(&body),
+        ("too many mutations", "TOO_MANY_MUTATIONS"),
+        "{body}"
+    );
+    // Split over operations of one document, they still count together.
+    let split = format!(
+        "mutation A {{ {} {} }} mutation B {{ {} {} }}",
+        provision(0),
+        provision(1),
+        provision(2),
+        provision(3)
+    );
+    let (status, body) = h
+        .post(Some(&alice), &json!({"query": split, "operationName": "A"}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(error_of(&body).1, "TOO_MANY_MUTATIONS", "{body}");
+    assert_eq!(h.gitea.requests(), 0, "nothing was looked up or created");
+}
+
+/// A cluster that accepts connections and never answers; each accepted connection is
+/// reported on the channel, so a test knows when a request is in flight.
+async fn silent_cluster() -> (kube::Client, tokio::sync::mpsc::UnboundedReceiver<()>) {
+    codeserver_service::install_crypto();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (accepted, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+            let _ = accepted.send(());
+        }
+    });
+    let config = kube::Config::new(url.parse().unwrap());
+    (kube::Client::try_from(config).unwrap(), rx)
+}
+
+#[tokio::test]
+async fn a_caller_gets_a_few_requests_in_flight_and_no_more() {
+    let (cluster, mut accepted) = silent_cluster().await;
+    let h = Arc::new(
+        harness_with(
+            cluster,
+            http::ApiSettings {
+                max_requests_per_caller: 2,
+                ..http::ApiSettings::default()
+            },
+        )
+        .await,
+    );
+    let alice = h.token("alice");
+    let mut stuck = Vec::new();
+    for _ in 0..2 {
+        let h = h.clone();
+        let alice = alice.clone();
+        stuck.push(tokio::spawn(async move {
+            h.post(Some(&alice), &json!({"query": "{ myCodeServers { id } }"}))
+                .await
+        }));
+        accepted.recv().await.unwrap();
+    }
+    let (status, body) = h
+        .post(Some(&alice), &json!({"query": "{ myCodeServers { id } }"}))
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(
+        error_of(&body),
+        ("too many concurrent requests", "TOO_MANY_REQUESTS")
+    );
+    // Another caller is not held back by alice's requests.
+    let bob = h.token("bob");
+    let other = {
+        let h = h.clone();
+        tokio::spawn(async move {
+            h.post(Some(&bob), &json!({"query": "{ myCodeServers { id } }"}))
+                .await
+        })
+    };
+    accepted.recv().await.unwrap();
+    // Once alice's requests are gone (the client gave up), she may call again.
+    for request in &stuck {
+        request.abort();
+    }
+    other.abort();
+    let mut answered = None;
+    for _ in 0..200 {
+        let (status, body) = h.post(Some(&alice), &json!({"query": "{ health }"})).await;
+        if status == 200 {
+            answered = Some(body);
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let body = answered.expect("alice's slots are given back");
+    assert!(body["data"]["health"].is_boolean(), "{body}");
+}
+
+#[tokio::test]
+async fn a_request_that_runs_too_long_is_answered_timeout() {
+    let (cluster, _accepted) = silent_cluster().await;
+    let h = harness_with(
+        cluster,
+        http::ApiSettings {
+            server: http::ServerLimits {
+                request_timeout: Duration::from_secs(1),
+                ..http::ServerLimits::default()
+            },
+            ..http::ApiSettings::default()
+        },
+    )
+    .await;
+    let alice = h.token("alice");
+    let (status, body) = h
+        .post(Some(&alice), &json!({"query": "{ myCodeServers { id } }"}))
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(error_of(&body), ("request timed out", "TIMEOUT"));
+    assert_eq!(h.get("/health").await.status(), 200);
+}
+
+#[tokio::test]
+async fn production_turns_graphiql_and_introspection_off() {
+    let h = harness_with(
+        unreachable_cluster().await,
+        http::ApiSettings {
+            graphiql: false,
+            introspection: false,
+            ..http::ApiSettings::default()
+        },
+    )
+    .await;
+    assert_eq!(h.get("/graphql").await.status(), 404);
+    for query in [
+        "{ __schema { queryType { name } } }",
+        "{ __type(name: \"Query\") { name } }",
+        "{ ...I } fragment I on Query { ... { __schema { types { name } } } }",
+    ] {
+        let body = h.query(None, query).await;
+        assert_eq!(
+            error_of(&body),
+            ("introspection is disabled", "INTROSPECTION_DISABLED"),
+            "{body}"
+        );
+        assert!(body.get("data").is_none(), "{body}");
+    }
+    // What the tools are for still works.
+    let body = h.query(None, "{ health }").await;
+    assert_eq!(body["data"]["health"], false, "{body}");
+}
+
+#[tokio::test]
+async fn the_graphiql_page_loads_nothing_from_elsewhere() {
+    let h = harness().await;
+    let page = h.get("/graphql").await;
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"));
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("fetch(\"/graphql\""),
+        "the page posts to the service"
+    );
+    for external in ["http://", "https://", "src=", "<link"] {
+        assert!(!html.contains(external), "the page references {external}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_and_idle_clients_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use warp::Reply;
+    let ok = warp::path::end().map(|| warp::reply::html("ok").into_response());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(http::serve_with(
+        listener,
+        ok,
+        async {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(1),
+        http::ServerLimits {
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+        },
+    ));
+    // NB: the clock is paused and advances only while every task waits: a connection that
+    // is never closed would keep this read waiting past the guard below.
+    let guard = Duration::from_secs(3_600);
+
+    // Headers that never end.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(guard, slow.read_to_end(&mut answer))
+        .await
+        .expect("the server closes a connection whose headers do not come")
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("200 OK"),
+        "{answer:?}"
+    );
+
+    // A keep-alive connection that goes quiet after one answer.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(guard, idle.read_to_end(&mut answer))
+        .await
+        .expect("the server closes an idle connection")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(answer.ends_with("ok"), "{answer}");
+}
+
+#[tokio::test]
+async fn code_server_logs_are_capped_in_bytes_keeping_the_newest_lines() {
+    use codeserver_service::{reconcile::MAX_LOG_BYTES, sim::Sim};
+    let sim = Sim::start().await.unwrap();
+    let cluster = kube::Client::try_from(sim.config()).unwrap();
+    let h = harness_with(cluster, http::ApiSettings::default()).await;
+    let alice = h.token("alice");
+    let body = h
+        .query(
+            Some(&alice),
+            "mutation { provisionCodeServer(repoOwner: \"devteam\", repoName: \"docs\") { instance { id status } } }",
+        )
+        .await;
+    let id = body["data"]["provisionCodeServer"]["instance"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_owned();
+    // 3,000 lines of 1 KB: about 3 MiB, far over the cap, and under the 10,000 lines asked.
+    let lines: Vec<String> = (0..3_000)
+        .map(|i| format!("line {i:05} {}", "x".repeat(1_000)))
+        .collect();
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    sim.set_logs("codeserver-instances", &id, "code-server", &refs);
+    let body = h
+        .query(
+            Some(&alice),
+            &format!("{{ codeServerLogs(id: \"{id}\", lines: 10000) }}"),
+        )
+        .await;
+    let logs = body["data"]["codeServerLogs"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{}", body["errors"]));
+    assert!(logs.len() <= MAX_LOG_BYTES, "{} bytes", logs.len());
+    assert!(logs.len() > MAX_LOG_BYTES / 2, "{} bytes", logs.len());
+    assert!(logs.contains("line 02999 "), "the newest line is kept");
+    assert!(
+        !logs.contains("line 00000 "),
+        "the oldest lines are dropped"
+    );
+    assert!(logs.starts_with("line "), "whole lines only");
+    assert!(logs.ends_with("x\n"), "whole lines only");
+    // Fewer lines than the cap come back whole.
+    sim.set_logs("codeserver-instances", &id, "code-server", &["one", "two"]);
+    let body = h
+        .query(
+            Some(&alice),
+            &format!("{{ codeServerLogs(id: \"{id}\", lines: 10000) }}"),
+        )
+        .await;
+    assert_eq!(body["data"]["codeServerLogs"], "one\ntwo\n", "{body}");
+}
+
+#[tokio::test]
+async fn a_body_that_trickles_in_is_cut_off_before_authentication() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = harness_with(
+        unreachable_cluster().await,
+        http::ApiSettings {
+            server: http::ServerLimits {
+                header_read_timeout: Duration::from_secs(1),
+                request_timeout: Duration::from_secs(30),
+            },
+            ..http::ApiSettings::default()
+        },
+    )
+    .await;
+    let addr = h.base.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(
+        b"POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 100\r\n\r\n{\"query\": ",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    slow.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"code\":\"TIMEOUT\""), "{answer}");
 }

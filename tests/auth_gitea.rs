@@ -176,7 +176,7 @@ async fn forged_algorithms_are_refused() {
 
     // With JWT_SECRET set, HS256 is verified with that secret only, never the public key.
     let with_secret = Authenticator::new(AuthSettings {
-        jwt_secret: Some("the-shared-secret".to_owned()),
+        jwt_secret: Some("the-shared-secret-of-32-bytes-min".to_owned()),
         ..settings(&issuer)
     })
     .unwrap();
@@ -206,12 +206,15 @@ fn base64_url(text: &str) -> String {
 async fn hs256_with_the_configured_secret_is_accepted() {
     let issuer = issuer().await;
     let auth = Authenticator::new(AuthSettings {
-        jwt_secret: Some("the-shared-secret".to_owned()),
+        jwt_secret: Some("the-shared-secret-of-32-bytes-min".to_owned()),
         ..settings(&issuer)
     })
     .unwrap();
     let token = issuer
-        .mint_hs256(&TokenSpec::new("carol"), b"the-shared-secret")
+        .mint_hs256(
+            &TokenSpec::new("carol"),
+            b"the-shared-secret-of-32-bytes-min",
+        )
         .unwrap();
     assert_eq!(
         auth.authenticate(&bearer(&token)).await.unwrap().user_id,

@@ -483,7 +483,11 @@ async fn instance_stats_are_for_admins_and_feed_the_gauges() {
         "{text}"
     );
     assert!(text.contains("codeserver_instances_total{status=\"STOPPED\"} 1"));
-    assert!(text.contains("codeserver_storage_used_bytes{user=\"alice\"} 10737418240"));
+    assert!(text.contains("codeserver_storage_used_bytes{user=\"all\"} 21474836480"));
+    assert!(
+        !text.contains("alice"),
+        "no user names in metric labels: {text}"
+    );
 }
 
 #[tokio::test]
@@ -561,13 +565,11 @@ async fn ready_and_the_templates_query_report_the_active_revision() {
         .json()
         .await
         .unwrap();
-    assert_eq!(ready["status"], "ready");
-    assert_eq!(ready["templates"]["revision"], builtin.revision());
-    assert_eq!(ready["templates"]["source"], "built-in");
+    // Ready or not, the revision and what the deployment lacks, nothing more: the details
+    // go to the log.
     assert_eq!(
-        ready["degraded"],
-        json!([]),
-        "the simulated cluster serves Istio"
+        ready,
+        json!({"status": "ready", "templates": {"revision": builtin.revision()}, "degraded": []})
     );
 
     // A set the admin explicitly allowed to publish workspaces without an access policy

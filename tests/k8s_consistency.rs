@@ -56,10 +56,12 @@ fn the_configmap_holds_every_setting_the_service_reads() {
     let settings = serve_settings();
     // Set elsewhere, or deliberately left unset.
     let not_here = [
-        "GITEA_TOKEN", // 02-secret.yaml
-        "JWT_SECRET",  // 02-secret.yaml, optional
-        "KUBECONFIG",  // unset: the in-cluster service account
+        "GITEA_TOKEN",           // 02-secret.yaml
+        "JWT_SECRET",            // 02-secret.yaml, optional
+        "KUBECONFIG",            // unset: the in-cluster service account
         "VALUES_FILE", // unset: values.yaml is part of the templates and reloads with them
+        "GRAPHIQL",    // unset: off in production
+        "GRAPHQL_INTROSPECTION", // unset: off in production
     ];
     // Differ from the binary's default on purpose, or have none.
     let deployment_values = [

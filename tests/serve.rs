@@ -45,6 +45,9 @@ async fn serve_is_the_default_command_and_stops_on_sigterm() {
         .env("JWT_ISSUER", issuer.issuer_url())
         .env("JWT_AUDIENCE", DEFAULT_AUDIENCE)
         .env("CODESERVER_TIMEOUT", "10")
+        .env("ENVIRONMENT", "production")
+        .env("BIND_ADDRESS", "127.0.0.1")
+        .env("METRICS_BIND_ADDRESS", "127.0.0.1")
         .env("SHUTDOWN_TIMEOUT", "5")
         .env("LOG_LEVEL", "info")
         .stdout(Stdio::piped())
@@ -82,6 +85,44 @@ async fn serve_is_the_default_command_and_stops_on_sigterm() {
         answer["data"]["provisionCodeServer"]["instance"]["status"], "RUNNING",
         "{answer}"
     );
+    // A forged token naming a 12 KB key id: refused, and the id is not logged whole.
+    let forged = {
+        use base64::Engine;
+        let b64 = |text: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
+        let header = format!(
+            r#"{{"alg":"RS256","typ":"JWT","kid":"{}"}}"#,
+            "k".repeat(12_000)
+        );
+        format!("{}.{}.c2ln", b64(&header), b64(r#"{"sub":"mallory"}"#))
+    };
+    let refused: Value = client
+        .post(format!("{base}/graphql"))
+        .bearer_auth(&forged)
+        .json(&json!({"query": "{ myCodeServers { id } }"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(refused["errors"][0]["message"], "unauthorized", "{refused}");
+
+    // Production: no GraphiQL page, no introspection.
+    let page = client.get(format!("{base}/graphql")).send().await.unwrap();
+    assert_eq!(page.status(), 404);
+    let introspection: Value = client
+        .post(format!("{base}/graphql"))
+        .json(&json!({"query": "{ __schema { types { name } } }"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        introspection["errors"][0]["extensions"]["code"], "INTROSPECTION_DISABLED",
+        "{introspection}"
+    );
     let metrics = client
         .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
         .send()
@@ -118,6 +159,16 @@ async fn serve_is_the_default_command_and_stops_on_sigterm() {
     let logs = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(status.success(), "{status}: {logs}");
     assert!(logs.contains("SIGTERM received"), "{logs}");
+    assert!(logs.contains("caller not authenticated"), "{logs}");
+    assert!(
+        logs.contains(&"k".repeat(100)) && !logs.contains(&"k".repeat(201)),
+        "the forged kid is logged cut to 200 characters"
+    );
+    assert!(
+        logs.contains(&format!("\"api_addr\":\"127.0.0.1:{port}\""))
+            && logs.contains(&format!("\"metrics_addr\":\"127.0.0.1:{metrics_port}\"")),
+        "BIND_ADDRESS and METRICS_BIND_ADDRESS are used: {logs}"
+    );
     assert!(!logs.contains("admin-token-never-logged"));
     assert!(!logs.contains(&token), "the caller's token is never logged");
     for line in logs.lines() {
@@ -155,4 +206,69 @@ async fn serve_refuses_to_start_without_jwt_issuer_while_the_templates_render_ac
         "{stderr}"
     );
     assert!(sim.writes().is_empty(), "nothing was applied");
+}
+
+#[test]
+fn a_short_jwt_secret_is_refused_at_start_with_one_line() {
+    let output = Command::new(env!("CARGO_BIN_EXE_codeserver-service"))
+        .env_clear()
+        .env("GITEA_URL", "http://127.0.0.1:9")
+        .env("GITEA_TOKEN", "t")
+        .env("JWT_SECRET", "short-secret-never-shown")
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env("LOG_LEVEL", "info")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let line = stderr.trim();
+    assert_eq!(line.lines().count(), 1, "{stderr}");
+    assert!(
+        line.contains("JWT_SECRET is 24 bytes long; at least 32 bytes are required"),
+        "{line}"
+    );
+    assert!(!stderr.contains("never-shown") && !stdout.contains("never-shown"));
+}
+
+#[test]
+fn a_request_timeout_shorter_than_provisioning_is_refused_at_start() {
+    let output = Command::new(env!("CARGO_BIN_EXE_codeserver-service"))
+        .env_clear()
+        .env("GITEA_URL", "http://127.0.0.1:9")
+        .env("GITEA_TOKEN", "t")
+        .env("CODESERVER_TIMEOUT", "300")
+        .env("REQUEST_TIMEOUT", "300")
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("REQUEST_TIMEOUT (300s) must be longer than CODESERVER_TIMEOUT (300s)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn help_lists_the_limits_and_listen_settings() {
+    let output = Command::new(env!("CARGO_BIN_EXE_codeserver-service"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for setting in [
+        "BIND_ADDRESS",
+        "METRICS_BIND_ADDRESS",
+        "GRAPHIQL",
+        "GRAPHQL_INTROSPECTION",
+        "GRAPHQL_MAX_QUERY_SIZE",
+        "GRAPHQL_MAX_ROOT_FIELDS",
+        "GRAPHQL_MAX_MUTATIONS",
+        "MAX_REQUESTS_PER_CALLER",
+        "REQUEST_TIMEOUT",
+        "HEADER_READ_TIMEOUT",
+    ] {
+        assert!(help.contains(setting), "--help lacks {setting}");
+    }
 }

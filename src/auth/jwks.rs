@@ -110,7 +110,8 @@ impl KeySet {
         self.cached(kid, false)
             .await
             .ok_or_else(|| AuthError::UnknownKey {
-                kid: kid.to_owned(),
+                // NB: the caller chose it; it is logged.
+                kid: super::truncate_for_log(kid),
             })
     }
 

@@ -30,11 +30,8 @@ pub fn record_stats(metrics: &Metrics, stats: &Stats) {
         let count = stats.by_status.get(&status).copied().unwrap_or(0);
         metrics.set_instances(status.as_str(), count);
     }
-    // NB: a reset drops the series of users whose workspace is gone.
-    metrics.storage_used.reset();
-    for (user, size) in &stats.storage_by_user {
-        metrics.set_storage_used(user, u64::try_from(size.ceil_units()).unwrap_or(0));
-    }
+    // NB: in aggregate only: a label per user would publish every user's name on /metrics.
+    metrics.set_storage_used_total(u64::try_from(stats.storage.ceil_units()).unwrap_or(0));
 }
 
 impl From<instance::InstanceStatus> for InstanceStatus {

@@ -23,6 +23,19 @@ pub enum Code {
     BadUserInput,
     /// The service or a system behind it failed.
     Internal,
+    // Request cost limits: the request was refused before any work was done.
+    /// The query expands to more than the size limit (fragments counted expanded).
+    QueryTooComplex,
+    /// An operation has more root fields (aliases included) than allowed.
+    TooManyRootFields,
+    /// The request holds more mutations than allowed.
+    TooManyMutations,
+    /// The caller already has as many requests in flight as allowed.
+    TooManyRequests,
+    /// The request did not finish within the request timeout.
+    Timeout,
+    /// Introspection is turned off (production, unless GRAPHQL_INTROSPECTION is set).
+    IntrospectionDisabled,
 }
 
 impl Code {
@@ -34,6 +47,12 @@ impl Code {
             Self::NotFound => "NOT_FOUND",
             Self::BadUserInput => "BAD_USER_INPUT",
             Self::Internal => "INTERNAL",
+            Self::QueryTooComplex => "QUERY_TOO_COMPLEX",
+            Self::TooManyRootFields => "TOO_MANY_ROOT_FIELDS",
+            Self::TooManyMutations => "TOO_MANY_MUTATIONS",
+            Self::TooManyRequests => "TOO_MANY_REQUESTS",
+            Self::Timeout => "TIMEOUT",
+            Self::IntrospectionDisabled => "INTROSPECTION_DISABLED",
         }
     }
 }
@@ -63,6 +82,17 @@ pub enum ApiError {
     BadInput(String),
     /// `internal error`: anything else.
     Internal,
+    // Request cost limits.
+    /// `query too complex`: the expanded query is over the size limit.
+    QueryTooComplex,
+    /// `too many root fields`: an operation asks for too many root fields.
+    TooManyRootFields,
+    /// `too many mutations`: the request holds too many mutations.
+    TooManyMutations,
+    /// `too many concurrent requests`: the caller's concurrency limit is reached.
+    TooManyRequests,
+    /// `introspection is disabled`: introspection is turned off.
+    IntrospectionDisabled,
 }
 
 impl ApiError {
@@ -80,6 +110,11 @@ impl ApiError {
             Self::SyncFailed => "sync failed",
             Self::BadInput(message) => message,
             Self::Internal => "internal error",
+            Self::QueryTooComplex => "query too complex",
+            Self::TooManyRootFields => "too many root fields",
+            Self::TooManyMutations => "too many mutations",
+            Self::TooManyRequests => "too many concurrent requests",
+            Self::IntrospectionDisabled => "introspection is disabled",
         }
     }
 
@@ -96,6 +131,11 @@ impl ApiError {
             | Self::PodNotReady
             | Self::SyncFailed
             | Self::Internal => Code::Internal,
+            Self::QueryTooComplex => Code::QueryTooComplex,
+            Self::TooManyRootFields => Code::TooManyRootFields,
+            Self::TooManyMutations => Code::TooManyMutations,
+            Self::TooManyRequests => Code::TooManyRequests,
+            Self::IntrospectionDisabled => Code::IntrospectionDisabled,
         }
     }
 

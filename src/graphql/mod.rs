@@ -7,6 +7,7 @@ mod args;
 mod convert;
 mod error;
 mod extension;
+pub mod limits;
 mod mutation;
 mod query;
 mod types;

@@ -26,6 +26,8 @@ use crate::{
     values::{Owner, Repo, Values},
 };
 
+/// The most bytes of log `codeServerLogs` answers with (the newest whole lines that fit).
+pub const MAX_LOG_BYTES: usize = 1024 * 1024;
 /// What provision did.
 #[derive(Debug, Clone)]
 pub struct Provisioned {
@@ -491,7 +493,7 @@ impl Reconciler {
     }
 
     /// The last `lines` lines of code-server's log, or of the clone (init) container
-    /// when that failed.
+    /// when that failed; at most [`MAX_LOG_BYTES`], the newest whole lines that fit.
     pub async fn logs(&self, owner: &Owner, id: &str, lines: i64) -> Result<String> {
         self.owned_record(owner, id).await?;
         let Some(pod) = self.pod(id).await? else {
@@ -500,14 +502,44 @@ impl Reconciler {
             ));
         };
         let container = instance::init_failed(&pod).unwrap_or_else(|| "code-server".to_owned());
+        // NB: the API server applies tailLines first and then cuts at limitBytes from the
+        // start, so a cut answer holds the oldest of the lines asked for. Ask again for as
+        // many lines as fitted, which are then the newest ones.
+        let mut tail = lines;
+        let mut text = self.log_bytes(id, &container, tail).await?;
+        for _ in 0..2 {
+            if text.len() < MAX_LOG_BYTES {
+                break;
+            }
+            let whole = text.iter().filter(|b| **b == b'\n').count();
+            let fewer = i64::try_from(whole).unwrap_or(i64::MAX).min(tail - 1);
+            if fewer < 1 {
+                break;
+            }
+            tail = fewer;
+            text = self.log_bytes(id, &container, tail).await?;
+        }
+        if text.len() >= MAX_LOG_BYTES
+            && let Some(last) = text.iter().rposition(|b| *b == b'\n')
+        {
+            text.truncate(last + 1);
+        }
+        Ok(String::from_utf8_lossy(&text).into_owned())
+    }
+
+    /// The last `tail` lines of `container`'s log in pod `id`, cut at [`MAX_LOG_BYTES`].
+    async fn log_bytes(&self, id: &str, container: &str, tail: i64) -> Result<Vec<u8>> {
         let params = LogParams {
-            container: Some(container),
-            tail_lines: Some(lines),
+            container: Some(container.to_owned()),
+            tail_lines: Some(tail),
+            limit_bytes: Some(MAX_LOG_BYTES as i64),
             ..LogParams::default()
         };
         let api = self.pods();
         match with_retry("read pod logs", || api.logs(id, &params)).await {
-            Ok(text) => Ok(text),
+            Ok(text) => Ok(text.into_bytes()),
+            // NB: a cut at limitBytes can split a multi-byte character.
+            Err(kube::Error::FromUtf8(cut)) => Ok(cut.into_bytes()),
             Err(kube::Error::Api(s)) if s.code == 400 => Err(Error::NotReady(s.message.clone())),
             Err(e) => Err(Error::kube("read the instance's logs", e)),
         }

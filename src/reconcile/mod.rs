@@ -21,7 +21,7 @@ use kube::Client;
 pub use self::{
     error::{Error, MAX_ATTEMPTS, reason, retry_delay, with_retry},
     kinds::Kinds,
-    lifecycle::{Provisioned, Stats},
+    lifecycle::{MAX_LOG_BYTES, Provisioned, Stats},
     plan::{Action, Plan, Step},
 };
 use crate::{config::InstanceSettings, render::ActiveTemplates};

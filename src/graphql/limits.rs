@@ -1,0 +1,302 @@
+//! What one GraphQL request may cost, checked on the parsed document before validation or
+//! execution start.
+//!
+//! NB: async-graphql's own validation (its depth and complexity checks among it) expands
+//! fragment spreads without memoising them, so a small document of fragments that each
+//! spread the next one twice costs 2^levels there. [`check`] therefore runs first, on the
+//! parsed document, and counts every spread with its fragment's expanded size computed once
+//! per fragment: the whole check is linear in the document, whatever it expands to.
+
+use std::collections::HashMap;
+
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, FragmentDefinition, OperationType, Selection,
+    SelectionSet,
+};
+
+use super::error::ApiError;
+
+/// The default largest expanded size of a request (fields, with every fragment spread
+/// counted as the fields it expands to, over all operations and fragments).
+pub const DEFAULT_MAX_QUERY_SIZE: u64 = 2_000;
+/// The default largest number of root fields (aliases included) in one operation.
+pub const DEFAULT_MAX_ROOT_FIELDS: u64 = 10;
+/// The default largest number of mutations in one request.
+pub const DEFAULT_MAX_MUTATIONS: u64 = 3;
+/// The deepest nesting of selection sets and fragment spreads the check follows; deeper
+/// documents are refused (the schema accepts far less depth anyway).
+pub const MAX_NESTING: usize = 64;
+
+/// What one request may cost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueryLimits {
+    /// The largest expanded size (see [`DEFAULT_MAX_QUERY_SIZE`]).
+    pub max_size: u64,
+    /// The largest number of root fields in one operation.
+    pub max_root_fields: u64,
+    /// The largest number of mutation fields over the request.
+    pub max_mutations: u64,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            max_size: DEFAULT_MAX_QUERY_SIZE,
+            max_root_fields: DEFAULT_MAX_ROOT_FIELDS,
+            max_mutations: DEFAULT_MAX_MUTATIONS,
+        }
+    }
+}
+
+/// The cost of a document: computed in one pass, each fragment once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueryCost {
+    /// The expanded size over every operation and fragment.
+    pub size: u64,
+    /// The most root fields of any one operation.
+    pub root_fields: u64,
+    /// Root fields of mutation operations, over the whole document.
+    pub mutations: u64,
+}
+
+/// Why a document was refused before any work was done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The expanded size is over the limit, or the nesting is too deep, or a fragment spreads
+    /// itself.
+    TooComplex,
+    /// An operation has too many root fields.
+    TooManyRootFields,
+    /// The request holds too many mutations.
+    TooManyMutations,
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::TooComplex => ApiError::QueryTooComplex,
+            Refusal::TooManyRootFields => ApiError::TooManyRootFields,
+            Refusal::TooManyMutations => ApiError::TooManyMutations,
+        }
+    }
+}
+
+/// Checks `document` against `limits`; returns its cost when it is within them.
+pub fn check(document: &ExecutableDocument, limits: &QueryLimits) -> Result<QueryCost, Refusal> {
+    let mut counter = Counter {
+        fragments: &document.fragments,
+        memo: HashMap::new(),
+        max_size: limits.max_size,
+    };
+    let mut cost = QueryCost::default();
+    let operations = match &document.operations {
+        DocumentOperations::Single(op) => vec![&op.node],
+        DocumentOperations::Multiple(ops) => ops.values().map(|op| &op.node).collect(),
+    };
+    for operation in operations {
+        let part = counter.selection_set(&operation.selection_set.node, 0)?;
+        cost.size = cost.size.saturating_add(part.size);
+        cost.root_fields = cost.root_fields.max(part.top_fields);
+        if operation.ty == OperationType::Mutation {
+            cost.mutations = cost.mutations.saturating_add(part.top_fields);
+        }
+        if cost.size > limits.max_size {
+            return Err(Refusal::TooComplex);
+        }
+    }
+    // NB: validation visits every fragment definition, used or not.
+    for name in document.fragments.keys() {
+        let part = counter.fragment(name.as_str(), 0)?;
+        cost.size = cost.size.saturating_add(part.size);
+        if cost.size > limits.max_size {
+            return Err(Refusal::TooComplex);
+        }
+    }
+    if cost.root_fields > limits.max_root_fields {
+        return Err(Refusal::TooManyRootFields);
+    }
+    if cost.mutations > limits.max_mutations {
+        return Err(Refusal::TooManyMutations);
+    }
+    Ok(cost)
+}
+
+/// Whether an operation of `document` asks for `__schema` or `__type` at its root.
+///
+/// NB: call it only on a document [`check`] accepted: the walk expands fragment spreads,
+/// which is bounded (and free of cycles) only then.
+pub fn asks_for_introspection(document: &ExecutableDocument) -> bool {
+    fn walk(document: &ExecutableDocument, set: &SelectionSet, depth: usize) -> bool {
+        depth <= MAX_NESTING
+            && set.items.iter().any(|item| match &item.node {
+                Selection::Field(field) => {
+                    matches!(field.node.name.node.as_str(), "__schema" | "__type")
+                }
+                Selection::InlineFragment(inline) => {
+                    walk(document, &inline.node.selection_set.node, depth + 1)
+                }
+                Selection::FragmentSpread(spread) => document
+                    .fragments
+                    .get(&spread.node.fragment_name.node)
+                    .is_some_and(|f| walk(document, &f.node.selection_set.node, depth + 1)),
+            })
+    }
+    document
+        .operations
+        .iter()
+        .any(|(_, op)| walk(document, &op.node.selection_set.node, 0))
+}
+
+/// The cost of one selection set: its expanded size and the fields at its top level.
+#[derive(Clone, Copy, Debug, Default)]
+struct Part {
+    size: u64,
+    top_fields: u64,
+}
+
+/// A fragment's cost while it is computed (a spread of it then is a cycle) or once known.
+#[derive(Clone, Copy)]
+enum Memo {
+    InProgress,
+    Done(Part),
+}
+
+struct Counter<'d> {
+    fragments: &'d HashMap<async_graphql::Name, async_graphql::Positioned<FragmentDefinition>>,
+    memo: HashMap<&'d str, Memo>,
+    max_size: u64,
+}
+
+impl<'d> Counter<'d> {
+    fn selection_set(&mut self, set: &'d SelectionSet, depth: usize) -> Result<Part, Refusal> {
+        if depth > MAX_NESTING {
+            return Err(Refusal::TooComplex);
+        }
+        let mut part = Part::default();
+        for item in &set.items {
+            let (size, top) = match &item.node {
+                Selection::Field(field) => {
+                    let inner = self.selection_set(&field.node.selection_set.node, depth + 1)?;
+                    (inner.size.saturating_add(1), 1)
+                }
+                Selection::InlineFragment(inline) => {
+                    let inner = self.selection_set(&inline.node.selection_set.node, depth + 1)?;
+                    (inner.size, inner.top_fields)
+                }
+                Selection::FragmentSpread(spread) => {
+                    let inner =
+                        self.fragment(spread.node.fragment_name.node.as_str(), depth + 1)?;
+                    (inner.size, inner.top_fields)
+                }
+            };
+            part.size = part.size.saturating_add(size);
+            part.top_fields = part.top_fields.saturating_add(top);
+            // NB: stop as soon as the limit is passed, before walking the rest.
+            if part.size > self.max_size {
+                return Err(Refusal::TooComplex);
+            }
+        }
+        Ok(part)
+    }
+
+    fn fragment(&mut self, name: &'d str, depth: usize) -> Result<Part, Refusal> {
+        match self.memo.get(name) {
+            Some(Memo::Done(part)) => return Ok(*part),
+            Some(Memo::InProgress) => return Err(Refusal::TooComplex),
+            None => {}
+        }
+        // NB: an unknown fragment costs nothing here; validation refuses it cheaply.
+        let Some((key, definition)) = self.fragments.get_key_value(name) else {
+            return Ok(Part::default());
+        };
+        let key = key.as_str();
+        self.memo.insert(key, Memo::InProgress);
+        let part = self.selection_set(&definition.node.selection_set.node, depth)?;
+        self.memo.insert(key, Memo::Done(part));
+        Ok(part)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::parser::parse_query;
+
+    use super::*;
+
+    fn cost(query: &str) -> Result<QueryCost, Refusal> {
+        check(&parse_query(query).unwrap(), &QueryLimits::default())
+    }
+
+    /// Fragments `F0` .. `F{levels}`, each spreading the next twice, under one field.
+    fn fragment_bomb(levels: usize) -> String {
+        let mut query = String::from("query { myCodeServers { ...F0 } }\n");
+        for level in 0..levels {
+            let next = level + 1;
+            query.push_str(&format!(
+                "fragment F{level} on CodeServerInstance {{ id ...F{next} ...F{next} }}\n"
+            ));
+        }
+        query.push_str(&format!(
+            "fragment F{levels} on CodeServerInstance {{ id }}\n"
+        ));
+        query
+    }
+
+    #[test]
+    fn spreads_count_as_what_they_expand_to() {
+        let query = "query { ...A ...A } fragment A on Query { health myCodeServers { id name } }";
+        let cost = cost(query).unwrap();
+        // Two spreads of 4 fields, plus the fragment definition itself once.
+        assert_eq!(cost.size, 4 + 4 + 4);
+        assert_eq!(cost.root_fields, 4);
+    }
+
+    #[test]
+    fn a_fragment_bomb_is_refused_without_expanding_it() {
+        assert_eq!(cost(&fragment_bomb(40)), Err(Refusal::TooComplex));
+        assert_eq!(cost(&fragment_bomb(300)), Err(Refusal::TooComplex));
+        let small = cost(&fragment_bomb(3)).unwrap();
+        // The operation: 1 + 15; the fragments: 15 + 7 + 3 + 1.
+        assert_eq!(small.size, 16 + 26);
+    }
+
+    #[test]
+    fn cycles_and_deep_spread_chains_are_refused() {
+        assert_eq!(
+            cost("query { ...A } fragment A on Query { ...B } fragment B on Query { ...A }"),
+            Err(Refusal::TooComplex)
+        );
+        let mut chain = String::from("query { ...F0 }\n");
+        for level in 0..200 {
+            chain.push_str(&format!(
+                "fragment F{level} on Query {{ ...F{} }}\n",
+                level + 1
+            ));
+        }
+        chain.push_str("fragment F200 on Query { health }\n");
+        assert_eq!(cost(&chain), Err(Refusal::TooComplex));
+    }
+
+    #[test]
+    fn aliases_and_mutations_are_counted_at_the_root() {
+        let aliases: String = (0..11).map(|i| format!("a{i}: health ")).collect();
+        assert_eq!(
+            cost(&format!("{{ {aliases} }}")),
+            Err(Refusal::TooManyRootFields)
+        );
+        let inline: String = (0..11)
+            .map(|i| format!("... {{ a{i}: health }} "))
+            .collect();
+        assert_eq!(
+            cost(&format!("{{ {inline} }}")),
+            Err(Refusal::TooManyRootFields)
+        );
+        let four = "mutation { a: stopCodeServer(id: \"x\") b: stopCodeServer(id: \"x\") \
+                    c: stopCodeServer(id: \"x\") d: stopCodeServer(id: \"x\") }";
+        assert_eq!(cost(four), Err(Refusal::TooManyMutations));
+        let split = "mutation A { a: stopCodeServer(id: \"x\") b: stopCodeServer(id: \"x\") } \
+                     mutation B { c: stopCodeServer(id: \"x\") d: stopCodeServer(id: \"x\") }";
+        assert_eq!(cost(split), Err(Refusal::TooManyMutations));
+        assert!(cost("mutation { a: stopCodeServer(id: \"x\") }").is_ok());
+    }
+}
