@@ -55,7 +55,7 @@ async fn the_role_grants_exactly_what_the_service_uses() {
     let client = sim.client();
     let kinds = Kinds::discover(&client).await.expect("discovery works");
     let templates = Templates::builtin().expect("the built-in templates load");
-    let reconciler = Reconciler::new(
+    let reconciler = Arc::new(Reconciler::new(
         client,
         kinds,
         Arc::new(ActiveTemplates::new(templates)),
@@ -65,7 +65,7 @@ async fn the_role_grants_exactly_what_the_service_uses() {
             unschedulable: Duration::from_secs(20),
             sync: Duration::from_secs(20),
         },
-    );
+    ));
     let owner = Owner {
         email: Some("john.doe@corp.example".to_owned()),
         sub: Some("8d2f0c3e-5b7a-4f57-9d2a-3c1e0b9f6a41".to_owned()),

@@ -27,13 +27,17 @@ async fn env() -> Env {
 }
 
 async fn env_with(templates: Templates, istio: Option<&str>) -> Env {
+    env_ready_within(templates, istio, Duration::from_secs(10)).await
+}
+
+async fn env_ready_within(templates: Templates, istio: Option<&str>, ready: Duration) -> Env {
     let sim = Sim::start().await.unwrap();
     let mut config = sim.config();
     config.default_retry = false;
     let client = kube::Client::try_from(config).unwrap();
     let templates = Arc::new(ActiveTemplates::new(templates));
     let timeouts = Timeouts {
-        ready: Duration::from_secs(10),
+        ready,
         unschedulable: Duration::from_secs(0),
         sync: Duration::from_secs(10),
     };
@@ -217,6 +221,96 @@ async fn a_second_repository_is_cloned_into_the_running_pod_without_a_restart() 
     assert_eq!(
         jobs[0]["spec"]["template"]["spec"]["nodeName"],
         pod(&e.sim, &first.instance.id).unwrap()["spec"]["nodeName"]
+    );
+}
+
+#[tokio::test]
+async fn a_repository_added_while_the_pod_starts_is_cloned_once_it_is_ready() {
+    let e = env_ready_within(
+        Templates::builtin().unwrap(),
+        Some("v1"),
+        Duration::from_secs(2),
+    )
+    .await;
+    let id = format!(
+        "code-server-{}",
+        codeserver_service::naming::safe_name("John.Doe").unwrap()
+    );
+    e.sim.set_pod_behaviour(&id, PodBehaviour::NeverReady);
+    let first = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    assert_eq!(first.instance.status.status, InstanceStatus::Starting);
+    assert_eq!(first.message, "Instance created; still starting");
+    let second = e.rec.provision(&john(), repo("frontend")).await.unwrap();
+    assert_eq!(
+        second.message,
+        "Repository recorded; it is cloned as soon as the instance is ready"
+    );
+    assert!(
+        kinds_of(&e.sim, "jobs").is_empty(),
+        "nothing to clone into yet"
+    );
+
+    e.sim.set_pod_behaviour(&id, PodBehaviour::Normal);
+    let mut jobs = Vec::new();
+    for _ in 0..200 {
+        jobs = kinds_of(&e.sim, "jobs");
+        if !jobs.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        jobs.len(),
+        1,
+        "the pod got ready and a sync Job cloned the repository"
+    );
+    let env = &jobs[0]["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(
+        env.to_string()
+            .contains("frontend http://gitea:3000/devteam/frontend.git"),
+        "{env}"
+    );
+    let instance = e.rec.get(&john(), &id).await.unwrap();
+    assert_eq!(instance.status.status, InstanceStatus::Running);
+}
+
+#[tokio::test]
+async fn provisioning_right_after_a_delete_creates_a_fresh_instance() {
+    let e = env().await;
+    let first = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    e.rec.delete(&john(), &first.instance.id).await.unwrap();
+    let pvc = e
+        .sim
+        .object("persistentvolumeclaims", NS, &first.instance.pvc_name)
+        .expect("the PVC waits for its pod to go");
+    assert!(pvc["metadata"]["deletionTimestamp"].is_string(), "{pvc}");
+    let old_uid = pvc["metadata"]["uid"].clone();
+    assert!(matches!(
+        e.rec.stop(&john(), &first.instance.id).await,
+        Err(Error::BeingDeleted)
+    ));
+    e.rec.delete(&john(), &first.instance.id).await.unwrap();
+
+    let again = e.rec.provision(&john(), repo("frontend")).await.unwrap();
+    assert!(again.is_new, "{}", again.message);
+    assert_eq!(again.message, "Instance created successfully");
+    assert_eq!(
+        again
+            .instance
+            .repos
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>(),
+        ["frontend"]
+    );
+    let pvc = e
+        .sim
+        .object("persistentvolumeclaims", NS, &first.instance.pvc_name)
+        .unwrap();
+    assert!(pvc["metadata"]["deletionTimestamp"].is_null(), "{pvc}");
+    assert_ne!(
+        pvc["metadata"]["uid"], old_uid,
+        "a new volume, not the old one"
     );
 }
 

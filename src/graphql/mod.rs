@@ -24,6 +24,7 @@ pub use self::{
     types::{
         CodeServerInstance, InstanceStats, InstanceStatus, PlanAction, PlanResult, PlanStep,
         ProvisionResult, RenderResult, Repository, TemplateRefusal, TemplateSet,
+        WorkspaceRepository,
     },
 };
 use crate::{gitea::GiteaClient, http::ReadyCheck, metrics::Metrics, reconcile::Reconciler};

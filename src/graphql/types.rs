@@ -43,6 +43,24 @@ pub struct CodeServerInstance {
     pub last_accessed_at: Option<String>,
     /// Storage allocated to the workspace, such as `10Gi`.
     pub storage_used: Option<String>,
+    /// Why the instance is not running, for people: an image that cannot be pulled, a
+    /// crash loop with its exit code, a failed clone, an unschedulable pod, a pending
+    /// volume. Null when the instance is RUNNING or STOPPED.
+    pub status_message: Option<String>,
+    /// Every repository of the workspace, in the order they were added; `repoOwner` and
+    /// `repoName` are the first.
+    pub repositories: Vec<WorkspaceRepository>,
+}
+
+/// A repository recorded in an instance's workspace.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct WorkspaceRepository {
+    /// Owner login.
+    pub owner: String,
+    /// Name.
+    pub name: String,
+    /// The URL the workspace clones and fetches from.
+    pub clone_url: String,
 }
 
 /// What `provisionCodeServer` did.

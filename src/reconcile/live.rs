@@ -78,7 +78,8 @@ impl Reconciler {
     }
 
     /// The record of instance `id` if it belongs to the caller; `NotFound` otherwise
-    /// (another user's instance is indistinguishable from a missing one).
+    /// (another user's instance is indistinguishable from a missing one), and
+    /// `BeingDeleted` when it is the caller's but has a deletion timestamp.
     pub(super) async fn owned_record(
         &self,
         owner: &Owner,
@@ -91,7 +92,13 @@ impl Reconciler {
             .await
             .map_err(|e| Error::kube("read the workspace volume", e))?;
         match pvc {
-            Some(pvc) if owns(&pvc, &safe, &key) => Ok(pvc),
+            Some(pvc) if owns(&pvc, &safe, &key) => {
+                if pvc.metadata.deletion_timestamp.is_some() {
+                    Err(Error::BeingDeleted)
+                } else {
+                    Ok(pvc)
+                }
+            }
             _ => Err(Error::NotFound),
         }
     }
