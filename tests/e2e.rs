@@ -288,7 +288,17 @@ async fn stop_keeps_the_volume_start_brings_the_pod_back_delete_removes_all() {
     assert_eq!(ok(&status, "codeServerStatus"), "STOPPED");
 
     let logs = w.on_id(&alice, LOGS, id).await;
-    assert_eq!(error_of(&logs), ("pod not ready", "INTERNAL"));
+    assert_eq!(error_of(&logs), ("pod not ready", "FAILED_PRECONDITION"));
+    assert_eq!(
+        logs["errors"][0]["extensions"]["reason"],
+        "the instance is stopped; it has no logs"
+    );
+    let sync = w.on_id(&alice, SYNC, id).await;
+    assert_eq!(error_of(&sync), ("pod not ready", "FAILED_PRECONDITION"));
+    assert_eq!(
+        sync["errors"][0]["extensions"]["reason"],
+        "the instance is STOPPED; start it before syncing"
+    );
 
     let started = w.on_id(&alice, START, id).await;
     assert_eq!(ok(&started, "startCodeServer")["status"], "RUNNING");
@@ -321,6 +331,74 @@ async fn stop_keeps_the_volume_start_brings_the_pod_back_delete_removes_all() {
     assert_eq!(ok(&mine, "myCodeServers"), &json!([]));
     let again = w.on_id(&alice, STATUS, id).await;
     assert_eq!(error_of(&again), ("instance not found", "NOT_FOUND"));
+}
+
+#[tokio::test]
+async fn a_failed_instance_says_why_and_lists_every_repository() {
+    let w = world().await;
+    let alice = w.token("alice", &[]);
+    let id = "code-server-alice";
+    w.sim.set_pod_behaviour(id, sim::PodBehaviour::ErrImagePull);
+    let body = w
+        .gql(
+            &alice,
+            "mutation { provisionCodeServer(repoOwner: \"devteam\", repoName: \"docs\") { instance { status statusMessage } message isNew } }",
+            json!({}),
+        )
+        .await;
+    let result = ok(&body, "provisionCodeServer");
+    assert_eq!(result["instance"]["status"], "ERROR", "{result}");
+    let reason = result["instance"]["statusMessage"].as_str().unwrap();
+    assert!(
+        reason.contains("ErrImagePull") || reason.contains("ImagePullBackOff"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("codercom/code-server"),
+        "the image is named: {reason}"
+    );
+    let message = result["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Instance created, but it failed: "),
+        "{message}"
+    );
+    let logs = w.on_id(&alice, LOGS, id).await;
+    assert_eq!(error_of(&logs), ("pod not ready", "FAILED_PRECONDITION"));
+    assert!(
+        logs["errors"][0]["extensions"]["reason"].is_string(),
+        "{logs}"
+    );
+
+    w.sim.set_pod_behaviour(id, sim::PodBehaviour::Normal);
+    ok(
+        &w.provision(&alice, "devteam", "backend-api").await,
+        "provisionCodeServer",
+    );
+    let got = w
+        .on_id(
+            &alice,
+            "query($id: String!) { codeServer(id: $id) { status statusMessage repoName repositories { owner name cloneUrl } } }",
+            id,
+        )
+        .await;
+    let instance = ok(&got, "codeServer");
+    assert_eq!(instance["status"], "RUNNING", "{instance}");
+    assert!(instance["statusMessage"].is_null(), "{instance}");
+    assert_eq!(
+        instance["repoName"], "docs",
+        "the first repository, as the spec says"
+    );
+    let names: Vec<&str> = instance["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["docs", "backend-api"]);
+    assert_eq!(
+        instance["repositories"][1]["cloneUrl"],
+        format!("{}/devteam/backend-api.git", w.gitea.url())
+    );
 }
 
 #[tokio::test]

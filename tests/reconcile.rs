@@ -635,6 +635,12 @@ async fn failures_report_error_with_a_reason() {
         if behaviour == PodBehaviour::InitFail {
             let logs = e.rec.logs(&john(), &id, 20).await.unwrap();
             assert!(logs.contains("fatal"), "the clone container's log: {logs}");
+            let got = e.rec.get(&john(), &id).await.unwrap();
+            let reason = got.status.reason.unwrap_or_default();
+            assert!(
+                reason.contains("error: cloning repo failed"),
+                "the failed repository is named: {reason}"
+            );
         }
     }
 }

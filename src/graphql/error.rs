@@ -154,7 +154,7 @@ impl ErrorExtensions for ApiError {
 /// The longest `extensions.reason`, in bytes.
 pub const MAX_REASON_LEN: usize = 1_000;
 
-/// `text` with every URL (`scheme://...` up to the next whitespace or quote) replaced by
+/// `text` with every URL (`scheme://...` up to the next whitespace, quote or closing bracket) replaced by
 /// `<url>`, cut to [`MAX_REASON_LEN`] bytes at a character boundary.
 ///
 /// NB: reasons come from the cluster (pod statuses, Job logs); clone URLs and internal
@@ -174,7 +174,9 @@ pub fn redact(text: &str) -> String {
         out.push_str("<url>");
         let tail = &rest[at + 3..];
         let end = tail
-            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`'))
+            .find(|c: char| {
+                c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`' | ')' | ']')
+            })
             .unwrap_or(tail.len());
         rest = &tail[end..];
     }

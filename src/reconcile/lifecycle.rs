@@ -521,7 +521,8 @@ impl Reconciler {
     pub async fn get(&self, owner: &Owner, id: &str) -> Result<Instance> {
         let record = self.owned_record(owner, id).await?;
         let pod = self.pod(id).await?;
-        self.instance(&record, pod.as_ref())
+        let instance = self.instance(&record, pod.as_ref())?;
+        Ok(self.explain(instance, pod.as_ref()).await)
     }
 
     /// The caller's instances.
@@ -759,7 +760,8 @@ impl Reconciler {
             }
             Err(_) => self.pod(id).await?,
         };
-        self.instance(&record, pod.as_ref())
+        let instance = self.instance(&record, pod.as_ref())?;
+        Ok(self.explain(instance, pod.as_ref()).await)
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod apply;
 mod error;
+mod explain;
 pub mod kinds;
 mod lifecycle;
 mod live;
