@@ -401,6 +401,91 @@ async fn a_failed_instance_says_why_and_lists_every_repository() {
     );
 }
 
+const ALL: &str = "query($user: String, $status: InstanceStatus, $first: Int, $after: String) { allCodeServers(user: $user, status: $status, first: $first, after: $after) { totalCount edges { cursor node { id userId status } } pageInfo { hasNextPage endCursor } } }";
+
+#[tokio::test]
+async fn admins_list_every_instance_page_by_page_and_act_on_any() {
+    let w = world().await;
+    let (alice, bob) = (w.token("alice", &[]), w.token("bob", &[]));
+    let root = w.token("root", &["admin"]);
+    for token in [&alice, &bob] {
+        ok(
+            &w.provision(token, "devteam", "docs").await,
+            "provisionCodeServer",
+        );
+    }
+
+    let denied = w.gql(&bob, ALL, json!({})).await;
+    assert_eq!(error_of(&denied), ("forbidden", "FORBIDDEN"));
+    w.sim.reset_requests();
+    let stop = w.on_id(&bob, STOP, "code-server-alice").await;
+    assert_eq!(error_of(&stop), ("instance not found", "NOT_FOUND"));
+    let delete = w.on_id(&bob, DELETE, "code-server-alice").await;
+    assert_eq!(error_of(&delete), ("instance not found", "NOT_FOUND"));
+    assert!(w.sim.writes().is_empty(), "{:?}", w.sim.writes());
+
+    let first = w.gql(&root, ALL, json!({"first": 1})).await;
+    let page = ok(&first, "allCodeServers");
+    assert_eq!(page["totalCount"], 2);
+    assert_eq!(page["edges"].as_array().unwrap().len(), 1);
+    assert_eq!(page["edges"][0]["node"]["id"], "code-server-alice");
+    assert_eq!(page["pageInfo"]["hasNextPage"], true);
+    let after = page["pageInfo"]["endCursor"].as_str().unwrap().to_owned();
+    let second = w.gql(&root, ALL, json!({"first": 1, "after": after})).await;
+    let page = ok(&second, "allCodeServers");
+    assert_eq!(page["edges"][0]["node"]["id"], "code-server-bob");
+    assert_eq!(page["pageInfo"]["hasNextPage"], false);
+    let bobs = w.gql(&root, ALL, json!({"user": "bob"})).await;
+    assert_eq!(ok(&bobs, "allCodeServers")["totalCount"], 1);
+    for bad in [
+        json!({"after": "not-a-cursor"}),
+        json!({"first": 0}),
+        json!({"first": 101}),
+    ] {
+        let body = w.gql(&root, ALL, bad.clone()).await;
+        assert_eq!(error_of(&body).1, "BAD_USER_INPUT", "{bad}: {body}");
+    }
+
+    let stopped = w.on_id(&root, STOP, "code-server-alice").await;
+    assert_eq!(ok(&stopped, "stopCodeServer"), true);
+    assert!(
+        w.sim
+            .wait_for(
+                "pods",
+                NS,
+                "code-server-alice",
+                Duration::from_secs(5),
+                |p| p.is_none()
+            )
+            .await
+    );
+    let listed = w.gql(&root, ALL, json!({"status": "STOPPED"})).await;
+    let page = ok(&listed, "allCodeServers");
+    assert_eq!(page["totalCount"], 1);
+    assert_eq!(page["edges"][0]["node"]["userId"], "alice");
+    let started = w.on_id(&root, START, "code-server-alice").await;
+    assert_eq!(ok(&started, "startCodeServer")["status"], "RUNNING");
+    let pvc = w.pvc("workspace-alice").unwrap();
+    assert_eq!(
+        pvc["metadata"]["labels"]["devplatform.io/user"], "alice",
+        "started as alice's instance, not the admin's"
+    );
+    let deleted = w.on_id(&root, DELETE, "code-server-bob").await;
+    assert_eq!(ok(&deleted, "deleteCodeServer"), true);
+    assert!(
+        w.sim
+            .wait_for(
+                "persistentvolumeclaims",
+                NS,
+                "workspace-bob",
+                Duration::from_secs(5),
+                |p| p.is_none()
+            )
+            .await
+    );
+    assert!(w.pvc("workspace-alice").is_some());
+}
+
 #[tokio::test]
 async fn refused_and_failed_provisioning_creates_nothing() {
     let w = world().await;

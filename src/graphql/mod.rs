@@ -3,6 +3,7 @@
 //! caller's [`Identity`](crate::auth::Identity) as request data; resolvers read it with
 //! `ctx.data_opt`, and a request without one is answered `unauthorized`.
 
+mod admin;
 mod args;
 mod convert;
 mod error;
@@ -22,9 +23,9 @@ pub use self::{
     mutation::Mutation,
     query::Query,
     types::{
-        CodeServerInstance, InstanceStats, InstanceStatus, PlanAction, PlanResult, PlanStep,
-        ProvisionResult, RenderResult, Repository, TemplateRefusal, TemplateSet,
-        WorkspaceRepository,
+        CodeServerConnection, CodeServerEdge, CodeServerInstance, InstanceStats, InstanceStatus,
+        PageInfo, PlanAction, PlanResult, PlanStep, ProvisionResult, RenderResult, Repository,
+        TemplateRefusal, TemplateSet, WorkspaceRepository,
     },
 };
 use crate::{gitea::GiteaClient, http::ReadyCheck, metrics::Metrics, reconcile::Reconciler};

@@ -3,8 +3,8 @@
 use async_graphql::{Context, Object};
 
 use super::{
-    ApiError, CodeServerInstance, InstanceStats, InstanceStatus, PlanResult, RenderResult,
-    Repository, Services, TemplateRefusal, TemplateSet, args,
+    ApiError, CodeServerConnection, CodeServerInstance, InstanceStats, InstanceStatus, PlanResult,
+    RenderResult, Repository, Services, TemplateRefusal, TemplateSet, args,
     convert::{owner, record_stats},
 };
 use crate::{
@@ -173,6 +173,22 @@ impl Query {
         let stats = services.reconciler.stats().await?;
         record_stats(&services.metrics, &stats);
         Ok((&stats).into())
+    }
+
+    /// Every instance, as a cursor connection ordered by id (admin only): optionally only
+    /// `user`'s or those in `status`; `first` (1 to 100, 20 by default) after the cursor
+    /// `after`.
+    async fn all_code_servers(
+        &self,
+        ctx: &Context<'_>,
+        user: Option<String>,
+        status: Option<InstanceStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<CodeServerConnection, ApiError> {
+        let identity = caller(ctx)?;
+        let services = services(ctx)?;
+        super::admin::all_code_servers(services, identity, user, status, first, after).await
     }
 
     /// The Gitea repositories the caller can read.

@@ -63,6 +63,35 @@ pub struct WorkspaceRepository {
     pub clone_url: String,
 }
 
+/// A page of `allCodeServers`.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct CodeServerConnection {
+    /// The instances of this page, ordered by id.
+    pub edges: Vec<CodeServerEdge>,
+    /// Where the page ends.
+    pub page_info: PageInfo,
+    /// Instances matching the filter, over every page.
+    pub total_count: i32,
+}
+
+/// One instance of a page, with its cursor.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct CodeServerEdge {
+    /// Opaque; pass as `after` to continue after this instance.
+    pub cursor: String,
+    /// The instance.
+    pub node: CodeServerInstance,
+}
+
+/// Where a page ends.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct PageInfo {
+    /// True when more instances follow.
+    pub has_next_page: bool,
+    /// The cursor of the last instance of the page; null for an empty page.
+    pub end_cursor: Option<String>,
+}
+
 /// What `provisionCodeServer` did.
 #[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
 pub struct ProvisionResult {

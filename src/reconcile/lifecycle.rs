@@ -545,7 +545,7 @@ impl Reconciler {
             .collect()
     }
 
-    fn instance(
+    pub(super) fn instance(
         &self,
         pvc: &k8s_openapi::api::core::v1::PersistentVolumeClaim,
         pod: Option<&Pod>,
@@ -711,7 +711,7 @@ impl Reconciler {
         Ok(self.plan_desired(&id, &desired, &recorded).await?.0)
     }
 
-    async fn list_pvcs_and_pods(
+    pub(super) async fn list_pvcs_and_pods(
         &self,
         pvc_lp: &ListParams,
         pod_lp: &ListParams,
@@ -776,7 +776,7 @@ fn recorded_name(pvc: &k8s_openapi::api::core::v1::PersistentVolumeClaim) -> Opt
 
 /// `owner` as recorded on `pvc`: its safe name and, when the owner key is not that name,
 /// the `sub` it was derived from. For reading another user's instance (dry runs, status).
-fn owner_with_labels(
+pub(super) fn owner_with_labels(
     mut owner: Owner,
     pvc: &k8s_openapi::api::core::v1::PersistentVolumeClaim,
 ) -> Owner {

@@ -3,6 +3,7 @@
 //! live objects. One async function per lifecycle operation; the GraphQL layer calls
 //! these and builds no Kubernetes objects itself.
 
+mod admin;
 pub mod apply;
 mod error;
 mod explain;
@@ -20,6 +21,7 @@ use std::{
 use kube::Client;
 
 pub use self::{
+    admin::InstanceFilter,
     error::{Error, MAX_ATTEMPTS, reason, retry_delay, with_retry},
     kinds::Kinds,
     lifecycle::{Provisioned, Stats},
