@@ -306,6 +306,10 @@ pub struct RenderArgs {
     /// Output format.
     #[arg(long = "output", short = 'o', value_enum, default_value_t = OutputFormat::Yaml)]
     pub output: OutputFormat,
+    /// Kubeconfig of a cluster to read the user's instance record from (its owner and
+    /// repositories, as provisioning would); offline when unset.
+    #[arg(long = "kubeconfig", value_name = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// Arguments of `validate-templates`.

@@ -40,7 +40,13 @@ fn main() -> ExitCode {
         Some(Command::Healthcheck(args)) => {
             run_async(None, async move { cli::healthcheck_command(&args).await })
         }
-        Some(Command::Render(args)) => offline(|out| cli::render_command(&args, out)),
+        Some(Command::Render(args)) => match args.kubeconfig.clone() {
+            None => offline(|out| cli::render_command(&args, out)),
+            Some(kubeconfig) => run_async(None, async move {
+                let mut out = std::io::stdout();
+                cli::render_live_command(&args, &kubeconfig, &mut out).await
+            }),
+        },
         Some(Command::ValidateTemplates(args)) => offline(|out| cli::validate_command(&args, out)),
     }
 }

@@ -12,6 +12,7 @@ use codeserver_service::{
     sim::{Fault, PodBehaviour, Sim},
     values::{Owner, Repo},
 };
+use serde::Deserialize;
 use serde_json::Value;
 
 const NS: &str = "codeserver-instances";
@@ -935,6 +936,117 @@ async fn the_plan_command_shows_what_provisioning_would_change_and_changes_nothi
         "{changed}"
     );
     assert!(changed.contains("\"value\": 8000"), "{changed}");
+}
+
+/// Runs the binary with `args` and the simulated cluster's kubeconfig; its stdout.
+async fn run_cli(kubeconfig: &std::path::Path, args: &[&str]) -> String {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_codeserver-service"))
+        .args(args)
+        .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn write_kubeconfig(e: &Env, dir: &tempfile::TempDir) -> std::path::PathBuf {
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        serde_yaml_ng::to_string(&e.sim.kubeconfig()).unwrap(),
+    )
+    .unwrap();
+    kubeconfig
+}
+
+const JOHN_TARGET: &[&str] = &[
+    "--user",
+    "John.Doe",
+    "--email",
+    "john@corp.example",
+    "--repo-owner",
+    "devteam",
+    "--repo-name",
+    "backend-api",
+];
+
+#[tokio::test]
+async fn applying_what_render_prints_leaves_nothing_for_plan_to_change() {
+    let e = env().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = write_kubeconfig(&e, &dir);
+    let sub = ["--sub", "3f1c2a9e-8a7b-4c1d-9e2f-0a1b2c3d4e5f"];
+    let render: Vec<&str> = ["render"]
+        .into_iter()
+        .chain(JOHN_TARGET.iter().copied())
+        .chain(sub)
+        .collect();
+    let manifests = run_cli(&kubeconfig, &render).await;
+    assert!(manifests.contains("devplatform.io/kinds"), "{manifests}");
+    let client = kube::Client::try_from(e.sim.config()).unwrap();
+    let kinds = Kinds::new(Some("v1".to_owned()));
+    let mut applied = 0;
+    for doc in serde_yaml_ng::Deserializer::from_str(&manifests) {
+        let value = serde_yaml_ng::Value::deserialize(doc).unwrap();
+        if value.is_null() {
+            continue;
+        }
+        let object: kube::api::DynamicObject = serde_yaml_ng::from_value(value).unwrap();
+        codeserver_service::reconcile::apply::server_side_apply(&client, &kinds, NS, &object)
+            .await
+            .unwrap();
+        applied += 1;
+    }
+    assert_eq!(applied, 5, "{manifests}");
+    let plan: Vec<&str> = ["plan"]
+        .into_iter()
+        .chain(JOHN_TARGET.iter().copied())
+        .chain(sub)
+        .collect();
+    let planned = run_cli(&kubeconfig, &plan).await;
+    assert!(
+        planned.lines().all(|l| l.starts_with("unchanged ")),
+        "render == apply: {planned}"
+    );
+}
+
+#[tokio::test]
+async fn plan_and_render_without_sub_use_the_recorded_owner_and_repositories() {
+    let e = env().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = write_kubeconfig(&e, &dir);
+    let p = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    e.rec.provision(&john(), repo("frontend")).await.unwrap();
+    e.rec.stop(&john(), &p.instance.id).await.unwrap();
+    e.rec.start(&john(), &p.instance.id).await.unwrap();
+
+    let plan: Vec<&str> = ["plan"]
+        .into_iter()
+        .chain(JOHN_TARGET.iter().copied())
+        .collect();
+    let planned = run_cli(&kubeconfig, &plan).await;
+    assert!(
+        planned.lines().all(|l| l.starts_with("unchanged ")),
+        "no false ownership change, no dropped repository: {planned}"
+    );
+    let render: Vec<&str> = ["render"]
+        .into_iter()
+        .chain(JOHN_TARGET.iter().copied())
+        .collect();
+    let manifests = run_cli(&kubeconfig, &render).await;
+    assert!(
+        manifests.contains("frontend http://gitea:3000/devteam/frontend.git"),
+        "both repositories: {manifests}"
+    );
+    assert!(
+        manifests.contains("3f1c2a9e-8a7b-4c1d-9e2f-0a1b2c3d4e5f"),
+        "the recorded owner: {manifests}"
+    );
 }
 
 #[tokio::test]

@@ -85,8 +85,6 @@ impl Reconciler {
         else {
             return Err(Error::NotFound);
         };
-        let mut owner = owner_with_labels(Owner::new(user_id.clone()), &pvc);
-        owner.email = annotations.get(naming::ANNOTATION_EMAIL).cloned();
-        Ok(owner)
+        Ok(owner_with_labels(Owner::new(user_id.clone()), &pvc))
     }
 }

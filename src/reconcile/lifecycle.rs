@@ -14,7 +14,7 @@ use rand::Rng;
 use super::{
     Error, Reconciler, Result,
     apply::{self, ApplyOptions, Outcome, Updates},
-    live::{self, dedupe_versions, identity, kinds_of, recorded_kinds},
+    live::{self, dedupe_versions, identity, kinds_of, kinds_record, recorded_kinds, stamp_kinds},
     plan::{self, Plan},
     with_retry,
 };
@@ -78,20 +78,9 @@ impl Reconciler {
             .into_iter()
             .map(|r| r.object)
             .collect();
-        let mut kinds = kinds_of(&objects);
-        kinds.extend(recorded.iter().cloned());
-        let kinds = dedupe_versions(kinds, &self.kinds);
-        let record = serde_json::to_string(&kinds).unwrap_or_else(|_| "[]".to_owned());
+        let record = kinds_record(&objects, recorded, &self.kinds);
         for o in &mut objects {
-            if o.types
-                .as_ref()
-                .is_some_and(|t| t.kind == "PersistentVolumeClaim")
-            {
-                o.metadata
-                    .annotations
-                    .get_or_insert_with(Default::default)
-                    .insert(naming::ANNOTATION_KINDS.to_owned(), record.clone());
-            }
+            stamp_kinds(o, &record);
         }
         Ok(Desired { values, objects })
     }
@@ -691,18 +680,30 @@ impl Reconciler {
     /// instance's repositories included). Makes no writes.
     pub async fn render_for(&self, owner: &Owner, repo: Repo) -> Result<Vec<RenderedObject>> {
         let (_, key) = identity(owner)?;
-        let record = self.find_record(&key).await?;
+        let record = self
+            .find_record(&key)
+            .await?
+            .filter(|p| p.metadata.deletion_timestamp.is_none());
         let (repos, _) = Self::repos_with(record.as_ref(), repo);
         let owner = Self::owner_with_record(owner, record.as_ref());
+        let recorded = recorded_kinds(record.as_ref());
         let templates = self.templates.get();
         let values = render::build_values(&templates, &self.settings, &owner, &repos, &[])?;
-        Ok(templates.render(&values)?)
+        let mut rendered = templates.render(&values)?;
+        let kinds = kinds_record(rendered.iter().map(|r| &r.object), &recorded, &self.kinds);
+        for r in &mut rendered {
+            stamp_kinds(&mut r.object, &kinds);
+        }
+        Ok(rendered)
     }
 
     /// Dry run: the plan of the caller's instance with `repo`. Makes no writes.
     pub async fn plan_for(&self, owner: &Owner, repo: Repo) -> Result<Plan> {
         let (_, key) = identity(owner)?;
-        let record = self.find_record(&key).await?;
+        let record = self
+            .find_record(&key)
+            .await?
+            .filter(|p| p.metadata.deletion_timestamp.is_none());
         let (repos, _) = Self::repos_with(record.as_ref(), repo);
         let owner = Self::owner_with_record(owner, record.as_ref());
         let recorded = recorded_kinds(record.as_ref());
@@ -781,6 +782,14 @@ pub(super) fn owner_with_labels(
     pvc: &k8s_openapi::api::core::v1::PersistentVolumeClaim,
 ) -> Owner {
     owner.known_name = recorded_name(pvc);
+    if owner.email.is_none() {
+        owner.email = pvc
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(naming::ANNOTATION_EMAIL))
+            .cloned();
+    }
     let key = pvc
         .metadata
         .labels

@@ -25,6 +25,7 @@ pub use self::{
     error::{Error, MAX_ATTEMPTS, reason, retry_delay, with_retry},
     kinds::Kinds,
     lifecycle::{Provisioned, Stats},
+    live::{kinds_record, stamp_kinds},
     plan::{Action, Plan, Step},
 };
 use crate::{config::InstanceSettings, render::ActiveTemplates};
