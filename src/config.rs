@@ -364,6 +364,10 @@ pub struct DemoArgs {
         default_value_t = 9092
     )]
     pub metrics_port: u16,
+    /// Where the demo's JSON logs go (appended), so that the banner stays on screen;
+    /// `codeserver-demo.log` in the system's temporary directory when unset.
+    #[arg(long = "log-file", value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
     /// Instance settings (templates, values, sizes) for the demo's instances.
     #[command(flatten)]
     pub instance: InstanceSettings,

@@ -147,10 +147,45 @@ async fn my_repositories_lists_what_gitea_lets_the_caller_read() {
         "{names:?}"
     );
     assert!(names.contains(&"alice/notes".to_owned()));
-    assert!(!names.iter().any(|n| n.starts_with("bob/")));
+    assert!(
+        names.contains(&"devteam/docs".to_owned()) && names.contains(&"admin/test".to_owned()),
+        "public repositories can be provisioned too: {names:?}"
+    );
+    assert!(
+        !names.contains(&"bob/secret-project".to_owned()),
+        "{names:?}"
+    );
     assert!(h.metrics.encode().contains(
         "codeserver_graphql_request_duration_seconds_count{operation=\"myRepositories\"} 1"
     ));
+    let mut paged = Vec::new();
+    for page in 1..=4 {
+        let body = h
+            .query(
+                Some(&alice),
+                &format!("{{ myRepositories(page: {page}, limit: 2) {{ owner name }} }}"),
+            )
+            .await;
+        let batch = body["data"]["myRepositories"].as_array().unwrap().clone();
+        assert!(batch.len() <= 2, "{body}");
+        paged.extend(batch.iter().map(|r| {
+            format!(
+                "{}/{}",
+                r["owner"].as_str().unwrap(),
+                r["name"].as_str().unwrap()
+            )
+        }));
+    }
+    assert_eq!(paged, names, "the pages together are the whole list");
+    for bad in ["limit: 51", "limit: 0", "page: 0", "page: 101"] {
+        let body = h
+            .query(
+                Some(&alice),
+                &format!("{{ myRepositories({bad}) {{ name }} }}"),
+            )
+            .await;
+        assert_eq!(error_of(&body).1, "BAD_USER_INPUT", "{bad}: {body}");
+    }
 }
 
 #[tokio::test]

@@ -191,11 +191,28 @@ impl Query {
         super::admin::all_code_servers(services, identity, user, status, first, after).await
     }
 
-    /// The Gitea repositories the caller can read.
-    async fn my_repositories(&self, ctx: &Context<'_>) -> Result<Vec<Repository>, ApiError> {
+    /// The Gitea repositories the caller can provision: their own, their organisations',
+    /// those they collaborate on, and public ones. With `page` (from 1) and `limit` (1 to
+    /// 50, 50 by default), one page; without `page`, every page.
+    async fn my_repositories(
+        &self,
+        ctx: &Context<'_>,
+        page: Option<i32>,
+        limit: Option<i32>,
+    ) -> Result<Vec<Repository>, ApiError> {
         let identity = caller(ctx)?;
         let services = services(ctx)?;
-        let repos = services.gitea.repositories(token(identity)?).await?;
+        let (page, limit) = args::repository_page(page, limit)?;
+        let token = token(identity)?;
+        let repos = match page {
+            Some(page) => {
+                services
+                    .gitea
+                    .provisionable_page(token, page, limit)
+                    .await?
+            }
+            None => services.gitea.provisionable(token).await?,
+        };
         Ok(repos.into_iter().map(Repository::from).collect())
     }
 
