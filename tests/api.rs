@@ -544,6 +544,7 @@ const ADDITIONS: &[(&str, &str)] = &[
         "type CodeServerInstance",
         "repositories: [WorkspaceRepository!]!",
     ),
+    ("type CodeServerInstance", "events: [InstanceEvent!]!"),
 ];
 
 /// `type Name { ... }` blocks of an SDL text as (header, member lines), descriptions dropped.

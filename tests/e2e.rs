@@ -368,6 +368,42 @@ async fn a_failed_instance_says_why_and_lists_every_repository() {
         logs["errors"][0]["extensions"]["reason"].is_string(),
         "{logs}"
     );
+    let got = w
+        .on_id(
+            &alice,
+            "query($id: String!) { codeServer(id: $id) { events { type reason message count lastSeen object } } }",
+            id,
+        )
+        .await;
+    let events = ok(&got, "codeServer")["events"].as_array().unwrap().clone();
+    let has = |kind: &str, reason: &str| {
+        events
+            .iter()
+            .any(|e| e["type"] == kind && e["reason"] == reason)
+    };
+    assert!(has("Normal", "Scheduled"), "{events:?}");
+    assert!(has("Warning", "Failed"), "{events:?}");
+    assert!(
+        events.iter().any(|e| e["message"]
+            .as_str()
+            .unwrap()
+            .contains("codercom/code-server")),
+        "the image is named: {events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e["object"] == "Pod/code-server-alice")
+    );
+    let seen: Vec<&str> = events
+        .iter()
+        .map(|e| e["lastSeen"].as_str().unwrap())
+        .collect();
+    assert!(
+        seen.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {seen:?}"
+    );
+    assert!(events.len() <= 20);
 
     w.sim.set_pod_behaviour(id, sim::PodBehaviour::Normal);
     ok(

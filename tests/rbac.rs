@@ -98,7 +98,13 @@ async fn the_role_grants_exactly_what_the_service_uses() {
         .expect("a second repository");
     reconciler.stop(&owner, &id).await.expect("stop");
     reconciler.start(&owner, &id).await.expect("start");
+    reconciler.events(&id).await.expect("events");
     reconciler.delete(&owner, &id).await.expect("delete");
+    // Provisioning right after a delete watches the old volume go.
+    reconciler
+        .provision(&owner, repo("backend-api"))
+        .await
+        .expect("provision after delete");
 
     let requests: Vec<Request> = sim
         .requests()

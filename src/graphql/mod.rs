@@ -18,14 +18,14 @@ use async_graphql::{EmptySubscription, Schema};
 
 pub use self::{
     convert::{owner, record_stats},
-    error::{ApiError, Code, error_chain},
+    error::{ApiError, Code, error_chain, redact},
     extension::RequestMetrics,
     mutation::Mutation,
     query::Query,
     types::{
-        CodeServerConnection, CodeServerEdge, CodeServerInstance, InstanceStats, InstanceStatus,
-        PageInfo, PlanAction, PlanResult, PlanStep, ProvisionResult, RenderResult, Repository,
-        TemplateRefusal, TemplateSet, WorkspaceRepository,
+        CodeServerConnection, CodeServerEdge, CodeServerInstance, InstanceEvent, InstanceStats,
+        InstanceStatus, PageInfo, PlanAction, PlanResult, PlanStep, ProvisionResult, RenderResult,
+        Repository, TemplateRefusal, TemplateSet, WorkspaceRepository,
     },
 };
 use crate::{gitea::GiteaClient, http::ReadyCheck, metrics::Metrics, reconcile::Reconciler};

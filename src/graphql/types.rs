@@ -1,7 +1,7 @@
 //! The spec's GraphQL types, names and nullability exactly as written there, plus the
 //! additions of this service (`Repository`, and the dry-run render and plan answers).
 
-use async_graphql::{Enum, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, SimpleObject};
 
 use crate::gitea;
 
@@ -24,6 +24,7 @@ pub enum InstanceStatus {
 
 /// A user's code-server instance: one workspace volume and, while running, one pod.
 #[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+#[graphql(complex)]
 pub struct CodeServerInstance {
     /// Instance id, `code-server-<name>`.
     pub id: String,
@@ -50,6 +51,24 @@ pub struct CodeServerInstance {
     /// Every repository of the workspace, in the order they were added; `repoOwner` and
     /// `repoName` are the first.
     pub repositories: Vec<WorkspaceRepository>,
+}
+
+/// A Kubernetes event of an instance's pod or workspace volume.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct InstanceEvent {
+    /// `Normal` or `Warning`.
+    #[graphql(name = "type")]
+    pub type_: String,
+    /// Machine-readable reason (`Scheduled`, `Pulling`, `BackOff`, `FailedScheduling`).
+    pub reason: String,
+    /// For people.
+    pub message: String,
+    /// How many times it happened.
+    pub count: i32,
+    /// When it last happened (RFC 3339).
+    pub last_seen: Option<String>,
+    /// `Kind/name` of the object it is about.
+    pub object: String,
 }
 
 /// A repository recorded in an instance's workspace.
@@ -90,6 +109,29 @@ pub struct PageInfo {
     pub has_next_page: bool,
     /// The cursor of the last instance of the page; null for an empty page.
     pub end_cursor: Option<String>,
+}
+
+#[ComplexObject]
+impl CodeServerInstance {
+    /// The recent Kubernetes events of the instance's pod and workspace volume, newest
+    /// first, at most 20. Read from the cluster only when asked for.
+    async fn events(&self, ctx: &Context<'_>) -> Result<Vec<InstanceEvent>, super::ApiError> {
+        // NB: an instance only reaches an answer after its owner (or an admin) was
+        // checked, so its id needs no second check here.
+        let services = super::query::services(ctx)?;
+        let events = services.reconciler.events(&self.id).await?;
+        Ok(events
+            .into_iter()
+            .map(|e| InstanceEvent {
+                type_: e.type_,
+                reason: e.reason,
+                message: super::redact(&e.message),
+                count: e.count,
+                last_seen: e.last_seen,
+                object: e.object,
+            })
+            .collect())
+    }
 }
 
 /// What `provisionCodeServer` did.

@@ -6,6 +6,7 @@
 mod admin;
 pub mod apply;
 mod error;
+mod events;
 mod explain;
 pub mod kinds;
 mod lifecycle;
@@ -23,6 +24,7 @@ use kube::Client;
 pub use self::{
     admin::InstanceFilter,
     error::{Error, MAX_ATTEMPTS, reason, retry_delay, with_retry},
+    events::{InstanceEvent, MAX_EVENTS},
     kinds::Kinds,
     lifecycle::{Provisioned, Stats},
     live::{kinds_record, stamp_kinds},

@@ -155,6 +155,16 @@ pub const RESOURCES: &[ResourceDef] = &[
         short_names: &["vs"],
         subresources: NONE,
     },
+    ResourceDef {
+        group: "",
+        versions: &["v1"],
+        plural: "events",
+        singular: "event",
+        kind: "Event",
+        namespaced: true,
+        short_names: &["ev"],
+        subresources: NONE,
+    },
 ];
 
 /// Resource id (index into [`RESOURCES`]).
@@ -214,4 +224,6 @@ pub mod ids {
     pub const PVCS: ResId = 3;
     /// jobs
     pub const JOBS: ResId = 7;
+    /// events (core/v1)
+    pub const EVENTS: ResId = 9;
 }
