@@ -437,6 +437,33 @@ async fn a_failed_instance_says_why_and_lists_every_repository() {
     );
 }
 
+/// The JSON log lines of this test process, captured once for every test.
+fn captured_logs() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Capture {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = buffer.clone();
+        tracing_subscriber::fmt()
+            .json()
+            .with_writer(move || Capture(writer.clone()))
+            .try_init()
+            .unwrap();
+        buffer
+    })
+    .clone()
+}
+
 const ALL: &str = "query($user: String, $status: InstanceStatus, $first: Int, $after: String) { allCodeServers(user: $user, status: $status, first: $first, after: $after) { totalCount edges { cursor node { id userId status } } pageInfo { hasNextPage endCursor } } }";
 
 #[tokio::test]
@@ -482,8 +509,18 @@ async fn admins_list_every_instance_page_by_page_and_act_on_any() {
         assert_eq!(error_of(&body).1, "BAD_USER_INPUT", "{bad}: {body}");
     }
 
+    let logs = captured_logs();
     let stopped = w.on_id(&root, STOP, "code-server-alice").await;
     assert_eq!(ok(&stopped, "stopCodeServer"), true);
+    let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let logged = text.lines().any(|l| {
+        l.contains("admin action on another user's instance")
+            && l.contains(r#""admin":"root""#)
+            && l.contains(r#""action":"stop""#)
+            && l.contains(r#""instance":"code-server-alice""#)
+            && l.contains(r#""owner":"alice""#)
+    });
+    assert!(logged, "the admin and the target are logged: {text}");
     assert!(
         w.sim
             .wait_for(

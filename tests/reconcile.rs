@@ -316,6 +316,39 @@ async fn provisioning_right_after_a_delete_creates_a_fresh_instance() {
 }
 
 #[tokio::test]
+async fn a_volume_that_does_not_go_answers_instance_is_being_deleted() {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    use kube::api::{Patch, PatchParams};
+    let e = env_ready_within(
+        Templates::builtin().unwrap(),
+        Some("v1"),
+        Duration::from_millis(500),
+    )
+    .await;
+    let first = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    // Another controller holds the volume (as a backup tool's finalizer would).
+    let pvcs: kube::Api<PersistentVolumeClaim> =
+        kube::Api::namespaced(kube::Client::try_from(e.sim.config()).unwrap(), NS);
+    let hold = serde_json::json!({"metadata": {"finalizers": ["kubernetes.io/pvc-protection", "backup.example.com/hold"]}});
+    pvcs.patch(
+        &first.instance.pvc_name,
+        &PatchParams::default(),
+        &Patch::Merge(&hold),
+    )
+    .await
+    .unwrap();
+    e.rec.delete(&john(), &first.instance.id).await.unwrap();
+    e.sim.reset_requests();
+    let again = e.rec.provision(&john(), repo("frontend")).await;
+    assert!(matches!(again, Err(Error::BeingDeleted)), "{again:?}");
+    assert!(
+        e.sim.writes().is_empty(),
+        "nothing is applied over a volume being deleted: {:?}",
+        e.sim.writes()
+    );
+}
+
+#[tokio::test]
 async fn stop_keeps_the_volume_and_start_brings_the_pod_back() {
     let e = env().await;
     let p = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
