@@ -393,8 +393,12 @@ async fn a_failed_instance_says_why_and_lists_every_repository() {
     assert!(
         events
             .iter()
-            .all(|e| e["object"] == "Pod/code-server-alice")
+            .any(|e| e["object"] == "PersistentVolumeClaim/workspace-alice"
+                && e["reason"] == "ProvisioningSucceeded"),
+        "the volume's events too: {events:?}"
     );
+    assert!(events.iter().all(|e| e["object"] == "Pod/code-server-alice"
+        || e["object"] == "PersistentVolumeClaim/workspace-alice"));
     let seen: Vec<&str> = events
         .iter()
         .map(|e| e["lastSeen"].as_str().unwrap())
