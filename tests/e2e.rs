@@ -564,6 +564,43 @@ async fn admins_list_every_instance_page_by_page_and_act_on_any() {
 }
 
 #[tokio::test]
+async fn a_failed_clone_names_the_repository_without_internal_urls() {
+    let w = world().await;
+    let alice = w.token("alice", &[]);
+    let id = "code-server-alice";
+    w.sim.set_pod_behaviour(id, sim::PodBehaviour::InitFail);
+    let body = w.provision(&alice, "devteam", "docs").await;
+    let result = ok(&body, "provisionCodeServer");
+    assert_eq!(result["instance"]["status"], "ERROR", "{result}");
+    let got = w
+        .on_id(
+            &alice,
+            "query($id: String!) { codeServer(id: $id) { status statusMessage } }",
+            id,
+        )
+        .await;
+    let reason = ok(&got, "codeServer")["statusMessage"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(reason.contains("git-clone failed"), "{reason}");
+    assert!(reason.contains("error: cloning repo failed"), "{reason}");
+    assert!(
+        reason.contains("fatal: repository '<url>' not found"),
+        "{reason}"
+    );
+    assert!(!reason.contains("http"), "no internal URL: {reason}");
+    let message = result["message"].as_str().unwrap();
+    assert!(!message.contains("http"), "{message}");
+    let logs = w.on_id(&alice, LOGS, id).await;
+    let text = ok(&logs, "codeServerLogs").as_str().unwrap();
+    assert!(
+        text.contains("error: cloning repo failed"),
+        "the clone container's log: {text}"
+    );
+}
+
+#[tokio::test]
 async fn refused_and_failed_provisioning_creates_nothing() {
     let w = world().await;
     let bob = w.token("bob", &[]);

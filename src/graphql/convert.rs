@@ -3,7 +3,7 @@
 
 use super::{
     ApiError, CodeServerInstance, InstanceStats, InstanceStatus, PlanAction, PlanResult, PlanStep,
-    ProvisionResult, WorkspaceRepository, error_chain,
+    ProvisionResult, WorkspaceRepository, error_chain, redact,
 };
 use crate::{
     auth::Identity,
@@ -70,9 +70,11 @@ impl From<Instance> for CodeServerInstance {
             // there is nothing true to say here; the spec makes the field nullable.
             last_accessed_at: None,
             storage_used: instance.storage.map(|q| q.to_binary_si()),
+            // NB: reasons quote the clone log and pod statuses, which may name internal
+            // URLs (the clone URL, a registry); callers see them redacted.
             status_message: match instance.status.status {
                 instance::InstanceStatus::Running | instance::InstanceStatus::Stopped => None,
-                _ => instance.status.reason,
+                _ => instance.status.reason.as_deref().map(redact),
             },
             repositories: instance
                 .repos
@@ -91,7 +93,7 @@ impl From<Provisioned> for ProvisionResult {
     fn from(provisioned: Provisioned) -> Self {
         Self {
             instance: provisioned.instance.into(),
-            message: provisioned.message,
+            message: redact(&provisioned.message),
             is_new: provisioned.is_new,
         }
     }

@@ -48,8 +48,15 @@ impl Reconciler {
     }
 }
 
+/// The most events read per object.
+///
+/// NB: the API server pages in name order, not by time, so a page could miss the newest;
+/// events of one object are aggregated (one per reason and message, with a count), so an
+/// object has far fewer than this and the cap only bounds a pathological case.
+const MAX_READ: u32 = 500;
+
 async fn list_events(api: &Api<Event>, selector: &str) -> Result<Vec<Event>> {
-    let lp = ListParams::default().fields(selector);
+    let lp = ListParams::default().fields(selector).limit(MAX_READ);
     with_retry("list events", || api.list(&lp))
         .await
         .map(|l| l.items)

@@ -458,7 +458,10 @@ async fn failure_modes_on_demand() {
         )
         .await
         .unwrap();
-    assert!(logs.contains("fatal: repository not found"), "{logs}");
+    assert!(
+        logs.contains("fatal: repository 'http://gitea:3000/devteam/repo.git/' not found"),
+        "{logs}"
+    );
     wait_pod(&sim, "clonefail", |p| {
         waiting_reason(p, "initContainerStatuses") == "CrashLoopBackOff"
     })

@@ -83,7 +83,7 @@ pub(crate) fn init_log_lines(c: &Value, fail: bool) -> Vec<String> {
             "cloning repo".to_string(),
             "Cloning into '/home/coder/workspace/repo'...".to_string(),
             "remote: Repository not found.".to_string(),
-            "fatal: repository not found".to_string(),
+            "fatal: repository 'http://gitea:3000/devteam/repo.git/' not found".to_string(),
             "error: cloning repo failed".to_string(),
             format!("{name}: clone failed, exiting with status 1"),
         ]
