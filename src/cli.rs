@@ -1,4 +1,4 @@
-//! The offline commands: `render` and `validate-templates`. They write to any writer so
+//! The developer commands: `render`, `plan` and `validate-templates`. They write to any writer so
 //! tests drive them in-process; `main` only maps their result to an exit status.
 
 use std::io::Write;
@@ -60,20 +60,92 @@ pub fn target(args: &TargetArgs) -> Result<(Owner, Repo), CliError> {
     Ok((owner, repo))
 }
 
-/// Renders the manifests for one user and repository.
+/// Renders the manifests for one user and repository, as a new instance would have
+/// them (the PVC stamped with its kinds record, as provisioning stamps it).
 pub fn render_objects(args: &TargetArgs) -> Result<Vec<RenderedObject>, CliError> {
     let templates = Templates::load(args.instance.templates_dir.as_deref())?
         .with_values_files(&args.instance.values_files)?;
     let (owner, repo) = target(args)?;
     let values = render::build_values(&templates, &args.instance, &owner, &[repo], &args.set)?;
-    Ok(templates.render(&values)?)
+    let mut rendered = templates.render(&values)?;
+    let kinds = reconcile::kinds_record(
+        rendered.iter().map(|r| &r.object),
+        &Default::default(),
+        &Kinds::new(None),
+    );
+    for r in &mut rendered {
+        reconcile::stamp_kinds(&mut r.object, &kinds);
+    }
+    Ok(rendered)
 }
 
-/// `render`: prints the manifests as multi-document YAML or one JSON list.
+/// A reconciler over the cluster of `kubeconfig` for the dry-run commands, with the
+/// templates and values of `args`.
+async fn dry_run_reconciler(
+    args: &TargetArgs,
+    kubeconfig: Option<&std::path::Path>,
+) -> Result<Reconciler, CliError> {
+    let mut templates = Templates::load(args.instance.templates_dir.as_deref())?
+        .with_values_files(&args.instance.values_files)?;
+    templates.set_values(&args.set)?;
+    let client = crate::serve::kube_client(kubeconfig).await?;
+    let kinds = Kinds::discover(&client).await?;
+    let active = Arc::new(render::ActiveTemplates::new(templates));
+    Ok(Reconciler::new(
+        client,
+        kinds,
+        active,
+        args.instance.clone(),
+        Timeouts::default(),
+    ))
+}
+
+/// The owner a dry-run command is for: with `--sub`, the one given; without, the owner
+/// recorded on the user's instance (as the GraphQL dry runs look it up), so that a plan
+/// shows no false ownership change. `--email` overrides the recorded email.
+async fn dry_run_owner(reconciler: &Reconciler, args: &TargetArgs) -> Result<Owner, CliError> {
+    let (given, _) = target(args)?;
+    if given.sub.is_some() {
+        return Ok(given);
+    }
+    let mut owner = reconciler.named_owner(&args.user).await?;
+    if given.email.is_some() {
+        owner.email = given.email;
+    }
+    Ok(owner)
+}
+
+/// `render` without a cluster: prints the manifests as multi-document YAML or one JSON
+/// list.
 pub fn render_command(args: &RenderArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let objects = render_objects(&args.target)?;
-    match args.output {
-        OutputFormat::Yaml => out.write_all(to_yaml(&objects)?.as_bytes())?,
+    write_objects(&objects, args.output, out)
+}
+
+/// `render --kubeconfig`: the user's recorded instance (owner, repositories, kinds) with
+/// the repository added, as `renderCodeServer` renders it. Makes no writes.
+pub async fn render_live_command(
+    args: &RenderArgs,
+    kubeconfig: &std::path::Path,
+    out: &mut (dyn Write + Send),
+) -> Result<(), CliError> {
+    let reconciler = dry_run_reconciler(&args.target, Some(kubeconfig)).await?;
+    let owner = dry_run_owner(&reconciler, &args.target).await?;
+    let (_, repo) = target(&args.target)?;
+    let objects = reconciler.render_for(&owner, repo).await?;
+    let mut text = Vec::new();
+    write_objects(&objects, args.output, &mut text)?;
+    out.write_all(&text)?;
+    Ok(())
+}
+
+fn write_objects(
+    objects: &[RenderedObject],
+    output: OutputFormat,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    match output {
+        OutputFormat::Yaml => out.write_all(to_yaml(objects)?.as_bytes())?,
         OutputFormat::Json => {
             let list: Vec<_> = objects.iter().map(|r| &r.object).collect();
             let text = serde_json::to_string_pretty(&list)
@@ -122,20 +194,9 @@ pub fn validate_command(args: &ValidateArgs, out: &mut dyn Write) -> Result<(), 
 /// `plan`: what provisioning the user and repository would change in the cluster from
 /// KUBECONFIG, one line per object with the JSON patch under updates. Changes nothing.
 pub async fn plan_command(args: &PlanArgs, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
-    let mut templates = Templates::load(args.target.instance.templates_dir.as_deref())?
-        .with_values_files(&args.target.instance.values_files)?;
-    templates.set_values(&args.target.set)?;
-    let (owner, repo) = target(&args.target)?;
-    let client = crate::serve::kube_client(args.kubeconfig.as_deref()).await?;
-    let kinds = Kinds::discover(&client).await?;
-    let active = Arc::new(render::ActiveTemplates::new(templates));
-    let reconciler = Reconciler::new(
-        client,
-        kinds,
-        active,
-        args.target.instance.clone(),
-        Timeouts::default(),
-    );
+    let reconciler = dry_run_reconciler(&args.target, args.kubeconfig.as_deref()).await?;
+    let owner = dry_run_owner(&reconciler, &args.target).await?;
+    let (_, repo) = target(&args.target)?;
     let plan = reconciler.plan_for(&owner, repo).await?;
     write!(out, "{plan}")?;
     Ok(())

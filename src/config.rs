@@ -453,6 +453,10 @@ pub struct RenderArgs {
     /// Output format.
     #[arg(long = "output", short = 'o', value_enum, default_value_t = OutputFormat::Yaml)]
     pub output: OutputFormat,
+    /// Kubeconfig of a cluster to read the user's instance record from (its owner and
+    /// repositories, as provisioning would); offline when unset.
+    #[arg(long = "kubeconfig", value_name = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// Arguments of `validate-templates`.
@@ -507,6 +511,10 @@ pub struct DemoArgs {
         default_value_t = 9092
     )]
     pub metrics_port: u16,
+    /// Where the demo's JSON logs go (appended), so that the banner stays on screen;
+    /// `codeserver-demo.log` in the system's temporary directory when unset.
+    #[arg(long = "log-file", value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
     /// Instance settings (templates, values, sizes) for the demo's instances.
     #[command(flatten)]
     pub instance: InstanceSettings,

@@ -64,7 +64,18 @@ pub fn simulated_parts(
     }
 }
 
-/// Runs the demo until Ctrl-C.
+/// The log level of the demo's log file.
+pub const LOG_LEVEL: &str = "info,warp::server=off";
+
+/// The file the demo's logs go to: `--log-file`, else `codeserver-demo.log` in the
+/// system's temporary directory.
+pub fn log_file(args: &DemoArgs) -> std::path::PathBuf {
+    args.log_file
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("codeserver-demo.log"))
+}
+
+/// Runs the demo until Ctrl-C. Logging is set up by the caller (see [`log_file`]).
 pub async fn demo(args: &DemoArgs) -> Result<(), DemoError> {
     crate::install_crypto();
     let sim = Sim::start_with(SimOptions::realistic())
@@ -124,6 +135,12 @@ pub async fn demo(args: &DemoArgs) -> Result<(), DemoError> {
         "{}",
         banner(args, &sim.url(), &gitea.url(), &issuer.jwks_url(), &tokens)
     );
+    tracing::info!(
+        port = args.port,
+        metrics_port = args.metrics_port,
+        version = crate::VERSION,
+        "demo serving"
+    );
     let outcome = serve::run(
         routes,
         &format!("127.0.0.1:{}", args.port),
@@ -160,7 +177,12 @@ fn banner(
     );
     let _ = writeln!(out, "  cluster (sim)   {cluster}");
     let _ = writeln!(out, "  Gitea (sim)     {gitea}");
-    let _ = writeln!(out, "  JWKS            {jwks}\n");
+    let _ = writeln!(out, "  JWKS            {jwks}");
+    let _ = writeln!(
+        out,
+        "  logs (JSON)     {}   (warnings also on stderr)\n",
+        log_file(args).display()
+    );
     let _ = writeln!(out, "Repositories:");
     for repo in default_repos() {
         let visibility = if repo.private { "private" } else { "public" };
@@ -220,5 +242,9 @@ mod tests {
         assert!(text.contains("provisionCodeServer"));
         assert!(text.contains("devteam/backend-api (private, collaborators: alice, bob)"));
         assert!(!text.contains("0.0.0.0"), "everything stays on loopback");
+        assert!(
+            text.contains(&format!("logs (JSON)     {}", log_file(&args).display())),
+            "{text}"
+        );
     }
 }

@@ -8,12 +8,15 @@
 //! few times with capped exponential backoff; after that the call fails as
 //! [`GiteaError::Unavailable`].
 
+mod search;
+
 use std::{fmt, time::Duration};
 
 use reqwest::StatusCode;
 use serde::Deserialize;
 use url::Url;
 
+pub use self::search::MAX_PAGE;
 use crate::{
     metrics::Metrics,
     naming::{NamingError, validate_repo_part},

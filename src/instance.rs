@@ -162,14 +162,56 @@ pub fn derive_status(pod: Option<&Pod>, now_unix: i64, unschedulable_after: Dura
 fn fatal_waiting(c: &ContainerStatus) -> Option<String> {
     let w = c.state.as_ref()?.waiting.as_ref()?;
     let reason = w.reason.as_deref()?;
-    FATAL_WAITING.contains(&reason).then(|| {
-        format!(
-            "container {} {}: {}",
+    if !FATAL_WAITING.contains(&reason) {
+        return None;
+    }
+    // NB: a crash loop's waiting message only says "back-off"; the last termination
+    // says why the container exited.
+    let last = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+    if let (Some(t), "CrashLoopBackOff") = (last, reason) {
+        return Some(format!(
+            "container {} CrashLoopBackOff: last exit code {} ({}), restarted {} times",
             c.name,
-            reason,
-            w.message.as_deref().unwrap_or("see codeServerLogs")
-        )
-    })
+            t.exit_code,
+            t.message
+                .as_deref()
+                .or(t.reason.as_deref())
+                .unwrap_or("no reason given"),
+            c.restart_count
+        ));
+    }
+    Some(format!(
+        "container {} {}: {}",
+        c.name,
+        reason,
+        w.message.as_deref().unwrap_or("see codeServerLogs")
+    ))
+}
+
+/// Why the workspace volume `pvc` is not usable yet, when it is not bound.
+pub fn volume_pending(pvc: &PersistentVolumeClaim) -> Option<String> {
+    let status = pvc.status.as_ref();
+    let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+    if phase == "Bound" {
+        return None;
+    }
+    let condition = status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.status == "True" || c.message.is_some())
+        })
+        .map(|c| {
+            format!(
+                ": {}",
+                c.message
+                    .as_deref()
+                    .or(c.reason.as_deref())
+                    .unwrap_or(&c.type_)
+            )
+        })
+        .unwrap_or_default();
+    Some(format!("workspace volume {phase}{condition}"))
 }
 
 /// True when the pod's init (clone) container failed: its logs explain more than the
@@ -259,6 +301,14 @@ impl Instance {
             })
             .and_then(|q| q.0.parse().ok());
         let host = naming::host(&name, base_domain);
+        let mut status = derive_status(pod, now_unix, unschedulable_after);
+        if matches!(
+            status.status,
+            InstanceStatus::Pending | InstanceStatus::Starting
+        ) && status.reason.is_none()
+        {
+            status.reason = volume_pending(pvc);
+        }
         Some(Self {
             user_id: annotations
                 .get(naming::ANNOTATION_USER_ID)
@@ -270,7 +320,7 @@ impl Instance {
                 .unwrap_or_else(|| name.clone()),
             repos,
             url: format!("https://{host}"),
-            status: derive_status(pod, now_unix, unschedulable_after),
+            status,
             created_at: pvc
                 .metadata
                 .creation_timestamp
@@ -358,6 +408,12 @@ mod tests {
                 "CrashLoopBackOff",
             ),
             (
+                json!({"phase": "Running", "containerStatuses": [{"name": "code-server", "image": "i", "imageID": "", "ready": false, "restartCount": 3,
+                "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}},
+                "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}),
+                "last exit code 137 (OOMKilled), restarted 3 times",
+            ),
+            (
                 json!({"phase": "Pending", "containerStatuses": [{"name": "code-server", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
                 "state": {"waiting": {"reason": "CreateContainerConfigError", "message": "secret \"x\" not found"}}}]}),
                 "secret \"x\" not found",
@@ -386,6 +442,24 @@ mod tests {
                 s.reason
             );
         }
+    }
+
+    #[test]
+    fn an_unbound_volume_explains_a_pending_instance() {
+        let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
+            "metadata": {"name": "workspace-jd", "labels": {"app.kubernetes.io/instance": "code-server-jd", "devplatform.io/user": "jd"}},
+            "status": {"phase": "Pending", "conditions": [{"type": "Resizing", "status": "False", "message": "waiting for first consumer"}]}})).unwrap();
+        let pending = pod(json!({"phase": "Pending"}));
+        let i = Instance::from_live(&pvc, Some(&pending), "d", NOW, Duration::ZERO).unwrap();
+        assert_eq!(i.status.status, InstanceStatus::Pending);
+        assert_eq!(
+            i.status.reason.as_deref(),
+            Some("workspace volume Pending: waiting for first consumer")
+        );
+        let mut bound = pvc.clone();
+        bound.status.as_mut().unwrap().phase = Some("Bound".into());
+        let i = Instance::from_live(&bound, Some(&pending), "d", NOW, Duration::ZERO).unwrap();
+        assert_eq!(i.status.reason, None);
     }
 
     #[test]

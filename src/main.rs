@@ -27,8 +27,15 @@ fn main() -> ExitCode {
         None => run_async(Some(&cli.serve.log_level), serve::serve(&cli.serve)),
         Some(Command::Serve(args)) => run_async(Some(&args.log_level), serve::serve(&args)),
         // NB: the simulated servers log every connection a client drops (kube closes
-        // watches early on purpose); that is noise in a demo.
-        Some(Command::Demo(args)) => run_async(Some("info,warp::server=off"), demo::demo(&args)),
+        // watches early on purpose); that is noise in a demo (see demo::LOG_LEVEL).
+        Some(Command::Demo(args)) => {
+            // NB: the demo's logs go to a file so that its banner (tokens) stays on screen.
+            if let Err(e) = telemetry::init_to_file(demo::LOG_LEVEL, &demo::log_file(&args)) {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+            run_async(None, demo::demo(&args))
+        }
         Some(Command::Sim(args)) => run_async(
             Some("info,warp::server=off"),
             sim::serve_command(args.port, args.kubeconfig_out, args.fast),
@@ -40,7 +47,13 @@ fn main() -> ExitCode {
         Some(Command::Healthcheck(args)) => {
             run_async(None, async move { cli::healthcheck_command(&args).await })
         }
-        Some(Command::Render(args)) => offline(|out| cli::render_command(&args, out)),
+        Some(Command::Render(args)) => match args.kubeconfig.clone() {
+            None => offline(|out| cli::render_command(&args, out)),
+            Some(kubeconfig) => run_async(None, async move {
+                let mut out = std::io::stdout();
+                cli::render_live_command(&args, &kubeconfig, &mut out).await
+            }),
+        },
         Some(Command::ValidateTemplates(args)) => offline(|out| cli::validate_command(&args, out)),
     }
 }

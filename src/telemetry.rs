@@ -25,6 +25,15 @@ pub enum TelemetryError {
         #[source]
         source: tracing_subscriber::filter::ParseError,
     },
+    /// The log file cannot be opened for appending.
+    #[error("cannot open the log file {path}: {source}")]
+    LogFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A global subscriber was already installed in this process.
     #[error("logging is already initialised")]
     AlreadyInitialised(#[source] tracing_subscriber::util::TryInitError),
@@ -48,6 +57,36 @@ pub fn init(level: &str) -> Result<(), TelemetryError> {
     tracing_subscriber::registry()
         .with(filter(level)?)
         .with(layer)
+        .try_init()
+        .map_err(TelemetryError::AlreadyInitialised)
+}
+
+/// Installs the global subscriber of the demo: JSON logs at `level` appended to the file
+/// `path`, and warnings and errors, short, on stderr, so that stdout holds only what the
+/// demo prints for people.
+pub fn init_to_file(level: &str, path: &std::path::Path) -> Result<(), TelemetryError> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| TelemetryError::LogFile {
+            path: path.to_owned(),
+            source,
+        })?;
+    let to_file = fmt::layer()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_target(true)
+        .with_writer(std::sync::Mutex::new(file))
+        .with_filter(filter(level)?);
+    let to_stderr = fmt::layer()
+        .compact()
+        .with_writer(std::io::stderr)
+        .with_filter(filter("warn,warp::server=off")?);
+    tracing_subscriber::registry()
+        .with(to_file)
+        .with(to_stderr)
         .try_init()
         .map_err(TelemetryError::AlreadyInitialised)
 }

@@ -155,10 +155,45 @@ async fn my_repositories_lists_what_gitea_lets_the_caller_read() {
         "{names:?}"
     );
     assert!(names.contains(&"alice/notes".to_owned()));
-    assert!(!names.iter().any(|n| n.starts_with("bob/")));
+    assert!(
+        names.contains(&"devteam/docs".to_owned()) && names.contains(&"admin/test".to_owned()),
+        "public repositories can be provisioned too: {names:?}"
+    );
+    assert!(
+        !names.contains(&"bob/secret-project".to_owned()),
+        "{names:?}"
+    );
     assert!(h.metrics.encode().contains(
         "codeserver_graphql_request_duration_seconds_count{operation=\"myRepositories\"} 1"
     ));
+    let mut paged = Vec::new();
+    for page in 1..=4 {
+        let body = h
+            .query(
+                Some(&alice),
+                &format!("{{ myRepositories(page: {page}, limit: 2) {{ owner name }} }}"),
+            )
+            .await;
+        let batch = body["data"]["myRepositories"].as_array().unwrap().clone();
+        assert!(batch.len() <= 2, "{body}");
+        paged.extend(batch.iter().map(|r| {
+            format!(
+                "{}/{}",
+                r["owner"].as_str().unwrap(),
+                r["name"].as_str().unwrap()
+            )
+        }));
+    }
+    assert_eq!(paged, names, "the pages together are the whole list");
+    for bad in ["limit: 51", "limit: 0", "page: 0", "page: 101"] {
+        let body = h
+            .query(
+                Some(&alice),
+                &format!("{{ myRepositories({bad}) {{ name }} }}"),
+            )
+            .await;
+        assert_eq!(error_of(&body).1, "BAD_USER_INPUT", "{bad}: {body}");
+    }
 }
 
 #[tokio::test]
@@ -517,6 +552,17 @@ type Mutation {
 }
 "#;
 
+/// Fields this service adds to the spec's types (backward compatible: nullable or lists
+/// that only grow the answer); `docs/api.md` documents each.
+const ADDITIONS: &[(&str, &str)] = &[
+    ("type CodeServerInstance", "statusMessage: String"),
+    (
+        "type CodeServerInstance",
+        "repositories: [WorkspaceRepository!]!",
+    ),
+    ("type CodeServerInstance", "events: [InstanceEvent!]!"),
+];
+
 /// `type Name { ... }` blocks of an SDL text as (header, member lines), descriptions dropped.
 fn sdl_blocks(sdl: &str) -> Vec<(String, Vec<String>)> {
     let mut blocks = Vec::new();
@@ -565,10 +611,18 @@ fn the_schema_has_the_spec_types_fields_and_nullability_exactly() {
             );
         }
         if !matches!(header.as_str(), "type Query" | "type Mutation") {
+            let added: Vec<&str> = ADDITIONS
+                .iter()
+                .filter(|(h, _)| *h == header)
+                .map(|(_, m)| *m)
+                .collect();
+            for member in &added {
+                assert!(have.iter().any(|m| m == member), "{header}: {member}");
+            }
             assert_eq!(
                 have.len(),
-                members.len(),
-                "{header} has extra members: {have:?}"
+                members.len() + added.len(),
+                "{header} has undocumented extra members: {have:?}"
             );
         }
     }

@@ -307,7 +307,17 @@ async fn stop_keeps_the_volume_start_brings_the_pod_back_delete_removes_all() {
     assert_eq!(ok(&status, "codeServerStatus"), "STOPPED");
 
     let logs = w.on_id(&alice, LOGS, id).await;
-    assert_eq!(error_of(&logs), ("pod not ready", "INTERNAL"));
+    assert_eq!(error_of(&logs), ("pod not ready", "FAILED_PRECONDITION"));
+    assert_eq!(
+        logs["errors"][0]["extensions"]["reason"],
+        "the instance is stopped; it has no logs"
+    );
+    let sync = w.on_id(&alice, SYNC, id).await;
+    assert_eq!(error_of(&sync), ("pod not ready", "FAILED_PRECONDITION"));
+    assert_eq!(
+        sync["errors"][0]["extensions"]["reason"],
+        "the instance is STOPPED; start it before syncing"
+    );
 
     let started = w.on_id(&alice, START, id).await;
     assert_eq!(ok(&started, "startCodeServer")["status"], "RUNNING");
@@ -340,6 +350,273 @@ async fn stop_keeps_the_volume_start_brings_the_pod_back_delete_removes_all() {
     assert_eq!(ok(&mine, "myCodeServers"), &json!([]));
     let again = w.on_id(&alice, STATUS, id).await;
     assert_eq!(error_of(&again), ("instance not found", "NOT_FOUND"));
+}
+
+#[tokio::test]
+async fn a_failed_instance_says_why_and_lists_every_repository() {
+    let w = world().await;
+    let alice = w.token("alice", &[]);
+    let id = "code-server-alice";
+    w.sim.set_pod_behaviour(id, sim::PodBehaviour::ErrImagePull);
+    let body = w
+        .gql(
+            &alice,
+            "mutation { provisionCodeServer(repoOwner: \"devteam\", repoName: \"docs\") { instance { status statusMessage } message isNew } }",
+            json!({}),
+        )
+        .await;
+    let result = ok(&body, "provisionCodeServer");
+    assert_eq!(result["instance"]["status"], "ERROR", "{result}");
+    let reason = result["instance"]["statusMessage"].as_str().unwrap();
+    assert!(
+        reason.contains("ErrImagePull") || reason.contains("ImagePullBackOff"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("codercom/code-server"),
+        "the image is named: {reason}"
+    );
+    let message = result["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Instance created, but it failed: "),
+        "{message}"
+    );
+    let logs = w.on_id(&alice, LOGS, id).await;
+    assert_eq!(error_of(&logs), ("pod not ready", "FAILED_PRECONDITION"));
+    assert!(
+        logs["errors"][0]["extensions"]["reason"].is_string(),
+        "{logs}"
+    );
+    let got = w
+        .on_id(
+            &alice,
+            "query($id: String!) { codeServer(id: $id) { events { type reason message count lastSeen object } } }",
+            id,
+        )
+        .await;
+    let events = ok(&got, "codeServer")["events"].as_array().unwrap().clone();
+    let has = |kind: &str, reason: &str| {
+        events
+            .iter()
+            .any(|e| e["type"] == kind && e["reason"] == reason)
+    };
+    assert!(has("Normal", "Scheduled"), "{events:?}");
+    assert!(has("Warning", "Failed"), "{events:?}");
+    assert!(
+        events.iter().any(|e| e["message"]
+            .as_str()
+            .unwrap()
+            .contains("codercom/code-server")),
+        "the image is named: {events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["object"] == "PersistentVolumeClaim/workspace-alice"
+                && e["reason"] == "ProvisioningSucceeded"),
+        "the volume's events too: {events:?}"
+    );
+    assert!(events.iter().all(|e| e["object"] == "Pod/code-server-alice"
+        || e["object"] == "PersistentVolumeClaim/workspace-alice"));
+    let seen: Vec<&str> = events
+        .iter()
+        .map(|e| e["lastSeen"].as_str().unwrap())
+        .collect();
+    assert!(
+        seen.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {seen:?}"
+    );
+    assert!(events.len() <= 20);
+
+    w.sim.set_pod_behaviour(id, sim::PodBehaviour::Normal);
+    ok(
+        &w.provision(&alice, "devteam", "backend-api").await,
+        "provisionCodeServer",
+    );
+    let got = w
+        .on_id(
+            &alice,
+            "query($id: String!) { codeServer(id: $id) { status statusMessage repoName repositories { owner name cloneUrl } } }",
+            id,
+        )
+        .await;
+    let instance = ok(&got, "codeServer");
+    assert_eq!(instance["status"], "RUNNING", "{instance}");
+    assert!(instance["statusMessage"].is_null(), "{instance}");
+    assert_eq!(
+        instance["repoName"], "docs",
+        "the first repository, as the spec says"
+    );
+    let names: Vec<&str> = instance["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["docs", "backend-api"]);
+    assert_eq!(
+        instance["repositories"][1]["cloneUrl"],
+        format!("{}/devteam/backend-api.git", w.gitea.url())
+    );
+}
+
+/// The JSON log lines of this test process, captured once for every test.
+fn captured_logs() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Capture {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = buffer.clone();
+        tracing_subscriber::fmt()
+            .json()
+            .with_writer(move || Capture(writer.clone()))
+            .try_init()
+            .unwrap();
+        buffer
+    })
+    .clone()
+}
+
+const ALL: &str = "query($user: String, $status: InstanceStatus, $first: Int, $after: String) { allCodeServers(user: $user, status: $status, first: $first, after: $after) { totalCount edges { cursor node { id userId status } } pageInfo { hasNextPage endCursor } } }";
+
+#[tokio::test]
+async fn admins_list_every_instance_page_by_page_and_act_on_any() {
+    let w = world().await;
+    let (alice, bob) = (w.token("alice", &[]), w.token("bob", &[]));
+    let root = w.token("root", &["admin"]);
+    for token in [&alice, &bob] {
+        ok(
+            &w.provision(token, "devteam", "docs").await,
+            "provisionCodeServer",
+        );
+    }
+
+    let denied = w.gql(&bob, ALL, json!({})).await;
+    assert_eq!(error_of(&denied), ("forbidden", "FORBIDDEN"));
+    w.sim.reset_requests();
+    let stop = w.on_id(&bob, STOP, "code-server-alice").await;
+    assert_eq!(error_of(&stop), ("instance not found", "NOT_FOUND"));
+    let delete = w.on_id(&bob, DELETE, "code-server-alice").await;
+    assert_eq!(error_of(&delete), ("instance not found", "NOT_FOUND"));
+    assert!(w.sim.writes().is_empty(), "{:?}", w.sim.writes());
+
+    let first = w.gql(&root, ALL, json!({"first": 1})).await;
+    let page = ok(&first, "allCodeServers");
+    assert_eq!(page["totalCount"], 2);
+    assert_eq!(page["edges"].as_array().unwrap().len(), 1);
+    assert_eq!(page["edges"][0]["node"]["id"], "code-server-alice");
+    assert_eq!(page["pageInfo"]["hasNextPage"], true);
+    let after = page["pageInfo"]["endCursor"].as_str().unwrap().to_owned();
+    let second = w.gql(&root, ALL, json!({"first": 1, "after": after})).await;
+    let page = ok(&second, "allCodeServers");
+    assert_eq!(page["edges"][0]["node"]["id"], "code-server-bob");
+    assert_eq!(page["pageInfo"]["hasNextPage"], false);
+    let bobs = w.gql(&root, ALL, json!({"user": "bob"})).await;
+    assert_eq!(ok(&bobs, "allCodeServers")["totalCount"], 1);
+    for bad in [
+        json!({"after": "not-a-cursor"}),
+        json!({"first": 0}),
+        json!({"first": 101}),
+    ] {
+        let body = w.gql(&root, ALL, bad.clone()).await;
+        assert_eq!(error_of(&body).1, "BAD_USER_INPUT", "{bad}: {body}");
+    }
+
+    let logs = captured_logs();
+    let stopped = w.on_id(&root, STOP, "code-server-alice").await;
+    assert_eq!(ok(&stopped, "stopCodeServer"), true);
+    let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let logged = text.lines().any(|l| {
+        l.contains("admin action on another user's instance")
+            && l.contains(r#""admin":"root""#)
+            && l.contains(r#""action":"stop""#)
+            && l.contains(r#""instance":"code-server-alice""#)
+            && l.contains(r#""owner":"alice""#)
+    });
+    assert!(logged, "the admin and the target are logged: {text}");
+    assert!(
+        w.sim
+            .wait_for(
+                "pods",
+                NS,
+                "code-server-alice",
+                Duration::from_secs(5),
+                |p| p.is_none()
+            )
+            .await
+    );
+    let listed = w.gql(&root, ALL, json!({"status": "STOPPED"})).await;
+    let page = ok(&listed, "allCodeServers");
+    assert_eq!(page["totalCount"], 1);
+    assert_eq!(page["edges"][0]["node"]["userId"], "alice");
+    let started = w.on_id(&root, START, "code-server-alice").await;
+    assert_eq!(ok(&started, "startCodeServer")["status"], "RUNNING");
+    let pvc = w.pvc("workspace-alice").unwrap();
+    assert_eq!(
+        pvc["metadata"]["labels"]["devplatform.io/user"], "alice",
+        "started as alice's instance, not the admin's"
+    );
+    let deleted = w.on_id(&root, DELETE, "code-server-bob").await;
+    assert_eq!(ok(&deleted, "deleteCodeServer"), true);
+    assert!(
+        w.sim
+            .wait_for(
+                "persistentvolumeclaims",
+                NS,
+                "workspace-bob",
+                Duration::from_secs(5),
+                |p| p.is_none()
+            )
+            .await
+    );
+    assert!(w.pvc("workspace-alice").is_some());
+}
+
+#[tokio::test]
+async fn a_failed_clone_names_the_repository_without_internal_urls() {
+    let w = world().await;
+    let alice = w.token("alice", &[]);
+    let id = "code-server-alice";
+    w.sim.set_pod_behaviour(id, sim::PodBehaviour::InitFail);
+    let body = w.provision(&alice, "devteam", "docs").await;
+    let result = ok(&body, "provisionCodeServer");
+    assert_eq!(result["instance"]["status"], "ERROR", "{result}");
+    let got = w
+        .on_id(
+            &alice,
+            "query($id: String!) { codeServer(id: $id) { status statusMessage } }",
+            id,
+        )
+        .await;
+    let reason = ok(&got, "codeServer")["statusMessage"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(reason.contains("git-clone failed"), "{reason}");
+    assert!(reason.contains("error: cloning repo failed"), "{reason}");
+    assert!(
+        reason.contains("fatal: repository '<url>' not found"),
+        "{reason}"
+    );
+    assert!(!reason.contains("http"), "no internal URL: {reason}");
+    let message = result["message"].as_str().unwrap();
+    assert!(!message.contains("http"), "{message}");
+    let logs = w.on_id(&alice, LOGS, id).await;
+    let text = ok(&logs, "codeServerLogs").as_str().unwrap();
+    assert!(
+        text.contains("error: cloning repo failed"),
+        "the clone container's log: {text}"
+    );
 }
 
 #[tokio::test]

@@ -480,8 +480,9 @@ const RECONCILER_VERBS: &[(&str, &str, &[&str])] = &[
     (
         "",
         "persistentvolumeclaims",
-        &["get", "list", "create", "patch", "delete"],
+        &["get", "list", "watch", "create", "patch", "delete"],
     ),
+    ("", "events", &["list"]),
     ("", "services", &["list", "create", "patch", "delete"]),
     (
         "networking.k8s.io",

@@ -60,7 +60,7 @@ async fn the_role_grants_exactly_what_the_service_uses() {
     let client = sim.client();
     let kinds = Kinds::discover(&client).await.expect("discovery works");
     let templates = Templates::builtin().expect("the built-in templates load");
-    let reconciler = Reconciler::new(
+    let reconciler = Arc::new(Reconciler::new(
         client,
         kinds,
         Arc::new(ActiveTemplates::new(templates)),
@@ -70,7 +70,7 @@ async fn the_role_grants_exactly_what_the_service_uses() {
             unschedulable: Duration::from_secs(20),
             sync: Duration::from_secs(20),
         },
-    );
+    ));
     let owner = Owner {
         email: Some("john.doe@corp.example".to_owned()),
         sub: Some("8d2f0c3e-5b7a-4f57-9d2a-3c1e0b9f6a41".to_owned()),
@@ -103,7 +103,13 @@ async fn the_role_grants_exactly_what_the_service_uses() {
         .expect("a second repository");
     reconciler.stop(&owner, &id).await.expect("stop");
     reconciler.start(&owner, &id).await.expect("start");
+    reconciler.events(&id).await.expect("events");
     reconciler.delete(&owner, &id).await.expect("delete");
+    // Provisioning right after a delete watches the old volume go.
+    reconciler
+        .provision(&owner, repo("backend-api"))
+        .await
+        .expect("provision after delete");
 
     let requests: Vec<Request> = sim
         .requests()

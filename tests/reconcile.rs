@@ -12,6 +12,7 @@ use codeserver_service::{
     sim::{Fault, PodBehaviour, Sim},
     values::{Owner, Repo},
 };
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 const NS: &str = "codeserver-instances";
@@ -29,13 +30,17 @@ async fn env() -> Env {
 }
 
 async fn env_with(templates: Templates, istio: Option<&str>) -> Env {
+    env_ready_within(templates, istio, Duration::from_secs(10)).await
+}
+
+async fn env_ready_within(templates: Templates, istio: Option<&str>, ready: Duration) -> Env {
     let sim = Sim::start().await.unwrap();
     let mut config = sim.config();
     config.default_retry = false;
     let client = kube::Client::try_from(config).unwrap();
     let templates = Arc::new(ActiveTemplates::new(templates));
     let timeouts = Timeouts {
-        ready: Duration::from_secs(10),
+        ready,
         unschedulable: Duration::from_secs(0),
         sync: Duration::from_secs(10),
     };
@@ -223,6 +228,129 @@ async fn a_second_repository_is_cloned_into_the_running_pod_without_a_restart() 
     assert_eq!(
         jobs[0]["spec"]["template"]["spec"]["nodeName"],
         pod(&e.sim, &first.instance.id).unwrap()["spec"]["nodeName"]
+    );
+}
+
+#[tokio::test]
+async fn a_repository_added_while_the_pod_starts_is_cloned_once_it_is_ready() {
+    let e = env_ready_within(
+        Templates::builtin().unwrap(),
+        Some("v1"),
+        Duration::from_secs(2),
+    )
+    .await;
+    let id = format!(
+        "code-server-{}",
+        codeserver_service::naming::safe_name("John.Doe").unwrap()
+    );
+    e.sim.set_pod_behaviour(&id, PodBehaviour::NeverReady);
+    let first = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    assert_eq!(first.instance.status.status, InstanceStatus::Starting);
+    assert_eq!(first.message, "Instance created; still starting");
+    let second = e.rec.provision(&john(), repo("frontend")).await.unwrap();
+    assert_eq!(
+        second.message,
+        "Repository recorded; it is cloned as soon as the instance is ready"
+    );
+    assert!(
+        kinds_of(&e.sim, "jobs").is_empty(),
+        "nothing to clone into yet"
+    );
+
+    e.sim.set_pod_behaviour(&id, PodBehaviour::Normal);
+    let mut jobs = Vec::new();
+    for _ in 0..200 {
+        jobs = kinds_of(&e.sim, "jobs");
+        if !jobs.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        jobs.len(),
+        1,
+        "the pod got ready and a sync Job cloned the repository"
+    );
+    let env = &jobs[0]["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(
+        env.to_string()
+            .contains("frontend http://gitea:3000/devteam/frontend.git"),
+        "{env}"
+    );
+    let instance = e.rec.get(&john(), &id).await.unwrap();
+    assert_eq!(instance.status.status, InstanceStatus::Running);
+}
+
+#[tokio::test]
+async fn provisioning_right_after_a_delete_creates_a_fresh_instance() {
+    let e = env().await;
+    let first = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    e.rec.delete(&john(), &first.instance.id).await.unwrap();
+    let pvc = e
+        .sim
+        .object("persistentvolumeclaims", NS, &first.instance.pvc_name)
+        .expect("the PVC waits for its pod to go");
+    assert!(pvc["metadata"]["deletionTimestamp"].is_string(), "{pvc}");
+    let old_uid = pvc["metadata"]["uid"].clone();
+    assert!(matches!(
+        e.rec.stop(&john(), &first.instance.id).await,
+        Err(Error::BeingDeleted)
+    ));
+    e.rec.delete(&john(), &first.instance.id).await.unwrap();
+
+    let again = e.rec.provision(&john(), repo("frontend")).await.unwrap();
+    assert!(again.is_new, "{}", again.message);
+    assert_eq!(again.message, "Instance created successfully");
+    assert_eq!(
+        again
+            .instance
+            .repos
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>(),
+        ["frontend"]
+    );
+    let pvc = e
+        .sim
+        .object("persistentvolumeclaims", NS, &first.instance.pvc_name)
+        .unwrap();
+    assert!(pvc["metadata"]["deletionTimestamp"].is_null(), "{pvc}");
+    assert_ne!(
+        pvc["metadata"]["uid"], old_uid,
+        "a new volume, not the old one"
+    );
+}
+
+#[tokio::test]
+async fn a_volume_that_does_not_go_answers_instance_is_being_deleted() {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    use kube::api::{Patch, PatchParams};
+    let e = env_ready_within(
+        Templates::builtin().unwrap(),
+        Some("v1"),
+        Duration::from_millis(500),
+    )
+    .await;
+    let first = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    // Another controller holds the volume (as a backup tool's finalizer would).
+    let pvcs: kube::Api<PersistentVolumeClaim> =
+        kube::Api::namespaced(kube::Client::try_from(e.sim.config()).unwrap(), NS);
+    let hold = serde_json::json!({"metadata": {"finalizers": ["kubernetes.io/pvc-protection", "backup.example.com/hold"]}});
+    pvcs.patch(
+        &first.instance.pvc_name,
+        &PatchParams::default(),
+        &Patch::Merge(&hold),
+    )
+    .await
+    .unwrap();
+    e.rec.delete(&john(), &first.instance.id).await.unwrap();
+    e.sim.reset_requests();
+    let again = e.rec.provision(&john(), repo("frontend")).await;
+    assert!(matches!(again, Err(Error::BeingDeleted)), "{again:?}");
+    assert!(
+        e.sim.writes().is_empty(),
+        "nothing is applied over a volume being deleted: {:?}",
+        e.sim.writes()
     );
 }
 
@@ -546,6 +674,12 @@ async fn failures_report_error_with_a_reason() {
         if behaviour == PodBehaviour::InitFail {
             let logs = e.rec.logs(&john(), &id, 20).await.unwrap();
             assert!(logs.contains("fatal"), "the clone container's log: {logs}");
+            let got = e.rec.get(&john(), &id).await.unwrap();
+            let reason = got.status.reason.unwrap_or_default();
+            assert!(
+                reason.contains("error: cloning repo failed"),
+                "the failed repository is named: {reason}"
+            );
         }
     }
 }
@@ -844,6 +978,120 @@ async fn the_plan_command_shows_what_provisioning_would_change_and_changes_nothi
         "{changed}"
     );
     assert!(changed.contains("\"value\": 8000"), "{changed}");
+}
+
+/// Runs the binary with `args` and the simulated cluster's kubeconfig; its stdout.
+async fn run_cli(kubeconfig: &std::path::Path, args: &[&str]) -> String {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_codeserver-service"))
+        .args(args)
+        .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
+        .env("JWT_ISSUER", "https://keycloak.test/realms/devplatform")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn write_kubeconfig(e: &Env, dir: &tempfile::TempDir) -> std::path::PathBuf {
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        serde_yaml_ng::to_string(&e.sim.kubeconfig()).unwrap(),
+    )
+    .unwrap();
+    kubeconfig
+}
+
+const JOHN_TARGET: &[&str] = &[
+    "--user",
+    "John.Doe",
+    "--email",
+    "john@corp.example",
+    "--repo-owner",
+    "devteam",
+    "--repo-name",
+    "backend-api",
+];
+
+#[tokio::test]
+async fn applying_what_render_prints_leaves_nothing_for_plan_to_change() {
+    let e = env().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = write_kubeconfig(&e, &dir);
+    let sub = ["--sub", "3f1c2a9e-8a7b-4c1d-9e2f-0a1b2c3d4e5f"];
+    let render: Vec<&str> = ["render"]
+        .into_iter()
+        .chain(JOHN_TARGET.iter().copied())
+        .chain(sub)
+        .collect();
+    let manifests = run_cli(&kubeconfig, &render).await;
+    assert!(manifests.contains("devplatform.io/kinds"), "{manifests}");
+    let client = kube::Client::try_from(e.sim.config()).unwrap();
+    let kinds = Kinds::new(Some("v1".to_owned()));
+    let mut applied = 0;
+    for doc in serde_yaml_ng::Deserializer::from_str(&manifests) {
+        let value = serde_yaml_ng::Value::deserialize(doc).unwrap();
+        if value.is_null() {
+            continue;
+        }
+        let object: kube::api::DynamicObject = serde_yaml_ng::from_value(value).unwrap();
+        // NB: the access policy lives in the gateway's namespace, the rest in NS.
+        let ns = object.metadata.namespace.clone().unwrap();
+        codeserver_service::reconcile::apply::server_side_apply(&client, &kinds, &ns, &object)
+            .await
+            .unwrap();
+        applied += 1;
+    }
+    assert_eq!(applied, 6, "{manifests}");
+    let plan: Vec<&str> = ["plan"]
+        .into_iter()
+        .chain(JOHN_TARGET.iter().copied())
+        .chain(sub)
+        .collect();
+    let planned = run_cli(&kubeconfig, &plan).await;
+    assert!(
+        planned.lines().all(|l| l.starts_with("unchanged ")),
+        "render == apply: {planned}"
+    );
+}
+
+#[tokio::test]
+async fn plan_and_render_without_sub_use_the_recorded_owner_and_repositories() {
+    let e = env().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = write_kubeconfig(&e, &dir);
+    let p = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    e.rec.provision(&john(), repo("frontend")).await.unwrap();
+    e.rec.stop(&john(), &p.instance.id).await.unwrap();
+    e.rec.start(&john(), &p.instance.id).await.unwrap();
+
+    let plan: Vec<&str> = ["plan"]
+        .into_iter()
+        .chain(JOHN_TARGET.iter().copied())
+        .collect();
+    let planned = run_cli(&kubeconfig, &plan).await;
+    assert!(
+        planned.lines().all(|l| l.starts_with("unchanged ")),
+        "no false ownership change, no dropped repository: {planned}"
+    );
+    let render: Vec<&str> = ["render"]
+        .into_iter()
+        .chain(JOHN_TARGET.iter().copied())
+        .collect();
+    let manifests = run_cli(&kubeconfig, &render).await;
+    assert!(
+        manifests.contains("frontend http://gitea:3000/devteam/frontend.git"),
+        "both repositories: {manifests}"
+    );
+    assert!(
+        manifests.contains("3f1c2a9e-8a7b-4c1d-9e2f-0a1b2c3d4e5f"),
+        "the recorded owner: {manifests}"
+    );
 }
 
 #[tokio::test]

@@ -32,6 +32,31 @@ pub fn log_lines(lines: Option<i32>) -> Result<u32, ApiError> {
     }
 }
 
+/// Checks `page` (1 to the page cap) and `limit` (1 to 50, 50 when absent) of
+/// `myRepositories`; `page` stays absent when not given (every page).
+pub fn repository_page(
+    page: Option<i32>,
+    limit: Option<i32>,
+) -> Result<(Option<usize>, usize), ApiError> {
+    let page = match page {
+        None => None,
+        Some(p) => Some(
+            usize::try_from(p)
+                .ok()
+                .filter(|p| (1..=crate::gitea::MAX_PAGE).contains(p))
+                .ok_or_else(|| ApiError::bad_input("page", "must be between 1 and 100"))?,
+        ),
+    };
+    let limit = match limit {
+        None => crate::gitea::PAGE_LIMIT,
+        Some(l) => usize::try_from(l)
+            .ok()
+            .filter(|l| (1..=crate::gitea::PAGE_LIMIT).contains(l))
+            .ok_or_else(|| ApiError::bad_input("limit", "must be between 1 and 50"))?,
+    };
+    Ok((page, limit))
+}
+
 /// Checks that `id` has the shape of an instance id (`code-server-<name>`).
 pub fn instance_id(id: &str) -> Result<(), ApiError> {
     naming::parse_instance_id(id)?;
@@ -94,6 +119,22 @@ mod tests {
             assert!(!error.message().contains('\n'));
         }
         assert!(repository("devteam", "backend-api").is_ok());
+    }
+
+    #[test]
+    fn repository_pages_are_bounded() {
+        assert_eq!(repository_page(None, None), Ok((None, 50)));
+        assert_eq!(repository_page(Some(2), Some(10)), Ok((Some(2), 10)));
+        for (page, limit) in [
+            (Some(0), None),
+            (Some(101), None),
+            (None, Some(0)),
+            (None, Some(51)),
+            (Some(-1), Some(-1)),
+        ] {
+            let error = repository_page(page, limit).unwrap_err();
+            assert_eq!(error.code(), Code::BadUserInput, "{page:?} {limit:?}");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::{
     ApiError, CodeServerInstance, InstanceStats, InstanceStatus, PlanAction, PlanResult, PlanStep,
-    ProvisionResult, error_chain,
+    ProvisionResult, WorkspaceRepository, error_chain, redact,
 };
 use crate::{
     auth::Identity,
@@ -67,6 +67,21 @@ impl From<Instance> for CodeServerInstance {
             // there is nothing true to say here; the spec makes the field nullable.
             last_accessed_at: None,
             storage_used: instance.storage.map(|q| q.to_binary_si()),
+            // NB: reasons quote the clone log and pod statuses, which may name internal
+            // URLs (the clone URL, a registry); callers see them redacted.
+            status_message: match instance.status.status {
+                instance::InstanceStatus::Running | instance::InstanceStatus::Stopped => None,
+                _ => instance.status.reason.as_deref().map(redact),
+            },
+            repositories: instance
+                .repos
+                .into_iter()
+                .map(|r| WorkspaceRepository {
+                    owner: r.owner,
+                    name: r.name,
+                    clone_url: r.clone_url,
+                })
+                .collect(),
         }
     }
 }
@@ -75,7 +90,7 @@ impl From<Provisioned> for ProvisionResult {
     fn from(provisioned: Provisioned) -> Self {
         Self {
             instance: provisioned.instance.into(),
-            message: provisioned.message,
+            message: redact(&provisioned.message),
             is_new: provisioned.is_new,
         }
     }
@@ -130,12 +145,17 @@ impl From<&Plan> for PlanResult {
 impl From<reconcile::Error> for ApiError {
     fn from(error: reconcile::Error) -> Self {
         use reconcile::Error as E;
+        // NB: only reasons the service words itself, or that come from the instance's
+        // own pod and Jobs, reach the caller (redacted of URLs); API server answers
+        // (which name the service account, quotas, webhooks) and render failures stay in
+        // the log.
         let answer = match &error {
             E::NotFound => return Self::InstanceNotFound,
+            E::BeingDeleted => return Self::BeingDeleted,
             E::Storage(_) => Self::StorageFailed,
             E::Instance(_) | E::Routing(_) => Self::InstanceFailed,
-            E::NotReady(_) => Self::PodNotReady,
-            E::Sync(_) => Self::SyncFailed,
+            E::NotReady(reason) => Self::PodNotReady.with_reason(reason),
+            E::Sync(reason) => Self::SyncFailed.with_reason(reason),
             E::Render(_) | E::Values(_) | E::Degraded(_) | E::Kube { .. } => Self::Internal,
         };
         tracing::warn!(error = %error_chain(&error), "operation failed");

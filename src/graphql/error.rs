@@ -1,5 +1,6 @@
-//! What a GraphQL caller is told when something fails: the spec's message and an
-//! `extensions.code`, nothing more. The details go to the log where the failure is mapped.
+//! What a GraphQL caller is told when something fails: the spec's message, an
+//! `extensions.code` and, where it helps the caller act, `extensions.reason` (redacted of
+//! URLs). The full details go to the log where the failure is mapped.
 //!
 //! NB: [`ApiError`] deliberately does not implement `Display`. async-graphql turns any
 //! `Display` error into an answer carrying its full text, which would leak internal details
@@ -21,6 +22,10 @@ pub enum Code {
     NotFound,
     /// An argument is invalid; nothing was called.
     BadUserInput,
+    /// The instance is in the wrong state for the operation (stopped, not ready yet).
+    FailedPrecondition,
+    /// The instance is being deleted; nothing can be done with it until it is gone.
+    InstanceBeingDeleted,
     /// The service or a system behind it failed.
     Internal,
     // Request cost limits: the request was refused before any work was done.
@@ -46,6 +51,8 @@ impl Code {
             Self::Forbidden => "FORBIDDEN",
             Self::NotFound => "NOT_FOUND",
             Self::BadUserInput => "BAD_USER_INPUT",
+            Self::FailedPrecondition => "FAILED_PRECONDITION",
+            Self::InstanceBeingDeleted => "INSTANCE_BEING_DELETED",
             Self::Internal => "INTERNAL",
             Self::QueryTooComplex => "QUERY_TOO_COMPLEX",
             Self::TooManyRootFields => "TOO_MANY_ROOT_FIELDS",
@@ -74,8 +81,10 @@ pub enum ApiError {
     StorageFailed,
     /// `failed to create instance`: the pod (or its companions) could not be created.
     InstanceFailed,
-    /// `pod not ready`: the instance did not become ready in time, or has no pod.
+    /// `pod not ready`: the instance is not running (stopped, starting or failed).
     PodNotReady,
+    /// `instance is being deleted`: its objects are still going away.
+    BeingDeleted,
     /// `sync failed`: pulling the repositories failed.
     SyncFailed,
     /// An invalid argument, with a message safe to show (it names the argument and rule).
@@ -93,6 +102,8 @@ pub enum ApiError {
     TooManyRequests,
     /// `introspection is disabled`: introspection is turned off.
     IntrospectionDisabled,
+    /// One of the others with a reason the caller may see (`extensions.reason`).
+    WithReason(Box<ApiError>, String),
 }
 
 impl ApiError {
@@ -107,6 +118,7 @@ impl ApiError {
             Self::StorageFailed => "failed to create storage",
             Self::InstanceFailed => "failed to create instance",
             Self::PodNotReady => "pod not ready",
+            Self::BeingDeleted => "instance is being deleted",
             Self::SyncFailed => "sync failed",
             Self::BadInput(message) => message,
             Self::Internal => "internal error",
@@ -115,7 +127,26 @@ impl ApiError {
             Self::TooManyMutations => "too many mutations",
             Self::TooManyRequests => "too many concurrent requests",
             Self::IntrospectionDisabled => "introspection is disabled",
+            Self::WithReason(error, _) => error.message(),
         }
+    }
+
+    /// `extensions.reason`, when there is one.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Self::WithReason(_, reason) => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// This error with `reason` for the caller; URLs in it are redacted and it is cut to
+    /// [`MAX_REASON_LEN`] bytes.
+    pub fn with_reason(self, reason: &str) -> Self {
+        let error = match self {
+            Self::WithReason(error, _) => *error,
+            error => error,
+        };
+        Self::WithReason(Box::new(error), redact(reason))
     }
 
     /// The `extensions.code` of the answer.
@@ -125,10 +156,11 @@ impl ApiError {
             Self::Forbidden | Self::RepositoryAccessDenied => Code::Forbidden,
             Self::InstanceNotFound => Code::NotFound,
             Self::BadInput(_) => Code::BadUserInput,
+            Self::PodNotReady => Code::FailedPrecondition,
+            Self::BeingDeleted => Code::InstanceBeingDeleted,
             Self::RepositoryServiceUnavailable
             | Self::StorageFailed
             | Self::InstanceFailed
-            | Self::PodNotReady
             | Self::SyncFailed
             | Self::Internal => Code::Internal,
             Self::QueryTooComplex => Code::QueryTooComplex,
@@ -136,6 +168,7 @@ impl ApiError {
             Self::TooManyMutations => Code::TooManyMutations,
             Self::TooManyRequests => Code::TooManyRequests,
             Self::IntrospectionDisabled => Code::IntrospectionDisabled,
+            Self::WithReason(error, _) => error.code(),
         }
     }
 
@@ -148,8 +181,54 @@ impl ApiError {
 impl ErrorExtensions for ApiError {
     fn extend(&self) -> async_graphql::Error {
         let code = self.code().as_str();
-        async_graphql::Error::new(self.message()).extend_with(|_, e| e.set("code", code))
+        let reason = self.reason().map(str::to_owned);
+        async_graphql::Error::new(self.message()).extend_with(|_, e| {
+            e.set("code", code);
+            if let Some(reason) = &reason {
+                e.set("reason", reason.as_str());
+            }
+        })
     }
+}
+
+/// The longest `extensions.reason`, in bytes.
+pub const MAX_REASON_LEN: usize = 1_000;
+
+/// `text` with every URL (`scheme://...` up to the next whitespace, quote or closing bracket) replaced by
+/// `<url>`, cut to [`MAX_REASON_LEN`] bytes at a character boundary.
+///
+/// NB: reasons come from the cluster (pod statuses, Job logs); clone URLs and internal
+/// service addresses in them must not reach callers.
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_REASON_LEN));
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let head = &rest[..at];
+        let scheme_start = head
+            .char_indices()
+            .rev()
+            .take_while(|(_, c)| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+            .last()
+            .map_or(at, |(i, _)| i);
+        out.push_str(&head[..scheme_start]);
+        out.push_str("<url>");
+        let tail = &rest[at + 3..];
+        let end = tail
+            .find(|c: char| {
+                c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`' | ')' | ']')
+            })
+            .unwrap_or(tail.len());
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    if out.len() > MAX_REASON_LEN {
+        let mut cut = MAX_REASON_LEN;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+    }
+    out
 }
 
 impl From<ApiError> for async_graphql::Error {
@@ -247,12 +326,42 @@ mod tests {
                 "failed to create instance",
                 "INTERNAL",
             ),
-            (ApiError::PodNotReady, "pod not ready", "INTERNAL"),
+            (
+                ApiError::PodNotReady,
+                "pod not ready",
+                "FAILED_PRECONDITION",
+            ),
+            (
+                ApiError::BeingDeleted,
+                "instance is being deleted",
+                "INSTANCE_BEING_DELETED",
+            ),
             (ApiError::Forbidden, "forbidden", "FORBIDDEN"),
         ];
         for (error, message, code) in cases {
             assert_eq!(answer(error), (message.to_owned(), code.to_owned()));
         }
+    }
+
+    #[test]
+    fn reasons_are_redacted_and_bounded() {
+        let error = ApiError::SyncFailed.with_reason(
+            "BackoffLimitExceeded: fatal: could not read from 'http://tok:secret@gitea.internal:3000/devteam/api.git' (git+ssh://git@gitea/x)",
+        );
+        let error: async_graphql::Error = error.into();
+        let json =
+            serde_json::to_value(error.into_server_error(async_graphql::Pos::default())).unwrap();
+        assert_eq!(json["message"], "sync failed");
+        assert_eq!(json["extensions"]["code"], "INTERNAL");
+        let reason = json["extensions"]["reason"].as_str().unwrap();
+        assert_eq!(
+            reason,
+            "BackoffLimitExceeded: fatal: could not read from '<url>' (<url>)"
+        );
+        let long = "é".repeat(MAX_REASON_LEN);
+        let cut = redact(&long);
+        assert!(cut.len() <= MAX_REASON_LEN && cut.starts_with('é'));
+        assert_eq!(answer(ApiError::Internal).1, "INTERNAL");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! caller's [`Identity`](crate::auth::Identity) as request data; resolvers read it with
 //! `ctx.data_opt`, and a request without one is answered `unauthorized`.
 
+mod admin;
 mod args;
 mod convert;
 mod error;
@@ -18,13 +19,14 @@ use async_graphql::{EmptySubscription, Schema};
 
 pub use self::{
     convert::{owner, record_stats},
-    error::{ApiError, Code, error_chain},
+    error::{ApiError, Code, error_chain, redact},
     extension::RequestMetrics,
     mutation::Mutation,
     query::Query,
     types::{
-        CodeServerInstance, InstanceStats, InstanceStatus, PlanAction, PlanResult, PlanStep,
-        ProvisionResult, RenderResult, Repository, TemplateRefusal, TemplateSet,
+        CodeServerConnection, CodeServerEdge, CodeServerInstance, InstanceEvent, InstanceStats,
+        InstanceStatus, PageInfo, PlanAction, PlanResult, PlanStep, ProvisionResult, RenderResult,
+        Repository, TemplateRefusal, TemplateSet, WorkspaceRepository,
     },
 };
 use crate::{gitea::GiteaClient, http::ReadyCheck, metrics::Metrics, reconcile::Reconciler};

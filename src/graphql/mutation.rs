@@ -5,7 +5,9 @@ use std::time::Instant;
 use async_graphql::{Context, Object};
 
 use super::{
-    ApiError, CodeServerInstance, ProvisionResult, args,
+    ApiError, CodeServerInstance, ProvisionResult,
+    admin::acting_owner,
+    args,
     convert::owner,
     query::{caller, readable_repo, services},
 };
@@ -36,18 +38,17 @@ impl Mutation {
         Ok(result?.into())
     }
 
-    /// Stops the caller's instance; the workspace volume is kept.
+    /// Stops the caller's instance (admins: any instance); the workspace volume is kept.
     async fn stop_code_server(&self, ctx: &Context<'_>, id: String) -> Result<bool, ApiError> {
         let identity = caller(ctx)?;
         args::instance_id(&id)?;
-        services(ctx)?
-            .reconciler
-            .stop(&owner(identity), &id)
-            .await?;
+        let services = services(ctx)?;
+        let target = acting_owner(services, identity, &id, "stop").await?;
+        services.reconciler.stop(&target, &id).await?;
         Ok(true)
     }
 
-    /// Starts the caller's stopped instance.
+    /// Starts the caller's stopped instance (admins: any instance).
     async fn start_code_server(
         &self,
         ctx: &Context<'_>,
@@ -55,19 +56,20 @@ impl Mutation {
     ) -> Result<CodeServerInstance, ApiError> {
         let identity = caller(ctx)?;
         args::instance_id(&id)?;
-        let instance = services(ctx)?
-            .reconciler
-            .start(&owner(identity), &id)
-            .await?;
+        let services = services(ctx)?;
+        let target = acting_owner(services, identity, &id, "start").await?;
+        let instance = services.reconciler.start(&target, &id).await?;
         Ok(instance.into())
     }
 
-    /// Deletes the caller's instance completely, workspace volume included.
+    /// Deletes the caller's instance (admins: any instance) completely, workspace volume
+    /// included.
     async fn delete_code_server(&self, ctx: &Context<'_>, id: String) -> Result<bool, ApiError> {
         let identity = caller(ctx)?;
         args::instance_id(&id)?;
         let services = services(ctx)?;
-        services.reconciler.delete(&owner(identity), &id).await?;
+        let target = acting_owner(services, identity, &id, "delete").await?;
+        services.reconciler.delete(&target, &id).await?;
         Ok(true)
     }
 

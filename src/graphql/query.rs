@@ -3,8 +3,8 @@
 use async_graphql::{Context, Object};
 
 use super::{
-    ApiError, CodeServerInstance, InstanceStats, InstanceStatus, PlanResult, RenderResult,
-    Repository, Services, TemplateRefusal, TemplateSet, args,
+    ApiError, CodeServerConnection, CodeServerInstance, InstanceStats, InstanceStatus, PlanResult,
+    RenderResult, Repository, Services, TemplateRefusal, TemplateSet, args,
     convert::{owner, record_stats},
 };
 use crate::{
@@ -175,11 +175,44 @@ impl Query {
         Ok((&stats).into())
     }
 
-    /// The Gitea repositories the caller can read.
-    async fn my_repositories(&self, ctx: &Context<'_>) -> Result<Vec<Repository>, ApiError> {
+    /// Every instance, as a cursor connection ordered by id (admin only): optionally only
+    /// `user`'s or those in `status`; `first` (1 to 100, 20 by default) after the cursor
+    /// `after`.
+    async fn all_code_servers(
+        &self,
+        ctx: &Context<'_>,
+        user: Option<String>,
+        status: Option<InstanceStatus>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<CodeServerConnection, ApiError> {
         let identity = caller(ctx)?;
         let services = services(ctx)?;
-        let repos = services.gitea.repositories(token(identity)?).await?;
+        super::admin::all_code_servers(services, identity, user, status, first, after).await
+    }
+
+    /// The Gitea repositories the caller can provision: their own, their organisations',
+    /// those they collaborate on, and public ones. With `page` (from 1) and `limit` (1 to
+    /// 50, 50 by default), one page; without `page`, every page.
+    async fn my_repositories(
+        &self,
+        ctx: &Context<'_>,
+        page: Option<i32>,
+        limit: Option<i32>,
+    ) -> Result<Vec<Repository>, ApiError> {
+        let identity = caller(ctx)?;
+        let services = services(ctx)?;
+        let (page, limit) = args::repository_page(page, limit)?;
+        let token = token(identity)?;
+        let repos = match page {
+            Some(page) => {
+                services
+                    .gitea
+                    .provisionable_page(token, page, limit)
+                    .await?
+            }
+            None => services.gitea.provisionable(token).await?,
+        };
         Ok(repos.into_iter().map(Repository::from).collect())
     }
 

@@ -1,7 +1,7 @@
 //! The spec's GraphQL types, names and nullability exactly as written there, plus the
 //! additions of this service (`Repository`, and the dry-run render and plan answers).
 
-use async_graphql::{Enum, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, SimpleObject};
 
 use crate::gitea;
 
@@ -24,6 +24,7 @@ pub enum InstanceStatus {
 
 /// A user's code-server instance: one workspace volume and, while running, one pod.
 #[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+#[graphql(complex)]
 pub struct CodeServerInstance {
     /// Instance id, `code-server-<name>`.
     pub id: String,
@@ -43,6 +44,94 @@ pub struct CodeServerInstance {
     pub last_accessed_at: Option<String>,
     /// Storage allocated to the workspace, such as `10Gi`.
     pub storage_used: Option<String>,
+    /// Why the instance is not running, for people: an image that cannot be pulled, a
+    /// crash loop with its exit code, a failed clone, an unschedulable pod, a pending
+    /// volume. Null when the instance is RUNNING or STOPPED.
+    pub status_message: Option<String>,
+    /// Every repository of the workspace, in the order they were added; `repoOwner` and
+    /// `repoName` are the first.
+    pub repositories: Vec<WorkspaceRepository>,
+}
+
+/// A Kubernetes event of an instance's pod or workspace volume.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct InstanceEvent {
+    /// `Normal` or `Warning`.
+    #[graphql(name = "type")]
+    pub type_: String,
+    /// Machine-readable reason (`Scheduled`, `Pulling`, `BackOff`, `FailedScheduling`).
+    pub reason: String,
+    /// For people.
+    pub message: String,
+    /// How many times it happened.
+    pub count: i32,
+    /// When it last happened (RFC 3339).
+    pub last_seen: Option<String>,
+    /// `Kind/name` of the object it is about.
+    pub object: String,
+}
+
+/// A repository recorded in an instance's workspace.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct WorkspaceRepository {
+    /// Owner login.
+    pub owner: String,
+    /// Name.
+    pub name: String,
+    /// The URL the workspace clones and fetches from.
+    pub clone_url: String,
+}
+
+/// A page of `allCodeServers`.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct CodeServerConnection {
+    /// The instances of this page, ordered by id.
+    pub edges: Vec<CodeServerEdge>,
+    /// Where the page ends.
+    pub page_info: PageInfo,
+    /// Instances matching the filter, over every page.
+    pub total_count: i32,
+}
+
+/// One instance of a page, with its cursor.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct CodeServerEdge {
+    /// Opaque; pass as `after` to continue after this instance.
+    pub cursor: String,
+    /// The instance.
+    pub node: CodeServerInstance,
+}
+
+/// Where a page ends.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct PageInfo {
+    /// True when more instances follow.
+    pub has_next_page: bool,
+    /// The cursor of the last instance of the page; null for an empty page.
+    pub end_cursor: Option<String>,
+}
+
+#[ComplexObject]
+impl CodeServerInstance {
+    /// The recent Kubernetes events of the instance's pod and workspace volume, newest
+    /// first, at most 20. Read from the cluster only when asked for.
+    async fn events(&self, ctx: &Context<'_>) -> Result<Vec<InstanceEvent>, super::ApiError> {
+        // NB: an instance only reaches an answer after its owner (or an admin) was
+        // checked, so its id needs no second check here.
+        let services = super::query::services(ctx)?;
+        let events = services.reconciler.events(&self.id).await?;
+        Ok(events
+            .into_iter()
+            .map(|e| InstanceEvent {
+                type_: e.type_,
+                reason: e.reason,
+                message: super::redact(&e.message),
+                count: e.count,
+                last_seen: e.last_seen,
+                object: e.object,
+            })
+            .collect())
+    }
 }
 
 /// What `provisionCodeServer` did.

@@ -20,6 +20,9 @@ pub enum Error {
     /// The Service, VirtualService or NetworkPolicy could not be applied.
     #[error("failed to configure routing: {0}")]
     Routing(String),
+    /// The instance is being deleted: its record is still going away.
+    #[error("instance is being deleted")]
+    BeingDeleted,
     /// The pod is not running (logs, sync).
     #[error("pod not ready: {0}")]
     NotReady(String),

@@ -1,20 +1,20 @@
 //! The lifecycle operations: provision, stop, start, delete, sync, get, list, logs,
 //! stats, and the dry-run render and plan.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use k8s_openapi::api::{batch::v1::Job, core::v1::Pod};
 use kube::{
     Api,
     api::{DeleteParams, DynamicObject, ListParams, LogParams, PropagationPolicy},
-    runtime::wait::await_condition,
+    runtime::wait::{await_condition, conditions},
 };
 use rand::Rng;
 
 use super::{
     Error, Reconciler, Result,
     apply::{self, ApplyOptions, Outcome, Updates},
-    live::{self, dedupe_versions, identity, kinds_of, recorded_kinds},
+    live::{self, dedupe_versions, identity, kinds_of, kinds_record, recorded_kinds, stamp_kinds},
     plan::{self, Plan},
     with_retry,
 };
@@ -80,20 +80,9 @@ impl Reconciler {
             .into_iter()
             .map(|r| r.object)
             .collect();
-        let mut kinds = kinds_of(&objects);
-        kinds.extend(recorded.iter().cloned());
-        let kinds = dedupe_versions(kinds, &self.kinds);
-        let record = serde_json::to_string(&kinds).unwrap_or_else(|_| "[]".to_owned());
+        let record = kinds_record(&objects, recorded, &self.kinds);
         for o in &mut objects {
-            if o.types
-                .as_ref()
-                .is_some_and(|t| t.kind == "PersistentVolumeClaim")
-            {
-                o.metadata
-                    .annotations
-                    .get_or_insert_with(Default::default)
-                    .insert(naming::ANNOTATION_KINDS.to_owned(), record.clone());
-            }
+            stamp_kinds(o, &record);
         }
         Ok(Desired { values, objects })
     }
@@ -154,11 +143,27 @@ impl Reconciler {
     /// Provision: ensure the owner's instance exists with `repo` in its workspace. A
     /// running instance gets the repository cloned in place, without a restart; a
     /// stopped one is started; a new one is created. Waits for readiness up to
-    /// CODESERVER_TIMEOUT and answers STARTING if the time runs out.
-    pub async fn provision(&self, owner: &Owner, repo: Repo) -> Result<Provisioned> {
+    /// CODESERVER_TIMEOUT and answers STARTING if the time runs out. A repository added
+    /// to a pod that is still starting is cloned as soon as the pod is ready; the
+    /// message says when. An instance still being deleted is waited out (bounded) and
+    /// created afresh.
+    pub async fn provision(self: &Arc<Self>, owner: &Owner, repo: Repo) -> Result<Provisioned> {
         let (_, key) = identity(owner)?;
         let guard = self.locks.lock(&key).await;
         let record = self.find_record(&key).await?;
+        let record = match record {
+            Some(pvc) if pvc.metadata.deletion_timestamp.is_some() => {
+                self.wait_record_gone(&pvc).await?;
+                self.find_record(&key).await?
+            }
+            other => other,
+        };
+        if record
+            .as_ref()
+            .is_some_and(|p| p.metadata.deletion_timestamp.is_some())
+        {
+            return Err(Error::BeingDeleted);
+        }
         let is_new = record.is_none();
         let (repos, added) = Self::repos_with(record.as_ref(), repo);
         let owner = Self::owner_with_record(owner, record.as_ref());
@@ -186,24 +191,108 @@ impl Reconciler {
             .await?;
         drop(guard);
 
-        let message = if is_new {
-            "Instance created successfully"
-        } else if !running {
-            "Instance started"
-        } else if added {
-            "Repository added to the running instance"
+        // NB: a repository added to a live pod is not in its clone list (pod specs are
+        // immutable): a sync Job clones it, once the pod is ready.
+        let clone_later = running && added;
+        let mut instance = self.wait_and_get(&owner, &id).await?;
+        let message = if clone_later {
+            match instance.status.status {
+                InstanceStatus::Running => {
+                    self.run_sync(&desired.values, &id).await?;
+                    instance = self.get(&owner, &id).await?;
+                    "Repository added to the running instance".to_owned()
+                }
+                InstanceStatus::Pending | InstanceStatus::Starting => {
+                    self.sync_when_ready(owner.clone(), id.clone());
+                    "Repository recorded; it is cloned as soon as the instance is ready".to_owned()
+                }
+                _ => "Repository recorded; it is cloned when the instance next starts".to_owned(),
+            }
         } else {
-            "Using existing instance"
+            Self::provision_message(is_new, running, &instance)
         };
-        if running && added {
-            self.run_sync(&desired.values, &id).await?;
-        }
-        let instance = self.wait_and_get(&owner, &id).await?;
         Ok(Provisioned {
             instance,
-            message: message.to_owned(),
+            message,
             is_new,
         })
+    }
+
+    /// What provision tells people, from what it did and the instance's status.
+    fn provision_message(is_new: bool, running: bool, instance: &Instance) -> String {
+        let done = if is_new {
+            "Instance created"
+        } else if !running {
+            "Instance started"
+        } else {
+            return "Using existing instance".to_owned();
+        };
+        match instance.status.status {
+            InstanceStatus::Running if is_new => "Instance created successfully".to_owned(),
+            InstanceStatus::Running => done.to_owned(),
+            InstanceStatus::Error => format!(
+                "{done}, but it failed: {}",
+                instance
+                    .status
+                    .reason
+                    .as_deref()
+                    .unwrap_or("see statusMessage")
+            ),
+            _ => format!("{done}; still starting"),
+        }
+    }
+
+    /// Clones the recorded repositories into `id`'s pod once it is ready (waiting up to
+    /// CODESERVER_TIMEOUT more), in the background. When the pod never gets ready, its
+    /// next start clones them (the init container clones every recorded repository).
+    fn sync_when_ready(self: &Arc<Self>, owner: Owner, id: String) {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let result = async {
+                let instance = this.wait_and_get(&owner, &id).await?;
+                if instance.status.status != InstanceStatus::Running {
+                    return Ok(false);
+                }
+                this.sync(&owner, &id).await.map(|()| true)
+            }
+            .await;
+            match result {
+                Ok(true) => tracing::info!(instance = %id, "cloned the added repository"),
+                Ok(false) => tracing::info!(
+                    instance = %id,
+                    "the pod did not get ready; the added repository is cloned on the next start"
+                ),
+                Err(error) => tracing::warn!(
+                    instance = %id,
+                    error = %error,
+                    "cloning the added repository failed"
+                ),
+            }
+        });
+    }
+
+    /// Waits (watching, bounded) until the PVC `pvc`, which is being deleted, is gone.
+    async fn wait_record_gone(
+        &self,
+        pvc: &k8s_openapi::api::core::v1::PersistentVolumeClaim,
+    ) -> Result<()> {
+        let (Some(name), Some(uid)) = (pvc.metadata.name.as_deref(), pvc.metadata.uid.as_deref())
+        else {
+            return Err(Error::BeingDeleted);
+        };
+        let gone = tokio::time::timeout(
+            self.timeouts.ready,
+            await_condition(self.pvcs(), name, conditions::is_deleted(uid)),
+        )
+        .await;
+        match gone {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::warn!(pvc = name, error = %e, "watching a deleted PVC failed");
+                Err(Error::BeingDeleted)
+            }
+            Err(_) => Err(Error::BeingDeleted),
+        }
     }
 
     /// Waits out a terminating `pod`, plans `desired` against what is live, and applies
@@ -273,7 +362,11 @@ impl Reconciler {
     pub async fn delete(&self, owner: &Owner, id: &str) -> Result<()> {
         let (_, key) = identity(owner)?;
         let _guard = self.locks.lock(&key).await;
-        let record = self.owned_record(owner, id).await?;
+        let record = match self.owned_record(owner, id).await {
+            // NB: deleting again is not an error; the objects are already going.
+            Err(Error::BeingDeleted) => return Ok(()),
+            other => other?,
+        };
         let mut kinds = recorded_kinds(Some(&record));
         let owner = Self::owner_with_record(owner, Some(&record));
         // NB: a render failure must not stop a delete; the recorded kinds still list
@@ -419,7 +512,8 @@ impl Reconciler {
     pub async fn get(&self, owner: &Owner, id: &str) -> Result<Instance> {
         let record = self.owned_record(owner, id).await?;
         let pod = self.pod(id).await?;
-        self.instance(&record, pod.as_ref())
+        let instance = self.instance(&record, pod.as_ref())?;
+        Ok(self.explain(instance, pod.as_ref()).await)
     }
 
     /// The caller's instances.
@@ -442,7 +536,7 @@ impl Reconciler {
             .collect()
     }
 
-    fn instance(
+    pub(super) fn instance(
         &self,
         pvc: &k8s_openapi::api::core::v1::PersistentVolumeClaim,
         pod: Option<&Pod>,
@@ -618,18 +712,30 @@ impl Reconciler {
     /// instance's repositories included). Makes no writes.
     pub async fn render_for(&self, owner: &Owner, repo: Repo) -> Result<Vec<RenderedObject>> {
         let (_, key) = identity(owner)?;
-        let record = self.find_record(&key).await?;
+        let record = self
+            .find_record(&key)
+            .await?
+            .filter(|p| p.metadata.deletion_timestamp.is_none());
         let (repos, _) = Self::repos_with(record.as_ref(), repo);
         let owner = Self::owner_with_record(owner, record.as_ref());
+        let recorded = recorded_kinds(record.as_ref());
         let templates = self.templates.get();
         let values = render::build_values(&templates, &self.settings, &owner, &repos, &[])?;
-        Ok(templates.render(&values)?)
+        let mut rendered = templates.render(&values)?;
+        let kinds = kinds_record(rendered.iter().map(|r| &r.object), &recorded, &self.kinds);
+        for r in &mut rendered {
+            stamp_kinds(&mut r.object, &kinds);
+        }
+        Ok(rendered)
     }
 
     /// Dry run: the plan of the caller's instance with `repo`. Makes no writes.
     pub async fn plan_for(&self, owner: &Owner, repo: Repo) -> Result<Plan> {
         let (_, key) = identity(owner)?;
-        let record = self.find_record(&key).await?;
+        let record = self
+            .find_record(&key)
+            .await?
+            .filter(|p| p.metadata.deletion_timestamp.is_none());
         let (repos, _) = Self::repos_with(record.as_ref(), repo);
         let owner = Self::owner_with_record(owner, record.as_ref());
         let recorded = recorded_kinds(record.as_ref());
@@ -638,7 +744,7 @@ impl Reconciler {
         Ok(self.plan_desired(&id, &desired, &recorded).await?.0)
     }
 
-    async fn list_pvcs_and_pods(
+    pub(super) async fn list_pvcs_and_pods(
         &self,
         pvc_lp: &ListParams,
         pod_lp: &ListParams,
@@ -687,7 +793,8 @@ impl Reconciler {
             }
             Err(_) => self.pod(id).await?,
         };
-        self.instance(&record, pod.as_ref())
+        let instance = self.instance(&record, pod.as_ref())?;
+        Ok(self.explain(instance, pod.as_ref()).await)
     }
 }
 
@@ -702,11 +809,19 @@ fn recorded_name(pvc: &k8s_openapi::api::core::v1::PersistentVolumeClaim) -> Opt
 
 /// `owner` as recorded on `pvc`: its safe name and, when the owner key is not that name,
 /// the `sub` it was derived from. For reading another user's instance (dry runs, status).
-fn owner_with_labels(
+pub(super) fn owner_with_labels(
     mut owner: Owner,
     pvc: &k8s_openapi::api::core::v1::PersistentVolumeClaim,
 ) -> Owner {
     owner.known_name = recorded_name(pvc);
+    if owner.email.is_none() {
+        owner.email = pvc
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(naming::ANNOTATION_EMAIL))
+            .cloned();
+    }
     let key = pvc
         .metadata
         .labels

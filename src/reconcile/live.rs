@@ -78,7 +78,8 @@ impl Reconciler {
     }
 
     /// The record of instance `id` if it belongs to the caller; `NotFound` otherwise
-    /// (another user's instance is indistinguishable from a missing one).
+    /// (another user's instance is indistinguishable from a missing one), and
+    /// `BeingDeleted` when it is the caller's but has a deletion timestamp.
     pub(super) async fn owned_record(
         &self,
         owner: &Owner,
@@ -91,7 +92,13 @@ impl Reconciler {
             .await
             .map_err(|e| Error::kube("read the workspace volume", e))?;
         match pvc {
-            Some(pvc) if owns(&pvc, &safe, &key) => Ok(pvc),
+            Some(pvc) if owns(&pvc, &safe, &key) => {
+                if pvc.metadata.deletion_timestamp.is_some() {
+                    Err(Error::BeingDeleted)
+                } else {
+                    Ok(pvc)
+                }
+            }
             _ => Err(Error::NotFound),
         }
     }
@@ -169,6 +176,39 @@ pub fn kinds_of(objects: &[DynamicObject]) -> BTreeSet<String> {
                 .map(|t| format!("{}/{}", t.api_version, t.kind))
         })
         .collect()
+}
+
+/// The `devplatform.io/kinds` record of an instance rendered as `objects`: every kind it
+/// has ever had (`recorded`) and has now, one version each, as JSON.
+pub fn kinds_record<'a>(
+    objects: impl IntoIterator<Item = &'a DynamicObject>,
+    recorded: &BTreeSet<String>,
+    k: &Kinds,
+) -> String {
+    let objects: Vec<DynamicObject> = objects.into_iter().cloned().collect();
+    let mut kinds = kinds_of(&objects);
+    kinds.extend(recorded.iter().cloned());
+    let kinds = dedupe_versions(kinds, k);
+    serde_json::to_string(&kinds).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// Stamps `record` (see [`kinds_record`]) on `object` when it is the PVC, the instance's
+/// record.
+///
+/// NB: render, the dry runs and provisioning all stamp it, so that what `render` prints
+/// is what provisioning applies.
+pub fn stamp_kinds(object: &mut DynamicObject, record: &str) {
+    if object
+        .types
+        .as_ref()
+        .is_some_and(|t| t.kind == "PersistentVolumeClaim")
+    {
+        object
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(naming::ANNOTATION_KINDS.to_owned(), record.to_owned());
+    }
 }
 
 /// Keeps one version per kind (v1 and v1beta1 VirtualServices are one stored object).

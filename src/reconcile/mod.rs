@@ -3,8 +3,11 @@
 //! live objects. One async function per lifecycle operation; the GraphQL layer calls
 //! these and builds no Kubernetes objects itself.
 
+mod admin;
 pub mod apply;
 mod error;
+mod events;
+mod explain;
 pub mod kinds;
 mod lifecycle;
 mod live;
@@ -19,9 +22,12 @@ use std::{
 use kube::Client;
 
 pub use self::{
+    admin::InstanceFilter,
     error::{Error, MAX_ATTEMPTS, reason, retry_delay, with_retry},
+    events::{InstanceEvent, MAX_EVENTS},
     kinds::Kinds,
     lifecycle::{MAX_LOG_BYTES, Provisioned, Stats},
+    live::{kinds_record, stamp_kinds},
     plan::{Action, Plan, Step},
 };
 use crate::{config::InstanceSettings, render::ActiveTemplates};

@@ -192,6 +192,14 @@ fn routes(state: Arc<State>) -> impl Filter<Extract = (Response,), Error = Infal
         .map(|query: HashMap<String, String>, state: Arc<State>, auth| {
             respond(&state, auth, |user| list_repos(&state, user, &query))
         });
+    let search = warp::get()
+        .and(warp::path!("api" / "v1" / "repos" / "search"))
+        .and(warp::query::<HashMap<String, String>>())
+        .and(state.clone())
+        .and(auth)
+        .map(|query: HashMap<String, String>, state: Arc<State>, auth| {
+            respond(&state, auth, |user| search_repos(&state, user, &query))
+        });
     let me = warp::get()
         .and(warp::path!("api" / "v1" / "user"))
         .and(state.clone())
@@ -206,7 +214,10 @@ fn routes(state: Arc<State>) -> impl Filter<Extract = (Response,), Error = Infal
         state.requests.fetch_add(1, Ordering::SeqCst);
         not_found()
     });
-    repo.or(user_repos)
+    search
+        .or(repo)
+        .unify()
+        .or(user_repos)
         .unify()
         .or(me)
         .unify()
@@ -267,10 +278,8 @@ fn get_repo(state: &State, user: Option<String>, owner: &str, name: &str) -> Res
     }
 }
 
-fn list_repos(state: &State, user: Option<String>, query: &HashMap<String, String>) -> Response {
-    let Some(user) = user else {
-        return unauthorized();
-    };
+/// `page` and `limit` of a list request, as Gitea reads them.
+fn paging(query: &HashMap<String, String>) -> (usize, usize) {
     let page = query
         .get("page")
         .and_then(|p| p.parse::<usize>().ok())
@@ -282,6 +291,37 @@ fn list_repos(state: &State, user: Option<String>, query: &HashMap<String, Strin
         .filter(|l| *l > 0)
         .unwrap_or(DEFAULT_LIMIT)
         .min(MAX_LIMIT);
+    (page, limit)
+}
+
+/// `GET /repos/search`: every repository the caller may see (public ones, and private
+/// ones they own or collaborate on; only public ones anonymously), as
+/// `{"ok": true, "data": [...]}` with `X-Total-Count`, like Gitea.
+fn search_repos(state: &State, user: Option<String>, query: &HashMap<String, String>) -> Response {
+    let (page, limit) = paging(query);
+    let repos = lock(&state.repos);
+    let visible: Vec<Value> = repos
+        .iter()
+        .filter_map(|r| permissions(r, user.as_deref()).map(|p| repo_json(state, r, p)))
+        .collect();
+    let total = visible.len();
+    let data: Vec<Value> = visible
+        .into_iter()
+        .skip((page - 1).saturating_mul(limit))
+        .take(limit)
+        .collect();
+    let mut response = json_reply(StatusCode::OK, &json!({"ok": true, "data": data}));
+    if let Ok(value) = total.to_string().parse() {
+        response.headers_mut().insert("x-total-count", value);
+    }
+    response
+}
+
+fn list_repos(state: &State, user: Option<String>, query: &HashMap<String, String>) -> Response {
+    let Some(user) = user else {
+        return unauthorized();
+    };
+    let (page, limit) = paging(query);
     let repos = lock(&state.repos);
     let mine: Vec<Value> = repos
         .iter()

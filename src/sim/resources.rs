@@ -185,6 +185,16 @@ pub const RESOURCES: &[ResourceDef] = &[
         short_names: &["ra"],
         subresources: NONE,
     },
+    ResourceDef {
+        group: "",
+        versions: &["v1"],
+        plural: "events",
+        singular: "event",
+        kind: "Event",
+        namespaced: true,
+        short_names: &["ev"],
+        subresources: NONE,
+    },
 ];
 
 /// Resource id (index into [`RESOURCES`]).
@@ -244,4 +254,22 @@ pub mod ids {
     pub const PVCS: ResId = 3;
     /// jobs
     pub const JOBS: ResId = 7;
+    /// events (core/v1)
+    pub const EVENTS: ResId = 11;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RESOURCES, ResId, ids};
+
+    #[test]
+    fn every_resource_id_names_its_resource() {
+        let plural = |id: ResId| RESOURCES[usize::from(id)].plural;
+        assert_eq!(plural(ids::NAMESPACES), "namespaces");
+        assert_eq!(plural(ids::PODS), "pods");
+        assert_eq!(plural(ids::SERVICES), "services");
+        assert_eq!(plural(ids::PVCS), "persistentvolumeclaims");
+        assert_eq!(plural(ids::JOBS), "jobs");
+        assert_eq!(plural(ids::EVENTS), "events");
+    }
 }

@@ -169,7 +169,22 @@ impl FieldSelector {
                         "status.phase" | "spec.nodeName" | "spec.restartPolicy" | "status.podIP"
                     ))
                 || (plural == "secrets" && field == "type")
-                || (plural == "jobs" && field == "status.successful");
+                || (plural == "jobs" && field == "status.successful")
+                // NB: the core/v1 Event fields the real server indexes.
+                || (plural == "events"
+                    && matches!(
+                        field,
+                        "involvedObject.kind"
+                            | "involvedObject.namespace"
+                            | "involvedObject.name"
+                            | "involvedObject.uid"
+                            | "involvedObject.apiVersion"
+                            | "involvedObject.resourceVersion"
+                            | "involvedObject.fieldPath"
+                            | "reason"
+                            | "reportingComponent"
+                            | "type"
+                    ));
             if !allowed {
                 return Err(format!("field label not supported: {field}"));
             }

@@ -458,7 +458,10 @@ async fn failure_modes_on_demand() {
         )
         .await
         .unwrap();
-    assert!(logs.contains("fatal: repository not found"), "{logs}");
+    assert!(
+        logs.contains("fatal: repository 'http://gitea:3000/devteam/repo.git/' not found"),
+        "{logs}"
+    );
     wait_pod(&sim, "clonefail", |p| {
         waiting_reason(p, "initContainerStatuses") == "CrashLoopBackOff"
     })
@@ -560,4 +563,61 @@ async fn image_fix_recovers_a_pod_and_claims_grow() {
         )
         .await;
     assert!(grown);
+}
+
+#[tokio::test]
+async fn the_scheduler_and_kubelet_record_events_with_counts() {
+    use k8s_openapi::api::core::v1::Event;
+    let sim = Sim::start().await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(sim.client(), NS);
+    let events: Api<Event> = Api::namespaced(sim.client(), NS);
+    sim.set_pod_behaviour("code-server-eve", PodBehaviour::CrashLoop);
+    let manifest = pod_manifest("code-server-eve", "codercom/code-server:4.96.4");
+    pods.patch(
+        "code-server-eve",
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&manifest),
+    )
+    .await
+    .unwrap();
+    let lp =
+        ListParams::default().fields("involvedObject.kind=Pod,involvedObject.name=code-server-eve");
+    let mut back_off = None;
+    for _ in 0..200 {
+        let list = events.list(&lp).await.unwrap();
+        back_off = list
+            .items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("BackOff") && e.count.unwrap_or(0) >= 2);
+        if back_off.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let back_off = back_off.expect("a repeated back-off is one event with a count");
+    assert_eq!(back_off.type_.as_deref(), Some("Warning"));
+    assert_eq!(
+        back_off.involved_object.field_path.as_deref(),
+        Some("spec.containers{code-server}")
+    );
+    assert!(back_off.last_timestamp >= back_off.first_timestamp);
+    let all = events.list(&lp).await.unwrap();
+    let reasons: Vec<_> = all.items.iter().filter_map(|e| e.reason.clone()).collect();
+    for reason in ["Scheduled", "Pulled", "Created", "Started", "BackOff"] {
+        assert!(reasons.iter().any(|r| r == reason), "{reason}: {reasons:?}");
+    }
+    let other = ListParams::default().fields("involvedObject.name=someone-else");
+    assert!(events.list(&other).await.unwrap().items.is_empty());
+    let unsupported = ListParams::default().fields("message=x");
+    match events.list(&unsupported).await {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 400);
+            assert!(
+                s.message.contains("field label not supported: message"),
+                "{}",
+                s.message
+            );
+        }
+        other => panic!("an unindexed field is refused: {other:?}"),
+    }
 }

@@ -43,6 +43,21 @@ pub(crate) async fn bind_pvc(sh: Arc<Shared>, ns: String, name: String, uid: Str
                 json!({"phase": "Bound", "accessModes": modes, "capacity": {"storage": storage}});
         },
     );
+    // NB: the external provisioner reports the volume it made on the claim.
+    if let Ok(pvc) = ops::get(&sh, ids::PVCS, &ns, &name) {
+        record_event(
+            &sh,
+            "PersistentVolumeClaim",
+            &pvc,
+            &EventSpec {
+                type_: "Normal",
+                reason: "ProvisioningSucceeded",
+                message: &format!("Successfully provisioned volume {volume}"),
+                component: "sim.devplatform.io/provisioner",
+                field_path: None,
+            },
+        );
+    }
 }
 
 /// Release `kubernetes.io/pvc-protection` on deleting claims no pod uses any more.

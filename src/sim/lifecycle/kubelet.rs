@@ -206,18 +206,12 @@ pub(crate) async fn drive_pod(sh: Arc<Shared>, ns: String, name: String, uid: St
     drop(pod);
 
     if behaviour == PodBehaviour::Unschedulable {
+        const WHY: &str = "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.";
         kubelet_write(&sh, &ns, &name, &uid, token, |s| {
             s["phase"] = json!("Pending");
-            set_condition(
-                s,
-                "PodScheduled",
-                "False",
-                Some("Unschedulable"),
-                Some(
-                    "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.",
-                ),
-            );
+            set_condition(s, "PodScheduled", "False", Some("Unschedulable"), Some(WHY));
         });
+        pod_event(&sh, &ns, &name, None, ("Warning", "FailedScheduling", WHY));
         return;
     }
 
@@ -238,6 +232,17 @@ pub(crate) async fn drive_pod(sh: Arc<Shared>, ns: String, name: String, uid: St
                 p["spec"]["nodeName"] = json!("sim-node");
             }
         },
+    );
+    pod_event(
+        &sh,
+        &ns,
+        &name,
+        None,
+        (
+            "Normal",
+            "Scheduled",
+            &format!("Successfully assigned {ns}/{name} to sim-node"),
+        ),
     );
     let pod_ip = {
         let mut c = lock(&sh.counters);
@@ -347,6 +352,7 @@ pub(crate) async fn drive_pod(sh: Arc<Shared>, ns: String, name: String, uid: St
             }) {
                 return;
             }
+            container_started(&sh, &ns, &name, c);
             if fail {
                 set_logs(&sh, &ns, &name, &cname, init_log_lines(c, true));
             }
@@ -381,6 +387,16 @@ pub(crate) async fn drive_pod(sh: Arc<Shared>, ns: String, name: String, uid: St
                     let msg = format!(
                         "back-off {}s restarting failed container={cname} pod={name}_{ns}({uid})",
                         10 * restarts
+                    );
+                    let event = format!(
+                        "Back-off restarting failed container {cname} in pod {name}_{ns}({uid})"
+                    );
+                    pod_event(
+                        &sh,
+                        &ns,
+                        &name,
+                        Some(&cname),
+                        ("Warning", "BackOff", &event),
                     );
                     let mut statuses = done.clone();
                     statuses.push(cstatus(
@@ -448,7 +464,35 @@ pub(crate) async fn drive_pod(sh: Arc<Shared>, ns: String, name: String, uid: St
             }) {
                 return;
             }
+            for c in &mains {
+                let (cname, image) = name_and_image(c);
+                let events = [
+                    ("Normal", "Pulling", format!("Pulling image \"{image}\"")),
+                    (
+                        "Warning",
+                        "Failed",
+                        format!("Failed to pull image \"{image}\": {}", pull(c)),
+                    ),
+                    ("Warning", "Failed", "Error: ErrImagePull".to_owned()),
+                ];
+                for (type_, reason, message) in &events {
+                    pod_event(&sh, &ns, &name, Some(cname), (type_, reason, message));
+                }
+            }
             sleep(opts.backoff_delay).await;
+            for c in &mains {
+                let (cname, image) = name_and_image(c);
+                let back_off = format!("Back-off pulling image \"{image}\"");
+                pod_event(
+                    &sh,
+                    &ns,
+                    &name,
+                    Some(cname),
+                    ("Normal", "BackOff", &back_off),
+                );
+                let error = ("Warning", "Failed", "Error: ImagePullBackOff");
+                pod_event(&sh, &ns, &name, Some(cname), error);
+            }
             let st: Vec<Value> = mains
                 .iter()
                 .map(|c| {
@@ -488,6 +532,11 @@ pub(crate) async fn drive_pod(sh: Arc<Shared>, ns: String, name: String, uid: St
             kubelet_write(&sh, &ns, &name, &uid, token, |s| {
                 s["containerStatuses"] = json!(st)
             });
+            for c in &mains {
+                let (cname, _) = name_and_image(c);
+                let error = ("Warning", "Failed", "Error: secret \"missing\" not found");
+                pod_event(&sh, &ns, &name, Some(cname), error);
+            }
         }
         PodBehaviour::CrashLoop => {
             let started = now();
@@ -510,9 +559,19 @@ pub(crate) async fn drive_pod(sh: Arc<Shared>, ns: String, name: String, uid: St
             }) {
                 return;
             }
+            for c in &mains {
+                container_started(&sh, &ns, &name, c);
+            }
             let mut restarts = 1;
             loop {
                 sleep(opts.backoff_delay).await;
+                for c in &mains {
+                    let (cname, _) = name_and_image(c);
+                    let event = format!(
+                        "Back-off restarting failed container {cname} in pod {name}_{ns}({uid})"
+                    );
+                    pod_event(&sh, &ns, &name, Some(cname), ("Warning", "BackOff", &event));
+                }
                 let st: Vec<Value> = mains
                     .iter()
                     .map(|c| {
@@ -545,6 +604,9 @@ pub(crate) async fn drive_pod(sh: Arc<Shared>, ns: String, name: String, uid: St
                 s["containerStatuses"] = json!(st.clone());
             }) {
                 return;
+            }
+            for c in &mains {
+                container_started(&sh, &ns, &name, c);
             }
             if behaviour == PodBehaviour::NeverReady {
                 return;
@@ -612,6 +674,30 @@ pub(crate) async fn drive_pod(sh: Arc<Shared>, ns: String, name: String, uid: St
                 });
             }
         }
+    }
+}
+
+/// A container's name and image.
+fn name_and_image(c: &Value) -> (&str, &str) {
+    (
+        c.get("name").and_then(Value::as_str).unwrap_or_default(),
+        c.get("image").and_then(Value::as_str).unwrap_or_default(),
+    )
+}
+
+/// The kubelet's events for a container it starts: image present, created, started.
+fn container_started(sh: &Arc<Shared>, ns: &str, pod: &str, c: &Value) {
+    let (cname, image) = name_and_image(c);
+    let events = [
+        (
+            "Pulled",
+            format!("Container image \"{image}\" already present on machine"),
+        ),
+        ("Created", format!("Created container: {cname}")),
+        ("Started", format!("Started container {cname}")),
+    ];
+    for (reason, message) in &events {
+        pod_event(sh, ns, pod, Some(cname), ("Normal", reason, message));
     }
 }
 

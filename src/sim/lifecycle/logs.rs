@@ -78,10 +78,13 @@ pub(crate) fn main_log_lines(c: &Value, t: &str) -> Vec<String> {
 pub(crate) fn init_log_lines(c: &Value, fail: bool) -> Vec<String> {
     let name = c.get("name").and_then(Value::as_str).unwrap_or("init");
     if fail {
+        // NB: the lines the templates' clone script writes around git's own.
         vec![
+            "cloning repo".to_string(),
             "Cloning into '/home/coder/workspace/repo'...".to_string(),
             "remote: Repository not found.".to_string(),
-            "fatal: repository not found".to_string(),
+            "fatal: repository 'http://gitea:3000/devteam/repo.git/' not found".to_string(),
+            "error: cloning repo failed".to_string(),
             format!("{name}: clone failed, exiting with status 1"),
         ]
     } else {

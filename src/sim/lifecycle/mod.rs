@@ -12,12 +12,14 @@ use super::resources::{ResId, ids};
 use super::{GracePeriod, Shared, lock};
 
 mod claims;
+mod events;
 mod jobs;
 mod kubelet;
 mod logs;
 mod states;
 
 pub(crate) use claims::*;
+pub(crate) use events::*;
 pub(crate) use jobs::*;
 pub(crate) use kubelet::*;
 pub(crate) use logs::*;

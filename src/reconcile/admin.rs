@@ -1,0 +1,90 @@
+//! What admins may do beyond their own instances: list every instance, and find the owner
+//! of any instance so that stop, start and delete can act for that owner.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
+
+use super::{Error, Reconciler, Result, lifecycle::owner_with_labels, live, with_retry};
+use crate::{
+    instance::{Instance, InstanceStatus},
+    naming,
+    values::Owner,
+};
+
+/// Which instances an admin lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstanceFilter {
+    /// Only this user's (by user id, as the token gave it).
+    pub user: Option<String>,
+    /// Only instances in this status.
+    pub status: Option<InstanceStatus>,
+}
+
+impl Reconciler {
+    /// Every instance matching `filter`, ordered by id (two list calls).
+    pub async fn all(&self, filter: &InstanceFilter) -> Result<Vec<Instance>> {
+        let mut selector = live::managed_selector();
+        if let Some(user) = &filter.user {
+            let safe = naming::safe_name(user).map_err(crate::values::ValuesError::from)?;
+            selector.push_str(&format!(",{}={safe}", naming::LABEL_USER));
+        }
+        let pvc_lp = ListParams::default().labels(&selector);
+        let pod_lp = ListParams::default().labels(&format!(
+            "{selector},{}={}",
+            naming::LABEL_NAME,
+            naming::APP_NAME_VALUE
+        ));
+        let (pvcs, pods) = self.list_pvcs_and_pods(&pvc_lp, &pod_lp).await?;
+        let pods: BTreeMap<&str, &Pod> = pods
+            .items
+            .iter()
+            .filter_map(|p| Some((p.metadata.name.as_deref()?, p)))
+            .collect();
+        let mut instances = Vec::new();
+        for pvc in &pvcs.items {
+            let Some(id) = pvc
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(naming::LABEL_INSTANCE))
+            else {
+                continue;
+            };
+            let instance = self.instance(pvc, pods.get(id.as_str()).copied())?;
+            if filter.status.is_none_or(|s| s == instance.status.status) {
+                instances.push(instance);
+            }
+        }
+        instances.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(instances)
+    }
+
+    /// The owner recorded on instance `id` (user id, email and `sub`), for an admin to
+    /// act on it; `NotFound` when there is no such instance.
+    pub async fn owner_of(&self, id: &str) -> Result<Owner> {
+        let name = naming::parse_instance_id(id).map_err(|_| Error::NotFound)?;
+        let (api, pvc_name) = (self.pvcs(), naming::pvc_name(name));
+        let pvc = with_retry("get a PVC", || api.get_opt(&pvc_name))
+            .await
+            .map_err(|e| Error::kube("read the workspace volume", e))?
+            .ok_or(Error::NotFound)?;
+        let labels = pvc.metadata.labels.as_ref();
+        let managed = labels
+            .and_then(|l| l.get(naming::LABEL_MANAGED_BY))
+            .is_some_and(|v| v == naming::MANAGED_BY_VALUE);
+        let instance = labels.and_then(|l| l.get(naming::LABEL_INSTANCE));
+        if !managed || instance.map(String::as_str) != Some(id) {
+            return Err(Error::NotFound);
+        }
+        let annotations = pvc.metadata.annotations.clone().unwrap_or_default();
+        let Some(user_id) = annotations
+            .get(naming::ANNOTATION_USER_ID)
+            .or_else(|| labels.and_then(|l| l.get(naming::LABEL_USER)))
+        else {
+            return Err(Error::NotFound);
+        };
+        Ok(owner_with_labels(Owner::new(user_id.clone()), &pvc))
+    }
+}

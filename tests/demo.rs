@@ -1,0 +1,88 @@
+//! The `demo` command as a new user runs it: the banner (addresses, tokens) alone on
+//! stdout, the service's JSON logs in the file the banner names.
+
+use std::{process::Stdio, time::Duration};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn the_demo_keeps_its_logs_off_the_banner() {
+    codeserver_service::install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("demo.log");
+    let (port, metrics_port) = (free_port(), free_port());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_codeserver-service"))
+        .args(["demo", "--port", &port.to_string()])
+        .args(["--metrics-port", &metrics_port.to_string()])
+        .args(["--log-file", log.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut banner = Vec::new();
+    let read_banner = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let last = line.contains("Press Ctrl-C to stop.");
+            banner.push(line);
+            if last {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read_banner)
+        .await
+        .expect("the demo prints its banner");
+    let text = banner.join("\n");
+    assert!(
+        text.contains(&format!("logs (JSON)     {}", log.display())),
+        "{text}"
+    );
+    // A GraphQL request is logged; the answer proves the server runs.
+    let graphql = format!("http://127.0.0.1:{port}/graphql");
+    let client = reqwest::Client::new();
+    let mut answered = false;
+    for _ in 0..200 {
+        let sent = client
+            .post(&graphql)
+            .header("content-type", "application/json")
+            .body(r#"{"query":"{ health }"}"#)
+            .send()
+            .await;
+        if sent.is_ok() {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(answered, "the demo serves {graphql}");
+    let mut logged = String::new();
+    for _ in 0..200 {
+        logged = std::fs::read_to_string(&log).unwrap_or_default();
+        if logged.contains("graphql request") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        logged
+            .lines()
+            .any(|l| l.starts_with('{') && l.contains("graphql request")),
+        "JSON logs in the file: {logged}"
+    );
+    child.start_kill().unwrap();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        banner.push(line);
+    }
+    let _ = child.wait().await;
+    assert!(
+        !banner.iter().any(|l| l.trim_start().starts_with('{')),
+        "no log line on stdout: {banner:?}"
+    );
+}
