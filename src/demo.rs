@@ -57,7 +57,11 @@ pub fn simulated_parts(
             audience: Some(DEFAULT_AUDIENCE.to_owned()),
             ..AuthSettings::default()
         },
-        gitea: GiteaSettings::new(gitea_url),
+        gitea: GiteaSettings {
+            auth_mode: crate::gitea::AuthMode::Sudo,
+            service_token: Some(crate::config::Secret::new(crate::sim::gitea::SERVICE_TOKEN)),
+            ..GiteaSettings::new(gitea_url)
+        },
         metrics,
         refusals: None,
     }

@@ -1,6 +1,12 @@
-//! Gitea's REST API v1, called with the caller's own token.
+//! Gitea's REST API v1, asked as the caller.
 //!
-//! Access to a repository is decided by Gitea: a lookup with the caller's token that answers
+//! Stock Gitea does not accept Keycloak tokens on its API, so by default
+//! ([`AuthMode::Sudo`]) the service calls with its own admin token (`GITEA_TOKEN`) and
+//! Gitea's `Sudo` header naming the caller's Gitea username: Gitea then answers exactly as
+//! it would answer that user. [`AuthMode::Forward`] forwards the caller's bearer token
+//! instead, for a Gitea that trusts the identity provider's tokens.
+//!
+//! Access to a repository is decided by Gitea: a lookup as the caller that answers
 //! 200 with `permissions.pull` means access; 404, 403 and 401 mean `repository access denied`
 //! (Gitea answers 404 for private repositories the caller may not see, so existence does not
 //! leak). Repository owner and name are checked against Gitea's naming rules before any call,
@@ -78,6 +84,14 @@ pub enum GiteaError {
     /// The HTTP client could not be built.
     #[error("failed to build the gitea HTTP client")]
     Client(#[source] reqwest::Error),
+    /// `Sudo` mode without a service token.
+    #[error("GITEA_AUTH_MODE=sudo needs GITEA_TOKEN")]
+    NoServiceToken,
+    /// Gitea refused the service token's `Sudo` (the token's user is no site admin).
+    #[error(
+        "gitea refused GITEA_TOKEN with Sudo (its user must be a site admin with repository scopes)"
+    )]
+    SudoRefused,
 }
 
 /// The last failure behind [`GiteaError::Unavailable`].
@@ -102,11 +116,33 @@ impl GiteaError {
     }
 }
 
+/// How the service asks Gitea as the caller (GITEA_AUTH_MODE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    /// The service's admin token and Gitea's `Sudo` header with the caller's username.
+    Sudo,
+    /// The caller's own bearer token.
+    Forward,
+}
+
+/// The caller, as Gitea is asked about them.
+#[derive(Clone, Copy, Debug)]
+pub struct Caller<'a> {
+    /// The caller's Gitea username (the token's `preferred_username`), for `Sudo`.
+    pub username: &'a str,
+    /// The caller's bearer token, for [`AuthMode::Forward`].
+    pub token: Option<&'a str>,
+}
+
 /// Timeouts and retry policy of the client.
 #[derive(Clone, Debug)]
 pub struct GiteaSettings {
     /// Gitea's base URL (GITEA_SERVICE_URL, default GITEA_URL), without `/api/v1`.
     pub base_url: String,
+    /// How the caller is presented to Gitea (GITEA_AUTH_MODE).
+    pub auth_mode: AuthMode,
+    /// The service's admin token (GITEA_TOKEN): `Sudo` and deploy keys need it.
+    pub service_token: Option<crate::config::Secret>,
     /// Timeout of one request.
     pub timeout: Duration,
     /// Timeout of establishing a connection.
@@ -120,10 +156,13 @@ pub struct GiteaSettings {
 }
 
 impl GiteaSettings {
-    /// Defaults for `base_url`: 10 s per request, 3 attempts, backoff 200 ms to 2 s.
+    /// Defaults for `base_url`: 10 s per request, 3 attempts, backoff 200 ms to 2 s; the
+    /// caller's token is forwarded, as no service token is known.
     pub fn new(base_url: &str) -> Self {
         Self {
             base_url: base_url.to_owned(),
+            auth_mode: AuthMode::Forward,
+            service_token: None,
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(3),
             attempts: 3,
@@ -134,13 +173,19 @@ impl GiteaSettings {
 }
 
 impl GiteaSettings {
-    /// Settings from the `serve` configuration: GITEA_SERVICE_URL, else GITEA_URL.
+    /// Settings from the `serve` configuration: GITEA_SERVICE_URL, else GITEA_URL;
+    /// GITEA_AUTH_MODE and GITEA_TOKEN.
     pub fn from_args(args: &crate::config::ServeArgs) -> Result<Self, GiteaError> {
-        args.gitea_service_url
+        let base = args
+            .gitea_service_url
             .as_deref()
             .or(args.gitea_url.as_deref())
-            .map(Self::new)
-            .ok_or_else(|| GiteaError::BaseUrl(String::new()))
+            .ok_or_else(|| GiteaError::BaseUrl(String::new()))?;
+        Ok(Self {
+            auth_mode: args.gitea_auth.gitea_auth_mode,
+            service_token: args.gitea_token.clone(),
+            ..Self::new(base)
+        })
     }
 }
 
@@ -159,6 +204,12 @@ impl fmt::Debug for GiteaClient {
             .field("base", &self.base.as_str())
             .finish_non_exhaustive()
     }
+}
+
+/// The credentials one request carries.
+struct Presented {
+    authorization: String,
+    sudo: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -203,6 +254,9 @@ impl GiteaClient {
         }
         base.set_query(None);
         base.set_fragment(None);
+        if settings.auth_mode == AuthMode::Sudo && settings.service_token.is_none() {
+            return Err(GiteaError::NoServiceToken);
+        }
         crate::install_crypto();
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
@@ -224,17 +278,52 @@ impl GiteaClient {
         self
     }
 
-    /// Looks `owner/name` up with the caller's token; `Ok` means the caller may pull it.
+    /// How the caller is presented on a request: `Authorization` and, in `Sudo` mode, the
+    /// `Sudo` header. A caller Gitea could not know (no token to forward, a username
+    /// Gitea would not accept) is denied without a call.
+    fn as_caller(&self, caller: &Caller<'_>) -> Result<Presented, GiteaError> {
+        match self.settings.auth_mode {
+            AuthMode::Forward => caller
+                .token
+                .map(|token| Presented {
+                    authorization: format!("Bearer {token}"),
+                    sudo: None,
+                })
+                .ok_or(GiteaError::AccessDenied),
+            AuthMode::Sudo => {
+                if validate_repo_part("owner", caller.username).is_err() {
+                    tracing::debug!("the caller's username cannot be a Gitea username");
+                    return Err(GiteaError::AccessDenied);
+                }
+                Ok(Presented {
+                    authorization: self.service_authorization()?,
+                    sudo: Some(caller.username.to_owned()),
+                })
+            }
+        }
+    }
+
+    /// `Authorization` with the service's own token.
+    fn service_authorization(&self) -> Result<String, GiteaError> {
+        self.settings
+            .service_token
+            .as_ref()
+            .map(|t| format!("token {}", t.expose()))
+            .ok_or(GiteaError::NoServiceToken)
+    }
+
+    /// Looks `owner/name` up as the caller; `Ok` means the caller may pull it.
     pub async fn repository(
         &self,
-        token: &str,
+        caller: &Caller<'_>,
         owner: &str,
         name: &str,
     ) -> Result<Repository, GiteaError> {
         validate_repo_part("owner", owner)?;
         validate_repo_part("name", name)?;
+        let presented = self.as_caller(caller)?;
         let url = self.api_url(&["repos", owner, name], &[]);
-        let result = self.get_json::<ApiRepository>(token, url).await;
+        let result = self.get_json::<ApiRepository>(&presented, url).await;
         let result = match result {
             Ok(repo) if repo.permissions.as_ref().is_some_and(|p| p.pull) => Ok(repo.into()),
             Ok(_) => Err(GiteaError::AccessDenied),
@@ -245,7 +334,8 @@ impl GiteaClient {
     }
 
     /// Every repository the caller can read, following pagination.
-    pub async fn repositories(&self, token: &str) -> Result<Vec<Repository>, GiteaError> {
+    pub async fn repositories(&self, caller: &Caller<'_>) -> Result<Vec<Repository>, GiteaError> {
+        let presented = self.as_caller(caller)?;
         let mut all = Vec::new();
         let limit = PAGE_LIMIT.to_string();
         for page in 1..=MAX_PAGES {
@@ -254,7 +344,7 @@ impl GiteaClient {
                 &["user", "repos"],
                 &[("page", &page_text), ("limit", &limit)],
             );
-            let result = self.get_json::<Vec<ApiRepository>>(token, url).await;
+            let result = self.get_json::<Vec<ApiRepository>>(&presented, url).await;
             self.count(&result);
             let batch = result?;
             let last = batch.len() < PAGE_LIMIT;
@@ -283,7 +373,7 @@ impl GiteaClient {
 
     async fn get_json<T: serde::de::DeserializeOwned>(
         &self,
-        token: &str,
+        presented: &Presented,
         url: Url,
     ) -> Result<T, GiteaError> {
         let path = url.path().to_owned();
@@ -292,13 +382,15 @@ impl GiteaClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let sent = self
+            let mut request = self
                 .http
                 .get(url.clone())
-                .bearer_auth(token)
-                .header(http::header::ACCEPT, "application/json")
-                .send()
-                .await;
+                .header(http::header::AUTHORIZATION, &presented.authorization)
+                .header(http::header::ACCEPT, "application/json");
+            if let Some(user) = &presented.sudo {
+                request = request.header("Sudo", user);
+            }
+            let sent = request.send().await;
             let cause = match sent {
                 Ok(response) if response.status().is_success() => {
                     return response
@@ -307,6 +399,11 @@ impl GiteaClient {
                         .map_err(|source| GiteaError::Decode { path, source });
                 }
                 Ok(response) => match response.status() {
+                    StatusCode::FORBIDDEN if presented.sudo.is_some() => {
+                        // NB: with Sudo, 403 is Gitea refusing the service token's Sudo
+                        // (only site admins may); a repository the caller may not see is 404.
+                        return Err(GiteaError::SudoRefused);
+                    }
                     StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => {
                         return Err(GiteaError::AccessDenied);
                     }

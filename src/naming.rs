@@ -6,6 +6,12 @@
 //! characters. The safe name is lowercased, runs of anything but `[a-z0-9]` become `-`,
 //! it is trimmed and truncated, and it gets a short hash of the original id whenever it
 //! differs from the original, so that `john.doe` and `john-doe` never share an instance.
+//!
+//! No two ids map to one name: a kept name never ends in `-` and eight hex digits, and a
+//! hashed name always does, so an id that is already a valid name but looks hashed
+//! (`john-doe-30f69670`) is hashed too. Two hashed names are equal only when the 32-bit
+//! hash prefixes are, which a determined attacker can search for; the reconciler's safety
+//! net (it never applies over a live object another owner holds) covers that case.
 
 use sha2::{Digest, Sha256};
 
@@ -99,7 +105,7 @@ pub fn safe_name(user_id: &str) -> Result<String, NamingError> {
         }
     }
     let base = base.trim_matches('-');
-    if base == user_id && base.len() <= MAX_SAFE_NAME_LEN {
+    if base == user_id && base.len() <= MAX_SAFE_NAME_LEN && !looks_hashed(base) {
         return Ok(base.to_owned());
     }
     let hash = short_hash(user_id);
@@ -108,6 +114,17 @@ pub fn safe_name(user_id: &str) -> Result<String, NamingError> {
     // NB: `base` is ASCII here, so byte slicing cannot split a character.
     let truncated = base[..base.len().min(keep)].trim_end_matches('-');
     Ok(format!("{truncated}-{hash}"))
+}
+
+/// True when `name` has the shape of a hashed name: something, `-`, then [`HASH_LEN`]
+/// lowercase hex digits. Every hashed name has it and no kept name may.
+fn looks_hashed(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    bytes.len() > HASH_LEN + 1
+        && bytes[bytes.len() - HASH_LEN - 1] == b'-'
+        && bytes[bytes.len() - HASH_LEN..]
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
 }
 
 /// The first [`HASH_LEN`] hex digits of SHA-256 of `s`.
@@ -286,6 +303,85 @@ mod tests {
             }
         }
         assert!(names[0].starts_with("john-doe-"), "{}", names[0]);
+    }
+
+    #[test]
+    fn an_id_that_looks_like_a_hashed_name_is_hashed_too() {
+        let victim = safe_name("john.doe").unwrap();
+        assert_eq!(victim, "john-doe-30f69670");
+        let attacker = safe_name(&victim).unwrap();
+        assert_ne!(attacker, victim);
+        assert!(attacker.starts_with("john-doe-30f69670-"), "{attacker}");
+        assert!(is_dns_label(&attacker) && attacker.len() <= MAX_SAFE_NAME_LEN);
+        // Hashing the hashed name again keeps going: no fixed point to aim at.
+        assert_ne!(safe_name(&attacker).unwrap(), attacker);
+        // Names that merely end in a hex-looking word of another length are kept.
+        for kept in [
+            "john-doe-30f6967",
+            "john-doe-30f696701",
+            "cafebabe",
+            "x-cafebab",
+        ] {
+            assert_eq!(safe_name(kept).unwrap(), kept);
+        }
+        assert_ne!(safe_name("x-cafebabe").unwrap(), "x-cafebabe");
+    }
+
+    /// Ids built to collide: every shape of kept and hashed name, separators, case,
+    /// truncation boundaries, and every id's own safe name fed back in as an id.
+    fn adversarial_ids() -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        let stems = [
+            "john", "john.doe", "John-Doe", "a", "x-y", "user", "日本", "",
+        ];
+        for stem in stems {
+            for sep in ["", "-", ".", "_", "--", "@"] {
+                for tail in ["", "1", "deadbeef", "30f69670", "DEADBEEF", "0000000g"] {
+                    ids.push(format!("{stem}{sep}{tail}"));
+                }
+            }
+        }
+        for n in [40, 43, 44, 51, 52, 53, 60, 64, 200] {
+            ids.push("a".repeat(n));
+            ids.push(format!("{}-deadbeef", "b".repeat(n)));
+            ids.push(format!("{}.c", "c".repeat(n)));
+        }
+        for i in 0..2000 {
+            ids.push(format!("u{i}"));
+            ids.push(format!("u.{i}"));
+        }
+        let fed_back: Vec<String> = ids.iter().filter_map(|id| safe_name(id).ok()).collect();
+        ids.extend(fed_back);
+        ids.sort();
+        ids.dedup();
+        ids.retain(|id| !id.is_empty());
+        ids
+    }
+
+    #[test]
+    fn distinct_ids_never_share_a_name() {
+        let ids = adversarial_ids();
+        let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+        for id in &ids {
+            let name = safe_name(id).unwrap();
+            assert!(
+                is_dns_label(&name) && name.len() <= MAX_SAFE_NAME_LEN,
+                "{id:?} -> {name}"
+            );
+            if let Some(other) = seen.insert(name.clone(), id) {
+                panic!("{other:?} and {id:?} both map to {name}");
+            }
+        }
+        assert!(seen.len() > 4000, "{} ids checked", seen.len());
+    }
+
+    #[test]
+    fn kept_and_hashed_names_are_disjoint_by_shape() {
+        for id in adversarial_ids() {
+            let name = safe_name(&id).unwrap();
+            // A name is kept exactly when it is the id, and kept names never look hashed.
+            assert_eq!(name == id, !looks_hashed(&name), "{id:?} -> {name}");
+        }
     }
 
     #[test]

@@ -135,6 +135,7 @@ impl From<reconcile::Error> for ApiError {
         use reconcile::Error as E;
         let answer = match &error {
             E::NotFound => return Self::InstanceNotFound,
+            E::NameTaken(_) => Self::InstanceNameTaken,
             E::Storage(_) => Self::StorageFailed,
             E::Instance(_) | E::Routing(_) => Self::InstanceFailed,
             E::NotReady(_) => Self::PodNotReady,

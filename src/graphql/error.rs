@@ -23,6 +23,8 @@ pub enum Code {
     BadUserInput,
     /// The service or a system behind it failed.
     Internal,
+    /// The instance's names are held by another owner's objects; nothing was changed.
+    InstanceNameTaken,
 }
 
 impl Code {
@@ -34,6 +36,7 @@ impl Code {
             Self::NotFound => "NOT_FOUND",
             Self::BadUserInput => "BAD_USER_INPUT",
             Self::Internal => "INTERNAL",
+            Self::InstanceNameTaken => "INSTANCE_NAME_TAKEN",
         }
     }
 }
@@ -51,6 +54,9 @@ pub enum ApiError {
     RepositoryServiceUnavailable,
     /// `instance not found`: no such instance, or another user's.
     InstanceNotFound,
+    /// `instance name taken`: the instance's object names are held by another owner's
+    /// objects; nothing was changed.
+    InstanceNameTaken,
     /// `failed to create storage`: the workspace PVC could not be created.
     StorageFailed,
     /// `failed to create instance`: the pod (or its companions) could not be created.
@@ -74,6 +80,7 @@ impl ApiError {
             Self::RepositoryAccessDenied => "repository access denied",
             Self::RepositoryServiceUnavailable => "repository service unavailable",
             Self::InstanceNotFound => "instance not found",
+            Self::InstanceNameTaken => "instance name taken",
             Self::StorageFailed => "failed to create storage",
             Self::InstanceFailed => "failed to create instance",
             Self::PodNotReady => "pod not ready",
@@ -89,6 +96,7 @@ impl ApiError {
             Self::Unauthorized => Code::Unauthenticated,
             Self::Forbidden | Self::RepositoryAccessDenied => Code::Forbidden,
             Self::InstanceNotFound => Code::NotFound,
+            Self::InstanceNameTaken => Code::InstanceNameTaken,
             Self::BadInput(_) => Code::BadUserInput,
             Self::RepositoryServiceUnavailable
             | Self::StorageFailed
@@ -207,6 +215,11 @@ mod tests {
             ),
             (ApiError::PodNotReady, "pod not ready", "INTERNAL"),
             (ApiError::Forbidden, "forbidden", "FORBIDDEN"),
+            (
+                ApiError::InstanceNameTaken,
+                "instance name taken",
+                "INSTANCE_NAME_TAKEN",
+            ),
         ];
         for (error, message, code) in cases {
             assert_eq!(answer(error), (message.to_owned(), code.to_owned()));

@@ -28,16 +28,16 @@ pub(super) fn services<'c>(ctx: &Context<'c>) -> Result<&'c Services, ApiError> 
     })
 }
 
-/// The caller's token, which Gitea needs; callers identified by forwarded headers only
-/// have none, and Gitea would refuse them.
-pub(super) fn token(identity: &Identity) -> Result<&str, ApiError> {
-    identity
-        .token
-        .as_deref()
-        .ok_or(ApiError::RepositoryAccessDenied)
+/// The caller as Gitea is asked about them: the username for `Sudo`, the token (callers
+/// identified by forwarded headers have none) for forwarding.
+pub(super) fn gitea_caller(identity: &Identity) -> crate::gitea::Caller<'_> {
+    crate::gitea::Caller {
+        username: &identity.user_id,
+        token: identity.token.as_deref(),
+    }
 }
 
-/// Checks the arguments, then asks Gitea, with the caller's token, whether the caller may
+/// Checks the arguments, then asks Gitea, as the caller, whether the caller may
 /// read the repository; the answer gives the clone URL.
 pub(super) async fn readable_repo(
     services: &Services,
@@ -48,7 +48,7 @@ pub(super) async fn readable_repo(
     args::repository(repo_owner, repo_name)?;
     let found = services
         .gitea
-        .repository(token(identity)?, repo_owner, repo_name)
+        .repository(&gitea_caller(identity), repo_owner, repo_name)
         .await?;
     Repo::new(&found.owner, &found.name, &found.clone_url).map_err(|error| {
         tracing::warn!(%error, "gitea answered an unusable repository");
@@ -179,7 +179,7 @@ impl Query {
     async fn my_repositories(&self, ctx: &Context<'_>) -> Result<Vec<Repository>, ApiError> {
         let identity = caller(ctx)?;
         let services = services(ctx)?;
-        let repos = services.gitea.repositories(token(identity)?).await?;
+        let repos = services.gitea.repositories(&gitea_caller(identity)).await?;
         Ok(repos.into_iter().map(Repository::from).collect())
     }
 

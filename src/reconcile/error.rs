@@ -20,6 +20,10 @@ pub enum Error {
     /// The Service, VirtualService or NetworkPolicy could not be applied.
     #[error("failed to configure routing: {0}")]
     Routing(String),
+    /// The instance's object names are held by another owner's live objects; nothing was
+    /// written.
+    #[error("instance name taken: {0}")]
+    NameTaken(String),
     /// The pod is not running (logs, sync).
     #[error("pod not ready: {0}")]
     NotReady(String),

@@ -218,7 +218,8 @@ impl Reconciler {
             let ns = &self.settings.namespace;
             apply::wait_pod_gone(&self.client, ns, id, p.metadata.uid.as_deref()).await?;
         }
-        let (plan, _) = self.plan_desired(id, desired, recorded).await?;
+        let (plan, live) = self.plan_desired(id, desired, recorded).await?;
+        refuse_foreign(&desired.values, &live)?;
         let ns = &self.settings.namespace;
         let outcome = apply::apply(&self.client, &self.kinds, ns, &plan, opts).await?;
         log_outcome(id, &plan, &outcome);
@@ -683,6 +684,30 @@ fn owner_with_labels(
     // NB: the owner key is recomputed from `sub`; a key that is not the safe name was a sub.
     owner.sub = key.filter(|k| Some(k) != owner.known_name.as_ref());
     owner
+}
+
+/// The safety net under the naming scheme: nothing is applied over a live object of the
+/// instance that another owner holds (`NameTaken`, before any write).
+fn refuse_foreign(values: &Values, live: &[DynamicObject]) -> Result<()> {
+    let (safe, key) = (&values.user.name, &values.user.owner);
+    match live
+        .iter()
+        .find(|o| !live::labels_own(o.metadata.labels.as_ref(), safe, key))
+    {
+        Some(foreign) => {
+            let kind = foreign.types.as_ref().map_or("", |t| t.kind.as_str());
+            let name = foreign.metadata.name.as_deref().unwrap_or_default();
+            tracing::warn!(
+                instance = %values.instance.id,
+                object = %format!("{kind}/{name}"),
+                "refused to write over another owner's object"
+            );
+            Err(Error::NameTaken(format!(
+                "{kind}/{name} belongs to another owner"
+            )))
+        }
+        None => Ok(()),
+    }
 }
 
 /// `Some(Ok)` when the Job completed, `Some(Err(reason))` when it failed, `None` while

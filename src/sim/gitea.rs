@@ -1,8 +1,11 @@
 //! A small simulated Gitea on 127.0.0.1: a few users and repositories, private and public,
 //! answering the REST API v1 calls this service makes, in Gitea's JSON shape.
 //!
-//! The caller is identified from the forwarded bearer JWT, checked against the simulated
-//! issuer's published keys, as the real deployment checks the Keycloak token. Private
+//! The caller is identified as Gitea does: an access token (`Authorization: token <t>` or
+//! `Bearer <t>`), [`SERVICE_TOKEN`] being a site admin's; a site admin may act as another
+//! user with the `Sudo` header or `sudo` query parameter (an unknown user is 404, anyone
+//! else's Sudo 403 "Only administrators allowed to sudo."). For the forwarding mode a
+//! bearer JWT checked against the simulated issuer's keys is accepted too. Private
 //! repositories answer 404 to anyone but their owner and collaborators, like Gitea. Faults
 //! ([`Fault`]) make it answer 503 or 500 so tests can see retries and outages, and every
 //! request is counted so tests can assert that no call was made.
@@ -70,6 +73,17 @@ impl SimRepo {
 /// The demo's users: two developers and an admin.
 pub const USERS: [&str; 3] = ["alice", "bob", "admin"];
 
+/// The site admin whose access token the service holds (GITEA_TOKEN).
+pub const SERVICE_USER: &str = "gitea-admin";
+
+/// GITEA_TOKEN of the simulated Gitea: an access token of [`SERVICE_USER`], a site admin.
+pub const SERVICE_TOKEN: &str = "sim-gitea-service-token";
+
+/// The personal access token of `user` (no site admin) in the simulated Gitea.
+pub fn personal_token(user: &str) -> String {
+    format!("sim-gitea-pat-{user}")
+}
+
 /// The demo's repositories.
 pub fn default_repos() -> Vec<SimRepo> {
     vec![
@@ -98,6 +112,9 @@ pub enum Fault {
 struct State {
     issuer: Arc<Issuer>,
     repos: Mutex<Vec<SimRepo>>,
+    /// Known users (lowercase logins): the demo's, repository owners and collaborators,
+    /// and those added.
+    users: Mutex<Vec<String>>,
     fault: Mutex<Fault>,
     requests: AtomicUsize,
     base_url: String,
@@ -125,8 +142,15 @@ impl SimGitea {
             .await
             .map_err(SimGiteaError::Bind)?;
         let addr = listener.local_addr().map_err(SimGiteaError::Bind)?;
+        let mut users: Vec<String> = USERS.iter().map(|u| (*u).to_owned()).collect();
+        users.push(SERVICE_USER.to_owned());
+        for repo in &repos {
+            users.push(repo.owner.clone());
+            users.extend(repo.collaborators.iter().cloned());
+        }
         let state = Arc::new(State {
             issuer,
+            users: Mutex::new(users),
             repos: Mutex::new(repos),
             fault: Mutex::new(Fault::None),
             requests: AtomicUsize::new(0),
@@ -156,9 +180,28 @@ impl SimGitea {
         *lock(&self.state.fault) = fault;
     }
 
-    /// Adds a repository.
+    /// Adds a repository (its owner and collaborators become known users).
     pub fn add_repo(&self, repo: SimRepo) {
+        {
+            let mut users = lock(&self.state.users);
+            users.push(repo.owner.clone());
+            users.extend(repo.collaborators.iter().cloned());
+        }
         lock(&self.state.repos).push(repo);
+    }
+
+    /// Adds a user (as signing in through the identity provider for the first time does).
+    pub fn add_user(&self, login: &str) {
+        lock(&self.state.users).push(login.to_owned());
+    }
+
+    /// Removes `user` from the collaborators of `owner/name` (access revoked).
+    pub fn remove_collaborator(&self, owner: &str, name: &str, user: &str) {
+        for repo in lock(&self.state.repos).iter_mut() {
+            if repo.owner == owner && repo.name == name {
+                repo.collaborators.retain(|c| c != user);
+            }
+        }
     }
 
     /// How many requests were received, faulty answers included.
@@ -176,28 +219,42 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn routes(state: Arc<State>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
     let state = warp::any().map(move || state.clone());
-    let auth = warp::header::optional::<String>("authorization");
+    let auth = warp::header::optional::<String>("authorization")
+        .and(warp::header::optional::<String>("sudo"))
+        .and(warp::query::<HashMap<String, String>>())
+        .map(
+            |authorization, sudo: Option<String>, query: HashMap<String, String>| Auth {
+                authorization,
+                sudo: query
+                    .get("sudo")
+                    .cloned()
+                    .filter(|s| !s.is_empty())
+                    .or(sudo),
+                query,
+            },
+        );
     let repo = warp::get()
         .and(warp::path!("api" / "v1" / "repos" / String / String))
         .and(state.clone())
         .and(auth)
         .map(|owner: String, name: String, state: Arc<State>, auth| {
-            respond(&state, auth, |user| get_repo(&state, user, &owner, &name))
+            respond(&state, auth, |user, _| {
+                get_repo(&state, user, &owner, &name)
+            })
         });
     let user_repos = warp::get()
         .and(warp::path!("api" / "v1" / "user" / "repos"))
-        .and(warp::query::<HashMap<String, String>>())
         .and(state.clone())
         .and(auth)
-        .map(|query: HashMap<String, String>, state: Arc<State>, auth| {
-            respond(&state, auth, |user| list_repos(&state, user, &query))
+        .map(|state: Arc<State>, auth| {
+            respond(&state, auth, |user, query| list_repos(&state, user, query))
         });
     let me = warp::get()
         .and(warp::path!("api" / "v1" / "user"))
         .and(state.clone())
         .and(auth)
         .map(|state: Arc<State>, auth| {
-            respond(&state, auth, |user| match user {
+            respond(&state, auth, |user, _| match user {
                 Some(user) => json_reply(StatusCode::OK, &user_json(&user)),
                 None => unauthorized(),
             })
@@ -214,11 +271,20 @@ fn routes(state: Arc<State>) -> impl Filter<Extract = (Response,), Error = Infal
         .unify()
 }
 
-/// Counts the request, applies the fault, identifies the caller and runs `handler`.
+/// What a request says about its caller.
+#[derive(Clone)]
+struct Auth {
+    authorization: Option<String>,
+    sudo: Option<String>,
+    query: HashMap<String, String>,
+}
+
+/// Counts the request, applies the fault, identifies the caller (Sudo applied) and runs
+/// `handler` with the caller and the query.
 fn respond(
     state: &State,
-    authorization: Option<String>,
-    handler: impl FnOnce(Option<String>) -> Response,
+    auth: Auth,
+    handler: impl FnOnce(Option<String>, &HashMap<String, String>) -> Response,
 ) -> Response {
     state.requests.fetch_add(1, Ordering::SeqCst);
     let failing = {
@@ -240,18 +306,68 @@ fn respond(
     if let Some(status) = failing {
         return json_reply(status, &json!({"message": "simulated failure"}));
     }
-    match authorization {
-        None => handler(None),
-        Some(value) => {
-            let token = value
-                .strip_prefix("Bearer ")
-                .or_else(|| value.strip_prefix("bearer "));
-            match token.map(|t| state.issuer.verify(t.trim())) {
-                Some(Ok(claims)) => handler(Some(claims.preferred_username)),
-                _ => unauthorized(),
+    let doer = match auth.authorization.as_deref().map(|v| identify(state, v)) {
+        None => None,
+        Some(Some(doer)) => Some(doer),
+        Some(None) => return unauthorized(),
+    };
+    let user = match (auth.sudo, doer) {
+        (None, doer) => doer.map(|d| d.login),
+        (Some(target), Some(Doer { admin: true, .. })) => {
+            let known = lock(&state.users)
+                .iter()
+                .find(|u| u.eq_ignore_ascii_case(&target))
+                .cloned();
+            match known {
+                Some(login) => Some(login),
+                None => return not_found(),
             }
         }
+        (Some(_), _) => {
+            return json_reply(
+                StatusCode::FORBIDDEN,
+                &json!({"message": "Only administrators allowed to sudo."}),
+            );
+        }
+    };
+    handler(user, &auth.query)
+}
+
+/// The signed-in user of a request.
+struct Doer {
+    login: String,
+    admin: bool,
+}
+
+/// The user an `Authorization` value signs in, or `None` when it signs in nobody (401):
+/// an access token (`token` or `Bearer` scheme), else a bearer JWT from the issuer.
+fn identify(state: &State, value: &str) -> Option<Doer> {
+    let (scheme, credential) = value.split_once(' ')?;
+    let credential = credential.trim();
+    let scheme = scheme.to_ascii_lowercase();
+    if !matches!(scheme.as_str(), "token" | "bearer") {
+        return None;
     }
+    if credential == SERVICE_TOKEN {
+        return Some(Doer {
+            login: SERVICE_USER.to_owned(),
+            admin: true,
+        });
+    }
+    if let Some(login) = credential.strip_prefix("sim-gitea-pat-") {
+        let known = lock(&state.users).iter().any(|u| u == login);
+        return known.then(|| Doer {
+            login: login.to_owned(),
+            admin: false,
+        });
+    }
+    if scheme != "bearer" {
+        return None;
+    }
+    state.issuer.verify(credential).ok().map(|claims| Doer {
+        login: claims.preferred_username,
+        admin: false,
+    })
 }
 
 fn get_repo(state: &State, user: Option<String>, owner: &str, name: &str) -> Response {

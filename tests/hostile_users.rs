@@ -1,0 +1,248 @@
+//! Hostile users against the whole service, in-process: the GraphQL API over HTTP, the
+//! reconciler and the kube client against the simulated cluster, with the simulated Gitea
+//! and issuer. Every attack must fail with a clear error and change nothing.
+
+#[path = "support/serving.rs"]
+mod serving;
+
+use std::{sync::Arc, time::Duration};
+
+use codeserver_service::{
+    config::InstanceSettings,
+    demo,
+    metrics::Metrics,
+    reconcile::{Kinds, Reconciler, Timeouts},
+    render::{ActiveTemplates, Templates},
+    serve,
+    sim::{
+        Sim,
+        gitea::SimGitea,
+        issuer::{Issuer, TokenSpec},
+    },
+};
+use serde_json::{Value, json};
+
+const NS: &str = "codeserver-instances";
+
+struct World {
+    sim: Sim,
+    issuer: Arc<Issuer>,
+    gitea: SimGitea,
+    base: String,
+    client: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn world() -> World {
+    codeserver_service::install_crypto();
+    let sim = Sim::start().await.unwrap();
+    let issuer = Arc::new(Issuer::start().await.unwrap());
+    let gitea = SimGitea::start(issuer.clone()).await.unwrap();
+    let metrics = Metrics::new().unwrap();
+    let client = serve::counted_client(sim.config(), &metrics).unwrap();
+    let kinds = Kinds::discover(&client).await.unwrap();
+    let reconciler = Arc::new(Reconciler::new(
+        client,
+        kinds,
+        Arc::new(ActiveTemplates::new(Templates::builtin().unwrap())),
+        InstanceSettings::default(),
+        Timeouts {
+            ready: Duration::from_secs(10),
+            sync: Duration::from_secs(10),
+            ..Timeouts::default()
+        },
+    ));
+    let routes = serve::assemble({
+        let mut parts = demo::simulated_parts(reconciler, &issuer, &gitea.url(), metrics);
+        parts.gitea.backoff = Duration::from_millis(5);
+        parts
+    })
+    .unwrap();
+    let (base, stop) = serving::serve_routes(routes).await;
+    World {
+        sim,
+        issuer,
+        gitea,
+        base,
+        client: reqwest::Client::new(),
+        _stop: stop,
+    }
+}
+
+impl World {
+    fn token(&self, user: &str) -> String {
+        self.issuer.mint(&TokenSpec::new(user)).unwrap()
+    }
+
+    async fn gql(&self, token: &str, query: &str, variables: Value) -> Value {
+        let response = self
+            .client
+            .post(format!("{}/graphql", self.base))
+            .bearer_auth(token)
+            .json(&json!({"query": query, "variables": variables}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    async fn provision(&self, token: &str, owner: &str, name: &str) -> Value {
+        self.gql(
+            token,
+            "mutation($o: String!, $n: String!) { provisionCodeServer(repoOwner: $o, repoName: $n) { instance { id userId status } message isNew } }",
+            json!({"o": owner, "n": name}),
+        )
+        .await
+    }
+
+    async fn mine(&self, token: &str) -> Value {
+        let body = self
+            .gql(token, "{ myCodeServers { id userId } }", json!({}))
+            .await;
+        ok(&body, "myCodeServers").clone()
+    }
+
+    fn pvc(&self, name: &str) -> Option<Value> {
+        self.sim.object("persistentvolumeclaims", NS, name)
+    }
+}
+
+fn ok<'a>(body: &'a Value, field: &str) -> &'a Value {
+    assert!(body["errors"].is_null(), "{field}: {}", body["errors"]);
+    &body["data"][field]
+}
+
+fn error_of(body: &Value) -> (&str, &str) {
+    let error = &body["errors"][0];
+    (
+        error["message"].as_str().unwrap_or_default(),
+        error["extensions"]["code"].as_str().unwrap_or_default(),
+    )
+}
+
+fn label<'a>(object: &'a Value, key: &str) -> &'a str {
+    object["metadata"]["labels"][key]
+        .as_str()
+        .unwrap_or_default()
+}
+
+/// `john.doe` hashes to `john-doe-30f69670`; a user literally called that must get a
+/// different instance, whichever of the two comes first.
+#[tokio::test]
+async fn a_user_named_like_a_hashed_name_gets_a_different_instance_in_either_order() {
+    for victim_first in [true, false] {
+        let w = world().await;
+        w.gitea.add_user("john.doe");
+        w.gitea.add_user("john-doe-30f69670");
+        let victim = w.token("john.doe");
+        let attacker = w.token("john-doe-30f69670");
+        let provision_as = |token| w.provision(token, "devteam", "docs");
+        let (first, second) = if victim_first {
+            (&victim, &attacker)
+        } else {
+            (&attacker, &victim)
+        };
+        let a = provision_as(first).await;
+        let b = provision_as(second).await;
+        let a_id = ok(&a, "provisionCodeServer")["instance"]["id"].clone();
+        let b_id = ok(&b, "provisionCodeServer")["instance"]["id"].clone();
+        assert_ne!(a_id, b_id);
+        assert_eq!(ok(&b, "provisionCodeServer")["isNew"], json!(true));
+        let pvc = w.pvc("workspace-john-doe-30f69670").unwrap();
+        assert_eq!(label(&pvc, "devplatform.io/owner"), "sub-john.doe");
+        let theirs = w.mine(&victim).await;
+        assert_eq!(theirs.as_array().unwrap().len(), 1, "{theirs}");
+        assert_eq!(theirs[0]["id"], json!("code-server-john-doe-30f69670"));
+        assert_eq!(theirs[0]["userId"], json!("john.doe"));
+        let attackers = w.mine(&attacker).await;
+        assert_eq!(attackers.as_array().unwrap().len(), 1, "{attackers}");
+        assert_ne!(attackers[0]["id"], theirs[0]["id"]);
+    }
+}
+
+/// An instance another owner holds under the names the caller's id maps to (here one
+/// created before names were made injective): provisioning answers `instance name taken`
+/// and writes nothing; the holder keeps the instance.
+#[tokio::test]
+async fn provisioning_never_writes_over_another_owners_live_objects() {
+    let w = world().await;
+    w.gitea.add_user("john.doe");
+    w.sim
+        .seed(json!({
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {
+                "name": "workspace-john-doe-30f69670",
+                "namespace": NS,
+                "labels": {
+                    "app.kubernetes.io/managed-by": "codeserver-service",
+                    "app.kubernetes.io/name": "code-server",
+                    "app.kubernetes.io/instance": "code-server-john-doe-30f69670",
+                    "devplatform.io/user": "john-doe-30f69670",
+                    "devplatform.io/owner": "sub-john-doe-30f69670",
+                },
+                "annotations": {
+                    "devplatform.io/user-id": "john-doe-30f69670",
+                    "devplatform.io/repos": "[{\"owner\":\"devteam\",\"name\":\"docs\",\"cloneUrl\":\"http://gitea:3000/devteam/docs.git\"}]",
+                },
+            },
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        }))
+        .unwrap();
+    let before = w.pvc("workspace-john-doe-30f69670").unwrap();
+    let victim = w.token("john.doe");
+    w.sim.reset_requests();
+    for _ in 0..2 {
+        let body = w.provision(&victim, "devteam", "docs").await;
+        assert_eq!(
+            error_of(&body),
+            ("instance name taken", "INSTANCE_NAME_TAKEN"),
+            "{body}"
+        );
+    }
+    assert!(w.sim.writes().is_empty(), "{:?}", w.sim.writes());
+    let after = w.pvc("workspace-john-doe-30f69670").unwrap();
+    assert_eq!(after["metadata"]["uid"], before["metadata"]["uid"]);
+    // NB: the simulated volume controller binds the claim meanwhile (its annotations).
+    assert_eq!(after["metadata"]["labels"], before["metadata"]["labels"]);
+    for key in ["devplatform.io/repos", "devplatform.io/user-id"] {
+        let annotation = |o: &Value| o["metadata"]["annotations"][key].clone();
+        assert_eq!(annotation(&after), annotation(&before), "{key}");
+    }
+    assert_eq!(after["spec"]["resources"], before["spec"]["resources"]);
+    assert_eq!(
+        label(&after, "devplatform.io/owner"),
+        "sub-john-doe-30f69670"
+    );
+    assert!(
+        w.sim
+            .object("pods", NS, "code-server-john-doe-30f69670")
+            .is_none()
+    );
+    assert_eq!(w.mine(&victim).await, json!([]));
+    // The holder still finds, starts and owns it (its name is kept although the id now
+    // maps elsewhere).
+    w.gitea.add_user("john-doe-30f69670");
+    let holder = w.token("john-doe-30f69670");
+    let mine = w.mine(&holder).await;
+    assert_eq!(
+        mine[0]["id"],
+        json!("code-server-john-doe-30f69670"),
+        "{mine}"
+    );
+    let started = w
+        .gql(
+            &holder,
+            "mutation($id: String!) { startCodeServer(id: $id) { id status } }",
+            json!({"id": "code-server-john-doe-30f69670"}),
+        )
+        .await;
+    assert_eq!(
+        ok(&started, "startCodeServer")["id"],
+        json!("code-server-john-doe-30f69670")
+    );
+}
