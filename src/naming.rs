@@ -162,10 +162,11 @@ pub fn pvc_name(safe_name: &str) -> String {
     format!("workspace-{safe_name}")
 }
 
-/// Name of a syncRepository Job: `sync-<name>-<suffix>`, at most 63 characters, with
-/// `suffix` (5 characters of `[a-z0-9]`) telling runs apart.
-pub fn sync_job_name(safe_name: &str, suffix: &str) -> String {
-    format!("sync-{safe_name}-{suffix}")
+/// Name of an instance's syncRepository Job: `sync-<name>`, at most 57 characters. One
+/// name per instance makes the Job itself the lock: a second sync cannot create it while
+/// the first runs, on any replica.
+pub fn sync_job_name(safe_name: &str) -> String {
+    format!("sync-{safe_name}")
 }
 
 /// Host name: `code-<name>.<base_domain>`.
@@ -405,10 +406,7 @@ mod tests {
         }
         assert_ne!(safe_name(&long_a).unwrap(), safe_name(&long_b).unwrap());
         assert!(safe_name("日本語").unwrap().starts_with("user-"));
-        assert!(is_dns_label(&sync_job_name(
-            &safe_name(&long_a).unwrap(),
-            "abcde"
-        )));
+        assert!(is_dns_label(&sync_job_name(&safe_name(&long_a).unwrap())));
         assert!(
             safe_name("Jürgen Müller")
                 .unwrap()

@@ -204,6 +204,9 @@ pub struct Values {
     pub selector_labels: BTreeMap<String, String>,
     /// The standard annotations every object carries.
     pub annotations: BTreeMap<String, String>,
+    /// Most repositories one instance may hold (`limits.repositoriesPerInstance`).
+    #[serde(skip)]
+    pub repository_limit: usize,
     /// The admin's values (values.yaml, values files, --set), free-form. Shared: every
     /// instance rendered without `--set` uses the template set's own copy.
     #[serde(skip)]
@@ -313,10 +316,16 @@ impl Values {
             labels,
             selector_labels,
             annotations,
+            repository_limit: overrides.repository_limit,
             extra,
         })
     }
 }
+
+/// Repositories per instance when values.yaml does not say (`limits.repositoriesPerInstance`).
+pub const DEFAULT_REPOSITORY_LIMIT: usize = 20;
+/// The largest `limits.repositoriesPerInstance` accepted.
+pub const MAX_REPOSITORY_LIMIT: usize = 1000;
 
 fn repo_values(repos: &[Repo]) -> Vec<RepoValues> {
     let mut seen = BTreeSet::new();
@@ -350,6 +359,7 @@ struct Overrides {
     memory_limit: Option<String>,
     size: Option<String>,
     class: Option<String>,
+    repository_limit: usize,
 }
 
 impl Overrides {
@@ -373,7 +383,31 @@ impl Overrides {
             memory_limit: quantity(&["resources", "limits", "memory"])?,
             size: quantity(&["storage", "size"])?,
             class: string_at(extra, &["storage", "class"])?,
+            repository_limit: repository_limit(extra)?,
         })
+    }
+}
+
+/// `limits.repositoriesPerInstance`: a whole number from 1 to [`MAX_REPOSITORY_LIMIT`];
+/// [`DEFAULT_REPOSITORY_LIMIT`] when absent.
+fn repository_limit(extra: &Value) -> Result<usize, ValuesError> {
+    const KEY: &str = "limits.repositoriesPerInstance";
+    match extra.pointer("/limits/repositoriesPerInstance") {
+        None | Some(Value::Null) => Ok(DEFAULT_REPOSITORY_LIMIT),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| (1..=MAX_REPOSITORY_LIMIT).contains(n))
+            .ok_or_else(|| ValuesError::Invalid {
+                key: KEY.to_owned(),
+                message: format!(
+                    "expected a whole number from 1 to {MAX_REPOSITORY_LIMIT}, found {n}"
+                ),
+            }),
+        Some(other) => Err(ValuesError::Invalid {
+            key: KEY.to_owned(),
+            message: format!("expected a whole number, found {other}"),
+        }),
     }
 }
 
@@ -550,6 +584,28 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("storage.size"), "{err}");
+    }
+
+    #[test]
+    fn the_repository_limit_defaults_to_twenty_and_is_checked() {
+        let build = |extra| {
+            Values::build(
+                &settings(),
+                &Owner::new("u"),
+                &[repo("o", "n")],
+                Arc::new(extra),
+            )
+        };
+        assert_eq!(build(json!({})).unwrap().repository_limit, 20);
+        let set = json!({"limits": {"repositoriesPerInstance": 3}});
+        assert_eq!(build(set).unwrap().repository_limit, 3);
+        for bad in [json!(0), json!(-1), json!(1.5), json!("20"), json!(1001)] {
+            let err = build(json!({"limits": {"repositoriesPerInstance": bad}})).unwrap_err();
+            assert!(
+                err.to_string().contains("limits.repositoriesPerInstance"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

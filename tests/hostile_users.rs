@@ -246,3 +246,141 @@ async fn provisioning_never_writes_over_another_owners_live_objects() {
         json!("code-server-john-doe-30f69670")
     );
 }
+
+/// A workspace volume recording `repos` for `user` (as the service writes it), seeded as a
+/// stopped instance.
+fn seeded_record(user: &str, repos: &[(String, String)]) -> Value {
+    let repos: Vec<Value> = repos
+        .iter()
+        .map(|(o, n)| json!({"owner": o, "name": n, "cloneUrl": format!("http://gitea:3000/{o}/{n}.git")}))
+        .collect();
+    json!({
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": format!("workspace-{user}"),
+            "namespace": NS,
+            "labels": {
+                "app.kubernetes.io/managed-by": "codeserver-service",
+                "app.kubernetes.io/name": "code-server",
+                "app.kubernetes.io/instance": format!("code-server-{user}"),
+                "devplatform.io/user": user,
+                "devplatform.io/owner": format!("sub-{user}"),
+            },
+            "annotations": {
+                "devplatform.io/user-id": user,
+                "devplatform.io/repos": serde_json::to_string(&repos).unwrap(),
+            },
+        },
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "1Gi"}},
+        },
+    })
+}
+
+/// An instance holds at most `limits.repositoriesPerInstance` (20) repositories: one more
+/// is refused with its own code and nothing is written; the ones it has still provision.
+#[tokio::test]
+async fn the_repository_cap_refuses_one_more_and_changes_nothing() {
+    let w = world().await;
+    let full: Vec<(String, String)> = (0..20)
+        .map(|i| ("alice".to_owned(), format!("r{i}")))
+        .collect();
+    w.sim.seed(seeded_record("alice", &full)).unwrap();
+    let alice = w.token("alice");
+    w.sim.reset_requests();
+    let body = w.provision(&alice, "devteam", "docs").await;
+    let (message, code) = error_of(&body);
+    assert_eq!(code, "REPOSITORY_LIMIT_EXCEEDED", "{body}");
+    assert_eq!(
+        message,
+        "repository limit reached: an instance holds at most 20 repositories"
+    );
+    assert!(w.sim.writes().is_empty(), "{:?}", w.sim.writes());
+    let pvc = w.pvc("workspace-alice").unwrap();
+    let recorded: Vec<Value> = serde_json::from_str(
+        pvc["metadata"]["annotations"]["devplatform.io/repos"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(recorded.len(), 20);
+    // A repository already recorded is no addition: the instance starts as usual.
+    w.gitea
+        .add_repo(codeserver_service::sim::gitea::SimRepo::new(
+            "alice", "r3", false,
+        ));
+    let again = w.provision(&alice, "alice", "r3").await;
+    assert_eq!(
+        ok(&again, "provisionCodeServer")["message"],
+        json!("Instance started")
+    );
+}
+
+const SYNC: &str = "mutation($id: String!) { syncRepository(id: $id) }";
+
+/// One sync at a time per instance, across requests and replicas: the sync Job's one name
+/// per instance is the lock. While a sync Job runs (here one left by another replica), a
+/// second sync answers `sync in progress` and writes nothing; a finished Job is replaced.
+#[tokio::test]
+async fn a_second_sync_while_one_runs_answers_sync_in_progress() {
+    let w = world().await;
+    let alice = w.token("alice");
+    let id = "code-server-alice";
+    let p = w.provision(&alice, "devteam", "docs").await;
+    assert_eq!(
+        ok(&p, "provisionCodeServer")["instance"]["status"],
+        json!("RUNNING")
+    );
+    // Two syncs one after the other: the first Job is kept (TTL) and replaced by the second.
+    for _ in 0..2 {
+        let body = w.gql(&alice, SYNC, json!({"id": id})).await;
+        assert_eq!(ok(&body, "syncRepository"), &json!(true));
+    }
+    let first = w.sim.object("jobs", NS, "sync-alice").unwrap();
+    // A running sync: a Job of that name that has not finished (suspended, so it stays).
+    w.sim.reset_requests();
+    let jobs: kube::Api<k8s_openapi::api::batch::v1::Job> =
+        kube::Api::namespaced(w.sim.client(), NS);
+    jobs.delete("sync-alice", &kube::api::DeleteParams::background())
+        .await
+        .unwrap();
+    let mut running = first.clone();
+    running["metadata"] = json!({
+        "name": "sync-alice",
+        "namespace": NS,
+        "labels": first["metadata"]["labels"].clone(),
+    });
+    running["spec"]["suspend"] = json!(true);
+    running["spec"].as_object_mut().unwrap().remove("selector");
+    let template_labels = running["spec"]["template"]["metadata"]["labels"]
+        .as_object_mut()
+        .unwrap();
+    template_labels.retain(|k, _| !k.contains("controller-uid") && !k.contains("job-name"));
+    running.as_object_mut().unwrap().remove("status");
+    let seeded = w.sim.seed(running).unwrap();
+    w.sim.reset_requests();
+    let (a, b) = tokio::join!(
+        w.gql(&alice, SYNC, json!({"id": id})),
+        w.gql(&alice, SYNC, json!({"id": id}))
+    );
+    for body in [&a, &b] {
+        assert_eq!(
+            error_of(body),
+            ("sync in progress", "SYNC_IN_PROGRESS"),
+            "{body}"
+        );
+    }
+    let writes: Vec<_> = w
+        .sim
+        .writes()
+        .into_iter()
+        .filter(|r| r.verb != "create" || r.resource != "jobs")
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
+    assert_eq!(w.sim.count("create", "jobs"), 2, "one refused attempt each");
+    let still = w.sim.object("jobs", NS, "sync-alice").unwrap();
+    assert_eq!(still["metadata"]["uid"], seeded["metadata"]["uid"]);
+    assert_eq!(still["spec"]["suspend"], json!(true));
+}

@@ -136,6 +136,8 @@ impl From<reconcile::Error> for ApiError {
         let answer = match &error {
             E::NotFound => return Self::InstanceNotFound,
             E::NameTaken(_) => Self::InstanceNameTaken,
+            E::SyncInProgress => return Self::SyncInProgress,
+            E::TooManyRepositories(_) => return Self::RepositoryLimit(error.to_string()),
             E::Storage(_) => Self::StorageFailed,
             E::Instance(_) | E::Routing(_) => Self::InstanceFailed,
             E::NotReady(_) => Self::PodNotReady,

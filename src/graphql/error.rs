@@ -25,6 +25,10 @@ pub enum Code {
     Internal,
     /// The instance's names are held by another owner's objects; nothing was changed.
     InstanceNameTaken,
+    /// Another sync of the instance is running; nothing was started.
+    SyncInProgress,
+    /// The instance holds as many repositories as it may; nothing was changed.
+    RepositoryLimitExceeded,
 }
 
 impl Code {
@@ -37,6 +41,8 @@ impl Code {
             Self::BadUserInput => "BAD_USER_INPUT",
             Self::Internal => "INTERNAL",
             Self::InstanceNameTaken => "INSTANCE_NAME_TAKEN",
+            Self::SyncInProgress => "SYNC_IN_PROGRESS",
+            Self::RepositoryLimitExceeded => "REPOSITORY_LIMIT_EXCEEDED",
         }
     }
 }
@@ -65,6 +71,11 @@ pub enum ApiError {
     PodNotReady,
     /// `sync failed`: pulling the repositories failed.
     SyncFailed,
+    /// `sync in progress`: another sync of the instance runs; nothing was started.
+    SyncInProgress,
+    /// `repository limit reached: ...`: the instance holds as many repositories as it
+    /// may (the message names the limit); nothing was changed.
+    RepositoryLimit(String),
     /// An invalid argument, with a message safe to show (it names the argument and rule).
     BadInput(String),
     /// `internal error`: anything else.
@@ -85,6 +96,8 @@ impl ApiError {
             Self::InstanceFailed => "failed to create instance",
             Self::PodNotReady => "pod not ready",
             Self::SyncFailed => "sync failed",
+            Self::SyncInProgress => "sync in progress",
+            Self::RepositoryLimit(message) => message,
             Self::BadInput(message) => message,
             Self::Internal => "internal error",
         }
@@ -97,6 +110,8 @@ impl ApiError {
             Self::Forbidden | Self::RepositoryAccessDenied => Code::Forbidden,
             Self::InstanceNotFound => Code::NotFound,
             Self::InstanceNameTaken => Code::InstanceNameTaken,
+            Self::SyncInProgress => Code::SyncInProgress,
+            Self::RepositoryLimit(_) => Code::RepositoryLimitExceeded,
             Self::BadInput(_) => Code::BadUserInput,
             Self::RepositoryServiceUnavailable
             | Self::StorageFailed
@@ -219,6 +234,11 @@ mod tests {
                 ApiError::InstanceNameTaken,
                 "instance name taken",
                 "INSTANCE_NAME_TAKEN",
+            ),
+            (
+                ApiError::SyncInProgress,
+                "sync in progress",
+                "SYNC_IN_PROGRESS",
             ),
         ];
         for (error, message, code) in cases {

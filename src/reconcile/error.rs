@@ -27,6 +27,12 @@ pub enum Error {
     /// The pod is not running (logs, sync).
     #[error("pod not ready: {0}")]
     NotReady(String),
+    /// Another sync of the instance is running (its Job exists and has not finished).
+    #[error("sync in progress")]
+    SyncInProgress,
+    /// Adding the repository would exceed the repositories an instance may hold.
+    #[error("repository limit reached: an instance holds at most {0} repositories")]
+    TooManyRepositories(usize),
     /// Syncing the repositories failed.
     #[error("sync failed: {0}")]
     Sync(String),

@@ -6,10 +6,12 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::{batch::v1::Job, core::v1::Pod};
 use kube::{
     Api,
-    api::{DeleteParams, DynamicObject, ListParams, LogParams, PropagationPolicy},
+    api::{
+        DeleteParams, DynamicObject, ListParams, LogParams, PostParams, Preconditions,
+        PropagationPolicy,
+    },
     runtime::wait::await_condition,
 };
-use rand::Rng;
 
 use super::{
     Error, Reconciler, Result,
@@ -162,6 +164,10 @@ impl Reconciler {
         let owner = Self::owner_with_record(owner, record.as_ref());
         let recorded = recorded_kinds(record.as_ref());
         let desired = self.desired(&owner, &repos, &recorded)?;
+        let limit = desired.values.repository_limit;
+        if added && repos.len() > limit {
+            return Err(Error::TooManyRepositories(limit));
+        }
         let id = desired.values.instance.id.clone();
         let pod = self.pod(&id).await?;
         let running = pod
@@ -184,7 +190,7 @@ impl Reconciler {
             .await?;
         drop(guard);
 
-        let message = if is_new {
+        let mut message = if is_new {
             "Instance created successfully"
         } else if !running {
             "Instance started"
@@ -194,7 +200,12 @@ impl Reconciler {
             "Using existing instance"
         };
         if running && added {
-            self.run_sync(&desired.values, &id).await?;
+            match self.run_sync(&desired.values, &id).await {
+                Err(Error::SyncInProgress) => {
+                    message = "Repository added; a sync in progress holds the workspace, the next sync clones it";
+                }
+                other => other?,
+            }
         }
         let instance = self.wait_and_get(&owner, &id).await?;
         Ok(Provisioned {
@@ -341,14 +352,7 @@ impl Reconciler {
         let node = pod
             .as_ref()
             .and_then(|p| p.spec.as_ref()?.node_name.clone());
-        let suffix: String = {
-            const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-            let mut rng = rand::thread_rng();
-            (0..5)
-                .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
-                .collect()
-        };
-        let name = naming::sync_job_name(&values.user.name, &suffix);
+        let name = naming::sync_job_name(&values.user.name);
         let job = self.templates.get().render_sync_job(
             values,
             &JobValues {
@@ -356,7 +360,7 @@ impl Reconciler {
                 node,
             },
         )?;
-        apply::server_side_apply(&self.client, &self.kinds, &self.settings.namespace, &job).await?;
+        let uid = self.create_sync_job(&name, &job).await?;
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &self.settings.namespace);
         let finished = |j: Option<&Job>| job_outcome(j).is_some();
         let done = tokio::time::timeout(
@@ -377,7 +381,7 @@ impl Reconciler {
         match job_outcome(job.as_ref()) {
             Some(Ok(())) => Ok(()),
             Some(Err(reason)) => {
-                let logs = self.job_logs(&name).await.unwrap_or_default();
+                let logs = self.job_logs(&uid).await.unwrap_or_default();
                 Err(Error::Sync(if logs.is_empty() {
                     reason
                 } else {
@@ -390,8 +394,59 @@ impl Reconciler {
         }
     }
 
-    async fn job_logs(&self, job: &str) -> Result<String> {
-        let lp = ListParams::default().labels(&format!("job-name={job}"));
+    /// Creates the instance's sync Job `name`: the Job is the lock that keeps syncs of one
+    /// instance apart across requests and replicas. A running one answers `SyncInProgress`;
+    /// a finished one (kept for its TTL) is deleted first. Returns the new Job's uid.
+    async fn create_sync_job(&self, name: &str, job: &DynamicObject) -> Result<String> {
+        let ar = self.kinds.resolve(&self.client, "batch/v1", "Job").await?;
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &self.settings.namespace, &ar);
+        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &self.settings.namespace);
+        let params = PostParams {
+            field_manager: Some(naming::FIELD_MANAGER.to_owned()),
+            ..PostParams::default()
+        };
+        let what = format!("create Job/{name}");
+        for _ in 0..2 {
+            match with_retry(&what, || api.create(&params, job)).await {
+                Ok(created) => return Ok(created.metadata.uid.unwrap_or_default()),
+                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                Err(e) => return Err(Error::Sync(format!("{what}: {}", super::reason(&e)))),
+            }
+            let existing = with_retry("get the sync Job", || jobs.get_opt(name))
+                .await
+                .map_err(|e| Error::kube("read the sync Job", e))?;
+            let Some(existing) = existing else {
+                continue;
+            };
+            if job_outcome(Some(&existing)).is_none() {
+                return Err(Error::SyncInProgress);
+            }
+            // NB: only the finished Job seen here; a newer one (another replica's) stays.
+            let delete = DeleteParams {
+                propagation_policy: Some(PropagationPolicy::Background),
+                preconditions: Some(Preconditions {
+                    uid: existing.metadata.uid.clone(),
+                    resource_version: None,
+                }),
+                ..DeleteParams::default()
+            };
+            match with_retry("delete the finished sync Job", || {
+                jobs.delete(name, &delete)
+            })
+            .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if matches!(s.code, 404 | 409) => {}
+                Err(e) => return Err(Error::kube("delete the finished sync Job", e)),
+            }
+        }
+        Err(Error::SyncInProgress)
+    }
+
+    /// The last log lines of the pod of the sync Job with `uid`.
+    async fn job_logs(&self, uid: &str) -> Result<String> {
+        let lp = ListParams::default().labels(&format!("controller-uid={uid}"));
         let api = self.pods();
         let pods = with_retry("list a Job's pods", || api.list(&lp))
             .await

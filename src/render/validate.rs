@@ -101,7 +101,7 @@ fn check_user(templates: &Templates, settings: &InstanceSettings, owner: &Owner)
         Err(e) => problems.extend(into_problems(e)),
     }
     let job = JobValues {
-        name: naming::sync_job_name(&values.user.name, "x1y2z"),
+        name: naming::sync_job_name(&values.user.name),
         node: Some("node-1".to_owned()),
     };
     if let Err(e) = templates.render_sync_job(&values, &job) {
