@@ -169,6 +169,11 @@ pub fn sync_job_name(safe_name: &str) -> String {
     format!("sync-{safe_name}")
 }
 
+/// Name of the instance's Secret of deploy keys: `git-keys-<name>`.
+pub fn credentials_name(safe_name: &str) -> String {
+    format!("git-keys-{safe_name}")
+}
+
 /// Host name: `code-<name>.<base_domain>`.
 pub fn host(safe_name: &str, base_domain: &str) -> String {
     format!("code-{safe_name}.{base_domain}")
@@ -228,6 +233,60 @@ pub fn validate_clone_url(url: &str) -> Result<(), NamingError> {
         .any(|p| url.starts_with(p) && url.len() > p.len());
     if !scheme_ok {
         return Err(invalid("expected an http(s), ssh or git URL"));
+    }
+    Ok(())
+}
+
+/// Checks an SSH clone URL as Gitea gives it: `ssh://[user@]host[:port]/path` or
+/// scp-like `user@host:path`, with no whitespace, control characters or leading `-` (the
+/// clone script reads one `path key url` line per repository and passes it to git).
+pub fn validate_ssh_url(url: &str) -> Result<(), NamingError> {
+    let invalid = |reason| NamingError::InvalidRepo {
+        what: "SSH URL",
+        value: truncate_for_message(url),
+        reason,
+    };
+    if url.len() > 2048 {
+        return Err(invalid("longer than 2048 characters"));
+    }
+    let safe = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/' | b'~'))
+    };
+    let host_ok = |host: &str| {
+        let (host, port) = host.split_once(':').unwrap_or((host, "1"));
+        (is_dns_subdomain(&host.to_ascii_lowercase()) || host.parse::<std::net::Ipv4Addr>().is_ok())
+            && port.parse::<u16>().is_ok()
+    };
+    let user_ok = |user: &str| safe(user) && !user.contains('/');
+    if let Some(rest) = url.strip_prefix("ssh://") {
+        let (authority, path) = rest
+            .split_once('/')
+            .ok_or_else(|| invalid("expected ssh://host/path"))?;
+        let host = match authority.split_once('@') {
+            Some((user, host)) if user_ok(user) => host,
+            Some(_) => return Err(invalid("invalid user")),
+            None => authority,
+        };
+        if !host_ok(host) || !safe(path) {
+            return Err(invalid("expected ssh://[user@]host[:port]/owner/name.git"));
+        }
+        return Ok(());
+    }
+    let (user, rest) = url
+        .split_once('@')
+        .ok_or_else(|| invalid("expected user@host:path or ssh://"))?;
+    let (host, path) = rest
+        .split_once(':')
+        .ok_or_else(|| invalid("expected user@host:path"))?;
+    if !user_ok(user)
+        || user.starts_with('-')
+        || !host_ok(host)
+        || !safe(path)
+        || path.starts_with('-')
+    {
+        return Err(invalid("expected user@host:owner/name.git"));
     }
     Ok(())
 }
@@ -477,6 +536,33 @@ mod tests {
             "-uhttp://x",
         ] {
             assert!(validate_clone_url(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ssh_urls_are_checked() {
+        for good in [
+            "git@gitea.example.com:devteam/backend-api.git",
+            "git@127.0.0.1:alice/notes.git",
+            "ssh://git@gitea:2222/o/n.git",
+            "ssh://gitea/o/n.git",
+        ] {
+            assert!(validate_ssh_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "-oProxyCommand=id@x:y",
+            "git@-x:y",
+            "git@host:-u",
+            "git@host:a b",
+            "git@host:a\nb",
+            "git@host:$(id)",
+            "ssh://-oProxyCommand=x/y",
+            "ssh://git@host",
+            "host:path",
+            "http://x/y.git",
+        ] {
+            assert!(validate_ssh_url(bad).is_err(), "{bad:?}");
         }
     }
 

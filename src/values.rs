@@ -52,6 +52,9 @@ pub struct Repo {
     pub name: String,
     /// URL to clone from.
     pub clone_url: String,
+    /// Gitea's SSH URL, which the instance's deploy key reads; clones prefer it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_url: Option<String>,
 }
 
 impl Repo {
@@ -64,7 +67,27 @@ impl Repo {
             owner: owner.to_owned(),
             name: name.to_owned(),
             clone_url: clone_url.to_owned(),
+            ssh_url: None,
         })
+    }
+
+    /// The repository with Gitea's SSH URL (`ssh://...` or `user@host:path`), checked.
+    pub fn with_ssh_url(mut self, url: &str) -> Result<Self, NamingError> {
+        naming::validate_ssh_url(url)?;
+        self.ssh_url = Some(url.to_owned());
+        Ok(self)
+    }
+
+    /// `owner/name`.
+    pub fn full_name(&self) -> String {
+        format!("{}/{}", self.owner, self.name)
+    }
+
+    /// The name of the repository's deploy key in the instance's credentials Secret:
+    /// `id-` and a hash of `owner/name` (unique per repository, a valid Secret key).
+    pub fn key_slot(&self) -> String {
+        let digest = naming::hex_digest(self.full_name().to_ascii_lowercase().as_bytes());
+        format!("id-{}", &digest[..20])
     }
 }
 
@@ -135,6 +158,9 @@ pub struct InstanceValues {
     pub host: String,
     /// Browser URL.
     pub url: String,
+    /// The instance's own Secret of read-only deploy keys (written by the service, never
+    /// rendered): mounted only where git runs.
+    pub credentials: String,
 }
 
 /// A repository, as templates see it.
@@ -148,6 +174,10 @@ pub struct RepoValues {
     pub clone_url: String,
     /// Directory under the workspace (the name; `owner-name` when two repos share a name).
     pub path: String,
+    /// The URL git fetches: Gitea's SSH URL when known, else the clone URL.
+    pub fetch_url: String,
+    /// The file of the repository's deploy key in the credentials Secret.
+    pub key: String,
 }
 
 /// CPU and memory.
@@ -190,7 +220,8 @@ pub struct Values {
     pub repos: Vec<RepoValues>,
     /// The repository list as JSON, for the PVC's instance record annotation.
     pub repos_json: String,
-    /// One `path url` line per repository: the clone script's REPOS environment variable.
+    /// One `path key url` line per repository: the clone script's REPOS environment
+    /// variable.
     pub clone_list: String,
     /// code-server image.
     pub image: String,
@@ -237,6 +268,9 @@ impl Values {
             naming::validate_repo_part("owner", &repo.owner)?;
             naming::validate_repo_part("name", &repo.name)?;
             naming::validate_clone_url(&repo.clone_url)?;
+            if let Some(ssh) = &repo.ssh_url {
+                naming::validate_ssh_url(ssh)?;
+            }
         }
         let id = naming::instance_id(&name);
         let overrides = Overrides::from_extra(&extra)?;
@@ -268,11 +302,7 @@ impl Values {
             message: e.to_string(),
         })?;
         let repos = repo_values(repos);
-        let clone_list = repos
-            .iter()
-            .map(|r| format!("{} {}", r.path, r.clone_url))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let clone_list = clone_list(&repos);
         Ok(Self {
             user: UserValues {
                 id: owner.user_id.clone(),
@@ -284,6 +314,7 @@ impl Values {
                 pod: id.clone(),
                 service: id.clone(),
                 pvc: naming::pvc_name(&name),
+                credentials: naming::credentials_name(&name),
                 url: format!("https://{host}"),
                 host,
                 id,
@@ -327,6 +358,24 @@ pub const DEFAULT_REPOSITORY_LIMIT: usize = 20;
 /// The largest `limits.repositoriesPerInstance` accepted.
 pub const MAX_REPOSITORY_LIMIT: usize = 1000;
 
+impl Values {
+    /// Leaves `lost` (repositories the owner may no longer read) out of what git gets
+    /// (`repos`, `clone_list`); the instance record (`repos_json`) keeps them.
+    pub fn exclude(&mut self, lost: &[Repo]) {
+        self.repos
+            .retain(|r| !lost.iter().any(|l| l.owner == r.owner && l.name == r.name));
+        self.clone_list = clone_list(&self.repos);
+    }
+}
+
+fn clone_list(repos: &[RepoValues]) -> String {
+    repos
+        .iter()
+        .map(|r| format!("{} {} {}", r.path, r.key, r.fetch_url))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn repo_values(repos: &[Repo]) -> Vec<RepoValues> {
     let mut seen = BTreeSet::new();
     let duplicated: BTreeSet<&str> = repos
@@ -340,6 +389,8 @@ fn repo_values(repos: &[Repo]) -> Vec<RepoValues> {
             owner: r.owner.clone(),
             name: r.name.clone(),
             clone_url: r.clone_url.clone(),
+            fetch_url: r.ssh_url.clone().unwrap_or_else(|| r.clone_url.clone()),
+            key: r.key_slot(),
             path: if duplicated.contains(r.name.as_str()) {
                 format!("{}-{}", r.owner, r.name)
             } else {

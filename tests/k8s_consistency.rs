@@ -163,19 +163,14 @@ fn the_manifests_agree_with_the_templates_values() {
     );
     assert_eq!(values["virtualService"]["gateways"], json!([gateway_ref]));
 
-    // The clone credential the pods read is the Secret defined here.
-    let clone: Secret = typed(find(&documents, "Secret", "gitea-clone-credentials"));
-    assert_eq!(
-        values["gitClone"]["credentialsSecret"].as_str(),
-        clone.metadata.name.as_deref()
-    );
-    let key = values["gitClone"]["credentialsKey"]
-        .as_str()
-        .expect("credentialsKey");
-    assert!(
-        clone.string_data.unwrap_or_default().contains_key(key),
-        "the clone Secret has no key {key}"
-    );
+    // No shared clone credential: the only Secrets are the service's own.
+    let secrets: Vec<String> = documents
+        .iter()
+        .filter(|d| d.kind() == "Secret")
+        .map(|d| format!("{}/{}", d.namespace().unwrap_or_default(), d.name()))
+        .collect();
+    assert_eq!(secrets, ["dev-platform/codeserver-service-secrets"]);
+    assert!(values["gitClone"].get("credentialsSecret").is_none());
 
     // The namespace-wide gateway exception admits the same peer, on the same port, as
     // each instance's own NetworkPolicy.
@@ -218,8 +213,8 @@ fn the_secrets_hold_placeholders_only() {
     let secrets: Vec<&Document> = documents.iter().filter(|d| d.kind() == "Secret").collect();
     assert_eq!(
         secrets.len(),
-        2,
-        "the service's Secret and the clone credential"
+        1,
+        "the service's Secret only: user pods get per-instance deploy keys"
     );
     for document in &secrets {
         let secret: Secret = typed(document);
@@ -248,14 +243,6 @@ fn the_secrets_hold_placeholders_only() {
         service.metadata.namespace.as_deref(),
         Some(SERVICE_NAMESPACE)
     );
-
-    let clone: Secret = typed(find(&documents, "Secret", "gitea-clone-credentials"));
-    assert_eq!(
-        clone.metadata.namespace.as_deref(),
-        Some(INSTANCES_NAMESPACE)
-    );
-    let keys: BTreeSet<String> = clone.string_data.unwrap_or_default().into_keys().collect();
-    assert_eq!(keys, BTreeSet::from(["token".to_owned()]));
 }
 
 #[test]
