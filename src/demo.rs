@@ -57,13 +57,19 @@ pub fn simulated_parts(
             audience: Some(DEFAULT_AUDIENCE.to_owned()),
             ..AuthSettings::default()
         },
-        gitea: GiteaSettings {
-            auth_mode: crate::gitea::AuthMode::Sudo,
-            service_token: Some(crate::config::Secret::new(crate::sim::gitea::SERVICE_TOKEN)),
-            ..GiteaSettings::new(gitea_url)
-        },
+        gitea: simulated_gitea(gitea_url),
         metrics,
         refusals: None,
+    }
+}
+
+/// Gitea settings for the simulated Gitea at `gitea_url`: its service token, asked as
+/// the caller with Sudo.
+pub fn simulated_gitea(gitea_url: &str) -> GiteaSettings {
+    GiteaSettings {
+        auth_mode: crate::gitea::AuthMode::Sudo,
+        service_token: Some(crate::config::Secret::new(crate::sim::gitea::SERVICE_TOKEN)),
+        ..GiteaSettings::new(gitea_url)
     }
 }
 
@@ -84,16 +90,21 @@ pub async fn demo(args: &DemoArgs) -> Result<(), DemoError> {
         .map_err(|e| DemoError::Serve(ServeError::Discovery(e)))?;
     let templates = reload::load_active(&args.instance)
         .map_err(|e| DemoError::Serve(ServeError::InvalidTemplates(e)))?;
-    let reconciler = Arc::new(Reconciler::new(
-        client,
-        kinds,
-        Arc::new(templates),
-        args.instance.clone(),
-        Timeouts {
-            ready: Duration::from_secs(60),
-            ..Timeouts::default()
-        },
-    ));
+    let keys = crate::gitea::GiteaClient::new(simulated_gitea(&gitea.url()))
+        .map_err(|e| DemoError::Serve(ServeError::Gitea(e)))?;
+    let reconciler = Arc::new(
+        Reconciler::new(
+            client,
+            kinds,
+            Arc::new(templates),
+            args.instance.clone(),
+            Timeouts {
+                ready: Duration::from_secs(60),
+                ..Timeouts::default()
+            },
+        )
+        .with_gitea(keys),
+    );
     let routes = serve::assemble(simulated_parts(
         reconciler.clone(),
         &issuer,

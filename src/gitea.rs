@@ -39,8 +39,23 @@ pub struct Repository {
     pub name: String,
     /// The HTTP(S) clone URL.
     pub clone_url: String,
+    /// The SSH clone URL (empty when Gitea's SSH server is off).
+    pub ssh_url: String,
     /// Whether the repository is private.
     pub private: bool,
+}
+
+/// A deploy key of a repository.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct DeployKey {
+    /// Gitea's id of the key (for deleting it).
+    pub id: u64,
+    /// The key's title.
+    #[serde(default)]
+    pub title: String,
+    /// Whether the key may only read.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// Why a Gitea call failed.
@@ -217,6 +232,8 @@ struct ApiRepository {
     owner: ApiOwner,
     name: String,
     clone_url: String,
+    #[serde(default)]
+    ssh_url: String,
     private: bool,
     #[serde(default)]
     permissions: Option<ApiPermissions>,
@@ -239,6 +256,7 @@ impl From<ApiRepository> for Repository {
             owner: repo.owner.login,
             name: repo.name,
             clone_url: repo.clone_url,
+            ssh_url: repo.ssh_url,
             private: repo.private,
         }
     }
@@ -360,6 +378,68 @@ impl GiteaClient {
         Ok(all)
     }
 
+    /// Adds a read-only deploy key to `owner/name` with the service's token (a site admin
+    /// may add keys to any repository). Not retried: a repeated POST would add the key
+    /// twice, which Gitea refuses.
+    pub async fn add_deploy_key(
+        &self,
+        owner: &str,
+        name: &str,
+        title: &str,
+        public_key: &str,
+    ) -> Result<DeployKey, GiteaError> {
+        validate_repo_part("owner", owner)?;
+        validate_repo_part("name", name)?;
+        let presented = self.as_service()?;
+        let url = self.api_url(&["repos", owner, name, "keys"], &[]);
+        let body = serde_json::json!({"title": title, "key": public_key, "read_only": true});
+        let path = url.path().to_owned();
+        let response = self
+            .send(&presented, reqwest::Method::POST, url, Some(&body), 1)
+            .await;
+        let result = match response {
+            Ok(response) => response
+                .json::<DeployKey>()
+                .await
+                .map_err(|source| GiteaError::Decode { path, source }),
+            Err(error) => Err(error),
+        };
+        self.count(&result);
+        result
+    }
+
+    /// Deletes deploy key `id` of `owner/name`; a key already gone is no error.
+    pub async fn remove_deploy_key(
+        &self,
+        owner: &str,
+        name: &str,
+        id: u64,
+    ) -> Result<(), GiteaError> {
+        validate_repo_part("owner", owner)?;
+        validate_repo_part("name", name)?;
+        let presented = self.as_service()?;
+        let id = id.to_string();
+        let url = self.api_url(&["repos", owner, name, "keys", &id], &[]);
+        let attempts = self.settings.attempts;
+        let result = match self
+            .send(&presented, reqwest::Method::DELETE, url, None, attempts)
+            .await
+        {
+            Ok(_) | Err(GiteaError::AccessDenied) => Ok(()),
+            Err(error) => Err(error),
+        };
+        self.count(&result);
+        result
+    }
+
+    /// The service itself, for deploy keys.
+    fn as_service(&self) -> Result<Presented, GiteaError> {
+        Ok(Presented {
+            authorization: self.service_authorization()?,
+            sudo: None,
+        })
+    }
+
     fn api_url(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
         let mut url = self.base.clone();
         if let Ok(mut path) = url.path_segments_mut() {
@@ -377,27 +457,45 @@ impl GiteaClient {
         url: Url,
     ) -> Result<T, GiteaError> {
         let path = url.path().to_owned();
-        let attempts = self.settings.attempts.max(1);
+        let attempts = self.settings.attempts;
+        let response = self
+            .send(presented, reqwest::Method::GET, url, None, attempts)
+            .await?;
+        response
+            .json::<T>()
+            .await
+            .map_err(|source| GiteaError::Decode { path, source })
+    }
+
+    /// Sends one request (tried up to `attempts` times on transport errors and 5xx) and
+    /// maps Gitea's refusals; `Ok` is a 2xx answer.
+    async fn send(
+        &self,
+        presented: &Presented,
+        method: reqwest::Method,
+        url: Url,
+        body: Option<&serde_json::Value>,
+        attempts: u32,
+    ) -> Result<reqwest::Response, GiteaError> {
+        let path = url.path().to_owned();
+        let attempts = attempts.max(1);
         let mut backoff = self.settings.backoff;
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut request = self
                 .http
-                .get(url.clone())
+                .request(method.clone(), url.clone())
                 .header(http::header::AUTHORIZATION, &presented.authorization)
                 .header(http::header::ACCEPT, "application/json");
             if let Some(user) = &presented.sudo {
                 request = request.header("Sudo", user);
             }
-            let sent = request.send().await;
-            let cause = match sent {
-                Ok(response) if response.status().is_success() => {
-                    return response
-                        .json::<T>()
-                        .await
-                        .map_err(|source| GiteaError::Decode { path, source });
-                }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let cause = match request.send().await {
+                Ok(response) if response.status().is_success() => return Ok(response),
                 Ok(response) => match response.status() {
                     StatusCode::FORBIDDEN if presented.sudo.is_some() => {
                         // NB: with Sudo, 403 is Gitea refusing the service token's Sudo

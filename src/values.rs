@@ -28,6 +28,9 @@ pub struct Owner {
     /// The safe name of the owner's existing instance, which is kept when the username
     /// changes (the instance is found by `sub`).
     pub known_name: Option<String>,
+    /// The caller's bearer token, for asking Gitea as them in the forwarding mode
+    /// (`Debug` redacts it).
+    pub gitea_token: Option<crate::config::Secret>,
 }
 
 impl Owner {
@@ -38,6 +41,7 @@ impl Owner {
             email: None,
             sub: None,
             known_name: None,
+            gitea_token: None,
         }
     }
 }
@@ -572,6 +576,7 @@ mod tests {
             email: Some("john@corp".into()),
             sub: Some("3f1c2a9e-8a7b-4c1d-9e2f-0a1b2c3d4e5f".into()),
             known_name: None,
+            gitea_token: None,
         };
         let v = Values::build(
             &settings(),

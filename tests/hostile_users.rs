@@ -10,13 +10,14 @@ use std::{sync::Arc, time::Duration};
 use codeserver_service::{
     config::InstanceSettings,
     demo,
+    gitea::GiteaClient,
     metrics::Metrics,
     reconcile::{Kinds, Reconciler, Timeouts},
     render::{ActiveTemplates, Templates},
     serve,
     sim::{
         Sim,
-        gitea::SimGitea,
+        gitea::{SimGitea, SimRepo},
         issuer::{Issuer, TokenSpec},
     },
 };
@@ -41,17 +42,21 @@ async fn world() -> World {
     let metrics = Metrics::new().unwrap();
     let client = serve::counted_client(sim.config(), &metrics).unwrap();
     let kinds = Kinds::discover(&client).await.unwrap();
-    let reconciler = Arc::new(Reconciler::new(
-        client,
-        kinds,
-        Arc::new(ActiveTemplates::new(Templates::builtin().unwrap())),
-        InstanceSettings::default(),
-        Timeouts {
-            ready: Duration::from_secs(10),
-            sync: Duration::from_secs(10),
-            ..Timeouts::default()
-        },
-    ));
+    let keys = GiteaClient::new(demo::simulated_gitea(&gitea.url())).unwrap();
+    let reconciler = Arc::new(
+        Reconciler::new(
+            client,
+            kinds,
+            Arc::new(ActiveTemplates::new(Templates::builtin().unwrap())),
+            InstanceSettings::default(),
+            Timeouts {
+                ready: Duration::from_secs(10),
+                sync: Duration::from_secs(10),
+                ..Timeouts::default()
+            },
+        )
+        .with_gitea(keys),
+    );
     let routes = serve::assemble({
         let mut parts = demo::simulated_parts(reconciler, &issuer, &gitea.url(), metrics);
         parts.gitea.backoff = Duration::from_millis(5);
@@ -288,6 +293,9 @@ async fn the_repository_cap_refuses_one_more_and_changes_nothing() {
         .map(|i| ("alice".to_owned(), format!("r{i}")))
         .collect();
     w.sim.seed(seeded_record("alice", &full)).unwrap();
+    for (owner, name) in &full {
+        w.gitea.add_repo(SimRepo::new(owner, name, false));
+    }
     let alice = w.token("alice");
     w.sim.reset_requests();
     let body = w.provision(&alice, "devteam", "docs").await;

@@ -57,6 +57,7 @@ fn john() -> Owner {
         email: Some("john@corp.example".into()),
         sub: Some("3f1c2a9e-8a7b-4c1d-9e2f-0a1b2c3d4e5f".into()),
         known_name: None,
+        gitea_token: None,
     }
 }
 
@@ -66,6 +67,7 @@ fn jane() -> Owner {
         email: None,
         sub: Some("0b7e4f3a-1111-4222-8333-444455556666".into()),
         known_name: None,
+        gitea_token: None,
     }
 }
 
@@ -209,9 +211,14 @@ async fn a_second_repository_is_cloned_into_the_running_pod_without_a_restart() 
     let jobs = kinds_of(&e.sim, "jobs");
     assert_eq!(jobs.len(), 1);
     let env = &jobs[0]["spec"]["template"]["spec"]["containers"][0]["env"];
+    let repos = env
+        .as_array()
+        .and_then(|e| e.iter().find(|v| v["name"] == "REPOS"))
+        .and_then(|v| v["value"].as_str())
+        .unwrap_or_default();
     assert!(
-        env.to_string()
-            .contains("frontend http://gitea:3000/devteam/frontend.git"),
+        repos.lines().any(|l| l.starts_with("frontend id-")
+            && l.ends_with(" http://gitea:3000/devteam/frontend.git")),
         "{env}"
     );
     assert_eq!(
@@ -382,6 +389,7 @@ async fn an_instance_survives_a_username_change() {
         email: None,
         sub: Some("99999999-0000-4000-8000-000000000000".into()),
         known_name: None,
+        gitea_token: None,
     };
     assert!(matches!(
         e.rec.get(&impostor, &j.instance.id).await,

@@ -29,6 +29,8 @@ pub enum Code {
     SyncInProgress,
     /// The instance holds as many repositories as it may; nothing was changed.
     RepositoryLimitExceeded,
+    /// Recorded repositories the owner may no longer read were not pulled.
+    RepositoryAccessLost,
 }
 
 impl Code {
@@ -43,6 +45,7 @@ impl Code {
             Self::InstanceNameTaken => "INSTANCE_NAME_TAKEN",
             Self::SyncInProgress => "SYNC_IN_PROGRESS",
             Self::RepositoryLimitExceeded => "REPOSITORY_LIMIT_EXCEEDED",
+            Self::RepositoryAccessLost => "REPOSITORY_ACCESS_LOST",
         }
     }
 }
@@ -76,6 +79,9 @@ pub enum ApiError {
     /// `repository limit reached: ...`: the instance holds as many repositories as it
     /// may (the message names the limit); nothing was changed.
     RepositoryLimit(String),
+    /// `repository access lost, not pulled: <owner/name>, ...`: a notice next to a
+    /// successful start or sync (the named repositories were left out, their keys revoked).
+    AccessLost(String),
     /// An invalid argument, with a message safe to show (it names the argument and rule).
     BadInput(String),
     /// `internal error`: anything else.
@@ -97,7 +103,7 @@ impl ApiError {
             Self::PodNotReady => "pod not ready",
             Self::SyncFailed => "sync failed",
             Self::SyncInProgress => "sync in progress",
-            Self::RepositoryLimit(message) => message,
+            Self::RepositoryLimit(message) | Self::AccessLost(message) => message,
             Self::BadInput(message) => message,
             Self::Internal => "internal error",
         }
@@ -112,6 +118,7 @@ impl ApiError {
             Self::InstanceNameTaken => Code::InstanceNameTaken,
             Self::SyncInProgress => Code::SyncInProgress,
             Self::RepositoryLimit(_) => Code::RepositoryLimitExceeded,
+            Self::AccessLost(_) => Code::RepositoryAccessLost,
             Self::BadInput(_) => Code::BadUserInput,
             Self::RepositoryServiceUnavailable
             | Self::StorageFailed
@@ -120,6 +127,16 @@ impl ApiError {
             | Self::SyncFailed
             | Self::Internal => Code::Internal,
         }
+    }
+
+    /// The notice for recorded repositories that were not pulled, if any.
+    pub fn access_lost(lost: &[String]) -> Option<Self> {
+        (!lost.is_empty()).then(|| {
+            Self::AccessLost(format!(
+                "repository access lost, not pulled: {}",
+                lost.join(", ")
+            ))
+        })
     }
 
     /// An invalid argument: `argument` names it, `problem` says what is wrong.

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use async_graphql::{Context, Object};
+use async_graphql::{Context, ErrorExtensions, Object};
 
 use super::{
     ApiError, CodeServerInstance, ProvisionResult, args,
@@ -55,11 +55,12 @@ impl Mutation {
     ) -> Result<CodeServerInstance, ApiError> {
         let identity = caller(ctx)?;
         args::instance_id(&id)?;
-        let instance = services(ctx)?
+        let checked = services(ctx)?
             .reconciler
-            .start(&owner(identity), &id)
+            .start_checked(&owner(identity), &id)
             .await?;
-        Ok(instance.into())
+        notice_lost(ctx, &checked.lost);
+        Ok(checked.value.into())
     }
 
     /// Deletes the caller's instance completely, workspace volume included.
@@ -75,10 +76,19 @@ impl Mutation {
     async fn sync_repository(&self, ctx: &Context<'_>, id: String) -> Result<bool, ApiError> {
         let identity = caller(ctx)?;
         args::instance_id(&id)?;
-        services(ctx)?
+        let checked = services(ctx)?
             .reconciler
-            .sync(&owner(identity), &id)
+            .sync_checked(&owner(identity), &id)
             .await?;
+        notice_lost(ctx, &checked.lost);
         Ok(true)
+    }
+}
+
+/// Tells the caller, next to the answer, which recorded repositories were not pulled
+/// because Gitea says they may no longer read them.
+fn notice_lost(ctx: &Context<'_>, lost: &[String]) {
+    if let Some(notice) = ApiError::access_lost(lost) {
+        ctx.add_error(notice.extend().into_server_error(ctx.item.pos));
     }
 }

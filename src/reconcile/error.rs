@@ -33,6 +33,13 @@ pub enum Error {
     /// Adding the repository would exceed the repositories an instance may hold.
     #[error("repository limit reached: an instance holds at most {0} repositories")]
     TooManyRepositories(usize),
+    /// The owner may read none of the instance's repositories any more (Gitea says so);
+    /// nothing was started or pulled.
+    #[error("repository access denied: {}", .0.join(", "))]
+    AccessLost(Vec<String>),
+    /// Gitea failed while checking access or managing deploy keys.
+    #[error(transparent)]
+    Gitea(#[from] crate::gitea::GiteaError),
     /// Syncing the repositories failed.
     #[error("sync failed: {0}")]
     Sync(String),

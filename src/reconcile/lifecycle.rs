@@ -39,6 +39,16 @@ pub struct Provisioned {
     pub is_new: bool,
 }
 
+/// An answer and the recorded repositories that were not pulled because Gitea says the
+/// owner may no longer read them (`owner/name`).
+#[derive(Debug, Clone)]
+pub struct Checked<T> {
+    /// The answer.
+    pub value: T,
+    /// Repositories left out: not pulled, their deploy keys revoked.
+    pub lost: Vec<String>,
+}
+
 /// Totals over every instance.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Stats {
@@ -72,9 +82,11 @@ impl Reconciler {
         owner: &Owner,
         repos: &[Repo],
         recorded: &std::collections::BTreeSet<String>,
+        lost: &[Repo],
     ) -> Result<Desired> {
         let templates = self.templates.get();
-        let values = render::build_values(&templates, &self.settings, owner, repos, &[])?;
+        let mut values = render::build_values(&templates, &self.settings, owner, repos, &[])?;
+        values.exclude(lost);
         let mut objects: Vec<DynamicObject> = templates
             .render(&values)?
             .into_iter()
@@ -163,11 +175,19 @@ impl Reconciler {
         let (repos, added) = Self::repos_with(record.as_ref(), repo);
         let owner = Self::owner_with_record(owner, record.as_ref());
         let recorded = recorded_kinds(record.as_ref());
-        let desired = self.desired(&owner, &repos, &recorded)?;
-        let limit = desired.values.repository_limit;
+        let limit = self
+            .desired(&owner, &repos, &recorded, &[])?
+            .values
+            .repository_limit;
         if added && repos.len() > limit {
             return Err(Error::TooManyRepositories(limit));
         }
+        // NB: the new repository (last when added) was checked by the caller just now.
+        let checked = if added { repos.len() - 1 } else { repos.len() };
+        let mut access = self.check_access(&owner, &repos[..checked]).await?;
+        access.repos.extend(repos[checked..].iter().cloned());
+        let repos = access.repos.clone();
+        let desired = self.desired(&owner, &repos, &recorded, &access.lost)?;
         let id = desired.values.instance.id.clone();
         let pod = self.pod(&id).await?;
         let running = pod
@@ -198,19 +218,26 @@ impl Reconciler {
             "Repository added to the running instance"
         } else {
             "Using existing instance"
-        };
+        }
+        .to_owned();
         if running && added {
             match self.run_sync(&desired.values, &id).await {
                 Err(Error::SyncInProgress) => {
-                    message = "Repository added; a sync in progress holds the workspace, the next sync clones it";
+                    message = "Repository added; a sync in progress holds the workspace, the next sync clones it".to_owned();
                 }
                 other => other?,
             }
         }
+        if !access.lost.is_empty() {
+            message = format!(
+                "{message}; not pulled, access lost: {}",
+                access.lost_names().join(", ")
+            );
+        }
         let instance = self.wait_and_get(&owner, &id).await?;
         Ok(Provisioned {
             instance,
-            message: message.to_owned(),
+            message,
             is_new,
         })
     }
@@ -231,6 +258,9 @@ impl Reconciler {
         }
         let (plan, live) = self.plan_desired(id, desired, recorded).await?;
         refuse_foreign(&desired.values, &live)?;
+        // NB: the pod finds its keys when it starts; they are written only once the names
+        // are known to be the owner's.
+        self.ensure_keys(&desired.values).await?;
         let ns = &self.settings.namespace;
         let outcome = apply::apply(&self.client, &self.kinds, ns, &plan, opts).await?;
         log_outcome(id, &plan, &outcome);
@@ -254,6 +284,12 @@ impl Reconciler {
     /// Start: create the pod (and anything missing or changed) from the current
     /// templates; a pod rendered from older templates is recreated.
     pub async fn start(&self, owner: &Owner, id: &str) -> Result<Instance> {
+        Ok(self.start_checked(owner, id).await?.value)
+    }
+
+    /// Start, saying which recorded repositories were not pulled because the owner lost
+    /// access in Gitea; when they lost every one, nothing is started (`AccessLost`).
+    pub async fn start_checked(&self, owner: &Owner, id: &str) -> Result<Checked<Instance>> {
         let (_, key) = identity(owner)?;
         let guard = self.locks.lock(&key).await;
         let record = self.owned_record(owner, id).await?;
@@ -265,7 +301,11 @@ impl Reconciler {
                 "the instance record lists no repositories".to_owned(),
             ));
         }
-        let desired = self.desired(&owner, &repos, &recorded)?;
+        let access = self.check_access(&owner, &repos).await?;
+        if access.lost.len() == access.repos.len() {
+            return Err(Error::AccessLost(access.lost_names()));
+        }
+        let desired = self.desired(&owner, &access.repos, &recorded, &access.lost)?;
         let pod = self.pod(id).await?;
         let opts = ApplyOptions {
             updates: Updates::All,
@@ -275,7 +315,10 @@ impl Reconciler {
         self.converge(id, &desired, &recorded, pod.as_ref(), opts)
             .await?;
         drop(guard);
-        self.wait_and_get(&owner, id).await
+        Ok(Checked {
+            value: self.wait_and_get(&owner, id).await?,
+            lost: access.lost_names(),
+        })
     }
 
     /// Delete: every object of the instance, the PVC (and the work in it) last; only
@@ -286,9 +329,14 @@ impl Reconciler {
         let record = self.owned_record(owner, id).await?;
         let mut kinds = recorded_kinds(Some(&record));
         let owner = Self::owner_with_record(owner, Some(&record));
+        // NB: the instance's deploy keys go first: a failure leaves the instance whole
+        // rather than its keys behind.
+        if let Some(name) = owner.known_name.as_deref() {
+            self.remove_keys(name).await?;
+        }
         // NB: a render failure must not stop a delete; the recorded kinds still list
         // everything ever applied.
-        if let Ok(desired) = self.desired(&owner, &Self::record_repos(Some(&record)), &kinds) {
+        if let Ok(desired) = self.desired(&owner, &Self::record_repos(Some(&record)), &kinds, &[]) {
             kinds.extend(kinds_of(&desired.objects));
         }
         kinds.insert("batch/v1/Job".to_owned());
@@ -332,12 +380,33 @@ impl Reconciler {
     /// pod's node; never discards local work. Fails with the Job's reason and last log
     /// lines.
     pub async fn sync(&self, owner: &Owner, id: &str) -> Result<()> {
+        self.sync_checked(owner, id).await.map(|_| ())
+    }
+
+    /// Sync, saying which recorded repositories were not pulled because the owner lost
+    /// access in Gitea; when they lost every one, nothing is pulled (`AccessLost`).
+    pub async fn sync_checked(&self, owner: &Owner, id: &str) -> Result<Checked<()>> {
+        let (_, key) = identity(owner)?;
         let record = self.owned_record(owner, id).await?;
         let owner = Self::owner_with_record(owner, Some(&record));
         let repos = Self::record_repos(Some(&record));
+        let access = self.check_access(&owner, &repos).await?;
+        if access.lost.len() == access.repos.len() {
+            return Err(Error::AccessLost(access.lost_names()));
+        }
         let templates = self.templates.get();
-        let values = render::build_values(&templates, &self.settings, &owner, &repos, &[])?;
-        self.run_sync(&values, id).await
+        let mut values =
+            render::build_values(&templates, &self.settings, &owner, &access.repos, &[])?;
+        values.exclude(&access.lost);
+        {
+            let _guard = self.locks.lock(&key).await;
+            self.ensure_keys(&values).await?;
+        }
+        self.run_sync(&values, id).await?;
+        Ok(Checked {
+            value: (),
+            lost: access.lost_names(),
+        })
     }
 
     async fn run_sync(&self, values: &Values, id: &str) -> Result<()> {
@@ -518,7 +587,7 @@ impl Reconciler {
                 .as_ref()
                 .and_then(|a| a.get(naming::ANNOTATION_SPEC_HASH));
             let owner = owner_with_labels(Owner::new(instance.user_id.clone()), pvc);
-            if let Ok(d) = self.desired(&owner, &instance.repos, &Default::default()) {
+            if let Ok(d) = self.desired(&owner, &instance.repos, &Default::default(), &[]) {
                 let want = d
                     .objects
                     .iter()
@@ -657,7 +726,7 @@ impl Reconciler {
         let (repos, _) = Self::repos_with(record.as_ref(), repo);
         let owner = Self::owner_with_record(owner, record.as_ref());
         let recorded = recorded_kinds(record.as_ref());
-        let desired = self.desired(&owner, &repos, &recorded)?;
+        let desired = self.desired(&owner, &repos, &recorded, &[])?;
         let id = desired.values.instance.id.clone();
         Ok(self.plan_desired(&id, &desired, &recorded).await?.0)
     }

@@ -4,11 +4,13 @@
 //! these and builds no Kubernetes objects itself.
 
 pub mod apply;
+mod credentials;
 mod error;
 pub mod kinds;
 mod lifecycle;
 mod live;
 pub mod plan;
+mod sshkey;
 
 use std::{
     collections::HashMap,
@@ -19,9 +21,10 @@ use std::{
 use kube::Client;
 
 pub use self::{
+    credentials::{ANNOTATION_DEPLOY_KEYS, LABEL_CREDENTIALS_OF},
     error::{Error, MAX_ATTEMPTS, reason, retry_delay, with_retry},
     kinds::Kinds,
-    lifecycle::{Provisioned, Stats},
+    lifecycle::{Checked, Provisioned, Stats},
     plan::{Action, Plan, Step},
 };
 use crate::{config::InstanceSettings, render::ActiveTemplates};
@@ -58,6 +61,8 @@ pub struct Reconciler {
     settings: InstanceSettings,
     timeouts: Timeouts,
     locks: Locks,
+    /// Gitea, for access checks as the owner and the instances' deploy keys.
+    gitea: Option<crate::gitea::GiteaClient>,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -85,7 +90,17 @@ impl Reconciler {
             settings,
             timeouts,
             locks: Locks::default(),
+            gitea: None,
         }
+    }
+
+    /// Checks repository access in Gitea as the owner on start, sync and provision, and
+    /// gives each instance its own read-only deploy keys (added and revoked with the
+    /// client's service token). Without it, recorded repositories count as readable and
+    /// no keys are managed.
+    pub fn with_gitea(mut self, gitea: crate::gitea::GiteaClient) -> Self {
+        self.gitea = Some(gitea);
+        self
     }
 
     /// The Kubernetes client.

@@ -33,6 +33,7 @@ pub fn validate(templates: &Templates, settings: &InstanceSettings) -> Vec<Probl
             email: Some(format!("user{i}@example.com")),
             sub: (i % 2 == 0).then(|| format!("00000000-0000-4000-8000-{i:012}")),
             known_name: None,
+            gitea_token: None,
         };
         let found = check_user(templates, settings, &owner);
         for mut p in found {

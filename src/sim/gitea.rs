@@ -6,7 +6,9 @@
 //! user with the `Sudo` header or `sudo` query parameter (an unknown user is 404, anyone
 //! else's Sudo 403 "Only administrators allowed to sudo."). For the forwarding mode a
 //! bearer JWT checked against the simulated issuer's keys is accepted too. Private
-//! repositories answer 404 to anyone but their owner and collaborators, like Gitea. Faults
+//! repositories answer 404 to anyone but their owner and collaborators, like Gitea. Deploy
+//! keys (`/repos/{owner}/{repo}/keys`: add, list, delete) need admin rights on the
+//! repository (its owner, or a site admin) and are kept per repository. Faults
 //! ([`Fault`]) make it answer 503 or 500 so tests can see retries and outages, and every
 //! request is counted so tests can assert that no call was made.
 
@@ -109,8 +111,25 @@ pub enum Fault {
     FailNext(u32),
 }
 
+/// A deploy key as the simulated Gitea stores it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimDeployKey {
+    /// Gitea's id.
+    pub id: u64,
+    /// `owner/name` of the repository.
+    pub repo: String,
+    /// Title.
+    pub title: String,
+    /// The public key line as given.
+    pub key: String,
+    /// Read-only.
+    pub read_only: bool,
+}
+
 struct State {
     issuer: Arc<Issuer>,
+    keys: Mutex<Vec<SimDeployKey>>,
+    next_key: AtomicUsize,
     repos: Mutex<Vec<SimRepo>>,
     /// Known users (lowercase logins): the demo's, repository owners and collaborators,
     /// and those added.
@@ -150,6 +169,8 @@ impl SimGitea {
         }
         let state = Arc::new(State {
             issuer,
+            keys: Mutex::new(Vec::new()),
+            next_key: AtomicUsize::new(1),
             users: Mutex::new(users),
             repos: Mutex::new(repos),
             fault: Mutex::new(Fault::None),
@@ -202,6 +223,11 @@ impl SimGitea {
                 repo.collaborators.retain(|c| c != user);
             }
         }
+    }
+
+    /// Every deploy key, of every repository.
+    pub fn deploy_keys(&self) -> Vec<SimDeployKey> {
+        lock(&self.state.keys).clone()
     }
 
     /// How many requests were received, faulty answers included.
@@ -259,11 +285,75 @@ fn routes(state: Arc<State>) -> impl Filter<Extract = (Response,), Error = Infal
                 None => unauthorized(),
             })
         });
+    let add_key = warp::post()
+        .and(warp::path!(
+            "api" / "v1" / "repos" / String / String / "keys"
+        ))
+        .and(warp::body::content_length_limit(64 * 1024))
+        .and(warp::body::json::<Value>())
+        .and(state.clone())
+        .and(auth)
+        .map(
+            |owner: String, name: String, body: Value, state: Arc<State>, auth| {
+                respond(&state, auth, |user, _| {
+                    with_admin_repo(&state, user.as_deref(), &owner, &name, |full| {
+                        add_deploy_key(&state, full, &body)
+                    })
+                })
+            },
+        );
+    let list_keys = warp::get()
+        .and(warp::path!(
+            "api" / "v1" / "repos" / String / String / "keys"
+        ))
+        .and(state.clone())
+        .and(auth)
+        .map(|owner: String, name: String, state: Arc<State>, auth| {
+            respond(&state, auth, |user, _| {
+                with_admin_repo(&state, user.as_deref(), &owner, &name, |full| {
+                    let keys: Vec<Value> = lock(&state.keys)
+                        .iter()
+                        .filter(|k| k.repo == full)
+                        .map(|k| deploy_key_json(&state, k))
+                        .collect();
+                    json_reply(StatusCode::OK, &Value::Array(keys))
+                })
+            })
+        });
+    let delete_key = warp::delete()
+        .and(warp::path!(
+            "api" / "v1" / "repos" / String / String / "keys" / u64
+        ))
+        .and(state.clone())
+        .and(auth)
+        .map(
+            |owner: String, name: String, id: u64, state: Arc<State>, auth| {
+                respond(&state, auth, |user, _| {
+                    with_admin_repo(&state, user.as_deref(), &owner, &name, |full| {
+                        let mut keys = lock(&state.keys);
+                        let before = keys.len();
+                        keys.retain(|k| !(k.id == id && k.repo == full));
+                        if keys.len() == before {
+                            not_found()
+                        } else {
+                            warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT)
+                                .into_response()
+                        }
+                    })
+                })
+            },
+        );
     let fallback = warp::any().and(state).map(|state: Arc<State>| {
         state.requests.fetch_add(1, Ordering::SeqCst);
         not_found()
     });
     repo.or(user_repos)
+        .unify()
+        .or(add_key)
+        .unify()
+        .or(list_keys)
+        .unify()
+        .or(delete_key)
         .unify()
         .or(me)
         .unify()
@@ -367,6 +457,107 @@ fn identify(state: &State, value: &str) -> Option<Doer> {
     state.issuer.verify(credential).ok().map(|claims| Doer {
         login: claims.preferred_username,
         admin: false,
+    })
+}
+
+/// Runs `handler` with the repository's `owner/name` when `user` may administer it (its
+/// owner or a site admin); 401 without a user, 404 when it is invisible to them, 403
+/// when visible but not theirs to administer.
+fn with_admin_repo(
+    state: &State,
+    user: Option<&str>,
+    owner: &str,
+    name: &str,
+    handler: impl FnOnce(&str) -> Response,
+) -> Response {
+    let Some(user) = user else {
+        return unauthorized();
+    };
+    let full = {
+        let repos = lock(&state.repos);
+        let found = repos
+            .iter()
+            .find(|r| r.owner.eq_ignore_ascii_case(owner) && r.name.eq_ignore_ascii_case(name));
+        match found {
+            Some(repo) if user == SERVICE_USER || repo.owner == user => {
+                format!("{}/{}", repo.owner, repo.name)
+            }
+            Some(repo) if permissions(repo, Some(user)).is_some() => {
+                return json_reply(
+                    StatusCode::FORBIDDEN,
+                    &json!({"message": "token does not have at least one of required scope(s)"}),
+                );
+            }
+            _ => return not_found(),
+        }
+    };
+    handler(&full)
+}
+
+/// `POST /repos/{owner}/{repo}/keys`: 201 with the key; 422 for a missing title, a key
+/// that is not an OpenSSH public key line, or a key the repository already has.
+fn add_deploy_key(state: &State, full: &str, body: &Value) -> Response {
+    let title = body
+        .get("title")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let key = body
+        .get("key")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .trim();
+    let read_only = body
+        .get("read_only")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let unprocessable = |message: &str| {
+        json_reply(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!({"message": message, "url": ""}),
+        )
+    };
+    if title.is_empty() {
+        return unprocessable("[Title]: Required");
+    }
+    let mut parts = key.split(' ');
+    let parsed = matches!(
+        (parts.next(), parts.next()),
+        (Some("ssh-ed25519" | "ssh-rsa" | "ecdsa-sha2-nistp256"), Some(b)) if !b.is_empty()
+    );
+    if !parsed {
+        return unprocessable("Invalid key content");
+    }
+    let mut keys = lock(&state.keys);
+    let content = |k: &str| k.split(' ').take(2).collect::<Vec<_>>().join(" ");
+    if keys
+        .iter()
+        .any(|k| k.repo == full && content(&k.key) == content(key))
+    {
+        return unprocessable("Key content has been used as non-deploy key");
+    }
+    let id = state.next_key.fetch_add(1, Ordering::SeqCst) as u64;
+    let stored = SimDeployKey {
+        id,
+        repo: full.to_owned(),
+        title: title.to_owned(),
+        key: key.to_owned(),
+        read_only,
+    };
+    let body = deploy_key_json(state, &stored);
+    keys.push(stored);
+    json_reply(StatusCode::CREATED, &body)
+}
+
+fn deploy_key_json(state: &State, key: &SimDeployKey) -> Value {
+    json!({
+        "id": key.id,
+        "key_id": key.id,
+        "key": key.key,
+        "url": format!("{}/api/v1/repos/{}/keys/{}", state.base_url, key.repo, key.id),
+        "title": key.title,
+        "fingerprint": format!("SHA256:{}", id_of(&key.key)),
+        "created_at": "2026-01-01T00:00:00Z",
+        "read_only": key.read_only,
     })
 }
 
