@@ -45,6 +45,24 @@ pub struct Repository {
     pub private: bool,
 }
 
+impl Repository {
+    /// The repository as an instance records it: owner, name and clone URL checked, and
+    /// Gitea's SSH URL when it has a usable one (else git clones over HTTP).
+    pub fn to_repo(&self) -> Result<crate::values::Repo, NamingError> {
+        let repo = crate::values::Repo::new(&self.owner, &self.name, &self.clone_url)?;
+        if self.ssh_url.is_empty() {
+            return Ok(repo);
+        }
+        match repo.clone().with_ssh_url(&self.ssh_url) {
+            Ok(with_ssh) => Ok(with_ssh),
+            Err(error) => {
+                tracing::warn!(%error, "gitea answered an unusable SSH URL; cloning over HTTP");
+                Ok(repo)
+            }
+        }
+    }
+}
+
 /// A deploy key of a repository.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct DeployKey {

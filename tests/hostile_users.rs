@@ -210,6 +210,10 @@ async fn provisioning_never_writes_over_another_owners_live_objects() {
         );
     }
     assert!(w.sim.writes().is_empty(), "{:?}", w.sim.writes());
+    assert!(
+        w.gitea.deploy_keys().is_empty(),
+        "no key was added for the refused caller"
+    );
     let after = w.pvc("workspace-john-doe-30f69670").unwrap();
     assert_eq!(after["metadata"]["uid"], before["metadata"]["uid"]);
     // NB: the simulated volume controller binds the claim meanwhile (its annotations).
@@ -391,4 +395,189 @@ async fn a_second_sync_while_one_runs_answers_sync_in_progress() {
     let still = w.sim.object("jobs", NS, "sync-alice").unwrap();
     assert_eq!(still["metadata"]["uid"], seeded["metadata"]["uid"]);
     assert_eq!(still["spec"]["suspend"], json!(true));
+}
+
+const START: &str = "mutation($id: String!) { startCodeServer(id: $id) { id status } }";
+const STOP: &str = "mutation($id: String!) { stopCodeServer(id: $id) }";
+const DELETE: &str = "mutation($id: String!) { deleteCodeServer(id: $id) }";
+
+fn secret_data_keys(w: &World, name: &str) -> Vec<String> {
+    w.sim
+        .object("secrets", NS, name)
+        .and_then(|s| s["data"].as_object().map(|d| d.keys().cloned().collect()))
+        .unwrap_or_default()
+}
+
+fn repos_env(containers: &Value) -> String {
+    containers[0]["env"]
+        .as_array()
+        .and_then(|e| e.iter().find(|v| v["name"] == "REPOS"))
+        .and_then(|v| v["value"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Every instance gets its own read-only deploy keys: nothing in alice's pod is in bob's.
+#[tokio::test]
+async fn each_instance_gets_its_own_read_only_deploy_keys() {
+    let w = world().await;
+    for user in ["alice", "bob"] {
+        let body = w.provision(&w.token(user), "devteam", "backend-api").await;
+        ok(&body, "provisionCodeServer");
+    }
+    let keys = w.gitea.deploy_keys();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(
+        keys.iter()
+            .all(|k| k.read_only && k.repo == "devteam/backend-api")
+    );
+    assert_ne!(keys[0].key, keys[1].key);
+    let titles: Vec<&str> = keys.iter().map(|k| k.title.as_str()).collect();
+    assert!(
+        titles.iter().any(|t| t.ends_with("code-server-alice")),
+        "{titles:?}"
+    );
+    assert!(
+        titles.iter().any(|t| t.ends_with("code-server-bob")),
+        "{titles:?}"
+    );
+    let (a, b) = (
+        secret_data_keys(&w, "git-keys-alice"),
+        secret_data_keys(&w, "git-keys-bob"),
+    );
+    assert_eq!((a.len(), b.len()), (1, 1));
+    let private = |name: &str| {
+        w.sim.object("secrets", NS, name).unwrap()["data"]
+            .as_object()
+            .unwrap()
+            .values()
+            .next()
+            .cloned()
+            .unwrap()
+    };
+    assert_ne!(private("git-keys-alice"), private("git-keys-bob"));
+    for user in ["alice", "bob"] {
+        let pod = w
+            .sim
+            .object("pods", NS, &format!("code-server-{user}"))
+            .unwrap();
+        let volumes = pod["spec"]["volumes"].to_string();
+        assert!(volumes.contains(&format!("git-keys-{user}")), "{volumes}");
+        let cloned = repos_env(&pod["spec"]["initContainers"]);
+        assert!(
+            cloned.ends_with(" git@127.0.0.1:devteam/backend-api.git"),
+            "over SSH: {cloned}"
+        );
+        let other = if user == "alice" { "bob" } else { "alice" };
+        assert!(!pod.to_string().contains(&format!("git-keys-{other}")));
+    }
+    // Deleting an instance revokes its keys and removes its Secret; bob's stay.
+    let deleted = w
+        .gql(
+            &w.token("alice"),
+            DELETE,
+            json!({"id": "code-server-alice"}),
+        )
+        .await;
+    assert_eq!(ok(&deleted, "deleteCodeServer"), &json!(true));
+    let left = w.gitea.deploy_keys();
+    assert_eq!(left.len(), 1);
+    assert!(left[0].title.ends_with("code-server-bob"));
+    assert!(w.sim.object("secrets", NS, "git-keys-alice").is_none());
+    assert!(w.sim.object("secrets", NS, "git-keys-bob").is_some());
+}
+
+/// A repository the owner lost access to in Gitea is not pulled by sync or start, its
+/// key is revoked, and the answer says so; with no readable repository left, nothing is
+/// started.
+#[tokio::test]
+async fn a_repository_the_owner_lost_is_not_pulled_and_the_answer_says_so() {
+    let w = world().await;
+    let alice = w.token("alice");
+    let id = "code-server-alice";
+    ok(
+        &w.provision(&alice, "devteam", "backend-api").await,
+        "provisionCodeServer",
+    );
+    ok(
+        &w.provision(&alice, "devteam", "docs").await,
+        "provisionCodeServer",
+    );
+    assert_eq!(secret_data_keys(&w, "git-keys-alice").len(), 2);
+    w.gitea
+        .remove_collaborator("devteam", "backend-api", "alice");
+
+    let body = w.gql(&alice, SYNC, json!({"id": id})).await;
+    assert_eq!(body["data"]["syncRepository"], json!(true), "{body}");
+    let (message, code) = error_of(&body);
+    assert_eq!(code, "REPOSITORY_ACCESS_LOST", "{body}");
+    assert_eq!(
+        message,
+        "repository access lost, not pulled: devteam/backend-api"
+    );
+    let job = w.sim.object("jobs", NS, "sync-alice").unwrap();
+    let pulled = repos_env(&job["spec"]["template"]["spec"]["containers"]);
+    assert!(
+        pulled.contains("devteam/docs.git") && !pulled.contains("backend-api"),
+        "{pulled}"
+    );
+    let keys = w.gitea.deploy_keys();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(keys[0].repo, "devteam/docs");
+    assert_eq!(secret_data_keys(&w, "git-keys-alice").len(), 1);
+
+    // Start: the new pod gets only what alice may still read; the answer says so.
+    ok(
+        &w.gql(&alice, STOP, json!({"id": id})).await,
+        "stopCodeServer",
+    );
+    let started = w.gql(&alice, START, json!({"id": id})).await;
+    assert_eq!(
+        started["data"]["startCodeServer"]["id"],
+        json!(id),
+        "{started}"
+    );
+    assert_eq!(error_of(&started).1, "REPOSITORY_ACCESS_LOST");
+    let pod = w.sim.object("pods", NS, id).unwrap();
+    let cloned = repos_env(&pod["spec"]["initContainers"]);
+    assert!(
+        cloned.contains("devteam/docs.git") && !cloned.contains("backend-api"),
+        "{cloned}"
+    );
+    // The record keeps the repository: if access comes back, so does the repository.
+    let pvc = w.pvc("workspace-alice").unwrap();
+    let record = pvc["metadata"]["annotations"]["devplatform.io/repos"].to_string();
+    assert!(record.contains("backend-api"), "{record}");
+
+    // Nothing left that alice may read: start and sync start and pull nothing.
+    w.gitea.add_user("carol");
+    let carol = w.token("carol");
+    w.gitea
+        .add_repo(SimRepo::new("devteam", "carols", true).with_collaborators(&["carol"]));
+    let body = w.provision(&carol, "devteam", "carols").await;
+    ok(&body, "provisionCodeServer");
+    w.gitea.remove_collaborator("devteam", "carols", "carol");
+    ok(
+        &w.gql(&carol, STOP, json!({"id": "code-server-carol"}))
+            .await,
+        "stopCodeServer",
+    );
+    w.sim.reset_requests();
+    for operation in [START, SYNC] {
+        let body = w
+            .gql(&carol, operation, json!({"id": "code-server-carol"}))
+            .await;
+        assert_eq!(
+            error_of(&body),
+            ("repository access denied", "FORBIDDEN"),
+            "{body}"
+        );
+    }
+    let writes: Vec<_> = w
+        .sim
+        .writes()
+        .into_iter()
+        .filter(|r| r.resource != "pods" || r.verb != "delete")
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
 }

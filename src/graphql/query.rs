@@ -50,7 +50,7 @@ pub(super) async fn readable_repo(
         .gitea
         .repository(&gitea_caller(identity), repo_owner, repo_name)
         .await?;
-    Repo::new(&found.owner, &found.name, &found.clone_url).map_err(|error| {
+    found.to_repo().map_err(|error| {
         tracing::warn!(%error, "gitea answered an unusable repository");
         ApiError::Internal
     })

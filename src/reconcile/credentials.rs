@@ -216,20 +216,10 @@ impl Reconciler {
 
 /// `recorded` with the owner, name and URLs Gitea gives now.
 fn refreshed(recorded: &Repo, found: &crate::gitea::Repository) -> Repo {
-    let Ok(repo) = Repo::new(&found.owner, &found.name, &found.clone_url) else {
-        tracing::warn!(repo = %recorded.full_name(), "gitea answered an unusable repository; the recorded one is kept");
-        return recorded.clone();
-    };
-    if found.ssh_url.is_empty() {
-        return repo;
-    }
-    match repo.clone().with_ssh_url(&found.ssh_url) {
-        Ok(with_ssh) => with_ssh,
-        Err(error) => {
-            tracing::warn!(%error, "gitea answered an unusable SSH URL; cloning over HTTP");
-            repo
-        }
-    }
+    found.to_repo().unwrap_or_else(|error| {
+        tracing::warn!(repo = %recorded.full_name(), %error, "gitea answered an unusable repository; the recorded one is kept");
+        recorded.clone()
+    })
 }
 
 /// The deploy keys recorded on the credentials Secret.
