@@ -581,3 +581,44 @@ async fn a_repository_the_owner_lost_is_not_pulled_and_the_answer_says_so() {
         .collect();
     assert!(writes.is_empty(), "{writes:?}");
 }
+
+/// Start never writes over a live object of the instance that another owner holds either:
+/// it answers `instance name taken`, and nothing is written (no pod, no key).
+#[tokio::test]
+async fn start_never_writes_over_another_owners_live_objects() {
+    let w = world().await;
+    let alice = w.token("alice");
+    let id = "code-server-alice";
+    ok(
+        &w.provision(&alice, "devteam", "docs").await,
+        "provisionCodeServer",
+    );
+    ok(
+        &w.gql(&alice, STOP, json!({"id": id})).await,
+        "stopCodeServer",
+    );
+    let services: kube::Api<k8s_openapi::api::core::v1::Service> =
+        kube::Api::namespaced(w.sim.client(), NS);
+    let foreign = json!({"metadata": {"labels": {"devplatform.io/owner": "sub-mallory", "devplatform.io/user": "mallory"}}});
+    services
+        .patch(
+            id,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&foreign),
+        )
+        .await
+        .unwrap();
+    let keys_before = w.gitea.deploy_keys();
+    w.sim.reset_requests();
+    let body = w.gql(&alice, START, json!({"id": id})).await;
+    assert_eq!(
+        error_of(&body),
+        ("instance name taken", "INSTANCE_NAME_TAKEN"),
+        "{body}"
+    );
+    assert!(w.sim.writes().is_empty(), "{:?}", w.sim.writes());
+    assert!(w.sim.object("pods", NS, id).is_none());
+    assert_eq!(w.gitea.deploy_keys(), keys_before);
+    let service = w.sim.object("services", NS, id).unwrap();
+    assert_eq!(label(&service, "devplatform.io/owner"), "sub-mallory");
+}
