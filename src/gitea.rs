@@ -120,6 +120,16 @@ pub enum GiteaError {
     /// `Sudo` mode without a service token.
     #[error("GITEA_AUTH_MODE=sudo needs GITEA_TOKEN")]
     NoServiceToken,
+    /// Gitea refused the service token itself (401 or 403 on a deploy key call).
+    #[error(
+        "gitea refused GITEA_TOKEN with HTTP {status} on {path} (it must be a site admin's, with repository scopes)"
+    )]
+    ServiceRefused {
+        /// The HTTP status.
+        status: u16,
+        /// The API path.
+        path: String,
+    },
     /// Gitea refused the service token's `Sudo` (the token's user is no site admin).
     #[error(
         "gitea refused GITEA_TOKEN with Sudo (its user must be a site admin with repository scopes)"
@@ -243,6 +253,9 @@ impl fmt::Debug for GiteaClient {
 struct Presented {
     authorization: String,
     sudo: Option<String>,
+    /// The service acting as itself (deploy keys): a refusal is a configuration error,
+    /// never a caller's denial.
+    service: bool,
 }
 
 #[derive(Deserialize)]
@@ -324,6 +337,7 @@ impl GiteaClient {
                 .map(|token| Presented {
                     authorization: format!("Bearer {token}"),
                     sudo: None,
+                    service: false,
                 })
                 .ok_or(GiteaError::AccessDenied),
             AuthMode::Sudo => {
@@ -334,6 +348,7 @@ impl GiteaClient {
                 Ok(Presented {
                     authorization: self.service_authorization()?,
                     sudo: Some(caller.username.to_owned()),
+                    service: false,
                 })
             }
         }
@@ -426,7 +441,8 @@ impl GiteaClient {
         result
     }
 
-    /// Deletes deploy key `id` of `owner/name`; a key already gone is no error.
+    /// Deletes deploy key `id` of `owner/name`; a key (or repository) already gone is no
+    /// error.
     pub async fn remove_deploy_key(
         &self,
         owner: &str,
@@ -443,6 +459,7 @@ impl GiteaClient {
             .send(&presented, reqwest::Method::DELETE, url, None, attempts)
             .await
         {
+            // NB: service calls answer 401/403 as `ServiceRefused`; what is left is 404.
             Ok(_) | Err(GiteaError::AccessDenied) => Ok(()),
             Err(error) => Err(error),
         };
@@ -455,6 +472,7 @@ impl GiteaClient {
         Ok(Presented {
             authorization: self.service_authorization()?,
             sudo: None,
+            service: true,
         })
     }
 
@@ -519,6 +537,14 @@ impl GiteaClient {
                         // NB: with Sudo, 403 is Gitea refusing the service token's Sudo
                         // (only site admins may); a repository the caller may not see is 404.
                         return Err(GiteaError::SudoRefused);
+                    }
+                    status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
+                        if presented.service =>
+                    {
+                        return Err(GiteaError::ServiceRefused {
+                            status: status.as_u16(),
+                            path,
+                        });
                     }
                     StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => {
                         return Err(GiteaError::AccessDenied);

@@ -740,3 +740,55 @@ async fn sudo_is_refused_for_a_token_that_is_not_a_site_admins() {
         Err(GiteaError::NoServiceToken)
     ));
 }
+
+#[tokio::test]
+async fn deploy_keys_are_added_read_only_and_removed_with_the_service_token() {
+    let issuer = issuer().await;
+    let sim = SimGitea::start(issuer.clone()).await.unwrap();
+    let client = sudo_client(&sim.url(), SERVICE_TOKEN);
+    let public =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIM1VOVdnrKpuTI07fd/jfdRPH95ou28FOqMqRPa5uwfi t";
+    let key = client
+        .add_deploy_key(
+            "alice",
+            "notes",
+            "codeserver-service code-server-alice",
+            public,
+        )
+        .await
+        .unwrap();
+    assert!(key.read_only);
+    assert_eq!(key.title, "codeserver-service code-server-alice");
+    let stored = sim.deploy_keys();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        (stored[0].repo.as_str(), stored[0].id),
+        ("alice/notes", key.id)
+    );
+    // The same key twice is refused by Gitea (422), and no call is retried.
+    let before = sim.requests();
+    assert!(matches!(
+        client
+            .add_deploy_key("alice", "notes", "again", public)
+            .await,
+        Err(GiteaError::UnexpectedStatus { status: 422, .. })
+    ));
+    assert_eq!(sim.requests(), before + 1);
+    client
+        .remove_deploy_key("alice", "notes", key.id)
+        .await
+        .unwrap();
+    assert!(sim.deploy_keys().is_empty());
+    // Already gone: fine.
+    client
+        .remove_deploy_key("alice", "notes", key.id)
+        .await
+        .unwrap();
+    // A token that is not a site admin's cannot manage keys of others' repositories.
+    let bobs = sudo_client(&sim.url(), &personal_token("bob"));
+    assert!(matches!(
+        bobs.add_deploy_key("devteam", "docs", "t", public).await,
+        Err(GiteaError::ServiceRefused { status: 403, .. })
+    ));
+    assert!(sim.deploy_keys().is_empty());
+}
