@@ -390,6 +390,8 @@ impl Reconciler {
         let record = self.owned_record(owner, id).await?;
         let owner = Self::owner_with_record(owner, Some(&record));
         let repos = Self::record_repos(Some(&record));
+        // NB: a sync of a stopped instance changes nothing, keys included.
+        self.running_pod(id).await?;
         let access = self.check_access(&owner, &repos).await?;
         if access.lost.len() == access.repos.len() {
             return Err(Error::AccessLost(access.lost_names()));
@@ -409,7 +411,8 @@ impl Reconciler {
         })
     }
 
-    async fn run_sync(&self, values: &Values, id: &str) -> Result<()> {
+    /// The instance's pod when it is running; `NotReady` otherwise.
+    async fn running_pod(&self, id: &str) -> Result<Option<Pod>> {
         let pod = self.pod(id).await?;
         let status = instance::derive_status(pod.as_ref(), now(), self.timeouts.unschedulable);
         if status.status != InstanceStatus::Running {
@@ -418,6 +421,11 @@ impl Reconciler {
                 status.status.as_str()
             )));
         }
+        Ok(pod)
+    }
+
+    async fn run_sync(&self, values: &Values, id: &str) -> Result<()> {
+        let pod = self.running_pod(id).await?;
         let node = pod
             .as_ref()
             .and_then(|p| p.spec.as_ref()?.node_name.clone());
