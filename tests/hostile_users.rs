@@ -10,7 +10,7 @@ use std::{sync::Arc, time::Duration};
 use codeserver_service::{
     config::InstanceSettings,
     demo,
-    gitea::GiteaClient,
+    gitea::{AuthMode, GiteaClient, GiteaSettings},
     metrics::Metrics,
     reconcile::{Kinds, Reconciler, Timeouts},
     render::{ActiveTemplates, Templates},
@@ -35,6 +35,11 @@ struct World {
 }
 
 async fn world() -> World {
+    world_in(AuthMode::Sudo).await
+}
+
+/// A world whose service asks Gitea as the caller in `mode`.
+async fn world_in(mode: AuthMode) -> World {
     codeserver_service::install_crypto();
     let sim = Sim::start().await.unwrap();
     let issuer = Arc::new(Issuer::start().await.unwrap());
@@ -42,7 +47,11 @@ async fn world() -> World {
     let metrics = Metrics::new().unwrap();
     let client = serve::counted_client(sim.config(), &metrics).unwrap();
     let kinds = Kinds::discover(&client).await.unwrap();
-    let keys = GiteaClient::new(demo::simulated_gitea(&gitea.url())).unwrap();
+    let gitea_settings = GiteaSettings {
+        auth_mode: mode,
+        ..demo::simulated_gitea(&gitea.url())
+    };
+    let keys = GiteaClient::new(gitea_settings.clone()).unwrap();
     let reconciler = Arc::new(
         Reconciler::new(
             client,
@@ -59,6 +68,7 @@ async fn world() -> World {
     );
     let routes = serve::assemble({
         let mut parts = demo::simulated_parts(reconciler, &issuer, &gitea.url(), metrics);
+        parts.gitea = gitea_settings;
         parts.gitea.backoff = Duration::from_millis(5);
         parts
     })
@@ -565,7 +575,17 @@ async fn a_repository_the_owner_lost_is_not_pulled_and_the_answer_says_so() {
         ("repository access denied", "FORBIDDEN"),
         "{body}"
     );
-    assert!(w.sim.writes().is_empty(), "{:?}", w.sim.writes());
+    // The only write takes the revoked key out of carol's Secret; nothing is pulled.
+    let writes = w.sim.writes();
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    assert_eq!(writes[0].resource, "secrets");
+    assert!(
+        !w.gitea
+            .deploy_keys()
+            .iter()
+            .any(|k| k.repo == "devteam/carols")
+    );
+    assert!(w.sim.object("jobs", NS, "sync-carol").is_none());
     ok(&w.gql(&carol, STOP, carols.clone()).await, "stopCodeServer");
     w.sim.reset_requests();
     let body = w.gql(&carol, START, carols).await;
@@ -616,4 +636,32 @@ async fn start_never_writes_over_another_owners_live_objects() {
     assert_eq!(w.gitea.deploy_keys(), keys_before);
     let service = w.sim.object("services", NS, id).unwrap();
     assert_eq!(label(&service, "devplatform.io/owner"), "sub-mallory");
+}
+
+/// GITEA_AUTH_MODE=forward: Gitea is asked with the caller's own token (no Sudo), on
+/// provision and again on sync; deploy keys still use the service token.
+#[tokio::test]
+async fn the_forward_mode_asks_gitea_with_the_callers_token() {
+    let w = world_in(AuthMode::Forward).await;
+    let (alice, bob) = (w.token("alice"), w.token("bob"));
+    let body = w.provision(&alice, "devteam", "backend-api").await;
+    ok(&body, "provisionCodeServer");
+    assert_eq!(w.gitea.deploy_keys().len(), 1);
+    let denied = w.provision(&bob, "alice", "notes").await;
+    assert_eq!(error_of(&denied), ("repository access denied", "FORBIDDEN"));
+    w.gitea
+        .remove_collaborator("devteam", "backend-api", "alice");
+    let synced = w
+        .gql(&alice, SYNC, json!({"id": "code-server-alice"}))
+        .await;
+    assert_eq!(
+        error_of(&synced),
+        ("repository access denied", "FORBIDDEN"),
+        "{synced}"
+    );
+    assert!(
+        w.gitea.deploy_keys().is_empty(),
+        "the lost repository's key is revoked"
+    );
+    assert!(secret_data_keys(&w, "git-keys-alice").is_empty());
 }

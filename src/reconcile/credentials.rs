@@ -184,6 +184,16 @@ impl Reconciler {
         Ok(())
     }
 
+    /// Revokes the keys of an instance whose owner lost every repository (`access`):
+    /// nothing is pulled, so no key may stay.
+    pub(super) async fn revoke_every_key(&self, owner: &Owner, access: &Access) -> Result<()> {
+        let templates = self.templates.get();
+        let mut values =
+            crate::render::build_values(&templates, &self.settings, owner, &access.repos, &[])?;
+        values.exclude(&access.lost);
+        self.ensure_keys(&values).await
+    }
+
     /// Revokes every deploy key of the instance named `safe_name` and deletes its
     /// credentials Secret (after the checks that the instance is the caller's).
     pub(super) async fn remove_keys(&self, safe_name: &str) -> Result<()> {

@@ -303,6 +303,7 @@ impl Reconciler {
         }
         let access = self.check_access(&owner, &repos).await?;
         if access.lost.len() == access.repos.len() {
+            self.revoke_every_key(&owner, &access).await?;
             return Err(Error::AccessLost(access.lost_names()));
         }
         let desired = self.desired(&owner, &access.repos, &recorded, &access.lost)?;
@@ -394,6 +395,8 @@ impl Reconciler {
         self.running_pod(id).await?;
         let access = self.check_access(&owner, &repos).await?;
         if access.lost.len() == access.repos.len() {
+            let _guard = self.locks.lock(&key).await;
+            self.revoke_every_key(&owner, &access).await?;
             return Err(Error::AccessLost(access.lost_names()));
         }
         let templates = self.templates.get();
