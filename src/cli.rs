@@ -48,6 +48,7 @@ pub fn target(args: &TargetArgs) -> Result<(Owner, Repo), CliError> {
         email: args.email.clone(),
         sub: args.sub.clone(),
         known_name: None,
+        gitea_token: None,
     };
     let clone_url = args.clone_url.clone().unwrap_or_else(|| {
         format!(

@@ -138,6 +138,11 @@ impl Default for InstanceSettings {
 pub struct Secret(String);
 
 impl Secret {
+    /// A secret from its value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
     /// The secret itself, for the one place that needs it.
     pub fn expose(&self) -> &str {
         &self.0
@@ -194,7 +199,7 @@ pub struct ServeArgs {
     #[arg(long = "gitea-url", env = "GITEA_URL", value_name = "GITEA_URL", required = true,
           value_parser = http_url)]
     pub gitea_url: Option<String>,
-    /// Gitea admin token (the spec requires it); pods clone with the clone-credential Secret.
+    /// Gitea site admin token: asks Gitea as the caller (Sudo) and manages deploy keys.
     #[arg(
         long = "gitea-token",
         env = "GITEA_TOKEN",
@@ -247,6 +252,9 @@ pub struct ServeArgs {
           value_name = "AUTH_INSECURE_DECODE", default_value_t = false, action = clap::ArgAction::Set,
           value_parser = BoolishValueParser::new())]
     pub auth_insecure_decode: bool,
+    /// How Gitea is asked as the caller.
+    #[command(flatten)]
+    pub gitea_auth: GiteaAuthArgs,
     /// Instance settings.
     #[command(flatten)]
     pub instance: InstanceSettings,
@@ -389,6 +397,16 @@ impl ServeArgs {
 }
 
 // --- end of listen addresses, API limits and developer tools ---
+
+/// How the service asks Gitea as the caller.
+#[derive(Args, Debug, Clone)]
+pub struct GiteaAuthArgs {
+    /// `sudo`: GITEA_TOKEN (a site admin's) with Gitea's Sudo header naming the caller;
+    /// `forward`: the caller's own bearer token (only for a Gitea that accepts it).
+    #[arg(long = "gitea-auth-mode", env = "GITEA_AUTH_MODE", value_name = "GITEA_AUTH_MODE",
+          value_enum, default_value_t = crate::gitea::AuthMode::Sudo)]
+    pub gitea_auth_mode: crate::gitea::AuthMode,
+}
 
 impl ServeArgs {
     /// CODESERVER_TIMEOUT as a duration.

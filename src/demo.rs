@@ -57,7 +57,7 @@ pub fn simulated_parts(
             audience: Some(DEFAULT_AUDIENCE.to_owned()),
             ..AuthSettings::default()
         },
-        gitea: GiteaSettings::new(gitea_url),
+        gitea: simulated_gitea(gitea_url),
         metrics,
         refusals: None,
         api: crate::http::ApiSettings::default(),
@@ -73,6 +73,16 @@ pub fn log_file(args: &DemoArgs) -> std::path::PathBuf {
     args.log_file
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join("codeserver-demo.log"))
+}
+
+/// Gitea settings for the simulated Gitea at `gitea_url`: its service token, asked as
+/// the caller with Sudo.
+pub fn simulated_gitea(gitea_url: &str) -> GiteaSettings {
+    GiteaSettings {
+        auth_mode: crate::gitea::AuthMode::Sudo,
+        service_token: Some(crate::config::Secret::new(crate::sim::gitea::SERVICE_TOKEN)),
+        ..GiteaSettings::new(gitea_url)
+    }
 }
 
 /// Runs the demo until Ctrl-C. Logging is set up by the caller (see [`log_file`]).
@@ -96,16 +106,21 @@ pub async fn demo(args: &DemoArgs) -> Result<(), DemoError> {
     instance.jwt_issuer = Some(issuer.issuer_url());
     let templates = reload::load_active(&instance)
         .map_err(|e| DemoError::Serve(ServeError::InvalidTemplates(e)))?;
-    let reconciler = Arc::new(Reconciler::new(
-        client,
-        kinds,
-        Arc::new(templates),
-        instance,
-        Timeouts {
-            ready: Duration::from_secs(60),
-            ..Timeouts::default()
-        },
-    ));
+    let keys = crate::gitea::GiteaClient::new(simulated_gitea(&gitea.url()))
+        .map_err(|e| DemoError::Serve(ServeError::Gitea(e)))?;
+    let reconciler = Arc::new(
+        Reconciler::new(
+            client,
+            kinds,
+            Arc::new(templates),
+            instance,
+            Timeouts {
+                ready: Duration::from_secs(60),
+                ..Timeouts::default()
+            },
+        )
+        .with_gitea(keys),
+    );
     let routes = serve::assemble(simulated_parts(
         reconciler.clone(),
         &issuer,

@@ -1,6 +1,12 @@
-//! Gitea's REST API v1, called with the caller's own token.
+//! Gitea's REST API v1, asked as the caller.
 //!
-//! Access to a repository is decided by Gitea: a lookup with the caller's token that answers
+//! Stock Gitea does not accept Keycloak tokens on its API, so by default
+//! ([`AuthMode::Sudo`]) the service calls with its own admin token (`GITEA_TOKEN`) and
+//! Gitea's `Sudo` header naming the caller's Gitea username: Gitea then answers exactly as
+//! it would answer that user. [`AuthMode::Forward`] forwards the caller's bearer token
+//! instead, for a Gitea that trusts the identity provider's tokens.
+//!
+//! Access to a repository is decided by Gitea: a lookup as the caller that answers
 //! 200 with `permissions.pull` means access; 404, 403 and 401 mean `repository access denied`
 //! (Gitea answers 404 for private repositories the caller may not see, so existence does not
 //! leak). Repository owner and name are checked against Gitea's naming rules before any call,
@@ -36,8 +42,41 @@ pub struct Repository {
     pub name: String,
     /// The HTTP(S) clone URL.
     pub clone_url: String,
+    /// The SSH clone URL (empty when Gitea's SSH server is off).
+    pub ssh_url: String,
     /// Whether the repository is private.
     pub private: bool,
+}
+
+impl Repository {
+    /// The repository as an instance records it: owner, name and clone URL checked, and
+    /// Gitea's SSH URL when it has a usable one (else git clones over HTTP).
+    pub fn to_repo(&self) -> Result<crate::values::Repo, NamingError> {
+        let repo = crate::values::Repo::new(&self.owner, &self.name, &self.clone_url)?;
+        if self.ssh_url.is_empty() {
+            return Ok(repo);
+        }
+        match repo.clone().with_ssh_url(&self.ssh_url) {
+            Ok(with_ssh) => Ok(with_ssh),
+            Err(error) => {
+                tracing::warn!(%error, "gitea answered an unusable SSH URL; cloning over HTTP");
+                Ok(repo)
+            }
+        }
+    }
+}
+
+/// A deploy key of a repository.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct DeployKey {
+    /// Gitea's id of the key (for deleting it).
+    pub id: u64,
+    /// The key's title.
+    #[serde(default)]
+    pub title: String,
+    /// Whether the key may only read.
+    #[serde(default)]
+    pub read_only: bool,
 }
 
 /// Why a Gitea call failed.
@@ -81,6 +120,24 @@ pub enum GiteaError {
     /// The HTTP client could not be built.
     #[error("failed to build the gitea HTTP client")]
     Client(#[source] reqwest::Error),
+    /// `Sudo` mode without a service token.
+    #[error("GITEA_AUTH_MODE=sudo needs GITEA_TOKEN")]
+    NoServiceToken,
+    /// Gitea refused the service token itself (401 or 403 on a deploy key call).
+    #[error(
+        "gitea refused GITEA_TOKEN with HTTP {status} on {path} (it must be a site admin's, with repository scopes)"
+    )]
+    ServiceRefused {
+        /// The HTTP status.
+        status: u16,
+        /// The API path.
+        path: String,
+    },
+    /// Gitea refused the service token's `Sudo` (the token's user is no site admin).
+    #[error(
+        "gitea refused GITEA_TOKEN with Sudo (its user must be a site admin with repository scopes)"
+    )]
+    SudoRefused,
 }
 
 /// The last failure behind [`GiteaError::Unavailable`].
@@ -105,11 +162,33 @@ impl GiteaError {
     }
 }
 
+/// How the service asks Gitea as the caller (GITEA_AUTH_MODE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    /// The service's admin token and Gitea's `Sudo` header with the caller's username.
+    Sudo,
+    /// The caller's own bearer token.
+    Forward,
+}
+
+/// The caller, as Gitea is asked about them.
+#[derive(Clone, Copy, Debug)]
+pub struct Caller<'a> {
+    /// The caller's Gitea username (the token's `preferred_username`), for `Sudo`.
+    pub username: &'a str,
+    /// The caller's bearer token, for [`AuthMode::Forward`].
+    pub token: Option<&'a str>,
+}
+
 /// Timeouts and retry policy of the client.
 #[derive(Clone, Debug)]
 pub struct GiteaSettings {
     /// Gitea's base URL (GITEA_SERVICE_URL, default GITEA_URL), without `/api/v1`.
     pub base_url: String,
+    /// How the caller is presented to Gitea (GITEA_AUTH_MODE).
+    pub auth_mode: AuthMode,
+    /// The service's admin token (GITEA_TOKEN): `Sudo` and deploy keys need it.
+    pub service_token: Option<crate::config::Secret>,
     /// Timeout of one request.
     pub timeout: Duration,
     /// Timeout of establishing a connection.
@@ -123,10 +202,13 @@ pub struct GiteaSettings {
 }
 
 impl GiteaSettings {
-    /// Defaults for `base_url`: 10 s per request, 3 attempts, backoff 200 ms to 2 s.
+    /// Defaults for `base_url`: 10 s per request, 3 attempts, backoff 200 ms to 2 s; the
+    /// caller's token is forwarded, as no service token is known.
     pub fn new(base_url: &str) -> Self {
         Self {
             base_url: base_url.to_owned(),
+            auth_mode: AuthMode::Forward,
+            service_token: None,
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(3),
             attempts: 3,
@@ -137,13 +219,19 @@ impl GiteaSettings {
 }
 
 impl GiteaSettings {
-    /// Settings from the `serve` configuration: GITEA_SERVICE_URL, else GITEA_URL.
+    /// Settings from the `serve` configuration: GITEA_SERVICE_URL, else GITEA_URL;
+    /// GITEA_AUTH_MODE and GITEA_TOKEN.
     pub fn from_args(args: &crate::config::ServeArgs) -> Result<Self, GiteaError> {
-        args.gitea_service_url
+        let base = args
+            .gitea_service_url
             .as_deref()
             .or(args.gitea_url.as_deref())
-            .map(Self::new)
-            .ok_or_else(|| GiteaError::BaseUrl(String::new()))
+            .ok_or_else(|| GiteaError::BaseUrl(String::new()))?;
+        Ok(Self {
+            auth_mode: args.gitea_auth.gitea_auth_mode,
+            service_token: args.gitea_token.clone(),
+            ..Self::new(base)
+        })
     }
 }
 
@@ -164,11 +252,22 @@ impl fmt::Debug for GiteaClient {
     }
 }
 
+/// The credentials one request carries.
+struct Presented {
+    authorization: String,
+    sudo: Option<String>,
+    /// The service acting as itself (deploy keys): a refusal is a configuration error,
+    /// never a caller's denial.
+    service: bool,
+}
+
 #[derive(Deserialize)]
 struct ApiRepository {
     owner: ApiOwner,
     name: String,
     clone_url: String,
+    #[serde(default)]
+    ssh_url: String,
     private: bool,
     #[serde(default)]
     permissions: Option<ApiPermissions>,
@@ -191,6 +290,7 @@ impl From<ApiRepository> for Repository {
             owner: repo.owner.login,
             name: repo.name,
             clone_url: repo.clone_url,
+            ssh_url: repo.ssh_url,
             private: repo.private,
         }
     }
@@ -206,6 +306,9 @@ impl GiteaClient {
         }
         base.set_query(None);
         base.set_fragment(None);
+        if settings.auth_mode == AuthMode::Sudo && settings.service_token.is_none() {
+            return Err(GiteaError::NoServiceToken);
+        }
         crate::install_crypto();
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
@@ -227,17 +330,54 @@ impl GiteaClient {
         self
     }
 
-    /// Looks `owner/name` up with the caller's token; `Ok` means the caller may pull it.
+    /// How the caller is presented on a request: `Authorization` and, in `Sudo` mode, the
+    /// `Sudo` header. A caller Gitea could not know (no token to forward, a username
+    /// Gitea would not accept) is denied without a call.
+    fn as_caller(&self, caller: &Caller<'_>) -> Result<Presented, GiteaError> {
+        match self.settings.auth_mode {
+            AuthMode::Forward => caller
+                .token
+                .map(|token| Presented {
+                    authorization: format!("Bearer {token}"),
+                    sudo: None,
+                    service: false,
+                })
+                .ok_or(GiteaError::AccessDenied),
+            AuthMode::Sudo => {
+                if validate_repo_part("owner", caller.username).is_err() {
+                    tracing::debug!("the caller's username cannot be a Gitea username");
+                    return Err(GiteaError::AccessDenied);
+                }
+                Ok(Presented {
+                    authorization: self.service_authorization()?,
+                    sudo: Some(caller.username.to_owned()),
+                    service: false,
+                })
+            }
+        }
+    }
+
+    /// `Authorization` with the service's own token.
+    fn service_authorization(&self) -> Result<String, GiteaError> {
+        self.settings
+            .service_token
+            .as_ref()
+            .map(|t| format!("token {}", t.expose()))
+            .ok_or(GiteaError::NoServiceToken)
+    }
+
+    /// Looks `owner/name` up as the caller; `Ok` means the caller may pull it.
     pub async fn repository(
         &self,
-        token: &str,
+        caller: &Caller<'_>,
         owner: &str,
         name: &str,
     ) -> Result<Repository, GiteaError> {
         validate_repo_part("owner", owner)?;
         validate_repo_part("name", name)?;
+        let presented = self.as_caller(caller)?;
         let url = self.api_url(&["repos", owner, name], &[]);
-        let result = self.get_json::<ApiRepository>(token, url).await;
+        let result = self.get_json::<ApiRepository>(&presented, url).await;
         let result = match result {
             Ok(repo) if repo.permissions.as_ref().is_some_and(|p| p.pull) => Ok(repo.into()),
             Ok(_) => Err(GiteaError::AccessDenied),
@@ -248,7 +388,8 @@ impl GiteaClient {
     }
 
     /// Every repository the caller can read, following pagination.
-    pub async fn repositories(&self, token: &str) -> Result<Vec<Repository>, GiteaError> {
+    pub async fn repositories(&self, caller: &Caller<'_>) -> Result<Vec<Repository>, GiteaError> {
+        let presented = self.as_caller(caller)?;
         let mut all = Vec::new();
         let limit = PAGE_LIMIT.to_string();
         for page in 1..=MAX_PAGES {
@@ -257,7 +398,7 @@ impl GiteaClient {
                 &["user", "repos"],
                 &[("page", &page_text), ("limit", &limit)],
             );
-            let result = self.get_json::<Vec<ApiRepository>>(token, url).await;
+            let result = self.get_json::<Vec<ApiRepository>>(&presented, url).await;
             self.count(&result);
             let batch = result?;
             let last = batch.len() < PAGE_LIMIT;
@@ -273,6 +414,71 @@ impl GiteaClient {
         Ok(all)
     }
 
+    /// Adds a read-only deploy key to `owner/name` with the service's token (a site admin
+    /// may add keys to any repository). Not retried: a repeated POST would add the key
+    /// twice, which Gitea refuses.
+    pub async fn add_deploy_key(
+        &self,
+        owner: &str,
+        name: &str,
+        title: &str,
+        public_key: &str,
+    ) -> Result<DeployKey, GiteaError> {
+        validate_repo_part("owner", owner)?;
+        validate_repo_part("name", name)?;
+        let presented = self.as_service()?;
+        let url = self.api_url(&["repos", owner, name, "keys"], &[]);
+        let body = serde_json::json!({"title": title, "key": public_key, "read_only": true});
+        let path = url.path().to_owned();
+        let response = self
+            .send(&presented, reqwest::Method::POST, url, Some(&body), 1)
+            .await;
+        let result = match response {
+            Ok(response) => response
+                .json::<DeployKey>()
+                .await
+                .map_err(|source| GiteaError::Decode { path, source }),
+            Err(error) => Err(error),
+        };
+        self.count(&result);
+        result
+    }
+
+    /// Deletes deploy key `id` of `owner/name`; a key (or repository) already gone is no
+    /// error.
+    pub async fn remove_deploy_key(
+        &self,
+        owner: &str,
+        name: &str,
+        id: u64,
+    ) -> Result<(), GiteaError> {
+        validate_repo_part("owner", owner)?;
+        validate_repo_part("name", name)?;
+        let presented = self.as_service()?;
+        let id = id.to_string();
+        let url = self.api_url(&["repos", owner, name, "keys", &id], &[]);
+        let attempts = self.settings.attempts;
+        let result = match self
+            .send(&presented, reqwest::Method::DELETE, url, None, attempts)
+            .await
+        {
+            // NB: service calls answer 401/403 as `ServiceRefused`; what is left is 404.
+            Ok(_) | Err(GiteaError::AccessDenied) => Ok(()),
+            Err(error) => Err(error),
+        };
+        self.count(&result);
+        result
+    }
+
+    /// The service itself, for deploy keys.
+    fn as_service(&self) -> Result<Presented, GiteaError> {
+        Ok(Presented {
+            authorization: self.service_authorization()?,
+            sudo: None,
+            service: true,
+        })
+    }
+
     fn api_url(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
         let mut url = self.base.clone();
         if let Ok(mut path) = url.path_segments_mut() {
@@ -286,30 +492,63 @@ impl GiteaClient {
 
     async fn get_json<T: serde::de::DeserializeOwned>(
         &self,
-        token: &str,
+        presented: &Presented,
         url: Url,
     ) -> Result<T, GiteaError> {
         let path = url.path().to_owned();
-        let attempts = self.settings.attempts.max(1);
+        let attempts = self.settings.attempts;
+        let response = self
+            .send(presented, reqwest::Method::GET, url, None, attempts)
+            .await?;
+        response
+            .json::<T>()
+            .await
+            .map_err(|source| GiteaError::Decode { path, source })
+    }
+
+    /// Sends one request (tried up to `attempts` times on transport errors and 5xx) and
+    /// maps Gitea's refusals; `Ok` is a 2xx answer.
+    async fn send(
+        &self,
+        presented: &Presented,
+        method: reqwest::Method,
+        url: Url,
+        body: Option<&serde_json::Value>,
+        attempts: u32,
+    ) -> Result<reqwest::Response, GiteaError> {
+        let path = url.path().to_owned();
+        let attempts = attempts.max(1);
         let mut backoff = self.settings.backoff;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let sent = self
+            let mut request = self
                 .http
-                .get(url.clone())
-                .bearer_auth(token)
-                .header(http::header::ACCEPT, "application/json")
-                .send()
-                .await;
-            let cause = match sent {
-                Ok(response) if response.status().is_success() => {
-                    return response
-                        .json::<T>()
-                        .await
-                        .map_err(|source| GiteaError::Decode { path, source });
-                }
+                .request(method.clone(), url.clone())
+                .header(http::header::AUTHORIZATION, &presented.authorization)
+                .header(http::header::ACCEPT, "application/json");
+            if let Some(user) = &presented.sudo {
+                request = request.header("Sudo", user);
+            }
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let cause = match request.send().await {
+                Ok(response) if response.status().is_success() => return Ok(response),
                 Ok(response) => match response.status() {
+                    StatusCode::FORBIDDEN if presented.sudo.is_some() => {
+                        // NB: with Sudo, 403 is Gitea refusing the service token's Sudo
+                        // (only site admins may); a repository the caller may not see is 404.
+                        return Err(GiteaError::SudoRefused);
+                    }
+                    status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
+                        if presented.service =>
+                    {
+                        return Err(GiteaError::ServiceRefused {
+                            status: status.as_u16(),
+                            path,
+                        });
+                    }
                     StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => {
                         return Err(GiteaError::AccessDenied);
                     }

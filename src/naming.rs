@@ -6,6 +6,12 @@
 //! characters. The safe name is lowercased, runs of anything but `[a-z0-9]` become `-`,
 //! it is trimmed and truncated, and it gets a short hash of the original id whenever it
 //! differs from the original, so that `john.doe` and `john-doe` never share an instance.
+//!
+//! No two ids map to one name: a kept name never ends in `-` and eight hex digits, and a
+//! hashed name always does, so an id that is already a valid name but looks hashed
+//! (`john-doe-30f69670`) is hashed too. Two hashed names are equal only when the 32-bit
+//! hash prefixes are, which a determined attacker can search for; the reconciler's safety
+//! net (it never applies over a live object another owner holds) covers that case.
 
 use sha2::{Digest, Sha256};
 
@@ -107,7 +113,7 @@ pub fn safe_name(user_id: &str) -> Result<String, NamingError> {
         }
     }
     let base = base.trim_matches('-');
-    if base == user_id && base.len() <= MAX_SAFE_NAME_LEN {
+    if base == user_id && base.len() <= MAX_SAFE_NAME_LEN && !looks_hashed(base) {
         return Ok(base.to_owned());
     }
     let hash = short_hash(user_id);
@@ -116,6 +122,17 @@ pub fn safe_name(user_id: &str) -> Result<String, NamingError> {
     // NB: `base` is ASCII here, so byte slicing cannot split a character.
     let truncated = base[..base.len().min(keep)].trim_end_matches('-');
     Ok(format!("{truncated}-{hash}"))
+}
+
+/// True when `name` has the shape of a hashed name: something, `-`, then [`HASH_LEN`]
+/// lowercase hex digits. Every hashed name has it and no kept name may.
+fn looks_hashed(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    bytes.len() > HASH_LEN + 1
+        && bytes[bytes.len() - HASH_LEN - 1] == b'-'
+        && bytes[bytes.len() - HASH_LEN..]
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
 }
 
 /// The first [`HASH_LEN`] hex digits of SHA-256 of `s`.
@@ -196,10 +213,16 @@ pub fn pvc_name(safe_name: &str) -> String {
     format!("workspace-{safe_name}")
 }
 
-/// Name of a syncRepository Job: `sync-<name>-<suffix>`, at most 63 characters, with
-/// `suffix` (5 characters of `[a-z0-9]`) telling runs apart.
-pub fn sync_job_name(safe_name: &str, suffix: &str) -> String {
-    format!("sync-{safe_name}-{suffix}")
+/// Name of an instance's syncRepository Job: `sync-<name>`, at most 57 characters. One
+/// name per instance makes the Job itself the lock: a second sync cannot create it while
+/// the first runs, on any replica.
+pub fn sync_job_name(safe_name: &str) -> String {
+    format!("sync-{safe_name}")
+}
+
+/// Name of the instance's Secret of deploy keys: `git-keys-<name>`.
+pub fn credentials_name(safe_name: &str) -> String {
+    format!("git-keys-{safe_name}")
 }
 
 /// Host name: `code-<name>.<base_domain>`.
@@ -261,6 +284,60 @@ pub fn validate_clone_url(url: &str) -> Result<(), NamingError> {
         .any(|p| url.starts_with(p) && url.len() > p.len());
     if !scheme_ok {
         return Err(invalid("expected an http(s), ssh or git URL"));
+    }
+    Ok(())
+}
+
+/// Checks an SSH clone URL as Gitea gives it: `ssh://[user@]host[:port]/path` or
+/// scp-like `user@host:path`, with no whitespace, control characters or leading `-` (the
+/// clone script reads one `path key url` line per repository and passes it to git).
+pub fn validate_ssh_url(url: &str) -> Result<(), NamingError> {
+    let invalid = |reason| NamingError::InvalidRepo {
+        what: "SSH URL",
+        value: truncate_for_message(url),
+        reason,
+    };
+    if url.len() > 2048 {
+        return Err(invalid("longer than 2048 characters"));
+    }
+    let safe = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/' | b'~'))
+    };
+    let host_ok = |host: &str| {
+        let (host, port) = host.split_once(':').unwrap_or((host, "1"));
+        (is_dns_subdomain(&host.to_ascii_lowercase()) || host.parse::<std::net::Ipv4Addr>().is_ok())
+            && port.parse::<u16>().is_ok()
+    };
+    let user_ok = |user: &str| safe(user) && !user.contains('/');
+    if let Some(rest) = url.strip_prefix("ssh://") {
+        let (authority, path) = rest
+            .split_once('/')
+            .ok_or_else(|| invalid("expected ssh://host/path"))?;
+        let host = match authority.split_once('@') {
+            Some((user, host)) if user_ok(user) => host,
+            Some(_) => return Err(invalid("invalid user")),
+            None => authority,
+        };
+        if !host_ok(host) || !safe(path) {
+            return Err(invalid("expected ssh://[user@]host[:port]/owner/name.git"));
+        }
+        return Ok(());
+    }
+    let (user, rest) = url
+        .split_once('@')
+        .ok_or_else(|| invalid("expected user@host:path or ssh://"))?;
+    let (host, path) = rest
+        .split_once(':')
+        .ok_or_else(|| invalid("expected user@host:path"))?;
+    if !user_ok(user)
+        || user.starts_with('-')
+        || !host_ok(host)
+        || !safe(path)
+        || path.starts_with('-')
+    {
+        return Err(invalid("expected user@host:owner/name.git"));
     }
     Ok(())
 }
@@ -340,6 +417,85 @@ mod tests {
     }
 
     #[test]
+    fn an_id_that_looks_like_a_hashed_name_is_hashed_too() {
+        let victim = safe_name("john.doe").unwrap();
+        assert_eq!(victim, "john-doe-30f69670");
+        let attacker = safe_name(&victim).unwrap();
+        assert_ne!(attacker, victim);
+        assert!(attacker.starts_with("john-doe-30f69670-"), "{attacker}");
+        assert!(is_dns_label(&attacker) && attacker.len() <= MAX_SAFE_NAME_LEN);
+        // Hashing the hashed name again keeps going: no fixed point to aim at.
+        assert_ne!(safe_name(&attacker).unwrap(), attacker);
+        // Names that merely end in a hex-looking word of another length are kept.
+        for kept in [
+            "john-doe-30f6967",
+            "john-doe-30f696701",
+            "cafebabe",
+            "x-cafebab",
+        ] {
+            assert_eq!(safe_name(kept).unwrap(), kept);
+        }
+        assert_ne!(safe_name("x-cafebabe").unwrap(), "x-cafebabe");
+    }
+
+    /// Ids built to collide: every shape of kept and hashed name, separators, case,
+    /// truncation boundaries, and every id's own safe name fed back in as an id.
+    fn adversarial_ids() -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        let stems = [
+            "john", "john.doe", "John-Doe", "a", "x-y", "user", "日本", "",
+        ];
+        for stem in stems {
+            for sep in ["", "-", ".", "_", "--", "@"] {
+                for tail in ["", "1", "deadbeef", "30f69670", "DEADBEEF", "0000000g"] {
+                    ids.push(format!("{stem}{sep}{tail}"));
+                }
+            }
+        }
+        for n in [40, 43, 44, 51, 52, 53, 60, 64, 200] {
+            ids.push("a".repeat(n));
+            ids.push(format!("{}-deadbeef", "b".repeat(n)));
+            ids.push(format!("{}.c", "c".repeat(n)));
+        }
+        for i in 0..2000 {
+            ids.push(format!("u{i}"));
+            ids.push(format!("u.{i}"));
+        }
+        let fed_back: Vec<String> = ids.iter().filter_map(|id| safe_name(id).ok()).collect();
+        ids.extend(fed_back);
+        ids.sort();
+        ids.dedup();
+        ids.retain(|id| !id.is_empty());
+        ids
+    }
+
+    #[test]
+    fn distinct_ids_never_share_a_name() {
+        let ids = adversarial_ids();
+        let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+        for id in &ids {
+            let name = safe_name(id).unwrap();
+            assert!(
+                is_dns_label(&name) && name.len() <= MAX_SAFE_NAME_LEN,
+                "{id:?} -> {name}"
+            );
+            if let Some(other) = seen.insert(name.clone(), id) {
+                panic!("{other:?} and {id:?} both map to {name}");
+            }
+        }
+        assert!(seen.len() > 4000, "{} ids checked", seen.len());
+    }
+
+    #[test]
+    fn kept_and_hashed_names_are_disjoint_by_shape() {
+        for id in adversarial_ids() {
+            let name = safe_name(&id).unwrap();
+            // A name is kept exactly when it is the id, and kept names never look hashed.
+            assert_eq!(name == id, !looks_hashed(&name), "{id:?} -> {name}");
+        }
+    }
+
+    #[test]
     fn long_and_unicode_ids_give_valid_distinct_names() {
         let long_a = "a".repeat(200);
         let long_b = format!("{}b", "a".repeat(199));
@@ -360,10 +516,7 @@ mod tests {
         }
         assert_ne!(safe_name(&long_a).unwrap(), safe_name(&long_b).unwrap());
         assert!(safe_name("日本語").unwrap().starts_with("user-"));
-        assert!(is_dns_label(&sync_job_name(
-            &safe_name(&long_a).unwrap(),
-            "abcde"
-        )));
+        assert!(is_dns_label(&sync_job_name(&safe_name(&long_a).unwrap())));
         assert!(
             safe_name("Jürgen Müller")
                 .unwrap()
@@ -434,6 +587,33 @@ mod tests {
             "-uhttp://x",
         ] {
             assert!(validate_clone_url(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ssh_urls_are_checked() {
+        for good in [
+            "git@gitea.example.com:devteam/backend-api.git",
+            "git@127.0.0.1:alice/notes.git",
+            "ssh://git@gitea:2222/o/n.git",
+            "ssh://gitea/o/n.git",
+        ] {
+            assert!(validate_ssh_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "-oProxyCommand=id@x:y",
+            "git@-x:y",
+            "git@host:-u",
+            "git@host:a b",
+            "git@host:a\nb",
+            "git@host:$(id)",
+            "ssh://-oProxyCommand=x/y",
+            "ssh://git@host",
+            "host:path",
+            "http://x/y.git",
+        ] {
+            assert!(validate_ssh_url(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -343,20 +343,26 @@ pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
         unschedulable: Duration::from_secs(args.unschedulable_timeout),
         ..Timeouts::default()
     };
-    let reconciler = Arc::new(Reconciler::new(
-        client,
-        kinds,
-        templates.clone(),
-        args.instance.clone(),
-        timeouts,
-    ));
+    let gitea = GiteaSettings::from_args(args).map_err(ServeError::Gitea)?;
+    let keys_client = GiteaClient::new(gitea.clone())
+        .map_err(ServeError::Gitea)?
+        .with_metrics(metrics.clone());
+    let reconciler = Arc::new(
+        Reconciler::new(
+            client,
+            kinds,
+            templates.clone(),
+            args.instance.clone(),
+            timeouts,
+        )
+        .with_gitea(keys_client),
+    );
     let reload = reload::watch(
         templates,
         &args.instance,
         metrics.templates_reload.clone(),
         std::future::pending(),
     );
-    let gitea = GiteaSettings::from_args(args).map_err(ServeError::Gitea)?;
     let routes = assemble(Parts {
         reconciler: reconciler.clone(),
         auth: AuthSettings::from_args(args),

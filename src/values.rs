@@ -28,6 +28,9 @@ pub struct Owner {
     /// The safe name of the owner's existing instance, which is kept when the username
     /// changes (the instance is found by `sub`).
     pub known_name: Option<String>,
+    /// The caller's bearer token, for asking Gitea as them in the forwarding mode
+    /// (`Debug` redacts it).
+    pub gitea_token: Option<crate::config::Secret>,
 }
 
 impl Owner {
@@ -38,6 +41,7 @@ impl Owner {
             email: None,
             sub: None,
             known_name: None,
+            gitea_token: None,
         }
     }
 }
@@ -52,6 +56,9 @@ pub struct Repo {
     pub name: String,
     /// URL to clone from.
     pub clone_url: String,
+    /// Gitea's SSH URL, which the instance's deploy key reads; clones prefer it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_url: Option<String>,
 }
 
 impl Repo {
@@ -64,7 +71,27 @@ impl Repo {
             owner: owner.to_owned(),
             name: name.to_owned(),
             clone_url: clone_url.to_owned(),
+            ssh_url: None,
         })
+    }
+
+    /// The repository with Gitea's SSH URL (`ssh://...` or `user@host:path`), checked.
+    pub fn with_ssh_url(mut self, url: &str) -> Result<Self, NamingError> {
+        naming::validate_ssh_url(url)?;
+        self.ssh_url = Some(url.to_owned());
+        Ok(self)
+    }
+
+    /// `owner/name`.
+    pub fn full_name(&self) -> String {
+        format!("{}/{}", self.owner, self.name)
+    }
+
+    /// The name of the repository's deploy key in the instance's credentials Secret:
+    /// `id-` and a hash of `owner/name` (unique per repository, a valid Secret key).
+    pub fn key_slot(&self) -> String {
+        let digest = naming::hex_digest(self.full_name().to_ascii_lowercase().as_bytes());
+        format!("id-{}", &digest[..20])
     }
 }
 
@@ -135,6 +162,9 @@ pub struct InstanceValues {
     pub host: String,
     /// Browser URL.
     pub url: String,
+    /// The instance's own Secret of read-only deploy keys (written by the service, never
+    /// rendered): mounted only where git runs.
+    pub credentials: String,
 }
 
 /// Who may reach the instance, as the per-instance access policy names it.
@@ -188,6 +218,10 @@ pub struct RepoValues {
     pub clone_url: String,
     /// Directory under the workspace (the name; `owner-name` when two repos share a name).
     pub path: String,
+    /// The URL git fetches: Gitea's SSH URL when known, else the clone URL.
+    pub fetch_url: String,
+    /// The file of the repository's deploy key in the credentials Secret.
+    pub key: String,
 }
 
 /// CPU and memory.
@@ -232,7 +266,8 @@ pub struct Values {
     pub repos: Vec<RepoValues>,
     /// The repository list as JSON, for the PVC's instance record annotation.
     pub repos_json: String,
-    /// One `path url` line per repository: the clone script's REPOS environment variable.
+    /// One `path key url` line per repository: the clone script's REPOS environment
+    /// variable.
     pub clone_list: String,
     /// code-server image.
     pub image: String,
@@ -246,6 +281,9 @@ pub struct Values {
     pub selector_labels: BTreeMap<String, String>,
     /// The standard annotations every object carries.
     pub annotations: BTreeMap<String, String>,
+    /// Most repositories one instance may hold (`limits.repositoriesPerInstance`).
+    #[serde(skip)]
+    pub repository_limit: usize,
     /// The admin's values (values.yaml, values files, --set), free-form. Shared: every
     /// instance rendered without `--set` uses the template set's own copy.
     #[serde(skip)]
@@ -276,6 +314,9 @@ impl Values {
             naming::validate_repo_part("owner", &repo.owner)?;
             naming::validate_repo_part("name", &repo.name)?;
             naming::validate_clone_url(&repo.clone_url)?;
+            if let Some(ssh) = &repo.ssh_url {
+                naming::validate_ssh_url(ssh)?;
+            }
         }
         let id = naming::instance_id(&name);
         let overrides = Overrides::from_extra(&extra)?;
@@ -308,11 +349,7 @@ impl Values {
             message: e.to_string(),
         })?;
         let repos = repo_values(repos);
-        let clone_list = repos
-            .iter()
-            .map(|r| format!("{} {}", r.path, r.clone_url))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let clone_list = clone_list(&repos);
         Ok(Self {
             user: UserValues {
                 id: owner.user_id.clone(),
@@ -324,6 +361,7 @@ impl Values {
                 pod: id.clone(),
                 service: id.clone(),
                 pvc: naming::pvc_name(&name),
+                credentials: naming::credentials_name(&name),
                 url: format!("https://{host}"),
                 host,
                 id,
@@ -357,9 +395,33 @@ impl Values {
             labels,
             selector_labels,
             annotations,
+            repository_limit: overrides.repository_limit,
             extra,
         })
     }
+}
+
+/// Repositories per instance when values.yaml does not say (`limits.repositoriesPerInstance`).
+pub const DEFAULT_REPOSITORY_LIMIT: usize = 20;
+/// The largest `limits.repositoriesPerInstance` accepted.
+pub const MAX_REPOSITORY_LIMIT: usize = 1000;
+
+impl Values {
+    /// Leaves `lost` (repositories the owner may no longer read) out of what git gets
+    /// (`repos`, `clone_list`); the instance record (`repos_json`) keeps them.
+    pub fn exclude(&mut self, lost: &[Repo]) {
+        self.repos
+            .retain(|r| !lost.iter().any(|l| l.owner == r.owner && l.name == r.name));
+        self.clone_list = clone_list(&self.repos);
+    }
+}
+
+fn clone_list(repos: &[RepoValues]) -> String {
+    repos
+        .iter()
+        .map(|r| format!("{} {} {}", r.path, r.key, r.fetch_url))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn repo_values(repos: &[Repo]) -> Vec<RepoValues> {
@@ -375,6 +437,8 @@ fn repo_values(repos: &[Repo]) -> Vec<RepoValues> {
             owner: r.owner.clone(),
             name: r.name.clone(),
             clone_url: r.clone_url.clone(),
+            fetch_url: r.ssh_url.clone().unwrap_or_else(|| r.clone_url.clone()),
+            key: r.key_slot(),
             path: if duplicated.contains(r.name.as_str()) {
                 format!("{}-{}", r.owner, r.name)
             } else {
@@ -394,6 +458,7 @@ struct Overrides {
     memory_limit: Option<String>,
     size: Option<String>,
     class: Option<String>,
+    repository_limit: usize,
 }
 
 impl Overrides {
@@ -417,7 +482,31 @@ impl Overrides {
             memory_limit: quantity(&["resources", "limits", "memory"])?,
             size: quantity(&["storage", "size"])?,
             class: string_at(extra, &["storage", "class"])?,
+            repository_limit: repository_limit(extra)?,
         })
+    }
+}
+
+/// `limits.repositoriesPerInstance`: a whole number from 1 to [`MAX_REPOSITORY_LIMIT`];
+/// [`DEFAULT_REPOSITORY_LIMIT`] when absent.
+fn repository_limit(extra: &Value) -> Result<usize, ValuesError> {
+    const KEY: &str = "limits.repositoriesPerInstance";
+    match extra.pointer("/limits/repositoriesPerInstance") {
+        None | Some(Value::Null) => Ok(DEFAULT_REPOSITORY_LIMIT),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| (1..=MAX_REPOSITORY_LIMIT).contains(n))
+            .ok_or_else(|| ValuesError::Invalid {
+                key: KEY.to_owned(),
+                message: format!(
+                    "expected a whole number from 1 to {MAX_REPOSITORY_LIMIT}, found {n}"
+                ),
+            }),
+        Some(other) => Err(ValuesError::Invalid {
+            key: KEY.to_owned(),
+            message: format!("expected a whole number, found {other}"),
+        }),
     }
 }
 
@@ -531,6 +620,7 @@ mod tests {
             email: Some("john@corp".into()),
             sub: Some("3f1c2a9e-8a7b-4c1d-9e2f-0a1b2c3d4e5f".into()),
             known_name: None,
+            gitea_token: None,
         };
         let v = Values::build(
             &settings(),
@@ -594,6 +684,28 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("storage.size"), "{err}");
+    }
+
+    #[test]
+    fn the_repository_limit_defaults_to_twenty_and_is_checked() {
+        let build = |extra| {
+            Values::build(
+                &settings(),
+                &Owner::new("u"),
+                &[repo("o", "n")],
+                Arc::new(extra),
+            )
+        };
+        assert_eq!(build(json!({})).unwrap().repository_limit, 20);
+        let set = json!({"limits": {"repositoriesPerInstance": 3}});
+        assert_eq!(build(set).unwrap().repository_limit, 3);
+        for bad in [json!(0), json!(-1), json!(1.5), json!("20"), json!(1001)] {
+            let err = build(json!({"limits": {"repositoriesPerInstance": bad}})).unwrap_err();
+            assert!(
+                err.to_string().contains("limits.repositoriesPerInstance"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -6,10 +6,11 @@ use std::{sync::Arc, time::Duration};
 
 use codeserver_service::{
     auth::{AuthError, AuthSettings, Authenticator},
-    gitea::{GiteaClient, GiteaError, GiteaSettings, Unavailable},
+    config::Secret,
+    gitea::{AuthMode, Caller, GiteaClient, GiteaError, GiteaSettings, Unavailable},
     metrics::Metrics,
     sim::{
-        gitea::{Fault, SimGitea, SimRepo},
+        gitea::{Fault, SERVICE_TOKEN, SimGitea, SimRepo, personal_token},
         issuer::{DEFAULT_AUDIENCE, Issuer, TokenSpec},
     },
 };
@@ -407,6 +408,14 @@ async fn closed_port_url() -> String {
     format!("http://{addr}")
 }
 
+/// The caller presented by forwarding `token` (the clients here use the forward mode).
+fn fwd(token: &str) -> Caller<'_> {
+    Caller {
+        username: "unused-when-forwarding",
+        token: Some(token),
+    }
+}
+
 fn gitea_client(url: &str) -> GiteaClient {
     GiteaClient::new(GiteaSettings {
         backoff: Duration::from_millis(10),
@@ -429,7 +438,7 @@ async fn gitea_grants_access_to_visible_repositories_with_their_clone_url() {
     let (issuer, sim, client) = gitea().await;
     let alice = issuer.token("alice", &[]).unwrap();
     let repo = client
-        .repository(&alice, "devteam", "backend-api")
+        .repository(&fwd(&alice), "devteam", "backend-api")
         .await
         .unwrap();
     assert_eq!(repo.owner, "devteam");
@@ -441,7 +450,10 @@ async fn gitea_grants_access_to_visible_repositories_with_their_clone_url() {
     );
 
     let bob = issuer.token("bob", &[]).unwrap();
-    let public = client.repository(&bob, "devteam", "docs").await.unwrap();
+    let public = client
+        .repository(&fwd(&bob), "devteam", "docs")
+        .await
+        .unwrap();
     assert!(!public.private);
 }
 
@@ -450,7 +462,10 @@ async fn gitea_denies_private_missing_and_unauthenticated_lookups() {
     let (issuer, _sim, client) = gitea().await;
     let bob = issuer.token("bob", &[]).unwrap();
     for (owner, name) in [("alice", "notes"), ("nobody", "nothing")] {
-        let error = client.repository(&bob, owner, name).await.unwrap_err();
+        let error = client
+            .repository(&fwd(&bob), owner, name)
+            .await
+            .unwrap_err();
         assert!(matches!(error, GiteaError::AccessDenied), "{owner}/{name}");
         assert_eq!(error.to_string(), "repository access denied");
     }
@@ -458,11 +473,11 @@ async fn gitea_denies_private_missing_and_unauthenticated_lookups() {
         .mint(&TokenSpec::new("alice").expires_in(-600))
         .unwrap();
     assert!(matches!(
-        client.repository(&expired, "alice", "notes").await,
+        client.repository(&fwd(&expired), "alice", "notes").await,
         Err(GiteaError::AccessDenied)
     ));
     assert!(matches!(
-        client.repositories("garbage").await,
+        client.repositories(&fwd("garbage")).await,
         Err(GiteaError::AccessDenied)
     ));
 }
@@ -482,7 +497,7 @@ async fn gitea_without_pull_permission_is_access_denied() {
     tokio::spawn(warp::serve(route).incoming(listener).run());
     let client = gitea_client(&format!("http://{addr}"));
     assert!(matches!(
-        client.repository("a.b.c", "x", "y").await,
+        client.repository(&fwd("a.b.c"), "x", "y").await,
         Err(GiteaError::AccessDenied)
     ));
 }
@@ -504,7 +519,7 @@ async fn hostile_repository_names_are_refused_before_any_call() {
     ] {
         assert!(
             matches!(
-                client.repository(&alice, owner, name).await,
+                client.repository(&fwd(&alice), owner, name).await,
                 Err(GiteaError::InvalidName(_))
             ),
             "{owner:?}/{name:?}"
@@ -519,12 +534,17 @@ async fn gitea_outages_are_retried_then_reported_as_unavailable() {
     let alice = issuer.token("alice", &[]).unwrap();
 
     sim.set_fault(Fault::FailNext(2));
-    assert!(client.repository(&alice, "devteam", "docs").await.is_ok());
+    assert!(
+        client
+            .repository(&fwd(&alice), "devteam", "docs")
+            .await
+            .is_ok()
+    );
     assert_eq!(sim.requests(), 3, "two failures, then success");
 
     sim.set_fault(Fault::Unavailable);
     let error = client
-        .repository(&alice, "devteam", "docs")
+        .repository(&fwd(&alice), "devteam", "docs")
         .await
         .unwrap_err();
     assert!(
@@ -541,7 +561,7 @@ async fn gitea_outages_are_retried_then_reported_as_unavailable() {
 
     sim.set_fault(Fault::InternalError);
     assert!(matches!(
-        client.repositories(&alice).await,
+        client.repositories(&fwd(&alice)).await,
         Err(GiteaError::Unavailable {
             cause: Unavailable::Status(500),
             ..
@@ -550,7 +570,7 @@ async fn gitea_outages_are_retried_then_reported_as_unavailable() {
 
     let down = gitea_client(&closed_port_url().await);
     assert!(matches!(
-        down.repository(&alice, "devteam", "docs").await,
+        down.repository(&fwd(&alice), "devteam", "docs").await,
         Err(GiteaError::Unavailable {
             cause: Unavailable::Transport(_),
             ..
@@ -572,7 +592,7 @@ async fn repositories_follow_pagination() {
     let client = client.with_metrics(metrics.clone());
     let alice = issuer.token("alice", &[]).unwrap();
     let before = sim.requests();
-    let repos = client.repositories(&alice).await.unwrap();
+    let repos = client.repositories(&fwd(&alice)).await.unwrap();
     // 120 added + notes + dotfiles (owned) + devteam/backend-api (collaborator).
     assert_eq!(repos.len(), 123);
     assert_eq!(sim.requests() - before, 3, "pages of 50, 50 and 23");
@@ -589,7 +609,7 @@ async fn repositories_follow_pagination() {
     assert_eq!(names.len(), 123, "no page read twice");
 
     let bob = issuer.token("bob", &[]).unwrap();
-    let bobs = client.repositories(&bob).await.unwrap();
+    let bobs = client.repositories(&fwd(&bob)).await.unwrap();
     assert_eq!(bobs.len(), 2, "secret-project and backend-api: {bobs:?}");
     assert!(
         metrics
@@ -607,6 +627,171 @@ async fn exactly_fifty_repositories_need_a_second_empty_page() {
     let sim = SimGitea::start_with(issuer.clone(), repos).await.unwrap();
     let client = gitea_client(&sim.url());
     let erin = issuer.token("erin", &[]).unwrap();
-    assert_eq!(client.repositories(&erin).await.unwrap().len(), 50);
+    assert_eq!(client.repositories(&fwd(&erin)).await.unwrap().len(), 50);
     assert_eq!(sim.requests(), 2);
+}
+
+fn sudo_client(url: &str, token: &str) -> GiteaClient {
+    GiteaClient::new(GiteaSettings {
+        auth_mode: AuthMode::Sudo,
+        service_token: Some(Secret::new(token)),
+        backoff: Duration::from_millis(10),
+        ..GiteaSettings::new(url)
+    })
+    .unwrap()
+}
+
+fn as_user(username: &str) -> Caller<'_> {
+    Caller {
+        username,
+        token: None,
+    }
+}
+
+#[tokio::test]
+async fn sudo_asks_gitea_as_the_named_user_with_the_service_token() {
+    let issuer = issuer().await;
+    let sim = SimGitea::start(issuer.clone()).await.unwrap();
+    let client = sudo_client(&sim.url(), SERVICE_TOKEN);
+    // alice may read the private devteam/backend-api and her own notes; bob may not
+    // read her notes nor see bob's secret project through alice.
+    let repo = client
+        .repository(&as_user("alice"), "devteam", "backend-api")
+        .await
+        .unwrap();
+    assert!(repo.private);
+    assert!(
+        client
+            .repository(&as_user("Alice"), "alice", "notes")
+            .await
+            .is_ok()
+    );
+    assert!(matches!(
+        client.repository(&as_user("bob"), "alice", "notes").await,
+        Err(GiteaError::AccessDenied)
+    ));
+    assert!(matches!(
+        client
+            .repository(&as_user("alice"), "bob", "secret-project")
+            .await,
+        Err(GiteaError::AccessDenied)
+    ));
+    let names: Vec<String> = client
+        .repositories(&as_user("bob"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| format!("{}/{}", r.owner, r.name))
+        .collect();
+    assert!(
+        names.contains(&"bob/secret-project".to_owned()),
+        "{names:?}"
+    );
+    assert!(!names.contains(&"alice/notes".to_owned()), "{names:?}");
+    // A user Gitea does not know: Sudo answers 404, so access is denied.
+    assert!(matches!(
+        client
+            .repository(&as_user("nobody"), "devteam", "docs")
+            .await,
+        Err(GiteaError::AccessDenied)
+    ));
+    // No bearer token is needed or sent: callers known by forwarded headers work too.
+    let before = sim.requests();
+    assert!(
+        client
+            .repository(&as_user("bob"), "devteam", "docs")
+            .await
+            .is_ok()
+    );
+    assert_eq!(sim.requests(), before + 1);
+}
+
+#[tokio::test]
+async fn sudo_is_refused_for_a_token_that_is_not_a_site_admins() {
+    let issuer = issuer().await;
+    let sim = SimGitea::start(issuer.clone()).await.unwrap();
+    let client = sudo_client(&sim.url(), &personal_token("bob"));
+    assert!(matches!(
+        client.repository(&as_user("alice"), "alice", "notes").await,
+        Err(GiteaError::SudoRefused)
+    ));
+    let forged = sudo_client(&sim.url(), "not-a-token");
+    assert!(matches!(
+        forged.repository(&as_user("alice"), "alice", "notes").await,
+        Err(GiteaError::AccessDenied)
+    ));
+    // A caller whose name Gitea could never have is denied before any call.
+    let before = sim.requests();
+    for hostile in ["alice\r\nSudo: admin", "a b", "", "../admin", "ü"] {
+        assert!(
+            matches!(
+                client
+                    .repository(&as_user(hostile), "devteam", "docs")
+                    .await,
+                Err(GiteaError::AccessDenied)
+            ),
+            "{hostile:?}"
+        );
+    }
+    assert_eq!(sim.requests(), before);
+    // Sudo mode without a service token is a configuration error at start.
+    assert!(matches!(
+        GiteaClient::new(GiteaSettings {
+            auth_mode: AuthMode::Sudo,
+            ..GiteaSettings::new(&sim.url())
+        }),
+        Err(GiteaError::NoServiceToken)
+    ));
+}
+
+#[tokio::test]
+async fn deploy_keys_are_added_read_only_and_removed_with_the_service_token() {
+    let issuer = issuer().await;
+    let sim = SimGitea::start(issuer.clone()).await.unwrap();
+    let client = sudo_client(&sim.url(), SERVICE_TOKEN);
+    let public =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIM1VOVdnrKpuTI07fd/jfdRPH95ou28FOqMqRPa5uwfi t";
+    let key = client
+        .add_deploy_key(
+            "alice",
+            "notes",
+            "codeserver-service code-server-alice",
+            public,
+        )
+        .await
+        .unwrap();
+    assert!(key.read_only);
+    assert_eq!(key.title, "codeserver-service code-server-alice");
+    let stored = sim.deploy_keys();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        (stored[0].repo.as_str(), stored[0].id),
+        ("alice/notes", key.id)
+    );
+    // The same key twice is refused by Gitea (422), and no call is retried.
+    let before = sim.requests();
+    assert!(matches!(
+        client
+            .add_deploy_key("alice", "notes", "again", public)
+            .await,
+        Err(GiteaError::UnexpectedStatus { status: 422, .. })
+    ));
+    assert_eq!(sim.requests(), before + 1);
+    client
+        .remove_deploy_key("alice", "notes", key.id)
+        .await
+        .unwrap();
+    assert!(sim.deploy_keys().is_empty());
+    // Already gone: fine.
+    client
+        .remove_deploy_key("alice", "notes", key.id)
+        .await
+        .unwrap();
+    // A token that is not a site admin's cannot manage keys of others' repositories.
+    let bobs = sudo_client(&sim.url(), &personal_token("bob"));
+    assert!(matches!(
+        bobs.add_deploy_key("devteam", "docs", "t", public).await,
+        Err(GiteaError::ServiceRefused { status: 403, .. })
+    ));
+    assert!(sim.deploy_keys().is_empty());
 }

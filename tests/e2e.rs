@@ -168,7 +168,14 @@ async fn provision_creates_the_volume_pod_and_service_and_reuses_them() {
         .unwrap()
         .iter()
         .flat_map(|c| c["env"].as_array().cloned().unwrap_or_default())
-        .any(|env| env["name"] == "REPOS" && env["value"].as_str().unwrap().contains(&clone_url));
+        .any(|env| {
+            // NB: clones go over Gitea's SSH URL, with the instance's deploy key.
+            env["name"] == "REPOS"
+                && env["value"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(" git@127.0.0.1:devteam/backend-api.git")
+        });
     assert!(
         clones,
         "the repository is cloned before code-server starts: {pod}"

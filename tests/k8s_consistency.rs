@@ -165,19 +165,21 @@ fn the_manifests_agree_with_the_templates_values() {
     );
     assert_eq!(values["virtualService"]["gateways"], json!([gateway_ref]));
 
-    // The clone credential the pods read is the Secret defined here.
-    let clone: Secret = typed(find(&documents, "Secret", "gitea-clone-credentials"));
+    // No shared clone credential: the only Secrets are the service's own and oauth2-proxy's,
+    // neither of which a user pod can reference (they live in the service's namespace).
+    let secrets: Vec<String> = documents
+        .iter()
+        .filter(|d| d.kind() == "Secret")
+        .map(|d| format!("{}/{}", d.namespace().unwrap_or_default(), d.name()))
+        .collect();
     assert_eq!(
-        values["gitClone"]["credentialsSecret"].as_str(),
-        clone.metadata.name.as_deref()
+        secrets,
+        [
+            "dev-platform/codeserver-service-secrets",
+            "dev-platform/oauth2-proxy"
+        ]
     );
-    let key = values["gitClone"]["credentialsKey"]
-        .as_str()
-        .expect("credentialsKey");
-    assert!(
-        clone.string_data.unwrap_or_default().contains_key(key),
-        "the clone Secret has no key {key}"
-    );
+    assert!(values["gitClone"].get("credentialsSecret").is_none());
 
     // The namespace-wide gateway exception admits the same peer, on the same port, as
     // each instance's own NetworkPolicy.
@@ -220,8 +222,8 @@ fn the_secrets_hold_placeholders_only() {
     let secrets: Vec<&Document> = documents.iter().filter(|d| d.kind() == "Secret").collect();
     assert_eq!(
         secrets.len(),
-        3,
-        "the service's Secret, the clone credential and oauth2-proxy's"
+        2,
+        "the service's Secret and oauth2-proxy's: user pods get per-instance deploy keys"
     );
     for document in &secrets {
         let secret: Secret = typed(document);
@@ -250,14 +252,6 @@ fn the_secrets_hold_placeholders_only() {
         service.metadata.namespace.as_deref(),
         Some(SERVICE_NAMESPACE)
     );
-
-    let clone: Secret = typed(find(&documents, "Secret", "gitea-clone-credentials"));
-    assert_eq!(
-        clone.metadata.namespace.as_deref(),
-        Some(INSTANCES_NAMESPACE)
-    );
-    let keys: BTreeSet<String> = clone.string_data.unwrap_or_default().into_keys().collect();
-    assert_eq!(keys, BTreeSet::from(["token".to_owned()]));
 }
 
 #[test]

@@ -415,9 +415,12 @@ fn rbac_is_one_namespaced_role_without_secrets_or_exec() {
             grant.group != "*" && grant.resource != "*" && grant.verb != "*",
             "wildcard: {grant}"
         );
+        // NB: Secrets only by name (each instance's own deploy keys): no list or watch,
+        // so the service cannot enumerate or read any Secret it did not name.
         assert!(
-            grant.resource != "secrets",
-            "the service reads no Secret: {grant}"
+            grant.resource != "secrets"
+                || matches!(grant.verb.as_str(), "get" | "create" | "patch" | "delete"),
+            "secrets only by name: {grant}"
         );
         assert!(
             !matches!(
@@ -497,8 +500,9 @@ const RECONCILER_VERBS: &[(&str, &str, &[&str])] = &[
     (
         "batch",
         "jobs",
-        &["list", "watch", "create", "patch", "delete"],
+        &["get", "list", "watch", "create", "delete"],
     ),
+    ("", "secrets", &["get", "create", "patch", "delete"]),
 ];
 
 #[test]
@@ -544,7 +548,9 @@ fn recorded_requests_are_compared_with_the_role() {
             Some((resource, sub)) => (resource, Some(sub)),
             None => (*resource, None),
         };
-        for verb in verbs.iter().filter(|v| **v != "create") {
+        // NB: a kind that is applied gets `create` through apply; Jobs are created.
+        let applied = verbs.contains(&"patch");
+        for verb in verbs.iter().filter(|v| **v != "create" || !applied) {
             requests.push(request(verb, group, resource, sub, *verb == "patch"));
         }
     }
@@ -552,7 +558,7 @@ fn recorded_requests_are_compared_with_the_role() {
 
     // A request the Role does not allow is reported, and so is a grant nobody used.
     requests.retain(|r| !(r.resource == "jobs" && r.verb == "watch"));
-    requests.push(request("get", "", "secrets", None, false));
+    requests.push(request("list", "", "secrets", None, false));
     requests.push(request("create", "", "pods", Some("exec"), false));
     let mut elsewhere = request("list", "", "pods", None, false);
     elsewhere.namespace = Some(SERVICE_NAMESPACE.to_owned());
@@ -563,7 +569,7 @@ fn recorded_requests_are_compared_with_the_role() {
         vec![Grant::new("batch", "jobs", "watch")]
     );
     let denied = comparison.denied.join("\n");
-    for needle in ["get core/secrets", "create core/pods/exec", "dev-platform"] {
+    for needle in ["list core/secrets", "create core/pods/exec", "dev-platform"] {
         assert!(denied.contains(needle), "{needle} not in {denied}");
     }
 }

@@ -10,9 +10,15 @@ use std::{sync::Arc, time::Duration};
 use clap::Parser;
 use codeserver_service::{
     config::{Cli, Command, InstanceSettings},
+    demo,
+    gitea::GiteaClient,
     reconcile::{Kinds, Reconciler, Timeouts},
     render::{ActiveTemplates, Templates},
-    sim::{Sim, SimOptions},
+    sim::{
+        Sim, SimOptions,
+        gitea::{SimGitea, SimRepo},
+        issuer::Issuer,
+    },
     values::{Owner, Repo},
 };
 use support::rbac::{self, Comparison, Request};
@@ -60,21 +66,32 @@ async fn the_role_grants_exactly_what_the_service_uses() {
     let client = sim.client();
     let kinds = Kinds::discover(&client).await.expect("discovery works");
     let templates = Templates::builtin().expect("the built-in templates load");
-    let reconciler = Arc::new(Reconciler::new(
-        client,
-        kinds,
-        Arc::new(ActiveTemplates::new(templates)),
-        settings(),
-        Timeouts {
-            ready: Duration::from_secs(20),
-            unschedulable: Duration::from_secs(20),
-            sync: Duration::from_secs(20),
-        },
-    ));
+    // Gitea, for access checks and the instance's deploy keys (a Secret of its own).
+    let issuer = Arc::new(Issuer::start().await.expect("the issuer starts"));
+    let repos = ["backend-api", "frontend"].map(|n| SimRepo::new("devteam", n, false));
+    let gitea = SimGitea::start_with(issuer, repos.to_vec())
+        .await
+        .expect("the simulated Gitea starts");
+    gitea.add_user("John.Doe");
+    let keys = GiteaClient::new(demo::simulated_gitea(&gitea.url())).expect("a Gitea client");
+    let reconciler = Arc::new(
+        Reconciler::new(
+            client,
+            kinds,
+            Arc::new(ActiveTemplates::new(templates)),
+            settings(),
+            Timeouts {
+                ready: Duration::from_secs(20),
+                unschedulable: Duration::from_secs(20),
+                sync: Duration::from_secs(20),
+            },
+        )
+        .with_gitea(keys),
+    );
     let owner = Owner {
         email: Some("john.doe@corp.example".to_owned()),
         sub: Some("8d2f0c3e-5b7a-4f57-9d2a-3c1e0b9f6a41".to_owned()),
-        ..Owner::new("John.Doe@corp.example")
+        ..Owner::new("John.Doe")
     };
 
     // Every operation the API offers, in the order a user meets them.

@@ -67,6 +67,7 @@ fn john() -> Owner {
         email: Some("john@corp.example".into()),
         sub: Some("3f1c2a9e-8a7b-4c1d-9e2f-0a1b2c3d4e5f".into()),
         known_name: None,
+        gitea_token: None,
     }
 }
 
@@ -76,6 +77,7 @@ fn jane() -> Owner {
         email: None,
         sub: Some("0b7e4f3a-1111-4222-8333-444455556666".into()),
         known_name: None,
+        gitea_token: None,
     }
 }
 
@@ -220,9 +222,14 @@ async fn a_second_repository_is_cloned_into_the_running_pod_without_a_restart() 
     let jobs = kinds_of(&e.sim, "jobs");
     assert_eq!(jobs.len(), 1);
     let env = &jobs[0]["spec"]["template"]["spec"]["containers"][0]["env"];
+    let repos = env
+        .as_array()
+        .and_then(|e| e.iter().find(|v| v["name"] == "REPOS"))
+        .and_then(|v| v["value"].as_str())
+        .unwrap_or_default();
     assert!(
-        env.to_string()
-            .contains("frontend http://gitea:3000/devteam/frontend.git"),
+        repos.lines().any(|l| l.starts_with("frontend id-")
+            && l.ends_with(" http://gitea:3000/devteam/frontend.git")),
         "{env}"
     );
     assert_eq!(
@@ -274,7 +281,7 @@ async fn a_repository_added_while_the_pod_starts_is_cloned_once_it_is_ready() {
     let env = &jobs[0]["spec"]["template"]["spec"]["containers"][0]["env"];
     assert!(
         env.to_string()
-            .contains("frontend http://gitea:3000/devteam/frontend.git"),
+            .contains(" http://gitea:3000/devteam/frontend.git"),
         "{env}"
     );
     let instance = e.rec.get(&john(), &id).await.unwrap();
@@ -516,6 +523,7 @@ async fn an_instance_survives_a_username_change() {
         email: None,
         sub: Some("99999999-0000-4000-8000-000000000000".into()),
         known_name: None,
+        gitea_token: None,
     };
     assert!(matches!(
         e.rec.get(&impostor, &j.instance.id).await,
@@ -1085,7 +1093,10 @@ async fn plan_and_render_without_sub_use_the_recorded_owner_and_repositories() {
         .collect();
     let manifests = run_cli(&kubeconfig, &render).await;
     assert!(
-        manifests.contains("frontend http://gitea:3000/devteam/frontend.git"),
+        manifests
+            .lines()
+            .any(|l| l.trim_start().starts_with("frontend ")
+                && l.ends_with(" http://gitea:3000/devteam/frontend.git")),
         "both repositories: {manifests}"
     );
     assert!(

@@ -234,13 +234,19 @@ fn repository_values_reach_the_script_only_as_environment() {
     );
     let env = init["env"].as_array().unwrap();
     let repos = env.iter().find(|e| e["name"] == "REPOS").unwrap();
-    assert_eq!(repos["value"], "n.v2 http://g/o/n.v2.git");
-    let token = env.iter().find(|e| e["name"] == "GIT_TOKEN").unwrap();
-    assert!(token.get("value").is_none() && token["valueFrom"]["secretKeyRef"].is_object());
+    let line = repos["value"].as_str().unwrap();
+    let fields: Vec<&str> = line.split(' ').collect();
+    assert_eq!(fields.len(), 3, "{line}");
+    assert_eq!((fields[0], fields[2]), ("n.v2", "http://g/o/n.v2.git"));
+    assert!(fields[1].starts_with("id-"), "{line}");
+    assert!(
+        !pod.to_string().contains("GIT_TOKEN") && !pod.to_string().contains("secretKeyRef"),
+        "no shared token reaches the pod"
+    );
     let main = &pod["spec"]["containers"][0];
     assert!(
-        !main.to_string().contains("GIT_TOKEN"),
-        "only the init container gets the credential"
+        !main.to_string().contains("git-keys"),
+        "only the init container mounts the deploy keys"
     );
     assert_eq!(pod["spec"]["automountServiceAccountToken"], false);
     assert_eq!(pod["spec"]["securityContext"]["runAsUser"], 1000);
@@ -719,4 +725,100 @@ fn an_access_policy_may_live_only_in_the_gateway_namespace() {
         !ok && out.contains("Pod objects must be in \"codeserver-instances\""),
         "{out}"
     );
+}
+
+/// Every Secret a rendered object references (volumes, env, projected sources).
+fn referenced_secrets(value: &serde_json::Value, found: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                match (key.as_str(), v) {
+                    ("secretName", serde_json::Value::String(name)) => found.push(name.clone()),
+                    ("secretKeyRef" | "secretRef" | "secret", serde_json::Value::Object(r)) => {
+                        if let Some(name) = r.get("name").and_then(|n| n.as_str()) {
+                            found.push(name.to_owned());
+                        }
+                    }
+                    _ => {}
+                }
+                referenced_secrets(v, found);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| referenced_secrets(v, found)),
+        _ => {}
+    }
+}
+
+fn render_objects(user: &str) -> Vec<serde_json::Value> {
+    let (ok, out, err) = run(&[
+        "render",
+        "--output",
+        "json",
+        "--user",
+        user,
+        "--repo-owner",
+        "devteam",
+        "--repo-name",
+        "backend-api",
+    ]);
+    assert!(ok, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn the_pods_of_two_users_reference_no_common_secret() {
+    let secrets = |user: &str| {
+        let mut found = Vec::new();
+        for object in render_objects(user) {
+            referenced_secrets(&object, &mut found);
+        }
+        found
+    };
+    let (alice, bob) = (secrets("alice"), secrets("bob"));
+    assert_eq!(alice, ["git-keys-alice"]);
+    assert_eq!(bob, ["git-keys-bob"]);
+}
+
+#[test]
+fn the_git_script_disables_hooks_and_fsmonitor_and_fetches_the_recorded_url() {
+    let objects = render_objects("alice");
+    let pod = objects.iter().find(|o| o["kind"] == "Pod").unwrap();
+    let init = &pod["spec"]["initContainers"][0];
+    let script = init["args"][0].as_str().unwrap();
+    for needle in [
+        "-c core.hooksPath=/dev/null",
+        "-c core.fsmonitor=false",
+        "fetch --quiet --no-tags \"${url}\" HEAD",
+        "merge --ff-only --quiet FETCH_HEAD",
+        "StrictHostKeyChecking=yes",
+        "IdentitiesOnly=yes",
+        "UserKnownHostsFile=/tmp/known_hosts",
+    ] {
+        assert!(
+            script.contains(needle),
+            "{needle:?} not in the script:\n{script}"
+        );
+    }
+    for banned in [
+        "pull",
+        "accept-new",
+        "StrictHostKeyChecking=no",
+        "http.extraHeader",
+    ] {
+        assert!(!script.contains(banned), "{banned:?} in the script");
+    }
+    let env = init["env"].as_array().unwrap();
+    let value = |name: &str| {
+        env.iter()
+            .find(|e| e["name"] == name)
+            .map(|e| e["value"].clone())
+    };
+    assert_eq!(value("GIT_CONFIG_NOSYSTEM"), Some(serde_json::json!("1")));
+    assert_eq!(
+        value("GIT_CONFIG_GLOBAL"),
+        Some(serde_json::json!("/dev/null"))
+    );
+    let mounts = init["volumeMounts"].as_array().unwrap();
+    let keys = mounts.iter().find(|m| m["name"] == "git-keys").unwrap();
+    assert_eq!(keys["readOnly"], true);
 }

@@ -9,7 +9,7 @@ use std::{
 
 use codeserver_service::sim::{
     Sim,
-    gitea::SimGitea,
+    gitea::{SERVICE_TOKEN, SimGitea},
     issuer::{DEFAULT_AUDIENCE, Issuer},
 };
 use serde_json::{Value, json};
@@ -40,7 +40,7 @@ async fn serve_is_the_default_command_and_stops_on_sigterm() {
         .env("METRICS_PORT", metrics_port.to_string())
         .env("KUBECONFIG", &kubeconfig)
         .env("GITEA_URL", gitea.url())
-        .env("GITEA_TOKEN", "admin-token-never-logged")
+        .env("GITEA_TOKEN", SERVICE_TOKEN)
         .env("JWKS_URL", issuer.jwks_url())
         .env("JWT_ISSUER", issuer.issuer_url())
         .env("JWT_AUDIENCE", DEFAULT_AUDIENCE)
@@ -170,6 +170,7 @@ async fn serve_is_the_default_command_and_stops_on_sigterm() {
         "BIND_ADDRESS and METRICS_BIND_ADDRESS are used: {logs}"
     );
     assert!(!logs.contains("admin-token-never-logged"));
+    assert!(!logs.contains(SERVICE_TOKEN), "GITEA_TOKEN is never logged");
     assert!(!logs.contains(&token), "the caller's token is never logged");
     for line in logs.lines() {
         let parsed: Result<Value, _> = serde_json::from_str(line);

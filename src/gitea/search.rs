@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use super::{ApiRepository, GiteaClient, GiteaError, MAX_PAGES, PAGE_LIMIT, Repository};
+use super::{ApiRepository, Caller, GiteaClient, GiteaError, MAX_PAGES, PAGE_LIMIT, Repository};
 
 /// The most pages a caller may ask for (Gitea's own limit is its page size times this).
 pub const MAX_PAGE: usize = MAX_PAGES;
@@ -20,7 +20,7 @@ impl GiteaClient {
     /// read, public ones included, in Gitea's order.
     pub async fn provisionable_page(
         &self,
-        token: &str,
+        caller: &Caller<'_>,
         page: usize,
         limit: usize,
     ) -> Result<Vec<Repository>, GiteaError> {
@@ -30,7 +30,8 @@ impl GiteaClient {
             &["repos", "search"],
             &[("page", &page_text), ("limit", &limit_text)],
         );
-        let result = self.get_json::<SearchResults>(token, url).await;
+        let presented = self.as_caller(caller)?;
+        let result = self.get_json::<SearchResults>(&presented, url).await;
         self.count(&result);
         Ok(result?
             .data
@@ -44,10 +45,10 @@ impl GiteaClient {
 
     /// Every repository the caller can read, public ones included, following pages up
     /// to [`MAX_PAGE`] pages.
-    pub async fn provisionable(&self, token: &str) -> Result<Vec<Repository>, GiteaError> {
+    pub async fn provisionable(&self, caller: &Caller<'_>) -> Result<Vec<Repository>, GiteaError> {
         let mut all = Vec::new();
         for page in 1..=MAX_PAGE {
-            let batch = self.provisionable_page(token, page, PAGE_LIMIT).await?;
+            let batch = self.provisionable_page(caller, page, PAGE_LIMIT).await?;
             let last = batch.len() < PAGE_LIMIT;
             all.extend(batch);
             if last {

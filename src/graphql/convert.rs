@@ -20,6 +20,7 @@ pub fn owner(identity: &Identity) -> Owner {
         email: identity.email.clone(),
         sub: identity.sub.clone(),
         known_name: None,
+        gitea_token: identity.token.clone().map(crate::config::Secret::new),
     }
 }
 
@@ -152,6 +153,16 @@ impl From<reconcile::Error> for ApiError {
         let answer = match &error {
             E::NotFound => return Self::InstanceNotFound,
             E::BeingDeleted => return Self::BeingDeleted,
+            E::NameTaken(_) => Self::InstanceNameTaken,
+            E::SyncInProgress => return Self::SyncInProgress,
+            E::TooManyRepositories(_) => return Self::RepositoryLimit(error.to_string()),
+            E::AccessLost(_) => Self::RepositoryAccessDenied,
+            E::Gitea(_) => {
+                let E::Gitea(gitea) = error else {
+                    return Self::Internal;
+                };
+                return Self::from(gitea);
+            }
             E::Storage(_) => Self::StorageFailed,
             E::Instance(_) | E::Routing(_) => Self::InstanceFailed,
             E::NotReady(reason) => Self::PodNotReady.with_reason(reason),

@@ -41,6 +41,14 @@ pub enum Code {
     Timeout,
     /// Introspection is turned off (production, unless GRAPHQL_INTROSPECTION is set).
     IntrospectionDisabled,
+    /// The instance's names are held by another owner's objects; nothing was changed.
+    InstanceNameTaken,
+    /// Another sync of the instance is running; nothing was started.
+    SyncInProgress,
+    /// The instance holds as many repositories as it may; nothing was changed.
+    RepositoryLimitExceeded,
+    /// Recorded repositories the owner may no longer read were not pulled.
+    RepositoryAccessLost,
 }
 
 impl Code {
@@ -60,6 +68,10 @@ impl Code {
             Self::TooManyRequests => "TOO_MANY_REQUESTS",
             Self::Timeout => "TIMEOUT",
             Self::IntrospectionDisabled => "INTROSPECTION_DISABLED",
+            Self::InstanceNameTaken => "INSTANCE_NAME_TAKEN",
+            Self::SyncInProgress => "SYNC_IN_PROGRESS",
+            Self::RepositoryLimitExceeded => "REPOSITORY_LIMIT_EXCEEDED",
+            Self::RepositoryAccessLost => "REPOSITORY_ACCESS_LOST",
         }
     }
 }
@@ -77,6 +89,9 @@ pub enum ApiError {
     RepositoryServiceUnavailable,
     /// `instance not found`: no such instance, or another user's.
     InstanceNotFound,
+    /// `instance name taken`: the instance's object names are held by another owner's
+    /// objects; nothing was changed.
+    InstanceNameTaken,
     /// `failed to create storage`: the workspace PVC could not be created.
     StorageFailed,
     /// `failed to create instance`: the pod (or its companions) could not be created.
@@ -87,6 +102,14 @@ pub enum ApiError {
     BeingDeleted,
     /// `sync failed`: pulling the repositories failed.
     SyncFailed,
+    /// `sync in progress`: another sync of the instance runs; nothing was started.
+    SyncInProgress,
+    /// `repository limit reached: ...`: the instance holds as many repositories as it
+    /// may (the message names the limit); nothing was changed.
+    RepositoryLimit(String),
+    /// `repository access lost, not pulled: <owner/name>, ...`: a notice next to a
+    /// successful start or sync (the named repositories were left out, their keys revoked).
+    AccessLost(String),
     /// An invalid argument, with a message safe to show (it names the argument and rule).
     BadInput(String),
     /// `internal error`: anything else.
@@ -115,11 +138,14 @@ impl ApiError {
             Self::RepositoryAccessDenied => "repository access denied",
             Self::RepositoryServiceUnavailable => "repository service unavailable",
             Self::InstanceNotFound => "instance not found",
+            Self::InstanceNameTaken => "instance name taken",
             Self::StorageFailed => "failed to create storage",
             Self::InstanceFailed => "failed to create instance",
             Self::PodNotReady => "pod not ready",
             Self::BeingDeleted => "instance is being deleted",
             Self::SyncFailed => "sync failed",
+            Self::SyncInProgress => "sync in progress",
+            Self::RepositoryLimit(message) | Self::AccessLost(message) => message,
             Self::BadInput(message) => message,
             Self::Internal => "internal error",
             Self::QueryTooComplex => "query too complex",
@@ -155,6 +181,10 @@ impl ApiError {
             Self::Unauthorized => Code::Unauthenticated,
             Self::Forbidden | Self::RepositoryAccessDenied => Code::Forbidden,
             Self::InstanceNotFound => Code::NotFound,
+            Self::InstanceNameTaken => Code::InstanceNameTaken,
+            Self::SyncInProgress => Code::SyncInProgress,
+            Self::RepositoryLimit(_) => Code::RepositoryLimitExceeded,
+            Self::AccessLost(_) => Code::RepositoryAccessLost,
             Self::BadInput(_) => Code::BadUserInput,
             Self::PodNotReady => Code::FailedPrecondition,
             Self::BeingDeleted => Code::InstanceBeingDeleted,
@@ -170,6 +200,16 @@ impl ApiError {
             Self::IntrospectionDisabled => Code::IntrospectionDisabled,
             Self::WithReason(error, _) => error.code(),
         }
+    }
+
+    /// The notice for recorded repositories that were not pulled, if any.
+    pub fn access_lost(lost: &[String]) -> Option<Self> {
+        (!lost.is_empty()).then(|| {
+            Self::AccessLost(format!(
+                "repository access lost, not pulled: {}",
+                lost.join(", ")
+            ))
+        })
     }
 
     /// An invalid argument: `argument` names it, `problem` says what is wrong.
@@ -337,6 +377,16 @@ mod tests {
                 "INSTANCE_BEING_DELETED",
             ),
             (ApiError::Forbidden, "forbidden", "FORBIDDEN"),
+            (
+                ApiError::InstanceNameTaken,
+                "instance name taken",
+                "INSTANCE_NAME_TAKEN",
+            ),
+            (
+                ApiError::SyncInProgress,
+                "sync in progress",
+                "SYNC_IN_PROGRESS",
+            ),
         ];
         for (error, message, code) in cases {
             assert_eq!(answer(error), (message.to_owned(), code.to_owned()));

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use async_graphql::{Context, Object};
+use async_graphql::{Context, ErrorExtensions, Object};
 
 use super::{
     ApiError, CodeServerInstance, ProvisionResult,
@@ -58,8 +58,9 @@ impl Mutation {
         args::instance_id(&id)?;
         let services = services(ctx)?;
         let target = acting_owner(services, identity, &id, "start").await?;
-        let instance = services.reconciler.start(&target, &id).await?;
-        Ok(instance.into())
+        let checked = services.reconciler.start_checked(&target, &id).await?;
+        notice_lost(ctx, &checked.lost);
+        Ok(checked.value.into())
     }
 
     /// Deletes the caller's instance (admins: any instance) completely, workspace volume
@@ -77,10 +78,19 @@ impl Mutation {
     async fn sync_repository(&self, ctx: &Context<'_>, id: String) -> Result<bool, ApiError> {
         let identity = caller(ctx)?;
         args::instance_id(&id)?;
-        services(ctx)?
+        let checked = services(ctx)?
             .reconciler
-            .sync(&owner(identity), &id)
+            .sync_checked(&owner(identity), &id)
             .await?;
+        notice_lost(ctx, &checked.lost);
         Ok(true)
+    }
+}
+
+/// Tells the caller, next to the answer, which recorded repositories were not pulled
+/// because Gitea says they may no longer read them.
+fn notice_lost(ctx: &Context<'_>, lost: &[String]) {
+    if let Some(notice) = ApiError::access_lost(lost) {
+        ctx.add_error(notice.extend().into_server_error(ctx.item.pos));
     }
 }

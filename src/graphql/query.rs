@@ -28,16 +28,16 @@ pub(super) fn services<'c>(ctx: &Context<'c>) -> Result<&'c Services, ApiError> 
     })
 }
 
-/// The caller's token, which Gitea needs; callers identified by forwarded headers only
-/// have none, and Gitea would refuse them.
-pub(super) fn token(identity: &Identity) -> Result<&str, ApiError> {
-    identity
-        .token
-        .as_deref()
-        .ok_or(ApiError::RepositoryAccessDenied)
+/// The caller as Gitea is asked about them: the username for `Sudo`, the token (callers
+/// identified by forwarded headers have none) for forwarding.
+pub(super) fn gitea_caller(identity: &Identity) -> crate::gitea::Caller<'_> {
+    crate::gitea::Caller {
+        username: &identity.user_id,
+        token: identity.token.as_deref(),
+    }
 }
 
-/// Checks the arguments, then asks Gitea, with the caller's token, whether the caller may
+/// Checks the arguments, then asks Gitea, as the caller, whether the caller may
 /// read the repository; the answer gives the clone URL.
 pub(super) async fn readable_repo(
     services: &Services,
@@ -48,9 +48,9 @@ pub(super) async fn readable_repo(
     args::repository(repo_owner, repo_name)?;
     let found = services
         .gitea
-        .repository(token(identity)?, repo_owner, repo_name)
+        .repository(&gitea_caller(identity), repo_owner, repo_name)
         .await?;
-    Repo::new(&found.owner, &found.name, &found.clone_url).map_err(|error| {
+    found.to_repo().map_err(|error| {
         tracing::warn!(%error, "gitea answered an unusable repository");
         ApiError::Internal
     })
@@ -203,15 +203,19 @@ impl Query {
         let identity = caller(ctx)?;
         let services = services(ctx)?;
         let (page, limit) = args::repository_page(page, limit)?;
-        let token = token(identity)?;
         let repos = match page {
             Some(page) => {
                 services
                     .gitea
-                    .provisionable_page(token, page, limit)
+                    .provisionable_page(&gitea_caller(identity), page, limit)
                     .await?
             }
-            None => services.gitea.provisionable(token).await?,
+            None => {
+                services
+                    .gitea
+                    .provisionable(&gitea_caller(identity))
+                    .await?
+            }
         };
         Ok(repos.into_iter().map(Repository::from).collect())
     }

@@ -23,9 +23,26 @@ pub enum Error {
     /// The instance is being deleted: its record is still going away.
     #[error("instance is being deleted")]
     BeingDeleted,
+    /// The instance's object names are held by another owner's live objects; nothing was
+    /// written.
+    #[error("instance name taken: {0}")]
+    NameTaken(String),
     /// The pod is not running (logs, sync).
     #[error("pod not ready: {0}")]
     NotReady(String),
+    /// Another sync of the instance is running (its Job exists and has not finished).
+    #[error("sync in progress")]
+    SyncInProgress,
+    /// Adding the repository would exceed the repositories an instance may hold.
+    #[error("repository limit reached: an instance holds at most {0} repositories")]
+    TooManyRepositories(usize),
+    /// The owner may read none of the instance's repositories any more (Gitea says so);
+    /// nothing was started or pulled.
+    #[error("repository access denied: {}", .0.join(", "))]
+    AccessLost(Vec<String>),
+    /// Gitea failed while checking access or managing deploy keys.
+    #[error(transparent)]
+    Gitea(#[from] crate::gitea::GiteaError),
     /// Syncing the repositories failed.
     #[error("sync failed: {0}")]
     Sync(String),

@@ -6,10 +6,12 @@ use std::{collections::BTreeMap, sync::Arc};
 use k8s_openapi::api::{batch::v1::Job, core::v1::Pod};
 use kube::{
     Api,
-    api::{DeleteParams, DynamicObject, ListParams, LogParams, PropagationPolicy},
+    api::{
+        DeleteParams, DynamicObject, ListParams, LogParams, PostParams, Preconditions,
+        PropagationPolicy,
+    },
     runtime::wait::{await_condition, conditions},
 };
-use rand::Rng;
 
 use super::{
     Error, Reconciler, Result,
@@ -37,6 +39,16 @@ pub struct Provisioned {
     pub message: String,
     /// True when the instance did not exist before.
     pub is_new: bool,
+}
+
+/// An answer and the recorded repositories that were not pulled because Gitea says the
+/// owner may no longer read them (`owner/name`).
+#[derive(Debug, Clone)]
+pub struct Checked<T> {
+    /// The answer.
+    pub value: T,
+    /// Repositories left out: not pulled, their deploy keys revoked.
+    pub lost: Vec<String>,
 }
 
 /// Totals over every instance.
@@ -72,9 +84,11 @@ impl Reconciler {
         owner: &Owner,
         repos: &[Repo],
         recorded: &std::collections::BTreeSet<String>,
+        lost: &[Repo],
     ) -> Result<Desired> {
         let templates = self.templates.get();
-        let values = render::build_values(&templates, &self.settings, owner, repos, &[])?;
+        let mut values = render::build_values(&templates, &self.settings, owner, repos, &[])?;
+        values.exclude(lost);
         let mut objects: Vec<DynamicObject> = templates
             .render(&values)?
             .into_iter()
@@ -168,7 +182,19 @@ impl Reconciler {
         let (repos, added) = Self::repos_with(record.as_ref(), repo);
         let owner = Self::owner_with_record(owner, record.as_ref());
         let recorded = recorded_kinds(record.as_ref());
-        let desired = self.desired(&owner, &repos, &recorded)?;
+        let limit = self
+            .desired(&owner, &repos, &recorded, &[])?
+            .values
+            .repository_limit;
+        if added && repos.len() > limit {
+            return Err(Error::TooManyRepositories(limit));
+        }
+        // NB: the new repository (last when added) was checked by the caller just now.
+        let checked = if added { repos.len() - 1 } else { repos.len() };
+        let mut access = self.check_access(&owner, &repos[..checked]).await?;
+        access.repos.extend(repos[checked..].iter().cloned());
+        let repos = access.repos.clone();
+        let desired = self.desired(&owner, &repos, &recorded, &access.lost)?;
         let id = desired.values.instance.id.clone();
         let pod = self.pod(&id).await?;
         let running = pod
@@ -195,13 +221,18 @@ impl Reconciler {
         // immutable): a sync Job clones it, once the pod is ready.
         let clone_later = running && added;
         let mut instance = self.wait_and_get(&owner, &id).await?;
-        let message = if clone_later {
+        let mut message = if clone_later {
             match instance.status.status {
-                InstanceStatus::Running => {
-                    self.run_sync(&desired.values, &id).await?;
-                    instance = self.get(&owner, &id).await?;
-                    "Repository added to the running instance".to_owned()
-                }
+                InstanceStatus::Running => match self.run_sync(&desired.values, &id).await {
+                    Err(Error::SyncInProgress) => "Repository added; a sync in progress holds \
+                        the workspace, the next sync clones it"
+                        .to_owned(),
+                    other => {
+                        other?;
+                        instance = self.get(&owner, &id).await?;
+                        "Repository added to the running instance".to_owned()
+                    }
+                },
                 InstanceStatus::Pending | InstanceStatus::Starting => {
                     self.sync_when_ready(owner.clone(), id.clone());
                     "Repository recorded; it is cloned as soon as the instance is ready".to_owned()
@@ -211,6 +242,12 @@ impl Reconciler {
         } else {
             Self::provision_message(is_new, running, &instance)
         };
+        if !access.lost.is_empty() {
+            message = format!(
+                "{message}; not pulled, access lost: {}",
+                access.lost_names().join(", ")
+            );
+        }
         Ok(Provisioned {
             instance,
             message,
@@ -309,7 +346,11 @@ impl Reconciler {
             let ns = &self.settings.namespace;
             apply::wait_pod_gone(&self.client, ns, id, p.metadata.uid.as_deref()).await?;
         }
-        let (plan, _) = self.plan_desired(id, desired, recorded).await?;
+        let (plan, live) = self.plan_desired(id, desired, recorded).await?;
+        refuse_foreign(&desired.values, &live)?;
+        // NB: the pod finds its keys when it starts; they are written only once the names
+        // are known to be the owner's.
+        self.ensure_keys(&desired.values).await?;
         let ns = &self.settings.namespace;
         let outcome = apply::apply(&self.client, &self.kinds, ns, &plan, opts).await?;
         log_outcome(id, &plan, &outcome);
@@ -333,6 +374,12 @@ impl Reconciler {
     /// Start: create the pod (and anything missing or changed) from the current
     /// templates; a pod rendered from older templates is recreated.
     pub async fn start(&self, owner: &Owner, id: &str) -> Result<Instance> {
+        Ok(self.start_checked(owner, id).await?.value)
+    }
+
+    /// Start, saying which recorded repositories were not pulled because the owner lost
+    /// access in Gitea; when they lost every one, nothing is started (`AccessLost`).
+    pub async fn start_checked(&self, owner: &Owner, id: &str) -> Result<Checked<Instance>> {
         let (_, key) = identity(owner)?;
         let guard = self.locks.lock(&key).await;
         let record = self.owned_record(owner, id).await?;
@@ -344,7 +391,12 @@ impl Reconciler {
                 "the instance record lists no repositories".to_owned(),
             ));
         }
-        let desired = self.desired(&owner, &repos, &recorded)?;
+        let access = self.check_access(&owner, &repos).await?;
+        if access.lost.len() == access.repos.len() {
+            self.revoke_every_key(&owner, &access).await?;
+            return Err(Error::AccessLost(access.lost_names()));
+        }
+        let desired = self.desired(&owner, &access.repos, &recorded, &access.lost)?;
         let pod = self.pod(id).await?;
         let opts = ApplyOptions {
             updates: Updates::All,
@@ -354,7 +406,10 @@ impl Reconciler {
         self.converge(id, &desired, &recorded, pod.as_ref(), opts)
             .await?;
         drop(guard);
-        self.wait_and_get(&owner, id).await
+        Ok(Checked {
+            value: self.wait_and_get(&owner, id).await?,
+            lost: access.lost_names(),
+        })
     }
 
     /// Delete: every object of the instance, the PVC (and the work in it) last; only
@@ -369,9 +424,14 @@ impl Reconciler {
         };
         let mut kinds = recorded_kinds(Some(&record));
         let owner = Self::owner_with_record(owner, Some(&record));
+        // NB: the instance's deploy keys go first: a failure leaves the instance whole
+        // rather than its keys behind.
+        if let Some(name) = owner.known_name.as_deref() {
+            self.remove_keys(name).await?;
+        }
         // NB: a render failure must not stop a delete; the recorded kinds still list
         // everything ever applied.
-        if let Ok(desired) = self.desired(&owner, &Self::record_repos(Some(&record)), &kinds) {
+        if let Ok(desired) = self.desired(&owner, &Self::record_repos(Some(&record)), &kinds, &[]) {
             kinds.extend(kinds_of(&desired.objects));
         }
         kinds.insert("batch/v1/Job".to_owned());
@@ -415,15 +475,41 @@ impl Reconciler {
     /// pod's node; never discards local work. Fails with the Job's reason and last log
     /// lines.
     pub async fn sync(&self, owner: &Owner, id: &str) -> Result<()> {
+        self.sync_checked(owner, id).await.map(|_| ())
+    }
+
+    /// Sync, saying which recorded repositories were not pulled because the owner lost
+    /// access in Gitea; when they lost every one, nothing is pulled (`AccessLost`).
+    pub async fn sync_checked(&self, owner: &Owner, id: &str) -> Result<Checked<()>> {
+        let (_, key) = identity(owner)?;
         let record = self.owned_record(owner, id).await?;
         let owner = Self::owner_with_record(owner, Some(&record));
         let repos = Self::record_repos(Some(&record));
+        // NB: a sync of a stopped instance changes nothing, keys included.
+        self.running_pod(id).await?;
+        let access = self.check_access(&owner, &repos).await?;
+        if access.lost.len() == access.repos.len() {
+            let _guard = self.locks.lock(&key).await;
+            self.revoke_every_key(&owner, &access).await?;
+            return Err(Error::AccessLost(access.lost_names()));
+        }
         let templates = self.templates.get();
-        let values = render::build_values(&templates, &self.settings, &owner, &repos, &[])?;
-        self.run_sync(&values, id).await
+        let mut values =
+            render::build_values(&templates, &self.settings, &owner, &access.repos, &[])?;
+        values.exclude(&access.lost);
+        {
+            let _guard = self.locks.lock(&key).await;
+            self.ensure_keys(&values).await?;
+        }
+        self.run_sync(&values, id).await?;
+        Ok(Checked {
+            value: (),
+            lost: access.lost_names(),
+        })
     }
 
-    async fn run_sync(&self, values: &Values, id: &str) -> Result<()> {
+    /// The instance's pod when it is running; `NotReady` otherwise.
+    async fn running_pod(&self, id: &str) -> Result<Option<Pod>> {
         let pod = self.pod(id).await?;
         let status = instance::derive_status(pod.as_ref(), now(), self.timeouts.unschedulable);
         if status.status != InstanceStatus::Running {
@@ -432,17 +518,15 @@ impl Reconciler {
                 status.status.as_str()
             )));
         }
+        Ok(pod)
+    }
+
+    async fn run_sync(&self, values: &Values, id: &str) -> Result<()> {
+        let pod = self.running_pod(id).await?;
         let node = pod
             .as_ref()
             .and_then(|p| p.spec.as_ref()?.node_name.clone());
-        let suffix: String = {
-            const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-            let mut rng = rand::thread_rng();
-            (0..5)
-                .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
-                .collect()
-        };
-        let name = naming::sync_job_name(&values.user.name, &suffix);
+        let name = naming::sync_job_name(&values.user.name);
         let job = self.templates.get().render_sync_job(
             values,
             &JobValues {
@@ -450,7 +534,7 @@ impl Reconciler {
                 node,
             },
         )?;
-        apply::server_side_apply(&self.client, &self.kinds, &self.settings.namespace, &job).await?;
+        let uid = self.create_sync_job(&name, &job).await?;
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &self.settings.namespace);
         let finished = |j: Option<&Job>| job_outcome(j).is_some();
         let done = tokio::time::timeout(
@@ -471,7 +555,7 @@ impl Reconciler {
         match job_outcome(job.as_ref()) {
             Some(Ok(())) => Ok(()),
             Some(Err(reason)) => {
-                let logs = self.job_logs(&name).await.unwrap_or_default();
+                let logs = self.job_logs(&uid).await.unwrap_or_default();
                 Err(Error::Sync(if logs.is_empty() {
                     reason
                 } else {
@@ -484,8 +568,59 @@ impl Reconciler {
         }
     }
 
-    async fn job_logs(&self, job: &str) -> Result<String> {
-        let lp = ListParams::default().labels(&format!("job-name={job}"));
+    /// Creates the instance's sync Job `name`: the Job is the lock that keeps syncs of one
+    /// instance apart across requests and replicas. A running one answers `SyncInProgress`;
+    /// a finished one (kept for its TTL) is deleted first. Returns the new Job's uid.
+    async fn create_sync_job(&self, name: &str, job: &DynamicObject) -> Result<String> {
+        let ar = self.kinds.resolve(&self.client, "batch/v1", "Job").await?;
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &self.settings.namespace, &ar);
+        let jobs: Api<Job> = Api::namespaced(self.client.clone(), &self.settings.namespace);
+        let params = PostParams {
+            field_manager: Some(naming::FIELD_MANAGER.to_owned()),
+            ..PostParams::default()
+        };
+        let what = format!("create Job/{name}");
+        for _ in 0..2 {
+            match with_retry(&what, || api.create(&params, job)).await {
+                Ok(created) => return Ok(created.metadata.uid.unwrap_or_default()),
+                Err(kube::Error::Api(s)) if s.code == 409 => {}
+                Err(e) => return Err(Error::Sync(format!("{what}: {}", super::reason(&e)))),
+            }
+            let existing = with_retry("get the sync Job", || jobs.get_opt(name))
+                .await
+                .map_err(|e| Error::kube("read the sync Job", e))?;
+            let Some(existing) = existing else {
+                continue;
+            };
+            if job_outcome(Some(&existing)).is_none() {
+                return Err(Error::SyncInProgress);
+            }
+            // NB: only the finished Job seen here; a newer one (another replica's) stays.
+            let delete = DeleteParams {
+                propagation_policy: Some(PropagationPolicy::Background),
+                preconditions: Some(Preconditions {
+                    uid: existing.metadata.uid.clone(),
+                    resource_version: None,
+                }),
+                ..DeleteParams::default()
+            };
+            match with_retry("delete the finished sync Job", || {
+                jobs.delete(name, &delete)
+            })
+            .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if matches!(s.code, 404 | 409) => {}
+                Err(e) => return Err(Error::kube("delete the finished sync Job", e)),
+            }
+        }
+        Err(Error::SyncInProgress)
+    }
+
+    /// The last log lines of the pod of the sync Job with `uid`.
+    async fn job_logs(&self, uid: &str) -> Result<String> {
+        let lp = ListParams::default().labels(&format!("controller-uid={uid}"));
         let api = self.pods();
         let pods = with_retry("list a Job's pods", || api.list(&lp))
             .await
@@ -558,7 +693,7 @@ impl Reconciler {
                 .as_ref()
                 .and_then(|a| a.get(naming::ANNOTATION_SPEC_HASH));
             let owner = owner_with_labels(Owner::new(instance.user_id.clone()), pvc);
-            if let Ok(d) = self.desired(&owner, &instance.repos, &Default::default()) {
+            if let Ok(d) = self.desired(&owner, &instance.repos, &Default::default(), &[]) {
                 let want = d
                     .objects
                     .iter()
@@ -739,7 +874,7 @@ impl Reconciler {
         let (repos, _) = Self::repos_with(record.as_ref(), repo);
         let owner = Self::owner_with_record(owner, record.as_ref());
         let recorded = recorded_kinds(record.as_ref());
-        let desired = self.desired(&owner, &repos, &recorded)?;
+        let desired = self.desired(&owner, &repos, &recorded, &[])?;
         let id = desired.values.instance.id.clone();
         Ok(self.plan_desired(&id, &desired, &recorded).await?.0)
     }
@@ -830,6 +965,30 @@ pub(super) fn owner_with_labels(
     // NB: the owner key is recomputed from `sub`; a key that is not the safe name was a sub.
     owner.sub = key.filter(|k| Some(k) != owner.known_name.as_ref());
     owner
+}
+
+/// The safety net under the naming scheme: nothing is applied over a live object of the
+/// instance that another owner holds (`NameTaken`, before any write).
+fn refuse_foreign(values: &Values, live: &[DynamicObject]) -> Result<()> {
+    let (safe, key) = (&values.user.name, &values.user.owner);
+    match live
+        .iter()
+        .find(|o| !live::labels_own(o.metadata.labels.as_ref(), safe, key))
+    {
+        Some(foreign) => {
+            let kind = foreign.types.as_ref().map_or("", |t| t.kind.as_str());
+            let name = foreign.metadata.name.as_deref().unwrap_or_default();
+            tracing::warn!(
+                instance = %values.instance.id,
+                object = %format!("{kind}/{name}"),
+                "refused to write over another owner's object"
+            );
+            Err(Error::NameTaken(format!(
+                "{kind}/{name} belongs to another owner"
+            )))
+        }
+        None => Ok(()),
+    }
 }
 
 /// `Some(Ok)` when the Job completed, `Some(Err(reason))` when it failed, `None` while

@@ -38,7 +38,13 @@ pub fn identity(owner: &Owner) -> Result<(String, String)> {
 /// True when `pvc` belongs to the caller: its owner label is the caller's key, or (for
 /// instances created without a `sub`) its user label is the caller's safe name.
 pub fn owns(pvc: &PersistentVolumeClaim, safe: &str, key: &str) -> bool {
-    let Some(labels) = pvc.metadata.labels.as_ref() else {
+    labels_own(pvc.metadata.labels.as_ref(), safe, key)
+}
+
+/// True when an object with `labels` belongs to the caller (the rule of [`owns`]); an
+/// object without an owner label belongs to nobody who may write over it.
+pub fn labels_own(labels: Option<&BTreeMap<String, String>>, safe: &str, key: &str) -> bool {
+    let Some(labels) = labels else {
         return false;
     };
     let owner = labels.get(naming::LABEL_OWNER).map(String::as_str);

@@ -5,6 +5,7 @@
 
 mod admin;
 pub mod apply;
+mod credentials;
 mod error;
 mod events;
 mod explain;
@@ -12,6 +13,7 @@ pub mod kinds;
 mod lifecycle;
 mod live;
 pub mod plan;
+mod sshkey;
 
 use std::{
     collections::HashMap,
@@ -23,10 +25,11 @@ use kube::Client;
 
 pub use self::{
     admin::InstanceFilter,
+    credentials::{ANNOTATION_DEPLOY_KEYS, LABEL_CREDENTIALS_OF},
     error::{Error, MAX_ATTEMPTS, reason, retry_delay, with_retry},
     events::{InstanceEvent, MAX_EVENTS},
     kinds::Kinds,
-    lifecycle::{MAX_LOG_BYTES, Provisioned, Stats},
+    lifecycle::{Checked, MAX_LOG_BYTES, Provisioned, Stats},
     live::{kinds_record, stamp_kinds},
     plan::{Action, Plan, Step},
 };
@@ -64,6 +67,8 @@ pub struct Reconciler {
     settings: InstanceSettings,
     timeouts: Timeouts,
     locks: Locks,
+    /// Gitea, for access checks as the owner and the instances' deploy keys.
+    gitea: Option<crate::gitea::GiteaClient>,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -91,7 +96,17 @@ impl Reconciler {
             settings,
             timeouts,
             locks: Locks::default(),
+            gitea: None,
         }
+    }
+
+    /// Checks repository access in Gitea as the owner on start, sync and provision, and
+    /// gives each instance its own read-only deploy keys (added and revoked with the
+    /// client's service token). Without it, recorded repositories count as readable and
+    /// no keys are managed.
+    pub fn with_gitea(mut self, gitea: crate::gitea::GiteaClient) -> Self {
+        self.gitea = Some(gitea);
+        self
     }
 
     /// The Kubernetes client.

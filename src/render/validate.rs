@@ -67,6 +67,7 @@ pub fn access_report(templates: &Templates, settings: &InstanceSettings) -> Acce
         email: None,
         sub: Some("00000000-0000-4000-8000-00000000a11c".to_owned()),
         known_name: None,
+        gitea_token: None,
     };
     let Ok(repos) = sample_repos() else {
         return report;
@@ -132,6 +133,7 @@ pub fn validate(templates: &Templates, settings: &InstanceSettings) -> Vec<Probl
             email: Some(format!("user{i}@example.com")),
             sub: (i % 2 == 0).then(|| format!("00000000-0000-4000-8000-{i:012}")),
             known_name: None,
+            gitea_token: None,
         };
         let found = check_user(templates, settings, &owner);
         for mut p in found {
@@ -200,7 +202,7 @@ fn check_user(templates: &Templates, settings: &InstanceSettings, owner: &Owner)
         Err(e) => problems.extend(into_problems(e)),
     }
     let job = JobValues {
-        name: naming::sync_job_name(&values.user.name, "x1y2z"),
+        name: naming::sync_job_name(&values.user.name),
         node: Some("node-1".to_owned()),
     };
     if let Err(e) = templates.render_sync_job(&values, &job) {
