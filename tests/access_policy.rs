@@ -729,3 +729,72 @@ fn an_egress_block_inside_an_excluded_range_is_refused() {
         json!([{"cidr": "169.254.169.254/32", "ports": [{"port": 80, "protocol": "TCP"}]}]);
     assert!(templates.render(&values).is_err());
 }
+
+/// Whether `selector` (a `matchLabels` map) selects a pod with `labels`.
+fn selects(selector: &Value, labels: &Value) -> bool {
+    selector
+        .as_object()
+        .is_some_and(|m| !m.is_empty() && m.iter().all(|(k, v)| labels.get(k) == Some(v)))
+}
+
+#[test]
+fn the_sync_jobs_pod_is_held_to_dns_and_gitea_and_nothing_reaches_it() {
+    let templates = Templates::builtin().expect("the built-in templates load");
+    let alice = owner("alice", Some(ALICE_SUB));
+    let values =
+        render::build_values(&templates, &settings(), &alice, &[repo()], &[]).expect("values");
+    let job = templates
+        .render_sync_job(
+            &values,
+            &render::JobValues {
+                name: "sync-alice".to_owned(),
+                node: None,
+            },
+        )
+        .expect("the sync Job renders");
+    let job = serde_json::to_value(&job).expect("JSON");
+    let pod_labels = &job["spec"]["template"]["metadata"]["labels"];
+    let objects = render_for(&alice).expect("alice renders");
+    let selecting: Vec<&Value> = objects
+        .iter()
+        .filter(|o| o["kind"] == "NetworkPolicy")
+        .filter(|o| selects(&o["spec"]["podSelector"]["matchLabels"], pod_labels))
+        .collect();
+    assert_eq!(
+        selecting.len(),
+        1,
+        "one policy selects the sync pod: {pod_labels}"
+    );
+    let policy = selecting[0];
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+    assert!(
+        policy["spec"].get("ingress").is_none(),
+        "no ingress: {policy}"
+    );
+    let peers: Vec<&Value> = policy["spec"]["egress"]
+        .as_array()
+        .expect("egress rules")
+        .iter()
+        .flat_map(|r| r["to"].as_array().into_iter().flatten())
+        .collect();
+    let namespaces: Vec<&Value> = peers
+        .iter()
+        .map(|p| &p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"])
+        .collect();
+    assert_eq!(namespaces, [&json!("kube-system"), &json!("dev-platform")]);
+    assert!(
+        peers.iter().all(|p| p.get("ipBlock").is_none()),
+        "no address blocks (the allow list is the workspace's, not the Job's): {policy}"
+    );
+
+    // Bob's sync pod is not alice's: her policy does not select it.
+    let bob = render_for(&owner("bob", Some(BOB_SUB))).expect("bob renders");
+    let bob_sync = bob
+        .iter()
+        .find(|o| o["kind"] == "NetworkPolicy" && o["metadata"]["name"] == "sync-bob")
+        .expect("bob's sync policy");
+    assert!(!selects(
+        &bob_sync["spec"]["podSelector"]["matchLabels"],
+        pod_labels
+    ));
+}

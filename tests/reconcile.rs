@@ -153,6 +153,7 @@ async fn a_fresh_provision_writes_each_object_once_and_becomes_ready() {
         [
             "patch authorizationpolicies",
             "patch networkpolicies",
+            "patch networkpolicies",
             "patch persistentvolumeclaims",
             "patch pods",
             "patch services",
@@ -191,7 +192,7 @@ async fn provisioning_an_unchanged_instance_makes_no_writes() {
     assert_eq!(e.sim.writes().len(), 0, "writes: {:?}", e.sim.writes());
     let plan = e.rec.plan_for(&john(), repo("backend-api")).await.unwrap();
     assert!(plan.is_unchanged(), "{plan}");
-    assert_eq!(plan.steps.len(), 6);
+    assert_eq!(plan.steps.len(), 7);
 }
 
 #[tokio::test]
@@ -764,7 +765,7 @@ async fn twenty_concurrent_provisions_make_one_instance() {
     assert_eq!(new, 1);
     assert_eq!(kinds_of(&e.sim, "persistentvolumeclaims").len(), 1);
     assert_eq!(kinds_of(&e.sim, "pods").len(), 1);
-    assert_eq!(e.sim.writes().len(), 6, "{:?}", e.sim.writes());
+    assert_eq!(e.sim.writes().len(), 7, "{:?}", e.sim.writes());
 }
 
 #[tokio::test]
@@ -961,7 +962,7 @@ async fn the_plan_command_shows_what_provisioning_would_change_and_changes_nothi
     e.sim.reset_requests();
     let fresh = plan(&[]).await;
     let actions: Vec<&str> = fresh.lines().filter(|l| !l.starts_with(' ')).collect();
-    assert_eq!(actions.len(), 6, "{fresh}");
+    assert_eq!(actions.len(), 7, "{fresh}");
     assert!(actions.iter().all(|l| l.starts_with("create ")), "{fresh}");
     assert!(
         fresh.contains("create PersistentVolumeClaim/workspace-john-doe-"),
@@ -1055,7 +1056,7 @@ async fn applying_what_render_prints_leaves_nothing_for_plan_to_change() {
             .unwrap();
         applied += 1;
     }
-    assert_eq!(applied, 6, "{manifests}");
+    assert_eq!(applied, 7, "{manifests}");
     let plan: Vec<&str> = ["plan"]
         .into_iter()
         .chain(JOHN_TARGET.iter().copied())
