@@ -36,6 +36,10 @@ pub const LABEL_OWNER: &str = "devplatform.io/owner";
 pub const ANNOTATION_USER_ID: &str = "devplatform.io/user-id";
 /// The owner's email address, when known.
 pub const ANNOTATION_EMAIL: &str = "devplatform.io/email";
+/// The owner's token `sub`, recorded only when the owner key had to hash it (a `sub` that
+/// is not a label value), so that the access policy of an instance acted on by an admin
+/// still names the owner's real request principal.
+pub const ANNOTATION_SUB: &str = "devplatform.io/sub";
 /// JSON list of the instance's repositories, kept on the PVC (the instance record).
 pub const ANNOTATION_REPOS: &str = "devplatform.io/repos";
 /// JSON list of every kind (`apiVersion/Kind`) ever applied for the instance, kept on

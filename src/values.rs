@@ -343,6 +343,14 @@ impl Values {
         if let Some(email) = owner.email.as_ref().filter(|e| !e.is_empty()) {
             annotations.insert(naming::ANNOTATION_EMAIL.to_owned(), email.clone());
         }
+        // NB: only a hashed key loses the `sub`; an unhashed one is the `sub` itself.
+        if let Some(sub) = owner
+            .sub
+            .as_ref()
+            .filter(|s| **s != owner_key && !s.is_empty())
+        {
+            annotations.insert(naming::ANNOTATION_SUB.to_owned(), sub.clone());
+        }
 
         let repos_json = serde_json::to_string(repos).map_err(|e| ValuesError::Invalid {
             key: "repos".to_owned(),

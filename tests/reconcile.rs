@@ -1219,3 +1219,29 @@ async fn a_policy_no_longer_rendered_is_pruned_from_the_gateway_namespace() {
         "pruned"
     );
 }
+
+#[tokio::test]
+async fn an_admin_start_keeps_the_owners_principal_when_the_sub_is_not_a_label_value() {
+    let e = env().await;
+    let owner = Owner {
+        sub: Some("auth0|user/1".into()),
+        ..jane()
+    };
+    let p = e.rec.provision(&owner, repo("backend-api")).await.unwrap();
+    let id = p.instance.id.clone();
+    let principal = |sim: &Sim| {
+        sim.object("authorizationpolicies", GATEWAY_NS, &id)
+            .expect("the access policy")["spec"]["rules"][0]["from"][0]["source"]
+            ["notRequestPrincipals"]
+            .clone()
+    };
+    let expected = json!(["https://keycloak.test/realms/devplatform/auth0|user/1"]);
+    assert_eq!(principal(&e.sim), expected);
+
+    // An admin acts on the instance knowing only its id: the owner comes from the record.
+    let recorded = e.rec.owner_of(&id).await.unwrap();
+    assert_eq!(recorded.sub.as_deref(), Some("auth0|user/1"));
+    e.rec.stop(&recorded, &id).await.unwrap();
+    e.rec.start(&recorded, &id).await.unwrap();
+    assert_eq!(principal(&e.sim), expected, "the owner still gets in");
+}

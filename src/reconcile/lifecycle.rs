@@ -962,8 +962,16 @@ pub(super) fn owner_with_labels(
         .labels
         .as_ref()
         .and_then(|l| l.get(naming::LABEL_OWNER).cloned());
-    // NB: the owner key is recomputed from `sub`; a key that is not the safe name was a sub.
-    owner.sub = key.filter(|k| Some(k) != owner.known_name.as_ref());
+    // NB: the owner key is recomputed from `sub`; a key that is not the safe name was a
+    // sub, unless it had to be hashed, in which case the record keeps the `sub` itself.
+    let recorded_sub = pvc
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(naming::ANNOTATION_SUB))
+        .filter(|sub| key.as_deref() == Some(naming::owner_key(Some(sub), "").as_str()))
+        .cloned();
+    owner.sub = recorded_sub.or_else(|| key.filter(|k| Some(k) != owner.known_name.as_ref()));
     owner
 }
 
