@@ -1,11 +1,6 @@
 //! What admins may do beyond their own instances: list every instance, and find the owner
 //! of any instance so that stop, start and delete can act for that owner.
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::ListParams;
-
 use super::{Error, Reconciler, Result, lifecycle::owner_with_labels, live, with_retry};
 use crate::{
     instance::{Instance, InstanceStatus},
@@ -30,29 +25,10 @@ impl Reconciler {
             let safe = naming::safe_name(user).map_err(crate::values::ValuesError::from)?;
             selector.push_str(&format!(",{}={safe}", naming::LABEL_USER));
         }
-        let pvc_lp = ListParams::default().labels(&selector);
-        let pod_lp = ListParams::default().labels(&format!(
-            "{selector},{}={}",
-            naming::LABEL_NAME,
-            naming::APP_NAME_VALUE
-        ));
-        let (pvcs, pods) = self.list_pvcs_and_pods(&pvc_lp, &pod_lp).await?;
-        let pods: BTreeMap<&str, &Pod> = pods
-            .items
-            .iter()
-            .filter_map(|p| Some((p.metadata.name.as_deref()?, p)))
-            .collect();
+        let records = self.records_with_pods(&selector).await?;
         let mut instances = Vec::new();
-        for pvc in &pvcs.items {
-            let Some(id) = pvc
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(naming::LABEL_INSTANCE))
-            else {
-                continue;
-            };
-            let instance = self.instance(pvc, pods.get(id.as_str()).copied())?;
+        for (pvc, pod) in &records {
+            let instance = self.instance(pvc, pod.as_ref())?;
             if filter.status.is_none_or(|s| s == instance.status.status) {
                 instances.push(instance);
             }

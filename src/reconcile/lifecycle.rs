@@ -654,20 +654,11 @@ impl Reconciler {
     /// The caller's instances.
     pub async fn list(&self, owner: &Owner) -> Result<Vec<Instance>> {
         let (safe, key) = identity(owner)?;
-        let lp = ListParams::default().labels(&live::owner_selector(&key));
-        let (pvcs, pods) = self.list_pvcs_and_pods(&lp, &lp).await?;
-        pvcs.items
+        let records = self.records_with_pods(&live::owner_selector(&key)).await?;
+        records
             .iter()
-            .filter(|p| live::owns(p, &safe, &key))
-            .map(|pvc| {
-                let id = pvc
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(naming::LABEL_INSTANCE));
-                let pod = pods.items.iter().find(|p| p.metadata.name.as_ref() == id);
-                self.instance(pvc, pod)
-            })
+            .filter(|(pvc, _)| live::owns(pvc, &safe, &key))
+            .map(|(pvc, pod)| self.instance(pvc, pod.as_ref()))
             .collect()
     }
 
@@ -776,33 +767,13 @@ impl Reconciler {
 
     /// Totals over every instance in the namespace (two list calls).
     pub async fn stats(&self) -> Result<Stats> {
-        let lp = ListParams::default().labels(&live::managed_selector());
-        let pod_lp = ListParams::default().labels(&format!(
-            "{},{}={}",
-            live::managed_selector(),
-            naming::LABEL_NAME,
-            naming::APP_NAME_VALUE
-        ));
-        let (pvcs, pods) = self.list_pvcs_and_pods(&lp, &pod_lp).await?;
-        let pods_by_name: BTreeMap<&str, &Pod> = pods
-            .items
-            .iter()
-            .filter_map(|p| Some((p.metadata.name.as_deref()?, p)))
-            .collect();
+        let records = self.records_with_pods(&live::managed_selector()).await?;
         let mut stats = Stats::default();
         let now = now();
-        for pvc in &pvcs.items {
-            let Some(id) = pvc
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(naming::LABEL_INSTANCE))
-            else {
-                continue;
-            };
+        for (pvc, pod) in &records {
             let Some(instance) = Instance::from_live(
                 pvc,
-                pods_by_name.get(id.as_str()).copied(),
+                pod.as_ref(),
                 &self.settings.base_domain,
                 now,
                 self.timeouts.unschedulable,
@@ -879,27 +850,50 @@ impl Reconciler {
         Ok(self.plan_desired(&id, &desired, &recorded).await?.0)
     }
 
-    pub(super) async fn list_pvcs_and_pods(
+    /// The instance records (PVCs labelled with `selector` and an instance id), each with
+    /// its code-server pod if it has one: two list calls, whatever the number of instances.
+    pub(super) async fn records_with_pods(
         &self,
-        pvc_lp: &ListParams,
-        pod_lp: &ListParams,
-    ) -> Result<(
-        kube::api::ObjectList<k8s_openapi::api::core::v1::PersistentVolumeClaim>,
-        kube::api::ObjectList<Pod>,
-    )> {
+        selector: &str,
+    ) -> Result<
+        Vec<(
+            k8s_openapi::api::core::v1::PersistentVolumeClaim,
+            Option<Pod>,
+        )>,
+    > {
+        let pvc_lp = ListParams::default().labels(selector);
+        let pod_lp = ListParams::default().labels(&format!(
+            "{selector},{}={}",
+            naming::LABEL_NAME,
+            naming::APP_NAME_VALUE
+        ));
         let (pvc_api, pod_api) = (self.pvcs(), self.pods());
-        futures::try_join!(
+        let (pvcs, pods) = futures::try_join!(
             async {
-                with_retry("list PVCs", || pvc_api.list(pvc_lp))
+                with_retry("list PVCs", || pvc_api.list(&pvc_lp))
                     .await
                     .map_err(|e| Error::kube("list workspace volumes", e))
             },
             async {
-                with_retry("list pods", || pod_api.list(pod_lp))
+                with_retry("list pods", || pod_api.list(&pod_lp))
                     .await
                     .map_err(|e| Error::kube("list pods", e))
             },
-        )
+        )?;
+        let mut pods: BTreeMap<String, Pod> = pods
+            .items
+            .into_iter()
+            .filter_map(|p| Some((p.metadata.name.clone()?, p)))
+            .collect();
+        Ok(pvcs
+            .items
+            .into_iter()
+            .filter_map(|pvc| {
+                let id = pvc.metadata.labels.as_ref()?.get(naming::LABEL_INSTANCE)?;
+                let pod = pods.remove(id);
+                Some((pvc, pod))
+            })
+            .collect())
     }
 
     /// Waits (watching, not polling) until the pod is ready or failed, or the ready
