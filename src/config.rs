@@ -253,6 +253,9 @@ pub struct ServeArgs {
     /// Listen addresses, API limits and developer tools.
     #[command(flatten)]
     pub api: ApiArgs,
+    /// Idle culling.
+    #[command(flatten)]
+    pub idle: crate::activity::IdleArgs,
 }
 
 // --- Listen addresses, API limits and developer tools (issue 10) ---

@@ -9,7 +9,8 @@
 mod kube_calls;
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+    TextEncoder,
 };
 
 pub use self::kube_calls::{Counted, KubeCounter, classify};
@@ -58,6 +59,8 @@ pub struct Metrics {
     pub gitea_requests: IntCounterVec,
     /// `codeserver_templates_reload_total{result}`: template directory reloads.
     pub templates_reload: IntCounterVec,
+    /// `codeserver_idle_stops_total`: instances stopped for being idle.
+    pub idle_stops: IntCounter,
 }
 
 impl Metrics {
@@ -143,6 +146,14 @@ impl Metrics {
                 &["result"],
             ),
         )?;
+        let idle_stops = register(
+            &registry,
+            "codeserver_idle_stops_total",
+            IntCounter::new(
+                "codeserver_idle_stops_total",
+                "Instances stopped for being idle (their workspace volumes are kept)",
+            ),
+        )?;
         Ok(Self {
             registry,
             instances,
@@ -152,6 +163,7 @@ impl Metrics {
             kube_requests,
             gitea_requests,
             templates_reload,
+            idle_stops,
         })
     }
 

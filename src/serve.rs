@@ -13,6 +13,7 @@ use kube::Client;
 use warp::{Filter, filters::BoxedFilter, reply::Response};
 
 use crate::{
+    activity::{Culler, IdlePolicy},
     auth::{AuthError, AuthSettings, Authenticator},
     config::ServeArgs,
     gitea::{GiteaClient, GiteaError, GiteaSettings},
@@ -72,6 +73,9 @@ pub enum ServeError {
     /// Settings that parse but cannot work together.
     #[error(transparent)]
     Settings(#[from] crate::config::SettingsError),
+    /// The idle culler could not be built.
+    #[error("failed to set up idle culling")]
+    Culler(#[source] crate::activity::CullError),
 }
 
 /// What `/ready` lists under `degraded`, computed when asked.
@@ -343,13 +347,22 @@ pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
         unschedulable: Duration::from_secs(args.unschedulable_timeout),
         ..Timeouts::default()
     };
-    let reconciler = Arc::new(Reconciler::new(
-        client,
-        kinds,
-        templates.clone(),
-        args.instance.clone(),
-        timeouts,
-    ));
+    let reconciler = Arc::new(
+        Reconciler::new(
+            client,
+            kinds,
+            templates.clone(),
+            args.instance.clone(),
+            timeouts,
+        )
+        .with_idle_policy(IdlePolicy::from_args(&args.idle)),
+    );
+    let culler = Culler::new(
+        reconciler.clone(),
+        &args.idle,
+        Some(metrics.idle_stops.clone()),
+    )
+    .map_err(ServeError::Culler)?;
     let reload = reload::watch(
         templates,
         &args.instance,
@@ -366,6 +379,7 @@ pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
         api: args.api_settings(),
     })?;
     let stats = tokio::spawn(refresh_stats(reconciler, metrics, STATS_INTERVAL));
+    let culling = tokio::spawn(culler.run());
     let api_addr = socket_addr(&args.api.bind_address, args.port);
     let metrics_addr = socket_addr(&args.api.metrics_bind_address, args.metrics_port);
     tracing::info!(
@@ -382,6 +396,7 @@ pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
     )
     .await;
     stats.abort();
+    culling.abort();
     if let Some((task, _)) = reload {
         task.abort();
     }

@@ -63,10 +63,9 @@ impl From<Instance> for CodeServerInstance {
             // NB: the API server stamps every object it stores; an empty string only
             // shows for an object that was never stored, which the reconciler never returns.
             created_at: instance.created_at.unwrap_or_default(),
-            // NB: the service keeps no state and code-server reports no access times, so
-            // there is nothing true to say here; the spec makes the field nullable.
-            last_accessed_at: None,
+            last_accessed_at: instance.last_accessed_at.map(|t| t.to_string()),
             storage_used: instance.storage.map(|q| q.to_binary_si()),
+            idle_stop_at: instance.idle_stop_at.map(|t| t.to_string()),
         }
     }
 }

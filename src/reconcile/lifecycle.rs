@@ -478,6 +478,7 @@ impl Reconciler {
                 instance.restart_pending = want_hash.is_some() && live_hash != want_hash;
             }
         }
+        instance.idle_stop_at = self.idle_stop_at(&instance);
         Ok(instance)
     }
 

@@ -24,7 +24,7 @@ pub use self::{
     lifecycle::{MAX_LOG_BYTES, Provisioned, Stats},
     plan::{Action, Plan, Step},
 };
-use crate::{config::InstanceSettings, render::ActiveTemplates};
+use crate::{activity::IdlePolicy, config::InstanceSettings, render::ActiveTemplates};
 
 /// Result of reconciler operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -58,6 +58,7 @@ pub struct Reconciler {
     settings: InstanceSettings,
     timeouts: Timeouts,
     locks: Locks,
+    idle: IdlePolicy,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -85,7 +86,26 @@ impl Reconciler {
             settings,
             timeouts,
             locks: Locks::default(),
+            idle: IdlePolicy::default(),
         }
+    }
+
+    /// The same reconciler, reporting `idleStopAt` by `idle` (off by default).
+    pub fn with_idle_policy(mut self, idle: IdlePolicy) -> Self {
+        self.idle = idle;
+        self
+    }
+
+    /// When a running `instance` stops for being idle, during its warning window.
+    fn idle_stop_at(&self, instance: &crate::instance::Instance) -> Option<jiff::Timestamp> {
+        if instance.status.status != crate::instance::InstanceStatus::Running {
+            return None;
+        }
+        crate::activity::idle_stop_at(
+            self.idle,
+            instance.last_accessed_at?,
+            jiff::Timestamp::now(),
+        )
     }
 
     /// The Kubernetes client.
