@@ -256,6 +256,9 @@ pub struct ServeArgs {
     /// Idle culling.
     #[command(flatten)]
     pub idle: crate::activity::IdleArgs,
+    /// Capacity limits.
+    #[command(flatten)]
+    pub capacity: crate::capacity::CapacityArgs,
 }
 
 // --- Listen addresses, API limits and developer tools (issue 10) ---

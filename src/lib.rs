@@ -6,6 +6,7 @@
 
 pub mod activity;
 pub mod auth;
+pub mod capacity;
 pub mod cli;
 pub mod config;
 pub mod demo;

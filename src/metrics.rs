@@ -9,8 +9,8 @@
 mod kube_calls;
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 pub use self::kube_calls::{Counted, KubeCounter, classify};
@@ -61,6 +61,10 @@ pub struct Metrics {
     pub templates_reload: IntCounterVec,
     /// `codeserver_idle_stops_total`: instances stopped for being idle.
     pub idle_stops: IntCounter,
+    /// `codeserver_running_instances_limit`: MAX_RUNNING_INSTANCES (0: no limit).
+    pub running_limit: IntGauge,
+    /// `codeserver_start_queue_length`: starts waiting for their turn.
+    pub start_queue: IntGauge,
 }
 
 impl Metrics {
@@ -154,6 +158,22 @@ impl Metrics {
                 "Instances stopped for being idle (their workspace volumes are kept)",
             ),
         )?;
+        let running_limit = register(
+            &registry,
+            "codeserver_running_instances_limit",
+            IntGauge::new(
+                "codeserver_running_instances_limit",
+                "Most instances that may run at once (MAX_RUNNING_INSTANCES; 0: no limit)",
+            ),
+        )?;
+        let start_queue = register(
+            &registry,
+            "codeserver_start_queue_length",
+            IntGauge::new(
+                "codeserver_start_queue_length",
+                "Instance starts waiting for one of MAX_CONCURRENT_STARTS",
+            ),
+        )?;
         Ok(Self {
             registry,
             instances,
@@ -164,6 +184,8 @@ impl Metrics {
             gitea_requests,
             templates_reload,
             idle_stops,
+            running_limit,
+            start_queue,
         })
     }
 

@@ -15,6 +15,7 @@ use warp::{Filter, filters::BoxedFilter, reply::Response};
 use crate::{
     activity::{Culler, IdlePolicy},
     auth::{AuthError, AuthSettings, Authenticator},
+    capacity::{Capacity, CapacityGauges},
     config::ServeArgs,
     gitea::{GiteaClient, GiteaError, GiteaSettings},
     graphql::{self, Services, error_chain, record_stats},
@@ -355,7 +356,14 @@ pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
             args.instance.clone(),
             timeouts,
         )
-        .with_idle_policy(IdlePolicy::from_args(&args.idle)),
+        .with_idle_policy(IdlePolicy::from_args(&args.idle))
+        .with_capacity(Capacity::new(
+            &args.capacity,
+            Some(CapacityGauges {
+                limit: metrics.running_limit.clone(),
+                queue: metrics.start_queue.clone(),
+            }),
+        )),
     );
     let culler = Culler::new(
         reconciler.clone(),

@@ -136,6 +136,7 @@ impl From<reconcile::Error> for ApiError {
             E::NotReady(_) => Self::PodNotReady,
             E::Sync(_) => Self::SyncFailed,
             E::Render(_) | E::Values(_) | E::Degraded(_) | E::Kube { .. } => Self::Internal,
+            E::CapacityReached { .. } => Self::CapacityReached,
         };
         tracing::warn!(error = %error_chain(&error), "operation failed");
         answer

@@ -36,6 +36,8 @@ pub enum Code {
     Timeout,
     /// Introspection is turned off (production, unless GRAPHQL_INTROSPECTION is set).
     IntrospectionDisabled,
+    /// MAX_RUNNING_INSTANCES instances already run; nothing was created.
+    CapacityReached,
 }
 
 impl Code {
@@ -53,6 +55,7 @@ impl Code {
             Self::TooManyRequests => "TOO_MANY_REQUESTS",
             Self::Timeout => "TIMEOUT",
             Self::IntrospectionDisabled => "INTROSPECTION_DISABLED",
+            Self::CapacityReached => "CAPACITY_REACHED",
         }
     }
 }
@@ -93,6 +96,8 @@ pub enum ApiError {
     TooManyRequests,
     /// `introspection is disabled`: introspection is turned off.
     IntrospectionDisabled,
+    /// `capacity reached`: MAX_RUNNING_INSTANCES instances already run.
+    CapacityReached,
 }
 
 impl ApiError {
@@ -115,6 +120,7 @@ impl ApiError {
             Self::TooManyMutations => "too many mutations",
             Self::TooManyRequests => "too many concurrent requests",
             Self::IntrospectionDisabled => "introspection is disabled",
+            Self::CapacityReached => "capacity reached",
         }
     }
 
@@ -136,6 +142,7 @@ impl ApiError {
             Self::TooManyMutations => Code::TooManyMutations,
             Self::TooManyRequests => Code::TooManyRequests,
             Self::IntrospectionDisabled => Code::IntrospectionDisabled,
+            Self::CapacityReached => Code::CapacityReached,
         }
     }
 

@@ -182,8 +182,14 @@ impl Reconciler {
                 prune: true,
             }
         };
+        let admitted = if running {
+            None
+        } else {
+            Some(self.admit_start(&id).await?)
+        };
         self.converge(&id, &desired, &recorded, pod.as_ref(), opts)
             .await?;
+        let _turn = admitted.map(super::Admitted::created);
         drop(guard);
 
         let message = if is_new {
@@ -262,8 +268,10 @@ impl Reconciler {
             recreate: true,
             prune: true,
         };
+        let admitted = self.admit_start(id).await?;
         self.converge(id, &desired, &recorded, pod.as_ref(), opts)
             .await?;
+        let _turn = admitted.created();
         drop(guard);
         self.wait_and_get(&owner, id).await
     }

@@ -24,7 +24,12 @@ pub use self::{
     lifecycle::{MAX_LOG_BYTES, Provisioned, Stats},
     plan::{Action, Plan, Step},
 };
-use crate::{activity::IdlePolicy, config::InstanceSettings, render::ActiveTemplates};
+use crate::{
+    activity::IdlePolicy,
+    capacity::{Capacity, Turn},
+    config::InstanceSettings,
+    render::ActiveTemplates,
+};
 
 /// Result of reconciler operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -59,6 +64,7 @@ pub struct Reconciler {
     timeouts: Timeouts,
     locks: Locks,
     idle: IdlePolicy,
+    capacity: Capacity,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -87,7 +93,53 @@ impl Reconciler {
             timeouts,
             locks: Locks::default(),
             idle: IdlePolicy::default(),
+            capacity: Capacity::default(),
         }
+    }
+
+    /// The same reconciler, starting instances within `capacity` (no limit by default).
+    pub fn with_capacity(mut self, capacity: Capacity) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Admits a start of instance `id`: waits for its turn among MAX_CONCURRENT_STARTS,
+    /// then refuses when MAX_RUNNING_INSTANCES other instances have pods. The admission
+    /// lock is held until the caller has created the pod.
+    async fn admit_start(&self, id: &str) -> Result<Admitted<'_>> {
+        let turn = self.capacity.turn().await;
+        let guard = self.capacity.admission().await;
+        if let Some(limit) = self.capacity.max_running() {
+            let running = self.running_pods(id).await?;
+            if running >= limit {
+                return Err(Error::CapacityReached { running, limit });
+            }
+        }
+        Ok(Admitted {
+            turn,
+            _guard: guard,
+        })
+    }
+
+    /// Pods of instances other than `id` that exist and are not being deleted.
+    async fn running_pods(&self, id: &str) -> Result<usize> {
+        let lp = kube::api::ListParams::default().labels(&format!(
+            "{},{}={}",
+            live::managed_selector(),
+            crate::naming::LABEL_NAME,
+            crate::naming::APP_NAME_VALUE
+        ));
+        let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+            kube::Api::namespaced(self.client.clone(), &self.settings.namespace);
+        let list = with_retry("list the running instances", || pods.list(&lp))
+            .await
+            .map_err(|e| Error::kube("count the running instances", e))?;
+        Ok(list
+            .items
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter(|p| p.metadata.name.as_deref() != Some(id))
+            .count())
     }
 
     /// The same reconciler, reporting `idleStopAt` by `idle` (off by default).
@@ -126,6 +178,20 @@ impl Reconciler {
     /// The resolved kinds (Istio availability among them).
     pub fn kinds(&self) -> &Kinds {
         &self.kinds
+    }
+}
+
+/// An admitted start: its turn (held until the start is over) and the admission lock
+/// (released once the pod is created).
+struct Admitted<'a> {
+    turn: Turn,
+    _guard: tokio::sync::MutexGuard<'a, ()>,
+}
+
+impl Admitted<'_> {
+    /// Releases the admission lock, keeping the turn.
+    fn created(self) -> Turn {
+        self.turn
     }
 }
 
