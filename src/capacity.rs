@@ -7,14 +7,20 @@
 //! serialised within a replica; replicas racing each other can overshoot by the number of
 //! replicas. The ResourceQuota in `k8s/` is the hard bound.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 use clap::Args;
 use prometheus::IntGauge;
-use tokio::sync::{Mutex, MutexGuard, OwnedSemaphorePermit, Semaphore};
+use tokio::{
+    sync::{Mutex, MutexGuard, OwnedSemaphorePermit, Semaphore},
+    time::Instant,
+};
 
 /// Capacity settings (`serve`).
 #[derive(Args, Debug, Clone)]
@@ -31,6 +37,12 @@ pub struct CapacityArgs {
           value_name = "MAX_CONCURRENT_STARTS", default_value_t = 20,
           value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub max_concurrent_starts: u64,
+    /// Mutations one user may make per minute (a burst of that many, refilled evenly);
+    /// more are answered `RATE_LIMITED`. 0: no limit.
+    #[arg(long = "mutations-per-minute", env = "MUTATIONS_PER_MINUTE",
+          value_name = "MUTATIONS_PER_MINUTE", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    pub mutations_per_minute: u64,
 }
 
 impl Default for CapacityArgs {
@@ -38,6 +50,7 @@ impl Default for CapacityArgs {
         Self {
             max_running_instances: 0,
             max_concurrent_starts: 20,
+            mutations_per_minute: 30,
         }
     }
 }
@@ -59,11 +72,19 @@ pub struct Capacity {
     admission: Mutex<()>,
     waiting: AtomicUsize,
     gauges: Option<CapacityGauges>,
+    mutations: Arc<RateLimit>,
 }
 
 impl Default for Capacity {
+    /// No limits: no running limit, no mutation rate limit, 20 concurrent starts.
     fn default() -> Self {
-        Self::new(&CapacityArgs::default(), None)
+        Self::new(
+            &CapacityArgs {
+                mutations_per_minute: 0,
+                ..CapacityArgs::default()
+            },
+            None,
+        )
     }
 }
 
@@ -89,7 +110,13 @@ impl Capacity {
             admission: Mutex::new(()),
             waiting: AtomicUsize::new(0),
             gauges,
+            mutations: Arc::new(RateLimit::per_minute(args.mutations_per_minute)),
         }
+    }
+
+    /// The per-user mutation rate limit.
+    pub fn mutations(&self) -> Arc<RateLimit> {
+        self.mutations.clone()
     }
 
     /// The running-instance limit, if any.
@@ -120,5 +147,92 @@ impl Capacity {
         if let Some(g) = &self.gauges {
             g.queue.set(i64::try_from(n).unwrap_or(i64::MAX));
         }
+    }
+}
+
+/// Users' buckets kept at most; full buckets are forgotten first.
+const MAX_TRACKED: usize = 10_000;
+
+/// A token bucket per user: `burst` calls at once, refilled at `burst` per minute.
+#[derive(Debug)]
+pub struct RateLimit {
+    burst: f64,
+    buckets: std::sync::Mutex<HashMap<String, Bucket>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl RateLimit {
+    /// `per_minute` calls per user and minute; 0: no limit.
+    pub fn per_minute(per_minute: u64) -> Self {
+        Self {
+            burst: per_minute as f64,
+            buckets: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one call from `user`'s bucket; `false` when it is empty (nothing is taken).
+    pub fn try_take(&self, user: &str) -> bool {
+        if self.burst <= 0.0 {
+            return true;
+        }
+        let now = Instant::now();
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let refill = |b: &Bucket| {
+            let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
+            (b.tokens + elapsed * self.burst / 60.0).min(self.burst)
+        };
+        if buckets.len() >= MAX_TRACKED && !buckets.contains_key(user) {
+            buckets.retain(|_, b| refill(b) < self.burst);
+            if buckets.len() >= MAX_TRACKED {
+                // NB: every tracked user is mid-burst; refusing a new user would let
+                // many identities lock everyone out, so the newcomer goes untracked.
+                return true;
+            }
+        }
+        let bucket = buckets.entry(user.to_owned()).or_insert(Bucket {
+            tokens: self.burst,
+            at: now,
+        });
+        let tokens = refill(bucket);
+        if tokens < 1.0 {
+            *bucket = Bucket { tokens, at: now };
+            return false;
+        }
+        *bucket = Bucket {
+            tokens: tokens - 1.0,
+            at: now,
+        };
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_then_refills_per_user() {
+        let limit = RateLimit::per_minute(3);
+        assert!((0..3).all(|_| limit.try_take("ann")));
+        assert!(!limit.try_take("ann"));
+        assert!(limit.try_take("bob"), "users have their own buckets");
+        tokio::time::advance(Duration::from_secs(20)).await;
+        assert!(
+            limit.try_take("ann"),
+            "one call back after a third of a minute"
+        );
+        assert!(!limit.try_take("ann"));
+        let off = RateLimit::per_minute(0);
+        assert!((0..1000).all(|_| off.try_take("ann")));
     }
 }

@@ -40,6 +40,7 @@ async fn env(max_running: u64) -> (Sim, Reconciler) {
         &CapacityArgs {
             max_running_instances: max_running,
             max_concurrent_starts: 20,
+            mutations_per_minute: 0,
         },
         None,
     ));
@@ -128,6 +129,7 @@ async fn starts_beyond_the_limit_wait_their_turn_in_order() {
         &CapacityArgs {
             max_running_instances: 5,
             max_concurrent_starts: 1,
+            mutations_per_minute: 0,
         },
         Some(gauges.clone()),
     ));

@@ -38,6 +38,8 @@ pub enum Code {
     IntrospectionDisabled,
     /// MAX_RUNNING_INSTANCES instances already run; nothing was created.
     CapacityReached,
+    /// The caller made more than MUTATIONS_PER_MINUTE mutations in the last minute.
+    RateLimited,
 }
 
 impl Code {
@@ -56,6 +58,7 @@ impl Code {
             Self::Timeout => "TIMEOUT",
             Self::IntrospectionDisabled => "INTROSPECTION_DISABLED",
             Self::CapacityReached => "CAPACITY_REACHED",
+            Self::RateLimited => "RATE_LIMITED",
         }
     }
 }
@@ -98,6 +101,8 @@ pub enum ApiError {
     IntrospectionDisabled,
     /// `capacity reached`: MAX_RUNNING_INSTANCES instances already run.
     CapacityReached,
+    /// `rate limited`: the caller's mutations per minute are used up.
+    RateLimited,
 }
 
 impl ApiError {
@@ -121,6 +126,7 @@ impl ApiError {
             Self::TooManyRequests => "too many concurrent requests",
             Self::IntrospectionDisabled => "introspection is disabled",
             Self::CapacityReached => "capacity reached",
+            Self::RateLimited => "rate limited",
         }
     }
 
@@ -143,6 +149,7 @@ impl ApiError {
             Self::TooManyRequests => Code::TooManyRequests,
             Self::IntrospectionDisabled => Code::IntrospectionDisabled,
             Self::CapacityReached => Code::CapacityReached,
+            Self::RateLimited => Code::RateLimited,
         }
     }
 

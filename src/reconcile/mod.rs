@@ -97,6 +97,11 @@ impl Reconciler {
         }
     }
 
+    /// The capacity limits (the GraphQL layer applies the per-user mutation rate).
+    pub fn capacity(&self) -> &Capacity {
+        &self.capacity
+    }
+
     /// The same reconciler, starting instances within `capacity` (no limit by default).
     pub fn with_capacity(mut self, capacity: Capacity) -> Self {
         self.capacity = capacity;
