@@ -156,6 +156,17 @@ impl Reconciler {
     /// stopped one is started; a new one is created. Waits for readiness up to
     /// CODESERVER_TIMEOUT and answers STARTING if the time runs out.
     pub async fn provision(&self, owner: &Owner, repo: Repo) -> Result<Provisioned> {
+        self.provision_with(owner, repo, true).await
+    }
+
+    /// [`Self::provision`]; with `wait` false it answers as soon as the objects are
+    /// applied, with the status they have then (PENDING for a new pod).
+    pub async fn provision_with(
+        &self,
+        owner: &Owner,
+        repo: Repo,
+        wait: bool,
+    ) -> Result<Provisioned> {
         let (_, key) = identity(owner)?;
         let guard = self.locks.lock(&key).await;
         let record = self.find_record(&key).await?;
@@ -204,7 +215,11 @@ impl Reconciler {
         if running && added {
             self.run_sync(&desired.values, &id).await?;
         }
-        let instance = self.wait_and_get(&owner, &id).await?;
+        let instance = if wait {
+            self.wait_and_get(&owner, &id).await?
+        } else {
+            self.get(&owner, &id).await?
+        };
         Ok(Provisioned {
             instance,
             message: message.to_owned(),
@@ -250,6 +265,12 @@ impl Reconciler {
     /// Start: create the pod (and anything missing or changed) from the current
     /// templates; a pod rendered from older templates is recreated.
     pub async fn start(&self, owner: &Owner, id: &str) -> Result<Instance> {
+        self.start_with(owner, id, true).await
+    }
+
+    /// [`Self::start`]; with `wait` false it answers as soon as the pod is created, with
+    /// the status it has then (PENDING).
+    pub async fn start_with(&self, owner: &Owner, id: &str, wait: bool) -> Result<Instance> {
         let (_, key) = identity(owner)?;
         let guard = self.locks.lock(&key).await;
         let record = self.owned_record(owner, id).await?;
@@ -273,7 +294,11 @@ impl Reconciler {
             .await?;
         let _turn = admitted.created();
         drop(guard);
-        self.wait_and_get(&owner, id).await
+        if wait {
+            self.wait_and_get(&owner, id).await
+        } else {
+            self.get(&owner, id).await
+        }
     }
 
     /// Delete: every object of the instance, the PVC (and the work in it) last; only
