@@ -166,3 +166,18 @@ async fn starts_beyond_the_limit_wait_their_turn_in_order() {
     }
     assert_eq!(gauges.queue.get(), 0);
 }
+
+#[tokio::test]
+async fn concurrent_provisions_cannot_both_take_the_last_place() {
+    let (sim, rec) = env(1).await;
+    let (ann, bob) = (user("ann"), user("bob"));
+    let (a, b) = tokio::join!(rec.provision(&ann, repo()), rec.provision(&bob, repo()));
+    let refused = [&a, &b]
+        .iter()
+        .filter(|r| matches!(r, Err(Error::CapacityReached { .. })))
+        .count();
+    assert_eq!(refused, 1, "{a:?} {b:?}");
+    assert!(a.is_ok() || b.is_ok());
+    assert_eq!(sim.list_objects("pods").len(), 1);
+    assert_eq!(sim.list_objects("persistentvolumeclaims").len(), 1);
+}

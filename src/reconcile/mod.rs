@@ -113,16 +113,19 @@ impl Reconciler {
     /// lock is held until the caller has created the pod.
     async fn admit_start(&self, id: &str) -> Result<Admitted<'_>> {
         let turn = self.capacity.turn().await;
+        // NB: without a limit there is nothing to count, and no reason to serialise the
+        // starts (converging may wait out a terminating pod's grace period).
+        let Some(limit) = self.capacity.max_running() else {
+            return Ok(Admitted { turn, _guard: None });
+        };
         let guard = self.capacity.admission().await;
-        if let Some(limit) = self.capacity.max_running() {
-            let running = self.running_pods(id).await?;
-            if running >= limit {
-                return Err(Error::CapacityReached { running, limit });
-            }
+        let running = self.running_pods(id).await?;
+        if running >= limit {
+            return Err(Error::CapacityReached { running, limit });
         }
         Ok(Admitted {
             turn,
-            _guard: guard,
+            _guard: Some(guard),
         })
     }
 
@@ -190,7 +193,7 @@ impl Reconciler {
 /// (released once the pod is created).
 struct Admitted<'a> {
     turn: Turn,
-    _guard: tokio::sync::MutexGuard<'a, ()>,
+    _guard: Option<tokio::sync::MutexGuard<'a, ()>>,
 }
 
 impl Admitted<'_> {
