@@ -19,7 +19,7 @@ use codeserver_service::{
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{Api, api::PostParams};
-use serde_json::json;
+use serde_json::{Value, json};
 
 const NS: &str = "codeserver-instances";
 const TIMEOUT: u64 = 600;
@@ -302,4 +302,36 @@ async fn the_simulated_cluster_serves_leases_with_optimistic_concurrency() {
     }
     let holder = leases.get("l").await.unwrap().spec.unwrap().holder_identity;
     assert_eq!(holder.as_deref(), Some("b"));
+}
+
+#[tokio::test]
+async fn the_simulated_code_server_reports_use_like_code_server() {
+    let e = env().await;
+    let id = e.rec.provision(&john(), repo()).await.unwrap().instance.id;
+    let url = |svc: &str| {
+        e.code
+            .url_template()
+            .replace("{namespace}", NS)
+            .replace("{service}", svc)
+    };
+    let get = |u: String| async move {
+        let r = reqwest::get(u).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    // Never used since it started: expired, lastHeartbeat 0.
+    let (status, body) = get(url(&id)).await;
+    assert_eq!(status, 200);
+    let h: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (h["status"].as_str(), h["lastHeartbeat"].as_i64()),
+        (Some("expired"), Some(0))
+    );
+    // In use: alive, with a heartbeat at the time of the answer.
+    e.code.set_active(NS, &id, true);
+    let before = Timestamp::now().as_millisecond();
+    let h: Value = serde_json::from_str(&get(url(&id)).await.1).unwrap();
+    assert_eq!(h["status"], "alive");
+    assert!(h["lastHeartbeat"].as_i64().unwrap() >= before);
+    // No pod, no endpoint.
+    assert_eq!(get(url("code-server-nobody")).await.0, 503);
 }
