@@ -261,6 +261,12 @@ pub struct ServeArgs {
     /// Listen addresses, API limits and developer tools.
     #[command(flatten)]
     pub api: ApiArgs,
+    /// Idle culling.
+    #[command(flatten)]
+    pub idle: crate::activity::IdleArgs,
+    /// Capacity limits.
+    #[command(flatten)]
+    pub capacity: crate::capacity::CapacityArgs,
 }
 
 // --- Listen addresses, API limits and developer tools (issue 10) ---
@@ -536,6 +542,12 @@ pub struct DemoArgs {
     /// Instance settings (templates, values, sizes) for the demo's instances.
     #[command(flatten)]
     pub instance: InstanceSettings,
+    /// Idle culling (HEALTHZ_URL is the simulated code-servers' in the demo).
+    #[command(flatten)]
+    pub idle: crate::activity::IdleArgs,
+    /// Capacity limits.
+    #[command(flatten)]
+    pub capacity: crate::capacity::CapacityArgs,
 }
 
 /// Arguments of `healthcheck`.

@@ -6,7 +6,9 @@
 use std::{fmt::Write as _, sync::Arc, time::Duration};
 
 use crate::{
+    activity::{Culler, IdleArgs, IdlePolicy},
     auth::AuthSettings,
+    capacity::{Capacity, CapacityGauges},
     config::DemoArgs,
     gitea::GiteaSettings,
     metrics::Metrics,
@@ -119,8 +121,29 @@ pub async fn demo(args: &DemoArgs) -> Result<(), DemoError> {
                 ..Timeouts::default()
             },
         )
-        .with_gitea(keys),
+        .with_gitea(keys)
+        .with_idle_policy(IdlePolicy::from_args(&args.idle))
+        .with_capacity(Capacity::new(
+            &args.capacity,
+            Some(CapacityGauges {
+                limit: metrics.running_limit.clone(),
+                queue: metrics.start_queue.clone(),
+            }),
+        )),
     );
+    // NB: the simulated code-servers answer /healthz with no use since they started, so
+    // an instance left alone stops after IDLE_TIMEOUT.
+    let code_servers = sim
+        .code_servers()
+        .await
+        .map_err(|e| DemoError::Cluster(Box::new(e)))?;
+    let idle = IdleArgs {
+        healthz_url: code_servers.url_template(),
+        ..args.idle.clone()
+    };
+    let culler = Culler::new(reconciler.clone(), &idle, Some(metrics.idle_stops.clone()))
+        .map_err(|e| DemoError::Serve(ServeError::Culler(e)))?;
+    let culling = tokio::spawn(culler.run());
     let routes = serve::assemble(simulated_parts(
         reconciler.clone(),
         &issuer,
@@ -164,6 +187,8 @@ pub async fn demo(args: &DemoArgs) -> Result<(), DemoError> {
     )
     .await;
     stats.abort();
+    culling.abort();
+    drop(code_servers);
     Ok(outcome?)
 }
 
@@ -218,6 +243,21 @@ fn banner(
         out,
         "  curl -s {api}/graphql -H \"Authorization: Bearer $ALICE_TOKEN\" -H 'Content-Type: application/json' \\\n    -d '{query}'"
     );
+    let _ = writeln!(
+        out,
+        "\nIdle stop: instances nobody uses stop after IDLE_TIMEOUT={}s (PVC kept), showing\n\
+         idleStopAt for the last IDLE_WARNING={}s; checked every {}s. For a short run:\n\
+         \n  IDLE_TIMEOUT=60 IDLE_WARNING=45 IDLE_CHECK_INTERVAL=5 MAX_RUNNING_INSTANCES=2 codeserver-service demo\n\
+         \nthen ask for {{ myCodeServers {{ id status lastAccessedAt idleStopAt }} }}.",
+        args.idle.idle_timeout, args.idle.idle_warning, args.idle.idle_check_interval
+    );
+    if args.capacity.max_running_instances > 0 {
+        let _ = writeln!(
+            out,
+            "Capacity: at most {} instances run at once; one more is refused (CAPACITY_REACHED).",
+            args.capacity.max_running_instances
+        );
+    }
     let _ = writeln!(out, "\nPress Ctrl-C to stop.");
     out
 }

@@ -265,6 +265,10 @@ pub struct Instance {
     /// True when the live pod was rendered from other templates or values than the
     /// current ones: a restart applies the change.
     pub restart_pending: bool,
+    /// When the instance was last used: the recorded activity, or its pod's start if later.
+    pub last_accessed_at: Option<jiff::Timestamp>,
+    /// When a running instance will stop for being idle, during the warning window.
+    pub idle_stop_at: Option<jiff::Timestamp>,
 }
 
 impl Instance {
@@ -332,6 +336,12 @@ impl Instance {
             service_name: id.clone(),
             node: pod.and_then(|p| p.spec.as_ref()?.node_name.clone()),
             restart_pending: false,
+            last_accessed_at: crate::activity::last_access(
+                crate::activity::recorded(pvc),
+                None,
+                pod.and_then(crate::activity::started),
+            ),
+            idle_stop_at: None,
             id,
         })
     }

@@ -4,7 +4,9 @@
 //! (`render`), compared with what is live (`reconcile::plan`) and applied with server-side
 //! apply (`reconcile::apply`). The GraphQL layer only checks identity and arguments.
 
+pub mod activity;
 pub mod auth;
+pub mod capacity;
 pub mod cli;
 pub mod config;
 pub mod demo;
@@ -12,6 +14,7 @@ pub mod gitea;
 pub mod graphql;
 pub mod http;
 pub mod instance;
+pub mod lease;
 pub mod metrics;
 pub mod naming;
 pub mod quantity;

@@ -9,7 +9,8 @@
 mod kube_calls;
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 pub use self::kube_calls::{Counted, KubeCounter, classify};
@@ -58,6 +59,12 @@ pub struct Metrics {
     pub gitea_requests: IntCounterVec,
     /// `codeserver_templates_reload_total{result}`: template directory reloads.
     pub templates_reload: IntCounterVec,
+    /// `codeserver_idle_stops_total`: instances stopped for being idle.
+    pub idle_stops: IntCounter,
+    /// `codeserver_running_instances_limit`: MAX_RUNNING_INSTANCES (0: no limit).
+    pub running_limit: IntGauge,
+    /// `codeserver_start_queue_length`: starts waiting for their turn.
+    pub start_queue: IntGauge,
 }
 
 impl Metrics {
@@ -143,6 +150,30 @@ impl Metrics {
                 &["result"],
             ),
         )?;
+        let idle_stops = register(
+            &registry,
+            "codeserver_idle_stops_total",
+            IntCounter::new(
+                "codeserver_idle_stops_total",
+                "Instances stopped for being idle (their workspace volumes are kept)",
+            ),
+        )?;
+        let running_limit = register(
+            &registry,
+            "codeserver_running_instances_limit",
+            IntGauge::new(
+                "codeserver_running_instances_limit",
+                "Most instances that may run at once (MAX_RUNNING_INSTANCES; 0: no limit)",
+            ),
+        )?;
+        let start_queue = register(
+            &registry,
+            "codeserver_start_queue_length",
+            IntGauge::new(
+                "codeserver_start_queue_length",
+                "Instance starts waiting for one of MAX_CONCURRENT_STARTS",
+            ),
+        )?;
         Ok(Self {
             registry,
             instances,
@@ -152,6 +183,9 @@ impl Metrics {
             kube_requests,
             gitea_requests,
             templates_reload,
+            idle_stops,
+            running_limit,
+            start_queue,
         })
     }
 

@@ -13,7 +13,9 @@ use kube::Client;
 use warp::{Filter, filters::BoxedFilter, reply::Response};
 
 use crate::{
+    activity::{Culler, IdlePolicy},
     auth::{AuthError, AuthSettings, Authenticator},
+    capacity::{Capacity, CapacityGauges},
     config::ServeArgs,
     gitea::{GiteaClient, GiteaError, GiteaSettings},
     graphql::{self, Services, error_chain, record_stats},
@@ -72,6 +74,9 @@ pub enum ServeError {
     /// Settings that parse but cannot work together.
     #[error(transparent)]
     Settings(#[from] crate::config::SettingsError),
+    /// The idle culler could not be built.
+    #[error("failed to set up idle culling")]
+    Culler(#[source] crate::activity::CullError),
 }
 
 /// What `/ready` lists under `degraded`, computed when asked.
@@ -355,8 +360,22 @@ pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
             args.instance.clone(),
             timeouts,
         )
-        .with_gitea(keys_client),
+        .with_gitea(keys_client)
+        .with_idle_policy(IdlePolicy::from_args(&args.idle))
+        .with_capacity(Capacity::new(
+            &args.capacity,
+            Some(CapacityGauges {
+                limit: metrics.running_limit.clone(),
+                queue: metrics.start_queue.clone(),
+            }),
+        )),
     );
+    let culler = Culler::new(
+        reconciler.clone(),
+        &args.idle,
+        Some(metrics.idle_stops.clone()),
+    )
+    .map_err(ServeError::Culler)?;
     let reload = reload::watch(
         templates,
         &args.instance,
@@ -372,6 +391,7 @@ pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
         api: args.api_settings(),
     })?;
     let stats = tokio::spawn(refresh_stats(reconciler, metrics, STATS_INTERVAL));
+    let culling = tokio::spawn(culler.run());
     let api_addr = socket_addr(&args.api.bind_address, args.port);
     let metrics_addr = socket_addr(&args.api.metrics_bind_address, args.metrics_port);
     tracing::info!(
@@ -388,6 +408,7 @@ pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
     )
     .await;
     stats.abort();
+    culling.abort();
     if let Some((task, _)) = reload {
         task.abort();
     }

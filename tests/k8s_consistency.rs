@@ -62,6 +62,7 @@ fn the_configmap_holds_every_setting_the_service_reads() {
         "VALUES_FILE", // unset: values.yaml is part of the templates and reloads with them
         "GRAPHIQL",    // unset: off in production
         "GRAPHQL_INTROSPECTION", // unset: off in production
+        "POD_NAME",    // 04-deployment.yaml, from the downward API
     ];
     // Differ from the binary's default on purpose, or have none.
     let deployment_values = [

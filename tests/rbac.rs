@@ -9,6 +9,7 @@ use std::{sync::Arc, time::Duration};
 
 use clap::Parser;
 use codeserver_service::{
+    activity::{Culler, IdleArgs},
     config::{Cli, Command, InstanceSettings},
     demo,
     gitea::GiteaClient,
@@ -118,6 +119,32 @@ async fn the_role_grants_exactly_what_the_service_uses() {
         .provision(&owner, repo("frontend"))
         .await
         .expect("a second repository");
+    // The idle culler: elected (Lease created, then renewed), records activity on the
+    // PVC and stops the idle instance.
+    let code_servers = sim
+        .code_servers()
+        .await
+        .expect("code-server endpoints start");
+    let culler = Culler::new(
+        reconciler.clone(),
+        &IdleArgs {
+            idle_check_interval: 60,
+            idle_timeout: 600,
+            idle_warning: 60,
+            idle_check_concurrency: 2,
+            healthz_url: code_servers.url_template(),
+            idle_lease_name: "codeserver-service-idle-culler".to_owned(),
+            pod_name: Some("codeserver-service-0".to_owned()),
+        },
+        None,
+    )
+    .expect("the culler builds");
+    let now = jiff::Timestamp::now();
+    let first = culler.check(now).await.expect("an idle check");
+    assert_eq!(first.recorded, vec![id.clone()]);
+    let later = now + jiff::SignedDuration::from_secs(601);
+    let idle = culler.check(later).await.expect("an idle stop");
+    assert_eq!(idle.stopped, vec![id.clone()]);
     reconciler.stop(&owner, &id).await.expect("stop");
     reconciler.start(&owner, &id).await.expect("start");
     reconciler.events(&id).await.expect("events");

@@ -64,9 +64,7 @@ impl From<Instance> for CodeServerInstance {
             // NB: the API server stamps every object it stores; an empty string only
             // shows for an object that was never stored, which the reconciler never returns.
             created_at: instance.created_at.unwrap_or_default(),
-            // NB: the service keeps no state and code-server reports no access times, so
-            // there is nothing true to say here; the spec makes the field nullable.
-            last_accessed_at: None,
+            last_accessed_at: instance.last_accessed_at.map(|t| t.to_string()),
             storage_used: instance.storage.map(|q| q.to_binary_si()),
             // NB: reasons quote the clone log and pod statuses, which may name internal
             // URLs (the clone URL, a registry); callers see them redacted.
@@ -83,6 +81,7 @@ impl From<Instance> for CodeServerInstance {
                     clone_url: r.clone_url,
                 })
                 .collect(),
+            idle_stop_at: instance.idle_stop_at.map(|t| t.to_string()),
         }
     }
 }
@@ -168,6 +167,7 @@ impl From<reconcile::Error> for ApiError {
             E::NotReady(reason) => Self::PodNotReady.with_reason(reason),
             E::Sync(reason) => Self::SyncFailed.with_reason(reason),
             E::Render(_) | E::Values(_) | E::Degraded(_) | E::Kube { .. } => Self::Internal,
+            E::CapacityReached { .. } => Self::CapacityReached,
         };
         tracing::warn!(error = %error_chain(&error), "operation failed");
         answer

@@ -49,6 +49,10 @@ pub enum Code {
     RepositoryLimitExceeded,
     /// Recorded repositories the owner may no longer read were not pulled.
     RepositoryAccessLost,
+    /// MAX_RUNNING_INSTANCES instances already run; nothing was created.
+    CapacityReached,
+    /// The caller made more than MUTATIONS_PER_MINUTE mutations in the last minute.
+    RateLimited,
 }
 
 impl Code {
@@ -72,6 +76,8 @@ impl Code {
             Self::SyncInProgress => "SYNC_IN_PROGRESS",
             Self::RepositoryLimitExceeded => "REPOSITORY_LIMIT_EXCEEDED",
             Self::RepositoryAccessLost => "REPOSITORY_ACCESS_LOST",
+            Self::CapacityReached => "CAPACITY_REACHED",
+            Self::RateLimited => "RATE_LIMITED",
         }
     }
 }
@@ -127,6 +133,10 @@ pub enum ApiError {
     IntrospectionDisabled,
     /// One of the others with a reason the caller may see (`extensions.reason`).
     WithReason(Box<ApiError>, String),
+    /// `capacity reached`: MAX_RUNNING_INSTANCES instances already run.
+    CapacityReached,
+    /// `rate limited`: the caller's mutations per minute are used up.
+    RateLimited,
 }
 
 impl ApiError {
@@ -154,6 +164,8 @@ impl ApiError {
             Self::TooManyRequests => "too many concurrent requests",
             Self::IntrospectionDisabled => "introspection is disabled",
             Self::WithReason(error, _) => error.message(),
+            Self::CapacityReached => "capacity reached",
+            Self::RateLimited => "rate limited",
         }
     }
 
@@ -199,6 +211,8 @@ impl ApiError {
             Self::TooManyRequests => Code::TooManyRequests,
             Self::IntrospectionDisabled => Code::IntrospectionDisabled,
             Self::WithReason(error, _) => error.code(),
+            Self::CapacityReached => Code::CapacityReached,
+            Self::RateLimited => Code::RateLimited,
         }
     }
 

@@ -11,6 +11,7 @@ mod extension;
 pub mod limits;
 mod mutation;
 mod query;
+mod rate;
 mod types;
 
 use std::sync::Arc;
@@ -59,10 +60,12 @@ pub struct Services {
 /// Builds the schema with its limits and the request-latency metric.
 pub fn schema(services: Services) -> AppSchema {
     let metrics = services.metrics.clone();
+    let mutations = services.reconciler.capacity().mutations();
     Schema::build(Query, Mutation, EmptySubscription)
         .data(services)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .extension(RequestMetrics::new(metrics))
+        .extension(rate::MutationRate::new(mutations))
         .finish()
 }

@@ -19,18 +19,23 @@ pub struct Mutation;
 impl Mutation {
     /// Provisions (or reuses) the caller's instance with this repository cloned in its
     /// workspace. Gitea decides access with the caller's own token; nothing is created
-    /// when it refuses or cannot be reached.
+    /// when it refuses or cannot be reached. With `wait: false` it answers as soon as the
+    /// objects are applied (PENDING for a new pod) instead of waiting for readiness.
     async fn provision_code_server(
         &self,
         ctx: &Context<'_>,
         repo_owner: String,
         repo_name: String,
+        #[graphql(default_with = "Some(true)")] wait: Option<bool>,
     ) -> Result<ProvisionResult, ApiError> {
         let identity = caller(ctx)?;
         let services = services(ctx)?;
         let repo = readable_repo(services, identity, &repo_owner, &repo_name).await?;
         let started = Instant::now();
-        let result = services.reconciler.provision(&owner(identity), repo).await;
+        let result = services
+            .reconciler
+            .provision_with(&owner(identity), repo, wait.unwrap_or(true))
+            .await;
         let outcome = if result.is_ok() { "ok" } else { "error" };
         services
             .metrics
@@ -48,17 +53,22 @@ impl Mutation {
         Ok(true)
     }
 
-    /// Starts the caller's stopped instance (admins: any instance).
+    /// Starts the caller's stopped instance (admins: any instance); with `wait: false` it
+    /// answers as soon as the pod is created (PENDING) instead of waiting for readiness.
     async fn start_code_server(
         &self,
         ctx: &Context<'_>,
         id: String,
+        #[graphql(default_with = "Some(true)")] wait: Option<bool>,
     ) -> Result<CodeServerInstance, ApiError> {
         let identity = caller(ctx)?;
         args::instance_id(&id)?;
         let services = services(ctx)?;
         let target = acting_owner(services, identity, &id, "start").await?;
-        let checked = services.reconciler.start_checked(&target, &id).await?;
+        let checked = services
+            .reconciler
+            .start_with(&target, &id, wait.unwrap_or(true))
+            .await?;
         notice_lost(ctx, &checked.lost);
         Ok(checked.value.into())
     }

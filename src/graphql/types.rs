@@ -40,7 +40,8 @@ pub struct CodeServerInstance {
     pub status: InstanceStatus,
     /// When the instance was created (RFC 3339).
     pub created_at: String,
-    /// When the instance was last used; not tracked by this service, so null.
+    /// When the instance was last used (RFC 3339): the last activity code-server
+    /// reported, or the pod's start if later; null before either is known.
     pub last_accessed_at: Option<String>,
     /// Storage allocated to the workspace, such as `10Gi`.
     pub storage_used: Option<String>,
@@ -51,6 +52,9 @@ pub struct CodeServerInstance {
     /// Every repository of the workspace, in the order they were added; `repoOwner` and
     /// `repoName` are the first.
     pub repositories: Vec<WorkspaceRepository>,
+    /// When a running instance will be stopped for being idle (RFC 3339); set only
+    /// during the IDLE_WARNING window before that, null otherwise. Any use moves it away.
+    pub idle_stop_at: Option<String>,
 }
 
 /// A Kubernetes event of an instance's pod or workspace volume.

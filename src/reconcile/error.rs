@@ -64,6 +64,14 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// MAX_RUNNING_INSTANCES instances already run; nothing was created.
+    #[error("capacity reached: {running} of {limit} instances are running")]
+    CapacityReached {
+        /// Instances running (pods that exist and are not being deleted).
+        running: usize,
+        /// MAX_RUNNING_INSTANCES.
+        limit: usize,
+    },
 }
 
 impl Error {

@@ -162,6 +162,17 @@ impl Reconciler {
     /// message says when. An instance still being deleted is waited out (bounded) and
     /// created afresh.
     pub async fn provision(self: &Arc<Self>, owner: &Owner, repo: Repo) -> Result<Provisioned> {
+        self.provision_with(owner, repo, true).await
+    }
+
+    /// [`Self::provision`]; with `wait` false it answers as soon as the objects are
+    /// applied, with the status they have then (PENDING for a new pod).
+    pub async fn provision_with(
+        self: &Arc<Self>,
+        owner: &Owner,
+        repo: Repo,
+        wait: bool,
+    ) -> Result<Provisioned> {
         let (_, key) = identity(owner)?;
         let guard = self.locks.lock(&key).await;
         let record = self.find_record(&key).await?;
@@ -213,14 +224,24 @@ impl Reconciler {
                 prune: true,
             }
         };
+        let admitted = if running {
+            None
+        } else {
+            Some(self.admit_start(&id).await?)
+        };
         self.converge(&id, &desired, &recorded, pod.as_ref(), opts)
             .await?;
+        let _turn = admitted.map(super::Admitted::created);
         drop(guard);
 
         // NB: a repository added to a live pod is not in its clone list (pod specs are
         // immutable): a sync Job clones it, once the pod is ready.
         let clone_later = running && added;
-        let mut instance = self.wait_and_get(&owner, &id).await?;
+        let mut instance = if wait {
+            self.wait_and_get(&owner, &id).await?
+        } else {
+            self.get(&owner, &id).await?
+        };
         let mut message = if clone_later {
             match instance.status.status {
                 InstanceStatus::Running => match self.run_sync(&desired.values, &id).await {
@@ -374,12 +395,23 @@ impl Reconciler {
     /// Start: create the pod (and anything missing or changed) from the current
     /// templates; a pod rendered from older templates is recreated.
     pub async fn start(&self, owner: &Owner, id: &str) -> Result<Instance> {
-        Ok(self.start_checked(owner, id).await?.value)
+        Ok(self.start_with(owner, id, true).await?.value)
     }
 
     /// Start, saying which recorded repositories were not pulled because the owner lost
     /// access in Gitea; when they lost every one, nothing is started (`AccessLost`).
     pub async fn start_checked(&self, owner: &Owner, id: &str) -> Result<Checked<Instance>> {
+        self.start_with(owner, id, true).await
+    }
+
+    /// [`Self::start_checked`]; with `wait` false it answers as soon as the pod is
+    /// created, with the status it has then (PENDING).
+    pub async fn start_with(
+        &self,
+        owner: &Owner,
+        id: &str,
+        wait: bool,
+    ) -> Result<Checked<Instance>> {
         let (_, key) = identity(owner)?;
         let guard = self.locks.lock(&key).await;
         let record = self.owned_record(owner, id).await?;
@@ -403,11 +435,18 @@ impl Reconciler {
             recreate: true,
             prune: true,
         };
+        let admitted = self.admit_start(id).await?;
         self.converge(id, &desired, &recorded, pod.as_ref(), opts)
             .await?;
+        let _turn = admitted.created();
         drop(guard);
+        let value = if wait {
+            self.wait_and_get(&owner, id).await?
+        } else {
+            self.get(&owner, id).await?
+        };
         Ok(Checked {
-            value: self.wait_and_get(&owner, id).await?,
+            value,
             lost: access.lost_names(),
         })
     }
@@ -698,6 +737,7 @@ impl Reconciler {
                 instance.restart_pending = want_hash.is_some() && live_hash != want_hash;
             }
         }
+        instance.idle_stop_at = self.idle_stop_at(&instance);
         Ok(instance)
     }
 

@@ -33,7 +33,12 @@ pub use self::{
     live::{kinds_record, stamp_kinds},
     plan::{Action, Plan, Step},
 };
-use crate::{config::InstanceSettings, render::ActiveTemplates};
+use crate::{
+    activity::IdlePolicy,
+    capacity::{Capacity, Turn},
+    config::InstanceSettings,
+    render::ActiveTemplates,
+};
 
 /// Result of reconciler operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -69,6 +74,8 @@ pub struct Reconciler {
     locks: Locks,
     /// Gitea, for access checks as the owner and the instances' deploy keys.
     gitea: Option<crate::gitea::GiteaClient>,
+    idle: IdlePolicy,
+    capacity: Capacity,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -97,6 +104,8 @@ impl Reconciler {
             timeouts,
             locks: Locks::default(),
             gitea: None,
+            idle: IdlePolicy::default(),
+            capacity: Capacity::default(),
         }
     }
 
@@ -107,6 +116,77 @@ impl Reconciler {
     pub fn with_gitea(mut self, gitea: crate::gitea::GiteaClient) -> Self {
         self.gitea = Some(gitea);
         self
+    }
+
+    /// The capacity limits (the GraphQL layer applies the per-user mutation rate).
+    pub fn capacity(&self) -> &Capacity {
+        &self.capacity
+    }
+
+    /// The same reconciler, starting instances within `capacity` (no limit by default).
+    pub fn with_capacity(mut self, capacity: Capacity) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Admits a start of instance `id`: waits for its turn among MAX_CONCURRENT_STARTS,
+    /// then refuses when MAX_RUNNING_INSTANCES other instances have pods. The admission
+    /// lock is held until the caller has created the pod.
+    async fn admit_start(&self, id: &str) -> Result<Admitted<'_>> {
+        let turn = self.capacity.turn().await;
+        // NB: without a limit there is nothing to count, and no reason to serialise the
+        // starts (converging may wait out a terminating pod's grace period).
+        let Some(limit) = self.capacity.max_running() else {
+            return Ok(Admitted { turn, _guard: None });
+        };
+        let guard = self.capacity.admission().await;
+        let running = self.running_pods(id).await?;
+        if running >= limit {
+            return Err(Error::CapacityReached { running, limit });
+        }
+        Ok(Admitted {
+            turn,
+            _guard: Some(guard),
+        })
+    }
+
+    /// Pods of instances other than `id` that exist and are not being deleted.
+    async fn running_pods(&self, id: &str) -> Result<usize> {
+        let lp = kube::api::ListParams::default().labels(&format!(
+            "{},{}={}",
+            live::managed_selector(),
+            crate::naming::LABEL_NAME,
+            crate::naming::APP_NAME_VALUE
+        ));
+        let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+            kube::Api::namespaced(self.client.clone(), &self.settings.namespace);
+        let list = with_retry("list the running instances", || pods.list(&lp))
+            .await
+            .map_err(|e| Error::kube("count the running instances", e))?;
+        Ok(list
+            .items
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter(|p| p.metadata.name.as_deref() != Some(id))
+            .count())
+    }
+
+    /// The same reconciler, reporting `idleStopAt` by `idle` (off by default).
+    pub fn with_idle_policy(mut self, idle: IdlePolicy) -> Self {
+        self.idle = idle;
+        self
+    }
+
+    /// When a running `instance` stops for being idle, during its warning window.
+    fn idle_stop_at(&self, instance: &crate::instance::Instance) -> Option<jiff::Timestamp> {
+        if instance.status.status != crate::instance::InstanceStatus::Running {
+            return None;
+        }
+        crate::activity::idle_stop_at(
+            self.idle,
+            instance.last_accessed_at?,
+            jiff::Timestamp::now(),
+        )
     }
 
     /// The Kubernetes client.
@@ -127,6 +207,20 @@ impl Reconciler {
     /// The resolved kinds (Istio availability among them).
     pub fn kinds(&self) -> &Kinds {
         &self.kinds
+    }
+}
+
+/// An admitted start: its turn (held until the start is over) and the admission lock
+/// (released once the pod is created).
+struct Admitted<'a> {
+    turn: Turn,
+    _guard: Option<tokio::sync::MutexGuard<'a, ()>>,
+}
+
+impl Admitted<'_> {
+    /// Releases the admission lock, keeping the turn.
+    fn created(self) -> Turn {
+        self.turn
     }
 }
 

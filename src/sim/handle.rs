@@ -270,4 +270,10 @@ impl Sim {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
+
+    /// Starts simulated code-server `/healthz` endpoints for this cluster's instances
+    /// (see [`super::heartbeat`]).
+    pub async fn code_servers(&self) -> Result<super::heartbeat::CodeServers, SimError> {
+        super::heartbeat::CodeServers::start(self.sh.clone()).await
+    }
 }

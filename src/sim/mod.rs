@@ -40,6 +40,7 @@ mod faults;
 mod fields;
 pub mod gitea;
 mod handle;
+pub mod heartbeat;
 mod http;
 pub mod issuer;
 mod lifecycle;

@@ -195,6 +195,18 @@ pub const RESOURCES: &[ResourceDef] = &[
         short_names: &["ev"],
         subresources: NONE,
     },
+    // NB: leader election of the idle culler (client-go's lease lock: get, create, update
+    // with the read resourceVersion; a stale one answers 409).
+    ResourceDef {
+        group: "coordination.k8s.io",
+        versions: &["v1"],
+        plural: "leases",
+        singular: "lease",
+        kind: "Lease",
+        namespaced: true,
+        short_names: NONE,
+        subresources: NONE,
+    },
 ];
 
 /// Resource id (index into [`RESOURCES`]).

@@ -132,9 +132,33 @@ pub fn validate(plural: &str, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
         "services" => service(obj, old, &mut out),
         "networkpolicies" => network_policy(obj, &mut out),
         "persistentvolumeclaims" => pvc(obj, old, &mut out),
+        "leases" => lease(obj, &mut out),
         _ => {}
     }
     out
+}
+
+/// A Lease's spec, as upstream `ValidateLeaseSpec` checks it: the duration, when set,
+/// positive; the transitions, when set, not negative.
+fn lease(obj: &Value, out: &mut Vec<Cause>) {
+    if let Some(d) = obj.pointer("/spec/leaseDurationSeconds")
+        && d.as_i64().is_none_or(|d| d <= 0)
+    {
+        out.push(field_invalid(
+            "spec.leaseDurationSeconds",
+            d,
+            "must be greater than 0",
+        ));
+    }
+    if let Some(t) = obj.pointer("/spec/leaseTransitions")
+        && t.as_i64().is_none_or(|t| t < 0)
+    {
+        out.push(field_invalid(
+            "spec.leaseTransitions",
+            t,
+            "must be greater than or equal to 0",
+        ));
+    }
 }
 
 /// The ipBlocks of a NetworkPolicy's peers, as upstream `ValidateIPBlock` checks them:

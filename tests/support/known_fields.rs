@@ -10,7 +10,9 @@ use k8s_openapi::{
     Resource,
     api::{
         apps::v1::Deployment,
-        core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount},
+        core::v1::{
+            ConfigMap, LimitRange, Namespace, ResourceQuota, Secret, Service, ServiceAccount,
+        },
         networking::v1::NetworkPolicy,
         policy::v1::PodDisruptionBudget,
         rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
@@ -68,6 +70,8 @@ pub fn check(value: &Value) -> Result<Checked, String> {
         ClusterRoleBinding,
         PodDisruptionBudget,
         NetworkPolicy,
+        ResourceQuota,
+        LimitRange,
     );
     Ok(Checked::NotKubernetes)
 }

@@ -1,0 +1,67 @@
+//! `wait: false`: provisioning and starting answer as soon as the objects are applied,
+//! with the status they have then, instead of waiting for readiness.
+
+use std::{sync::Arc, time::Duration};
+
+use codeserver_service::{
+    config::InstanceSettings,
+    instance::InstanceStatus,
+    reconcile::{Kinds, Reconciler, Timeouts},
+    render::{ActiveTemplates, Templates},
+    sim::{Sim, SimOptions},
+    values::{Owner, Repo},
+};
+
+const NS: &str = "codeserver-instances";
+
+#[tokio::test]
+async fn without_waiting_provision_and_start_answer_pending_at_once() {
+    // NB: no scheduler or kubelet: a pod stays as created, so waiting would take the
+    // whole (here: one hour) readiness timeout and only an answer at once can pass.
+    let sim = Sim::start_with(SimOptions {
+        lifecycle: false,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let rec = Arc::new(Reconciler::new(
+        sim.client(),
+        Kinds::new(Some("v1".to_owned())),
+        Arc::new(ActiveTemplates::new(Templates::builtin().unwrap())),
+        InstanceSettings {
+            jwt_issuer: Some("https://keycloak.test/realms/devplatform".to_owned()),
+            ..InstanceSettings::default()
+        },
+        Timeouts {
+            ready: Duration::from_secs(3600),
+            ..Timeouts::default()
+        },
+    ));
+    let owner = Owner {
+        sub: Some("sub-ann".to_owned()),
+        ..Owner::new("ann")
+    };
+    let repo = Repo::new("devteam", "api", "http://gitea:3000/devteam/api.git").unwrap();
+    let p = tokio::time::timeout(
+        Duration::from_secs(60),
+        rec.provision_with(&owner, repo, false),
+    )
+    .await
+    .expect("answered without waiting for readiness")
+    .unwrap();
+    assert!(p.is_new);
+    assert_eq!(p.instance.status.status, InstanceStatus::Pending);
+    let id = p.instance.id.clone();
+    assert!(sim.object("pods", NS, &id).is_some());
+
+    rec.stop(&owner, &id).await.unwrap();
+    assert!(
+        sim.wait_for("pods", NS, &id, Duration::from_secs(5), |p| p.is_none())
+            .await
+    );
+    let started = tokio::time::timeout(Duration::from_secs(60), rec.start_with(&owner, &id, false))
+        .await
+        .expect("answered without waiting for readiness")
+        .unwrap();
+    assert_eq!(started.value.status.status, InstanceStatus::Pending);
+}
