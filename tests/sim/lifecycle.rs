@@ -621,3 +621,30 @@ async fn the_scheduler_and_kubelet_record_events_with_counts() {
         other => panic!("an unindexed field is refused: {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn log_limit_bytes_cuts_at_a_byte_like_the_kubelet() {
+    let sim = Sim::start().await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(sim.client(), NS);
+    let manifest = pod_manifest("code-server-eve", "codercom/code-server:4.96.4");
+    pods.patch(
+        "code-server-eve",
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&manifest),
+    )
+    .await
+    .unwrap();
+    wait_ready(&pods, "code-server-eve").await;
+    sim.set_logs(NS, "code-server-eve", "code-server", &["héllo"]);
+    let params = |limit| LogParams {
+        container: Some("code-server".into()),
+        limit_bytes: Some(limit),
+        ..LogParams::default()
+    };
+    assert_eq!(pods.logs("code-server-eve", &params(1)).await.unwrap(), "h");
+    // NB: two bytes end inside 'é': the body is those bytes, not an error or a panic.
+    match pods.logs("code-server-eve", &params(2)).await {
+        Err(kube::Error::FromUtf8(cut)) => assert_eq!(cut.into_bytes(), b"h\xc3"),
+        other => panic!("expected the raw cut bytes, got {other:?}"),
+    }
+}

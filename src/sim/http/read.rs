@@ -213,6 +213,8 @@ pub(crate) fn logs(sh: &Arc<Shared>, r: &ResourceRoute, q: &HashMap<String, Stri
         text.push_str(l);
         text.push('\n');
     }
+    // NB: like the kubelet, limitBytes cuts at a byte, even inside a UTF-8 character.
+    let mut text = text.into_bytes();
     if let Some(limit) = q.get("limitBytes").and_then(|t| t.parse::<usize>().ok()) {
         text.truncate(limit);
     }
@@ -231,7 +233,7 @@ fn follow(
     uid: String,
     container: String,
     statuses: &'static str,
-    text: String,
+    text: Vec<u8>,
 ) -> Reply_ {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let sh = sh.clone();
