@@ -266,14 +266,12 @@ async fn a_repository_added_while_the_pod_starts_is_cloned_once_it_is_ready() {
     );
 
     e.sim.set_pod_behaviour(&id, PodBehaviour::Normal);
-    let mut jobs = Vec::new();
-    for _ in 0..200 {
-        jobs = kinds_of(&e.sim, "jobs");
-        if !jobs.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    e.sim
+        .wait_until(Duration::from_secs(10), |sim| {
+            !sim.list_objects("jobs").is_empty()
+        })
+        .await;
+    let jobs = kinds_of(&e.sim, "jobs");
     assert_eq!(
         jobs.len(),
         1,

@@ -250,7 +250,7 @@ impl Sim {
         );
     }
 
-    /// Wait until the object satisfies `pred` (polling the store), or time out.
+    /// Wait until the object satisfies `pred` (see [`Sim::wait_until`]), or time out.
     pub async fn wait_for(
         &self,
         plural: &str,
@@ -259,15 +259,30 @@ impl Sim {
         timeout: Duration,
         pred: impl Fn(Option<&Value>) -> bool,
     ) -> bool {
+        self.wait_until(timeout, |sim| {
+            pred(sim.object(plural, namespace, name).as_ref())
+        })
+        .await
+    }
+
+    /// Waits until `cond` holds, checking again on every change to the store (no
+    /// polling), for at most `timeout`; whether it held.
+    pub async fn wait_until(&self, timeout: Duration, cond: impl Fn(&Self) -> bool) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if pred(self.object(plural, namespace, name).as_ref()) {
+            // NB: subscribe before checking, so that a change between the check and the
+            // wait is not missed.
+            let mut changes = lock(&self.sh.store).subscribe();
+            if cond(self) {
                 return true;
             }
-            if tokio::time::Instant::now() >= deadline {
-                return false;
+            match tokio::time::timeout_at(deadline, changes.recv()).await {
+                // A change, or changes missed while lagging: check again.
+                Ok(Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) | Err(_) => {
+                    return cond(self);
+                }
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 

@@ -582,18 +582,18 @@ async fn the_scheduler_and_kubelet_record_events_with_counts() {
     .unwrap();
     let lp =
         ListParams::default().fields("involvedObject.kind=Pod,involvedObject.name=code-server-eve");
-    let mut back_off = None;
-    for _ in 0..200 {
-        let list = events.list(&lp).await.unwrap();
-        back_off = list
-            .items
-            .into_iter()
-            .find(|e| e.reason.as_deref() == Some("BackOff") && e.count.unwrap_or(0) >= 2);
-        if back_off.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let repeated = |e: &Value| e["reason"] == "BackOff" && e["count"].as_i64().unwrap_or(0) >= 2;
+    sim.wait_until(Duration::from_secs(10), |sim| {
+        sim.list_objects("events").iter().any(repeated)
+    })
+    .await;
+    let back_off = events
+        .list(&lp)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|e| e.reason.as_deref() == Some("BackOff") && e.count.unwrap_or(0) >= 2);
     let back_off = back_off.expect("a repeated back-off is one event with a count");
     assert_eq!(back_off.type_.as_deref(), Some("Warning"));
     assert_eq!(
