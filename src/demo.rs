@@ -6,9 +6,8 @@
 use std::{fmt::Write as _, sync::Arc, time::Duration};
 
 use crate::{
-    activity::{Culler, IdleArgs, IdlePolicy},
+    activity::{Culler, IdleArgs},
     auth::AuthSettings,
-    capacity::{Capacity, CapacityGauges},
     config::DemoArgs,
     gitea::GiteaSettings,
     metrics::Metrics,
@@ -110,7 +109,7 @@ pub async fn demo(args: &DemoArgs) -> Result<(), DemoError> {
         .map_err(|e| DemoError::Serve(ServeError::InvalidTemplates(e)))?;
     let keys = crate::gitea::GiteaClient::new(simulated_gitea(&gitea.url()))
         .map_err(|e| DemoError::Serve(ServeError::Gitea(e)))?;
-    let reconciler = Arc::new(
+    let reconciler = Arc::new(serve::limited(
         Reconciler::new(
             client,
             kinds,
@@ -121,16 +120,11 @@ pub async fn demo(args: &DemoArgs) -> Result<(), DemoError> {
                 ..Timeouts::default()
             },
         )
-        .with_gitea(keys)
-        .with_idle_policy(IdlePolicy::from_args(&args.idle))
-        .with_capacity(Capacity::new(
-            &args.capacity,
-            Some(CapacityGauges {
-                limit: metrics.running_limit.clone(),
-                queue: metrics.start_queue.clone(),
-            }),
-        )),
-    );
+        .with_gitea(keys),
+        &args.idle,
+        &args.capacity,
+        &metrics,
+    ));
     // NB: the simulated code-servers answer /healthz with no use since they started, so
     // an instance left alone stops after IDLE_TIMEOUT.
     let code_servers = sim

@@ -13,9 +13,9 @@ use kube::Client;
 use warp::{Filter, filters::BoxedFilter, reply::Response};
 
 use crate::{
-    activity::{Culler, IdlePolicy},
+    activity::{Culler, IdleArgs, IdlePolicy},
     auth::{AuthError, AuthSettings, Authenticator},
-    capacity::{Capacity, CapacityGauges},
+    capacity::{Capacity, CapacityArgs, CapacityGauges},
     config::ServeArgs,
     gitea::{GiteaClient, GiteaError, GiteaSettings},
     graphql::{self, Services, error_chain, record_stats},
@@ -323,6 +323,25 @@ fn socket_addr(host: &std::net::IpAddr, port: u16) -> String {
     std::net::SocketAddr::new(*host, port).to_string()
 }
 
+/// `reconciler` with the idle policy and the capacity limits of `idle` and `capacity`,
+/// reporting to `metrics` (the same for `serve` and `demo`).
+pub fn limited(
+    reconciler: Reconciler,
+    idle: &IdleArgs,
+    capacity: &CapacityArgs,
+    metrics: &Metrics,
+) -> Reconciler {
+    reconciler
+        .with_idle_policy(IdlePolicy::from_args(idle))
+        .with_capacity(Capacity::new(
+            capacity,
+            Some(CapacityGauges {
+                limit: metrics.running_limit.clone(),
+                queue: metrics.start_queue.clone(),
+            }),
+        ))
+}
+
 /// The `serve` command.
 pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
     args.check()?;
@@ -352,7 +371,7 @@ pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
     let keys_client = GiteaClient::new(gitea.clone())
         .map_err(ServeError::Gitea)?
         .with_metrics(metrics.clone());
-    let reconciler = Arc::new(
+    let reconciler = Arc::new(limited(
         Reconciler::new(
             client,
             kinds,
@@ -360,16 +379,11 @@ pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
             args.instance.clone(),
             timeouts,
         )
-        .with_gitea(keys_client)
-        .with_idle_policy(IdlePolicy::from_args(&args.idle))
-        .with_capacity(Capacity::new(
-            &args.capacity,
-            Some(CapacityGauges {
-                limit: metrics.running_limit.clone(),
-                queue: metrics.start_queue.clone(),
-            }),
-        )),
-    );
+        .with_gitea(keys_client),
+        &args.idle,
+        &args.capacity,
+        &metrics,
+    ));
     let culler = Culler::new(
         reconciler.clone(),
         &args.idle,
