@@ -47,9 +47,14 @@ struct World {
 }
 
 async fn world(api: http::ApiSettings) -> World {
+    world_with(api, false).await
+}
+
+/// With `lifecycle`, the simulated scheduler and kubelet run the pods.
+async fn world_with(api: http::ApiSettings, lifecycle: bool) -> World {
     codeserver_service::install_crypto();
     let sim = Sim::start_with(SimOptions {
-        lifecycle: false,
+        lifecycle,
         ..SimOptions::default()
     })
     .await
@@ -66,7 +71,7 @@ async fn world(api: http::ApiSettings) -> World {
             ..InstanceSettings::default()
         },
         Timeouts {
-            ready: Duration::from_secs(3600),
+            ready: Duration::from_secs(if lifecycle { 10 } else { 3600 }),
             ..Timeouts::default()
         },
     ));
@@ -90,6 +95,12 @@ async fn world(api: http::ApiSettings) -> World {
 impl World {
     fn token(&self, user: &str) -> String {
         self.issuer.mint(&TokenSpec::new(user)).unwrap()
+    }
+
+    fn admin_token(&self) -> String {
+        self.issuer
+            .mint(&TokenSpec::new("admin").roles(&["admin"]))
+            .unwrap()
     }
 
     /// Provisions `devteam/docs` for `token`'s user without waiting; the instance id.
@@ -333,6 +344,10 @@ async fn another_users_instance_is_not_found_and_the_stream_ends() {
         next(&mut socket).await,
         json!({"id": "1", "type": "complete"})
     );
+    // An admin may follow any instance.
+    let mut admin = w.connected(json!({"token": w.admin_token()})).await;
+    send(&mut admin, subscribe("1", &id)).await;
+    assert_eq!(item(&mut admin, "1").await["status"], "PENDING");
     // A malformed id is refused the same way, before any cluster call.
     send(&mut socket, subscribe("2", "../../etc")).await;
     let answer = next(&mut socket).await;
@@ -437,4 +452,43 @@ async fn each_caller_has_a_limited_number_of_subscriptions_and_costly_ones_are_r
     assert_eq!(refused["type"], "error");
     assert_eq!(refused["id"], "big");
     assert_eq!(refused["payload"][0]["message"], "too many root fields");
+}
+
+#[tokio::test]
+async fn with_the_simulated_kubelet_a_subscription_ends_at_running() {
+    let w = world_with(http::ApiSettings::default(), true).await;
+    let alice = w.token("alice");
+    let id = w.provision(&alice).await;
+    let mut socket = w.connected(json!({"token": alice})).await;
+    send(&mut socket, subscribe("1", &id)).await;
+    // NB: the kubelet runs on its own, so how much of the start is left to see varies;
+    // the statuses only move forward and the last one is RUNNING.
+    let order = ["PENDING", "STARTING", "RUNNING"];
+    let mut seen = Vec::new();
+    loop {
+        let message = next(&mut socket).await;
+        if message == json!({"id": "1", "type": "complete"}) {
+            break;
+        }
+        assert_eq!(message["type"], "next", "{message}");
+        let item = &message["payload"]["data"]["codeServerEvents"];
+        let status = item["status"].as_str().unwrap().to_owned();
+        let rank = order
+            .iter()
+            .position(|s| *s == status)
+            .expect("a known status");
+        assert!(
+            seen.last().is_none_or(|last| *last <= rank),
+            "{seen:?} then {status}"
+        );
+        seen.push(rank);
+        if item["kind"] == "PHASE" && status == "RUNNING" {
+            assert_eq!(
+                next(&mut socket).await,
+                json!({"id": "1", "type": "complete"})
+            );
+            return;
+        }
+    }
+    panic!("completed before RUNNING: {seen:?}");
 }
