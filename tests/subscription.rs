@@ -492,3 +492,53 @@ async fn with_the_simulated_kubelet_a_subscription_ends_at_running() {
     }
     panic!("completed before RUNNING: {seen:?}");
 }
+
+#[tokio::test]
+async fn a_subscription_sent_as_a_post_is_refused() {
+    let w = world(http::ApiSettings::default()).await;
+    let body =
+        json!({"query": "subscription { codeServerEvents(id: \"code-server-alice\") { kind } }"});
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{}/graphql", w.base))
+        .bearer_auth(w.token("alice"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(answer["data"].is_null(), "{answer}");
+    assert!(answer["errors"][0]["message"].is_string(), "{answer}");
+}
+
+#[test]
+fn the_subscription_is_documented_as_served() {
+    let sdl = async_graphql::Schema::build(
+        codeserver_service::graphql::Query,
+        codeserver_service::graphql::Mutation,
+        codeserver_service::graphql::Subscription,
+    )
+    .finish()
+    .sdl();
+    assert!(
+        sdl.contains("codeServerEvents(id: String!): ProgressEvent!"),
+        "{sdl}"
+    );
+    let api = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/api.md")).unwrap();
+    assert!(api.contains("codeServerEvents(id: String!): ProgressEvent!"));
+    for member in [
+        "kind: ProgressKind!",
+        "status: InstanceStatus!",
+        "message: String",
+        "at: String!",
+        "event: InstanceEvent",
+    ] {
+        assert!(sdl.contains(member), "{member}");
+        assert!(api.contains(member), "{member}");
+    }
+    for kind in ["PHASE", "CLONE", "EVENT"] {
+        assert!(sdl.contains(kind), "{kind}");
+    }
+}
