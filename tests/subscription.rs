@@ -542,3 +542,25 @@ fn the_subscription_is_documented_as_served() {
         assert!(sdl.contains(kind), "{kind}");
     }
 }
+
+#[tokio::test]
+async fn a_connection_without_connection_init_is_closed_after_the_header_read_timeout() {
+    let w = world(http::ApiSettings {
+        server: http::ServerLimits {
+            header_read_timeout: Duration::from_secs(1),
+            ..http::ServerLimits::default()
+        },
+        ..http::ApiSettings::default()
+    })
+    .await;
+    let mut socket = w.socket().await;
+    assert_eq!(closed_with(&mut socket).await, CloseCode::from(4408));
+    // A second connection_init is refused too.
+    let mut socket = w.connected(json!({"token": w.token("alice")})).await;
+    send(
+        &mut socket,
+        json!({"type": "connection_init", "payload": {}}),
+    )
+    .await;
+    assert_eq!(closed_with(&mut socket).await, CloseCode::from(4429));
+}
