@@ -334,6 +334,20 @@ pub struct ApiArgs {
           default_value_t = crate::http::DEFAULT_HEADER_READ_TIMEOUT.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub header_read_timeout: u64,
+    /// Subscriptions (codeServerEvents) one caller may have open; more are answered
+    /// `too many subscriptions`.
+    #[arg(long = "max-subscriptions-per-caller", env = "MAX_SUBSCRIPTIONS_PER_CALLER",
+          value_name = "MAX_SUBSCRIPTIONS_PER_CALLER",
+          default_value_t = crate::graphql::DEFAULT_MAX_SUBSCRIPTIONS_PER_CALLER as u16,
+          value_parser = clap::value_parser!(u16).range(1..=1_000))]
+    pub max_subscriptions_per_caller: u16,
+    /// Seconds a subscription (and its websocket connection) may stay open; should
+    /// exceed CODESERVER_TIMEOUT so that a start can be followed to its end.
+    #[arg(long = "subscription-timeout", env = "SUBSCRIPTION_TIMEOUT",
+          value_name = "SUBSCRIPTION_TIMEOUT",
+          default_value_t = crate::graphql::DEFAULT_SUBSCRIPTION_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub subscription_timeout: u64,
 }
 
 /// Settings that parse but cannot work together.
@@ -396,6 +410,8 @@ impl ServeArgs {
                 header_read_timeout: Duration::from_secs(self.api.header_read_timeout),
                 request_timeout: Duration::from_secs(self.api.request_timeout),
             },
+            max_subscriptions_per_caller: usize::from(self.api.max_subscriptions_per_caller),
+            subscription_timeout: Duration::from_secs(self.api.subscription_timeout),
             graphiql: self.api.graphiql.unwrap_or(tools_default),
             introspection: self.api.graphql_introspection.unwrap_or(tools_default),
         }

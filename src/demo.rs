@@ -1,7 +1,7 @@
 //! The `demo` command: the whole service on 127.0.0.1 with no cluster. It starts the
 //! simulated cluster, a simulated Gitea with a few users and repositories, a token issuer
 //! with a freshly generated key, and the real server; then prints tokens for two users and
-//! an admin and a `curl` to paste.
+//! an admin, a `curl` to paste and how to watch an instance come up.
 
 use std::{fmt::Write as _, sync::Arc, time::Duration};
 
@@ -237,6 +237,17 @@ fn banner(
         out,
         "  curl -s {api}/graphql -H \"Authorization: Bearer $ALICE_TOKEN\" -H 'Content-Type: application/json' \\\n    -d '{query}'"
     );
+    let ws = api.replacen("http", "ws", 1);
+    let _ = writeln!(
+        out,
+        "\nWatch one come up: provision with `wait: false` (it answers PENDING at once), then\n\
+         subscribe to its id over graphql-transport-ws (here with websocat); PHASE, CLONE and\n\
+         EVENT items follow until RUNNING:\n"
+    );
+    let _ = writeln!(
+        out,
+        r#"  ID='<instance id>'; printf '%s\n' '{{"type":"connection_init","payload":{{"token":"'"$ALICE_TOKEN"'"}}}}' '{{"id":"1","type":"subscribe","payload":{{"query":"subscription {{ codeServerEvents(id: \"'"$ID"'\") {{ kind status message at }} }}"}}}}' | websocat -n --protocol graphql-transport-ws {ws}/graphql"#
+    );
     let _ = writeln!(
         out,
         "\nIdle stop: instances nobody uses stop after IDLE_TIMEOUT={}s (PVC kept), showing\n\
@@ -289,6 +300,10 @@ mod tests {
         assert!(text.contains("export ADMIN_TOKEN=d.e.f"));
         assert!(text.contains("curl -s http://127.0.0.1:18082/graphql"));
         assert!(text.contains("provisionCodeServer"));
+        assert!(text.contains(
+            "| websocat -n --protocol graphql-transport-ws ws://127.0.0.1:18082/graphql"
+        ));
+        assert!(text.contains(r#"codeServerEvents(id: \"'"$ID"'\")"#));
         assert!(text.contains("devteam/backend-api (private, collaborators: alice, bob)"));
         assert!(!text.contains("0.0.0.0"), "everything stays on loopback");
         assert!(

@@ -168,6 +168,10 @@ pub fn assemble(parts: Parts) -> Result<Routes, ServeError> {
         admin_role,
         metrics: parts.metrics.clone(),
         ready: ready.clone(),
+        subscriptions: graphql::SubscriptionLimits::new(
+            parts.api.max_subscriptions_per_caller,
+            parts.api.subscription_timeout,
+        ),
     });
     Ok(Routes {
         api: http::routes(App {

@@ -491,7 +491,7 @@ const RECONCILER_VERBS: &[(&str, &str, &[&str])] = &[
         "persistentvolumeclaims",
         &["get", "list", "watch", "create", "patch", "delete"],
     ),
-    ("", "events", &["list"]),
+    ("", "events", &["list", "watch"]),
     ("", "services", &["list", "create", "patch", "delete"]),
     (
         "networking.k8s.io",

@@ -16,7 +16,7 @@ use codeserver_service::{
     reconcile::{Kinds, Reconciler, Timeouts},
     render::{ActiveTemplates, Templates},
     sim::{
-        Sim, SimOptions,
+        PodBehaviour, Sim, SimOptions,
         gitea::{SimGitea, SimRepo},
         issuer::Issuer,
     },
@@ -148,6 +148,49 @@ async fn the_role_grants_exactly_what_the_service_uses() {
     reconciler.stop(&owner, &id).await.expect("stop");
     reconciler.start(&owner, &id).await.expect("start");
     reconciler.events(&id).await.expect("events");
+    // The codeServerEvents subscription watches the pod and the events of one instance
+    // (a pod that never becomes ready keeps it going until the kubelet's events arrive).
+    reconciler.stop(&owner, &id).await.expect("stop again");
+    assert!(
+        sim.wait_for(
+            "pods",
+            "codeserver-instances",
+            &id,
+            Duration::from_secs(10),
+            |p| p.is_none()
+        )
+        .await
+    );
+    sim.set_pod_behaviour(&id, PodBehaviour::NeverReady);
+    reconciler
+        .start_with(&owner, &id, false)
+        .await
+        .expect("start without waiting");
+    let progress = reconciler.progress(&owner, &id).await.expect("progress");
+    let mut progress = std::pin::pin!(progress);
+    // NB: an event that appears after one the stream reported can only come from the
+    // watch that follows the list.
+    for reason in ["SeenFirst", "SeenSecond"] {
+        sim.seed(serde_json::json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": format!("{id}.{}", reason.to_ascii_lowercase()), "namespace": "codeserver-instances"},
+            "involvedObject": {"kind": "Pod", "name": id, "namespace": "codeserver-instances"},
+            "reason": reason, "message": "seeded", "type": "Normal", "count": 1,
+        }))
+        .expect("an event");
+        let seen = tokio::time::timeout(Duration::from_secs(30), async {
+            use futures::StreamExt as _;
+            while let Some(item) = progress.next().await {
+                if item.event.as_ref().is_some_and(|e| e.reason == reason) {
+                    return true;
+                }
+            }
+            false
+        })
+        .await
+        .expect("the event in time");
+        assert!(seen, "{reason}");
+    }
     reconciler.delete(&owner, &id).await.expect("delete");
     // Provisioning right after a delete watches the old volume go.
     reconciler

@@ -129,6 +129,8 @@ pub enum ApiError {
     TooManyMutations,
     /// `too many concurrent requests`: the caller's concurrency limit is reached.
     TooManyRequests,
+    /// `too many subscriptions`: the caller has MAX_SUBSCRIPTIONS_PER_CALLER open.
+    TooManySubscriptions,
     /// `introspection is disabled`: introspection is turned off.
     IntrospectionDisabled,
     /// One of the others with a reason the caller may see (`extensions.reason`).
@@ -162,6 +164,7 @@ impl ApiError {
             Self::TooManyRootFields => "too many root fields",
             Self::TooManyMutations => "too many mutations",
             Self::TooManyRequests => "too many concurrent requests",
+            Self::TooManySubscriptions => "too many subscriptions",
             Self::IntrospectionDisabled => "introspection is disabled",
             Self::WithReason(error, _) => error.message(),
             Self::CapacityReached => "capacity reached",
@@ -208,7 +211,7 @@ impl ApiError {
             Self::QueryTooComplex => Code::QueryTooComplex,
             Self::TooManyRootFields => Code::TooManyRootFields,
             Self::TooManyMutations => Code::TooManyMutations,
-            Self::TooManyRequests => Code::TooManyRequests,
+            Self::TooManyRequests | Self::TooManySubscriptions => Code::TooManyRequests,
             Self::IntrospectionDisabled => Code::IntrospectionDisabled,
             Self::WithReason(error, _) => error.code(),
             Self::CapacityReached => Code::CapacityReached,

@@ -12,11 +12,12 @@ pub mod limits;
 mod mutation;
 mod query;
 mod rate;
+mod subscription;
 mod types;
 
 use std::sync::Arc;
 
-use async_graphql::{EmptySubscription, Schema};
+use async_graphql::Schema;
 
 pub use self::{
     convert::{owner, record_stats},
@@ -24,6 +25,10 @@ pub use self::{
     extension::RequestMetrics,
     mutation::Mutation,
     query::Query,
+    subscription::{
+        DEFAULT_MAX_SUBSCRIPTIONS_PER_CALLER, DEFAULT_SUBSCRIPTION_TIMEOUT, ProgressEvent,
+        ProgressKind, Subscription, SubscriptionLimits,
+    },
     types::{
         CodeServerConnection, CodeServerEdge, CodeServerInstance, InstanceEvent, InstanceStats,
         InstanceStatus, PageInfo, PlanAction, PlanResult, PlanStep, ProvisionResult, RenderResult,
@@ -38,7 +43,7 @@ pub const MAX_DEPTH: usize = 16;
 pub const MAX_COMPLEXITY: usize = 2_000;
 
 /// The schema served at `/graphql`.
-pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
 /// What resolvers need, shared by every request.
 #[derive(Clone)]
@@ -55,13 +60,15 @@ pub struct Services {
     pub ready: ReadyCheck,
     /// The active template set (the `templates` query).
     pub templates: crate::reload::TemplatesReport,
+    /// Open subscriptions per caller and their lifetime.
+    pub subscriptions: SubscriptionLimits,
 }
 
 /// Builds the schema with its limits and the request-latency metric.
 pub fn schema(services: Services) -> AppSchema {
     let metrics = services.metrics.clone();
     let mutations = services.reconciler.capacity().mutations();
-    Schema::build(Query, Mutation, EmptySubscription)
+    Schema::build(Query, Mutation, Subscription)
         .data(services)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)

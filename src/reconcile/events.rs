@@ -78,29 +78,32 @@ fn newest(mut events: Vec<Event>) -> Vec<InstanceEvent> {
     events
         .into_iter()
         .take(MAX_EVENTS)
-        .map(|e| {
-            let mut message = e.message.clone().unwrap_or_default();
-            if message.len() > MAX_MESSAGE_LEN {
-                let mut cut = MAX_MESSAGE_LEN;
-                while !message.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                message.truncate(cut);
-            }
-            InstanceEvent {
-                type_: e.type_.clone().unwrap_or_else(|| "Normal".to_owned()),
-                reason: e.reason.clone().unwrap_or_default(),
-                message,
-                count: e.count.unwrap_or(1),
-                last_seen: last_seen(&e).map(|t| t.to_string()),
-                object: format!(
-                    "{}/{}",
-                    e.involved_object.kind.as_deref().unwrap_or_default(),
-                    e.involved_object.name.as_deref().unwrap_or_default()
-                ),
-            }
-        })
+        .map(|e| instance_event(&e))
         .collect()
+}
+
+/// `e` as the API reports it, its message cut to [`MAX_MESSAGE_LEN`].
+pub(super) fn instance_event(e: &Event) -> InstanceEvent {
+    let mut message = e.message.clone().unwrap_or_default();
+    if message.len() > MAX_MESSAGE_LEN {
+        let mut cut = MAX_MESSAGE_LEN;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+    }
+    InstanceEvent {
+        type_: e.type_.clone().unwrap_or_else(|| "Normal".to_owned()),
+        reason: e.reason.clone().unwrap_or_default(),
+        message,
+        count: e.count.unwrap_or(1),
+        last_seen: last_seen(e).map(|t| t.to_string()),
+        object: format!(
+            "{}/{}",
+            e.involved_object.kind.as_deref().unwrap_or_default(),
+            e.involved_object.name.as_deref().unwrap_or_default()
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ pub mod kinds;
 mod lifecycle;
 mod live;
 pub mod plan;
+mod progress;
 mod sshkey;
 
 use std::{
@@ -32,6 +33,7 @@ pub use self::{
     lifecycle::{Checked, MAX_LOG_BYTES, Provisioned, Stats},
     live::{kinds_record, stamp_kinds},
     plan::{Action, Plan, Step},
+    progress::{Progress, ProgressKind},
 };
 use crate::{
     activity::IdlePolicy,
