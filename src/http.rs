@@ -527,6 +527,10 @@ async fn subscription_socket(shared: Arc<Shared>, socket: warp::ws::WebSocket) {
             let refusals = refusals.clone();
             async move {
                 let message = message.ok()?;
+                // NB: websocket keep-alive frames; the socket answers pings by itself.
+                if message.is_ping() || message.is_pong() {
+                    return None;
+                }
                 if !message.is_text() {
                     // NB: binary frames are not part of the protocol; async-graphql answers
                     // an unreadable message by closing the socket.
@@ -671,40 +675,43 @@ async fn connection_identity(
     }
 }
 
-/// An `error` message for a `subscribe` whose query is over the cost limits (or asks for
-/// introspection when it is off), checked as an HTTP request's is; `None` for any other
-/// message, which goes on to async-graphql.
+/// An `error` message for a `subscribe` (or its older name `start`, which async-graphql
+/// also takes) whose query is over the cost limits, asks for introspection when it is off,
+/// or holds anything but subscriptions (queries and mutations go over HTTP, where the
+/// per-caller limits apply); `None` for any other message, which goes on to async-graphql.
 fn refuse_subscribe(text: &str, limits: &QueryLimits, introspection: bool) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Subscribe {
-        #[serde(rename = "type")]
-        kind: String,
-        id: String,
-        payload: Payload,
-    }
-    #[derive(serde::Deserialize)]
-    struct Payload {
-        query: String,
-    }
-    let subscribe: Subscribe = serde_json::from_str(text).ok()?;
-    if subscribe.kind != "subscribe" {
+    let message: serde_json::Value = serde_json::from_str(text).ok()?;
+    let kind = message.get("type").and_then(serde_json::Value::as_str)?;
+    if !matches!(kind, "subscribe" | "start") {
         return None;
     }
-    // NB: a query that does not parse goes on; async-graphql answers the parse error.
-    let document = async_graphql::parser::parse_query(&subscribe.payload.query).ok()?;
+    let id = message
+        .get("id")
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
+    // NB: without a query (or with one that does not parse) async-graphql answers the
+    // error itself, without executing anything.
+    let query = message.pointer("/payload/query")?.as_str()?;
+    let document = async_graphql::parser::parse_query(query).ok()?;
+    let only_subscriptions = document
+        .operations
+        .iter()
+        .all(|(_, op)| op.node.ty == async_graphql::parser::types::OperationType::Subscription);
     let error = match limits::check(&document, limits) {
         Err(refusal) => crate::graphql::ApiError::from(refusal),
         Ok(_) if !introspection && limits::asks_for_introspection(&document) => {
             crate::graphql::ApiError::IntrospectionDisabled
         }
+        Ok(_) if !only_subscriptions => crate::graphql::ApiError::BadInput(
+            "invalid argument query: only subscriptions are served over the websocket; send \
+             queries and mutations with POST /graphql"
+                .to_owned(),
+        ),
         Ok(_) => return None,
     };
-    tracing::info!(
-        message = error.message(),
-        "subscription refused by its cost"
-    );
+    tracing::info!(message = error.message(), "websocket operation refused");
     let answer = serde_json::json!({
-        "id": subscribe.id,
+        "id": id,
         "type": "error",
         "payload": [{"message": error.message(), "extensions": {"code": error.code().as_str()}}],
     });

@@ -564,3 +564,75 @@ async fn a_connection_without_connection_init_is_closed_after_the_header_read_ti
     .await;
     assert_eq!(closed_with(&mut socket).await, CloseCode::from(4429));
 }
+
+/// Fragments `F0` .. `F40`, each spreading the next twice: 2^40 fields once expanded.
+fn fragment_bomb() -> String {
+    let mut query = String::from("subscription { codeServerEvents(id: \"x\") { ...F0 } }\n");
+    for level in 0..40 {
+        let next = level + 1;
+        query.push_str(&format!(
+            "fragment F{level} on ProgressEvent {{ kind ...F{next} ...F{next} }}\n"
+        ));
+    }
+    query.push_str("fragment F40 on ProgressEvent { kind }\n");
+    query
+}
+
+#[tokio::test]
+async fn every_name_of_subscribe_is_cost_checked_and_only_subscriptions_are_served() {
+    let w = world(http::ApiSettings::default()).await;
+    let alice = w.token("alice");
+    let id = w.provision(&alice).await;
+    let mut socket = w.connected(json!({"token": alice})).await;
+
+    // `start`, the older name async-graphql also takes, is checked like `subscribe`.
+    for kind in ["subscribe", "start"] {
+        send(
+            &mut socket,
+            json!({"id": kind, "type": kind, "payload": {"query": fragment_bomb()}}),
+        )
+        .await;
+        let refused = next(&mut socket).await;
+        assert_eq!(refused["type"], "error", "{refused}");
+        assert_eq!(refused["id"], kind);
+        assert_eq!(
+            refused["payload"][0]["extensions"]["code"],
+            "QUERY_TOO_COMPLEX"
+        );
+    }
+
+    // Queries and mutations go over HTTP, where the per-caller limits apply.
+    for (n, query) in [
+        "{ myCodeServers { id } }",
+        "mutation { stopCodeServer(id: \"code-server-alice\") }",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let op = format!("op{n}");
+        send(
+            &mut socket,
+            json!({"id": op, "type": "subscribe", "payload": {"query": query}}),
+        )
+        .await;
+        let refused = next(&mut socket).await;
+        assert_eq!(refused["type"], "error", "{refused}");
+        assert_eq!(refused["id"], op);
+        assert_eq!(
+            refused["payload"][0]["extensions"]["code"],
+            "BAD_USER_INPUT"
+        );
+    }
+    assert!(
+        w.sim.object("pods", NS, &id).is_some(),
+        "the mutation was not run"
+    );
+
+    // A keep-alive ping does not end the connection.
+    socket
+        .send(Message::Ping(b"keep-alive".to_vec().into()))
+        .await
+        .unwrap();
+    send(&mut socket, subscribe("after-ping", &id)).await;
+    assert_eq!(item(&mut socket, "after-ping").await["status"], "PENDING");
+}

@@ -147,11 +147,13 @@ pub fn asks_for_introspection(document: &ExecutableDocument) -> bool {
         .any(|(_, op)| walk(document, &op.node.selection_set.node, 0))
 }
 
-/// The cost of one selection set: its expanded size and the fields at its top level.
+/// The cost of one selection set: its expanded size, the fields at its top level, and how
+/// many levels of selection sets and spreads it nests below itself.
 #[derive(Clone, Copy, Debug, Default)]
 struct Part {
     size: u64,
     top_fields: u64,
+    depth: usize,
 }
 
 /// A fragment's cost while it is computed (a spread of it then is a cycle) or once known.
@@ -174,21 +176,22 @@ impl<'d> Counter<'d> {
         }
         let mut part = Part::default();
         for item in &set.items {
-            let (size, top) = match &item.node {
+            let (size, top, below) = match &item.node {
                 Selection::Field(field) => {
                     let inner = self.selection_set(&field.node.selection_set.node, depth + 1)?;
-                    (inner.size.saturating_add(1), 1)
+                    (inner.size.saturating_add(1), 1, inner.depth)
                 }
                 Selection::InlineFragment(inline) => {
                     let inner = self.selection_set(&inline.node.selection_set.node, depth + 1)?;
-                    (inner.size, inner.top_fields)
+                    (inner.size, inner.top_fields, inner.depth)
                 }
                 Selection::FragmentSpread(spread) => {
                     let inner =
                         self.fragment(spread.node.fragment_name.node.as_str(), depth + 1)?;
-                    (inner.size, inner.top_fields)
+                    (inner.size, inner.top_fields, inner.depth)
                 }
             };
+            part.depth = part.depth.max(below + 1);
             part.size = part.size.saturating_add(size);
             part.top_fields = part.top_fields.saturating_add(top);
             // NB: stop as soon as the limit is passed, before walking the rest.
@@ -201,6 +204,11 @@ impl<'d> Counter<'d> {
 
     fn fragment(&mut self, name: &'d str, depth: usize) -> Result<Part, Refusal> {
         match self.memo.get(name) {
+            // NB: a fragment first counted shallow may be spread deep later: its nesting
+            // counts from where it is spread now.
+            Some(Memo::Done(part)) if depth + part.depth > MAX_NESTING => {
+                return Err(Refusal::TooComplex);
+            }
             Some(Memo::Done(part)) => return Ok(*part),
             Some(Memo::InProgress) => return Err(Refusal::TooComplex),
             None => {}
@@ -225,6 +233,33 @@ mod tests {
 
     fn cost(query: &str) -> Result<QueryCost, Refusal> {
         check(&parse_query(query).unwrap(), &QueryLimits::default())
+    }
+
+    #[test]
+    fn a_fragment_counted_shallow_still_counts_its_nesting_where_it_is_spread_deep() {
+        // `G0` spreads `G1` ... `G100`: a chain 100 deep. Operation A counts every link at
+        // depth 2 or 3 first; operation B then spreads the whole chain from `G0`.
+        let links = 100;
+        let mut query = String::from("query A { myCodeServers { ");
+        for k in (0..=links).rev() {
+            query.push_str(&format!("...G{k} "));
+        }
+        query.push_str("} }\nquery B { myCodeServers { ...G0 } }\n");
+        for k in 0..links {
+            query.push_str(&format!(
+                "fragment G{k} on CodeServerInstance {{ ...G{} }}\n",
+                k + 1
+            ));
+        }
+        query.push_str(&format!(
+            "fragment G{links} on CodeServerInstance {{ id }}\n"
+        ));
+        assert_eq!(cost(&query), Err(Refusal::TooComplex));
+        // The same chain, only as deep as allowed, passes.
+        let shallow = "query { myCodeServers { ...G0 } }\n\
+            fragment G0 on CodeServerInstance { ...G1 }\n\
+            fragment G1 on CodeServerInstance { id }";
+        assert!(cost(shallow).is_ok());
     }
 
     /// Fragments `F0` .. `F{levels}`, each spreading the next twice, under one field.
