@@ -439,19 +439,36 @@ fn repo_values(repos: &[Repo]) -> Vec<RepoValues> {
         .filter(|r| !seen.insert(r.name.as_str()))
         .map(|r| r.name.as_str())
         .collect();
+    // NB: `owner-name` can be another repository's plain name (`x/foo` and `z/x-foo`):
+    // a folder already taken gets a numbered suffix, so no two repositories share one.
+    let mut taken = BTreeSet::new();
     repos
         .iter()
-        .map(|r| RepoValues {
-            owner: r.owner.clone(),
-            name: r.name.clone(),
-            clone_url: r.clone_url.clone(),
-            fetch_url: r.ssh_url.clone().unwrap_or_else(|| r.clone_url.clone()),
-            key: r.key_slot(),
-            path: if duplicated.contains(r.name.as_str()) {
+        .map(|r| {
+            let preferred = if duplicated.contains(r.name.as_str()) {
                 format!("{}-{}", r.owner, r.name)
             } else {
                 r.name.clone()
-            },
+            };
+            let path = (1..)
+                .map(|n| {
+                    if n == 1 {
+                        preferred.clone()
+                    } else {
+                        format!("{preferred}-{n}")
+                    }
+                })
+                .find(|p| !taken.contains(p))
+                .unwrap_or(preferred);
+            taken.insert(path.clone());
+            RepoValues {
+                owner: r.owner.clone(),
+                name: r.name.clone(),
+                clone_url: r.clone_url.clone(),
+                fetch_url: r.ssh_url.clone().unwrap_or_else(|| r.clone_url.clone()),
+                key: r.key_slot(),
+                path,
+            }
         })
         .collect()
 }
@@ -607,6 +624,21 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn no_two_repositories_share_a_folder() {
+        let repo = |owner: &str, name: &str| {
+            Repo::new(
+                owner,
+                name,
+                &format!("http://gitea:3000/{owner}/{name}.git"),
+            )
+            .unwrap()
+        };
+        let repos = [repo("x", "foo"), repo("y", "foo"), repo("z", "x-foo")];
+        let paths: Vec<String> = repo_values(&repos).into_iter().map(|r| r.path).collect();
+        assert_eq!(paths, ["x-foo", "y-foo", "x-foo-2"]);
+    }
 
     fn settings() -> InstanceSettings {
         InstanceSettings::default()

@@ -538,6 +538,9 @@ impl Reconciler {
         values.exclude(&access.lost);
         {
             let _guard = self.locks.lock(&key).await;
+            // NB: a delete may have run while Gitea was asked: keys written for an
+            // instance that is gone (or going) would outlive it.
+            self.owned_record(&owner, id).await?;
             self.ensure_keys(&values).await?;
         }
         self.run_sync(&values, id).await?;
