@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::{ByteString, api::core::v1::Secret};
 use kube::{
     Api,
-    api::{DeleteParams, ObjectMeta, Patch, PatchParams},
+    api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams},
 };
 use serde::{Deserialize, Serialize};
 
@@ -97,8 +97,25 @@ impl Reconciler {
     /// git gets (`values.repos`): missing keys are added in Gitea, keys of repositories no
     /// longer pulled are revoked. Without a Gitea client nothing is done.
     pub(super) async fn ensure_keys(&self, values: &Values) -> Result<()> {
+        // NB: the per-user lock is per replica; another replica writing the same Secret
+        // at once makes our write fail (its keys, or ours, would be recorded nowhere),
+        // so ours are revoked and the Secret read again.
+        for _ in 0..MAX_KEY_WRITES {
+            if self.try_ensure_keys(values).await? {
+                return Ok(());
+            }
+        }
+        Err(Error::Instance(format!(
+            "Secret/{} kept changing while its keys were written",
+            values.instance.credentials
+        )))
+    }
+
+    /// One pass of [`Self::ensure_keys`]: `false` when another writer changed the Secret
+    /// first (the keys this pass added are revoked again).
+    async fn try_ensure_keys(&self, values: &Values) -> Result<bool> {
         let Some(gitea) = &self.gitea else {
-            return Ok(());
+            return Ok(true);
         };
         let name = &values.instance.credentials;
         let api = self.secrets();
@@ -117,6 +134,33 @@ impl Reconciler {
                 "Secret/{name} belongs to another owner"
             )));
         }
+        // NB: the first writer claims the Secret with a create (labels only): a second
+        // one gets a 409 and reads again, instead of both adding keys and the last write
+        // recording only its own. The data is then written by apply, so that keys
+        // dropped later are removed from it.
+        let existing = match existing {
+            Some(secret) => Some(secret),
+            None => {
+                let mut claim = credentials_secret(values, &BTreeMap::new(), BTreeMap::new());
+                claim.metadata.annotations = None;
+                claim.data = None;
+                let params = PostParams {
+                    field_manager: Some(naming::FIELD_MANAGER.to_owned()),
+                    ..PostParams::default()
+                };
+                match with_retry("create the credentials Secret", || {
+                    api.create(&params, &claim)
+                })
+                .await
+                {
+                    Ok(created) => Some(created),
+                    Err(kube::Error::Api(status)) if status.code == 409 => return Ok(false),
+                    Err(e) => {
+                        return Err(Error::kube("create the instance's credentials", e));
+                    }
+                }
+            }
+        };
         let mut entries = recorded_keys(existing.as_ref());
         let mut data = existing
             .as_ref()
@@ -127,7 +171,7 @@ impl Reconciler {
             .iter()
             .map(|r| (r.key.clone(), (r.owner.as_str(), r.name.as_str())))
             .collect();
-        let mut changed = existing.is_none();
+        let mut changed = false;
 
         let stale: Vec<String> = entries
             .keys()
@@ -171,17 +215,29 @@ impl Reconciler {
             }
         }
         if !changed {
-            return Ok(());
+            return Ok(true);
         }
-        let secret = credentials_secret(values, &entries, data);
+        let mut secret = credentials_secret(values, &entries, data);
+        // NB: applied only over the version read: a concurrent writer's change is a 409,
+        // never silently overwritten.
+        secret.metadata.resource_version = existing.and_then(|s| s.metadata.resource_version);
         let params = PatchParams::apply(naming::FIELD_MANAGER).force();
-        let what = format!("apply Secret/{name}");
         let patch = Patch::Apply(&secret);
-        if let Err(e) = with_retry(&what, || api.patch(name, &params, &patch)).await {
-            undo(gitea, &added).await;
-            return Err(Error::kube(&what, e));
+        let written = with_retry("apply the credentials Secret", || {
+            api.patch(name, &params, &patch)
+        })
+        .await;
+        match written {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                undo(gitea, &added).await;
+                Ok(false)
+            }
+            Err(e) => {
+                undo(gitea, &added).await;
+                Err(Error::kube(&format!("write Secret/{name}"), e))
+            }
         }
-        Ok(())
     }
 
     /// Revokes the keys of an instance whose owner lost every repository (`access`):
@@ -262,6 +318,9 @@ async fn undo(gitea: &crate::gitea::GiteaClient, added: &[KeyEntry]) {
 }
 
 /// The credentials Secret of `values`' instance with `entries` and their private keys.
+/// How often [`Reconciler::ensure_keys`] reads and writes again after losing a race.
+const MAX_KEY_WRITES: usize = 3;
+
 fn credentials_secret(
     values: &Values,
     entries: &BTreeMap<String, KeyEntry>,
