@@ -1159,36 +1159,21 @@ async fn the_access_policy_lives_with_the_gateway_and_follows_the_instance() {
     );
     assert_eq!(pod(&e.sim, &id).unwrap()["metadata"]["uid"], uid);
 
+    let policy = || e.sim.object("authorizationpolicies", GATEWAY_NS, &id);
     // Stop keeps it; start keeps it.
     e.rec.stop(&john(), &id).await.unwrap();
-    assert!(
-        e.sim
-            .object("authorizationpolicies", GATEWAY_NS, &id)
-            .is_some()
-    );
+    assert!(policy().is_some());
     e.rec.start(&john(), &id).await.unwrap();
-    assert!(
-        e.sim
-            .object("authorizationpolicies", GATEWAY_NS, &id)
-            .is_some()
-    );
+    assert!(policy().is_some());
 
     // Another user's delete cannot touch it; the owner's removes it.
     assert!(matches!(
         e.rec.delete(&jane(), &id).await,
         Err(Error::NotFound)
     ));
-    assert!(
-        e.sim
-            .object("authorizationpolicies", GATEWAY_NS, &id)
-            .is_some()
-    );
+    assert!(policy().is_some());
     e.rec.delete(&john(), &id).await.unwrap();
-    assert!(
-        e.sim
-            .object("authorizationpolicies", GATEWAY_NS, &id)
-            .is_none()
-    );
+    assert!(policy().is_none());
 }
 
 #[tokio::test]

@@ -58,6 +58,15 @@ fn replace_in(dir: &Path, file: &str, from: &str, to: &str) {
     fs::write(path, text.replacen(from, to, 1)).unwrap();
 }
 
+/// `validate-templates` on the template set in `dir`: (success, stdout, stderr).
+fn validate(dir: &tempfile::TempDir) -> (bool, String, String) {
+    run(&[
+        "validate-templates",
+        "--templates",
+        dir.path().to_str().unwrap(),
+    ])
+}
+
 fn render_with(dir: &Path, user: &str) -> (bool, String, String) {
     let user_arg = format!("--user={user}");
     run(&[
@@ -469,11 +478,7 @@ fn validate_templates_accepts_the_built_in_set_and_lists_every_problem_of_a_brok
         replace_in(d, "pod.yaml.j2", "  containers:\n", "  contianers:\n");
         replace_in(d, "service.yaml.j2", "extra.service.port", "extra.nope");
     });
-    let (ok, out, err) = run(&[
-        "validate-templates",
-        "--templates",
-        dir.path().to_str().unwrap(),
-    ]);
+    let (ok, out, err) = validate(&dir);
     assert!(!ok);
     assert!(err.contains("problem(s)"), "{err}");
     assert!(
@@ -609,8 +614,7 @@ fn a_set_that_publishes_workspaces_without_an_access_policy_is_refused_unless_al
     let dir = templates_with(|d| {
         fs::remove_file(d.join("authorizationpolicy.yaml.j2")).unwrap();
     });
-    let templates = dir.path().to_str().unwrap();
-    let (ok, out, _) = run(&["validate-templates", "--templates", templates]);
+    let (ok, out, _) = validate(&dir);
     assert!(!ok, "{out}");
     assert!(
         out.contains("no per-instance access policy is rendered")
@@ -627,11 +631,7 @@ fn a_set_that_publishes_workspaces_without_an_access_policy_is_refused_unless_al
             "hosts: [\"elsewhere.example\"]",
         );
     });
-    let (ok, out, _) = run(&[
-        "validate-templates",
-        "--templates",
-        dir.path().to_str().unwrap(),
-    ]);
+    let (ok, out, _) = validate(&dir);
     assert!(
         !ok && out.contains("no per-instance access policy"),
         "{out}"
@@ -647,11 +647,7 @@ fn a_set_that_publishes_workspaces_without_an_access_policy_is_refused_unless_al
             "allowUnauthenticatedWorkspaces: true",
         );
     });
-    let (ok, out, err) = run(&[
-        "validate-templates",
-        "--templates",
-        dir.path().to_str().unwrap(),
-    ]);
+    let (ok, out, err) = validate(&dir);
     assert!(ok, "{err}\n{out}");
 
     // Without a VirtualService nothing is published, and no policy is needed.
@@ -659,11 +655,7 @@ fn a_set_that_publishes_workspaces_without_an_access_policy_is_refused_unless_al
         fs::remove_file(d.join("authorizationpolicy.yaml.j2")).unwrap();
         fs::remove_file(d.join("virtualservice.yaml.j2")).unwrap();
     });
-    let (ok, out, err) = run(&[
-        "validate-templates",
-        "--templates",
-        dir.path().to_str().unwrap(),
-    ]);
+    let (ok, out, err) = validate(&dir);
     assert!(ok, "{err}\n{out}");
 }
 
@@ -682,11 +674,7 @@ fn an_access_policy_may_live_only_in_the_gateway_namespace() {
         ),
     ] {
         let dir = templates_with(|d| replace_in(d, "authorizationpolicy.yaml.j2", from, to));
-        let (ok, out, _) = run(&[
-            "validate-templates",
-            "--templates",
-            dir.path().to_str().unwrap(),
-        ]);
+        let (ok, out, _) = validate(&dir);
         assert!(!ok && out.contains(needle), "{out}");
     }
     // On the shared gateway: a selector, and DENY (an ALLOW would deny every other host).
@@ -700,11 +688,7 @@ fn an_access_policy_may_live_only_in_the_gateway_namespace() {
         ),
     ] {
         let dir = templates_with(|d| replace_in(d, "authorizationpolicy.yaml.j2", from, to));
-        let (ok, out, _) = run(&[
-            "validate-templates",
-            "--templates",
-            dir.path().to_str().unwrap(),
-        ]);
+        let (ok, out, _) = validate(&dir);
         assert!(!ok && out.contains(needle), "{needle}: {out}");
     }
     // No other kind may use the gateway's namespace.
@@ -716,11 +700,7 @@ fn an_access_policy_may_live_only_in_the_gateway_namespace() {
             "namespace: {{ access.gateway_namespace }}",
         )
     });
-    let (ok, out, _) = run(&[
-        "validate-templates",
-        "--templates",
-        dir.path().to_str().unwrap(),
-    ]);
+    let (ok, out, _) = validate(&dir);
     assert!(
         !ok && out.contains("Pod objects must be in \"codeserver-instances\""),
         "{out}"

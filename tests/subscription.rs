@@ -211,6 +211,17 @@ fn subscribe(id: &str, instance: &str) -> Value {
     })
 }
 
+/// Subscription `id` answers one `next` with no data and the error `message` (`code`),
+/// then `complete`.
+async fn refused_then_complete(socket: &mut Socket, id: &str, message: &str, code: &str) {
+    let answer = next(socket).await;
+    assert_eq!(answer["id"], id);
+    assert!(answer["payload"]["data"].is_null(), "{answer}");
+    assert_eq!(answer["payload"]["errors"][0]["message"], message);
+    assert_eq!(answer["payload"]["errors"][0]["extensions"]["code"], code);
+    assert_eq!(next(socket).await, json!({"id": id, "type": "complete"}));
+}
+
 /// The next progress item of subscription `id`.
 async fn item(socket: &mut Socket, id: &str) -> Value {
     let message = next(socket).await;
@@ -329,21 +340,7 @@ async fn another_users_instance_is_not_found_and_the_stream_ends() {
     let bob = w.token("bob");
     let mut socket = w.connected(json!({"token": bob})).await;
     send(&mut socket, subscribe("1", &id)).await;
-    let answer = next(&mut socket).await;
-    assert_eq!(answer["id"], "1");
-    assert!(answer["payload"]["data"].is_null(), "{answer}");
-    assert_eq!(
-        answer["payload"]["errors"][0]["message"],
-        "instance not found"
-    );
-    assert_eq!(
-        answer["payload"]["errors"][0]["extensions"]["code"],
-        "NOT_FOUND"
-    );
-    assert_eq!(
-        next(&mut socket).await,
-        json!({"id": "1", "type": "complete"})
-    );
+    refused_then_complete(&mut socket, "1", "instance not found", "NOT_FOUND").await;
     // An admin may follow any instance.
     let mut admin = w.connected(json!({"token": w.admin_token()})).await;
     send(&mut admin, subscribe("1", &id)).await;
@@ -411,20 +408,13 @@ async fn each_caller_has_a_limited_number_of_subscriptions_and_costly_ones_are_r
     send(&mut second, subscribe("b", &id)).await;
     assert_eq!(item(&mut second, "b").await["status"], "PENDING");
     send(&mut second, subscribe("c", &id)).await;
-    let refused = next(&mut second).await;
-    assert_eq!(refused["id"], "c");
-    assert_eq!(
-        refused["payload"]["errors"][0]["message"],
-        "too many subscriptions"
-    );
-    assert_eq!(
-        refused["payload"]["errors"][0]["extensions"]["code"],
-        "TOO_MANY_REQUESTS"
-    );
-    assert_eq!(
-        next(&mut second).await,
-        json!({"id": "c", "type": "complete"})
-    );
+    refused_then_complete(
+        &mut second,
+        "c",
+        "too many subscriptions",
+        "TOO_MANY_REQUESTS",
+    )
+    .await;
 
     // Another caller is not affected.
     let bob = w.token("bob");

@@ -193,10 +193,10 @@ impl Reconciler {
         let (repos, added) = Self::repos_with(record.as_ref(), repo);
         let owner = Self::owner_with_record(owner, record.as_ref());
         let recorded = recorded_kinds(record.as_ref());
-        let limit = self
-            .desired(&owner, &repos, &recorded, &[])?
-            .values
-            .repository_limit;
+        // NB: the limit is a value; no need to render every template to read it.
+        let limit =
+            render::build_values(&self.templates.get(), &self.settings, &owner, &repos, &[])?
+                .repository_limit;
         if added && repos.len() > limit {
             return Err(Error::TooManyRepositories(limit));
         }

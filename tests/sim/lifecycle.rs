@@ -6,15 +6,7 @@ use super::*;
 async fn pod_lifecycle_logs_and_graceful_delete() {
     let sim = Sim::start().await.unwrap();
     let pods: Api<Pod> = Api::namespaced(sim.client(), NS);
-    let manifest = pod_manifest("code-server-bob", "codercom/code-server:4.96.4");
-    pods.patch(
-        "code-server-bob",
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&manifest),
-    )
-    .await
-    .unwrap();
-    let pod = wait_ready(&pods, "code-server-bob").await;
+    let pod = ready_pod(&pods, "code-server-bob", "codercom/code-server:4.96.4").await;
     let status = pod.status.unwrap();
     assert_eq!(status.phase.as_deref(), Some("Running"));
     assert!(status.pod_ip.is_some());
@@ -626,15 +618,7 @@ async fn the_scheduler_and_kubelet_record_events_with_counts() {
 async fn log_limit_bytes_cuts_at_a_byte_like_the_kubelet() {
     let sim = Sim::start().await.unwrap();
     let pods: Api<Pod> = Api::namespaced(sim.client(), NS);
-    let manifest = pod_manifest("code-server-eve", "codercom/code-server:4.96.4");
-    pods.patch(
-        "code-server-eve",
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&manifest),
-    )
-    .await
-    .unwrap();
-    wait_ready(&pods, "code-server-eve").await;
+    ready_pod(&pods, "code-server-eve", "codercom/code-server:4.96.4").await;
     sim.set_logs(NS, "code-server-eve", "code-server", &["héllo"]);
     let params = |limit| LogParams {
         container: Some("code-server".into()),

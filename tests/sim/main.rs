@@ -49,6 +49,18 @@ fn api_error(e: kube::Error) -> kube::core::Status {
     }
 }
 
+/// Applies the pod `name` of [`pod_manifest`] and waits until it is ready.
+async fn ready_pod(pods: &Api<Pod>, name: &str, image: &str) -> Pod {
+    pods.patch(
+        name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&pod_manifest(name, image)),
+    )
+    .await
+    .unwrap();
+    wait_ready(pods, name).await
+}
+
 async fn wait_ready(pods: &Api<Pod>, name: &str) -> Pod {
     let cond = |p: Option<&Pod>| {
         p.and_then(|p| p.status.as_ref())
