@@ -101,17 +101,7 @@ impl Harness {
     }
 
     async fn post(&self, token: Option<&str>, body: &Value) -> (u16, Value) {
-        let mut request = self
-            .request(reqwest::Method::POST, "/graphql")
-            .header("content-type", "application/json")
-            .body(body.to_string());
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let json = response.json().await.unwrap_or(Value::Null);
-        (status, json)
+        serving::post_graphql(&self.client, &self.base, token, body).await
     }
 
     async fn query(&self, token: Option<&str>, query: &str) -> Value {

@@ -84,16 +84,11 @@ impl World {
     }
 
     async fn gql(&self, token: &str, query: &str, variables: Value) -> Value {
-        let response = self
-            .client
-            .post(format!("{}/graphql", self.base))
-            .bearer_auth(token)
-            .json(&json!({"query": query, "variables": variables}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        response.json().await.unwrap()
+        let body = json!({"query": query, "variables": variables});
+        let (status, answer) =
+            serving::post_graphql(&self.client, &self.base, Some(token), &body).await;
+        assert_eq!(status, 200, "{answer}");
+        answer
     }
 
     async fn provision(&self, token: &str, owner: &str, name: &str) -> Value {

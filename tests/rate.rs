@@ -21,7 +21,7 @@ use codeserver_service::{
         issuer::{Issuer, TokenSpec},
     },
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
 #[tokio::test]
 async fn mutations_beyond_the_rate_are_refused_without_running() {
@@ -61,11 +61,12 @@ async fn mutations_beyond_the_rate_are_refused_without_running() {
     let client = reqwest::Client::new();
     let post = |user: &str, query: &str| {
         let token = issuer.mint(&TokenSpec::new(user)).unwrap();
-        let request = client
-            .post(format!("{base}/graphql"))
-            .bearer_auth(token)
-            .json(&json!({ "query": query }));
-        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+        let (client, base, body) = (&client, &base, json!({ "query": query }));
+        async move {
+            serving::post_graphql(client, base, Some(&token), &body)
+                .await
+                .1
+        }
     };
     let stop = r#"mutation { stopCodeServer(id: "code-server-alice") }"#;
     for _ in 0..2 {

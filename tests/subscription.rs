@@ -106,17 +106,8 @@ impl World {
     /// Provisions `devteam/docs` for `token`'s user without waiting; the instance id.
     async fn provision(&self, token: &str) -> String {
         let body = json!({"query": "mutation { provisionCodeServer(repoOwner: \"devteam\", repoName: \"docs\", wait: false) { instance { id status } } }"});
-        let answer: Value = reqwest::Client::new()
-            .post(format!("{}/graphql", self.base))
-            .bearer_auth(token)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, answer) =
+            serving::post_graphql(&reqwest::Client::new(), &self.base, Some(token), &body).await;
         let instance = &answer["data"]["provisionCodeServer"]["instance"];
         assert_eq!(instance["status"], "PENDING", "{answer}");
         instance["id"].as_str().unwrap().to_owned()

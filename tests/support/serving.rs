@@ -24,3 +24,24 @@ pub async fn serve_routes(routes: Routes) -> (String, tokio::sync::oneshot::Send
     ));
     (base, stop)
 }
+
+/// Posts the GraphQL request `body` to `base`'s `/graphql`, with `token` as the bearer
+/// when given; the HTTP status and the JSON answer (null when the body is not JSON).
+pub async fn post_graphql(
+    client: &reqwest::Client,
+    base: &str,
+    token: Option<&str>,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let mut request = client
+        .post(format!("{base}/graphql"))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let json = response.json().await.unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
