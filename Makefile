@@ -18,11 +18,11 @@ build: ## Build the release binary
 	$(CARGO) build --release --locked
 
 test: lint ## Format check, clippy with warnings as errors, and every test
-	$(CARGO) test --locked
+	$(CARGO) test --workspace --locked
 
 lint: ## cargo fmt --check and clippy -D warnings
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --locked --all-targets -- -D warnings
 
 fmt: ## Format the code
 	$(CARGO) fmt --all
@@ -40,13 +40,13 @@ plan: ## Show what would change in the cluster from KUBECONFIG for the example u
 	$(CARGO) run --locked -- plan $(RENDER_ARGS)
 
 demo: ## Everything on 127.0.0.1: simulated cluster, Gitea, token issuer and the server
-	$(CARGO) run --locked -- demo
+	$(CARGO) run --locked -p codeserver-demo -- demo
 
 sim: ## Serve the simulated Kubernetes API and write ./sim.kubeconfig
-	$(CARGO) run --locked -- sim --kubeconfig-out sim.kubeconfig
+	$(CARGO) run --locked -p codeserver-demo -- sim --kubeconfig-out sim.kubeconfig
 
 bench: ## Benchmarks (render, simulated cluster, reconciler, API)
-	$(CARGO) bench --locked
+	$(CARGO) bench --workspace --locked
 
 docker-build: ## Build the container image (needs a Docker engine)
 	docker build --build-arg BUILD_VERSION=$(VERSION) --build-arg BUILD_TIME=$(BUILD_TIME) -t $(IMAGE) .

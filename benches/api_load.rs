@@ -9,19 +9,23 @@ use std::{
     time::{Duration, Instant},
 };
 
+#[path = "../tests/support/serving.rs"]
+#[allow(dead_code)]
+mod serving;
+
 use codeserver_service::{
     config::InstanceSettings,
-    demo, http,
+    http,
     metrics::Metrics,
     reconcile::{Kinds, Reconciler, Timeouts},
     render::{ActiveTemplates, Templates},
     serve,
-    sim::{
-        Sim,
-        gitea::SimGitea,
-        issuer::{Issuer, TokenSpec},
-    },
     values::{Owner, Repo},
+};
+use codeserver_sim::{
+    Sim,
+    gitea::SimGitea,
+    issuer::{Issuer, TokenSpec},
 };
 use futures::{StreamExt, stream};
 use serde_json::{Value, json};
@@ -183,7 +187,7 @@ fn main() {
         );
 
         let metrics = Metrics::new().expect("metrics");
-        let routes = serve::assemble(demo::simulated_parts(
+        let routes = serve::assemble(serving::simulated_parts(
             reconciler,
             &issuer,
             &gitea.url(),

@@ -18,9 +18,9 @@ use codeserver_service::{
     reconcile::{Kinds, Reconciler, Timeouts},
     render::{ActiveTemplates, Templates},
     serve,
-    sim::Sim,
     values::{Owner, Repo},
 };
+use codeserver_sim::Sim;
 use futures::{StreamExt, stream};
 
 #[global_allocator]

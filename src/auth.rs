@@ -73,6 +73,19 @@ pub struct AuthSettings {
     pub http_timeout: Duration,
 }
 
+impl AuthSettings {
+    /// Defaults that accept tokens of `issuer` for `audience`, signed with the keys
+    /// published at `jwks_url`.
+    pub fn issued_by(jwks_url: &str, issuer: &str, audience: &str) -> Self {
+        Self {
+            jwks_url: jwks_url.to_owned(),
+            issuer: Some(issuer.to_owned()),
+            audience: Some(audience.to_owned()),
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for AuthSettings {
     fn default() -> Self {
         Self {

@@ -36,10 +36,6 @@ pub enum Command {
     ValidateTemplates(ValidateArgs),
     /// Compare what would be rendered for a user with the cluster; changes nothing.
     Plan(PlanArgs),
-    /// Serve a simulated Kubernetes API on 127.0.0.1 and write a kubeconfig for it.
-    Sim(SimArgs),
-    /// Run everything on 127.0.0.1 (simulated cluster, Gitea, token issuer, the server).
-    Demo(DemoArgs),
     /// Exit 0 when the server on PORT answers /health (for container health checks).
     Healthcheck(HealthcheckArgs),
 }
@@ -516,54 +512,6 @@ pub struct PlanArgs {
     /// Kubeconfig file; in-cluster configuration when unset.
     #[arg(long = "kubeconfig", env = "KUBECONFIG", value_name = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
-}
-
-/// Arguments of `sim`.
-#[derive(Args, Debug, Clone)]
-pub struct SimArgs {
-    /// Port on 127.0.0.1; 0 picks a free one.
-    #[arg(long = "port", default_value_t = 0)]
-    pub port: u16,
-    /// Where to write a kubeconfig for the simulated cluster.
-    #[arg(long = "kubeconfig-out")]
-    pub kubeconfig_out: Option<PathBuf>,
-    /// Pods and jobs move at test speed (milliseconds) instead of realistic seconds.
-    #[arg(long = "fast")]
-    pub fast: bool,
-}
-
-/// Arguments of `demo`.
-#[derive(Args, Debug, Clone)]
-pub struct DemoArgs {
-    /// Port of the demo's GraphQL API on 127.0.0.1.
-    #[arg(
-        long = "port",
-        env = "PORT",
-        value_name = "PORT",
-        default_value_t = 8082
-    )]
-    pub port: u16,
-    /// Port of the demo's metrics endpoint on 127.0.0.1.
-    #[arg(
-        long = "metrics-port",
-        env = "METRICS_PORT",
-        value_name = "METRICS_PORT",
-        default_value_t = 9092
-    )]
-    pub metrics_port: u16,
-    /// Where the demo's JSON logs go (appended), so that the banner stays on screen;
-    /// `codeserver-demo.log` in the system's temporary directory when unset.
-    #[arg(long = "log-file", value_name = "PATH")]
-    pub log_file: Option<PathBuf>,
-    /// Instance settings (templates, values, sizes) for the demo's instances.
-    #[command(flatten)]
-    pub instance: InstanceSettings,
-    /// Idle culling (HEALTHZ_URL is the simulated code-servers' in the demo).
-    #[command(flatten)]
-    pub idle: crate::activity::IdleArgs,
-    /// Capacity limits.
-    #[command(flatten)]
-    pub capacity: crate::capacity::CapacityArgs,
 }
 
 /// Arguments of `healthcheck`.

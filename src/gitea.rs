@@ -219,6 +219,16 @@ impl GiteaSettings {
 }
 
 impl GiteaSettings {
+    /// Defaults for `base_url`, asking as the caller with Sudo under `service_token` (an
+    /// admin token of that Gitea).
+    pub fn sudo(base_url: &str, service_token: &str) -> Self {
+        Self {
+            auth_mode: AuthMode::Sudo,
+            service_token: Some(crate::config::Secret::new(service_token)),
+            ..Self::new(base_url)
+        }
+    }
+
     /// Settings from the `serve` configuration: GITEA_SERVICE_URL, else GITEA_URL;
     /// GITEA_AUTH_MODE and GITEA_TOKEN.
     pub fn from_args(args: &crate::config::ServeArgs) -> Result<Self, GiteaError> {

@@ -9,7 +9,6 @@ pub mod auth;
 pub mod capacity;
 pub mod cli;
 pub mod config;
-pub mod demo;
 pub mod gitea;
 pub mod graphql;
 pub mod http;
@@ -17,14 +16,15 @@ pub mod instance;
 pub mod lease;
 pub mod metrics;
 pub mod naming;
-pub mod quantity;
 pub mod reconcile;
 pub mod reload;
 pub mod render;
 pub mod serve;
-pub mod sim;
 pub mod telemetry;
 pub mod values;
+
+/// Kubernetes resource quantities, parsed exactly.
+pub use codeserver_quantity as quantity;
 
 /// The version stamped into the binary (BUILD_VERSION at build time, else the crate's).
 pub const VERSION: &str = match option_env!("BUILD_VERSION") {

@@ -1,7 +1,7 @@
-//! The `serve` command: configuration in, a running service out. [`assemble`] builds the
-//! routes from a reconciler and the settings (the demo uses it too); [`serve`] adds the
-//! Kubernetes client, the validated templates with live reload, both listeners and the
-//! shutdown on SIGTERM.
+//! The `serve` command: configuration in, a running service out. [`start`] builds a
+//! service from its [`Service`] settings (the `serve` command and the demo both go through
+//! it): the Kubernetes client, the validated templates with live reload, the reconciler and
+//! the routes ([`assemble`]); [`Started::run`] serves both listeners until SIGTERM.
 
 use std::{
     path::Path,
@@ -16,7 +16,7 @@ use crate::{
     activity::{Culler, IdleArgs, IdlePolicy},
     auth::{AuthError, AuthSettings, Authenticator},
     capacity::{Capacity, CapacityArgs, CapacityGauges},
-    config::ServeArgs,
+    config::{InstanceSettings, ServeArgs},
     gitea::{GiteaClient, GiteaError, GiteaSettings},
     graphql::{self, Services, error_chain, record_stats},
     http::{self, ApiSettings, App, HttpError, ReadyCheck, ServerLimits},
@@ -346,15 +346,55 @@ pub fn limited(
         ))
 }
 
-/// The `serve` command.
-pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
-    args.check()?;
+/// Everything a running service is built from, whichever command gathered it (`serve`
+/// from its flags, the demo from the simulated cluster, Gitea and issuer it starts).
+pub struct Service {
+    /// Where the Kubernetes API is.
+    pub kube: kube::Config,
+    /// What shapes every instance (templates, values, sizes).
+    pub instance: InstanceSettings,
+    /// How long an instance may take to come up.
+    pub timeouts: Timeouts,
+    /// Authentication.
+    pub auth: AuthSettings,
+    /// Gitea (repositories, deploy keys).
+    pub gitea: GiteaSettings,
+    /// The API's limits and switches.
+    pub api: ApiSettings,
+    /// Idle culling.
+    pub idle: IdleArgs,
+    /// Capacity limits.
+    pub capacity: CapacityArgs,
+    /// `host:port` of the API.
+    pub api_addr: String,
+    /// `host:port` of `/metrics`.
+    pub metrics_addr: String,
+    /// How long in-flight requests get to finish after SIGTERM.
+    pub grace: Duration,
+}
+
+/// A service whose parts are built and checked, ready to [`Started::run`].
+pub struct Started {
+    routes: Routes,
+    reconciler: Arc<Reconciler>,
+    metrics: Metrics,
+    culler: Culler,
+    reload: Option<tokio::task::JoinHandle<()>>,
+    api_addr: String,
+    metrics_addr: String,
+    grace: Duration,
+}
+
+/// Builds the service: the Kubernetes client and API discovery, the validated templates
+/// (with live reload when they come from a directory), the reconciler with its idle and
+/// capacity policies, the culler and the routes. Nothing is served yet.
+pub async fn start(service: Service) -> Result<Started, ServeError> {
     let metrics = Metrics::new().map_err(ServeError::Metrics)?;
-    let client = counted_client(kube_config(args.kubeconfig.as_deref()).await?, &metrics)?;
+    let client = counted_client(service.kube, &metrics)?;
     let kinds = Kinds::discover(&client)
         .await
         .map_err(ServeError::Discovery)?;
-    let templates = match reload::load_active(&args.instance) {
+    let templates = match reload::load_active(&service.instance) {
         Ok(active) => Arc::new(active),
         Err(error) => {
             for problem in error.messages() {
@@ -363,16 +403,10 @@ pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
             return Err(ServeError::InvalidTemplates(error));
         }
     };
-    if render::access_report(&templates.get(), &args.instance).unprotected() {
+    if render::access_report(&templates.get(), &service.instance).unprotected() {
         tracing::warn!("{UNPROTECTED}");
     }
-    let timeouts = Timeouts {
-        ready: args.ready_timeout(),
-        unschedulable: Duration::from_secs(args.unschedulable_timeout),
-        ..Timeouts::default()
-    };
-    let gitea = GiteaSettings::from_args(args).map_err(ServeError::Gitea)?;
-    let keys_client = GiteaClient::new(gitea.clone())
+    let keys_client = GiteaClient::new(service.gitea.clone())
         .map_err(ServeError::Gitea)?
         .with_metrics(metrics.clone());
     let reconciler = Arc::new(limited(
@@ -380,55 +414,87 @@ pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
             client,
             kinds,
             templates.clone(),
-            args.instance.clone(),
-            timeouts,
+            service.instance.clone(),
+            service.timeouts,
         )
         .with_gitea(keys_client),
-        &args.idle,
-        &args.capacity,
+        &service.idle,
+        &service.capacity,
         &metrics,
     ));
     let culler = Culler::new(
         reconciler.clone(),
-        &args.idle,
+        &service.idle,
         Some(metrics.idle_stops.clone()),
     )
     .map_err(ServeError::Culler)?;
     let reload = reload::watch(
         templates,
-        &args.instance,
+        &service.instance,
         metrics.templates_reload.clone(),
         std::future::pending(),
     );
     let routes = assemble(Parts {
         reconciler: reconciler.clone(),
-        auth: AuthSettings::from_args(args),
-        gitea,
+        auth: service.auth,
+        gitea: service.gitea,
         metrics: metrics.clone(),
         refusals: reload.as_ref().map(|(_, refusals)| refusals.clone()),
-        api: args.api_settings(),
+        api: service.api,
     })?;
-    let stats = tokio::spawn(refresh_stats(reconciler, metrics, STATS_INTERVAL));
-    let culling = tokio::spawn(culler.run());
-    let api_addr = socket_addr(&args.api.bind_address, args.port);
-    let metrics_addr = socket_addr(&args.api.metrics_bind_address, args.metrics_port);
-    tracing::info!(
-        %api_addr,
-        %metrics_addr,
-        version = crate::VERSION,
-        "serving"
-    );
-    let outcome = run(
+    Ok(Started {
         routes,
-        &api_addr,
-        &metrics_addr,
-        Duration::from_secs(args.shutdown_timeout),
-    )
-    .await;
-    stats.abort();
-    culling.abort();
-    if let Some((task, _)) = reload {
-        task.abort();
+        reconciler,
+        metrics,
+        culler,
+        reload: reload.map(|(task, _)| task),
+        api_addr: service.api_addr,
+        metrics_addr: service.metrics_addr,
+        grace: service.grace,
+    })
+}
+
+impl Started {
+    /// Serves until SIGTERM (or Ctrl-C), refreshing the instance gauges and culling idle
+    /// instances meanwhile.
+    pub async fn run(self) -> Result<(), ServeError> {
+        let stats = tokio::spawn(refresh_stats(self.reconciler, self.metrics, STATS_INTERVAL));
+        let culling = tokio::spawn(self.culler.run());
+        tracing::info!(
+            api_addr = %self.api_addr,
+            metrics_addr = %self.metrics_addr,
+            version = crate::VERSION,
+            "serving"
+        );
+        let outcome = run(self.routes, &self.api_addr, &self.metrics_addr, self.grace).await;
+        stats.abort();
+        culling.abort();
+        if let Some(task) = self.reload {
+            task.abort();
+        }
+        outcome
     }
-    outcome
+}
+
+/// The `serve` command.
+pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
+    args.check()?;
+    let service = Service {
+        kube: kube_config(args.kubeconfig.as_deref()).await?,
+        instance: args.instance.clone(),
+        timeouts: Timeouts {
+            ready: args.ready_timeout(),
+            unschedulable: Duration::from_secs(args.unschedulable_timeout),
+            ..Timeouts::default()
+        },
+        auth: AuthSettings::from_args(args),
+        gitea: GiteaSettings::from_args(args).map_err(ServeError::Gitea)?,
+        api: args.api_settings(),
+        idle: args.idle.clone(),
+        capacity: args.capacity.clone(),
+        api_addr: socket_addr(&args.api.bind_address, args.port),
+        metrics_addr: socket_addr(&args.api.metrics_bind_address, args.metrics_port),
+        grace: Duration::from_secs(args.shutdown_timeout),
+    };
+    start(service).await?.run().await
 }

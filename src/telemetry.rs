@@ -112,6 +112,41 @@ fn is_safe_request_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
+/// Runs a command's `task` on a multi-threaded runtime, with JSON logs at `log_level`
+/// when given; the exit status is 0 on success, else 1 after the error chain is printed.
+pub fn run_to_exit<E: std::error::Error>(
+    log_level: Option<&str>,
+    task: impl std::future::Future<Output = Result<(), E>>,
+) -> std::process::ExitCode {
+    if let Some(level) = log_level
+        && let Err(e) = init(level)
+    {
+        eprintln!("error: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(task) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            let error = crate::graphql::error_chain(&e);
+            if log_level.is_some() {
+                tracing::error!(%error, "stopped");
+            }
+            eprintln!("error: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,15 +8,15 @@ use std::{sync::Arc, time::Duration};
 
 use codeserver_service::{
     config::InstanceSettings,
-    demo, http,
+    http,
     metrics::Metrics,
     reconcile::{Kinds, Reconciler, Timeouts},
     render::{ActiveTemplates, Templates},
     serve,
-    sim::{
-        gitea::{Fault, SimGitea},
-        issuer::{Issuer, TokenSpec},
-    },
+};
+use codeserver_sim::{
+    gitea::{Fault, SimGitea},
+    issuer::{Issuer, TokenSpec},
 };
 use serde_json::{Value, json};
 use warp::Filter;
@@ -67,7 +67,8 @@ async fn harness_with(cluster: kube::Client, api: http::ApiSettings) -> Harness 
         },
     ));
     let routes = serve::assemble({
-        let mut parts = demo::simulated_parts(reconciler, &issuer, &gitea.url(), metrics.clone());
+        let mut parts =
+            serving::simulated_parts(reconciler, &issuer, &gitea.url(), metrics.clone());
         parts.gitea.backoff = Duration::from_millis(5);
         parts.api = api;
         parts
@@ -1029,7 +1030,8 @@ async fn slow_and_idle_clients_are_cut_off() {
 
 #[tokio::test]
 async fn code_server_logs_are_capped_in_bytes_keeping_the_newest_lines() {
-    use codeserver_service::{reconcile::MAX_LOG_BYTES, sim::Sim};
+    use codeserver_service::reconcile::MAX_LOG_BYTES;
+    use codeserver_sim::Sim;
     let sim = Sim::start().await.unwrap();
     let cluster = kube::Client::try_from(sim.config()).unwrap();
     let h = harness_with(cluster, http::ApiSettings::default()).await;

@@ -9,10 +9,10 @@ use codeserver_service::{
     config::Secret,
     gitea::{AuthMode, Caller, GiteaClient, GiteaError, GiteaSettings, Unavailable},
     metrics::Metrics,
-    sim::{
-        gitea::{Fault, SERVICE_TOKEN, SimGitea, SimRepo, personal_token},
-        issuer::{DEFAULT_AUDIENCE, Issuer, TokenSpec},
-    },
+};
+use codeserver_sim::{
+    gitea::{Fault, SERVICE_TOKEN, SimGitea, SimRepo, personal_token},
+    issuer::{DEFAULT_AUDIENCE, Issuer, TokenSpec},
 };
 use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
 

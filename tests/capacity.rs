@@ -13,9 +13,9 @@ use codeserver_service::{
     instance::InstanceStatus,
     reconcile::{Error, Kinds, Reconciler, Timeouts},
     render::{ActiveTemplates, Templates},
-    sim::Sim,
     values::{Owner, Repo},
 };
+use codeserver_sim::Sim;
 use prometheus::IntGauge;
 
 const NS: &str = "codeserver-instances";

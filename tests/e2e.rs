@@ -8,16 +8,15 @@ use std::{sync::Arc, time::Duration};
 
 use codeserver_service::{
     config::InstanceSettings,
-    demo,
     metrics::Metrics,
     reconcile::{Kinds, Reconciler, Timeouts},
     render::{ActiveTemplates, Templates},
     serve,
-    sim::{
-        self, Sim,
-        gitea::{Fault, SimGitea},
-        issuer::{Issuer, TokenSpec},
-    },
+};
+use codeserver_sim::{
+    self, Sim,
+    gitea::{Fault, SimGitea},
+    issuer::{Issuer, TokenSpec},
 };
 use serde_json::{Value, json};
 
@@ -58,7 +57,8 @@ async fn world() -> World {
         },
     ));
     let routes = serve::assemble({
-        let mut parts = demo::simulated_parts(reconciler, &issuer, &gitea.url(), metrics.clone());
+        let mut parts =
+            serving::simulated_parts(reconciler, &issuer, &gitea.url(), metrics.clone());
         parts.gitea.backoff = Duration::from_millis(5);
         parts
     })
@@ -359,7 +359,8 @@ async fn a_failed_instance_says_why_and_lists_every_repository() {
     let w = world().await;
     let alice = w.token("alice", &[]);
     let id = "code-server-alice";
-    w.sim.set_pod_behaviour(id, sim::PodBehaviour::ErrImagePull);
+    w.sim
+        .set_pod_behaviour(id, codeserver_sim::PodBehaviour::ErrImagePull);
     let body = w
         .gql(
             &alice,
@@ -430,7 +431,8 @@ async fn a_failed_instance_says_why_and_lists_every_repository() {
     );
     assert!(events.len() <= 20);
 
-    w.sim.set_pod_behaviour(id, sim::PodBehaviour::Normal);
+    w.sim
+        .set_pod_behaviour(id, codeserver_sim::PodBehaviour::Normal);
     ok(
         &w.provision(&alice, "devteam", "backend-api").await,
         "provisionCodeServer",
@@ -589,7 +591,8 @@ async fn a_failed_clone_names_the_repository_without_internal_urls() {
     let w = world().await;
     let alice = w.token("alice", &[]);
     let id = "code-server-alice";
-    w.sim.set_pod_behaviour(id, sim::PodBehaviour::InitFail);
+    w.sim
+        .set_pod_behaviour(id, codeserver_sim::PodBehaviour::InitFail);
     let body = w.provision(&alice, "devteam", "docs").await;
     let result = ok(&body, "provisionCodeServer");
     assert_eq!(result["instance"]["status"], "ERROR", "{result}");
@@ -774,7 +777,7 @@ async fn cluster_failures_answer_with_the_spec_messages_only() {
     let w = world().await;
     let alice = w.token("alice", &[]);
     w.sim.inject(
-        sim::Fault::status(403)
+        codeserver_sim::Fault::status(403)
             .verb("patch")
             .resource("persistentvolumeclaims"),
     );
@@ -790,8 +793,11 @@ async fn cluster_failures_answer_with_the_spec_messages_only() {
     );
     w.sim.clear_faults();
 
-    w.sim
-        .inject(sim::Fault::status(403).verb("patch").resource("pods"));
+    w.sim.inject(
+        codeserver_sim::Fault::status(403)
+            .verb("patch")
+            .resource("pods"),
+    );
     let instance = w.provision(&alice, "devteam", "docs").await;
     assert_eq!(
         error_of(&instance),

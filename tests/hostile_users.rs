@@ -9,17 +9,16 @@ use std::{sync::Arc, time::Duration};
 
 use codeserver_service::{
     config::InstanceSettings,
-    demo,
     gitea::{AuthMode, GiteaClient, GiteaSettings},
     metrics::Metrics,
     reconcile::{Kinds, Reconciler, Timeouts},
     render::{ActiveTemplates, Templates},
     serve,
-    sim::{
-        Sim,
-        gitea::{SimGitea, SimRepo},
-        issuer::{Issuer, TokenSpec},
-    },
+};
+use codeserver_sim::{
+    Sim,
+    gitea::{SimGitea, SimRepo},
+    issuer::{Issuer, TokenSpec},
 };
 use serde_json::{Value, json};
 
@@ -49,7 +48,7 @@ async fn world_in(mode: AuthMode) -> World {
     let kinds = Kinds::discover(&client).await.unwrap();
     let gitea_settings = GiteaSettings {
         auth_mode: mode,
-        ..demo::simulated_gitea(&gitea.url())
+        ..GiteaSettings::sudo(&gitea.url(), codeserver_sim::gitea::SERVICE_TOKEN)
     };
     let keys = GiteaClient::new(gitea_settings.clone()).unwrap();
     let reconciler = Arc::new(
@@ -70,7 +69,7 @@ async fn world_in(mode: AuthMode) -> World {
         .with_gitea(keys),
     );
     let routes = serve::assemble({
-        let mut parts = demo::simulated_parts(reconciler, &issuer, &gitea.url(), metrics);
+        let mut parts = serving::simulated_parts(reconciler, &issuer, &gitea.url(), metrics);
         parts.gitea = gitea_settings;
         parts.gitea.backoff = Duration::from_millis(5);
         parts
@@ -328,9 +327,7 @@ async fn the_repository_cap_refuses_one_more_and_changes_nothing() {
     assert_eq!(recorded.len(), 20);
     // A repository already recorded is no addition: the instance starts as usual.
     w.gitea
-        .add_repo(codeserver_service::sim::gitea::SimRepo::new(
-            "alice", "r3", false,
-        ));
+        .add_repo(codeserver_sim::gitea::SimRepo::new("alice", "r3", false));
     let again = w.provision(&alice, "alice", "r3").await;
     assert_eq!(
         ok(&again, "provisionCodeServer")["message"],

@@ -13,9 +13,9 @@ use codeserver_service::{
     metrics::Metrics,
     reconcile::{Kinds, Reconciler, Timeouts},
     render::{ActiveTemplates, Templates},
-    sim::{Sim, heartbeat::CodeServers},
     values::{Owner, Repo},
 };
+use codeserver_sim::{Sim, heartbeat::CodeServers};
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{Api, api::PostParams};

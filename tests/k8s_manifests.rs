@@ -592,7 +592,7 @@ async fn every_manifest_of_a_served_kind_passes_a_server_side_dry_run() {
         api::{DynamicObject, GroupVersionKind, Patch, PatchParams},
         discovery::{self, Scope},
     };
-    let sim = codeserver_service::sim::Sim::start()
+    let sim = codeserver_sim::Sim::start()
         .await
         .expect("the simulated cluster starts");
     let client = sim.client();

@@ -8,9 +8,9 @@ use codeserver_service::{
     instance::InstanceStatus,
     reconcile::{Kinds, Reconciler, Timeouts},
     render::{ActiveTemplates, Templates},
-    sim::{Sim, SimOptions},
     values::{Owner, Repo},
 };
+use codeserver_sim::{Sim, SimOptions};
 
 const NS: &str = "codeserver-instances";
 

@@ -10,16 +10,15 @@ use std::{sync::Arc, time::Duration};
 use codeserver_service::{
     capacity::{Capacity, CapacityArgs},
     config::InstanceSettings,
-    demo,
     metrics::Metrics,
     reconcile::{Kinds, Reconciler, Timeouts},
     render::{ActiveTemplates, Templates},
     serve,
-    sim::{
-        Sim,
-        gitea::SimGitea,
-        issuer::{Issuer, TokenSpec},
-    },
+};
+use codeserver_sim::{
+    Sim,
+    gitea::SimGitea,
+    issuer::{Issuer, TokenSpec},
 };
 use serde_json::json;
 
@@ -50,7 +49,7 @@ async fn mutations_beyond_the_rate_are_refused_without_running() {
             None,
         )),
     );
-    let routes = serve::assemble(demo::simulated_parts(
+    let routes = serve::assemble(serving::simulated_parts(
         reconciler,
         &issuer,
         &gitea.url(),

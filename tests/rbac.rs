@@ -11,16 +11,15 @@ use clap::Parser;
 use codeserver_service::{
     activity::{Culler, IdleArgs},
     config::{Cli, Command, InstanceSettings},
-    demo,
-    gitea::GiteaClient,
+    gitea::{GiteaClient, GiteaSettings},
     reconcile::{Kinds, Reconciler, Timeouts},
     render::{ActiveTemplates, Templates},
-    sim::{
-        PodBehaviour, Sim, SimOptions,
-        gitea::{SimGitea, SimRepo},
-        issuer::Issuer,
-    },
     values::{Owner, Repo},
+};
+use codeserver_sim::{
+    PodBehaviour, Sim, SimOptions,
+    gitea::{SimGitea, SimRepo},
+    issuer::Issuer,
 };
 use support::rbac::{self, Comparison, Request};
 
@@ -74,7 +73,11 @@ async fn the_role_grants_exactly_what_the_service_uses() {
         .await
         .expect("the simulated Gitea starts");
     gitea.add_user("John.Doe");
-    let keys = GiteaClient::new(demo::simulated_gitea(&gitea.url())).expect("a Gitea client");
+    let keys = GiteaClient::new(GiteaSettings::sudo(
+        &gitea.url(),
+        codeserver_sim::gitea::SERVICE_TOKEN,
+    ))
+    .expect("a Gitea client");
     let reconciler = Arc::new(
         Reconciler::new(
             client,

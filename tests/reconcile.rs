@@ -9,9 +9,9 @@ use codeserver_service::{
     instance::InstanceStatus,
     reconcile::{Error, Kinds, Reconciler, Timeouts},
     render::{ActiveTemplates, Source, Templates},
-    sim::{Fault, PodBehaviour, Sim},
     values::{Owner, Repo},
 };
+use codeserver_sim::{Fault, PodBehaviour, Sim};
 use serde::Deserialize;
 use serde_json::{Value, json};
 

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use codeserver_service::sim::{
+use codeserver_sim::{
     Sim,
     gitea::{SERVICE_TOKEN, SimGitea},
     issuer::{DEFAULT_AUDIENCE, Issuer},

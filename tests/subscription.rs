@@ -9,16 +9,16 @@ use std::{sync::Arc, time::Duration};
 
 use codeserver_service::{
     config::InstanceSettings,
-    demo, http,
+    http,
     metrics::Metrics,
     reconcile::{Kinds, Reconciler, Timeouts},
     render::{ActiveTemplates, Templates},
     serve,
-    sim::{
-        Sim, SimOptions,
-        gitea::SimGitea,
-        issuer::{Issuer, TokenSpec},
-    },
+};
+use codeserver_sim::{
+    Sim, SimOptions,
+    gitea::SimGitea,
+    issuer::{Issuer, TokenSpec},
 };
 use futures::{SinkExt as _, StreamExt as _};
 use k8s_openapi::api::core::v1::{Event, Pod};
@@ -76,7 +76,7 @@ async fn world_with(api: http::ApiSettings, lifecycle: bool) -> World {
         },
     ));
     let routes = serve::assemble({
-        let mut parts = demo::simulated_parts(reconciler, &issuer, &gitea.url(), metrics);
+        let mut parts = serving::simulated_parts(reconciler, &issuer, &gitea.url(), metrics);
         parts.gitea.backoff = Duration::from_millis(5);
         parts.api = api;
         parts

@@ -64,12 +64,6 @@ pub struct Stats {
     pub storage_by_user: BTreeMap<String, Quantity>,
 }
 
-impl Default for Quantity {
-    fn default() -> Self {
-        Quantity::from_units(0)
-    }
-}
-
 /// The desired state of one instance: values, rendered objects, and the kinds to look at.
 struct Desired {
     values: Values,

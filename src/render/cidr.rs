@@ -1,52 +1,22 @@
 //! CIDR blocks, as NetworkPolicy ipBlocks take them: enough to tell whether one block
 //! lies inside another (IPv4 and IPv6).
 
-use std::net::IpAddr;
+use ipnet::IpNet;
 
 /// A parsed CIDR block, its address masked to the prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Block {
-    bits: u128,
-    prefix: u8,
-    v6: bool,
-}
+pub struct Block(IpNet);
 
 impl Block {
     /// Parses `a.b.c.d/n` or `x::y/n`; `None` when it is not a CIDR block.
     pub fn parse(text: &str) -> Option<Self> {
-        let (addr, prefix) = text.split_once('/')?;
-        let prefix: u8 = prefix.parse().ok()?;
-        let (bits, v6, width) = match addr.parse::<IpAddr>().ok()? {
-            IpAddr::V4(a) => (u128::from(u32::from(a)), false, 32),
-            IpAddr::V6(a) => (u128::from(a), true, 128),
-        };
-        (prefix <= width).then(|| Self {
-            bits: bits & mask(prefix, width),
-            prefix,
-            v6,
-        })
+        text.parse::<IpNet>().ok().map(|net| Self(net.trunc()))
     }
 
     /// True when every address of `self` is in `outer` (equal blocks included).
     pub fn within(&self, outer: &Block) -> bool {
-        let width = if self.v6 { 128 } else { 32 };
-        self.v6 == outer.v6
-            && self.prefix >= outer.prefix
-            && self.bits & mask(outer.prefix, width) == outer.bits
+        outer.0.contains(&self.0)
     }
-}
-
-/// The network mask of `prefix` bits in an address of `width` bits.
-fn mask(prefix: u8, width: u8) -> u128 {
-    if prefix == 0 {
-        return 0;
-    }
-    let all = if width == 128 {
-        u128::MAX
-    } else {
-        (1u128 << width) - 1
-    };
-    all & !((1u128 << (width - prefix)) - 1)
 }
 
 #[cfg(test)]

@@ -2,8 +2,40 @@
 
 use std::time::Duration;
 
-use codeserver_service::{http, serve::Routes};
+use std::sync::Arc;
+
+use codeserver_service::{
+    auth::AuthSettings,
+    gitea::GiteaSettings,
+    http,
+    metrics::Metrics,
+    reconcile::Reconciler,
+    serve::{Parts, Routes},
+};
+use codeserver_sim::{
+    gitea::SERVICE_TOKEN,
+    issuer::{DEFAULT_AUDIENCE, Issuer},
+};
 use warp::Filter;
+
+/// The server's parts for `reconciler` behind the simulated identity provider and Gitea:
+/// tokens are verified against `issuer`'s key set, repositories looked up at `gitea_url`
+/// (asked with Sudo under the simulated Gitea's service token).
+pub fn simulated_parts(
+    reconciler: Arc<Reconciler>,
+    issuer: &Issuer,
+    gitea_url: &str,
+    metrics: Metrics,
+) -> Parts {
+    Parts {
+        reconciler,
+        auth: AuthSettings::issued_by(&issuer.jwks_url(), &issuer.issuer_url(), DEFAULT_AUDIENCE),
+        gitea: GiteaSettings::sudo(gitea_url, SERVICE_TOKEN),
+        metrics,
+        refusals: None,
+        api: http::ApiSettings::default(),
+    }
+}
 
 /// Serves `routes` (API and metrics on one port) on a free loopback port; returns the base
 /// URL and a sender that stops the server when sent to or dropped.

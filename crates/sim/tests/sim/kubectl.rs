@@ -43,11 +43,7 @@ async fn kubectl_against_the_sim_command() {
     }
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
-    let server = tokio::spawn(codeserver_service::sim::serve_command(
-        0,
-        Some(kc.clone()),
-        false,
-    ));
+    let server = tokio::spawn(codeserver_sim::serve_command(0, Some(kc.clone()), false));
     for _ in 0..200 {
         if std::fs::metadata(&kc).is_ok_and(|m| m.len() > 0) {
             break;

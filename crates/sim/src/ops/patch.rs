@@ -28,7 +28,7 @@ pub fn patch(
                 .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
             let mut applied = yaml_to_json(applied);
             // NB: compare like with like: live quantities are canonical (500m, 1Gi).
-            super::super::quantity::canonicalise(d.plural, &mut applied);
+            crate::quantity::canonicalise(d.plural, &mut applied);
             if !applied.is_object() {
                 return Err(ApiError::bad_request(
                     "the applied configuration must be an object",

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use codeserver_service::sim::{Fault, JobBehaviour, PodBehaviour, Sim, SimOptions};
+use codeserver_sim::{Fault, JobBehaviour, PodBehaviour, Sim, SimOptions};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod, Service};

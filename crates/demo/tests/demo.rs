@@ -16,7 +16,7 @@ async fn the_demo_keeps_its_logs_off_the_banner() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("demo.log");
     let (port, metrics_port) = (free_port(), free_port());
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_codeserver-service"))
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_codeserver-demo"))
         .args(["demo", "--port", &port.to_string()])
         .args(["--metrics-port", &metrics_port.to_string()])
         .args(["--log-file", log.to_str().unwrap()])

@@ -168,8 +168,7 @@ pub(crate) fn finish_write(
             };
             let storage = |v: &Value| {
                 v.pointer("/spec/resources/requests/storage")
-                    .and_then(validate::quantity_of)
-                    .unwrap_or(0.0)
+                    .and_then(crate::quantity::quantity_of)
             };
             let changed = match res {
                 ids::PODS => images(old) != images(&stored),

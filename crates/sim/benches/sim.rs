@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use codeserver_service::sim::{Sim, SimOptions};
+use codeserver_sim::{Sim, SimOptions};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use serde_json::json;

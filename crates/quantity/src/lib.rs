@@ -1,13 +1,62 @@
-//! Kubernetes resource quantities (`500m`, `1Gi`, `10240Mi`, `1e3`): parsing, so that bad
-//! configuration is refused at start-up and the plan can tell `10Gi` and `10240Mi` apart
-//! from a real change.
+//! Kubernetes resource quantities (`500m`, `1Gi`, `10240Mi`, `1e3`), parsed exactly.
+//!
+//! The service uses them so that bad configuration is refused at start-up and the plan can
+//! tell `10Gi` and `10240Mi` apart from a real change; the simulated cluster uses the same
+//! parser to store quantities in the canonical form the real API server stores
+//! ([`Quantity::canonical`]: `0.5` → `500m`, `1024Mi` → `1Gi`).
 
-use std::{cmp::Ordering, fmt, str::FromStr};
+use std::{cmp::Ordering, fmt, hash, str::FromStr};
 
-/// A parsed quantity, held exactly as a whole number of nano-units.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A parsed quantity, held exactly as a whole number of nano-units, with the notation it
+/// was written in. Equality and order compare the amount only (`1k == 1e3`).
+#[derive(Debug, Clone, Copy)]
 pub struct Quantity {
     nanos: i128,
+    format: Format,
+}
+
+/// The notation of a quantity, which its canonical form keeps (as the API server does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Powers of 1024: `Ki`, `Mi`, `Gi`, ...
+    BinarySi,
+    /// Powers of 1000 by suffix: `m`, `k`, `M`, ..., or no suffix.
+    DecimalSi,
+    /// Powers of ten by exponent: `1e3`, `5E-3`.
+    DecimalExponent,
+}
+
+impl Default for Quantity {
+    /// Zero.
+    fn default() -> Self {
+        Self::from_units(0)
+    }
+}
+
+impl PartialEq for Quantity {
+    fn eq(&self, other: &Self) -> bool {
+        self.nanos == other.nanos
+    }
+}
+
+impl Eq for Quantity {}
+
+impl hash::Hash for Quantity {
+    fn hash<H: hash::Hasher>(&self, state: &mut H) {
+        self.nanos.hash(state);
+    }
+}
+
+impl PartialOrd for Quantity {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Quantity {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.nanos.cmp(&other.nanos)
+    }
 }
 
 /// A string that is not a Kubernetes quantity.
@@ -39,7 +88,30 @@ impl Quantity {
     pub fn from_units(units: i128) -> Self {
         Self {
             nanos: units.saturating_mul(NANO),
+            format: Format::BinarySi,
         }
+    }
+
+    /// The notation the quantity was written in.
+    pub fn format(self) -> Format {
+        self.format
+    }
+
+    /// The form the Kubernetes API server stores: the largest suffix of the quantity's own
+    /// notation that keeps the number whole (`1024Mi` → `1Gi`, `0.5` → `500m`,
+    /// `2000k` → `2M`). A binary quantity that is not a whole number of units, or lies
+    /// strictly between -1024 and 1024, is written in decimal notation.
+    pub fn canonical(self) -> String {
+        if self.nanos == 0 {
+            return "0".to_owned();
+        }
+        if self.format == Format::BinarySi && self.nanos % NANO == 0 {
+            let units = self.nanos / NANO;
+            if units.abs() >= 1024 {
+                return binary(units);
+            }
+        }
+        decimal(self.nanos, self.format == Format::DecimalExponent)
     }
 
     /// Human-readable binary size (`1.5Gi`, `512Mi`, `0`), for totals shown to people.
@@ -72,6 +144,7 @@ impl std::ops::Add for Quantity {
     fn add(self, rhs: Self) -> Self {
         Self {
             nanos: self.nanos.saturating_add(rhs.nanos),
+            format: self.format,
         }
     }
 }
@@ -116,6 +189,11 @@ fn parse(s: &str) -> Option<Quantity> {
     };
     let frac_scale = 10i128.checked_pow(u32::try_from(frac.len()).ok()?)?;
     // (numerator / denominator) is the value in units before the suffix.
+    let format = match suffix {
+        s if s.ends_with('i') => Format::BinarySi,
+        s if s.starts_with(['e', 'E']) => Format::DecimalExponent,
+        _ => Format::DecimalSi,
+    };
     let (mul, div): (i128, i128) = match suffix {
         "" => (1, 1),
         "n" => (1, NANO),
@@ -147,10 +225,70 @@ fn parse(s: &str) -> Option<Quantity> {
         .checked_add(frac_value)?
         .checked_mul(mul)?
         .checked_mul(NANO)?;
-    let nanos = numerator / frac_scale / div;
+    // NB: below nano precision the API server rounds away from zero.
+    let scale = frac_scale.checked_mul(div)?;
+    let nanos = numerator / scale + i128::from(numerator % scale != 0);
     Some(Quantity {
         nanos: sign * nanos,
+        format,
     })
+}
+
+const BINARY: [(&str, u32); 6] = [
+    ("Ei", 6),
+    ("Pi", 5),
+    ("Ti", 4),
+    ("Gi", 3),
+    ("Mi", 2),
+    ("Ki", 1),
+];
+
+/// `units` with the largest binary suffix that divides it.
+fn binary(units: i128) -> String {
+    for (suffix, power) in BINARY {
+        let size = 1i128 << (10 * power);
+        if units % size == 0 {
+            return format!("{}{suffix}", units / size);
+        }
+    }
+    units.to_string()
+}
+
+const DECIMAL: [(i32, &str); 10] = [
+    (18, "E"),
+    (15, "P"),
+    (12, "T"),
+    (9, "G"),
+    (6, "M"),
+    (3, "k"),
+    (0, ""),
+    (-3, "m"),
+    (-6, "u"),
+    (-9, "n"),
+];
+
+/// `nanos` with the largest power of 1000 that keeps the number whole, as a suffix or, in
+/// `exponent` notation, as `e<power>`.
+fn decimal(nanos: i128, exponent: bool) -> String {
+    let (mut digits, mut exp) = (nanos, -9i32);
+    while digits % 10 == 0 && exp < 18 {
+        digits /= 10;
+        exp += 1;
+    }
+    let e3 = exp.div_euclid(3) * 3;
+    let mantissa = digits * 10i128.pow((exp - e3).unsigned_abs());
+    if exponent {
+        return if e3 == 0 {
+            mantissa.to_string()
+        } else {
+            format!("{mantissa}e{e3}")
+        };
+    }
+    let suffix = DECIMAL
+        .iter()
+        .find(|(power, _)| *power == e3)
+        .map_or("", |(_, suffix)| suffix);
+    format!("{mantissa}{suffix}")
 }
 
 /// Parses a quantity that must be greater than zero (CPU, memory, storage settings).
@@ -199,5 +337,33 @@ mod tests {
         assert_eq!((q("1Gi") + q("512Mi")).to_string(), "1.5Gi");
         assert_eq!(q("100").to_string(), "100");
         assert_eq!(q("1500m").ceil_units(), 2);
+    }
+
+    #[test]
+    fn canonical_forms_are_the_api_servers() {
+        for (input, want) in [
+            ("0.5", "500m"),
+            ("1000m", "1"),
+            ("1", "1"),
+            ("0.25", "250m"),
+            ("1500m", "1500m"),
+            ("2000k", "2M"),
+            ("1024Mi", "1Gi"),
+            ("1.5Gi", "1536Mi"),
+            ("10Gi", "10Gi"),
+            ("512Mi", "512Mi"),
+            ("0.5Ki", "512"),
+            ("100M", "100M"),
+            ("0", "0"),
+            ("0Gi", "0"),
+            ("2", "2"),
+            ("-2Gi", "-2Gi"),
+            ("1.5n", "2n"),
+            ("1e3", "1e3"),
+            ("1500e0", "1500"),
+            ("12e6", "12e6"),
+        ] {
+            assert_eq!(q(input).canonical(), want, "{input}");
+        }
     }
 }

@@ -176,7 +176,7 @@ pub(crate) fn logs(sh: &Arc<Shared>, r: &ResourceRoute, q: &HashMap<String, Stri
     let lines = lock(&sh.logs)
         .get(&(ns.clone(), name.clone(), container.clone()))
         .cloned()
-        .or_else(|| crate::sim::lifecycle::default_logs(&pod, &container));
+        .or_else(|| crate::lifecycle::default_logs(&pod, &container));
     let Some(mut lines) = lines else {
         let list = if inits.contains(&container) {
             "initContainerStatuses"

@@ -1,6 +1,9 @@
 //! Validation with the real API server's field paths and messages.
 
+use ipnet::IpNet;
 use serde_json::{Value, json};
+
+use crate::quantity::quantity_of;
 
 use super::status::{Cause, field_forbidden, field_invalid, field_not_supported, field_required};
 
@@ -189,7 +192,7 @@ fn network_policy(obj: &Value, out: &mut Vec<Cause>) {
                     out.push(field_required(&format!("{at}.cidr"), ""));
                     continue;
                 }
-                let Some(outer) = crate::render::cidr::Block::parse(cidr) else {
+                let Some(outer) = cidr.parse::<IpNet>().ok() else {
                     out.push(field_invalid(&format!("{at}.cidr"), &json!(cidr), INVALID));
                     continue;
                 };
@@ -197,12 +200,16 @@ fn network_policy(obj: &Value, out: &mut Vec<Cause>) {
                 for (k, except) in excepts.into_iter().flatten().enumerate() {
                     let path = format!("{at}.except[{k}]");
                     let text = except.as_str().unwrap_or_default();
-                    match crate::render::cidr::Block::parse(text) {
-                        None => out.push(field_invalid(&path, except, INVALID)),
-                        Some(inner) if !inner.within(&outer) || inner == outer => out.push(
-                            field_invalid(&path, except, "must be a strict subset of `cidr`"),
-                        ),
-                        Some(_) => {}
+                    match text.parse::<IpNet>() {
+                        Err(_) => out.push(field_invalid(&path, except, INVALID)),
+                        Ok(inner) if !outer.contains(&inner) || inner.trunc() == outer.trunc() => {
+                            out.push(field_invalid(
+                                &path,
+                                except,
+                                "must be a strict subset of `cidr`",
+                            ))
+                        }
+                        Ok(_) => {}
                     }
                 }
             }
@@ -474,7 +481,7 @@ fn pvc(obj: &Value, old: Option<&Value>, out: &mut Vec<Cause>) {
     let storage = obj.pointer("/spec/resources/requests/storage");
     match storage.and_then(quantity_of) {
         None => out.push(field_required("spec.resources[storage]", "")),
-        Some(q) if q <= 0.0 => out.push(field_invalid(
+        Some(q) if !q.is_positive() => out.push(field_invalid(
             "spec.resources[storage]",
             storage.unwrap_or(&Value::Null),
             "must be greater than zero",
@@ -515,38 +522,6 @@ fn pvc(obj: &Value, old: Option<&Value>, out: &mut Vec<Cause>) {
             "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims",
         ));
     }
-}
-
-/// A resource quantity (`10Gi`, `500M`, `1.5`) in base units.
-pub fn quantity_of(v: &Value) -> Option<f64> {
-    let s = match v {
-        Value::String(s) => s.as_str(),
-        Value::Number(n) => return n.as_f64(),
-        _ => return None,
-    };
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
-        .unwrap_or(s.len());
-    let (num, suffix) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let mult = match suffix {
-        "" => 1.0,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024.0,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
-        _ => return None,
-    };
-    Some(n * mult)
 }
 
 #[cfg(test)]
@@ -608,8 +583,8 @@ mod tests {
 
     #[test]
     fn quantities() {
-        assert_eq!(quantity_of(&json!("1Gi")), Some(1073741824.0));
-        assert_eq!(quantity_of(&json!("500M")), Some(5e8));
+        assert_eq!(quantity_of(&json!("1Gi")), quantity_of(&json!(1073741824)));
+        assert_eq!(quantity_of(&json!("500M")), quantity_of(&json!("0.5G")));
         assert!(quantity_of(&json!("2Gi")) > quantity_of(&json!("1500Mi")));
     }
 }

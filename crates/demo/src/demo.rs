@@ -3,26 +3,61 @@
 //! with a freshly generated key, and the real server; then prints tokens for two users and
 //! an admin, a `curl` to paste and how to watch an instance come up.
 
-use std::{fmt::Write as _, sync::Arc, time::Duration};
+use std::{fmt::Write as _, path::PathBuf, sync::Arc, time::Duration};
 
-use crate::{
-    activity::{Culler, IdleArgs},
+use clap::Args;
+use codeserver_service::{
+    activity::IdleArgs,
     auth::AuthSettings,
-    config::DemoArgs,
+    capacity::CapacityArgs,
+    config::InstanceSettings,
     gitea::GiteaSettings,
-    metrics::Metrics,
-    reconcile::{Kinds, Reconciler, Timeouts},
-    reload,
-    serve::{self, Parts, ServeError},
-    sim::{
-        Sim, SimError, SimOptions,
-        gitea::{SimGitea, SimGiteaError, default_repos},
-        issuer::{DEFAULT_AUDIENCE, Issuer, IssuerError, TokenSpec},
-    },
+    http::ApiSettings,
+    reconcile::Timeouts,
+    serve::{self, ServeError, Service},
+};
+use codeserver_sim::{
+    Sim, SimError, SimOptions,
+    gitea::{SERVICE_TOKEN, SimGitea, SimGiteaError, default_repos},
+    issuer::{DEFAULT_AUDIENCE, Issuer, IssuerError, TokenSpec},
 };
 
 /// How long the demo's tokens stay valid.
 const TOKEN_LIFETIME_SECS: i64 = 12 * 3600;
+
+/// Arguments of `demo`.
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Port of the demo's GraphQL API on 127.0.0.1.
+    #[arg(
+        long = "port",
+        env = "PORT",
+        value_name = "PORT",
+        default_value_t = 8082
+    )]
+    pub port: u16,
+    /// Port of the demo's metrics endpoint on 127.0.0.1.
+    #[arg(
+        long = "metrics-port",
+        env = "METRICS_PORT",
+        value_name = "METRICS_PORT",
+        default_value_t = 9092
+    )]
+    pub metrics_port: u16,
+    /// Where the demo's JSON logs go (appended), so that the banner stays on screen;
+    /// `codeserver-demo.log` in the system's temporary directory when unset.
+    #[arg(long = "log-file", value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+    /// Instance settings (templates, values, sizes) for the demo's instances.
+    #[command(flatten)]
+    pub instance: InstanceSettings,
+    /// Idle culling (HEALTHZ_URL is the simulated code-servers' in the demo).
+    #[command(flatten)]
+    pub idle: IdleArgs,
+    /// Capacity limits.
+    #[command(flatten)]
+    pub capacity: CapacityArgs,
+}
 
 /// Why the demo could not start.
 #[derive(Debug, thiserror::Error)]
@@ -41,54 +76,22 @@ pub enum DemoError {
     Serve(#[from] ServeError),
 }
 
-/// The server's parts for `reconciler` behind the simulated identity provider and Gitea:
-/// tokens are verified against `issuer`'s key set, repositories looked up at `gitea_url`.
-/// The demo runs on them, and so do the API's tests and load benchmark.
-pub fn simulated_parts(
-    reconciler: Arc<Reconciler>,
-    issuer: &Issuer,
-    gitea_url: &str,
-    metrics: Metrics,
-) -> Parts {
-    Parts {
-        reconciler,
-        auth: AuthSettings {
-            jwks_url: issuer.jwks_url(),
-            issuer: Some(issuer.issuer_url()),
-            audience: Some(DEFAULT_AUDIENCE.to_owned()),
-            ..AuthSettings::default()
-        },
-        gitea: simulated_gitea(gitea_url),
-        metrics,
-        refusals: None,
-        api: crate::http::ApiSettings::default(),
-    }
-}
-
 /// The log level of the demo's log file.
 pub const LOG_LEVEL: &str = "info,warp::server=off";
 
 /// The file the demo's logs go to: `--log-file`, else `codeserver-demo.log` in the
 /// system's temporary directory.
-pub fn log_file(args: &DemoArgs) -> std::path::PathBuf {
+pub fn log_file(args: &DemoArgs) -> PathBuf {
     args.log_file
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join("codeserver-demo.log"))
 }
 
-/// Gitea settings for the simulated Gitea at `gitea_url`: its service token, asked as
-/// the caller with Sudo.
-pub fn simulated_gitea(gitea_url: &str) -> GiteaSettings {
-    GiteaSettings {
-        auth_mode: crate::gitea::AuthMode::Sudo,
-        service_token: Some(crate::config::Secret::new(crate::sim::gitea::SERVICE_TOKEN)),
-        ..GiteaSettings::new(gitea_url)
-    }
-}
-
-/// Runs the demo until Ctrl-C. Logging is set up by the caller (see [`log_file`]).
+/// Runs the demo until Ctrl-C: the simulated cluster, Gitea and issuer, then the service
+/// exactly as `serve` builds it, on their addresses. Logging is set up by the caller (see
+/// [`log_file`]).
 pub async fn demo(args: &DemoArgs) -> Result<(), DemoError> {
-    crate::install_crypto();
+    codeserver_service::install_crypto();
     let sim = Sim::start_with(SimOptions::realistic())
         .await
         .map_err(|e| DemoError::Cluster(Box::new(e)))?;
@@ -96,59 +99,36 @@ pub async fn demo(args: &DemoArgs) -> Result<(), DemoError> {
     let gitea = SimGitea::start(issuer.clone())
         .await
         .map_err(DemoError::Gitea)?;
-    let metrics = Metrics::new().map_err(|e| DemoError::Serve(ServeError::Metrics(e)))?;
-    let client = serve::counted_client(sim.config(), &metrics)?;
-    let kinds = Kinds::discover(&client)
-        .await
-        .map_err(|e| DemoError::Serve(ServeError::Discovery(e)))?;
-    // NB: the access policies name owners as <issuer>/<sub>; the demo's issuer is the
-    // simulated one.
-    let mut instance = args.instance.clone();
-    instance.jwt_issuer = Some(issuer.issuer_url());
-    let templates = reload::load_active(&instance)
-        .map_err(|e| DemoError::Serve(ServeError::InvalidTemplates(e)))?;
-    let keys = crate::gitea::GiteaClient::new(simulated_gitea(&gitea.url()))
-        .map_err(|e| DemoError::Serve(ServeError::Gitea(e)))?;
-    let reconciler = Arc::new(serve::limited(
-        Reconciler::new(
-            client,
-            kinds,
-            Arc::new(templates),
-            instance,
-            Timeouts {
-                ready: Duration::from_secs(60),
-                ..Timeouts::default()
-            },
-        )
-        .with_gitea(keys),
-        &args.idle,
-        &args.capacity,
-        &metrics,
-    ));
     // NB: the simulated code-servers answer /healthz with no use since they started, so
     // an instance left alone stops after IDLE_TIMEOUT.
     let code_servers = sim
         .code_servers()
         .await
         .map_err(|e| DemoError::Cluster(Box::new(e)))?;
-    let idle = IdleArgs {
-        healthz_url: code_servers.url_template(),
-        ..args.idle.clone()
-    };
-    let culler = Culler::new(reconciler.clone(), &idle, Some(metrics.idle_stops.clone()))
-        .map_err(|e| DemoError::Serve(ServeError::Culler(e)))?;
-    let culling = tokio::spawn(culler.run());
-    let routes = serve::assemble(simulated_parts(
-        reconciler.clone(),
-        &issuer,
-        &gitea.url(),
-        metrics.clone(),
-    ))?;
-    let stats = tokio::spawn(serve::refresh_stats(
-        reconciler,
-        metrics,
-        serve::STATS_INTERVAL,
-    ));
+    // NB: the access policies name owners as <issuer>/<sub>; the demo's issuer is the
+    // simulated one.
+    let mut instance = args.instance.clone();
+    instance.jwt_issuer = Some(issuer.issuer_url());
+    let started = serve::start(Service {
+        kube: sim.config(),
+        instance,
+        timeouts: Timeouts {
+            ready: Duration::from_secs(60),
+            ..Timeouts::default()
+        },
+        auth: AuthSettings::issued_by(&issuer.jwks_url(), &issuer.issuer_url(), DEFAULT_AUDIENCE),
+        gitea: GiteaSettings::sudo(&gitea.url(), SERVICE_TOKEN),
+        api: ApiSettings::default(),
+        idle: IdleArgs {
+            healthz_url: code_servers.url_template(),
+            ..args.idle.clone()
+        },
+        capacity: args.capacity.clone(),
+        api_addr: format!("127.0.0.1:{}", args.port),
+        metrics_addr: format!("127.0.0.1:{}", args.metrics_port),
+        grace: Duration::from_secs(5),
+    })
+    .await?;
     let token = |user: &str, roles: &[&str]| {
         issuer
             .mint(
@@ -167,23 +147,9 @@ pub async fn demo(args: &DemoArgs) -> Result<(), DemoError> {
         "{}",
         banner(args, &sim.url(), &gitea.url(), &issuer.jwks_url(), &tokens)
     );
-    tracing::info!(
-        port = args.port,
-        metrics_port = args.metrics_port,
-        version = crate::VERSION,
-        "demo serving"
-    );
-    let outcome = serve::run(
-        routes,
-        &format!("127.0.0.1:{}", args.port),
-        &format!("127.0.0.1:{}", args.metrics_port),
-        Duration::from_secs(5),
-    )
-    .await;
-    stats.abort();
-    culling.abort();
+    started.run().await?;
     drop(code_servers);
-    Ok(outcome?)
+    Ok(())
 }
 
 /// What the demo prints: where everything runs, the tokens and a first request.
@@ -252,7 +218,7 @@ fn banner(
         out,
         "\nIdle stop: instances nobody uses stop after IDLE_TIMEOUT={}s (PVC kept), showing\n\
          idleStopAt for the last IDLE_WARNING={}s; checked every {}s. For a short run:\n\
-         \n  IDLE_TIMEOUT=60 IDLE_WARNING=45 IDLE_CHECK_INTERVAL=5 MAX_RUNNING_INSTANCES=2 codeserver-service demo\n\
+         \n  IDLE_TIMEOUT=60 IDLE_WARNING=45 IDLE_CHECK_INTERVAL=5 MAX_RUNNING_INSTANCES=2 make demo\n\
          \nthen ask for {{ myCodeServers {{ id status lastAccessedAt idleStopAt }} }}.",
         args.idle.idle_timeout, args.idle.idle_warning, args.idle.idle_check_interval
     );
@@ -274,8 +240,8 @@ mod tests {
     #[test]
     fn the_banner_has_the_addresses_tokens_and_a_curl_to_paste() {
         use clap::Parser;
-        let cli = crate::config::Cli::try_parse_from([
-            "codeserver-service",
+        let cli = crate::Cli::try_parse_from([
+            "codeserver-demo",
             "demo",
             "--port",
             "18082",
@@ -283,7 +249,7 @@ mod tests {
             "19092",
         ])
         .unwrap();
-        let Some(crate::config::Command::Demo(args)) = cli.command else {
+        let crate::Command::Demo(args) = cli.command else {
             panic!("not the demo command");
         };
         let tokens = [("alice", "a.b.c".to_owned()), ("admin", "d.e.f".to_owned())];
