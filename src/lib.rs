@@ -5,6 +5,7 @@
 //! apply (`reconcile::apply`). The GraphQL layer only checks identity and arguments.
 
 pub mod activity;
+pub mod cache;
 pub mod auth;
 pub mod capacity;
 pub mod cli;
@@ -18,6 +19,7 @@ pub mod lease;
 pub mod metrics;
 pub mod naming;
 pub mod quantity;
+pub mod rate_limit;
 pub mod reconcile;
 pub mod reload;
 pub mod render;

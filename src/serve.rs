@@ -53,6 +53,9 @@ pub enum ServeError {
     /// The Kubernetes client could not be built.
     #[error("failed to build the Kubernetes client")]
     Client(#[source] kube::Error),
+    /// KUBE_QPS or KUBE_BURST is not a rate.
+    #[error(transparent)]
+    KubeRate(#[from] crate::rate_limit::RateError),
     /// The cluster's API groups could not be discovered.
     #[error("failed to discover the cluster's API")]
     Discovery(#[source] reconcile::Error),
@@ -350,7 +353,12 @@ pub fn limited(
 pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
     args.check()?;
     let metrics = Metrics::new().map_err(ServeError::Metrics)?;
-    let client = counted_client(kube_config(args.kubeconfig.as_deref()).await?, &metrics)?;
+    let client = crate::rate_limit::limited_client(
+        kube_config(args.kubeconfig.as_deref()).await?,
+        &metrics,
+        args.kube_rate.rate()?,
+    )
+    .map_err(ServeError::Client)?;
     let kinds = Kinds::discover(&client)
         .await
         .map_err(ServeError::Discovery)?;
