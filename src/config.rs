@@ -295,14 +295,15 @@ impl KubeRateArgs {
 
 /// KUBE_QPS: a number of requests per second above 0 (fractions allowed), at most 100000.
 fn kube_qps(s: &str) -> Result<f64, String> {
-    let qps: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("expected requests per second, a number above 0 such as 50, not {s:?}"))?;
+    let qps: f64 = s.trim().parse().map_err(|_| {
+        format!("expected requests per second, a number above 0 such as 50, not {s:?}")
+    })?;
     if qps.is_finite() && qps > 0.0 && qps <= 100_000.0 {
         Ok(qps)
     } else {
-        Err(format!("expected requests per second above 0 and at most 100000, not {s:?}"))
+        Err(format!(
+            "expected requests per second above 0 and at most 100000, not {s:?}"
+        ))
     }
 }
 
@@ -918,8 +919,12 @@ mod tests {
         let cli = parse(&base).unwrap();
         let rate = cli.serve.kube_rate.rate().unwrap();
         assert_eq!((rate.qps(), rate.burst()), (50.0, 100));
-        let cli = parse(&[&base[..], &["--kube-qps", "2.5", "--kube-burst", "7"]].concat()).unwrap();
-        assert_eq!((cli.serve.kube_rate.qps, cli.serve.kube_rate.burst), (2.5, 7));
+        let cli =
+            parse(&[&base[..], &["--kube-qps", "2.5", "--kube-burst", "7"]].concat()).unwrap();
+        assert_eq!(
+            (cli.serve.kube_rate.qps, cli.serve.kube_rate.burst),
+            (2.5, 7)
+        );
         for (flag, value) in [
             ("--kube-qps", "0"),
             ("--kube-qps", "-3"),

@@ -5,8 +5,8 @@
 //! apply (`reconcile::apply`). The GraphQL layer only checks identity and arguments.
 
 pub mod activity;
-pub mod cache;
 pub mod auth;
+pub mod cache;
 pub mod capacity;
 pub mod cli;
 pub mod config;

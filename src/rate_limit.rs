@@ -247,7 +247,10 @@ mod tests {
         assert!(Rate::new(f64::NAN, 1).is_err());
         assert_eq!(Rate::new(-1.0, 1), Err(RateError::Qps(-1.0)));
         assert_eq!(Rate::new(1.0, 0), Err(RateError::Burst));
-        assert_eq!(Rate::new(5.0, 10).map(|r| (r.qps(), r.burst())), Ok((5.0, 10)));
+        assert_eq!(
+            Rate::new(5.0, 10).map(|r| (r.qps(), r.burst())),
+            Ok((5.0, 10))
+        );
     }
 
     #[test]

@@ -16,21 +16,20 @@ use prometheus::IntGaugeVec;
 use super::{CacheError, KindCache, KindKey};
 use crate::{config::InstanceSettings, naming, reconcile::kinds::Kinds, render};
 
-/// Every kind the templates may render (`apiVersion`, `Kind`), cached from the start.
-/// PVCs and pods are cached typed; the others as `DynamicObject`s. The VirtualService is
-/// cached at the version the cluster serves, when it serves one; kinds an admin adds are
-/// cached from their first use with [`Caches::watch_kind`].
+/// The kinds cached from the start (`apiVersion`, `Kind`): every kind the built-in
+/// templates render and the credentials Secret. PVCs and pods are cached typed; the others
+/// as `DynamicObject`s. The VirtualService is cached at the version the cluster serves,
+/// when it serves one; kinds an admin adds (a ConfigMap is here already; a
+/// ServiceAccount, Role, ...) are cached from their first use with
+/// [`Caches::watch_kind`].
 pub const CACHED_KINDS: &[(&str, &str)] = &[
     ("v1", "PersistentVolumeClaim"),
     ("v1", "Pod"),
     ("v1", "Service"),
     ("v1", "ConfigMap"),
     ("v1", "Secret"),
-    ("v1", "ServiceAccount"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
     ("batch/v1", "Job"),
-    ("rbac.authorization.k8s.io/v1", "Role"),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
     ("security.istio.io/v1", "AuthorizationPolicy"),
     ("networking.istio.io/v1", "VirtualService"),
 ];
@@ -111,11 +110,12 @@ impl Caches {
         caches
     }
 
-    /// Starts caching objects of `ar` (a kind found by discovery) unless its kind is
-    /// cached already, at any version.
+    /// Starts caching objects of `ar` unless its kind is cached already, at any version.
+    /// Call it for a kind the cluster serves (one `Kinds::resolve` found): until its first
+    /// listing succeeds, [`Caches::synced`] is false.
     pub fn watch_kind(&self, ar: &ApiResource) {
         let key = KindKey::of(&ar.api_version, &ar.kind);
-        if matches!(self.held_key(&key), Some(_)) {
+        if self.held_key(&key).is_some() {
             return;
         }
         let namespace = if render::in_gateway_namespace(&ar.api_version, &ar.kind) {
@@ -274,7 +274,12 @@ impl Caches {
 
     /// Resolves when the cache of `kind` no longer holds `namespace`/`name` (after a
     /// delete). It does not time out: wrap it in `tokio::time::timeout`.
-    pub async fn wait_gone(&self, kind: &str, namespace: &str, name: &str) -> Result<(), CacheError> {
+    pub async fn wait_gone(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), CacheError> {
         match self.held(kind)? {
             Held::Pvcs => self.pvcs.wait_gone(namespace, name).await,
             Held::Pods => self.pods.wait_gone(namespace, name).await,

@@ -244,7 +244,10 @@ mod tests {
         index.apply_event(&Event::Apply(cm("gone", "i1", "o1", "x2")));
         index.apply_event(&Event::<ConfigMap>::Init);
         index.apply_event(&Event::InitApply(cm("a", "i1", "o1", "x3")));
-        assert!(index.contains(&key("gone")), "the old state holds until InitDone");
+        assert!(
+            index.contains(&key("gone")),
+            "the old state holds until InitDone"
+        );
         index.apply_event(&Event::<ConfigMap>::InitDone);
         assert!(!index.contains(&key("gone")));
         assert_eq!(index.len(), 1);

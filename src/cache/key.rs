@@ -68,7 +68,10 @@ mod tests {
             Some(KindKey::of("networking.istio.io/v1beta1", "VirtualService"))
         );
         assert_eq!(KindKey::parse("v1/Pod"), Some(KindKey::of("v1", "Pod")));
-        assert_ne!(KindKey::of("v1", "Pod"), KindKey::of("example.com/v1", "Pod"));
+        assert_ne!(
+            KindKey::of("v1", "Pod"),
+            KindKey::of("example.com/v1", "Pod")
+        );
         assert_eq!(KindKey::parse("Pod"), None);
         assert_eq!(KindKey::of("batch/v1", "Job").to_string(), "Job.batch");
         assert_eq!(KindKey::of("v1", "Pod").to_string(), "Pod");
