@@ -378,3 +378,45 @@ async fn the_access_policy_is_cached_from_the_gateway_namespace() {
             .is_cached("networking.istio.io/v1beta1/VirtualService")
     );
 }
+
+#[tokio::test]
+async fn caches_run_on_the_rate_limited_client_of_serve() {
+    let sim = Sim::start().await.unwrap();
+    let metrics = Metrics::new().unwrap();
+    // A bucket of two: the lists and watches of every kind queue for their tokens, and
+    // the open watches hold none, so writes still get through.
+    let rate = codeserver_service::rate_limit::Rate::new(500.0, 2).unwrap();
+    let client =
+        codeserver_service::rate_limit::limited_client(sim.config(), &metrics, rate).unwrap();
+    let caches = Caches::start(
+        client.clone(),
+        &InstanceSettings::default(),
+        &Kinds::new(Some("v1".into())),
+        None,
+    );
+    guard(caches.wait_synced()).await.unwrap();
+    let api: Api<ConfigMap> = Api::namespaced(client, NS);
+    for i in 0..5 {
+        let name = format!("settings-{i}");
+        let obj = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": NS, "labels": labels("code-server-a", "key-1")},
+        });
+        let rv = apply(&api, &name, obj).await;
+        guard(caches.wait_for("v1/ConfigMap", NS, &name, &rv))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        caches
+            .by_instance("v1/ConfigMap", "code-server-a")
+            .unwrap()
+            .len(),
+        5
+    );
+    let watches = metrics
+        .kube_requests
+        .with_label_values(&["watch", "configmaps", "ok"])
+        .get();
+    assert!(watches >= 1, "the watch went through the counted client");
+}
