@@ -263,6 +263,44 @@ pub struct ServeArgs {
     /// Capacity limits.
     #[command(flatten)]
     pub capacity: crate::capacity::CapacityArgs,
+    /// Client-side rate limit of Kubernetes API calls.
+    #[command(flatten)]
+    pub kube_rate: KubeRateArgs,
+}
+
+/// Client-side rate limit of Kubernetes API calls, like client-go's QPS and Burst.
+#[derive(Args, Debug, Clone)]
+pub struct KubeRateArgs {
+    /// Sustained Kubernetes API requests per second; more wait their turn.
+    #[arg(long = "kube-qps", env = "KUBE_QPS", value_name = "KUBE_QPS",
+          default_value_t = crate::rate_limit::DEFAULT_QPS, value_parser = kube_qps)]
+    pub qps: f64,
+    /// Kubernetes API requests that may go at once before KUBE_QPS applies.
+    #[arg(long = "kube-burst", env = "KUBE_BURST", value_name = "KUBE_BURST",
+          default_value_t = crate::rate_limit::DEFAULT_BURST,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub burst: u32,
+}
+
+impl KubeRateArgs {
+    /// The token bucket's rate.
+    pub fn rate(&self) -> Result<crate::rate_limit::Rate, crate::rate_limit::RateError> {
+        crate::rate_limit::Rate::new(self.qps, self.burst)
+    }
+}
+
+/// KUBE_QPS: a number of requests per second above 0 (fractions allowed), at most 100000.
+fn kube_qps(s: &str) -> Result<f64, String> {
+    let qps: f64 = s.trim().parse().map_err(|_| {
+        format!("expected requests per second, a number above 0 such as 50, not {s:?}")
+    })?;
+    if qps.is_finite() && qps > 0.0 && qps <= 100_000.0 {
+        Ok(qps)
+    } else {
+        Err(format!(
+            "expected requests per second above 0 and at most 100000, not {s:?}"
+        ))
+    }
 }
 
 // --- Listen addresses, API limits and developer tools (issue 10) ---
@@ -821,5 +859,31 @@ mod tests {
         ])
         .unwrap();
         assert!(empty.serve.check().is_ok(), "empty means unset");
+    }
+
+    #[test]
+    fn kube_rate_defaults_and_refuses_what_is_not_a_rate() {
+        let base = ["--gitea-url", "http://g", "--gitea-token", "t"];
+        let cli = parse(&base).unwrap();
+        let rate = cli.serve.kube_rate.rate().unwrap();
+        assert_eq!((rate.qps(), rate.burst()), (50.0, 100));
+        let cli =
+            parse(&[&base[..], &["--kube-qps", "2.5", "--kube-burst", "7"]].concat()).unwrap();
+        assert_eq!(
+            (cli.serve.kube_rate.qps, cli.serve.kube_rate.burst),
+            (2.5, 7)
+        );
+        for (flag, value) in [
+            ("--kube-qps", "0"),
+            ("--kube-qps", "-3"),
+            ("--kube-qps", "fast"),
+            ("--kube-qps", "inf"),
+            ("--kube-burst", "0"),
+            ("--kube-burst", "-1"),
+        ] {
+            let err = parse(&[&base[..], &[flag, value]].concat()).unwrap_err();
+            let line = one_line_error(&err);
+            assert!(line.contains(value) && !line.contains('\n'), "{line}");
+        }
     }
 }

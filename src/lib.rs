@@ -6,6 +6,7 @@
 
 pub mod activity;
 pub mod auth;
+pub mod cache;
 pub mod capacity;
 pub mod cli;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod instance;
 pub mod lease;
 pub mod metrics;
 pub mod naming;
+pub mod rate_limit;
 pub mod reconcile;
 pub mod reload;
 pub mod render;

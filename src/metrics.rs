@@ -9,8 +9,8 @@
 mod kube_calls;
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub use self::kube_calls::{Counted, KubeCounter, classify};
@@ -65,6 +65,9 @@ pub struct Metrics {
     pub running_limit: IntGauge,
     /// `codeserver_start_queue_length`: starts waiting for their turn.
     pub start_queue: IntGauge,
+    /// `codeserver_cache_objects{kind}`: objects held by the watch-backed cache of each
+    /// managed kind (`Pod`, `Job.batch`, ...).
+    pub cache_objects: IntGaugeVec,
 }
 
 impl Metrics {
@@ -174,6 +177,17 @@ impl Metrics {
                 "Instance starts waiting for one of MAX_CONCURRENT_STARTS",
             ),
         )?;
+        let cache_objects = register(
+            &registry,
+            "codeserver_cache_objects",
+            IntGaugeVec::new(
+                Opts::new(
+                    "codeserver_cache_objects",
+                    "Objects held by the watch-backed cache of each managed kind",
+                ),
+                &["kind"],
+            ),
+        )?;
         Ok(Self {
             registry,
             instances,
@@ -186,6 +200,7 @@ impl Metrics {
             idle_stops,
             running_limit,
             start_queue,
+            cache_objects,
         })
     }
 

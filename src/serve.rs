@@ -53,6 +53,9 @@ pub enum ServeError {
     /// The Kubernetes client could not be built.
     #[error("failed to build the Kubernetes client")]
     Client(#[source] kube::Error),
+    /// KUBE_QPS or KUBE_BURST is not a rate.
+    #[error(transparent)]
+    KubeRate(#[from] crate::rate_limit::RateError),
     /// The cluster's API groups could not be discovered.
     #[error("failed to discover the cluster's API")]
     Discovery(#[source] reconcile::Error),
@@ -351,6 +354,8 @@ pub fn limited(
 pub struct Service {
     /// Where the Kubernetes API is.
     pub kube: kube::Config,
+    /// How fast the service may call it (KUBE_QPS, KUBE_BURST).
+    pub kube_rate: crate::rate_limit::Rate,
     /// What shapes every instance (templates, values, sizes).
     pub instance: InstanceSettings,
     /// How long an instance may take to come up.
@@ -390,7 +395,8 @@ pub struct Started {
 /// capacity policies, the culler and the routes. Nothing is served yet.
 pub async fn start(service: Service) -> Result<Started, ServeError> {
     let metrics = Metrics::new().map_err(ServeError::Metrics)?;
-    let client = counted_client(service.kube, &metrics)?;
+    let client = crate::rate_limit::limited_client(service.kube, &metrics, service.kube_rate)
+        .map_err(ServeError::Client)?;
     let kinds = Kinds::discover(&client)
         .await
         .map_err(ServeError::Discovery)?;
@@ -481,6 +487,7 @@ pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
     args.check()?;
     let service = Service {
         kube: kube_config(args.kubeconfig.as_deref()).await?,
+        kube_rate: args.kube_rate.rate()?,
         instance: args.instance.clone(),
         timeouts: Timeouts {
             ready: args.ready_timeout(),

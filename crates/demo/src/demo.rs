@@ -13,6 +13,7 @@ use codeserver_service::{
     config::InstanceSettings,
     gitea::GiteaSettings,
     http::ApiSettings,
+    rate_limit::Rate,
     reconcile::Timeouts,
     serve::{self, ServeError, Service},
 };
@@ -111,6 +112,7 @@ pub async fn demo(args: &DemoArgs) -> Result<(), DemoError> {
     instance.jwt_issuer = Some(issuer.issuer_url());
     let started = serve::start(Service {
         kube: sim.config(),
+        kube_rate: Rate::default(),
         instance,
         timeouts: Timeouts {
             ready: Duration::from_secs(60),

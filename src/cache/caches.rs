@@ -1,0 +1,361 @@
+//! Every managed kind's cache, and the lookups the reconciler reads instead of listing.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{Arc, PoisonError, RwLock},
+};
+
+use futures::future::try_join_all;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{ApiResource, DynamicObject, TypeMeta},
+};
+use prometheus::IntGaugeVec;
+
+use super::{CacheError, KindCache, KindKey};
+use crate::{config::InstanceSettings, naming, reconcile::kinds::Kinds, render};
+
+/// The kinds cached from the start (`apiVersion`, `Kind`): every kind the built-in
+/// templates render and the credentials Secret. PVCs and pods are cached typed; the others
+/// as `DynamicObject`s. The VirtualService is cached at the version the cluster serves,
+/// when it serves one; kinds an admin adds (a ConfigMap is here already; a
+/// ServiceAccount, Role, ...) are cached from their first use with
+/// [`Caches::watch_kind`].
+pub const CACHED_KINDS: &[(&str, &str)] = &[
+    ("v1", "PersistentVolumeClaim"),
+    ("v1", "Pod"),
+    ("v1", "Service"),
+    ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("batch/v1", "Job"),
+    ("security.istio.io/v1", "AuthorizationPolicy"),
+    ("networking.istio.io/v1", "VirtualService"),
+];
+
+/// The watch-backed caches of everything this service manages (objects labelled
+/// `app.kubernetes.io/managed-by=codeserver-service`), in the instances namespace and,
+/// for the access policy, the gateway's. Dropping it stops every watch.
+pub struct Caches {
+    client: Client,
+    selector: String,
+    namespace: String,
+    gateway_namespace: String,
+    gauges: Option<IntGaugeVec>,
+    pvcs: KindCache<PersistentVolumeClaim>,
+    pods: KindCache<Pod>,
+    dynamic: RwLock<BTreeMap<KindKey, Arc<KindCache<DynamicObject>>>>,
+}
+
+/// The cache a kind is held in.
+enum Held {
+    Pvcs,
+    Pods,
+    Dynamic(Arc<KindCache<DynamicObject>>),
+}
+
+impl Caches {
+    /// Starts a watch for every kind of [`CACHED_KINDS`] that `kinds` knows (the
+    /// VirtualService only when the cluster serves it), counting objects per kind in
+    /// `gauges` (`codeserver_cache_objects{kind}`). Must run inside a tokio runtime.
+    pub fn start(
+        client: Client,
+        settings: &InstanceSettings,
+        kinds: &Kinds,
+        gauges: Option<IntGaugeVec>,
+    ) -> Self {
+        let selector = managed_selector();
+        let namespace = settings.namespace.clone();
+        let gauge = |kind: &KindKey| {
+            gauges
+                .as_ref()
+                .map(|g| g.with_label_values(&[kind.to_string().as_str()]))
+        };
+        let pvcs = KindCache::spawn(
+            Api::namespaced(client.clone(), &namespace),
+            "v1/PersistentVolumeClaim",
+            &namespace,
+            (),
+            &selector,
+            |_| {},
+            gauge(&KindKey::of("v1", "PersistentVolumeClaim")),
+        );
+        let pods = KindCache::spawn(
+            Api::namespaced(client.clone(), &namespace),
+            "v1/Pod",
+            &namespace,
+            (),
+            &selector,
+            |_| {},
+            gauge(&KindKey::of("v1", "Pod")),
+        );
+        let caches = Self {
+            client,
+            selector,
+            namespace,
+            gateway_namespace: settings.gateway_namespace.clone(),
+            gauges,
+            pvcs,
+            pods,
+            dynamic: RwLock::new(BTreeMap::new()),
+        };
+        for (api_version, kind) in &CACHED_KINDS[2..] {
+            match kinds.known(api_version, kind) {
+                Ok(Some(ar)) => caches.watch_kind(&ar),
+                Ok(None) => {}
+                Err(error) => tracing::info!(%kind, %error, "kind not cached"),
+            }
+        }
+        caches
+    }
+
+    /// Starts caching objects of `ar` unless its kind is cached already, at any version.
+    /// Call it for a kind the cluster serves (one `Kinds::resolve` found): until its first
+    /// listing succeeds, [`Caches::synced`] is false.
+    pub fn watch_kind(&self, ar: &ApiResource) {
+        let key = KindKey::of(&ar.api_version, &ar.kind);
+        if self.held_key(&key).is_some() {
+            return;
+        }
+        let namespace = if render::in_gateway_namespace(&ar.api_version, &ar.kind) {
+            &self.gateway_namespace
+        } else {
+            &self.namespace
+        };
+        let types = TypeMeta {
+            api_version: ar.api_version.clone(),
+            kind: ar.kind.clone(),
+        };
+        let cache = KindCache::spawn(
+            Api::namespaced_with(self.client.clone(), namespace, ar),
+            &format!("{}/{}", ar.api_version, ar.kind),
+            namespace,
+            ar.clone(),
+            &self.selector,
+            // NB: listed items carry no apiVersion/kind; the plan keys objects by kind.
+            move |obj: &mut DynamicObject| obj.types = Some(types.clone()),
+            self.gauges
+                .as_ref()
+                .map(|g| g.with_label_values(&[key.to_string().as_str()])),
+        );
+        self.dynamic
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key)
+            .or_insert_with(|| Arc::new(cache));
+    }
+
+    /// True when every cache has completed its first listing.
+    pub fn synced(&self) -> bool {
+        self.pvcs.synced() && self.pods.synced() && self.dynamics().iter().all(|c| c.synced())
+    }
+
+    /// Resolves when every cache has completed its first listing.
+    pub async fn wait_synced(&self) -> Result<(), CacheError> {
+        self.pvcs.wait_synced().await?;
+        self.pods.wait_synced().await?;
+        let dynamics = self.dynamics();
+        try_join_all(dynamics.iter().map(|c| c.wait_synced())).await?;
+        Ok(())
+    }
+
+    /// True when objects of `kind` (`apiVersion/Kind`, any version) are cached.
+    pub fn is_cached(&self, kind: &str) -> bool {
+        KindKey::parse(kind).is_some_and(|key| self.held_key(&key).is_some())
+    }
+
+    /// The PVC cache (instance records), in the instances namespace.
+    pub fn pvcs(&self) -> &KindCache<PersistentVolumeClaim> {
+        &self.pvcs
+    }
+
+    /// The pod cache, in the instances namespace.
+    pub fn pods(&self) -> &KindCache<Pod> {
+        &self.pods
+    }
+
+    /// The PVC `name` (`workspace-<safe-name>`), if it exists.
+    pub fn pvc(&self, name: &str) -> Option<Arc<PersistentVolumeClaim>> {
+        self.pvcs.get(name)
+    }
+
+    /// The pod `name`, if it exists.
+    pub fn pod(&self, name: &str) -> Option<Arc<Pod>> {
+        self.pods.get(name)
+    }
+
+    /// The record (PVC) of instance `id`, if there is one.
+    pub fn record(&self, id: &str) -> Option<Arc<PersistentVolumeClaim>> {
+        self.pvcs.by_instance(id).into_iter().next()
+    }
+
+    /// The owner's records (PVCs labelled with `owner_key`), oldest first.
+    pub fn records_of_owner(&self, owner_key: &str) -> Vec<Arc<PersistentVolumeClaim>> {
+        let mut records = self.pvcs.by_owner(owner_key);
+        records.sort_by(|a, b| {
+            (&a.metadata.creation_timestamp, &a.metadata.name)
+                .cmp(&(&b.metadata.creation_timestamp, &b.metadata.name))
+        });
+        records
+    }
+
+    /// The ids of the owner's instances, oldest first.
+    pub fn instances_of_owner(&self, owner_key: &str) -> Vec<String> {
+        self.records_of_owner(owner_key)
+            .iter()
+            .filter_map(|pvc| pvc.labels().get(naming::LABEL_INSTANCE).cloned())
+            .collect()
+    }
+
+    /// Every instance record (PVC).
+    pub fn records(&self) -> Vec<Arc<PersistentVolumeClaim>> {
+        self.pvcs.all()
+    }
+
+    /// The id of every instance that has a record, sorted.
+    pub fn instance_ids(&self) -> BTreeSet<String> {
+        self.pvcs.instance_ids().into_iter().collect()
+    }
+
+    /// The pods of instance `id` (its code-server pod and, while one runs, its sync
+    /// Job's pod).
+    pub fn pods_of_instance(&self, id: &str) -> Vec<Arc<Pod>> {
+        self.pods.by_instance(id)
+    }
+
+    /// The objects of `kind` (`apiVersion/Kind`) labelled with instance `id`, as
+    /// `DynamicObject`s with their `apiVersion`/`kind` set, as listing them would give.
+    pub fn by_instance(&self, kind: &str, id: &str) -> Result<Vec<DynamicObject>, CacheError> {
+        match self.held(kind)? {
+            Held::Pvcs => dynamic(kind, self.pvcs.by_instance(id)),
+            Held::Pods => dynamic(kind, self.pods.by_instance(id)),
+            Held::Dynamic(cache) => Ok(cache
+                .by_instance(id)
+                .into_iter()
+                .map(|o| DynamicObject::clone(&o))
+                .collect()),
+        }
+    }
+
+    /// Every live object of instance `id` of the given `kinds` (`apiVersion/Kind`): what
+    /// the reconciler's `live_objects` lists, from the caches. Fails on the first kind
+    /// that has no cache.
+    pub fn objects_of_instance(
+        &self,
+        id: &str,
+        kinds: &BTreeSet<String>,
+    ) -> Result<Vec<DynamicObject>, CacheError> {
+        let mut objects = Vec::new();
+        for kind in kinds {
+            objects.extend(self.by_instance(kind, id)?);
+        }
+        Ok(objects)
+    }
+
+    /// Resolves when the cache of `kind` holds `namespace`/`name` at resourceVersion
+    /// `version` or later: an event for the object at exactly `version` has been
+    /// applied, or (resourceVersions being numbers, as etcd's are) one at a version not
+    /// below it. Call it with the resourceVersion an apply answered, to read one's own
+    /// write. It does not time out: wrap it in `tokio::time::timeout`.
+    pub async fn wait_for(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        version: &str,
+    ) -> Result<(), CacheError> {
+        match self.held(kind)? {
+            Held::Pvcs => self.pvcs.wait_for(namespace, name, version).await,
+            Held::Pods => self.pods.wait_for(namespace, name, version).await,
+            Held::Dynamic(cache) => cache.wait_for(namespace, name, version).await,
+        }
+    }
+
+    /// Resolves when the cache of `kind` no longer holds `namespace`/`name` (after a
+    /// delete). It does not time out: wrap it in `tokio::time::timeout`.
+    pub async fn wait_gone(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(), CacheError> {
+        match self.held(kind)? {
+            Held::Pvcs => self.pvcs.wait_gone(namespace, name).await,
+            Held::Pods => self.pods.wait_gone(namespace, name).await,
+            Held::Dynamic(cache) => cache.wait_gone(namespace, name).await,
+        }
+    }
+
+    /// Objects held per cached kind (`apiVersion/Kind`).
+    pub fn counts(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::from([
+            (self.pvcs.kind().to_owned(), self.pvcs.len()),
+            (self.pods.kind().to_owned(), self.pods.len()),
+        ]);
+        for cache in self.dynamics() {
+            counts.insert(cache.kind().to_owned(), cache.len());
+        }
+        counts
+    }
+
+    fn held(&self, kind: &str) -> Result<Held, CacheError> {
+        KindKey::parse(kind)
+            .and_then(|key| self.held_key(&key))
+            .ok_or_else(|| CacheError::NotCached(kind.to_owned()))
+    }
+
+    fn held_key(&self, key: &KindKey) -> Option<Held> {
+        if *key == KindKey::of("v1", "PersistentVolumeClaim") {
+            return Some(Held::Pvcs);
+        }
+        if *key == KindKey::of("v1", "Pod") {
+            return Some(Held::Pods);
+        }
+        self.dynamic
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned()
+            .map(Held::Dynamic)
+    }
+
+    fn dynamics(&self) -> Vec<Arc<KindCache<DynamicObject>>> {
+        self.dynamic
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+/// The selector of everything this service manages (the reconciler's
+/// `managed_selector`).
+pub fn managed_selector() -> String {
+    format!("{}={}", naming::LABEL_MANAGED_BY, naming::MANAGED_BY_VALUE)
+}
+
+/// Typed objects as `DynamicObject`s of `kind`.
+fn dynamic<K: Resource<DynamicType = ()> + serde::Serialize>(
+    kind: &str,
+    objects: Vec<Arc<K>>,
+) -> Result<Vec<DynamicObject>, CacheError> {
+    let convert = |reason: serde_json::Error| CacheError::Convert {
+        kind: kind.to_owned(),
+        reason: reason.to_string(),
+    };
+    objects
+        .iter()
+        .map(|o| {
+            let mut obj: DynamicObject =
+                serde_json::from_value(serde_json::to_value(&**o).map_err(convert)?)
+                    .map_err(convert)?;
+            obj.types = Some(TypeMeta {
+                api_version: K::api_version(&()).into_owned(),
+                kind: K::kind(&()).into_owned(),
+            });
+            Ok(obj)
+        })
+        .collect()
+}
