@@ -34,14 +34,7 @@ pub fn validate_repo_part(what: &'static str, value: &str) -> Result<(), NamingE
 /// Checks a clone URL: an http(s), ssh or git URL with no whitespace or control
 /// characters (the clone script reads one `path url` pair per line).
 pub fn validate_clone_url(url: &str) -> Result<(), NamingError> {
-    let invalid = |reason| NamingError::InvalidRepo {
-        what: "clone URL",
-        value: truncate_for_message(url),
-        reason,
-    };
-    if url.len() > 2048 {
-        return Err(invalid("longer than 2048 characters"));
-    }
+    let invalid = url_rules("clone URL", url)?;
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(invalid("must not contain whitespace or control characters"));
     }
@@ -58,14 +51,7 @@ pub fn validate_clone_url(url: &str) -> Result<(), NamingError> {
 /// scp-like `user@host:path`, with no whitespace, control characters or leading `-` (the
 /// clone script reads one `path key url` line per repository and passes it to git).
 pub fn validate_ssh_url(url: &str) -> Result<(), NamingError> {
-    let invalid = |reason| NamingError::InvalidRepo {
-        what: "SSH URL",
-        value: truncate_for_message(url),
-        reason,
-    };
-    if url.len() > 2048 {
-        return Err(invalid("longer than 2048 characters"));
-    }
+    let invalid = url_rules("SSH URL", url)?;
     let safe = |s: &str| {
         !s.is_empty()
             && s.bytes()
@@ -106,6 +92,25 @@ pub fn validate_ssh_url(url: &str) -> Result<(), NamingError> {
         return Err(invalid("expected user@host:owner/name.git"));
     }
     Ok(())
+}
+
+/// Longest clone URL accepted.
+const MAX_URL_LEN: usize = 2048;
+
+/// The error for `url` (a `what`) breaking a rule, once `url` is within [`MAX_URL_LEN`].
+fn url_rules<'a>(
+    what: &'static str,
+    url: &'a str,
+) -> Result<impl Fn(&'static str) -> NamingError + 'a, NamingError> {
+    let invalid = move |reason| NamingError::InvalidRepo {
+        what,
+        value: truncate_for_message(url),
+        reason,
+    };
+    if url.len() > MAX_URL_LEN {
+        return Err(invalid("longer than 2048 characters"));
+    }
+    Ok(invalid)
 }
 
 #[cfg(test)]

@@ -293,16 +293,20 @@ mod tests {
         assert_eq!(paths, ["a-x", "b-x", "y"]);
     }
 
-    #[test]
-    fn values_yaml_overrides_configuration_and_is_validated() {
-        let extra = json!({"image": "img:2", "resources": {"limits": {"memory": "8Gi"}}, "storage": {"size": "20Gi"}});
-        let v = Values::build(
+    /// The values of user `u` with one repository over `extra`.
+    fn build(extra: Value) -> Result<Values, ValuesError> {
+        Values::build(
             &settings(),
             &Owner::new("u"),
             &[repo("o", "n")],
             Arc::new(extra),
         )
-        .unwrap();
+    }
+
+    #[test]
+    fn values_yaml_overrides_configuration_and_is_validated() {
+        let extra = json!({"image": "img:2", "resources": {"limits": {"memory": "8Gi"}}, "storage": {"size": "20Gi"}});
+        let v = build(extra).unwrap();
         assert_eq!(
             (v.image.as_str(), v.resources.limits.memory.as_str()),
             ("img:2", "8Gi")
@@ -312,26 +316,12 @@ mod tests {
             ("20Gi", "500m")
         );
         let bad = json!({"storage": {"size": "lots"}});
-        let err = Values::build(
-            &settings(),
-            &Owner::new("u"),
-            &[repo("o", "n")],
-            Arc::new(bad),
-        )
-        .unwrap_err();
+        let err = build(bad).unwrap_err();
         assert!(err.to_string().contains("storage.size"), "{err}");
     }
 
     #[test]
     fn the_repository_limit_defaults_to_twenty_and_is_checked() {
-        let build = |extra| {
-            Values::build(
-                &settings(),
-                &Owner::new("u"),
-                &[repo("o", "n")],
-                Arc::new(extra),
-            )
-        };
         assert_eq!(build(json!({})).unwrap().repository_limit, 20);
         let set = json!({"limits": {"repositoriesPerInstance": 3}});
         assert_eq!(build(set).unwrap().repository_limit, 3);
