@@ -73,27 +73,7 @@ fn hostile_ids_and_subs_name_exactly_one_principal_or_are_refused() {
 
 #[test]
 fn the_printed_policy_names_the_host_and_the_principal_and_egress_is_restricted() {
-    let cli = Cli::try_parse_from([
-        "codeserver-service",
-        "render",
-        "--jwt-issuer",
-        ISSUER,
-        "--user",
-        "alice",
-        "--sub",
-        "S-1",
-        "--repo-owner",
-        "devteam",
-        "--repo-name",
-        "api",
-    ])
-    .expect("render parses");
-    let Some(Command::Render(args)) = cli.command else {
-        panic!("not render");
-    };
-    let mut out = Vec::new();
-    cli::render_command(&args, &mut out).expect("renders");
-    let text = String::from_utf8(out).expect("UTF-8");
+    let text = render_alice(&["--jwt-issuer", ISSUER]).expect("renders");
     let docs: Vec<Value> = text
         .split("\n---\n")
         .map(|d| serde_yaml_ng::from_str(d.trim_start_matches("---\n")).expect("YAML"))
@@ -154,23 +134,7 @@ fn the_printed_policy_names_the_host_and_the_principal_and_egress_is_restricted(
     }
 
     // Without JWT_ISSUER, the error says what to set.
-    let cli = Cli::try_parse_from([
-        "codeserver-service",
-        "render",
-        "--user",
-        "alice",
-        "--sub",
-        "S-1",
-        "--repo-owner",
-        "devteam",
-        "--repo-name",
-        "api",
-    ])
-    .expect("render parses");
-    let Some(Command::Render(args)) = cli.command else {
-        panic!("not render");
-    };
-    let err = cli::render_command(&args, &mut Vec::new()).expect_err("no issuer");
+    let err = render_alice(&[]).expect_err("no issuer");
     assert!(err.to_string().contains("JWT_ISSUER is not set"), "{err}");
 }
 
@@ -267,4 +231,29 @@ fn the_sync_jobs_pod_is_held_to_dns_and_gitea_and_nothing_reaches_it() {
         &bob_sync["spec"]["podSelector"]["matchLabels"],
         pod_labels
     ));
+}
+
+/// The `render` command, in-process, for alice (sub `S-1`) and devteam/api with `extra`
+/// arguments: what it printed, or why it failed.
+fn render_alice(extra: &[&str]) -> Result<String, cli::CliError> {
+    let mut argv = vec![
+        "codeserver-service",
+        "render",
+        "--user",
+        "alice",
+        "--sub",
+        "S-1",
+        "--repo-owner",
+        "devteam",
+        "--repo-name",
+        "api",
+    ];
+    argv.extend_from_slice(extra);
+    let cli = Cli::try_parse_from(argv).expect("render parses");
+    let Some(Command::Render(args)) = cli.command else {
+        panic!("not render");
+    };
+    let mut out = Vec::new();
+    cli::render_command(&args, &mut out)?;
+    Ok(String::from_utf8(out).expect("UTF-8"))
 }

@@ -26,15 +26,7 @@ fn validate_templates_accepts_the_built_in_set_and_lists_every_problem_of_a_brok
 /// Runs the binary's `render` for repository `repo_name` with `env` set.
 fn render_binary(repo_name: &str, env: &[(&str, &str)]) -> std::process::Output {
     Command::new(BIN)
-        .args([
-            "render",
-            "--user",
-            "u",
-            "--repo-owner",
-            "o",
-            "--repo-name",
-            repo_name,
-        ])
+        .args(render_args(repo_name))
         .envs(env.iter().copied())
         .output()
         .unwrap()

@@ -46,15 +46,7 @@ fn hostile_user_ids_stay_inside_their_scalars() {
 #[test]
 fn hostile_repository_names_are_refused() {
     for bad in ["a;rm -rf /", "..", "$(id)", "a\nb", &"x".repeat(10_000)] {
-        let (ok, _, err) = run(&[
-            "render",
-            "--user",
-            "u",
-            "--repo-owner",
-            "o",
-            "--repo-name",
-            bad,
-        ]);
+        let (ok, _, err) = render_repo(bad, &[]);
         assert!(!ok);
         assert!(err.contains("invalid repository name"), "{err}");
         assert!(err.len() < 500, "error stays short");
@@ -63,21 +55,10 @@ fn hostile_repository_names_are_refused() {
 
 #[test]
 fn repository_values_reach_the_script_only_as_environment() {
-    let (ok, out, err) = run(&[
-        "render",
-        "--output",
-        "json",
-        "--user",
-        "u",
-        "--repo-owner",
-        "o",
-        "--repo-name",
+    let objects = objects_of(render_repo(
         "n.v2",
-        "--clone-url",
-        "http://g/o/n.v2.git",
-    ]);
-    assert!(ok, "{err}");
-    let objects: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+        &["--output", "json", "--clone-url", "http://g/o/n.v2.git"],
+    ));
     let pod = objects.iter().find(|o| o["kind"] == "Pod").unwrap();
     let init = &pod["spec"]["initContainers"][0];
     let script = init["args"][0].as_str().unwrap();

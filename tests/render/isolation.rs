@@ -74,38 +74,36 @@ fn the_git_script_disables_hooks_and_fsmonitor_and_fetches_the_recorded_url() {
     // The step with the keys fetches the recorded URL into fresh mirrors and never sees
     // the workspace, whose .git/config the user controls.
     let fetch_script = script(fetch);
-    for needle in [
-        "-c core.hooksPath=/dev/null",
-        "-c core.fsmonitor=false",
-        "-c protocol.allow=never",
-        "clone --quiet --bare -- \"${url}\" \"${MIRRORS}/${path}.git\"",
-        "StrictHostKeyChecking=yes",
-        "IdentitiesOnly=yes",
-        "UserKnownHostsFile=/tmp/known_hosts",
-    ] {
-        assert!(
-            fetch_script.contains(needle),
-            "{needle:?} not in the fetch script:\n{fetch_script}"
-        );
-    }
+    assert_contains_all(
+        &fetch_script,
+        "the fetch script",
+        &[
+            "-c core.hooksPath=/dev/null",
+            "-c core.fsmonitor=false",
+            "-c protocol.allow=never",
+            "clone --quiet --bare -- \"${url}\" \"${MIRRORS}/${path}.git\"",
+            "StrictHostKeyChecking=yes",
+            "IdentitiesOnly=yes",
+            "UserKnownHostsFile=/tmp/known_hosts",
+        ],
+    );
     assert_eq!(mounts(fetch), ["git-mirrors", "git-keys"]);
     let keys = &fetch["volumeMounts"][1];
     assert_eq!(keys["readOnly"], true);
 
     // The step in the workspace has no key, and reaches nothing but the mirrors.
     let checkout_script = script(checkout);
-    for needle in [
-        "-c core.hooksPath=/dev/null",
-        "-c core.fsmonitor=false",
-        "-c protocol.allow=never -c protocol.file.allow=always",
-        "fetch --quiet --no-tags \"${mirror}\" HEAD",
-        "merge --ff-only --quiet FETCH_HEAD",
-    ] {
-        assert!(
-            checkout_script.contains(needle),
-            "{needle:?} not in the workspace script:\n{checkout_script}"
-        );
-    }
+    assert_contains_all(
+        &checkout_script,
+        "the workspace script",
+        &[
+            "-c core.hooksPath=/dev/null",
+            "-c core.fsmonitor=false",
+            "-c protocol.allow=never -c protocol.file.allow=always",
+            "fetch --quiet --no-tags \"${mirror}\" HEAD",
+            "merge --ff-only --quiet FETCH_HEAD",
+        ],
+    );
     assert_eq!(mounts(checkout), ["workspace", "git-mirrors"]);
     assert!(!checkout_script.contains("KEYS"), "{checkout_script}");
 
@@ -178,4 +176,11 @@ fn the_sync_job_also_keeps_the_keys_away_from_the_workspace() {
         ["git-mirrors", "git-keys"]
     );
     assert_eq!(names(&spec["containers"][0]), ["workspace", "git-mirrors"]);
+}
+
+/// Asserts that `text` (`what`) contains every one of `needles`.
+fn assert_contains_all(text: &str, what: &str, needles: &[&str]) {
+    for needle in needles {
+        assert!(text.contains(needle), "{needle:?} not in {what}:\n{text}");
+    }
 }

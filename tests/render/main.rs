@@ -84,6 +84,32 @@ fn remove(dir: &Path, file: &str) {
     fs::remove_file(dir.join(file)).unwrap();
 }
 
+/// The arguments of `render` for user `u` and repository `o/<repo>`.
+fn render_args(repo: &str) -> Vec<&str> {
+    vec![
+        "render",
+        "--user",
+        "u",
+        "--repo-owner",
+        "o",
+        "--repo-name",
+        repo,
+    ]
+}
+
+/// `render` for user `u` and repository `o/<repo>`, with `extra` arguments.
+fn render_repo(repo: &str, extra: &[&str]) -> (bool, String, String) {
+    let mut args = render_args(repo);
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+/// The objects a successful `render --output json` printed.
+fn objects_of((ok, out, err): (bool, String, String)) -> Vec<serde_json::Value> {
+    assert!(ok, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
 fn render_with(dir: &Path, user: &str) -> (bool, String, String) {
     let user_arg = format!("--user={user}");
     run(&[

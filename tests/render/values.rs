@@ -11,23 +11,17 @@ fn values_files_and_set_overrides_apply_in_order() {
         "service:\n  port: 8000\nimage: registry.local/code:1\n",
     )
     .unwrap();
-    let (ok, out, err) = run(&[
-        "render",
-        "--output",
-        "json",
-        "--user",
-        "u",
-        "--repo-owner",
-        "o",
-        "--repo-name",
+    let objects = objects_of(render_repo(
         "n",
-        "--values",
-        file.to_str().unwrap(),
-        "--set",
-        "service.port=9000",
-    ]);
-    assert!(ok, "{err}");
-    let objects: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+        &[
+            "--output",
+            "json",
+            "--values",
+            file.to_str().unwrap(),
+            "--set",
+            "service.port=9000",
+        ],
+    ));
     let svc = objects.iter().find(|o| o["kind"] == "Service").unwrap();
     assert_eq!(svc["spec"]["ports"][0]["port"], 9000);
     let pod = objects.iter().find(|o| o["kind"] == "Pod").unwrap();
@@ -35,35 +29,21 @@ fn values_files_and_set_overrides_apply_in_order() {
         pod["spec"]["containers"][0]["image"],
         "registry.local/code:1"
     );
-    let (ok, _, err) = run(&[
-        "render",
-        "--user",
-        "u",
-        "--repo-owner",
-        "o",
-        "--repo-name",
-        "n",
-        "--set",
-        "broken",
-    ]);
+    let (ok, _, err) = render_repo("n", &["--set", "broken"]);
     assert!(!ok && err.contains("invalid --set"), "{err}");
 }
 
 #[test]
 fn optional_objects_can_be_switched_off() {
-    let (ok, out, err) = run(&[
-        "render",
-        "--user",
-        "u",
-        "--repo-owner",
-        "o",
-        "--repo-name",
+    let (ok, out, err) = render_repo(
         "n",
-        "--set",
-        "virtualService.enabled=false",
-        "--set",
-        "networkPolicy.enabled=false",
-    ]);
+        &[
+            "--set",
+            "virtualService.enabled=false",
+            "--set",
+            "networkPolicy.enabled=false",
+        ],
+    );
     assert!(ok, "{err}");
     assert!(!out.contains("kind: VirtualService") && !out.contains("kind: NetworkPolicy"));
     assert!(out.contains("kind: Pod"));
