@@ -62,14 +62,6 @@ fn the_git_script_disables_hooks_and_fsmonitor_and_fetches_the_recorded_url() {
     let inits = pod["spec"]["initContainers"].as_array().unwrap();
     let (fetch, checkout) = (&inits[0], &inits[1]);
     let script = |c: &serde_json::Value| c["args"][0].as_str().unwrap().to_owned();
-    let mounts = |c: &serde_json::Value| -> Vec<String> {
-        c["volumeMounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["name"].as_str().unwrap().to_owned())
-            .collect()
-    };
 
     // The step with the keys fetches the recorded URL into fresh mirrors and never sees
     // the workspace, whose .git/config the user controls.
@@ -87,7 +79,7 @@ fn the_git_script_disables_hooks_and_fsmonitor_and_fetches_the_recorded_url() {
             "UserKnownHostsFile=/tmp/known_hosts",
         ],
     );
-    assert_eq!(mounts(fetch), ["git-mirrors", "git-keys"]);
+    assert_eq!(mount_names(fetch), ["git-mirrors", "git-keys"]);
     let keys = &fetch["volumeMounts"][1];
     assert_eq!(keys["readOnly"], true);
 
@@ -104,7 +96,7 @@ fn the_git_script_disables_hooks_and_fsmonitor_and_fetches_the_recorded_url() {
             "merge --ff-only --quiet FETCH_HEAD",
         ],
     );
-    assert_eq!(mounts(checkout), ["workspace", "git-mirrors"]);
+    assert_eq!(mount_names(checkout), ["workspace", "git-mirrors"]);
     assert!(!checkout_script.contains("KEYS"), "{checkout_script}");
 
     for text in [&fetch_script, &checkout_script] {
@@ -132,7 +124,7 @@ fn the_git_script_disables_hooks_and_fsmonitor_and_fetches_the_recorded_url() {
     }
     // code-server itself never mounts the keys.
     let main = &pod["spec"]["containers"][0];
-    assert_eq!(mounts(main), ["workspace"]);
+    assert_eq!(mount_names(main), ["workspace"]);
 }
 
 #[test]
@@ -163,19 +155,14 @@ fn the_sync_job_also_keeps_the_keys_away_from_the_workspace() {
         .unwrap();
     let job = serde_json::to_value(&job).unwrap();
     let spec = &job["spec"]["template"]["spec"];
-    let names = |c: &serde_json::Value| -> Vec<String> {
-        c["volumeMounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["name"].as_str().unwrap().to_owned())
-            .collect()
-    };
     assert_eq!(
-        names(&spec["initContainers"][0]),
+        mount_names(&spec["initContainers"][0]),
         ["git-mirrors", "git-keys"]
     );
-    assert_eq!(names(&spec["containers"][0]), ["workspace", "git-mirrors"]);
+    assert_eq!(
+        mount_names(&spec["containers"][0]),
+        ["workspace", "git-mirrors"]
+    );
 }
 
 /// Asserts that `text` (`what`) contains every one of `needles`.
@@ -183,4 +170,14 @@ fn assert_contains_all(text: &str, what: &str, needles: &[&str]) {
     for needle in needles {
         assert!(text.contains(needle), "{needle:?} not in {what}:\n{text}");
     }
+}
+
+/// The names of the volumes container `c` mounts, in order.
+fn mount_names(c: &serde_json::Value) -> Vec<String> {
+    c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_owned())
+        .collect()
 }
