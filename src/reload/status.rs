@@ -20,7 +20,7 @@ pub struct Refusal {
 }
 
 /// The refusal of the set now in the directory, if it was refused; shared between the
-/// [`Reloader`] and whatever reports status.
+/// [`Reloader`](super::Reloader) and whatever reports status.
 #[derive(Debug, Default)]
 pub struct Refusals {
     last: RwLock<Option<Refusal>>,
