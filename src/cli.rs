@@ -8,6 +8,7 @@ use std::{sync::Arc, time::Duration};
 use crate::{
     config::{HealthcheckArgs, OutputFormat, PlanArgs, RenderArgs, TargetArgs, ValidateArgs},
     reconcile::{self, Kinds, Reconciler, Timeouts},
+    reload::ActiveTemplates,
     render::{self, RenderError, RenderedObject, Templates},
     values::{Owner, Repo, ValuesError},
 };
@@ -91,7 +92,7 @@ async fn dry_run_reconciler(
     templates.set_values(&args.set)?;
     let client = crate::serve::kube_client(kubeconfig).await?;
     let kinds = Kinds::discover(&client).await?;
-    let active = Arc::new(render::ActiveTemplates::new(templates));
+    let active = Arc::new(ActiveTemplates::new(templates));
     Ok(Reconciler::new(
         client,
         kinds,

@@ -12,8 +12,8 @@ use clap::Parser;
 use codeserver_service::{
     config::{Cli, Command, InstanceSettings},
     naming,
-    reload::{self, Outcome, ReloadError, Reloader, load_active, reload_counter},
-    render::{self, ActiveTemplates, Templates},
+    reload::{self, ActiveTemplates, Outcome, ReloadError, Reloader, load_active, reload_counter},
+    render::{self, Templates},
     values::{Owner, Repo},
 };
 use prometheus::{Encoder, Registry, TextEncoder};

@@ -13,7 +13,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
-use super::check::unknown_fields;
+use super::schema::unknown_fields;
 
 /// The allowed shape of one Istio kind.
 pub struct CrdCheck {

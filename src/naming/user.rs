@@ -1,0 +1,209 @@
+//! User ids to DNS-safe names: kept when already safe, else cleaned, cut and hashed.
+
+use sha2::{Digest, Sha256};
+
+use super::{MAX_SAFE_NAME_LEN, MAX_USER_ID_LEN, NamingError};
+
+/// Length of the hash suffix, in hex digits.
+const HASH_LEN: usize = 8;
+
+/// The DNS-safe form of `user_id`, at most [`MAX_SAFE_NAME_LEN`] characters.
+pub fn safe_name(user_id: &str) -> Result<String, NamingError> {
+    if user_id.is_empty() {
+        return Err(NamingError::EmptyUserId);
+    }
+    if user_id.len() > MAX_USER_ID_LEN {
+        return Err(NamingError::UserIdTooLong { len: user_id.len() });
+    }
+    let mut base = String::with_capacity(user_id.len());
+    for c in user_id.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            base.push(c);
+        } else if !base.ends_with('-') {
+            base.push('-');
+        }
+    }
+    let base = base.trim_matches('-');
+    if base == user_id && base.len() <= MAX_SAFE_NAME_LEN && !looks_hashed(base) {
+        return Ok(base.to_owned());
+    }
+    let hash = short_hash(user_id);
+    let base = if base.is_empty() { "user" } else { base };
+    let keep = MAX_SAFE_NAME_LEN - HASH_LEN - 1;
+    // NB: `base` is ASCII here, so byte slicing cannot split a character.
+    let truncated = base[..base.len().min(keep)].trim_end_matches('-');
+    Ok(format!("{truncated}-{hash}"))
+}
+
+/// True when `name` has the shape of a hashed name: something, `-`, then [`HASH_LEN`]
+/// lowercase hex digits. Every hashed name has it and no kept name may.
+fn looks_hashed(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    bytes.len() > HASH_LEN + 1
+        && bytes[bytes.len() - HASH_LEN - 1] == b'-'
+        && bytes[bytes.len() - HASH_LEN..]
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+}
+
+/// The first [`HASH_LEN`] hex digits of SHA-256 of `s`.
+fn short_hash(s: &str) -> String {
+    let mut hex = hex_digest(s.as_bytes());
+    hex.truncate(HASH_LEN);
+    hex
+}
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn hex_digest(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::naming::*;
+
+    #[test]
+    fn valid_ids_are_kept() {
+        assert_eq!(safe_name("john-doe").unwrap(), "john-doe");
+        assert_eq!(safe_name("alice42").unwrap(), "alice42");
+    }
+
+    #[test]
+    fn similar_ids_never_collide() {
+        let ids = [
+            "john.doe",
+            "john-doe",
+            "John.Doe",
+            "john_doe",
+            "JOHN-DOE",
+            "john--doe",
+        ];
+        let names: Vec<String> = ids.iter().map(|id| safe_name(id).unwrap()).collect();
+        for (i, a) in names.iter().enumerate() {
+            assert!(is_dns_label(a), "{a}");
+            for b in &names[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert!(names[0].starts_with("john-doe-"), "{}", names[0]);
+    }
+
+    #[test]
+    fn an_id_that_looks_like_a_hashed_name_is_hashed_too() {
+        let victim = safe_name("john.doe").unwrap();
+        assert_eq!(victim, "john-doe-30f69670");
+        let attacker = safe_name(&victim).unwrap();
+        assert_ne!(attacker, victim);
+        assert!(attacker.starts_with("john-doe-30f69670-"), "{attacker}");
+        assert!(is_dns_label(&attacker) && attacker.len() <= MAX_SAFE_NAME_LEN);
+        // Hashing the hashed name again keeps going: no fixed point to aim at.
+        assert_ne!(safe_name(&attacker).unwrap(), attacker);
+        // Names that merely end in a hex-looking word of another length are kept.
+        for kept in [
+            "john-doe-30f6967",
+            "john-doe-30f696701",
+            "cafebabe",
+            "x-cafebab",
+        ] {
+            assert_eq!(safe_name(kept).unwrap(), kept);
+        }
+        assert_ne!(safe_name("x-cafebabe").unwrap(), "x-cafebabe");
+    }
+
+    fn adversarial_ids() -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        let stems = [
+            "john", "john.doe", "John-Doe", "a", "x-y", "user", "日本", "",
+        ];
+        for stem in stems {
+            for sep in ["", "-", ".", "_", "--", "@"] {
+                for tail in ["", "1", "deadbeef", "30f69670", "DEADBEEF", "0000000g"] {
+                    ids.push(format!("{stem}{sep}{tail}"));
+                }
+            }
+        }
+        for n in [40, 43, 44, 51, 52, 53, 60, 64, 200] {
+            ids.push("a".repeat(n));
+            ids.push(format!("{}-deadbeef", "b".repeat(n)));
+            ids.push(format!("{}.c", "c".repeat(n)));
+        }
+        for i in 0..2000 {
+            ids.push(format!("u{i}"));
+            ids.push(format!("u.{i}"));
+        }
+        let fed_back: Vec<String> = ids.iter().filter_map(|id| safe_name(id).ok()).collect();
+        ids.extend(fed_back);
+        ids.sort();
+        ids.dedup();
+        ids.retain(|id| !id.is_empty());
+        ids
+    }
+
+    #[test]
+    fn distinct_ids_never_share_a_name() {
+        let ids = adversarial_ids();
+        let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+        for id in &ids {
+            let name = safe_name(id).unwrap();
+            assert!(
+                is_dns_label(&name) && name.len() <= MAX_SAFE_NAME_LEN,
+                "{id:?} -> {name}"
+            );
+            if let Some(other) = seen.insert(name.clone(), id) {
+                panic!("{other:?} and {id:?} both map to {name}");
+            }
+        }
+        assert!(seen.len() > 4000, "{} ids checked", seen.len());
+    }
+
+    #[test]
+    fn kept_and_hashed_names_are_disjoint_by_shape() {
+        for id in adversarial_ids() {
+            let name = safe_name(&id).unwrap();
+            // A name is kept exactly when it is the id, and kept names never look hashed.
+            assert_eq!(name == id, !looks_hashed(&name), "{id:?} -> {name}");
+        }
+    }
+
+    #[test]
+    fn long_and_unicode_ids_give_valid_distinct_names() {
+        let long_a = "a".repeat(200);
+        let long_b = format!("{}b", "a".repeat(199));
+        for id in [
+            &long_a,
+            &long_b,
+            "Jürgen Müller",
+            "日本語",
+            "🦀",
+            "-x-",
+            "@corp",
+        ] {
+            let name = safe_name(id).unwrap();
+            assert!(is_dns_label(&name), "{id:?} -> {name}");
+            assert!(name.len() <= MAX_SAFE_NAME_LEN, "{name}");
+            assert!(instance_id(&name).len() <= MAX_NAME_LEN);
+            assert!(is_dns_label(host(&name, "x").split('.').next().unwrap()));
+        }
+        assert_ne!(safe_name(&long_a).unwrap(), safe_name(&long_b).unwrap());
+        assert!(safe_name("日本語").unwrap().starts_with("user-"));
+        assert!(is_dns_label(&sync_job_name(&safe_name(&long_a).unwrap())));
+        assert!(
+            safe_name("Jürgen Müller")
+                .unwrap()
+                .starts_with("j-rgen-m-ller-")
+        );
+    }
+
+    #[test]
+    fn empty_and_oversized_ids_are_refused() {
+        assert_eq!(safe_name(""), Err(NamingError::EmptyUserId));
+        assert!(matches!(
+            safe_name(&"x".repeat(MAX_USER_ID_LEN + 1)),
+            Err(NamingError::UserIdTooLong { .. })
+        ));
+    }
+}
