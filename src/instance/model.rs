@@ -126,6 +126,27 @@ mod tests {
     const NOW: i64 = 1_800_000_000;
 
     #[test]
+    fn an_unbound_volume_explains_a_pending_instance() {
+        let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
+            "metadata": {"name": "workspace-jd", "labels": {"app.kubernetes.io/instance": "code-server-jd", "devplatform.io/user": "jd"}},
+            "status": {"phase": "Pending", "conditions": [{"type": "Resizing", "status": "False", "message": "waiting for first consumer"}]}})).unwrap();
+        let pending: Pod = serde_json::from_value(
+            json!({"metadata": {"name": "p"}, "status": {"phase": "Pending"}}),
+        )
+        .unwrap();
+        let i = Instance::from_live(&pvc, Some(&pending), "d", NOW, Duration::ZERO).unwrap();
+        assert_eq!(i.status.status, InstanceStatus::Pending);
+        assert_eq!(
+            i.status.reason.as_deref(),
+            Some("workspace volume Pending: waiting for first consumer")
+        );
+        let mut bound = pvc.clone();
+        bound.status.as_mut().unwrap().phase = Some("Bound".into());
+        let i = Instance::from_live(&bound, Some(&pending), "d", NOW, Duration::ZERO).unwrap();
+        assert_eq!(i.status.reason, None);
+    }
+
+    #[test]
     fn the_pvc_is_the_record() {
         let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
             "metadata": {"name": "workspace-jd", "creationTimestamp": "2026-11-01T10:00:00Z",

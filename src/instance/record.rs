@@ -208,7 +208,7 @@ mod tests {
         );
         assert_eq!(repos(Some(&p))[0].name, "n");
         assert!(kinds(Some(&p)).contains("v1/Pod"));
-        let (with, added) = repos_with(Some(&p), Repo::new("o", "n", "u").unwrap());
+        let (with, added) = repos_with(Some(&p), Repo::new("o", "n", "http://g/o/n.git").unwrap());
         assert_eq!((with.len(), added), (1, false));
         assert!(repos(None).is_empty());
     }

@@ -337,24 +337,6 @@ mod tests {
     }
 
     #[test]
-    fn an_unbound_volume_explains_a_pending_instance() {
-        let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
-            "metadata": {"name": "workspace-jd", "labels": {"app.kubernetes.io/instance": "code-server-jd", "devplatform.io/user": "jd"}},
-            "status": {"phase": "Pending", "conditions": [{"type": "Resizing", "status": "False", "message": "waiting for first consumer"}]}})).unwrap();
-        let pending = pod(json!({"phase": "Pending"}));
-        let i = Instance::from_live(&pvc, Some(&pending), "d", NOW, Duration::ZERO).unwrap();
-        assert_eq!(i.status.status, InstanceStatus::Pending);
-        assert_eq!(
-            i.status.reason.as_deref(),
-            Some("workspace volume Pending: waiting for first consumer")
-        );
-        let mut bound = pvc.clone();
-        bound.status.as_mut().unwrap().phase = Some("Bound".into());
-        let i = Instance::from_live(&bound, Some(&pending), "d", NOW, Duration::ZERO).unwrap();
-        assert_eq!(i.status.reason, None);
-    }
-
-    #[test]
     fn briefly_unschedulable_pods_are_still_pending() {
         let recent = jiff::Timestamp::from_second(NOW - 10).unwrap().to_string();
         let s = status_of(
