@@ -47,7 +47,7 @@ impl From<Instance> for CodeServerInstance {
             repo_name,
             repo_owner,
             url: instance.url,
-            status: instance.status.status.into(),
+            status: instance.status.status,
             // NB: the API server stamps every object it stores; an empty string only
             // shows for an object that was never stored, which the reconciler never returns.
             created_at: instance.created_at.unwrap_or_default(),

@@ -232,8 +232,6 @@ pub fn init_failed(pod: &Pod) -> Option<String> {
         .map(|c| c.name.clone())
 }
 
-/// One user's code-server instance, as the API reports it.
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
