@@ -63,21 +63,15 @@ pub fn target(args: &TargetArgs) -> Result<(Owner, Repo), CliError> {
 }
 
 /// Renders the manifests for one user and repository, as a new instance would have
-/// them (the PVC stamped with its kinds record, as provisioning stamps it).
+/// them (the PVC stamped with its instance record, as provisioning stamps it).
 pub fn render_objects(args: &TargetArgs) -> Result<Vec<RenderedObject>, CliError> {
     let templates = Templates::load(args.instance.templates_dir.as_deref())?
         .with_values_files(&args.instance.values_files)?;
     let (owner, repo) = target(args)?;
     let values = render::build_values(&templates, &args.instance, &owner, &[repo], &args.set)?;
     let mut rendered = templates.render(&values)?;
-    let kinds = reconcile::kinds_record(
-        rendered.iter().map(|r| &r.object),
-        &Default::default(),
-        &Kinds::new(None),
-    );
-    for r in &mut rendered {
-        reconcile::stamp_kinds(&mut r.object, &kinds);
-    }
+    let objects = rendered.iter_mut().map(|r| &mut r.object).collect();
+    reconcile::stamp_record(objects, &values, &Default::default(), &Kinds::new(None));
     Ok(rendered)
 }
 

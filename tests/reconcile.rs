@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 use codeserver_service::{
     config::InstanceSettings,
     instance::InstanceStatus,
-    reconcile::{Error, Kinds, Reconciler, Timeouts},
+    reconcile::{Error, InstanceFilter, Kinds, Reconciler, Timeouts},
     render::{ActiveTemplates, Source, Templates},
     values::{Owner, Repo},
 };
@@ -590,6 +590,73 @@ async fn a_template_change_leaves_running_pods_alone_until_they_restart() {
             .unwrap()
             .is_unchanged()
     );
+}
+
+/// Reads answer `restartPending` from the spec hash recorded on the live pod: listing
+/// renders nothing for inputs already rendered under the active templates, and a template
+/// change renders each instance at most once, however often it is read.
+#[tokio::test]
+async fn reads_answer_restart_pending_without_rendering_per_read() {
+    let e = env().await;
+    let owners: Vec<Owner> = (0..5)
+        .map(|n| Owner {
+            sub: Some(format!("sub-{n}")),
+            ..Owner::new(format!("dev{n}"))
+        })
+        .collect();
+    for o in &owners {
+        e.rec.provision(o, repo("backend-api")).await.unwrap();
+    }
+    let all = |e: &Env| {
+        let rec = e.rec.clone();
+        async move { rec.all(&InstanceFilter::default()).await.unwrap() }
+    };
+
+    let before = e.rec.renders();
+    for _ in 0..3 {
+        let listed = all(&e).await;
+        assert_eq!(listed.len(), owners.len());
+        assert!(listed.iter().all(|i| !i.restart_pending), "{listed:?}");
+        for o in &owners {
+            assert_eq!(e.rec.list(o).await.unwrap().len(), 1);
+        }
+    }
+    assert_eq!(
+        e.rec.renders(),
+        before,
+        "reads rendered the instances again"
+    );
+
+    e.templates.swap(templates_with(|f| {
+        set_value(
+            f,
+            "  imagePullPolicy: IfNotPresent",
+            "  imagePullPolicy: Always",
+        );
+    }));
+    let changed = e.rec.renders();
+    assert!(all(&e).await.iter().all(|i| i.restart_pending));
+    let once = e.rec.renders();
+    assert!(once - changed <= owners.len() as u64, "{}", once - changed);
+    for _ in 0..3 {
+        assert!(all(&e).await.iter().all(|i| i.restart_pending));
+        let id = e.rec.list(&owners[0]).await.unwrap()[0].id.clone();
+        assert!(e.rec.get(&owners[0], &id).await.unwrap().restart_pending);
+    }
+    assert_eq!(
+        e.rec.renders(),
+        once,
+        "a template revision is rendered once"
+    );
+
+    // NB: a change that leaves the pod alone does not ask for a restart.
+    e.templates.swap(templates_with(|f| {
+        set_value(f, "  port: 80\n", "  port: 8000\n")
+    }));
+    assert!(all(&e).await.iter().all(|i| !i.restart_pending));
+    let id = e.rec.list(&owners[1]).await.unwrap()[0].id.clone();
+    let started = e.rec.start(&owners[1], &id).await.unwrap();
+    assert!(!started.restart_pending);
 }
 
 const CONFIGMAP: &str = "{%- import \"_helpers.j2\" as h -%}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  {{ h.metadata(\"settings-\" ~ user.name) | indent(2) }}\ndata:\n  owner: {{ user.id }}\n";

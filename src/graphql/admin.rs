@@ -8,7 +8,7 @@ use super::{
     ApiError, CodeServerConnection, CodeServerEdge, InstanceStatus, PageInfo, Services, args,
     convert::owner,
 };
-use crate::{auth::Identity, instance, naming, reconcile::InstanceFilter, values::Owner};
+use crate::{auth::Identity, naming, reconcile::InstanceFilter, values::Owner};
 
 /// Instances per page when `first` is not given.
 pub const DEFAULT_PAGE: u32 = 20;
@@ -64,10 +64,7 @@ pub async fn all_code_servers(
     {
         return Err(ApiError::bad_input("user", "must be 1 to 1024 characters"));
     }
-    let filter = InstanceFilter {
-        user,
-        status: status.map(instance_status),
-    };
+    let filter = InstanceFilter { user, status };
     let all = services.reconciler.all(&filter).await?;
     let total = all.len();
     let rest: Vec<_> = all
@@ -91,17 +88,6 @@ pub async fn all_code_servers(
         edges,
         total_count: i32::try_from(total).unwrap_or(i32::MAX),
     })
-}
-
-fn instance_status(status: InstanceStatus) -> instance::InstanceStatus {
-    match status {
-        InstanceStatus::Pending => instance::InstanceStatus::Pending,
-        InstanceStatus::Starting => instance::InstanceStatus::Starting,
-        InstanceStatus::Running => instance::InstanceStatus::Running,
-        InstanceStatus::Stopping => instance::InstanceStatus::Stopping,
-        InstanceStatus::Stopped => instance::InstanceStatus::Stopped,
-        InstanceStatus::Error => instance::InstanceStatus::Error,
-    }
 }
 
 /// The owner an operation on instance `id` acts for: the caller, or, when the caller is

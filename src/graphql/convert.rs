@@ -7,7 +7,7 @@ use super::{
 };
 use crate::{
     auth::Identity,
-    instance::{self, Instance},
+    instance::Instance,
     metrics::Metrics,
     reconcile::{self, Action, Plan, Provisioned, Stats},
     values::Owner,
@@ -27,25 +27,12 @@ pub fn owner(identity: &Identity) -> Owner {
 /// Sets `codeserver_instances_total` (every status, zero included) and
 /// `codeserver_storage_used_bytes` from totals.
 pub fn record_stats(metrics: &Metrics, stats: &Stats) {
-    for status in instance::InstanceStatus::ALL {
+    for status in InstanceStatus::ALL {
         let count = stats.by_status.get(&status).copied().unwrap_or(0);
         metrics.set_instances(status.as_str(), count);
     }
     // NB: in aggregate only: a label per user would publish every user's name on /metrics.
     metrics.set_storage_used_total(u64::try_from(stats.storage.ceil_units()).unwrap_or(0));
-}
-
-impl From<instance::InstanceStatus> for InstanceStatus {
-    fn from(status: instance::InstanceStatus) -> Self {
-        match status {
-            instance::InstanceStatus::Pending => Self::Pending,
-            instance::InstanceStatus::Starting => Self::Starting,
-            instance::InstanceStatus::Running => Self::Running,
-            instance::InstanceStatus::Stopping => Self::Stopping,
-            instance::InstanceStatus::Stopped => Self::Stopped,
-            instance::InstanceStatus::Error => Self::Error,
-        }
-    }
 }
 
 impl From<Instance> for CodeServerInstance {
@@ -60,7 +47,7 @@ impl From<Instance> for CodeServerInstance {
             repo_name,
             repo_owner,
             url: instance.url,
-            status: instance.status.status.into(),
+            status: instance.status.status,
             // NB: the API server stamps every object it stores; an empty string only
             // shows for an object that was never stored, which the reconciler never returns.
             created_at: instance.created_at.unwrap_or_default(),
@@ -69,7 +56,7 @@ impl From<Instance> for CodeServerInstance {
             // NB: reasons quote the clone log and pod statuses, which may name internal
             // URLs (the clone URL, a registry); callers see them redacted.
             status_message: match instance.status.status {
-                instance::InstanceStatus::Running | instance::InstanceStatus::Stopped => None,
+                InstanceStatus::Running | InstanceStatus::Stopped => None,
                 _ => instance.status.reason.as_deref().map(redact),
             },
             repositories: instance
@@ -104,8 +91,8 @@ impl From<&Stats> for InstanceStats {
         };
         Self {
             total_instances: i32::try_from(stats.total).unwrap_or(i32::MAX),
-            running_instances: count(instance::InstanceStatus::Running),
-            stopped_instances: count(instance::InstanceStatus::Stopped),
+            running_instances: count(InstanceStatus::Running),
+            stopped_instances: count(InstanceStatus::Stopped),
             total_storage_used: stats.storage.to_binary_si(),
         }
     }

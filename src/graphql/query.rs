@@ -117,7 +117,7 @@ impl Query {
             .reconciler
             .status(&owner(identity), &id)
             .await?;
-        Ok(status.status.into())
+        Ok(status.status)
     }
 
     /// The last `lines` (1 to 10,000; 100 by default) log lines of one of the caller's

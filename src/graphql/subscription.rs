@@ -60,7 +60,7 @@ impl From<Progress> for ProgressEvent {
                 Kind::Clone => ProgressKind::Clone,
                 Kind::Event => ProgressKind::Event,
             },
-            status: p.status.status.into(),
+            status: p.status.status,
             message: p.message.as_deref().map(super::redact),
             at: p.at,
             event: p.event.map(|e| InstanceEvent {

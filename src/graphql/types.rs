@@ -5,22 +5,8 @@ use async_graphql::{ComplexObject, Context, Enum, SimpleObject};
 
 use crate::gitea;
 
-/// Status of an instance.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum InstanceStatus {
-    /// Created, not scheduled yet.
-    Pending,
-    /// Scheduled, cloning or starting.
-    Starting,
-    /// Ready.
-    Running,
-    /// Being stopped.
-    Stopping,
-    /// Workspace kept, no pod.
-    Stopped,
-    /// Failed (image pull, crash loop, failed clone).
-    Error,
-}
+/// Status of an instance: the one enum the model and the schema share.
+pub use crate::instance::InstanceStatus;
 
 /// A user's code-server instance: one workspace volume and, while running, one pod.
 #[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]

@@ -1,9 +1,9 @@
 //! What admins may do beyond their own instances: list every instance, and find the owner
 //! of any instance so that stop, start and delete can act for that owner.
 
-use super::{Error, Reconciler, Result, lifecycle::owner_with_labels, live, with_retry};
+use super::{Error, Reconciler, Result, live, with_retry};
 use crate::{
-    instance::{Instance, InstanceStatus},
+    instance::{Instance, InstanceStatus, record},
     naming,
     values::Owner,
 };
@@ -46,21 +46,21 @@ impl Reconciler {
             .await
             .map_err(|e| Error::kube("read the workspace volume", e))?
             .ok_or(Error::NotFound)?;
-        let labels = pvc.metadata.labels.as_ref();
-        let managed = labels
+        let managed = pvc
+            .metadata
+            .labels
+            .as_ref()
             .and_then(|l| l.get(naming::LABEL_MANAGED_BY))
             .is_some_and(|v| v == naming::MANAGED_BY_VALUE);
-        let instance = labels.and_then(|l| l.get(naming::LABEL_INSTANCE));
-        if !managed || instance.map(String::as_str) != Some(id) {
+        if !managed || record::instance_id(&pvc) != Some(id) {
             return Err(Error::NotFound);
         }
-        let annotations = pvc.metadata.annotations.clone().unwrap_or_default();
-        let Some(user_id) = annotations
-            .get(naming::ANNOTATION_USER_ID)
-            .or_else(|| labels.and_then(|l| l.get(naming::LABEL_USER)))
-        else {
+        if record::user_id(&pvc)
+            .or_else(|| record::safe_name(&pvc))
+            .is_none()
+        {
             return Err(Error::NotFound);
-        };
-        Ok(owner_with_labels(Owner::new(user_id.clone()), &pvc))
+        }
+        Ok(record::owner(&pvc))
     }
 }

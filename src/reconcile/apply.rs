@@ -159,11 +159,10 @@ async fn run_step(
             let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
             let what = format!("prune {}", step.object);
             let params = background();
-            match with_retry(&what, || api.delete(&step.name, &params)).await {
-                Ok(_) => Ok(StepResult::Deleted),
-                Err(kube::Error::Api(s)) if s.code == 404 => Ok(StepResult::Deleted),
-                Err(e) => Err(classify(&step.kind, &what, e)),
-            }
+            delete_if_present(&api, &step.name, &params, &what)
+                .await
+                .map_err(|e| classify(&step.kind, &what, e))?;
+            Ok(StepResult::Deleted)
         }
     }
 }
@@ -213,6 +212,34 @@ fn classify(kind: &str, what: &str, e: kube::Error) -> Error {
     }
 }
 
+/// What a delete found.
+#[derive(Debug)]
+pub enum Deleted<K> {
+    /// The object was already gone.
+    Absent,
+    /// The delete was accepted: the object as it is being deleted, when the server
+    /// answered with it rather than with a status.
+    Accepted(Option<K>),
+}
+
+/// Deletes `name` through `api` (retried as [`with_retry`] retries), an object that is
+/// already gone counting as deleted: the one delete every removal goes through.
+pub async fn delete_if_present<K>(
+    api: &Api<K>,
+    name: &str,
+    params: &DeleteParams,
+    what: &str,
+) -> Result<Deleted<K>, kube::Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match with_retry(what, || api.delete(name, params)).await {
+        Ok(either) => Ok(Deleted::Accepted(either.left())),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Deleted::Absent),
+        Err(e) => Err(e),
+    }
+}
+
 fn background() -> DeleteParams {
     DeleteParams {
         propagation_policy: Some(PropagationPolicy::Background),
@@ -225,9 +252,9 @@ pub async fn delete_pod_and_wait(client: &Client, ns: &str, name: &str) -> Resul
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     let what = format!("delete Pod/{name}");
     let params = DeleteParams::default();
-    let uid = match with_retry(&what, || api.delete(name, &params)).await {
-        Ok(either) => either.left().and_then(|p| p.metadata.uid),
-        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+    let uid = match delete_if_present(&api, name, &params, &what).await {
+        Ok(Deleted::Accepted(pod)) => pod.and_then(|p| p.metadata.uid),
+        Ok(Deleted::Absent) => return Ok(()),
         Err(e) => return Err(Error::Instance(format!("{what}: {}", reason(&e)))),
     };
     wait_pod_gone(client, ns, name, uid.as_deref()).await

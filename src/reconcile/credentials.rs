@@ -22,7 +22,7 @@ use kube::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{Error, Reconciler, Result, live, sshkey, with_retry};
+use super::{Error, Reconciler, Result, apply, live, sshkey, with_retry};
 use crate::{
     gitea::{Caller, GiteaError},
     naming,
@@ -268,11 +268,10 @@ impl Reconciler {
         }
         let what = format!("delete Secret/{name}");
         let params = DeleteParams::default();
-        match with_retry(&what, || api.delete(&name, &params)).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-            Err(e) => Err(Error::kube(&what, e)),
-        }
+        apply::delete_if_present(&api, &name, &params, &what)
+            .await
+            .map_err(|e| Error::kube(&what, e))?;
+        Ok(())
     }
 
     fn secrets(&self) -> Api<Secret> {

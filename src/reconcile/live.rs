@@ -11,7 +11,7 @@ use kube::{
 };
 
 use super::{Error, Reconciler, Result, kinds::Kinds, with_retry};
-use crate::{naming, render::in_gateway_namespace, values::Owner};
+use crate::{instance::record, naming, render::in_gateway_namespace, values::Owner};
 
 /// Selector of everything this service manages.
 pub fn managed_selector() -> String {
@@ -50,16 +50,6 @@ pub fn labels_own(labels: Option<&BTreeMap<String, String>>, safe: &str, key: &s
     let owner = labels.get(naming::LABEL_OWNER).map(String::as_str);
     let user = labels.get(naming::LABEL_USER).map(String::as_str);
     owner == Some(key) || (owner.is_some() && owner == user && user == Some(safe))
-}
-
-/// Kinds recorded on the PVC (`apiVersion/Kind`).
-pub fn recorded_kinds(pvc: Option<&PersistentVolumeClaim>) -> BTreeSet<String> {
-    pvc.and_then(|p| p.metadata.annotations.as_ref())
-        .and_then(|a| a.get(naming::ANNOTATION_KINDS))
-        .and_then(|k| serde_json::from_str::<Vec<String>>(k).ok())
-        .unwrap_or_default()
-        .into_iter()
-        .collect()
 }
 
 impl Reconciler {
@@ -184,37 +174,21 @@ pub fn kinds_of(objects: &[DynamicObject]) -> BTreeSet<String> {
         .collect()
 }
 
-/// The `devplatform.io/kinds` record of an instance rendered as `objects`: every kind it
-/// has ever had (`recorded`) and has now, one version each, as JSON.
-pub fn kinds_record<'a>(
-    objects: impl IntoIterator<Item = &'a DynamicObject>,
-    recorded: &BTreeSet<String>,
-    k: &Kinds,
-) -> String {
-    let objects: Vec<DynamicObject> = objects.into_iter().cloned().collect();
-    let mut kinds = kinds_of(&objects);
-    kinds.extend(recorded.iter().cloned());
-    let kinds = dedupe_versions(kinds, k);
-    serde_json::to_string(&kinds).unwrap_or_else(|_| "[]".to_owned())
-}
-
-/// Stamps `record` (see [`kinds_record`]) on `object` when it is the PVC, the instance's
-/// record.
+/// Stamps the instance record on the rendered `objects` of the instance with `values`:
+/// its kinds record holds every kind it has ever had (`recorded`) and has now.
 ///
 /// NB: render, the dry runs and provisioning all stamp it, so that what `render` prints
 /// is what provisioning applies.
-pub fn stamp_kinds(object: &mut DynamicObject, record: &str) {
-    if object
-        .types
-        .as_ref()
-        .is_some_and(|t| t.kind == "PersistentVolumeClaim")
-    {
-        object
-            .metadata
-            .annotations
-            .get_or_insert_with(Default::default)
-            .insert(naming::ANNOTATION_KINDS.to_owned(), record.to_owned());
-    }
+pub fn stamp_record(
+    objects: Vec<&mut DynamicObject>,
+    values: &crate::values::Values,
+    recorded: &BTreeSet<String>,
+    k: &Kinds,
+) {
+    let kinds = record::kinds_json(objects.iter().map(|o| &**o), recorded, |all| {
+        dedupe_versions(all, k)
+    });
+    record::stamp(objects, values, &kinds);
 }
 
 /// Keeps one version per kind (v1 and v1beta1 VirtualServices are one stored object).

@@ -2,27 +2,30 @@
 //! live, applies the difference with server-side apply and derives every answer from
 //! live objects. One async function per lifecycle operation; the GraphQL layer calls
 //! these and builds no Kubernetes objects itself.
+//!
+//! Along the data flow: `reconciler` (the shared state), `desired` (values -> render
+//! -> plan -> apply, and the dry runs), `provision` (provision and start), `remove` (stop
+//! and delete), `sync` (the sync Job), `read` (get, list, status, logs, stats) and
+//! `restart` (whether a live pod is rendered from older inputs, without rendering).
 
 mod admin;
 pub mod apply;
 mod credentials;
+mod desired;
 mod error;
 mod events;
 mod explain;
 pub mod kinds;
-mod lifecycle;
 mod live;
 pub mod plan;
 mod progress;
+mod provision;
+mod read;
+mod reconciler;
+mod remove;
+mod restart;
 mod sshkey;
-
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, PoisonError, Weak},
-    time::Duration,
-};
-
-use kube::Client;
+mod sync;
 
 pub use self::{
     admin::InstanceFilter,
@@ -30,223 +33,13 @@ pub use self::{
     error::{Error, MAX_ATTEMPTS, reason, retry_delay, with_retry},
     events::{InstanceEvent, MAX_EVENTS},
     kinds::Kinds,
-    lifecycle::{Checked, MAX_LOG_BYTES, Provisioned, Stats},
-    live::{kinds_record, stamp_kinds},
+    live::stamp_record,
     plan::{Action, Plan, Step},
     progress::{Progress, ProgressKind},
-};
-use crate::{
-    activity::IdlePolicy,
-    capacity::{Capacity, Turn},
-    config::InstanceSettings,
-    render::ActiveTemplates,
+    provision::{Checked, Provisioned},
+    read::{MAX_LOG_BYTES, Stats},
+    reconciler::{Reconciler, Timeouts},
 };
 
 /// Result of reconciler operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Timing of the reconciler.
-#[derive(Debug, Clone)]
-pub struct Timeouts {
-    /// How long provision and start wait for readiness (CODESERVER_TIMEOUT).
-    pub ready: Duration,
-    /// How long a pod may be unschedulable before the instance reports ERROR.
-    pub unschedulable: Duration,
-    /// How long a sync Job may run before it is reported as failed.
-    pub sync: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Self {
-            ready: Duration::from_secs(300),
-            unschedulable: Duration::from_secs(120),
-            sync: Duration::from_secs(330),
-        }
-    }
-}
-
-/// Turns rendered instances into live ones. Cheap to share behind an `Arc`.
-pub struct Reconciler {
-    client: Client,
-    kinds: Kinds,
-    templates: Arc<ActiveTemplates>,
-    settings: InstanceSettings,
-    timeouts: Timeouts,
-    locks: Locks,
-    /// Gitea, for access checks as the owner and the instances' deploy keys.
-    gitea: Option<crate::gitea::GiteaClient>,
-    idle: IdlePolicy,
-    capacity: Capacity,
-}
-
-impl std::fmt::Debug for Reconciler {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reconciler")
-            .field("namespace", &self.settings.namespace)
-            .field("kinds", &self.kinds)
-            .finish()
-    }
-}
-
-impl Reconciler {
-    /// A reconciler over `client`, rendering with the templates in `templates`.
-    pub fn new(
-        client: Client,
-        kinds: Kinds,
-        templates: Arc<ActiveTemplates>,
-        settings: InstanceSettings,
-        timeouts: Timeouts,
-    ) -> Self {
-        Self {
-            client,
-            kinds,
-            templates,
-            settings,
-            timeouts,
-            locks: Locks::default(),
-            gitea: None,
-            idle: IdlePolicy::default(),
-            capacity: Capacity::default(),
-        }
-    }
-
-    /// Checks repository access in Gitea as the owner on start, sync and provision, and
-    /// gives each instance its own read-only deploy keys (added and revoked with the
-    /// client's service token). Without it, recorded repositories count as readable and
-    /// no keys are managed.
-    pub fn with_gitea(mut self, gitea: crate::gitea::GiteaClient) -> Self {
-        self.gitea = Some(gitea);
-        self
-    }
-
-    /// The capacity limits (the GraphQL layer applies the per-user mutation rate).
-    pub fn capacity(&self) -> &Capacity {
-        &self.capacity
-    }
-
-    /// The same reconciler, starting instances within `capacity` (no limit by default).
-    pub fn with_capacity(mut self, capacity: Capacity) -> Self {
-        self.capacity = capacity;
-        self
-    }
-
-    /// Admits a start of instance `id`: waits for its turn among MAX_CONCURRENT_STARTS,
-    /// then refuses when MAX_RUNNING_INSTANCES other instances have pods. The admission
-    /// lock is held until the caller has created the pod.
-    async fn admit_start(&self, id: &str) -> Result<Admitted<'_>> {
-        let turn = self.capacity.turn().await;
-        // NB: without a limit there is nothing to count, and no reason to serialise the
-        // starts (converging may wait out a terminating pod's grace period).
-        let Some(limit) = self.capacity.max_running() else {
-            return Ok(Admitted { turn, _guard: None });
-        };
-        let guard = self.capacity.admission().await;
-        let running = self.running_pods(id).await?;
-        if running >= limit {
-            return Err(Error::CapacityReached { running, limit });
-        }
-        Ok(Admitted {
-            turn,
-            _guard: Some(guard),
-        })
-    }
-
-    /// Pods of instances other than `id` that exist and are not being deleted.
-    async fn running_pods(&self, id: &str) -> Result<usize> {
-        let lp = kube::api::ListParams::default().labels(&format!(
-            "{},{}={}",
-            live::managed_selector(),
-            crate::naming::LABEL_NAME,
-            crate::naming::APP_NAME_VALUE
-        ));
-        let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
-            kube::Api::namespaced(self.client.clone(), &self.settings.namespace);
-        let list = with_retry("list the running instances", || pods.list(&lp))
-            .await
-            .map_err(|e| Error::kube("count the running instances", e))?;
-        Ok(list
-            .items
-            .iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .filter(|p| p.metadata.name.as_deref() != Some(id))
-            .count())
-    }
-
-    /// The same reconciler, reporting `idleStopAt` by `idle` (off by default).
-    pub fn with_idle_policy(mut self, idle: IdlePolicy) -> Self {
-        self.idle = idle;
-        self
-    }
-
-    /// When a running `instance` stops for being idle, during its warning window.
-    fn idle_stop_at(&self, instance: &crate::instance::Instance) -> Option<jiff::Timestamp> {
-        if instance.status.status != crate::instance::InstanceStatus::Running {
-            return None;
-        }
-        crate::activity::idle_stop_at(
-            self.idle,
-            instance.last_accessed_at?,
-            jiff::Timestamp::now(),
-        )
-    }
-
-    /// The Kubernetes client.
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    /// The active templates.
-    pub fn templates(&self) -> &Arc<ActiveTemplates> {
-        &self.templates
-    }
-
-    /// The instance settings.
-    pub fn settings(&self) -> &InstanceSettings {
-        &self.settings
-    }
-
-    /// The resolved kinds (Istio availability among them).
-    pub fn kinds(&self) -> &Kinds {
-        &self.kinds
-    }
-}
-
-/// An admitted start: its turn (held until the start is over) and the admission lock
-/// (released once the pod is created).
-struct Admitted<'a> {
-    turn: Turn,
-    _guard: Option<tokio::sync::MutexGuard<'a, ()>>,
-}
-
-impl Admitted<'_> {
-    /// Releases the admission lock, keeping the turn.
-    fn created(self) -> Turn {
-        self.turn
-    }
-}
-
-/// Per-owner locks: calls for the same instance are serialised within a replica (across
-/// replicas, server-side apply keeps them safe).
-#[derive(Default)]
-struct Locks {
-    map: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
-}
-
-impl Locks {
-    async fn lock(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = {
-            let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-            map.retain(|_, weak| weak.strong_count() > 0);
-            match map.get(key).and_then(Weak::upgrade) {
-                Some(lock) => lock,
-                None => {
-                    let lock = Arc::new(tokio::sync::Mutex::new(()));
-                    map.insert(key.to_owned(), Arc::downgrade(&lock));
-                    lock
-                }
-            }
-        };
-        lock.lock_owned().await
-    }
-}

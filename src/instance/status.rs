@@ -1,29 +1,26 @@
-//! The instance model and its status, derived from live objects only. The PVC is the
-//! durable record (owner, repositories, creation time); the pod gives the phase. The
-//! service keeps no state of its own.
+//! An instance's status, derived from its pod (and, while pending, its volume) only.
 
 use std::time::Duration;
 
+use async_graphql::Enum;
 use k8s_openapi::api::core::v1::{ContainerStatus, PersistentVolumeClaim, Pod};
 use serde::Serialize;
 
-use crate::{naming, quantity::Quantity, values::Repo};
-
-/// Status of an instance, as the API reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
+/// Status of an instance.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum InstanceStatus {
-    /// Created, not yet scheduled.
+    /// Created, not scheduled yet.
     Pending,
-    /// Scheduled; cloning or starting code-server.
+    /// Scheduled, cloning or starting.
     Starting,
-    /// code-server is ready.
+    /// Ready.
     Running,
-    /// The pod is being deleted.
+    /// Being stopped.
     Stopping,
-    /// No pod; the workspace volume is kept.
+    /// Workspace kept, no pod.
     Stopped,
-    /// Failed; the reason says why.
+    /// Failed (image pull, crash loop, failed clone).
     Error,
 }
 
@@ -235,123 +232,6 @@ pub fn init_failed(pod: &Pod) -> Option<String> {
         .map(|c| c.name.clone())
 }
 
-/// One user's code-server instance, as the API reports it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Instance {
-    /// Instance id, `code-server-<name>`.
-    pub id: String,
-    /// The original user id.
-    pub user_id: String,
-    /// The durable owner key.
-    pub owner: String,
-    /// Repositories of the workspace, in the order they were added.
-    pub repos: Vec<Repo>,
-    /// Browser URL.
-    pub url: String,
-    /// Status and reason.
-    pub status: Status,
-    /// When the instance (its PVC) was created, RFC 3339.
-    pub created_at: Option<String>,
-    /// Allocated workspace storage (the PVC's capacity, else its request), e.g. `10Gi`.
-    pub storage: Option<Quantity>,
-    /// Pod name.
-    pub pod_name: String,
-    /// PVC name.
-    pub pvc_name: String,
-    /// Service name.
-    pub service_name: String,
-    /// Node the pod runs on, when scheduled.
-    pub node: Option<String>,
-    /// True when the live pod was rendered from other templates or values than the
-    /// current ones: a restart applies the change.
-    pub restart_pending: bool,
-    /// When the instance was last used: the recorded activity, or its pod's start if later.
-    pub last_accessed_at: Option<jiff::Timestamp>,
-    /// When a running instance will stop for being idle, during the warning window.
-    pub idle_stop_at: Option<jiff::Timestamp>,
-}
-
-impl Instance {
-    /// Builds an instance from its PVC (the record) and pod. `None` when the PVC is not
-    /// one of ours.
-    pub fn from_live(
-        pvc: &PersistentVolumeClaim,
-        pod: Option<&Pod>,
-        base_domain: &str,
-        now_unix: i64,
-        unschedulable_after: Duration,
-    ) -> Option<Self> {
-        let labels = pvc.metadata.labels.as_ref()?;
-        let annotations = pvc.metadata.annotations.clone().unwrap_or_default();
-        let id = labels.get(naming::LABEL_INSTANCE)?.clone();
-        let name = labels.get(naming::LABEL_USER)?.clone();
-        let repos: Vec<Repo> = annotations
-            .get(naming::ANNOTATION_REPOS)
-            .and_then(|r| serde_json::from_str(r).ok())
-            .unwrap_or_default();
-        let storage = pvc
-            .status
-            .as_ref()
-            .and_then(|s| s.capacity.as_ref())
-            .and_then(|c| c.get("storage"))
-            .or_else(|| {
-                pvc.spec
-                    .as_ref()?
-                    .resources
-                    .as_ref()?
-                    .requests
-                    .as_ref()?
-                    .get("storage")
-            })
-            .and_then(|q| q.0.parse().ok());
-        let host = naming::host(&name, base_domain);
-        let mut status = derive_status(pod, now_unix, unschedulable_after);
-        if matches!(
-            status.status,
-            InstanceStatus::Pending | InstanceStatus::Starting
-        ) && status.reason.is_none()
-        {
-            status.reason = volume_pending(pvc);
-        }
-        Some(Self {
-            user_id: annotations
-                .get(naming::ANNOTATION_USER_ID)
-                .cloned()
-                .unwrap_or_else(|| name.clone()),
-            owner: labels
-                .get(naming::LABEL_OWNER)
-                .cloned()
-                .unwrap_or_else(|| name.clone()),
-            repos,
-            url: format!("https://{host}"),
-            status,
-            created_at: pvc
-                .metadata
-                .creation_timestamp
-                .as_ref()
-                .map(|t| t.0.to_string()),
-            storage,
-            pod_name: id.clone(),
-            pvc_name: pvc.metadata.name.clone().unwrap_or_default(),
-            service_name: id.clone(),
-            node: pod.and_then(|p| p.spec.as_ref()?.node_name.clone()),
-            restart_pending: false,
-            last_accessed_at: crate::activity::last_access(
-                crate::activity::recorded(pvc),
-                None,
-                pod.and_then(crate::activity::started),
-            ),
-            idle_stop_at: None,
-            id,
-        })
-    }
-
-    /// The repository the instance was created for (the first one).
-    pub fn primary_repo(&self) -> Option<&Repo> {
-        self.repos.first()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -455,24 +335,6 @@ mod tests {
     }
 
     #[test]
-    fn an_unbound_volume_explains_a_pending_instance() {
-        let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
-            "metadata": {"name": "workspace-jd", "labels": {"app.kubernetes.io/instance": "code-server-jd", "devplatform.io/user": "jd"}},
-            "status": {"phase": "Pending", "conditions": [{"type": "Resizing", "status": "False", "message": "waiting for first consumer"}]}})).unwrap();
-        let pending = pod(json!({"phase": "Pending"}));
-        let i = Instance::from_live(&pvc, Some(&pending), "d", NOW, Duration::ZERO).unwrap();
-        assert_eq!(i.status.status, InstanceStatus::Pending);
-        assert_eq!(
-            i.status.reason.as_deref(),
-            Some("workspace volume Pending: waiting for first consumer")
-        );
-        let mut bound = pvc.clone();
-        bound.status.as_mut().unwrap().phase = Some("Bound".into());
-        let i = Instance::from_live(&bound, Some(&pending), "d", NOW, Duration::ZERO).unwrap();
-        assert_eq!(i.status.reason, None);
-    }
-
-    #[test]
     fn briefly_unschedulable_pods_are_still_pending() {
         let recent = jiff::Timestamp::from_second(NOW - 10).unwrap().to_string();
         let s = status_of(
@@ -481,25 +343,5 @@ mod tests {
         );
         assert_eq!(s.status, InstanceStatus::Pending);
         assert!(s.reason.unwrap().contains("insufficient cpu"));
-    }
-
-    #[test]
-    fn the_pvc_is_the_record() {
-        let pvc: PersistentVolumeClaim = serde_json::from_value(json!({
-            "metadata": {"name": "workspace-jd", "creationTimestamp": "2026-11-01T10:00:00Z",
-                "labels": {"app.kubernetes.io/instance": "code-server-jd", "devplatform.io/user": "jd", "devplatform.io/owner": "sub-1"},
-                "annotations": {"devplatform.io/user-id": "J.D", "devplatform.io/repos":
-                    "[{\"owner\":\"o\",\"name\":\"n\",\"cloneUrl\":\"http://g/o/n.git\"}]"}},
-            "spec": {"resources": {"requests": {"storage": "10Gi"}}}})).unwrap();
-        let i = Instance::from_live(&pvc, None, "devplatform.local", NOW, Duration::ZERO).unwrap();
-        assert_eq!(
-            (i.id.as_str(), i.user_id.as_str(), i.owner.as_str()),
-            ("code-server-jd", "J.D", "sub-1")
-        );
-        assert_eq!(i.url, "https://code-jd.devplatform.local");
-        assert_eq!(i.primary_repo().unwrap().name, "n");
-        assert_eq!(i.status.status, InstanceStatus::Stopped);
-        assert_eq!(i.storage.unwrap().to_string(), "10Gi");
-        assert_eq!(i.created_at.as_deref(), Some("2026-11-01T10:00:00Z"));
     }
 }

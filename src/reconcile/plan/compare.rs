@@ -1,133 +1,15 @@
-//! Plan: desired objects against live ones, per object one of create, update (with the
-//! RFC 6902 patch people read), unchanged, recreate or prune. Pure: no I/O.
-//!
-//! No false diffs. We compare only what we own: the live object is projected onto the
-//! shape of the desired one (keys the desired object has; list elements matched by
-//! `name`), so fields the API server defaults (`terminationMessagePath`, `clusterIP`,
-//! `status`, `managedFields`, an injected sidecar) never show. Values the server
-//! reformats are normalised: quantities (`10Gi` and `10240Mi`) and int-or-string
-//! (`8080` and `"8080"`). This was chosen over a server-side-apply dry run per object
-//! (as Flux and Argo CD do) because it costs no API calls: an unchanged instance plans
-//! from one list per kind, and provisioning it again makes no writes at all.
+//! Planning: desired objects against live ones, compared on what we own.
 
-use std::{collections::BTreeMap, fmt};
+use std::collections::BTreeMap;
 
 use kube::api::DynamicObject;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::{
+    project::project,
+    steps::{Action, Plan, Step},
+};
 use crate::{naming, quantity::Quantity, render::object_label};
-
-/// What to do with one object.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Action {
-    /// Not live: apply creates it.
-    Create,
-    /// Live but different in fields we own: apply patches it in place.
-    Update {
-        /// The RFC 6902 patch from the live object (projected) to the desired one.
-        patch: json_patch::Patch,
-    },
-    /// Live and equal in every field we own: no request at all.
-    Unchanged,
-    /// A pod whose rendered spec changed: it must be deleted and created again, which
-    /// the reconciler does only where that is safe (stopped, or the caller asked).
-    Recreate {
-        /// Spec hash of the live pod.
-        live_hash: String,
-        /// Spec hash of the rendered pod.
-        desired_hash: String,
-    },
-    /// Labelled ours but no longer rendered: deleted.
-    Prune,
-}
-
-impl Action {
-    /// The action's name as `plan` prints it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Action::Create => "create",
-            Action::Update { .. } => "update",
-            Action::Unchanged => "unchanged",
-            Action::Recreate { .. } => "recreate",
-            Action::Prune => "prune",
-        }
-    }
-}
-
-/// One object's step.
-#[derive(Debug, Clone)]
-pub struct Step {
-    /// `Kind/name`.
-    pub object: String,
-    /// The kind.
-    pub kind: String,
-    /// The object's apiVersion.
-    pub api_version: String,
-    /// The name.
-    pub name: String,
-    /// The object's namespace (the instances namespace, or the gateway's for the access
-    /// policy); empty when the object names none.
-    pub namespace: String,
-    /// What to do.
-    pub action: Action,
-    /// The rendered object (absent for prune).
-    pub desired: Option<DynamicObject>,
-    /// Things the plan held back, for people to read (e.g. a PVC is never shrunk).
-    pub notes: Vec<String>,
-}
-
-/// The plan of one instance.
-#[derive(Debug, Clone, Default)]
-pub struct Plan {
-    /// Steps in render order, then prunes.
-    pub steps: Vec<Step>,
-}
-
-impl Plan {
-    /// True when nothing would change.
-    pub fn is_unchanged(&self) -> bool {
-        self.steps.iter().all(|s| s.action == Action::Unchanged)
-    }
-
-    /// The number of steps with `action`'s name.
-    pub fn count(&self, action: &str) -> usize {
-        self.steps
-            .iter()
-            .filter(|s| s.action.name() == action)
-            .count()
-    }
-}
-
-impl fmt::Display for Plan {
-    /// One line per object, `<action> <Kind>/<name>`, the JSON patch indented under updates.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for step in &self.steps {
-            writeln!(f, "{} {}", step.action.name(), step.object)?;
-            match &step.action {
-                Action::Update { patch } => {
-                    let text = serde_json::to_string_pretty(patch).map_err(|_| fmt::Error)?;
-                    for line in text.lines() {
-                        writeln!(f, "    {line}")?;
-                    }
-                }
-                Action::Recreate {
-                    live_hash,
-                    desired_hash,
-                } => {
-                    writeln!(
-                        f,
-                        "    pod spec changed ({live_hash} -> {desired_hash}); applied when the instance is next started"
-                    )?;
-                }
-                _ => {}
-            }
-            for note in &step.notes {
-                writeln!(f, "    note: {note}")?;
-            }
-        }
-        Ok(())
-    }
-}
 
 /// Kinds that are never pruned: the PVC holds the user's work (deleted only with the
 /// instance), and sync Jobs come and go on their own.
@@ -290,61 +172,6 @@ fn op_path(op: &json_patch::PatchOperation) -> String {
 
 fn annotation<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get("metadata")?.get("annotations")?.get(key)?.as_str()
-}
-
-/// The live value restricted to the shape of the desired one, with equivalent scalars
-/// replaced by the desired form.
-pub fn project(want: &Value, have: &Value) -> Value {
-    match (want, have) {
-        (Value::Object(w), Value::Object(h)) => {
-            let mut out = Map::new();
-            for (k, wv) in w {
-                if let Some(hv) = h.get(k) {
-                    out.insert(k.clone(), project(wv, hv));
-                }
-            }
-            Value::Object(out)
-        }
-        (Value::Array(w), Value::Array(h)) if is_keyed(w) => {
-            let out = w
-                .iter()
-                .filter_map(|wv| {
-                    let name = wv.get("name")?;
-                    h.iter()
-                        .find(|hv| hv.get("name") == Some(name))
-                        .map(|hv| project(wv, hv))
-                })
-                .collect();
-            Value::Array(out)
-        }
-        (Value::Array(w), Value::Array(h)) if w.len() == h.len() => {
-            Value::Array(w.iter().zip(h).map(|(wv, hv)| project(wv, hv)).collect())
-        }
-        (w, h) if equivalent(w, h) => w.clone(),
-        (_, h) => h.clone(),
-    }
-}
-
-/// Lists merged by `name` (containers, env, volumes, ports): every element has one.
-fn is_keyed(list: &[Value]) -> bool {
-    !list.is_empty()
-        && list
-            .iter()
-            .all(|v| v.get("name").is_some_and(Value::is_string))
-}
-
-/// Scalars the API server may reformat: quantities and int-or-string.
-fn equivalent(want: &Value, have: &Value) -> bool {
-    match (want, have) {
-        (Value::String(w), Value::String(h)) => {
-            w == h
-                || matches!((w.parse::<Quantity>(), h.parse::<Quantity>()), (Ok(a), Ok(b)) if a == b)
-        }
-        (Value::Number(n), Value::String(s)) | (Value::String(s), Value::Number(n)) => {
-            n.to_string() == *s
-        }
-        (w, h) => w == h,
-    }
 }
 
 #[cfg(test)]
@@ -523,14 +350,5 @@ mod tests {
         let p = plan(&[obj(other_class)], &live);
         assert_eq!(p.steps[0].action, Action::Unchanged);
         assert!(p.steps[0].notes[0].contains("immutable"));
-    }
-
-    #[test]
-    fn scalars_the_server_reformats_are_equivalent() {
-        assert!(equivalent(&json!("1Gi"), &json!("1024Mi")));
-        assert!(equivalent(&json!(8080), &json!("8080")));
-        assert!(equivalent(&json!("0.5"), &json!("500m")));
-        assert!(!equivalent(&json!("1G"), &json!("1Gi")));
-        assert!(!equivalent(&json!("http"), &json!(8080)));
     }
 }

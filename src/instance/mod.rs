@@ -1,0 +1,12 @@
+//! The instance: its record on the PVC (owner, repositories, kinds, activity), its model
+//! and its status, derived from live objects only. The PVC is the durable record; the pod
+//! gives the phase. The service keeps no state of its own.
+
+mod model;
+pub mod record;
+mod status;
+
+pub use self::{
+    model::Instance,
+    status::{InstanceStatus, Status, derive_status, init_failed, volume_pending},
+};

@@ -1,0 +1,169 @@
+//! The desired state of an instance (values and rendered objects), its plan against what
+//! is live, and the apply that converges them; the dry runs stop before the apply.
+
+use std::{collections::BTreeSet, sync::atomic::Ordering};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::DynamicObject;
+
+use super::{
+    Error, Reconciler, Result,
+    apply::{self, ApplyOptions, Outcome},
+    live::{self, dedupe_versions, identity, kinds_of, stamp_record},
+    plan::{self, Plan},
+    restart,
+};
+use crate::{
+    instance::record,
+    render::{self, RenderedObject},
+    values::{Owner, Repo, Values},
+};
+
+/// The desired state of one instance: values, rendered objects, and the kinds to look at.
+pub(super) struct Desired {
+    pub(super) values: Values,
+    pub(super) objects: Vec<DynamicObject>,
+}
+
+impl Reconciler {
+    /// Values and objects for `owner`'s instance with `repos`, the PVC stamped with the
+    /// instance record. Records the pod's spec hash for the restart check.
+    pub(super) fn desired(
+        &self,
+        owner: &Owner,
+        repos: &[Repo],
+        recorded: &BTreeSet<String>,
+        lost: &[Repo],
+    ) -> Result<Desired> {
+        let templates = self.templates.get();
+        let mut values = render::build_values(&templates, &self.settings, owner, repos, &[])?;
+        values.exclude(lost);
+        self.renders.fetch_add(1, Ordering::Relaxed);
+        let mut objects: Vec<DynamicObject> = templates
+            .render(&values)?
+            .into_iter()
+            .map(|r| r.object)
+            .collect();
+        stamp_record(objects.iter_mut().collect(), &values, recorded, &self.kinds);
+        // NB: the restart check renders without lost repositories; only such a render
+        // answers it.
+        if lost.is_empty() {
+            let inputs = restart::inputs(owner, repos);
+            let hash = restart::pod_hash(&objects);
+            self.pod_hashes.insert(templates.revision(), inputs, hash);
+        }
+        Ok(Desired { values, objects })
+    }
+
+    /// Plans `desired` against what is live.
+    pub(super) async fn plan_desired(
+        &self,
+        id: &str,
+        desired: &Desired,
+        recorded: &BTreeSet<String>,
+    ) -> Result<(Plan, Vec<DynamicObject>)> {
+        let mut kinds = kinds_of(&desired.objects);
+        kinds.extend(recorded.iter().cloned());
+        let kinds = dedupe_versions(kinds, &self.kinds);
+        let live = self.live_objects(id, &kinds).await?;
+        Ok((plan::plan(&desired.objects, &live), live))
+    }
+
+    /// Waits out a terminating `pod`, plans `desired` against what is live, and applies
+    /// the plan as `opts` allow.
+    pub(super) async fn converge(
+        &self,
+        id: &str,
+        desired: &Desired,
+        recorded: &BTreeSet<String>,
+        pod: Option<&Pod>,
+        opts: ApplyOptions,
+    ) -> Result<()> {
+        if let Some(p) = pod.filter(|p| p.metadata.deletion_timestamp.is_some()) {
+            let ns = &self.settings.namespace;
+            apply::wait_pod_gone(&self.client, ns, id, p.metadata.uid.as_deref()).await?;
+        }
+        let (plan, live) = self.plan_desired(id, desired, recorded).await?;
+        refuse_foreign(&desired.values, &live)?;
+        // NB: the pod finds its keys when it starts; they are written only once the names
+        // are known to be the owner's.
+        self.ensure_keys(&desired.values).await?;
+        let ns = &self.settings.namespace;
+        let outcome = apply::apply(&self.client, &self.kinds, ns, &plan, opts).await?;
+        log_outcome(id, &plan, &outcome);
+        Ok(())
+    }
+    /// Dry run: the objects the caller's instance with `repo` would have (the existing
+    /// instance's repositories included). Makes no writes.
+    pub async fn render_for(&self, owner: &Owner, repo: Repo) -> Result<Vec<RenderedObject>> {
+        let (_, key) = identity(owner)?;
+        let record = self
+            .find_record(&key)
+            .await?
+            .filter(|p| p.metadata.deletion_timestamp.is_none());
+        let (repos, _) = record::repos_with(record.as_ref(), repo);
+        let owner = record::caller(owner, record.as_ref());
+        let recorded = record::kinds(record.as_ref());
+        let templates = self.templates.get();
+        let values = render::build_values(&templates, &self.settings, &owner, &repos, &[])?;
+        self.renders.fetch_add(1, Ordering::Relaxed);
+        let mut rendered = templates.render(&values)?;
+        let objects = rendered.iter_mut().map(|r| &mut r.object).collect();
+        stamp_record(objects, &values, &recorded, &self.kinds);
+        Ok(rendered)
+    }
+
+    /// Dry run: the plan of the caller's instance with `repo`. Makes no writes.
+    pub async fn plan_for(&self, owner: &Owner, repo: Repo) -> Result<Plan> {
+        let (_, key) = identity(owner)?;
+        let record = self
+            .find_record(&key)
+            .await?
+            .filter(|p| p.metadata.deletion_timestamp.is_none());
+        let (repos, _) = record::repos_with(record.as_ref(), repo);
+        let owner = record::caller(owner, record.as_ref());
+        let recorded = record::kinds(record.as_ref());
+        let desired = self.desired(&owner, &repos, &recorded, &[])?;
+        let id = desired.values.instance.id.clone();
+        Ok(self.plan_desired(&id, &desired, &recorded).await?.0)
+    }
+}
+
+/// The safety net under the naming scheme: nothing is applied over a live object of the
+/// instance that another owner holds (`NameTaken`, before any write).
+fn refuse_foreign(values: &Values, live: &[DynamicObject]) -> Result<()> {
+    let (safe, key) = (&values.user.name, &values.user.owner);
+    match live
+        .iter()
+        .find(|o| !live::labels_own(o.metadata.labels.as_ref(), safe, key))
+    {
+        Some(foreign) => {
+            let kind = foreign.types.as_ref().map_or("", |t| t.kind.as_str());
+            let name = foreign.metadata.name.as_deref().unwrap_or_default();
+            tracing::warn!(
+                instance = %values.instance.id,
+                object = %format!("{kind}/{name}"),
+                "refused to write over another owner's object"
+            );
+            Err(Error::NameTaken(format!(
+                "{kind}/{name} belongs to another owner"
+            )))
+        }
+        None => Ok(()),
+    }
+}
+
+fn log_outcome(id: &str, plan: &Plan, outcome: &Outcome) {
+    tracing::info!(
+        instance = id,
+        create = plan.count("create"),
+        update = plan.count("update"),
+        unchanged = plan.count("unchanged"),
+        recreate = plan.count("recreate"),
+        prune = plan.count("prune"),
+        applied = outcome.applied.len(),
+        deleted = outcome.deleted.len(),
+        held = ?outcome.held,
+        "reconciled"
+    );
+}

@@ -1,0 +1,266 @@
+//! Reads: an instance, the caller's list, status, logs and totals; every answer derived
+//! from live objects, never from a render (see [`super::restart`]).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::{
+    api::{ListParams, LogParams},
+    runtime::wait::await_condition,
+};
+
+use super::{
+    Error, Reconciler, Result,
+    live::{self, identity},
+    with_retry,
+};
+use crate::{
+    instance::{self, Instance, InstanceStatus, Status, record},
+    naming,
+    quantity::Quantity,
+    values::Owner,
+};
+
+/// The most bytes of log `codeServerLogs` answers with (the newest whole lines that fit).
+pub const MAX_LOG_BYTES: usize = 1024 * 1024;
+
+/// Totals over every instance.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    /// Instances (PVCs).
+    pub total: usize,
+    /// Instances by status.
+    pub by_status: BTreeMap<InstanceStatus, usize>,
+    /// Storage allocated to workspaces.
+    pub storage: Quantity,
+    /// Storage per user (safe name).
+    pub storage_by_user: BTreeMap<String, Quantity>,
+}
+
+impl Reconciler {
+    /// The caller's instance `id`; `NotFound` when it is missing or another user's.
+    pub async fn get(&self, owner: &Owner, id: &str) -> Result<Instance> {
+        let record = self.owned_record(owner, id).await?;
+        let pod = self.pod(id).await?;
+        let instance = self.instance(&record, pod.as_ref())?;
+        Ok(self.explain(instance, pod.as_ref()).await)
+    }
+
+    /// The caller's instances.
+    pub async fn list(&self, owner: &Owner) -> Result<Vec<Instance>> {
+        let (safe, key) = identity(owner)?;
+        let records = self.records_with_pods(&live::owner_selector(&key)).await?;
+        records
+            .iter()
+            .filter(|(pvc, _)| live::owns(pvc, &safe, &key))
+            .map(|(pvc, pod)| self.instance(pvc, pod.as_ref()))
+            .collect()
+    }
+
+    pub(super) fn instance(
+        &self,
+        pvc: &k8s_openapi::api::core::v1::PersistentVolumeClaim,
+        pod: Option<&Pod>,
+    ) -> Result<Instance> {
+        let mut instance = Instance::from_live(
+            pvc,
+            pod,
+            &self.settings.base_domain,
+            now(),
+            self.timeouts.unschedulable,
+        )
+        .ok_or_else(|| {
+            Error::Instance("the workspace volume lacks the instance labels".to_owned())
+        })?;
+        instance.restart_pending = pod.is_some_and(|pod| self.restart_pending(pvc, pod));
+        instance.idle_stop_at = self.idle_stop_at(&instance);
+        Ok(instance)
+    }
+
+    /// The status of the caller's instance `id`.
+    pub async fn status(&self, owner: &Owner, id: &str) -> Result<Status> {
+        self.owned_record(owner, id).await?;
+        let pod = self.pod(id).await?;
+        Ok(instance::derive_status(
+            pod.as_ref(),
+            now(),
+            self.timeouts.unschedulable,
+        ))
+    }
+
+    /// The last `lines` lines of code-server's log, or of the clone (init) container
+    /// when that failed; at most [`MAX_LOG_BYTES`], the newest whole lines that fit.
+    pub async fn logs(&self, owner: &Owner, id: &str, lines: i64) -> Result<String> {
+        self.owned_record(owner, id).await?;
+        let Some(pod) = self.pod(id).await? else {
+            return Err(Error::NotReady(
+                "the instance is stopped; it has no logs".to_owned(),
+            ));
+        };
+        let container = instance::init_failed(&pod).unwrap_or_else(|| "code-server".to_owned());
+        // NB: the API server applies tailLines first and then cuts at limitBytes from the
+        // start, so a cut answer holds the oldest of the lines asked for. Ask again for as
+        // many lines as fitted, which are then the newest ones.
+        let mut tail = lines;
+        let mut text = self.log_bytes(id, &container, tail).await?;
+        for _ in 0..2 {
+            if text.len() < MAX_LOG_BYTES {
+                break;
+            }
+            let whole = text.iter().filter(|b| **b == b'\n').count();
+            let fewer = i64::try_from(whole).unwrap_or(i64::MAX).min(tail - 1);
+            if fewer < 1 {
+                break;
+            }
+            tail = fewer;
+            text = self.log_bytes(id, &container, tail).await?;
+        }
+        if text.len() >= MAX_LOG_BYTES
+            && let Some(last) = text.iter().rposition(|b| *b == b'\n')
+        {
+            text.truncate(last + 1);
+        }
+        Ok(String::from_utf8_lossy(&text).into_owned())
+    }
+
+    /// The last `tail` lines of `container`'s log in pod `id`, cut at [`MAX_LOG_BYTES`].
+    async fn log_bytes(&self, id: &str, container: &str, tail: i64) -> Result<Vec<u8>> {
+        let params = LogParams {
+            container: Some(container.to_owned()),
+            tail_lines: Some(tail),
+            limit_bytes: Some(MAX_LOG_BYTES as i64),
+            ..LogParams::default()
+        };
+        let api = self.pods();
+        match with_retry("read pod logs", || api.logs(id, &params)).await {
+            Ok(text) => Ok(text.into_bytes()),
+            // NB: a cut at limitBytes can split a multi-byte character.
+            Err(kube::Error::FromUtf8(cut)) => Ok(cut.into_bytes()),
+            Err(kube::Error::Api(s)) if s.code == 400 => Err(Error::NotReady(s.message.clone())),
+            Err(e) => Err(Error::kube("read the instance's logs", e)),
+        }
+    }
+
+    /// Totals over every instance in the namespace (two list calls).
+    pub async fn stats(&self) -> Result<Stats> {
+        let records = self.records_with_pods(&live::managed_selector()).await?;
+        let mut stats = Stats::default();
+        let now = now();
+        for (pvc, pod) in &records {
+            let Some(instance) = Instance::from_live(
+                pvc,
+                pod.as_ref(),
+                &self.settings.base_domain,
+                now,
+                self.timeouts.unschedulable,
+            ) else {
+                continue;
+            };
+            stats.total += 1;
+            *stats.by_status.entry(instance.status.status).or_default() += 1;
+            let size = instance.storage.unwrap_or_default();
+            stats.storage = stats.storage + size;
+            let user = record::safe_name(pvc).unwrap_or_default().to_owned();
+            let entry = stats.storage_by_user.entry(user).or_default();
+            *entry = *entry + size;
+        }
+        Ok(stats)
+    }
+
+    /// The owner an admin names by user id: the owner recorded on that user's instance
+    /// (its `sub`, which the name alone does not give), or just the name when the user
+    /// has no instance. For admin dry runs only: ownership checks never use it.
+    pub async fn named_owner(&self, user_id: &str) -> Result<Owner> {
+        let safe = naming::safe_name(user_id).map_err(crate::values::ValuesError::from)?;
+        let selector = format!("{},{}={safe}", live::managed_selector(), naming::LABEL_USER);
+        let lp = ListParams::default().labels(&selector);
+        let api = self.pvcs();
+        let pvcs = with_retry("list a user's PVCs", || api.list(&lp))
+            .await
+            .map_err(|e| Error::kube("list the user's workspace volumes", e))?;
+        Ok(match pvcs.items.first() {
+            Some(pvc) => record::owner_as_recorded(Owner::new(user_id), pvc),
+            None => Owner::new(user_id),
+        })
+    }
+
+    /// The instance records (PVCs labelled with `selector` and an instance id), each with
+    /// its code-server pod if it has one: two list calls, whatever the number of instances.
+    pub(super) async fn records_with_pods(
+        &self,
+        selector: &str,
+    ) -> Result<
+        Vec<(
+            k8s_openapi::api::core::v1::PersistentVolumeClaim,
+            Option<Pod>,
+        )>,
+    > {
+        let pvc_lp = ListParams::default().labels(selector);
+        let pod_lp = ListParams::default().labels(&format!(
+            "{selector},{}={}",
+            naming::LABEL_NAME,
+            naming::APP_NAME_VALUE
+        ));
+        let (pvc_api, pod_api) = (self.pvcs(), self.pods());
+        let (pvcs, pods) = futures::try_join!(
+            async {
+                with_retry("list PVCs", || pvc_api.list(&pvc_lp))
+                    .await
+                    .map_err(|e| Error::kube("list workspace volumes", e))
+            },
+            async {
+                with_retry("list pods", || pod_api.list(&pod_lp))
+                    .await
+                    .map_err(|e| Error::kube("list pods", e))
+            },
+        )?;
+        let mut pods: BTreeMap<String, Pod> = pods
+            .items
+            .into_iter()
+            .filter_map(|p| Some((p.metadata.name.clone()?, p)))
+            .collect();
+        Ok(pvcs
+            .items
+            .into_iter()
+            .filter_map(|pvc| {
+                let pod = pods.remove(record::instance_id(&pvc)?);
+                Some((pvc, pod))
+            })
+            .collect())
+    }
+
+    /// Waits (watching, not polling) until the pod is ready or failed, or the ready
+    /// timeout passes, then reads the instance.
+    pub(super) async fn wait_and_get(&self, owner: &Owner, id: &str) -> Result<Instance> {
+        let unschedulable = self.timeouts.unschedulable;
+        let settled = move |p: Option<&Pod>| {
+            matches!(
+                instance::derive_status(p, now(), unschedulable).status,
+                InstanceStatus::Running | InstanceStatus::Error | InstanceStatus::Stopped
+            )
+        };
+        let watched = tokio::time::timeout(
+            self.timeouts.ready,
+            await_condition(self.pods(), id, settled),
+        )
+        .await;
+        let record = self.owned_record(owner, id).await?;
+        // NB: the watch already holds the settled pod; read it again only when the
+        // watch failed or the time ran out.
+        let pod = match watched {
+            Ok(Ok(pod)) => pod,
+            Ok(Err(e)) => {
+                tracing::warn!(instance = id, error = %e, "watching the pod for readiness failed");
+                self.pod(id).await?
+            }
+            Err(_) => self.pod(id).await?,
+        };
+        let instance = self.instance(&record, pod.as_ref())?;
+        Ok(self.explain(instance, pod.as_ref()).await)
+    }
+}
+
+/// Seconds since the epoch.
+pub(super) fn now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}

@@ -1,0 +1,103 @@
+//! Whether a live pod was rendered from other templates or inputs than the current ones
+//! (`restartPending`), answered without rendering on reads: every render of an instance
+//! records the pod spec hash its inputs give under the active template revision, and a
+//! read compares the live pod's recorded hash (`devplatform.io/spec-hash`, stamped when
+//! it was rendered) with that. Only inputs never rendered under the active revision (a
+//! template change, another replica's provisioning) are rendered, once per revision.
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, PoisonError},
+};
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::api::DynamicObject;
+
+use super::Reconciler;
+use crate::{
+    instance::record,
+    naming,
+    values::{Owner, Repo},
+};
+
+/// The pod spec hash per instance inputs, for one template revision.
+#[derive(Debug, Default)]
+pub(super) struct PodHashes {
+    cache: Mutex<Revision>,
+}
+
+#[derive(Debug, Default)]
+struct Revision {
+    revision: String,
+    hashes: HashMap<String, Option<String>>,
+}
+
+impl PodHashes {
+    /// The hash recorded for `inputs` under `revision`: `None` when not known yet.
+    fn get(&self, revision: &str, inputs: &str) -> Option<Option<String>> {
+        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        (cache.revision == revision)
+            .then(|| cache.hashes.get(inputs).cloned())
+            .flatten()
+    }
+
+    /// Records that `inputs` render to a pod with `hash` under `revision`; entries of
+    /// another revision are dropped.
+    pub(super) fn insert(&self, revision: &str, inputs: String, hash: Option<String>) {
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.revision != revision {
+            cache.revision = revision.to_owned();
+            cache.hashes.clear();
+        }
+        cache.hashes.insert(inputs, hash);
+    }
+}
+
+/// What an instance's pod is rendered from, besides the templates: the owner as values
+/// see them and the repositories.
+pub(super) fn inputs(owner: &Owner, repos: &[Repo]) -> String {
+    let repos = serde_json::to_string(repos).unwrap_or_default();
+    let text = format!(
+        "{}\0{:?}\0{:?}\0{:?}\0{repos}",
+        owner.user_id, owner.email, owner.sub, owner.known_name
+    );
+    naming::hex_digest(text.as_bytes())
+}
+
+/// The spec hash stamped on the rendered pod among `objects`.
+pub(super) fn pod_hash(objects: &[DynamicObject]) -> Option<String> {
+    objects
+        .iter()
+        .find(|o| o.types.as_ref().is_some_and(|t| t.kind == "Pod"))?
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(naming::ANNOTATION_SPEC_HASH)
+        .cloned()
+}
+
+impl Reconciler {
+    /// True when `pod`, the live pod of the instance recorded by `pvc`, was rendered from
+    /// other templates or inputs than the current ones: a restart applies the change.
+    pub(super) fn restart_pending(&self, pvc: &PersistentVolumeClaim, pod: &Pod) -> bool {
+        let live = pod
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(naming::ANNOTATION_SPEC_HASH));
+        let want = self.desired_pod_hash(&record::owner(pvc), &record::repos(Some(pvc)));
+        want.is_some() && live != want.as_ref()
+    }
+
+    /// The spec hash of the pod the current templates give `owner` with `repos`: from the
+    /// cache, else rendered once (and recorded by [`Self::desired`]).
+    fn desired_pod_hash(&self, owner: &Owner, repos: &[Repo]) -> Option<String> {
+        let revision = self.templates.get().revision().to_owned();
+        if let Some(hash) = self.pod_hashes.get(&revision, &inputs(owner, repos)) {
+            return hash;
+        }
+        self.desired(owner, repos, &Default::default(), &[])
+            .ok()
+            .and_then(|d| pod_hash(&d.objects))
+    }
+}
