@@ -4,6 +4,8 @@
 //! Role must have been used.
 
 mod support;
+#[path = "support/world.rs"]
+mod world;
 
 use std::{sync::Arc, time::Duration};
 
@@ -12,8 +14,7 @@ use codeserver_service::{
     activity::{Culler, IdleArgs},
     config::{Cli, Command, InstanceSettings},
     gitea::{GiteaClient, GiteaSettings},
-    reconcile::{Kinds, Reconciler, Timeouts},
-    render::{ActiveTemplates, Templates},
+    reconcile::{Kinds, Timeouts},
     values::{Owner, Repo},
 };
 use codeserver_sim::{
@@ -65,7 +66,6 @@ async fn the_role_grants_exactly_what_the_service_uses() {
         .expect("the simulated cluster starts");
     let client = sim.client();
     let kinds = Kinds::discover(&client).await.expect("discovery works");
-    let templates = Templates::builtin().expect("the built-in templates load");
     // Gitea, for access checks and the instance's deploy keys (a Secret of its own).
     let issuer = Arc::new(Issuer::start().await.expect("the issuer starts"));
     let repos = ["backend-api", "frontend"].map(|n| SimRepo::new("devteam", n, false));
@@ -78,20 +78,16 @@ async fn the_role_grants_exactly_what_the_service_uses() {
         codeserver_sim::gitea::SERVICE_TOKEN,
     ))
     .expect("a Gitea client");
-    let reconciler = Arc::new(
-        Reconciler::new(
-            client,
-            kinds,
-            Arc::new(ActiveTemplates::new(templates)),
-            settings(),
-            Timeouts {
-                ready: Duration::from_secs(20),
-                unschedulable: Duration::from_secs(20),
-                sync: Duration::from_secs(20),
-            },
-        )
-        .with_gitea(keys),
-    );
+    let reconciler = world::reconciler(&sim)
+        .kinds(kinds)
+        .settings(settings())
+        .timeouts(Timeouts {
+            ready: Duration::from_secs(20),
+            unschedulable: Duration::from_secs(20),
+            sync: Duration::from_secs(20),
+        })
+        .gitea(keys)
+        .build();
     let owner = Owner {
         email: Some("john.doe@corp.example".to_owned()),
         sub: Some("8d2f0c3e-5b7a-4f57-9d2a-3c1e0b9f6a41".to_owned()),

@@ -5,6 +5,11 @@
 //!   unknown fields;
 //! - [`istio`]: the Istio kinds against the fields their CRDs define;
 //! - [`rbac`]: what `03-rbac.yaml` grants, as (group, resource, verb) triples.
+//!
+//! Tests and benches that drive the service include the rest of this folder by path:
+//! `world.rs` (the one fixture: the simulated cluster, Gitea and issuer, the reconciler and
+//! the served routes; it brings `serving.rs`) and `eventually.rs` (waiting for a condition
+//! with a deadline).
 
 // NB: each test binary compiles this module and uses only part of it.
 #![allow(dead_code, unused_imports)]
