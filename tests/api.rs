@@ -592,7 +592,7 @@ async fn shutdown_finishes_in_flight_requests_then_stops() {
     assert!(reqwest::Client::new().get(&url).send().await.is_err());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn shutdown_gives_up_after_the_grace_period() {
     codeserver_service::install_crypto();
     // Never released: the request is stuck.
@@ -815,7 +815,7 @@ async fn a_caller_gets_a_few_requests_in_flight_and_no_more() {
     assert!(body["data"]["health"].is_boolean(), "{body}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_request_that_runs_too_long_is_answered_timeout() {
     let (cluster, _accepted) = silent_cluster().await;
     let h = World::builder()
@@ -990,7 +990,7 @@ async fn code_server_logs_are_capped_in_bytes_keeping_the_newest_lines() {
     assert_eq!(body["data"]["codeServerLogs"], "one\ntwo\n", "{body}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_body_that_trickles_in_is_cut_off_before_authentication() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let h = harness_with(http::ApiSettings {

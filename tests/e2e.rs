@@ -671,13 +671,15 @@ async fn instance_stats_are_for_admins_and_feed_the_gauges() {
 
 #[tokio::test]
 async fn cluster_failures_answer_with_the_spec_messages_only() {
-    let w = World::start().await;
+    let w = World::builder()
+        .fault(
+            codeserver_sim::Fault::status(403)
+                .verb("patch")
+                .resource("persistentvolumeclaims"),
+        )
+        .start()
+        .await;
     let alice = w.token("alice");
-    w.sim().inject(
-        codeserver_sim::Fault::status(403)
-            .verb("patch")
-            .resource("persistentvolumeclaims"),
-    );
     let storage = w.provision(&alice, "devteam", "docs").await;
     assert_eq!(
         error_of(&storage),

@@ -469,7 +469,7 @@ fn the_subscription_is_documented_as_served() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_connection_without_connection_init_is_closed_after_the_header_read_timeout() {
     let w = world(http::ApiSettings {
         server: http::ServerLimits {
