@@ -188,11 +188,7 @@ async fn stop_keeps_the_volume_start_brings_the_pod_back_delete_removes_all() {
     let volume_uid = w.pvc("workspace-alice").unwrap()["metadata"]["uid"].clone();
     let stopped = w.on_id(&alice, STOP, id).await;
     assert_eq!(ok(&stopped, "stopCodeServer"), true);
-    assert!(
-        w.sim()
-            .wait_for("pods", NS, id, Duration::from_secs(5), |pod| pod.is_none())
-            .await
-    );
+    w.until_gone("pods", id).await;
     assert!(w.pvc("workspace-alice").is_some(), "the work is kept");
     let status = w.on_id(&alice, STATUS, id).await;
     assert_eq!(ok(&status, "codeServerStatus"), "STOPPED");
@@ -225,17 +221,8 @@ async fn stop_keeps_the_volume_start_brings_the_pod_back_delete_removes_all() {
     let deleted = w.on_id(&alice, DELETE, id).await;
     assert_eq!(ok(&deleted, "deleteCodeServer"), true);
     // NB: like a real cluster, the volume goes once its protection finalizer is released.
-    assert!(
-        w.sim()
-            .wait_for(
-                "persistentvolumeclaims",
-                NS,
-                "workspace-alice",
-                Duration::from_secs(5),
-                |pvc| pvc.is_none()
-            )
-            .await
-    );
+    w.until_gone("persistentvolumeclaims", "workspace-alice")
+        .await;
     assert!(w.sim().object("services", NS, id).is_none());
     let mine = w.gql(&alice, "{ myCodeServers { id } }", json!({})).await;
     assert_eq!(ok(&mine, "myCodeServers"), &json!([]));
@@ -437,17 +424,7 @@ async fn admins_list_every_instance_page_by_page_and_act_on_any() {
             && l.contains(r#""owner":"alice""#)
     });
     assert!(logged, "the admin and the target are logged: {text}");
-    assert!(
-        w.sim()
-            .wait_for(
-                "pods",
-                NS,
-                "code-server-alice",
-                Duration::from_secs(5),
-                |p| p.is_none()
-            )
-            .await
-    );
+    w.until_gone("pods", "code-server-alice").await;
     let listed = w.gql(&root, ALL, json!({"status": "STOPPED"})).await;
     let page = ok(&listed, "allCodeServers");
     assert_eq!(page["totalCount"], 1);
@@ -461,17 +438,8 @@ async fn admins_list_every_instance_page_by_page_and_act_on_any() {
     );
     let deleted = w.on_id(&root, DELETE, "code-server-bob").await;
     assert_eq!(ok(&deleted, "deleteCodeServer"), true);
-    assert!(
-        w.sim()
-            .wait_for(
-                "persistentvolumeclaims",
-                NS,
-                "workspace-bob",
-                Duration::from_secs(5),
-                |p| p.is_none()
-            )
-            .await
-    );
+    w.until_gone("persistentvolumeclaims", "workspace-bob")
+        .await;
     assert!(w.pvc("workspace-alice").is_some());
 }
 
@@ -629,17 +597,7 @@ async fn instance_stats_are_for_admins_and_feed_the_gauges() {
         &w.on_id(&bob, STOP, "code-server-bob").await,
         "stopCodeServer",
     );
-    assert!(
-        w.sim()
-            .wait_for(
-                "pods",
-                NS,
-                "code-server-bob",
-                Duration::from_secs(5),
-                |pod| { pod.is_none() }
-            )
-            .await
-    );
+    w.until_gone("pods", "code-server-bob").await;
     let denied = w
         .gql(&alice, "{ instanceStats { totalInstances } }", json!({}))
         .await;
@@ -778,16 +736,9 @@ async fn ready_and_the_templates_query_report_the_active_revision() {
     assert_eq!(set["source"], "built-in");
     assert!(set["loadedAt"].as_str().unwrap().ends_with('Z'));
     assert!(set["lastRefusal"].is_null());
-    let anonymous: Value = w
-        .client
-        .post(format!("{}/graphql", w.base))
-        .json(&json!({"query": "{ templates { revision } }"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, anonymous) = w
+        .post(None, &json!({"query": "{ templates { revision } }"}))
+        .await;
     assert_eq!(
         anonymous["errors"][0]["message"], "unauthorized",
         "{anonymous}"

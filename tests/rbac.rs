@@ -9,10 +9,8 @@ mod world;
 
 use std::{sync::Arc, time::Duration};
 
-use clap::Parser;
 use codeserver_service::{
     activity::{Culler, IdleArgs},
-    config::{Cli, Command, InstanceSettings},
     gitea::{GiteaClient, GiteaSettings},
     reconcile::{Kinds, Timeouts},
     values::{Owner, Repo},
@@ -23,22 +21,6 @@ use codeserver_sim::{
     issuer::Issuer,
 };
 use support::rbac::{self, Comparison, Request};
-
-fn settings() -> InstanceSettings {
-    let Ok(Cli {
-        command: Some(Command::ValidateTemplates(args)),
-        ..
-    }) = Cli::try_parse_from([
-        "codeserver-service",
-        "validate-templates",
-        "--jwt-issuer",
-        "https://keycloak.test/realms/devplatform",
-    ])
-    else {
-        panic!("validate-templates parses with its defaults");
-    };
-    args.instance
-}
 
 fn quick() -> SimOptions {
     let step = Duration::from_millis(20);
@@ -80,7 +62,7 @@ async fn the_role_grants_exactly_what_the_service_uses() {
     .expect("a Gitea client");
     let reconciler = world::reconciler(&sim)
         .kinds(kinds)
-        .settings(settings())
+        .settings(support::validate_templates_settings(&[]))
         .timeouts(Timeouts {
             ready: Duration::from_secs(20),
             unschedulable: Duration::from_secs(20),

@@ -3,6 +3,8 @@
 
 #[path = "support/eventually.rs"]
 mod eventually;
+#[path = "support/serving.rs"]
+mod serving;
 
 use std::{
     path::PathBuf,
@@ -92,16 +94,13 @@ async fn serve_is_the_default_command_and_stops_on_sigterm() {
     .await;
 
     let token = issuer.token("alice", &[]).unwrap();
-    let answer: Value = client
-        .post(format!("{base}/graphql"))
-        .bearer_auth(&token)
-        .json(&json!({"query": "mutation { provisionCodeServer(repoOwner: \"devteam\", repoName: \"docs\") { instance { id status } isNew } }"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, answer) = serving::post_graphql(
+        &client,
+        &base,
+        Some(&token),
+        &json!({"query": "mutation { provisionCodeServer(repoOwner: \"devteam\", repoName: \"docs\") { instance { id status } isNew } }"}),
+    )
+    .await;
     assert_eq!(
         answer["data"]["provisionCodeServer"]["instance"]["status"], "RUNNING",
         "{answer}"
@@ -116,30 +115,25 @@ async fn serve_is_the_default_command_and_stops_on_sigterm() {
         );
         format!("{}.{}.c2ln", b64(&header), b64(r#"{"sub":"mallory"}"#))
     };
-    let refused: Value = client
-        .post(format!("{base}/graphql"))
-        .bearer_auth(&forged)
-        .json(&json!({"query": "{ myCodeServers { id } }"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, refused) = serving::post_graphql(
+        &client,
+        &base,
+        Some(&forged),
+        &json!({"query": "{ myCodeServers { id } }"}),
+    )
+    .await;
     assert_eq!(refused["errors"][0]["message"], "unauthorized", "{refused}");
 
     // Production: no GraphiQL page, no introspection.
     let page = client.get(format!("{base}/graphql")).send().await.unwrap();
     assert_eq!(page.status(), 404);
-    let introspection: Value = client
-        .post(format!("{base}/graphql"))
-        .json(&json!({"query": "{ __schema { types { name } } }"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, introspection) = serving::post_graphql(
+        &client,
+        &base,
+        None,
+        &json!({"query": "{ __schema { types { name } } }"}),
+    )
+    .await;
     assert_eq!(
         introspection["errors"][0]["extensions"]["code"], "INTROSPECTION_DISABLED",
         "{introspection}"

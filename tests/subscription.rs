@@ -424,17 +424,7 @@ async fn a_subscription_sent_as_a_post_is_refused() {
     let w = world(http::ApiSettings::default()).await;
     let body =
         json!({"query": "subscription { codeServerEvents(id: \"code-server-alice\") { kind } }"});
-    let answer: Value = reqwest::Client::new()
-        .post(format!("{}/graphql", w.base))
-        .bearer_auth(w.token("alice"))
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, answer) = w.post(Some(&w.token("alice")), &body).await;
     assert!(answer["data"].is_null(), "{answer}");
     assert!(answer["errors"][0]["message"].is_string(), "{answer}");
 }

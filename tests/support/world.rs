@@ -455,6 +455,16 @@ impl World {
         self.sim().object("persistentvolumeclaims", NS, name)
     }
 
+    /// Waits until `plural/name` is gone from the simulated cluster (on its changes, for at
+    /// most 5 s); asserts that it went.
+    pub async fn until_gone(&self, plural: &str, name: &str) {
+        let gone = self
+            .sim()
+            .wait_for(plural, NS, name, Duration::from_secs(5), |o| o.is_none())
+            .await;
+        assert!(gone, "{plural}/{name} is still there");
+    }
+
     /// The pod `name` in the simulated cluster.
     pub fn pod(&self, name: &str) -> Option<Value> {
         self.sim().object("pods", NS, name)
