@@ -276,12 +276,14 @@ impl WorldBuilder {
         self
     }
 
-    /// A fault the simulated cluster injects from the start (after discovery).
+    /// A fault the simulated cluster injects from the start (after discovery) until the
+    /// test clears it.
     pub fn fault(mut self, fault: Fault) -> Self {
         self.faults.push(fault);
         self
     }
 
+    /// Starts the servers and the service; panics on anything that does not start.
     pub async fn start(self) -> World {
         codeserver_service::install_crypto();
         let issuer = Arc::new(Issuer::start().await.unwrap());
@@ -333,10 +335,10 @@ impl WorldBuilder {
         })
         .unwrap();
         let (base, stop) = serving::serve_routes(routes).await;
-        if let Some(sim) = &sim {
-            for fault in self.faults {
-                sim.inject(fault);
-            }
+        for fault in self.faults {
+            sim.as_ref()
+                .expect("faults are injected by the simulated cluster")
+                .inject(fault);
         }
         World {
             sim,
