@@ -65,7 +65,8 @@ pub fn reconciler(sim: &Sim) -> ReconcilerBuilder {
 pub struct ReconcilerBuilder {
     client: kube::Client,
     kinds: Kinds,
-    templates: Arc<ActiveTemplates>,
+    /// The built-in set when `None`.
+    templates: Option<Arc<ActiveTemplates>>,
     settings: InstanceSettings,
     timeouts: Timeouts,
     gitea: Option<GiteaClient>,
@@ -80,9 +81,7 @@ impl ReconcilerBuilder {
         Self {
             client,
             kinds: Kinds::new(Some("v1".to_owned())),
-            templates: Arc::new(ActiveTemplates::new(
-                Templates::builtin().expect("the built-in templates load"),
-            )),
+            templates: None,
             settings: InstanceSettings {
                 jwt_issuer: Some(TEST_ISSUER.to_owned()),
                 ..InstanceSettings::default()
@@ -102,7 +101,7 @@ impl ReconcilerBuilder {
 
     /// The active template set (shared, so a test can swap it).
     pub fn templates(mut self, templates: Arc<ActiveTemplates>) -> Self {
-        self.templates = templates;
+        self.templates = Some(templates);
         self
     }
 
@@ -146,10 +145,15 @@ impl ReconcilerBuilder {
     }
 
     pub fn build(self) -> Arc<Reconciler> {
+        let templates = self.templates.unwrap_or_else(|| {
+            Arc::new(ActiveTemplates::new(
+                Templates::builtin().expect("the built-in templates load"),
+            ))
+        });
         let mut reconciler = Reconciler::new(
             self.client,
             self.kinds,
-            self.templates,
+            templates,
             self.settings,
             self.timeouts,
         );
