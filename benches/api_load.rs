@@ -4,31 +4,19 @@
 //!
 //! `cargo bench --bench api_load` (INSTANCES, CLIENTS and REQUESTS override the sizes).
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-#[path = "../tests/support/serving.rs"]
-#[allow(dead_code)]
-mod serving;
+#[path = "../tests/support/world.rs"]
+mod world;
 
 use codeserver_service::{
-    config::InstanceSettings,
-    http,
-    metrics::Metrics,
-    reconcile::{Kinds, Reconciler, Timeouts},
-    render::{ActiveTemplates, Templates},
-    serve,
+    reconcile::Timeouts,
     values::{Owner, Repo},
 };
-use codeserver_sim::{
-    Sim,
-    gitea::SimGitea,
-    issuer::{Issuer, TokenSpec},
-};
+use codeserver_sim::issuer::TokenSpec;
 use futures::{StreamExt, stream};
 use serde_json::{Value, json};
+use world::World;
 
 fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -138,24 +126,11 @@ fn main() {
         .build()
         .expect("tokio runtime");
     let failed = runtime.block_on(async move {
-        codeserver_service::install_crypto();
-        let sim = Sim::start().await.expect("simulated cluster");
-        let issuer = Arc::new(Issuer::start().await.expect("issuer"));
-        let gitea = SimGitea::start(issuer.clone()).await.expect("gitea");
-        let kinds = Kinds::discover(&sim.client()).await.expect("discovery");
-        let reconciler = Arc::new(Reconciler::new(
-            sim.client(),
-            kinds,
-            Arc::new(ActiveTemplates::new(
-                Templates::builtin().expect("templates"),
-            )),
-            InstanceSettings {
-                jwt_issuer: Some("https://keycloak.test/realms/devplatform".to_owned()),
-                ..InstanceSettings::default()
-            },
-            Timeouts::default(),
-        ));
-
+        let w = World::builder()
+            .reconciler(|r| r.timeouts(Timeouts::default()))
+            .start()
+            .await;
+        let reconciler = &w.reconciler;
         let seeding = Instant::now();
         let users: Vec<String> = (0..instances).map(|i| format!("user-{i:04}")).collect();
         let seeded: Vec<bool> = stream::iter(users.iter())
@@ -186,32 +161,8 @@ fn main() {
             seeding.elapsed().as_secs_f64()
         );
 
-        let metrics = Metrics::new().expect("metrics");
-        let routes = serve::assemble(serving::simulated_parts(
-            reconciler,
-            &issuer,
-            &gitea.url(),
-            metrics,
-        ))
-        .expect("routes");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}/graphql", listener.local_addr().expect("addr"));
-        let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(http::serve(
-            listener,
-            routes.api,
-            async {
-                let _ = stopped.await;
-            },
-            Duration::from_secs(1),
-        ));
-
-        let tokens: Vec<String> = users
-            .iter()
-            .map(|u| issuer.mint(&TokenSpec::new(u)).expect("token"))
-            .collect();
+        let url = format!("{}/graphql", w.base);
+        let tokens: Vec<String> = users.iter().map(|u| w.token(u)).collect();
         let mine = load(
             "myCodeServers",
             &url,

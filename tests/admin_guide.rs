@@ -12,9 +12,9 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use codeserver_service::{
-    config::{Cli, Command, InstanceSettings},
+    config::{Cli, InstanceSettings},
     naming,
     render::{self, RenderedObject, Templates},
     values::{self, Owner, Repo},
@@ -101,21 +101,7 @@ fn apply(recipe: &str) -> TempDir {
 }
 
 fn settings(dir: &Path) -> InstanceSettings {
-    let Ok(Cli {
-        command: Some(Command::ValidateTemplates(args)),
-        ..
-    }) = Cli::try_parse_from([
-        "codeserver-service",
-        "validate-templates",
-        "--jwt-issuer",
-        "https://keycloak.test/realms/devplatform",
-        "--templates",
-        &dir.display().to_string(),
-    ])
-    else {
-        panic!("validate-templates parses");
-    };
-    args.instance
+    support::validate_templates_settings(&["--templates", &dir.display().to_string()])
 }
 
 /// Validates the set as the service does before accepting it, then renders it for a

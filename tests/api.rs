@@ -1,123 +1,30 @@
 //! The GraphQL API through the warp filter, in-process, against the simulated issuer and
 //! Gitea.
 
-#[path = "support/serving.rs"]
-mod serving;
+#[path = "support/world.rs"]
+mod world;
 
 use std::{sync::Arc, time::Duration};
 
-use codeserver_service::{
-    config::InstanceSettings,
-    http,
-    metrics::Metrics,
-    reconcile::{Kinds, Reconciler, Timeouts},
-    render::{ActiveTemplates, Templates},
-    serve,
-};
-use codeserver_sim::{
-    gitea::{Fault, SimGitea},
-    issuer::{Issuer, TokenSpec},
-};
+use codeserver_service::http;
+use codeserver_sim::{gitea::Fault, issuer::TokenSpec};
 use serde_json::{Value, json};
 use warp::Filter;
+use world::{World, error_of, silent_cluster, unreachable_cluster};
 
-struct Harness {
-    issuer: Arc<Issuer>,
-    gitea: SimGitea,
-    metrics: Metrics,
-    base: String,
-    client: reqwest::Client,
-    _stop: tokio::sync::oneshot::Sender<()>,
+/// The service with no cluster to reach: any cluster call fails, so an answer other than
+/// `internal error` proves the cluster was never called.
+async fn harness() -> World {
+    harness_with(http::ApiSettings::default()).await
 }
 
-/// A Kubernetes client for an address where nothing listens: any cluster call fails, so
-/// an answer other than `internal error` proves the cluster was never called.
-async fn unreachable_cluster() -> kube::Client {
-    codeserver_service::install_crypto();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    drop(listener);
-    let config = kube::Config::new(url.parse().unwrap());
-    kube::Client::try_from(config).unwrap()
-}
-
-async fn harness() -> Harness {
-    harness_on(unreachable_cluster().await).await
-}
-
-async fn harness_on(cluster: kube::Client) -> Harness {
-    harness_with(cluster, http::ApiSettings::default()).await
-}
-
-async fn harness_with(cluster: kube::Client, api: http::ApiSettings) -> Harness {
-    let issuer = Arc::new(Issuer::start().await.unwrap());
-    let gitea = SimGitea::start(issuer.clone()).await.unwrap();
-    let metrics = Metrics::new().unwrap();
-    let reconciler = Arc::new(Reconciler::new(
-        cluster,
-        Kinds::new(Some("v1".to_owned())),
-        Arc::new(ActiveTemplates::new(Templates::builtin().unwrap())),
-        InstanceSettings {
-            jwt_issuer: Some(issuer.issuer_url()),
-            ..InstanceSettings::default()
-        },
-        Timeouts {
-            ready: Duration::from_secs(5),
-            ..Timeouts::default()
-        },
-    ));
-    let routes = serve::assemble({
-        let mut parts =
-            serving::simulated_parts(reconciler, &issuer, &gitea.url(), metrics.clone());
-        parts.gitea.backoff = Duration::from_millis(5);
-        parts.api = api;
-        parts
-    })
-    .unwrap();
-    let (base, stop) = serving::serve_routes(routes).await;
-    Harness {
-        issuer,
-        gitea,
-        metrics,
-        base,
-        client: reqwest::Client::new(),
-        _stop: stop,
-    }
-}
-
-impl Harness {
-    fn token(&self, user: &str) -> String {
-        self.issuer.mint(&TokenSpec::new(user)).unwrap()
-    }
-
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.client.request(method, format!("{}{path}", self.base))
-    }
-
-    async fn get(&self, path: &str) -> reqwest::Response {
-        self.request(reqwest::Method::GET, path)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn post(&self, token: Option<&str>, body: &Value) -> (u16, Value) {
-        serving::post_graphql(&self.client, &self.base, token, body).await
-    }
-
-    async fn query(&self, token: Option<&str>, query: &str) -> Value {
-        let (status, body) = self.post(token, &json!({ "query": query })).await;
-        assert_eq!(status, 200, "{body}");
-        body
-    }
-}
-
-fn error_of(body: &Value) -> (&str, &str) {
-    let error = &body["errors"][0];
-    (
-        error["message"].as_str().unwrap_or_default(),
-        error["extensions"]["code"].as_str().unwrap_or_default(),
-    )
+/// [`harness`] with `api`.
+async fn harness_with(api: http::ApiSettings) -> World {
+    World::builder()
+        .cluster(unreachable_cluster().await)
+        .api(api)
+        .start()
+        .await
 }
 
 #[tokio::test]
@@ -625,14 +532,38 @@ fn the_schema_has_the_spec_types_fields_and_nullability_exactly() {
     }
 }
 
+/// A route at `/<name>` whose requests report on the receiver as they arrive and answer
+/// `done` only once the `Notify` is notified (never, if it is not).
+fn held_route(
+    name: &'static str,
+) -> (
+    impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection>
+    + Clone
+    + Send
+    + Sync
+    + 'static,
+    tokio::sync::mpsc::UnboundedReceiver<()>,
+    Arc<tokio::sync::Notify>,
+) {
+    use warp::Reply;
+    let (arrived, arrivals) = tokio::sync::mpsc::unbounded_channel();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let held = release.clone();
+    let route = warp::path(name).then(move || {
+        let (arrived, held) = (arrived.clone(), held.clone());
+        async move {
+            let _ = arrived.send(());
+            held.notified().await;
+            warp::reply::html("done").into_response()
+        }
+    });
+    (route, arrivals, release)
+}
+
 #[tokio::test]
 async fn shutdown_finishes_in_flight_requests_then_stops() {
-    use warp::Reply;
     codeserver_service::install_crypto();
-    let slow = warp::path("slow").then(|| async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        warp::reply::html("done").into_response()
-    });
+    let (slow, mut arrivals, release) = held_route("slow");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/slow", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -646,8 +577,12 @@ async fn shutdown_finishes_in_flight_requests_then_stops() {
     ));
     let client = reqwest::Client::new();
     let in_flight = tokio::spawn(client.get(&url).send());
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    arrivals.recv().await.unwrap();
     stop.send(()).unwrap();
+    // NB: the request is held until released, so the server cannot have finished.
+    tokio::task::yield_now().await;
+    assert!(!server.is_finished(), "the server waits for the request");
+    release.notify_one();
     let answer = in_flight.await.unwrap().unwrap();
     assert_eq!(answer.text().await.unwrap(), "done");
     tokio::time::timeout(Duration::from_secs(2), server)
@@ -657,14 +592,11 @@ async fn shutdown_finishes_in_flight_requests_then_stops() {
     assert!(reqwest::Client::new().get(&url).send().await.is_err());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn shutdown_gives_up_after_the_grace_period() {
-    use warp::Reply;
     codeserver_service::install_crypto();
-    let stuck = warp::path("stuck").then(|| async {
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        warp::reply::html("late").into_response()
-    });
+    // Never released: the request is stuck.
+    let (stuck, mut arrivals, _release) = held_route("stuck");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/stuck", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -677,7 +609,7 @@ async fn shutdown_gives_up_after_the_grace_period() {
         Duration::from_millis(200),
     ));
     let _in_flight = tokio::spawn(reqwest::Client::new().get(&url).send());
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    arrivals.recv().await.unwrap();
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(2), server)
         .await
@@ -823,36 +755,18 @@ async fn more_than_three_mutations_in_a_request_are_refused() {
     assert_eq!(h.gitea.requests(), 0, "nothing was looked up or created");
 }
 
-/// A cluster that accepts connections and never answers; each accepted connection is
-/// reported on the channel, so a test knows when a request is in flight.
-async fn silent_cluster() -> (kube::Client, tokio::sync::mpsc::UnboundedReceiver<()>) {
-    codeserver_service::install_crypto();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (accepted, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = listener.accept().await {
-            held.push(stream);
-            let _ = accepted.send(());
-        }
-    });
-    let config = kube::Config::new(url.parse().unwrap());
-    (kube::Client::try_from(config).unwrap(), rx)
-}
-
 #[tokio::test]
 async fn a_caller_gets_a_few_requests_in_flight_and_no_more() {
     let (cluster, mut accepted) = silent_cluster().await;
     let h = Arc::new(
-        harness_with(
-            cluster,
-            http::ApiSettings {
+        World::builder()
+            .cluster(cluster)
+            .api(http::ApiSettings {
                 max_requests_per_caller: 2,
                 ..http::ApiSettings::default()
-            },
-        )
-        .await,
+            })
+            .start()
+            .await,
     );
     let alice = h.token("alice");
     let mut stuck = Vec::new();
@@ -901,20 +815,20 @@ async fn a_caller_gets_a_few_requests_in_flight_and_no_more() {
     assert!(body["data"]["health"].is_boolean(), "{body}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_request_that_runs_too_long_is_answered_timeout() {
     let (cluster, _accepted) = silent_cluster().await;
-    let h = harness_with(
-        cluster,
-        http::ApiSettings {
+    let h = World::builder()
+        .cluster(cluster)
+        .api(http::ApiSettings {
             server: http::ServerLimits {
                 request_timeout: Duration::from_secs(1),
                 ..http::ServerLimits::default()
             },
             ..http::ApiSettings::default()
-        },
-    )
-    .await;
+        })
+        .start()
+        .await;
     let alice = h.token("alice");
     let (status, body) = h
         .post(Some(&alice), &json!({"query": "{ myCodeServers { id } }"}))
@@ -926,14 +840,11 @@ async fn a_request_that_runs_too_long_is_answered_timeout() {
 
 #[tokio::test]
 async fn production_turns_graphiql_and_introspection_off() {
-    let h = harness_with(
-        unreachable_cluster().await,
-        http::ApiSettings {
-            graphiql: false,
-            introspection: false,
-            ..http::ApiSettings::default()
-        },
-    )
+    let h = harness_with(http::ApiSettings {
+        graphiql: false,
+        introspection: false,
+        ..http::ApiSettings::default()
+    })
     .await;
     assert_eq!(h.get("/graphql").await.status(), 404);
     for query in [
@@ -1031,10 +942,8 @@ async fn slow_and_idle_clients_are_cut_off() {
 #[tokio::test]
 async fn code_server_logs_are_capped_in_bytes_keeping_the_newest_lines() {
     use codeserver_service::reconcile::MAX_LOG_BYTES;
-    use codeserver_sim::Sim;
-    let sim = Sim::start().await.unwrap();
-    let cluster = kube::Client::try_from(sim.config()).unwrap();
-    let h = harness_with(cluster, http::ApiSettings::default()).await;
+    let h = World::start().await;
+    let sim = h.sim();
     let alice = h.token("alice");
     let body = h
         .query(
@@ -1081,19 +990,16 @@ async fn code_server_logs_are_capped_in_bytes_keeping_the_newest_lines() {
     assert_eq!(body["data"]["codeServerLogs"], "one\ntwo\n", "{body}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_body_that_trickles_in_is_cut_off_before_authentication() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let h = harness_with(
-        unreachable_cluster().await,
-        http::ApiSettings {
-            server: http::ServerLimits {
-                header_read_timeout: Duration::from_secs(1),
-                request_timeout: Duration::from_secs(30),
-            },
-            ..http::ApiSettings::default()
+    let h = harness_with(http::ApiSettings {
+        server: http::ServerLimits {
+            header_read_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(30),
         },
-    )
+        ..http::ApiSettings::default()
+    })
     .await;
     let addr = h.base.trim_start_matches("http://").to_owned();
     let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();

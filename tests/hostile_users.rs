@@ -2,135 +2,22 @@
 //! reconciler and the kube client against the simulated cluster, with the simulated Gitea
 //! and issuer. Every attack must fail with a clear error and change nothing.
 
-#[path = "support/serving.rs"]
-mod serving;
+#[path = "support/world.rs"]
+mod world;
 
-use std::{sync::Arc, time::Duration};
-
-use codeserver_service::{
-    config::InstanceSettings,
-    gitea::{AuthMode, GiteaClient, GiteaSettings},
-    metrics::Metrics,
-    reconcile::{Kinds, Reconciler, Timeouts},
-    render::{ActiveTemplates, Templates},
-    serve,
-};
-use codeserver_sim::{
-    Sim,
-    gitea::{SimGitea, SimRepo},
-    issuer::{Issuer, TokenSpec},
-};
+use codeserver_service::gitea::AuthMode;
+use codeserver_sim::gitea::SimRepo;
 use serde_json::{Value, json};
+use world::{NS, World, error_of, ok};
 
-const NS: &str = "codeserver-instances";
-
-struct World {
-    sim: Sim,
-    issuer: Arc<Issuer>,
-    gitea: SimGitea,
-    base: String,
-    client: reqwest::Client,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
+/// The service with deploy keys, asking Gitea with Sudo.
 async fn world() -> World {
     world_in(AuthMode::Sudo).await
 }
 
-/// A world whose service asks Gitea as the caller in `mode`.
+/// A world whose service asks Gitea as the caller in `mode`, with deploy keys.
 async fn world_in(mode: AuthMode) -> World {
-    codeserver_service::install_crypto();
-    let sim = Sim::start().await.unwrap();
-    let issuer = Arc::new(Issuer::start().await.unwrap());
-    let gitea = SimGitea::start(issuer.clone()).await.unwrap();
-    let metrics = Metrics::new().unwrap();
-    let client = serve::counted_client(sim.config(), &metrics).unwrap();
-    let kinds = Kinds::discover(&client).await.unwrap();
-    let gitea_settings = GiteaSettings {
-        auth_mode: mode,
-        ..GiteaSettings::sudo(&gitea.url(), codeserver_sim::gitea::SERVICE_TOKEN)
-    };
-    let keys = GiteaClient::new(gitea_settings.clone()).unwrap();
-    let reconciler = Arc::new(
-        Reconciler::new(
-            client,
-            kinds,
-            Arc::new(ActiveTemplates::new(Templates::builtin().unwrap())),
-            InstanceSettings {
-                jwt_issuer: Some(issuer.issuer_url()),
-                ..InstanceSettings::default()
-            },
-            Timeouts {
-                ready: Duration::from_secs(10),
-                sync: Duration::from_secs(10),
-                ..Timeouts::default()
-            },
-        )
-        .with_gitea(keys),
-    );
-    let routes = serve::assemble({
-        let mut parts = serving::simulated_parts(reconciler, &issuer, &gitea.url(), metrics);
-        parts.gitea = gitea_settings;
-        parts.gitea.backoff = Duration::from_millis(5);
-        parts
-    })
-    .unwrap();
-    let (base, stop) = serving::serve_routes(routes).await;
-    World {
-        sim,
-        issuer,
-        gitea,
-        base,
-        client: reqwest::Client::new(),
-        _stop: stop,
-    }
-}
-
-impl World {
-    fn token(&self, user: &str) -> String {
-        self.issuer.mint(&TokenSpec::new(user)).unwrap()
-    }
-
-    async fn gql(&self, token: &str, query: &str, variables: Value) -> Value {
-        let body = json!({"query": query, "variables": variables});
-        let (status, answer) =
-            serving::post_graphql(&self.client, &self.base, Some(token), &body).await;
-        assert_eq!(status, 200, "{answer}");
-        answer
-    }
-
-    async fn provision(&self, token: &str, owner: &str, name: &str) -> Value {
-        self.gql(
-            token,
-            "mutation($o: String!, $n: String!) { provisionCodeServer(repoOwner: $o, repoName: $n) { instance { id userId status } message isNew } }",
-            json!({"o": owner, "n": name}),
-        )
-        .await
-    }
-
-    async fn mine(&self, token: &str) -> Value {
-        let body = self
-            .gql(token, "{ myCodeServers { id userId } }", json!({}))
-            .await;
-        ok(&body, "myCodeServers").clone()
-    }
-
-    fn pvc(&self, name: &str) -> Option<Value> {
-        self.sim.object("persistentvolumeclaims", NS, name)
-    }
-}
-
-fn ok<'a>(body: &'a Value, field: &str) -> &'a Value {
-    assert!(body["errors"].is_null(), "{field}: {}", body["errors"]);
-    &body["data"][field]
-}
-
-fn error_of(body: &Value) -> (&str, &str) {
-    let error = &body["errors"][0];
-    (
-        error["message"].as_str().unwrap_or_default(),
-        error["extensions"]["code"].as_str().unwrap_or_default(),
-    )
+    World::builder().deploy_keys(mode).start().await
 }
 
 fn label<'a>(object: &'a Value, key: &str) -> &'a str {
@@ -180,7 +67,7 @@ async fn a_user_named_like_a_hashed_name_gets_a_different_instance_in_either_ord
 async fn provisioning_never_writes_over_another_owners_live_objects() {
     let w = world().await;
     w.gitea.add_user("john.doe");
-    w.sim
+    w.sim()
         .seed(json!({
             "apiVersion": "v1",
             "kind": "PersistentVolumeClaim",
@@ -207,7 +94,7 @@ async fn provisioning_never_writes_over_another_owners_live_objects() {
         .unwrap();
     let before = w.pvc("workspace-john-doe-30f69670").unwrap();
     let victim = w.token("john.doe");
-    w.sim.reset_requests();
+    w.sim().reset_requests();
     for _ in 0..2 {
         let body = w.provision(&victim, "devteam", "docs").await;
         assert_eq!(
@@ -216,7 +103,7 @@ async fn provisioning_never_writes_over_another_owners_live_objects() {
             "{body}"
         );
     }
-    assert!(w.sim.writes().is_empty(), "{:?}", w.sim.writes());
+    assert!(w.sim().writes().is_empty(), "{:?}", w.sim().writes());
     assert!(
         w.gitea.deploy_keys().is_empty(),
         "no key was added for the refused caller"
@@ -235,7 +122,7 @@ async fn provisioning_never_writes_over_another_owners_live_objects() {
         "sub-john-doe-30f69670"
     );
     assert!(
-        w.sim
+        w.sim()
             .object("pods", NS, "code-server-john-doe-30f69670")
             .is_none()
     );
@@ -303,12 +190,12 @@ async fn the_repository_cap_refuses_one_more_and_changes_nothing() {
     let full: Vec<(String, String)> = (0..20)
         .map(|i| ("alice".to_owned(), format!("r{i}")))
         .collect();
-    w.sim.seed(seeded_record("alice", &full)).unwrap();
+    w.sim().seed(seeded_record("alice", &full)).unwrap();
     for (owner, name) in &full {
         w.gitea.add_repo(SimRepo::new(owner, name, false));
     }
     let alice = w.token("alice");
-    w.sim.reset_requests();
+    w.sim().reset_requests();
     let body = w.provision(&alice, "devteam", "docs").await;
     let (message, code) = error_of(&body);
     assert_eq!(code, "REPOSITORY_LIMIT_EXCEEDED", "{body}");
@@ -316,7 +203,7 @@ async fn the_repository_cap_refuses_one_more_and_changes_nothing() {
         message,
         "repository limit reached: an instance holds at most 20 repositories"
     );
-    assert!(w.sim.writes().is_empty(), "{:?}", w.sim.writes());
+    assert!(w.sim().writes().is_empty(), "{:?}", w.sim().writes());
     let pvc = w.pvc("workspace-alice").unwrap();
     let recorded: Vec<Value> = serde_json::from_str(
         pvc["metadata"]["annotations"]["devplatform.io/repos"]
@@ -355,11 +242,11 @@ async fn a_second_sync_while_one_runs_answers_sync_in_progress() {
         let body = w.gql(&alice, SYNC, json!({"id": id})).await;
         assert_eq!(ok(&body, "syncRepository"), &json!(true));
     }
-    let first = w.sim.object("jobs", NS, "sync-alice").unwrap();
+    let first = w.sim().object("jobs", NS, "sync-alice").unwrap();
     // A running sync: a Job of that name that has not finished (suspended, so it stays).
-    w.sim.reset_requests();
+    w.sim().reset_requests();
     let jobs: kube::Api<k8s_openapi::api::batch::v1::Job> =
-        kube::Api::namespaced(w.sim.client(), NS);
+        kube::Api::namespaced(w.sim().client(), NS);
     jobs.delete("sync-alice", &kube::api::DeleteParams::background())
         .await
         .unwrap();
@@ -376,8 +263,8 @@ async fn a_second_sync_while_one_runs_answers_sync_in_progress() {
         .unwrap();
     template_labels.retain(|k, _| !k.contains("controller-uid") && !k.contains("job-name"));
     running.as_object_mut().unwrap().remove("status");
-    let seeded = w.sim.seed(running).unwrap();
-    w.sim.reset_requests();
+    let seeded = w.sim().seed(running).unwrap();
+    w.sim().reset_requests();
     let (a, b) = tokio::join!(
         w.gql(&alice, SYNC, json!({"id": id})),
         w.gql(&alice, SYNC, json!({"id": id}))
@@ -390,14 +277,18 @@ async fn a_second_sync_while_one_runs_answers_sync_in_progress() {
         );
     }
     let writes: Vec<_> = w
-        .sim
+        .sim()
         .writes()
         .into_iter()
         .filter(|r| r.verb != "create" || r.resource != "jobs")
         .collect();
     assert!(writes.is_empty(), "{writes:?}");
-    assert_eq!(w.sim.count("create", "jobs"), 2, "one refused attempt each");
-    let still = w.sim.object("jobs", NS, "sync-alice").unwrap();
+    assert_eq!(
+        w.sim().count("create", "jobs"),
+        2,
+        "one refused attempt each"
+    );
+    let still = w.sim().object("jobs", NS, "sync-alice").unwrap();
     assert_eq!(still["metadata"]["uid"], seeded["metadata"]["uid"]);
     assert_eq!(still["spec"]["suspend"], json!(true));
 }
@@ -407,7 +298,7 @@ const STOP: &str = "mutation($id: String!) { stopCodeServer(id: $id) }";
 const DELETE: &str = "mutation($id: String!) { deleteCodeServer(id: $id) }";
 
 fn secret_data_keys(w: &World, name: &str) -> Vec<String> {
-    w.sim
+    w.sim()
         .object("secrets", NS, name)
         .and_then(|s| s["data"].as_object().map(|d| d.keys().cloned().collect()))
         .unwrap_or_default()
@@ -452,7 +343,7 @@ async fn each_instance_gets_its_own_read_only_deploy_keys() {
     );
     assert_eq!((a.len(), b.len()), (1, 1));
     let private = |name: &str| {
-        w.sim.object("secrets", NS, name).unwrap()["data"]
+        w.sim().object("secrets", NS, name).unwrap()["data"]
             .as_object()
             .unwrap()
             .values()
@@ -463,7 +354,7 @@ async fn each_instance_gets_its_own_read_only_deploy_keys() {
     assert_ne!(private("git-keys-alice"), private("git-keys-bob"));
     for user in ["alice", "bob"] {
         let pod = w
-            .sim
+            .sim()
             .object("pods", NS, &format!("code-server-{user}"))
             .unwrap();
         let volumes = pod["spec"]["volumes"].to_string();
@@ -488,8 +379,8 @@ async fn each_instance_gets_its_own_read_only_deploy_keys() {
     let left = w.gitea.deploy_keys();
     assert_eq!(left.len(), 1);
     assert!(left[0].title.ends_with("code-server-bob"));
-    assert!(w.sim.object("secrets", NS, "git-keys-alice").is_none());
-    assert!(w.sim.object("secrets", NS, "git-keys-bob").is_some());
+    assert!(w.sim().object("secrets", NS, "git-keys-alice").is_none());
+    assert!(w.sim().object("secrets", NS, "git-keys-bob").is_some());
 }
 
 /// A repository the owner lost access to in Gitea is not pulled by sync or start, its
@@ -520,7 +411,7 @@ async fn a_repository_the_owner_lost_is_not_pulled_and_the_answer_says_so() {
         message,
         "repository access lost, not pulled: devteam/backend-api"
     );
-    let job = w.sim.object("jobs", NS, "sync-alice").unwrap();
+    let job = w.sim().object("jobs", NS, "sync-alice").unwrap();
     let pulled = repos_env(&job["spec"]["template"]["spec"]["containers"]);
     assert!(
         pulled.contains("devteam/docs.git") && !pulled.contains("backend-api"),
@@ -543,7 +434,7 @@ async fn a_repository_the_owner_lost_is_not_pulled_and_the_answer_says_so() {
         "{started}"
     );
     assert_eq!(error_of(&started).1, "REPOSITORY_ACCESS_LOST");
-    let pod = w.sim.object("pods", NS, id).unwrap();
+    let pod = w.sim().object("pods", NS, id).unwrap();
     let cloned = repos_env(&pod["spec"]["initContainers"]);
     assert!(
         cloned.contains("devteam/docs.git") && !cloned.contains("backend-api"),
@@ -563,7 +454,7 @@ async fn a_repository_the_owner_lost_is_not_pulled_and_the_answer_says_so() {
     ok(&body, "provisionCodeServer");
     w.gitea.remove_collaborator("devteam", "carols", "carol");
     let carols = json!({"id": "code-server-carol"});
-    w.sim.reset_requests();
+    w.sim().reset_requests();
     let body = w.gql(&carol, SYNC, carols.clone()).await;
     assert_eq!(
         error_of(&body),
@@ -571,7 +462,7 @@ async fn a_repository_the_owner_lost_is_not_pulled_and_the_answer_says_so() {
         "{body}"
     );
     // The only write takes the revoked key out of carol's Secret; nothing is pulled.
-    let writes = w.sim.writes();
+    let writes = w.sim().writes();
     assert_eq!(writes.len(), 1, "{writes:?}");
     assert_eq!(writes[0].resource, "secrets");
     assert!(
@@ -580,16 +471,16 @@ async fn a_repository_the_owner_lost_is_not_pulled_and_the_answer_says_so() {
             .iter()
             .any(|k| k.repo == "devteam/carols")
     );
-    assert!(w.sim.object("jobs", NS, "sync-carol").is_none());
+    assert!(w.sim().object("jobs", NS, "sync-carol").is_none());
     ok(&w.gql(&carol, STOP, carols.clone()).await, "stopCodeServer");
-    w.sim.reset_requests();
+    w.sim().reset_requests();
     let body = w.gql(&carol, START, carols).await;
     assert_eq!(
         error_of(&body),
         ("repository access denied", "FORBIDDEN"),
         "{body}"
     );
-    assert!(w.sim.writes().is_empty(), "{:?}", w.sim.writes());
+    assert!(w.sim().writes().is_empty(), "{:?}", w.sim().writes());
 }
 
 /// Start never writes over a live object of the instance that another owner holds either:
@@ -608,7 +499,7 @@ async fn start_never_writes_over_another_owners_live_objects() {
         "stopCodeServer",
     );
     let services: kube::Api<k8s_openapi::api::core::v1::Service> =
-        kube::Api::namespaced(w.sim.client(), NS);
+        kube::Api::namespaced(w.sim().client(), NS);
     let foreign = json!({"metadata": {"labels": {"devplatform.io/owner": "sub-mallory", "devplatform.io/user": "mallory"}}});
     services
         .patch(
@@ -619,17 +510,17 @@ async fn start_never_writes_over_another_owners_live_objects() {
         .await
         .unwrap();
     let keys_before = w.gitea.deploy_keys();
-    w.sim.reset_requests();
+    w.sim().reset_requests();
     let body = w.gql(&alice, START, json!({"id": id})).await;
     assert_eq!(
         error_of(&body),
         ("instance name taken", "INSTANCE_NAME_TAKEN"),
         "{body}"
     );
-    assert!(w.sim.writes().is_empty(), "{:?}", w.sim.writes());
-    assert!(w.sim.object("pods", NS, id).is_none());
+    assert!(w.sim().writes().is_empty(), "{:?}", w.sim().writes());
+    assert!(w.sim().object("pods", NS, id).is_none());
     assert_eq!(w.gitea.deploy_keys(), keys_before);
-    let service = w.sim.object("services", NS, id).unwrap();
+    let service = w.sim().object("services", NS, id).unwrap();
     assert_eq!(label(&service, "devplatform.io/owner"), "sub-mallory");
 }
 

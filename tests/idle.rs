@@ -4,15 +4,16 @@
 //! `/healthz` never stopping anything, and only the Lease holder culling. Time is passed to
 //! each check explicitly, so nothing waits for the clock.
 
+#[path = "support/world.rs"]
+mod world;
+
 use std::{sync::Arc, time::Duration};
 
 use codeserver_service::{
     activity::{ANNOTATION_LAST_ACCESSED, Culler, IdleArgs, IdlePolicy, Report},
-    config::InstanceSettings,
     instance::InstanceStatus,
     metrics::Metrics,
-    reconcile::{Kinds, Reconciler, Timeouts},
-    render::{ActiveTemplates, Templates},
+    reconcile::{Reconciler, Timeouts},
     values::{Owner, Repo},
 };
 use codeserver_sim::{Sim, heartbeat::CodeServers};
@@ -20,8 +21,8 @@ use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{Api, api::PostParams};
 use serde_json::{Value, json};
+use world::NS;
 
-const NS: &str = "codeserver-instances";
 const TIMEOUT: u64 = 600;
 const INTERVAL: u64 = 60;
 
@@ -49,30 +50,21 @@ fn args(healthz_url: String, pod_name: &str, warning: u64) -> IdleArgs {
 async fn env() -> Env {
     let sim = Sim::start().await.unwrap();
     let code = sim.code_servers().await.unwrap();
-    let templates = Arc::new(ActiveTemplates::new(Templates::builtin().unwrap()));
-    let timeouts = Timeouts {
-        ready: Duration::from_secs(10),
-        unschedulable: Duration::from_secs(0),
-        sync: Duration::from_secs(10),
-    };
-    let rec = Reconciler::new(
-        sim.client(),
-        Kinds::new(Some("v1".to_owned())),
-        templates,
-        InstanceSettings {
-            jwt_issuer: Some("https://keycloak.test/realms/devplatform".to_owned()),
-            ..InstanceSettings::default()
-        },
-        timeouts,
-    )
-    .with_idle_policy(IdlePolicy {
-        timeout: Duration::from_secs(TIMEOUT),
-        warning: Duration::from_secs(TIMEOUT),
-    });
+    let rec = world::reconciler(&sim)
+        .timeouts(Timeouts {
+            ready: Duration::from_secs(10),
+            unschedulable: Duration::from_secs(0),
+            sync: Duration::from_secs(10),
+        })
+        .idle_policy(IdlePolicy {
+            timeout: Duration::from_secs(TIMEOUT),
+            warning: Duration::from_secs(TIMEOUT),
+        })
+        .build();
     Env {
         sim,
         code,
-        rec: Arc::new(rec),
+        rec,
         metrics: Metrics::new().unwrap(),
     }
 }

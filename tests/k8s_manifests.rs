@@ -10,9 +10,7 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use clap::Parser;
 use codeserver_service::{
-    config::{Cli, Command},
     render,
     render::JobValues,
     values::{Owner, Repo, Values},
@@ -220,18 +218,7 @@ fn the_field_checks_catch_misspelt_and_misplaced_fields() {
 /// The built-in templates and the values of a sample user, as `validate-templates`
 /// would build them.
 fn sample_render() -> (render::Templates, Values) {
-    let Ok(Cli {
-        command: Some(Command::ValidateTemplates(args)),
-        ..
-    }) = Cli::try_parse_from([
-        "codeserver-service",
-        "validate-templates",
-        "--jwt-issuer",
-        "https://keycloak.test/realms/devplatform",
-    ])
-    else {
-        panic!("validate-templates parses with its defaults");
-    };
+    let settings = support::validate_templates_settings(&[]);
     let templates = render::Templates::builtin().expect("the built-in templates load");
     let owner = Owner::new("John.Doe@corp.example");
     let repo = Repo::new(
@@ -240,8 +227,8 @@ fn sample_render() -> (render::Templates, Values) {
         "http://gitea:3000/devteam/backend-api.git",
     )
     .expect("a valid repository");
-    let values = render::build_values(&templates, &args.instance, &owner, &[repo], &[])
-        .expect("values build");
+    let values =
+        render::build_values(&templates, &settings, &owner, &[repo], &[]).expect("values build");
     (templates, values)
 }
 

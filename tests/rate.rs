@@ -2,70 +2,31 @@
 //! caller's mutations are answered `RATE_LIMITED` without running; other callers and
 //! queries are not affected.
 
-#[path = "support/serving.rs"]
-mod serving;
+#[path = "support/world.rs"]
+mod world;
 
-use std::{sync::Arc, time::Duration};
-
-use codeserver_service::{
-    capacity::{Capacity, CapacityArgs},
-    config::InstanceSettings,
-    metrics::Metrics,
-    reconcile::{Kinds, Reconciler, Timeouts},
-    render::{ActiveTemplates, Templates},
-    serve,
-};
-use codeserver_sim::{
-    Sim,
-    gitea::SimGitea,
-    issuer::{Issuer, TokenSpec},
-};
+use codeserver_service::capacity::{Capacity, CapacityArgs};
 use serde_json::json;
+use world::World;
 
 #[tokio::test]
 async fn mutations_beyond_the_rate_are_refused_without_running() {
-    let issuer = Arc::new(Issuer::start().await.unwrap());
-    let gitea = SimGitea::start(issuer.clone()).await.unwrap();
-    let sim = Sim::start().await.unwrap();
-    let reconciler = Arc::new(
-        Reconciler::new(
-            sim.client(),
-            Kinds::new(Some("v1".to_owned())),
-            Arc::new(ActiveTemplates::new(Templates::builtin().unwrap())),
-            InstanceSettings {
-                jwt_issuer: Some(issuer.issuer_url()),
-                ..InstanceSettings::default()
-            },
-            Timeouts {
-                ready: Duration::from_secs(5),
-                ..Timeouts::default()
-            },
-        )
-        .with_capacity(Capacity::new(
-            &CapacityArgs {
-                mutations_per_minute: 2,
-                ..CapacityArgs::default()
-            },
-            None,
-        )),
-    );
-    let routes = serve::assemble(serving::simulated_parts(
-        reconciler,
-        &issuer,
-        &gitea.url(),
-        Metrics::new().unwrap(),
-    ))
-    .unwrap();
-    let (base, _stop) = serving::serve_routes(routes).await;
-    let client = reqwest::Client::new();
+    let w = World::builder()
+        .reconciler(|r| {
+            r.capacity(Capacity::new(
+                &CapacityArgs {
+                    mutations_per_minute: 2,
+                    ..CapacityArgs::default()
+                },
+                None,
+            ))
+        })
+        .start()
+        .await;
+    let sim = w.sim();
     let post = |user: &str, query: &str| {
-        let token = issuer.mint(&TokenSpec::new(user)).unwrap();
-        let (client, base, body) = (&client, &base, json!({ "query": query }));
-        async move {
-            serving::post_graphql(client, base, Some(&token), &body)
-                .await
-                .1
-        }
+        let (w, token, body) = (&w, w.token(user), json!({ "query": query }));
+        async move { w.post(Some(&token), &body).await.1 }
     };
     let stop = r#"mutation { stopCodeServer(id: "code-server-alice") }"#;
     for _ in 0..2 {

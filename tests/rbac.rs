@@ -4,16 +4,15 @@
 //! Role must have been used.
 
 mod support;
+#[path = "support/world.rs"]
+mod world;
 
 use std::{sync::Arc, time::Duration};
 
-use clap::Parser;
 use codeserver_service::{
     activity::{Culler, IdleArgs},
-    config::{Cli, Command, InstanceSettings},
     gitea::{GiteaClient, GiteaSettings},
-    reconcile::{Kinds, Reconciler, Timeouts},
-    render::{ActiveTemplates, Templates},
+    reconcile::{Kinds, Timeouts},
     values::{Owner, Repo},
 };
 use codeserver_sim::{
@@ -22,22 +21,6 @@ use codeserver_sim::{
     issuer::Issuer,
 };
 use support::rbac::{self, Comparison, Request};
-
-fn settings() -> InstanceSettings {
-    let Ok(Cli {
-        command: Some(Command::ValidateTemplates(args)),
-        ..
-    }) = Cli::try_parse_from([
-        "codeserver-service",
-        "validate-templates",
-        "--jwt-issuer",
-        "https://keycloak.test/realms/devplatform",
-    ])
-    else {
-        panic!("validate-templates parses with its defaults");
-    };
-    args.instance
-}
 
 fn quick() -> SimOptions {
     let step = Duration::from_millis(20);
@@ -65,7 +48,6 @@ async fn the_role_grants_exactly_what_the_service_uses() {
         .expect("the simulated cluster starts");
     let client = sim.client();
     let kinds = Kinds::discover(&client).await.expect("discovery works");
-    let templates = Templates::builtin().expect("the built-in templates load");
     // Gitea, for access checks and the instance's deploy keys (a Secret of its own).
     let issuer = Arc::new(Issuer::start().await.expect("the issuer starts"));
     let repos = ["backend-api", "frontend"].map(|n| SimRepo::new("devteam", n, false));
@@ -78,20 +60,16 @@ async fn the_role_grants_exactly_what_the_service_uses() {
         codeserver_sim::gitea::SERVICE_TOKEN,
     ))
     .expect("a Gitea client");
-    let reconciler = Arc::new(
-        Reconciler::new(
-            client,
-            kinds,
-            Arc::new(ActiveTemplates::new(templates)),
-            settings(),
-            Timeouts {
-                ready: Duration::from_secs(20),
-                unschedulable: Duration::from_secs(20),
-                sync: Duration::from_secs(20),
-            },
-        )
-        .with_gitea(keys),
-    );
+    let reconciler = world::reconciler(&sim)
+        .kinds(kinds)
+        .settings(support::validate_templates_settings(&[]))
+        .timeouts(Timeouts {
+            ready: Duration::from_secs(20),
+            unschedulable: Duration::from_secs(20),
+            sync: Duration::from_secs(20),
+        })
+        .gitea(keys)
+        .build();
     let owner = Owner {
         email: Some("john.doe@corp.example".to_owned()),
         sub: Some("8d2f0c3e-5b7a-4f57-9d2a-3c1e0b9f6a41".to_owned()),

@@ -1,10 +1,16 @@
 //! The binary's default command against the simulated cluster, Gitea and issuer: it becomes
 //! ready, answers GraphQL and metrics, and exits cleanly on SIGTERM.
 
+#[path = "support/eventually.rs"]
+mod eventually;
+#[path = "support/serving.rs"]
+mod serving;
+
 use std::{
-    process::{Command, Stdio},
+    path::PathBuf,
+    process::{Command, Output, Stdio},
     sync::Arc,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use codeserver_sim::{
@@ -19,12 +25,8 @@ async fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-#[tokio::test]
-async fn serve_is_the_default_command_and_stops_on_sigterm() {
-    codeserver_service::install_crypto();
-    let sim = Sim::start().await.unwrap();
-    let issuer = Arc::new(Issuer::start().await.unwrap());
-    let gitea = SimGitea::start(issuer.clone()).await.unwrap();
+/// A kubeconfig file for `sim`, in a directory that lives as long as the returned guard.
+fn kubeconfig_file(sim: &Sim) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(
@@ -32,9 +34,34 @@ async fn serve_is_the_default_command_and_stops_on_sigterm() {
         serde_yaml_ng::to_string(&sim.kubeconfig()).unwrap(),
     )
     .unwrap();
+    (dir, kubeconfig)
+}
+
+/// The binary with no environment but `envs`, Gitea's settings and a kubeconfig that
+/// does not exist; it must refuse to start. Its output.
+fn refused_start(envs: &[(&str, &str)]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_codeserver-service"))
+        .env_clear()
+        .env("GITEA_URL", "http://127.0.0.1:9")
+        .env("GITEA_TOKEN", "t")
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .envs(envs.iter().copied())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    output
+}
+
+#[tokio::test]
+async fn serve_is_the_default_command_and_stops_on_sigterm() {
+    codeserver_service::install_crypto();
+    let sim = Sim::start().await.unwrap();
+    let issuer = Arc::new(Issuer::start().await.unwrap());
+    let gitea = SimGitea::start(issuer.clone()).await.unwrap();
+    let (_dir, kubeconfig) = kubeconfig_file(&sim);
     let (port, metrics_port) = (free_port().await, free_port().await);
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_codeserver-service"))
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_codeserver-service"))
         .env_clear()
         .env("PORT", port.to_string())
         .env("METRICS_PORT", metrics_port.to_string())
@@ -52,35 +79,28 @@ async fn serve_is_the_default_command_and_stops_on_sigterm() {
         .env("LOG_LEVEL", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .unwrap();
 
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    loop {
-        let ready = client.get(format!("{base}/ready")).send().await;
-        if ready.is_ok_and(|r| r.status() == 200) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the server did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually::until_status(
+        &client,
+        &format!("{base}/ready"),
+        200,
+        Duration::from_secs(30),
+    )
+    .await;
 
     let token = issuer.token("alice", &[]).unwrap();
-    let answer: Value = client
-        .post(format!("{base}/graphql"))
-        .bearer_auth(&token)
-        .json(&json!({"query": "mutation { provisionCodeServer(repoOwner: \"devteam\", repoName: \"docs\") { instance { id status } isNew } }"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, answer) = serving::post_graphql(
+        &client,
+        &base,
+        Some(&token),
+        &json!({"query": "mutation { provisionCodeServer(repoOwner: \"devteam\", repoName: \"docs\") { instance { id status } isNew } }"}),
+    )
+    .await;
     assert_eq!(
         answer["data"]["provisionCodeServer"]["instance"]["status"], "RUNNING",
         "{answer}"
@@ -95,30 +115,25 @@ async fn serve_is_the_default_command_and_stops_on_sigterm() {
         );
         format!("{}.{}.c2ln", b64(&header), b64(r#"{"sub":"mallory"}"#))
     };
-    let refused: Value = client
-        .post(format!("{base}/graphql"))
-        .bearer_auth(&forged)
-        .json(&json!({"query": "{ myCodeServers { id } }"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, refused) = serving::post_graphql(
+        &client,
+        &base,
+        Some(&forged),
+        &json!({"query": "{ myCodeServers { id } }"}),
+    )
+    .await;
     assert_eq!(refused["errors"][0]["message"], "unauthorized", "{refused}");
 
     // Production: no GraphiQL page, no introspection.
     let page = client.get(format!("{base}/graphql")).send().await.unwrap();
     assert_eq!(page.status(), 404);
-    let introspection: Value = client
-        .post(format!("{base}/graphql"))
-        .json(&json!({"query": "{ __schema { types { name } } }"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, introspection) = serving::post_graphql(
+        &client,
+        &base,
+        None,
+        &json!({"query": "{ __schema { types { name } } }"}),
+    )
+    .await;
     assert_eq!(
         introspection["errors"][0]["extensions"]["code"], "INTROSPECTION_DISABLED",
         "{introspection}"
@@ -139,7 +154,7 @@ async fn serve_is_the_default_command_and_stops_on_sigterm() {
         "{metrics}"
     );
 
-    let pid = child.id().to_string();
+    let pid = child.id().expect("the server runs").to_string();
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -147,15 +162,11 @@ async fn serve_is_the_default_command_and_stops_on_sigterm() {
             .unwrap()
             .success()
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "no exit after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let output = child.wait_with_output().unwrap();
+    let output = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("an exit after SIGTERM")
+        .unwrap();
+    let status = output.status;
     let logs = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(status.success(), "{status}: {logs}");
     assert!(logs.contains("SIGTERM received"), "{logs}");
@@ -181,13 +192,7 @@ async fn serve_is_the_default_command_and_stops_on_sigterm() {
 #[tokio::test]
 async fn serve_refuses_to_start_without_jwt_issuer_while_the_templates_render_access_policies() {
     let sim = Sim::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        serde_yaml_ng::to_string(&sim.kubeconfig()).unwrap(),
-    )
-    .unwrap();
+    let (_dir, kubeconfig) = kubeconfig_file(&sim);
     let port = free_port().await;
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_codeserver-service"))
         .env_clear()
@@ -211,16 +216,10 @@ async fn serve_refuses_to_start_without_jwt_issuer_while_the_templates_render_ac
 
 #[test]
 fn a_short_jwt_secret_is_refused_at_start_with_one_line() {
-    let output = Command::new(env!("CARGO_BIN_EXE_codeserver-service"))
-        .env_clear()
-        .env("GITEA_URL", "http://127.0.0.1:9")
-        .env("GITEA_TOKEN", "t")
-        .env("JWT_SECRET", "short-secret-never-shown")
-        .env("KUBECONFIG", "/nonexistent/kubeconfig")
-        .env("LOG_LEVEL", "info")
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
+    let output = refused_start(&[
+        ("JWT_SECRET", "short-secret-never-shown"),
+        ("LOG_LEVEL", "info"),
+    ]);
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let line = stderr.trim();
@@ -234,16 +233,7 @@ fn a_short_jwt_secret_is_refused_at_start_with_one_line() {
 
 #[test]
 fn a_request_timeout_shorter_than_provisioning_is_refused_at_start() {
-    let output = Command::new(env!("CARGO_BIN_EXE_codeserver-service"))
-        .env_clear()
-        .env("GITEA_URL", "http://127.0.0.1:9")
-        .env("GITEA_TOKEN", "t")
-        .env("CODESERVER_TIMEOUT", "300")
-        .env("REQUEST_TIMEOUT", "300")
-        .env("KUBECONFIG", "/nonexistent/kubeconfig")
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
+    let output = refused_start(&[("CODESERVER_TIMEOUT", "300"), ("REQUEST_TIMEOUT", "300")]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("REQUEST_TIMEOUT (300s) must be longer than CODESERVER_TIMEOUT (300s)"),

@@ -2,24 +2,13 @@
 //! websocket client, against the simulated cluster. The cluster's lifecycle is off: the
 //! tests play the kubelet (pod status) and write the events, so every step is seen.
 
-#[path = "support/serving.rs"]
-mod serving;
+#[path = "support/world.rs"]
+mod world;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
-use codeserver_service::{
-    config::InstanceSettings,
-    http,
-    metrics::Metrics,
-    reconcile::{Kinds, Reconciler, Timeouts},
-    render::{ActiveTemplates, Templates},
-    serve,
-};
-use codeserver_sim::{
-    Sim, SimOptions,
-    gitea::SimGitea,
-    issuer::{Issuer, TokenSpec},
-};
+use codeserver_service::http;
+use codeserver_sim::{PodBehaviour, issuer::TokenSpec};
 use futures::{SinkExt as _, StreamExt as _};
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::{
@@ -30,84 +19,30 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{
     Message, client::IntoClientRequest as _, protocol::frame::coding::CloseCode,
 };
+use world::{NS, World};
 
-const NS: &str = "codeserver-instances";
 /// A safety net only: every wait below ends on a message.
 const PATIENCE: Duration = Duration::from_secs(30);
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-struct World {
-    sim: Sim,
-    issuer: Arc<Issuer>,
-    _gitea: SimGitea,
-    base: String,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
+/// The service on a simulated cluster whose lifecycle is off: the test plays the
+/// scheduler and the kubelet.
 async fn world(api: http::ApiSettings) -> World {
-    world_with(api, false).await
-}
-
-/// With `lifecycle`, the simulated scheduler and kubelet run the pods.
-async fn world_with(api: http::ApiSettings, lifecycle: bool) -> World {
-    codeserver_service::install_crypto();
-    let sim = Sim::start_with(SimOptions {
-        lifecycle,
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
-    let issuer = Arc::new(Issuer::start().await.unwrap());
-    let gitea = SimGitea::start(issuer.clone()).await.unwrap();
-    let metrics = Metrics::new().unwrap();
-    let reconciler = Arc::new(Reconciler::new(
-        sim.client(),
-        Kinds::new(Some("v1".to_owned())),
-        Arc::new(ActiveTemplates::new(Templates::builtin().unwrap())),
-        InstanceSettings {
-            jwt_issuer: Some(issuer.issuer_url()),
-            ..InstanceSettings::default()
-        },
-        Timeouts {
-            ready: Duration::from_secs(if lifecycle { 10 } else { 3600 }),
-            ..Timeouts::default()
-        },
-    ));
-    let routes = serve::assemble({
-        let mut parts = serving::simulated_parts(reconciler, &issuer, &gitea.url(), metrics);
-        parts.gitea.backoff = Duration::from_millis(5);
-        parts.api = api;
-        parts
-    })
-    .unwrap();
-    let (base, stop) = serving::serve_routes(routes).await;
-    World {
-        sim,
-        issuer,
-        _gitea: gitea,
-        base,
-        _stop: stop,
-    }
+    World::builder()
+        .without_lifecycle()
+        .reconciler(|r| r.ready_timeout(Duration::from_secs(3600)))
+        .api(api)
+        .start()
+        .await
 }
 
 impl World {
-    fn token(&self, user: &str) -> String {
-        self.issuer.mint(&TokenSpec::new(user)).unwrap()
-    }
-
-    fn admin_token(&self) -> String {
-        self.issuer
-            .mint(&TokenSpec::new("admin").roles(&["admin"]))
-            .unwrap()
-    }
-
     /// Provisions `devteam/docs` for `token`'s user without waiting; the instance id.
-    async fn provision(&self, token: &str) -> String {
+    async fn provision_pending(&self, token: &str) -> String {
         let body = json!({"query": "mutation { provisionCodeServer(repoOwner: \"devteam\", repoName: \"docs\", wait: false) { instance { id status } } }"});
-        let (_, answer) =
-            serving::post_graphql(&reqwest::Client::new(), &self.base, Some(token), &body).await;
+        let (_, answer) = self.post(Some(token), &body).await;
         let instance = &answer["data"]["provisionCodeServer"]["instance"];
         assert_eq!(instance["status"], "PENDING", "{answer}");
         instance["id"].as_str().unwrap().to_owned()
@@ -142,7 +77,7 @@ impl World {
     }
 
     async fn set_pod_status(&self, id: &str, status: Value) {
-        let pods: Api<Pod> = Api::namespaced(self.sim.client(), NS);
+        let pods: Api<Pod> = Api::namespaced(self.sim().client(), NS);
         pods.patch_status(
             id,
             &PatchParams::default(),
@@ -233,7 +168,7 @@ fn init_status(state: Value) -> Value {
 async fn a_subscription_follows_a_provision_from_pending_through_the_clone_to_running() {
     let w = world(http::ApiSettings::default()).await;
     let alice = w.token("alice");
-    let id = w.provision(&alice).await;
+    let id = w.provision_pending(&alice).await;
     let mut socket = w
         .connected(json!({"Authorization": format!("Bearer {alice}")}))
         .await;
@@ -270,7 +205,7 @@ async fn a_subscription_follows_a_provision_from_pending_through_the_clone_to_ru
     assert_eq!(cloning["message"], "git-clone: running");
 
     // A Kubernetes event of the pod.
-    let events: Api<Event> = Api::namespaced(w.sim.client(), NS);
+    let events: Api<Event> = Api::namespaced(w.sim().client(), NS);
     let event: Event = serde_json::from_value(json!({
         "metadata": {"name": format!("{id}.pulled"), "namespace": NS},
         "involvedObject": {"kind": "Pod", "name": id, "namespace": NS, "apiVersion": "v1"},
@@ -327,13 +262,13 @@ async fn a_subscription_follows_a_provision_from_pending_through_the_clone_to_ru
 #[tokio::test]
 async fn another_users_instance_is_not_found_and_the_stream_ends() {
     let w = world(http::ApiSettings::default()).await;
-    let id = w.provision(&w.token("alice")).await;
+    let id = w.provision_pending(&w.token("alice")).await;
     let bob = w.token("bob");
     let mut socket = w.connected(json!({"token": bob})).await;
     send(&mut socket, subscribe("1", &id)).await;
     refused_then_complete(&mut socket, "1", "instance not found", "NOT_FOUND").await;
     // An admin may follow any instance.
-    let mut admin = w.connected(json!({"token": w.admin_token()})).await;
+    let mut admin = w.connected(json!({"token": w.admin_token("admin")})).await;
     send(&mut admin, subscribe("1", &id)).await;
     assert_eq!(item(&mut admin, "1").await["status"], "PENDING");
     // A malformed id is refused the same way, before any cluster call.
@@ -390,7 +325,7 @@ async fn each_caller_has_a_limited_number_of_subscriptions_and_costly_ones_are_r
     })
     .await;
     let alice = w.token("alice");
-    let id = w.provision(&alice).await;
+    let id = w.provision_pending(&alice).await;
     let mut first = w.connected(json!({"token": alice})).await;
     send(&mut first, subscribe("a", &id)).await;
     assert_eq!(item(&mut first, "a").await["status"], "PENDING");
@@ -409,7 +344,7 @@ async fn each_caller_has_a_limited_number_of_subscriptions_and_costly_ones_are_r
 
     // Another caller is not affected.
     let bob = w.token("bob");
-    let bobs = w.provision(&bob).await;
+    let bobs = w.provision_pending(&bob).await;
     let mut third = w.connected(json!({"token": bob})).await;
     send(&mut third, subscribe("x", &bobs)).await;
     assert_eq!(item(&mut third, "x").await["status"], "PENDING");
@@ -437,15 +372,25 @@ async fn each_caller_has_a_limited_number_of_subscriptions_and_costly_ones_are_r
 
 #[tokio::test]
 async fn with_the_simulated_kubelet_a_subscription_ends_at_running() {
-    let w = world_with(http::ApiSettings::default(), true).await;
+    let w = World::start().await;
     let alice = w.token("alice");
-    let id = w.provision(&alice).await;
+    // NB: the simulated kubelet runs on its own; the scheduler holds alice's pod (no node
+    // fits, for less than UNSCHEDULABLE_TIMEOUT: still PENDING) until the subscription has
+    // seen it pending, then lets it go.
+    let id = "code-server-alice";
+    w.sim().set_pod_behaviour(id, PodBehaviour::Unschedulable);
+    assert_eq!(w.provision_pending(&alice).await, id);
     let mut socket = w.connected(json!({"token": alice})).await;
-    send(&mut socket, subscribe("1", &id)).await;
-    // NB: the kubelet runs on its own, so how much of the start is left to see varies;
-    // the statuses only move forward and the last one is RUNNING.
+    send(&mut socket, subscribe("1", id)).await;
+    let first = item(&mut socket, "1").await;
+    assert_eq!(
+        (first["kind"].as_str(), first["status"].as_str()),
+        (Some("PHASE"), Some("PENDING"))
+    );
+    w.sim().set_pod_behaviour(id, PodBehaviour::Normal);
+    // The statuses only move forward and the last one is RUNNING.
     let order = ["PENDING", "STARTING", "RUNNING"];
-    let mut seen = Vec::new();
+    let mut seen = vec![0];
     loop {
         let message = next(&mut socket).await;
         if message == json!({"id": "1", "type": "complete"}) {
@@ -479,17 +424,7 @@ async fn a_subscription_sent_as_a_post_is_refused() {
     let w = world(http::ApiSettings::default()).await;
     let body =
         json!({"query": "subscription { codeServerEvents(id: \"code-server-alice\") { kind } }"});
-    let answer: Value = reqwest::Client::new()
-        .post(format!("{}/graphql", w.base))
-        .bearer_auth(w.token("alice"))
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, answer) = w.post(Some(&w.token("alice")), &body).await;
     assert!(answer["data"].is_null(), "{answer}");
     assert!(answer["errors"][0]["message"].is_string(), "{answer}");
 }
@@ -524,7 +459,7 @@ fn the_subscription_is_documented_as_served() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_connection_without_connection_init_is_closed_after_the_header_read_timeout() {
     let w = world(http::ApiSettings {
         server: http::ServerLimits {
@@ -563,7 +498,7 @@ fn fragment_bomb() -> String {
 async fn every_name_of_subscribe_is_cost_checked_and_only_subscriptions_are_served() {
     let w = world(http::ApiSettings::default()).await;
     let alice = w.token("alice");
-    let id = w.provision(&alice).await;
+    let id = w.provision_pending(&alice).await;
     let mut socket = w.connected(json!({"token": alice})).await;
 
     // `start`, the older name async-graphql also takes, is checked like `subscribe`.
@@ -605,7 +540,7 @@ async fn every_name_of_subscribe_is_cost_checked_and_only_subscriptions_are_serv
         );
     }
     assert!(
-        w.sim.object("pods", NS, &id).is_some(),
+        w.sim().object("pods", NS, &id).is_some(),
         "the mutation was not run"
     );
 

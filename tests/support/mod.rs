@@ -4,7 +4,13 @@
 //! - [`known_fields`]: Kubernetes kinds against their `k8s-openapi` types, with no
 //!   unknown fields;
 //! - [`istio`]: the Istio kinds against the fields their CRDs define;
-//! - [`rbac`]: what `03-rbac.yaml` grants, as (group, resource, verb) triples.
+//! - [`rbac`]: what `03-rbac.yaml` grants, as (group, resource, verb) triples;
+//! - [`validate_templates_settings`]: the instance settings `validate-templates` builds.
+//!
+//! Tests and benches that drive the service include the rest of this folder by path:
+//! `world.rs` (the one fixture: the simulated cluster, Gitea and issuer, the reconciler and
+//! the served routes; it brings `serving.rs`) and `eventually.rs` (waiting for a condition
+//! with a deadline).
 
 // NB: each test binary compiles this module and uses only part of it.
 #![allow(dead_code, unused_imports)]
@@ -17,8 +23,29 @@ pub mod rbac;
 
 use std::path::{Path, PathBuf};
 
+use clap::Parser;
+use codeserver_service::config::{Cli, Command, InstanceSettings};
 use serde::Deserialize;
 use serde_json::Value;
+
+/// The instance settings `validate-templates` builds from its defaults, the test issuer
+/// (`https://keycloak.test/realms/devplatform`) and `extra` arguments.
+pub fn validate_templates_settings(extra: &[&str]) -> InstanceSettings {
+    let arguments = [
+        "codeserver-service",
+        "validate-templates",
+        "--jwt-issuer",
+        "https://keycloak.test/realms/devplatform",
+    ];
+    let Ok(Cli {
+        command: Some(Command::ValidateTemplates(args)),
+        ..
+    }) = Cli::try_parse_from(arguments.iter().chain(extra))
+    else {
+        panic!("validate-templates parses with {extra:?}");
+    };
+    args.instance
+}
 
 /// One YAML document of a manifest file.
 #[derive(Debug, Clone)]

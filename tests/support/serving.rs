@@ -1,4 +1,7 @@
-//! Serves the service's routes on 127.0.0.1 for a test.
+//! Serves the service's routes on 127.0.0.1 for a test, and posts GraphQL to a server.
+
+// NB: each test binary compiles this module and uses only part of it.
+#![allow(dead_code)]
 
 use std::time::Duration;
 

@@ -1,6 +1,9 @@
 //! The `demo` command as a new user runs it: the banner (addresses, tokens) alone on
 //! stdout, the service's JSON logs in the file the banner names.
 
+#[path = "../../../tests/support/eventually.rs"]
+mod eventually;
+
 use std::{process::Stdio, time::Duration};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -47,35 +50,32 @@ async fn the_demo_keeps_its_logs_off_the_banner() {
     // A GraphQL request is logged; the answer proves the server runs.
     let graphql = format!("http://127.0.0.1:{port}/graphql");
     let client = reqwest::Client::new();
-    let mut answered = false;
-    for _ in 0..200 {
-        let sent = client
-            .post(&graphql)
-            .header("content-type", "application/json")
-            .body(r#"{"query":"{ health }"}"#)
-            .send()
-            .await;
-        if sent.is_ok() {
-            answered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(answered, "the demo serves {graphql}");
-    let mut logged = String::new();
-    for _ in 0..200 {
-        logged = std::fs::read_to_string(&log).unwrap_or_default();
-        if logged.contains("graphql request") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(
-        logged
-            .lines()
-            .any(|l| l.starts_with('{') && l.contains("graphql request")),
-        "JSON logs in the file: {logged}"
-    );
+    eventually::eventually(
+        &format!("the demo serves {graphql}"),
+        Duration::from_secs(5),
+        || async {
+            client
+                .post(&graphql)
+                .header("content-type", "application/json")
+                .body(r#"{"query":"{ health }"}"#)
+                .send()
+                .await
+                .ok()
+        },
+    )
+    .await;
+    eventually::eventually(
+        &format!("JSON logs of the request in {}", log.display()),
+        Duration::from_secs(5),
+        || async {
+            let logged = std::fs::read_to_string(&log).unwrap_or_default();
+            logged
+                .lines()
+                .any(|l| l.starts_with('{') && l.contains("graphql request"))
+                .then_some(())
+        },
+    )
+    .await;
     child.start_kill().unwrap();
     while let Some(line) = lines.next_line().await.unwrap() {
         banner.push(line);
