@@ -34,6 +34,7 @@
 #![allow(clippy::result_large_err)]
 
 mod apply;
+mod crd;
 mod defaults;
 mod discovery;
 mod faults;

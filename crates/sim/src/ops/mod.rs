@@ -13,7 +13,7 @@ use super::resources::{ResId, ResourceDef, def, ids};
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
 use super::store::Store;
-use super::{Shared, defaults, lock, prune, validate};
+use super::{Shared, crd, defaults, lock, prune, validate};
 
 mod patch;
 mod write;

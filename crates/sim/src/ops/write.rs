@@ -55,13 +55,21 @@ pub(crate) fn finish_write(
     defaults::apply(d.plural, &mut new);
     // NB: the real server decodes (type errors: 400) before validating (422); a missing
     // required field is a validation error there, so those go to validation first.
-    let decoded = prune::decode(d, &p.version, &mut new, p.strict);
+    let version = if p.version.is_empty() {
+        d.storage_version()
+    } else {
+        p.version.as_str()
+    };
+    let decoded = prune::decode(d, version, &mut new, p.strict);
     if let Err(e) = &decoded
         && !e.message.contains("missing field")
     {
         return Err(e.clone());
     }
-    let errors = validate::validate(d.plural, &new, old);
+    let mut errors = validate::validate(d.plural, &new, old);
+    if let Some(root) = crd::schema_for(d, version) {
+        errors.extend(crd::validate(&new, root));
+    }
     if !errors.is_empty() {
         return Err(ApiError::invalid(d, name, errors));
     }
