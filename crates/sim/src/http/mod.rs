@@ -337,7 +337,7 @@ async fn handle(
         }
         "list" => return list(&sh, &r, &query, &h),
         "watch" => return watch(&sh, &r, &query, &h),
-        "create" => parse_json(&body).and_then(|v| {
+        "create" => parse_body(&h, &body).and_then(|v| {
             let p = write_params(&r, &query, &h, dry_run, &warnings);
             if r.name.is_some() {
                 return Err(ApiError::method_not_allowed(
@@ -346,7 +346,7 @@ async fn handle(
             }
             ops::create(&sh, r.res, &ns, v, &p).map(|o| (201, o))
         }),
-        "update" => parse_json(&body).and_then(|v| {
+        "update" => parse_body(&h, &body).and_then(|v| {
             let p = write_params(&r, &query, &h, dry_run, &warnings);
             ops::update(
                 &sh,
@@ -359,30 +359,24 @@ async fn handle(
             .map(|o| (200, o))
         }),
         "patch" => {
-            let ct = h
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_string();
+            let ct = media_type(&h);
+            let strategic = !d.group.ends_with(".istio.io");
             let kind = match ct.as_str() {
-                "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
-                    Some(PatchKind::Apply)
-                }
+                "application/apply-patch+yaml" => Some(PatchKind::Apply),
                 "application/merge-patch+json" => Some(PatchKind::Merge),
-                "application/strategic-merge-patch+json" => Some(PatchKind::Strategic),
+                // NB: custom resources (every Istio kind) do not take strategic merge.
+                "application/strategic-merge-patch+json" if strategic => {
+                    Some(PatchKind::Strategic)
+                }
                 "application/json-patch+json" => Some(PatchKind::Json),
                 _ => None,
             };
             match kind {
-                None => Err(ApiError::unsupported_media_type(&ct)),
-                // NB: custom resources (every Istio kind) do not take strategic merge.
-                Some(PatchKind::Strategic) if d.group.ends_with(".istio.io") => {
-                    Err(ApiError::unsupported_media_type(&ct))
-                }
+                None => Err(ApiError::unsupported_media_type(if strategic {
+                    &PATCH_TYPES
+                } else {
+                    &PATCH_TYPES_CUSTOM
+                })),
                 Some(kind) => {
                     let mut p = write_params(&r, &query, &h, dry_run, &warnings);
                     if kind == PatchKind::Apply {
@@ -445,6 +439,45 @@ fn body_dry_run(body: &Bytes) -> bool {
         .and_then(|v| v.get("dryRun").cloned())
         .and_then(|d| d.as_array().cloned())
         .is_some_and(|a| a.iter().any(|x| x == "All"))
+}
+
+/// The media types a create or update body may use; protobuf (what kubectl sends for
+/// built-in kinds) and CBOR are not decoded here.
+const BODY_TYPES: [&str; 2] = ["application/json", "application/yaml"];
+/// The patch types of built-in kinds, in upstream's order.
+const PATCH_TYPES: [&str; 4] = [
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+    "application/apply-patch+yaml",
+];
+/// The patch types of custom resources (no strategic merge).
+const PATCH_TYPES_CUSTOM: [&str; 3] = [
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/apply-patch+yaml",
+];
+
+/// The request's `Content-Type` without parameters, lower case; empty when absent.
+fn media_type(h: &HeaderMap) -> String {
+    h.get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// A create or update body: JSON or YAML (no `Content-Type` counts as JSON, as upstream);
+/// any other media type is 415.
+fn parse_body(h: &HeaderMap, body: &Bytes) -> Result<Value, ApiError> {
+    let ct = media_type(h);
+    if !ct.is_empty() && !BODY_TYPES.contains(&ct.as_str()) {
+        return Err(ApiError::unsupported_media_type(&BODY_TYPES));
+    }
+    parse_json(body)
 }
 
 fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
