@@ -15,7 +15,7 @@ use codeserver_service::{
     serve,
 };
 use codeserver_sim::{
-    gitea::{Fault, SimGitea},
+    gitea::{GiteaFault, SimGitea},
     issuer::{Issuer, TokenSpec},
 };
 use serde_json::{Value, json};
@@ -209,7 +209,7 @@ async fn unauthenticated_and_forged_callers_get_unauthorized() {
 #[tokio::test]
 async fn gitea_outages_answer_with_a_message_not_a_crash() {
     let h = harness().await;
-    h.gitea.set_fault(Fault::Unavailable);
+    h.gitea.set_fault(GiteaFault::Unavailable);
     let body = h
         .query(Some(&h.token("alice")), "{ myRepositories { name } }")
         .await;
@@ -458,7 +458,7 @@ async fn provisioning_a_repository_gitea_refuses_creates_nothing() {
             "{body}"
         );
     }
-    h.gitea.set_fault(Fault::Unavailable);
+    h.gitea.set_fault(GiteaFault::Unavailable);
     let body = h
         .query(
             Some(&bob),

@@ -15,7 +15,7 @@ use codeserver_service::{
 };
 use codeserver_sim::{
     self, Sim,
-    gitea::{Fault, SimGitea},
+    gitea::{GiteaFault, SimGitea},
     issuer::{Issuer, TokenSpec},
 };
 use serde_json::{Value, json};
@@ -633,7 +633,7 @@ async fn refused_and_failed_provisioning_creates_nothing() {
     assert_eq!(error_of(&denied), ("repository access denied", "FORBIDDEN"));
     let hostile = w.provision(&bob, "devteam", "x;reboot").await;
     assert_eq!(error_of(&hostile).1, "BAD_USER_INPUT");
-    w.gitea.set_fault(Fault::Unavailable);
+    w.gitea.set_fault(GiteaFault::Unavailable);
     let down = w.provision(&bob, "devteam", "docs").await;
     assert_eq!(
         error_of(&down),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use warp::http::HeaderMap;
 
-use super::http::json_response;
+use super::reply::json_response;
 use super::resources::{RESOURCES, ResourceDef};
 
 /// A non-resource document.

@@ -33,6 +33,7 @@
 // NB: ApiError mirrors a Status body; errors are the rare path, so boxing it buys nothing.
 #![allow(clippy::result_large_err)]
 
+mod admission;
 mod apply;
 mod crd;
 mod defaults;
@@ -42,12 +43,15 @@ mod fields;
 pub mod gitea;
 mod handle;
 pub mod heartbeat;
+mod hooks;
 mod http;
 pub mod issuer;
 mod lifecycle;
+mod meta;
 mod ops;
 mod prune;
 mod quantity;
+mod reply;
 mod resources;
 mod selector;
 mod status;
@@ -198,6 +202,8 @@ pub(crate) struct Shared {
     /// Pods (by uid) whose grace period has run out.
     pub grace_expired: Mutex<std::collections::HashSet<String>>,
     pub addr: Mutex<Option<std::net::SocketAddr>>,
+    /// Starts the controllers' work after committed writes (the lifecycle).
+    pub run_hooks: hooks::HookRunner,
 }
 
 /// Allocation counters.
@@ -227,18 +233,19 @@ impl Shared {
             counters: Mutex::new(Counters::default()),
             grace_expired: Mutex::new(std::collections::HashSet::new()),
             addr: Mutex::new(None),
+            run_hooks: lifecycle::run,
         })
     }
 }
 
-/// Serve the simulated cluster on 127.0.0.1:`port` (0 picks a free port), write a kubeconfig
-/// for it to `kubeconfig_out` if given, and run until ctrl-c. Pods and jobs move at
-/// realistic speed (seconds), or at test speed (milliseconds) when `fast`.
-pub async fn serve_command(
+/// Start the simulated cluster on 127.0.0.1:`port` (0 picks a free port) and write a
+/// kubeconfig for it to `kubeconfig_out` if given (done when this returns). Pods and jobs
+/// move at realistic speed (seconds), or at test speed (milliseconds) when `fast`.
+pub async fn start_command(
     port: u16,
     kubeconfig_out: Option<PathBuf>,
     fast: bool,
-) -> Result<(), SimError> {
+) -> Result<Sim, SimError> {
     let opts = if fast {
         SimOptions::default()
     } else {
@@ -252,6 +259,16 @@ pub async fn serve_command(
             source,
         })?;
     }
+    Ok(sim)
+}
+
+/// Serve the simulated cluster as [`start_command`] does and run until ctrl-c.
+pub async fn serve_command(
+    port: u16,
+    kubeconfig_out: Option<PathBuf>,
+    fast: bool,
+) -> Result<(), SimError> {
+    let sim = start_command(port, kubeconfig_out.clone(), fast).await?;
     println!("simulated Kubernetes API server listening on {}", sim.url());
     if let Some(path) = &kubeconfig_out {
         println!("kubeconfig written to {}", path.display());

@@ -133,9 +133,7 @@ impl Node {
 
     /// The schema of a field of an object this node describes.
     fn field(&self, key: &str) -> Option<&Node> {
-        self.properties
-            .get(key)
-            .or(self.additional.as_deref())
+        self.properties.get(key).or(self.additional.as_deref())
     }
 }
 
@@ -144,9 +142,7 @@ impl Node {
 pub(crate) fn drop_non_nullable_nulls(v: &mut Value, node: &Node) {
     match v {
         Value::Object(m) => {
-            m.retain(|k, child| {
-                !(child.is_null() && node.field(k).is_some_and(|s| !s.nullable))
-            });
+            m.retain(|k, child| !(child.is_null() && node.field(k).is_some_and(|s| !s.nullable)));
             for (k, child) in m.iter_mut() {
                 if let Some(s) = node.field(k) {
                     drop_non_nullable_nulls(child, s);

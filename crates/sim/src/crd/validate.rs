@@ -146,18 +146,18 @@ mod tests {
     #[test]
     fn types_required_enums_and_formats() {
         let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
-            "required": ["host"],
-            "properties": {
-                "host": {"type": "string"},
-                "port": {"type": "integer", "format": "int32"},
-                "weight": {"type": "number"},
-                "on": {"type": "boolean"},
-                "action": {"type": "string", "enum": ["ALLOW", "DENY"]},
-                "target": {"x-kubernetes-int-or-string": true},
-                "at": {"type": "string", "format": "date-time"},
-                "list": {"type": "array", "items": {"type": "string"}},
-                "map": {"type": "object", "additionalProperties": {"type": "integer"}}
-            }}}});
+        "required": ["host"],
+        "properties": {
+            "host": {"type": "string"},
+            "port": {"type": "integer", "format": "int32"},
+            "weight": {"type": "number"},
+            "on": {"type": "boolean"},
+            "action": {"type": "string", "enum": ["ALLOW", "DENY"]},
+            "target": {"x-kubernetes-int-or-string": true},
+            "at": {"type": "string", "format": "date-time"},
+            "list": {"type": "array", "items": {"type": "string"}},
+            "map": {"type": "object", "additionalProperties": {"type": "integer"}}
+        }}}});
         let ok = json!({"spec": {"host": "h", "port": 80.0, "weight": 1, "on": true,
             "action": "DENY", "target": "http", "at": "2026-01-02T03:04:05Z",
             "list": ["a"], "map": {"a": 1}}});

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::{Value, json};
 use warp::Filter;
-use warp::http::{HeaderMap, Method, Response, StatusCode};
+use warp::http::{HeaderMap, Method};
 use warp::reply::Reply;
 
 use super::faults::{self, RecordedRequest};
@@ -26,7 +26,7 @@ mod watch;
 pub(crate) use read::*;
 pub(crate) use watch::*;
 
-type Reply_ = warp::reply::Response;
+pub(crate) use crate::reply::{Reply_, bytes_response, error_response, json_response};
 
 /// The warp filter serving everything.
 pub(crate) fn filter(
@@ -49,39 +49,6 @@ pub(crate) fn filter(
             )))
         })
         .unify()
-}
-
-/// A JSON response.
-pub(crate) fn json_response(code: u16, body: &Value) -> Reply_ {
-    bytes_response(
-        code,
-        Bytes::from(serde_json::to_vec(body).unwrap_or_default()),
-        "application/json",
-    )
-}
-
-fn bytes_response(code: u16, body: Bytes, content_type: &str) -> Reply_ {
-    let mut r = Response::new(body.into());
-    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    if let Ok(v) = content_type.parse() {
-        r.headers_mut().insert("content-type", v);
-    }
-    r.headers_mut().insert(
-        "cache-control",
-        warp::http::HeaderValue::from_static("no-cache, private"),
-    );
-    r
-}
-
-/// A Status error response.
-pub(crate) fn error_response(e: &ApiError) -> Reply_ {
-    let mut r = json_response(e.code, &e.to_json());
-    if let Some(secs) = e.retry_after
-        && let Ok(v) = secs.to_string().parse()
-    {
-        r.headers_mut().insert("retry-after", v);
-    }
-    r
 }
 
 /// 404 for a path nothing serves: a Status inside a served group/version (an unknown
@@ -365,9 +332,7 @@ async fn handle(
                 "application/apply-patch+yaml" => Some(PatchKind::Apply),
                 "application/merge-patch+json" => Some(PatchKind::Merge),
                 // NB: custom resources (every Istio kind) do not take strategic merge.
-                "application/strategic-merge-patch+json" if strategic => {
-                    Some(PatchKind::Strategic)
-                }
+                "application/strategic-merge-patch+json" if strategic => Some(PatchKind::Strategic),
                 "application/json-patch+json" => Some(PatchKind::Json),
                 _ => None,
             };

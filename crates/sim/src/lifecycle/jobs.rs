@@ -4,38 +4,6 @@ use super::*;
 
 pub(crate) const JOB_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
 
-/// Defaults the job controller's admission gives a new Job: selector and template labels.
-pub fn prepare_job(job: &mut Value) {
-    let uid = uid_of(job);
-    let name = job
-        .pointer("/metadata/name")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let manual = job.pointer("/spec/manualSelector").and_then(Value::as_bool) == Some(true);
-    let Some(spec) = job.get_mut("spec").and_then(Value::as_object_mut) else {
-        return;
-    };
-    if !manual {
-        spec.insert(
-            "selector".into(),
-            json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
-        );
-    }
-    let template = spec.entry("template").or_insert_with(|| json!({}));
-    if template.get("metadata").is_none_or(|m| !m.is_object()) {
-        template["metadata"] = json!({});
-    }
-    let labels = template["metadata"]
-        .as_object_mut()
-        .map(|m| m.entry("labels").or_insert_with(|| json!({})));
-    if let Some(Value::Object(l)) = labels {
-        l.insert("batch.kubernetes.io/controller-uid".into(), json!(uid));
-        l.insert("batch.kubernetes.io/job-name".into(), name.clone());
-        l.insert("controller-uid".into(), json!(uid));
-        l.insert("job-name".into(), name);
-    }
-}
-
 pub(crate) async fn drive_job(sh: Arc<Shared>, ns: String, name: String, uid: String) {
     let opts = sh.opts.clone();
     sleep(opts.schedule_delay).await;

@@ -3,63 +3,6 @@
 
 use super::*;
 
-/// The pod's QoS class from its resources.
-pub fn qos_class(pod: &Value) -> &'static str {
-    let containers = pod
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let mut any = false;
-    let mut guaranteed = !containers.is_empty();
-    for c in &containers {
-        let req = c.pointer("/resources/requests").and_then(Value::as_object);
-        let lim = c.pointer("/resources/limits").and_then(Value::as_object);
-        if req.is_some_and(|r| !r.is_empty()) || lim.is_some_and(|l| !l.is_empty()) {
-            any = true;
-        }
-        let full = lim.is_some_and(|l| l.contains_key("cpu") && l.contains_key("memory"))
-            && req.is_none_or(|r| lim.is_some_and(|l| r.iter().all(|(k, v)| l.get(k) == Some(v))));
-        if !full {
-            guaranteed = false;
-        }
-    }
-    if guaranteed {
-        "Guaranteed"
-    } else if any {
-        "Burstable"
-    } else {
-        "BestEffort"
-    }
-}
-
-/// The grace period a delete gives a pod.
-pub fn pod_grace(pod: &Value, requested: Option<i64>) -> i64 {
-    let scheduled = pod.pointer("/spec/nodeName").is_some();
-    let phase = pod
-        .pointer("/status/phase")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    if !scheduled || matches!(phase, "Succeeded" | "Failed") {
-        return 0;
-    }
-    let g = requested.unwrap_or_else(|| {
-        pod.pointer("/spec/terminationGracePeriodSeconds")
-            .and_then(Value::as_i64)
-            .unwrap_or(30)
-    });
-    g.max(0)
-}
-
-/// Whether a terminating pod still waits for its grace period.
-pub fn grace_pending(sh: &Shared, pod: &Value) -> bool {
-    let grace = pod
-        .pointer("/metadata/deletionGracePeriodSeconds")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
-    grace > 0 && !lock(&sh.grace_expired).contains(&uid_of(pod))
-}
-
 pub(crate) fn expire_grace(sh: &Arc<Shared>, ns: &str, name: &str, uid: &str, orphan: bool) {
     lock(&sh.grace_expired).insert(uid.to_string());
     lock(&sh.drivers).remove(uid);

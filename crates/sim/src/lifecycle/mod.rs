@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 use super::ops::{self, DeleteParams, WriteParams, controller_write, now, uid_of};
 use super::resources::{ResId, ids};
 use super::{GracePeriod, Shared, lock};
+use crate::admission::random_suffix;
+use crate::hooks::Hook;
 
 mod claims;
 mod events;
@@ -58,64 +60,6 @@ pub enum JobBehaviour {
 /// Annotation that selects a pod behaviour (`errimagepull`, `crashloop`, `createconfigerror`,
 /// `initfail`, `unschedulable`, `neverready`, `jobfail`).
 pub const BEHAVIOUR_ANNOTATION: &str = "sim.devplatform.io/behaviour";
-
-/// Work to start after a write was committed (run outside the store lock).
-#[derive(Debug, Clone)]
-pub enum Hook {
-    /// An object was created.
-    Created {
-        /// Resource.
-        res: ResId,
-        /// Namespace.
-        ns: String,
-        /// Name.
-        name: String,
-        /// uid.
-        uid: String,
-    },
-    /// An object got a deletionTimestamp.
-    Deleting {
-        /// Resource.
-        res: ResId,
-        /// Namespace.
-        ns: String,
-        /// Name.
-        name: String,
-        /// uid.
-        uid: String,
-        /// Grace period in seconds (pods).
-        grace: i64,
-        /// Orphan dependents.
-        orphan: bool,
-        /// Foreground propagation: delete dependents first, then drop `foregroundDeletion`.
-        foreground: bool,
-    },
-    /// A pod's images changed (the kubelet restarts its containers) or a claim grew (the
-    /// volume is expanded).
-    SpecChanged {
-        /// Resource.
-        res: ResId,
-        /// Namespace.
-        ns: String,
-        /// Name.
-        name: String,
-        /// uid.
-        uid: String,
-    },
-    /// An object was removed from the store.
-    Removed {
-        /// Resource.
-        res: ResId,
-        /// Namespace.
-        ns: String,
-        /// Name.
-        name: String,
-        /// uid.
-        uid: String,
-        /// Orphan dependents.
-        orphan: bool,
-    },
-}
 
 /// Start the work hooks ask for.
 pub(crate) fn run(sh: &Arc<Shared>, hooks: Vec<Hook>) {
@@ -230,16 +174,6 @@ pub(crate) fn run(sh: &Arc<Shared>, hooks: Vec<Hook>) {
             }
         }
     }
-}
-
-/// Five characters from the alphabet the real name generator uses.
-pub fn random_suffix() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    let mut rng = rand::thread_rng();
-    (0..5)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect()
 }
 
 fn new_token(sh: &Shared, uid: &str) -> u64 {

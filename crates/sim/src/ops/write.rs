@@ -1,7 +1,19 @@
 //! The shared tail of every write (identity, admission, defaults, validation, decoding,
 //! managedFields, no-op detection, commit) and the controllers' own writes.
 
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
 use super::*;
+use crate::apply::{self};
+use crate::fields::{self, Schema};
+use crate::hooks::{self, Hook};
+use crate::meta::{now, uid_of};
+use crate::resources::{ResId, ResourceDef, def, ids};
+use crate::status::ApiError;
+use crate::store::Store;
+use crate::{Shared, admission, crd, defaults, lock, prune, validate};
 
 /// Shared tail of every write: identity metadata, defaulting, validation, generation,
 /// `managedFields` for Update operations, no-op detection, deletion completion, commit.
@@ -139,7 +151,7 @@ pub(crate) fn finish_write(
         return Ok((new, hooks));
     }
     if let Some(old) = old {
-        let pod_pending_grace = res == ids::PODS && lifecycle::grace_pending(sh, &new);
+        let pod_pending_grace = res == ids::PODS && admission::grace_pending(sh, &new);
         if deleting && !finalizers_left && !pod_pending_grace {
             store.put(res, ns, name, new);
             let last = store.remove(res, ns, name).unwrap_or_else(|| old.clone());
@@ -252,11 +264,11 @@ pub(crate) fn prepare_new(sh: &Shared, d: &ResourceDef, obj: &mut Value) {
             obj["status"] = json!({"loadBalancer": {}});
         }
         "pods" => {
-            let qos = lifecycle::qos_class(obj);
+            let qos = admission::qos_class(obj);
             obj["status"] = json!({"phase": "Pending", "qosClass": qos});
             admit_pod(obj);
         }
-        "jobs" => lifecycle::prepare_job(obj),
+        "jobs" => admission::prepare_job(obj),
         "namespaces" => {
             obj["status"] = json!({"phase": "Active"});
         }
@@ -276,7 +288,7 @@ pub(crate) fn admit_pod(pod: &mut Value) {
         .and_then(Value::as_bool)
         != Some(false)
     {
-        let vol = format!("kube-api-access-{}", lifecycle::random_suffix());
+        let vol = format!("kube-api-access-{}", admission::random_suffix());
         let volumes = spec.entry("volumes").or_insert_with(|| json!([]));
         if let Some(v) = volumes.as_array_mut() {
             v.push(json!({"name": vol, "projected": {"sources": [
@@ -445,7 +457,7 @@ pub(crate) fn controller_write(
         .and_then(Value::as_array)
         .is_some_and(|f| !f.is_empty());
     let mut hooks = Vec::new();
-    if deleting && !finalizers_left && !(res == ids::PODS && lifecycle::grace_pending(sh, &new)) {
+    if deleting && !finalizers_left && !(res == ids::PODS && admission::grace_pending(sh, &new)) {
         store.put(res, ns, name, new);
         store.remove(res, ns, name);
         hooks.push(Hook::Removed {
@@ -459,7 +471,7 @@ pub(crate) fn controller_write(
         store.put(res, ns, name, new);
     }
     drop(store);
-    lifecycle::run(sh, hooks);
+    hooks::run(sh, hooks);
     true
 }
 
@@ -489,7 +501,7 @@ pub(crate) fn remove_now(
     }
     store.remove(res, ns, name);
     drop(store);
-    lifecycle::run(
+    hooks::run(
         sh,
         vec![Hook::Removed {
             res,

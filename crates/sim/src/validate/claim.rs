@@ -64,7 +64,6 @@ pub(super) fn pvc(obj: &Value, old: Option<&Value>, out: &mut Vec<Cause>) {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;

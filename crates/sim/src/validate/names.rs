@@ -75,7 +75,6 @@ pub(super) enum NameKind {
     Dns1035,
 }
 
-
 pub(super) fn labels(obj: &Value, out: &mut Vec<Cause>) {
     let Some(m) = obj.pointer("/metadata/labels").and_then(Value::as_object) else {
         return;
@@ -131,4 +130,3 @@ pub(super) fn labels(obj: &Value, out: &mut Vec<Cause>) {
         }
     }
 }
-

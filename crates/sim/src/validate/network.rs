@@ -57,4 +57,3 @@ pub(super) fn network_policy(obj: &Value, out: &mut Vec<Cause>) {
         }
     }
 }
-

@@ -90,7 +90,6 @@ fn lease(obj: &Value, out: &mut Vec<Cause>) {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

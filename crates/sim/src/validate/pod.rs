@@ -157,4 +157,3 @@ pub(super) fn pod_update(new: &Value, old: &Value, out: &mut Vec<Cause>) {
         out.push(field_forbidden("spec", POD_UPDATE_FORBIDDEN));
     }
 }
-

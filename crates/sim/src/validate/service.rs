@@ -36,7 +36,13 @@ pub(super) fn service(obj: &Value, old: Option<&Value>, out: &mut Vec<Cause>) {
     }
     let mut names: Vec<&str> = Vec::new();
     for (i, p) in ports.iter().enumerate() {
-        port(p, &format!("spec.ports[{i}]"), ports.len() > 1, &mut names, out);
+        port(
+            p,
+            &format!("spec.ports[{i}]"),
+            ports.len() > 1,
+            &mut names,
+            out,
+        );
     }
     duplicate_ports(ports, out);
     if let Some(old) = old {
@@ -56,7 +62,13 @@ pub(super) fn service(obj: &Value, old: Option<&Value>, out: &mut Vec<Cause>) {
 
 /// One port (upstream `validateServicePort`): a name (required when there are several,
 /// a DNS label, unique), the port number, the protocol and the target port.
-fn port<'a>(p: &'a Value, at: &str, require_name: bool, names: &mut Vec<&'a str>, out: &mut Vec<Cause>) {
+fn port<'a>(
+    p: &'a Value,
+    at: &str,
+    require_name: bool,
+    names: &mut Vec<&'a str>,
+    out: &mut Vec<Cause>,
+) {
     let name = p.get("name").and_then(Value::as_str).unwrap_or_default();
     if name.is_empty() {
         if require_name {
@@ -135,7 +147,10 @@ fn duplicate_ports(ports: &[Value], out: &mut Vec<Cause>) {
     let mut seen: Vec<(i64, &str)> = Vec::new();
     for (i, p) in ports.iter().enumerate() {
         let number = p.get("port").and_then(Value::as_i64).unwrap_or(0);
-        let protocol = p.get("protocol").and_then(Value::as_str).unwrap_or_default();
+        let protocol = p
+            .get("protocol")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if seen.contains(&(number, protocol)) {
             // NB: upstream reports the internal `core.ServicePort` key, printed with %#v.
             let key = format!(
@@ -207,7 +222,9 @@ mod tests {
                 {"name": "b", "port": 80, "protocol": "UDP", "targetPort": 80},
                 {"name": "c", "port": 80, "protocol": "TCP", "targetPort": 81}
             ])),
-            ["spec.ports[2]: Duplicate value: core.ServicePort{Name:\"\", Protocol:\"TCP\", AppProtocol:(*string)(nil), Port:80, TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:\"\"}, NodePort:0}"]
+            [
+                "spec.ports[2]: Duplicate value: core.ServicePort{Name:\"\", Protocol:\"TCP\", AppProtocol:(*string)(nil), Port:80, TargetPort:intstr.IntOrString{Type:0, IntVal:0, StrVal:\"\"}, NodePort:0}"
+            ]
         );
     }
 }

@@ -182,9 +182,13 @@ async fn unknown_fields_of_custom_resources_are_pruned_or_refused_when_strict() 
         );
     }
 
-    vs.patch("odd", &PatchParams::apply(MANAGER).force(), &Patch::Apply(&odd))
-        .await
-        .unwrap();
+    vs.patch(
+        "odd",
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&odd),
+    )
+    .await
+    .unwrap();
     let stored = sim.object("virtualservices", NS, "odd").unwrap();
     assert!(stored["spec"].get("bogus").is_none(), "{stored:#}");
     assert!(
@@ -301,10 +305,9 @@ async fn send(
 async fn protobuf_bodies_get_415_on_every_write() {
     let sim = Sim::start().await.unwrap();
     let cms: Api<ConfigMap> = Api::namespaced(sim.client(), NS);
-    let cm: ConfigMap = serde_json::from_value(
-        json!({"metadata": {"name": "present"}, "data": {"a": "1"}}),
-    )
-    .unwrap();
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "present"}, "data": {"a": "1"}}))
+            .unwrap();
     cms.create(&PostParams::default(), &cm).await.unwrap();
     // NB: the bytes of a protobuf envelope (`k8s\0` and a varint-framed message).
     let proto = b"k8s\x00\x0a\x0c\x0a\x02v1\x12\x09Namespace".to_vec();

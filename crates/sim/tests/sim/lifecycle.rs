@@ -367,7 +367,11 @@ async fn pvc_protection_immutability_and_binding() {
         .unwrap();
     let pending = res.left().unwrap();
     assert!(pending.metadata.deletion_timestamp.is_some());
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // NB: the delete queued the pvc-protection sweep before it answered; on this
+    // single-threaded runtime, yielding lets that task run before the check.
+    for _ in 0..3 {
+        tokio::task::yield_now().await;
+    }
     assert!(
         sim.object("persistentvolumeclaims", NS, "workspace-erin")
             .is_some()
