@@ -11,6 +11,6 @@ mod registry;
 mod schema;
 mod validate;
 
-pub(crate) use registry::schema_for;
+pub(crate) use registry::{load, schema_for};
 pub(crate) use schema::{Node, drop_non_nullable_nulls, unknown_fields};
 pub(crate) use validate::validate;

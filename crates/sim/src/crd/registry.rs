@@ -55,6 +55,11 @@ fn parse(yaml: &str) -> Schemas {
     out
 }
 
+/// Read the vendored CRDs now (they are otherwise read on first use).
+pub(crate) fn load() {
+    schemas();
+}
+
 /// The schema of a resource's version, `None` for built-in kinds.
 pub(crate) fn schema_for(def: &ResourceDef, version: &str) -> Option<&'static Node> {
     if !def.group.ends_with(".istio.io") {

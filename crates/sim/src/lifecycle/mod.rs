@@ -14,14 +14,18 @@ use crate::admission::random_suffix;
 use crate::hooks::Hook;
 
 mod claims;
+mod containers;
 mod events;
+mod init;
 mod jobs;
 mod kubelet;
 mod logs;
 mod states;
 
 pub(crate) use claims::*;
+pub(crate) use containers::*;
 pub(crate) use events::*;
+pub(crate) use init::*;
 pub(crate) use jobs::*;
 pub(crate) use kubelet::*;
 pub(crate) use logs::*;
