@@ -1,6 +1,11 @@
 //! The kubelet's main containers once the pod is initialised: running and Ready, or the
 //! failure its behaviour asks for; a Job's pod runs to completion.
 
+use serde_json::{Value, json};
+
+use crate::lock;
+use crate::ops::now;
+
 use super::*;
 
 /// What the main containers of a pod do.
@@ -51,7 +56,7 @@ pub(crate) async fn run_mains(run: &PodRun, main: MainRun<'_>) {
                     )
                 })
                 .collect();
-            if !kubelet_write(&sh, &ns, &name, &uid, token, |s| {
+            if !kubelet_write(sh, ns, name, uid, token, |s| {
                 s["containerStatuses"] = json!(st)
             }) {
                 return;
@@ -68,22 +73,16 @@ pub(crate) async fn run_mains(run: &PodRun, main: MainRun<'_>) {
                     ("Warning", "Failed", "Error: ErrImagePull".to_owned()),
                 ];
                 for (type_, reason, message) in &events {
-                    pod_event(&sh, &ns, &name, Some(cname), (type_, reason, message));
+                    pod_event(sh, ns, name, Some(cname), (type_, reason, message));
                 }
             }
             sleep(opts.backoff_delay).await;
             for c in mains {
                 let (cname, image) = name_and_image(c);
                 let back_off = format!("Back-off pulling image \"{image}\"");
-                pod_event(
-                    &sh,
-                    &ns,
-                    &name,
-                    Some(cname),
-                    ("Normal", "BackOff", &back_off),
-                );
+                pod_event(sh, ns, name, Some(cname), ("Normal", "BackOff", &back_off));
                 let error = ("Warning", "Failed", "Error: ImagePullBackOff");
-                pod_event(&sh, &ns, &name, Some(cname), error);
+                pod_event(sh, ns, name, Some(cname), error);
             }
             let st: Vec<Value> = mains
                 .iter()
@@ -101,7 +100,7 @@ pub(crate) async fn run_mains(run: &PodRun, main: MainRun<'_>) {
                     )
                 })
                 .collect();
-            kubelet_write(&sh, &ns, &name, &uid, token, |s| {
+            kubelet_write(sh, ns, name, uid, token, |s| {
                 s["containerStatuses"] = json!(st)
             });
         }
@@ -121,13 +120,13 @@ pub(crate) async fn run_mains(run: &PodRun, main: MainRun<'_>) {
                     )
                 })
                 .collect();
-            kubelet_write(&sh, &ns, &name, &uid, token, |s| {
+            kubelet_write(sh, ns, name, uid, token, |s| {
                 s["containerStatuses"] = json!(st)
             });
             for c in mains {
                 let (cname, _) = name_and_image(c);
                 let error = ("Warning", "Failed", "Error: secret \"missing\" not found");
-                pod_event(&sh, &ns, &name, Some(cname), error);
+                pod_event(sh, ns, name, Some(cname), error);
             }
         }
         PodBehaviour::CrashLoop => {
@@ -143,16 +142,16 @@ pub(crate) async fn run_mains(run: &PodRun, main: MainRun<'_>) {
                     "{} fatal: simulated crash, exiting with status 1",
                     ts()
                 ));
-                set_logs(&sh, &ns, &name, cname, lines);
+                set_logs(sh, ns, name, cname, lines);
             }
-            if !kubelet_write(&sh, &ns, &name, &uid, token, |s| {
+            if !kubelet_write(sh, ns, name, uid, token, |s| {
                 s["phase"] = json!("Running");
                 s["containerStatuses"] = json!(st);
             }) {
                 return;
             }
             for c in mains {
-                container_started(&sh, &ns, &name, c);
+                container_started(sh, ns, name, c);
             }
             let mut restarts = 1;
             loop {
@@ -162,7 +161,7 @@ pub(crate) async fn run_mains(run: &PodRun, main: MainRun<'_>) {
                     let event = format!(
                         "Back-off restarting failed container {cname} in pod {name}_{ns}({uid})"
                     );
-                    pod_event(&sh, &ns, &name, Some(cname), ("Warning", "BackOff", &event));
+                    pod_event(sh, ns, name, Some(cname), ("Warning", "BackOff", &event));
                 }
                 let st: Vec<Value> = mains
                     .iter()
@@ -172,7 +171,7 @@ pub(crate) async fn run_mains(run: &PodRun, main: MainRun<'_>) {
                         cstatus(c, waiting("CrashLoopBackOff", Some(msg)), false, restarts, terminated(1, "Error", &started))
                     })
                     .collect();
-                if !kubelet_write(&sh, &ns, &name, &uid, token, |s| {
+                if !kubelet_write(sh, ns, name, uid, token, |s| {
                     s["containerStatuses"] = json!(st)
                 }) || restarts >= 5
                 {
@@ -191,14 +190,14 @@ pub(crate) async fn run_mains(run: &PodRun, main: MainRun<'_>) {
                 .iter()
                 .map(|c| cstatus(c, running(), false, 0, json!({})))
                 .collect();
-            if !kubelet_write(&sh, &ns, &name, &uid, token, |s| {
+            if !kubelet_write(sh, ns, name, uid, token, |s| {
                 s["phase"] = json!("Running");
                 s["containerStatuses"] = json!(st.clone());
             }) {
                 return;
             }
             for c in mains {
-                container_started(&sh, &ns, &name, c);
+                container_started(sh, ns, name, c);
             }
             if behaviour == PodBehaviour::NeverReady {
                 return;
@@ -212,7 +211,7 @@ pub(crate) async fn run_mains(run: &PodRun, main: MainRun<'_>) {
                     s
                 })
                 .collect();
-            if !kubelet_write(&sh, &ns, &name, &uid, token, |s| {
+            if !kubelet_write(sh, ns, name, uid, token, |s| {
                 s["containerStatuses"] = json!(ready.clone());
                 set_condition(s, "ContainersReady", "True", None, None);
                 set_condition(s, "Ready", "True", None, None);
@@ -242,7 +241,7 @@ pub(crate) async fn run_mains(run: &PodRun, main: MainRun<'_>) {
                             format!("{} sync: done", ts()),
                         ]
                     };
-                    set_logs(&sh, &ns, &name, cname, lines);
+                    set_logs(sh, ns, name, cname, lines);
                 }
                 let st: Vec<Value> = mains
                     .iter()
@@ -256,7 +255,7 @@ pub(crate) async fn run_mains(run: &PodRun, main: MainRun<'_>) {
                         )
                     })
                     .collect();
-                kubelet_write(&sh, &ns, &name, &uid, token, |s| {
+                kubelet_write(sh, ns, name, uid, token, |s| {
                     s["phase"] = json!(if fail { "Failed" } else { "Succeeded" });
                     s["containerStatuses"] = json!(st);
                     let reason = if fail { "PodFailed" } else { "PodCompleted" };

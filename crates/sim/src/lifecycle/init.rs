@@ -1,6 +1,10 @@
 //! The kubelet's init containers: run one after the other, or fail and back off as the
 //! pod's behaviour asks.
 
+use serde_json::{Value, json};
+
+use crate::ops::now;
+
 use super::*;
 
 /// Run a pod's init containers; false when the pod goes no further (an init container
@@ -44,14 +48,14 @@ pub(crate) async fn run_inits(
                 .iter()
                 .map(|c| cstatus(c, waiting("PodInitializing", None), false, 0, json!({}))),
         );
-        if !kubelet_write(&sh, &ns, &name, &uid, token, |s| {
+        if !kubelet_write(sh, ns, name, uid, token, |s| {
             s["initContainerStatuses"] = json!(statuses)
         }) {
             return false;
         }
-        container_started(&sh, &ns, &name, c);
+        container_started(sh, ns, name, c);
         if fail {
-            set_logs(&sh, &ns, &name, &cname, init_log_lines(c, true));
+            set_logs(sh, ns, name, &cname, init_log_lines(c, true));
         }
         sleep(opts.init_delay).await;
         if fail {
@@ -59,7 +63,7 @@ pub(crate) async fn run_inits(
             let mut statuses = done.clone();
             if restart_policy == "Never" {
                 statuses.push(cstatus(c, term, false, 0, json!({})));
-                kubelet_write(&sh, &ns, &name, &uid, token, |s| {
+                kubelet_write(sh, ns, name, uid, token, |s| {
                     s["phase"] = json!("Failed");
                     s["initContainerStatuses"] = json!(statuses);
                     set_condition(
@@ -73,7 +77,7 @@ pub(crate) async fn run_inits(
                 return false;
             }
             statuses.push(cstatus(c, term.clone(), false, 0, json!({})));
-            if !kubelet_write(&sh, &ns, &name, &uid, token, |s| {
+            if !kubelet_write(sh, ns, name, uid, token, |s| {
                 s["initContainerStatuses"] = json!(statuses.clone())
             }) {
                 return false;
@@ -88,13 +92,7 @@ pub(crate) async fn run_inits(
                 let event = format!(
                     "Back-off restarting failed container {cname} in pod {name}_{ns}({uid})"
                 );
-                pod_event(
-                    &sh,
-                    &ns,
-                    &name,
-                    Some(&cname),
-                    ("Warning", "BackOff", &event),
-                );
+                pod_event(sh, ns, name, Some(&cname), ("Warning", "BackOff", &event));
                 let mut statuses = done.clone();
                 statuses.push(cstatus(
                     c,
@@ -103,7 +101,7 @@ pub(crate) async fn run_inits(
                     restarts,
                     term.clone(),
                 ));
-                if !kubelet_write(&sh, &ns, &name, &uid, token, |s| {
+                if !kubelet_write(sh, ns, name, uid, token, |s| {
                     s["initContainerStatuses"] = json!(statuses)
                 }) {
                     return false;
@@ -124,7 +122,7 @@ pub(crate) async fn run_inits(
         ));
         let statuses = done.clone();
         let last = i + 1 == inits.len();
-        if !kubelet_write(&sh, &ns, &name, &uid, token, |s| {
+        if !kubelet_write(sh, ns, name, uid, token, |s| {
             s["initContainerStatuses"] = json!(statuses);
             if last {
                 set_condition(s, "Initialized", "True", None, None);

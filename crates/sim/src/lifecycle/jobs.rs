@@ -1,5 +1,15 @@
 //! The Job controller stand-in: one pod at a time until success or the backoff limit.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::Shared;
+use crate::admission::random_suffix;
+use crate::ops::{self, DeleteParams, WriteParams, controller_write, now, uid_of};
+use crate::resources::ids;
+
 use super::*;
 
 pub(crate) const JOB_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
@@ -214,7 +224,7 @@ async fn expire_after_ttl(sh: &Arc<Shared>, job: &Value, ns: &str, name: &str, u
             propagation: Some("Background".into()),
             ..DeleteParams::default()
         };
-        let _ = ops::delete(sh, ids::JOBS, ns, name, &dp);
+        delete_if_present(sh, ids::JOBS, ns, name, &dp);
     }
 }
 

@@ -1,6 +1,14 @@
 //! The scheduler and kubelet stand-in: a pod goes Pending, runs its init containers, then
 //! its containers, and becomes Ready, or fails the way it was asked to.
 
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::ops::{self, controller_write, now, uid_of};
+use crate::resources::ids;
+use crate::{Shared, lock};
+
 use super::*;
 
 pub(crate) fn expire_grace(sh: &Arc<Shared>, ns: &str, name: &str, uid: &str, orphan: bool) {

@@ -1,6 +1,7 @@
 //! The verbs: get, list, create, update, patch (apply, merge, strategic, JSON) and delete,
 //! with preconditions, defaulting, validation, `managedFields` and resourceVersions.
 
+mod admit;
 mod create;
 mod delete;
 mod params;
@@ -9,6 +10,7 @@ mod read;
 mod write;
 
 pub(crate) use crate::meta::{now, now_plus, uid_of};
+pub(crate) use admit::*;
 pub(crate) use create::*;
 pub(crate) use delete::*;
 pub(crate) use params::*;
