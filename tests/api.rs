@@ -7,7 +7,7 @@ mod world;
 use std::{sync::Arc, time::Duration};
 
 use codeserver_service::http;
-use codeserver_sim::{gitea::Fault, issuer::TokenSpec};
+use codeserver_sim::{gitea::GiteaFault, issuer::TokenSpec};
 use serde_json::{Value, json};
 use warp::Filter;
 use world::{World, error_of, silent_cluster, unreachable_cluster};
@@ -116,7 +116,7 @@ async fn unauthenticated_and_forged_callers_get_unauthorized() {
 #[tokio::test]
 async fn gitea_outages_answer_with_a_message_not_a_crash() {
     let h = harness().await;
-    h.gitea.set_fault(Fault::Unavailable);
+    h.gitea.set_fault(GiteaFault::Unavailable);
     let body = h
         .query(Some(&h.token("alice")), "{ myRepositories { name } }")
         .await;
@@ -365,7 +365,7 @@ async fn provisioning_a_repository_gitea_refuses_creates_nothing() {
             "{body}"
         );
     }
-    h.gitea.set_fault(Fault::Unavailable);
+    h.gitea.set_fault(GiteaFault::Unavailable);
     let body = h
         .query(
             Some(&bob),

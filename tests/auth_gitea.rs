@@ -11,7 +11,7 @@ use codeserver_service::{
     metrics::Metrics,
 };
 use codeserver_sim::{
-    gitea::{Fault, SERVICE_TOKEN, SimGitea, SimRepo, personal_token},
+    gitea::{GiteaFault, SERVICE_TOKEN, SimGitea, SimRepo, personal_token},
     issuer::{DEFAULT_AUDIENCE, Issuer, TokenSpec},
 };
 use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
@@ -532,7 +532,7 @@ async fn gitea_outages_are_retried_then_reported_as_unavailable() {
     let (issuer, sim, client) = gitea().await;
     let alice = issuer.token("alice", &[]).unwrap();
 
-    sim.set_fault(Fault::FailNext(2));
+    sim.set_fault(GiteaFault::FailNext(2));
     assert!(
         client
             .repository(&fwd(&alice), "devteam", "docs")
@@ -541,7 +541,7 @@ async fn gitea_outages_are_retried_then_reported_as_unavailable() {
     );
     assert_eq!(sim.requests(), 3, "two failures, then success");
 
-    sim.set_fault(Fault::Unavailable);
+    sim.set_fault(GiteaFault::Unavailable);
     let error = client
         .repository(&fwd(&alice), "devteam", "docs")
         .await
@@ -558,7 +558,7 @@ async fn gitea_outages_are_retried_then_reported_as_unavailable() {
     );
     assert_eq!(sim.requests(), 6);
 
-    sim.set_fault(Fault::InternalError);
+    sim.set_fault(GiteaFault::InternalError);
     assert!(matches!(
         client.repositories(&fwd(&alice)).await,
         Err(GiteaError::Unavailable {

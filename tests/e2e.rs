@@ -7,7 +7,7 @@ mod world;
 use std::time::Duration;
 
 use codeserver_service::{render::Templates, serve};
-use codeserver_sim::{self, SimOptions, gitea::Fault};
+use codeserver_sim::{self, SimOptions, gitea::GiteaFault};
 use serde_json::{Value, json};
 use world::{NS, World, error_of, ok};
 
@@ -498,7 +498,7 @@ async fn refused_and_failed_provisioning_creates_nothing() {
     assert_eq!(error_of(&denied), ("repository access denied", "FORBIDDEN"));
     let hostile = w.provision(&bob, "devteam", "x;reboot").await;
     assert_eq!(error_of(&hostile).1, "BAD_USER_INPUT");
-    w.gitea.set_fault(Fault::Unavailable);
+    w.gitea.set_fault(GiteaFault::Unavailable);
     let down = w.provision(&bob, "devteam", "docs").await;
     assert_eq!(
         error_of(&down),

@@ -57,6 +57,9 @@ impl Sim {
     /// Start on a given port (0 picks a free one).
     pub(crate) async fn start_on(port: u16, opts: SimOptions) -> Result<Sim, SimError> {
         let namespaces = opts.namespaces.clone();
+        // NB: reading the CRD schemas takes a moment; do it before serving, not in the first
+        // write of a custom resource, which a test may be timing.
+        crate::crd::load();
         let sh = Shared::new(opts);
         for ns in namespaces {
             let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});

@@ -1,10 +1,13 @@
-//! Typed decoding of built-in kinds: fields the schema does not know are dropped (or refused
-//! with `fieldValidation=Strict`), and values of the wrong type are refused, as the real
-//! server's decoder does.
+//! Decoding as the real server does it: fields the schema does not know are dropped (or
+//! refused with `fieldValidation=Strict`); built-in kinds are decoded into their types, so a
+//! value of the wrong type is refused (400), while custom resources are pruned against their
+//! CRD's structural schema (their types are checked by validation, 422).
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::crd;
 use super::resources::ResourceDef;
 use super::status::ApiError;
 
@@ -73,7 +76,6 @@ pub fn unknown_fields(plural: &str, obj: &Value) -> Result<Vec<Vec<Seg>>, String
         "namespaces" => check::<core::v1::Namespace>(obj),
         "networkpolicies" => check::<networking::v1::NetworkPolicy>(obj),
         "jobs" => check::<batch::v1::Job>(obj),
-        // NB: the Istio CRDs preserve unknown fields.
         _ => Ok(Vec::new()),
     }
 }
@@ -104,20 +106,41 @@ fn remove(v: &mut Value, path: &[Seg]) {
     }
 }
 
-/// Decode an object like the real server: refuse type errors (400), refuse unknown fields
-/// under `Strict`, otherwise drop them. Returns the dropped paths.
+/// Unknown field paths of a custom resource: its metadata's against ObjectMeta, the rest
+/// against the CRD's schema. The `null`s of non-nullable fields are dropped first.
+fn custom_unknown_fields(obj: &mut Value, root: &crd::Node) -> Vec<Vec<Seg>> {
+    crd::drop_non_nullable_nulls(obj, root);
+    let mut out = Vec::new();
+    if let Some(meta) = obj.get("metadata")
+        && let Ok(paths) = check::<ObjectMeta>(meta)
+    {
+        out.extend(paths.into_iter().map(|p| {
+            let mut full = vec![Seg::Key("metadata".into())];
+            full.extend(p);
+            full
+        }));
+    }
+    out.extend(crd::unknown_fields(obj, root));
+    out
+}
+
+/// Decode an object like the real server: refuse type errors of built-in kinds (400),
+/// refuse unknown fields under `Strict`, otherwise drop them. Returns the dropped paths.
 pub fn decode(
     def: &ResourceDef,
     version: &str,
     obj: &mut Value,
     strict: bool,
 ) -> Result<Vec<String>, ApiError> {
-    let unknown = unknown_fields(def.plural, obj).map_err(|e| {
-        ApiError::bad_request(format!(
-            "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}",
-            kind = def.kind
-        ))
-    })?;
+    let unknown = match crd::schema_for(def, version) {
+        Some(root) => custom_unknown_fields(obj, root),
+        None => unknown_fields(def.plural, obj).map_err(|e| {
+            ApiError::bad_request(format!(
+                "{kind} in version \"{version}\" cannot be handled as a {kind}: {e}",
+                kind = def.kind
+            ))
+        })?,
+    };
     if unknown.is_empty() {
         return Ok(Vec::new());
     }

@@ -172,13 +172,15 @@ impl ApiError {
         Self::base(405, "MethodNotAllowed", message.into())
     }
 
-    /// 415 UnsupportedMediaType.
-    pub fn unsupported_media_type(content_type: &str) -> Self {
+    /// 415 UnsupportedMediaType for a body in a format the server does not decode, listing
+    /// the media types it takes (upstream `errUnsupportedMediaType`).
+    pub fn unsupported_media_type(accepted: &[&str]) -> Self {
         Self::base(
             415,
             "UnsupportedMediaType",
             format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {content_type})"
+                "the body of the request was in an unknown format - accepted media types include: {}",
+                accepted.join(", ")
             ),
         )
     }

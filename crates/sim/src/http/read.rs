@@ -1,5 +1,18 @@
 //! Collection reads and deletes, and pod logs.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde_json::{Value, json};
+use warp::http::HeaderMap;
+use warp::reply::Reply;
+
+use crate::ops::{self};
+use crate::resources::{def, ids};
+use crate::status::ApiError;
+use crate::{Shared, discovery, lock};
+
 use super::*;
 
 pub(crate) fn list(

@@ -1,6 +1,21 @@
 //! Watch streams: replay from a resourceVersion or initial ADDED events, then live
 //! changes filtered by selectors, bookmarks, and the timeout.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde_json::{Value, json};
+use warp::http::HeaderMap;
+use warp::reply::Reply;
+
+use crate::resources::{ResId, def};
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::status::ApiError;
+use crate::store::{Event, EventKind, Labels, label_of};
+use crate::{Shared, discovery, lock};
+
 use super::*;
 
 /// Whether an event is visible to a watch with these selectors; may turn a MODIFIED that

@@ -1,5 +1,13 @@
 //! The PersistentVolumeClaim binder and the `kubernetes.io/pvc-protection` controller.
 
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::ops::{self, controller_write, uid_of};
+use crate::resources::ids;
+use crate::{Shared, lock};
+
 use super::*;
 
 pub(crate) async fn bind_pvc(sh: Arc<Shared>, ns: String, name: String, uid: String) {

@@ -2,7 +2,13 @@
 //! (involved object, type, reason, message), its `count` and `lastTimestamp` bumped when it
 //! happens again (client-go's event correlator).
 
-use super::*;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::Shared;
+use crate::ops::{self, WriteParams, controller_write, now, uid_of};
+use crate::resources::ids;
 
 /// What happened to an object, for [`record_event`].
 pub(crate) struct EventSpec<'a> {

@@ -1,40 +1,18 @@
 //! The Job controller stand-in: one pod at a time until success or the backoff limit.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::Shared;
+use crate::admission::random_suffix;
+use crate::ops::{self, DeleteParams, WriteParams, controller_write, now, uid_of};
+use crate::resources::ids;
+
 use super::*;
 
 pub(crate) const JOB_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
-
-/// Defaults the job controller's admission gives a new Job: selector and template labels.
-pub fn prepare_job(job: &mut Value) {
-    let uid = uid_of(job);
-    let name = job
-        .pointer("/metadata/name")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let manual = job.pointer("/spec/manualSelector").and_then(Value::as_bool) == Some(true);
-    let Some(spec) = job.get_mut("spec").and_then(Value::as_object_mut) else {
-        return;
-    };
-    if !manual {
-        spec.insert(
-            "selector".into(),
-            json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
-        );
-    }
-    let template = spec.entry("template").or_insert_with(|| json!({}));
-    if template.get("metadata").is_none_or(|m| !m.is_object()) {
-        template["metadata"] = json!({});
-    }
-    let labels = template["metadata"]
-        .as_object_mut()
-        .map(|m| m.entry("labels").or_insert_with(|| json!({})));
-    if let Some(Value::Object(l)) = labels {
-        l.insert("batch.kubernetes.io/controller-uid".into(), json!(uid));
-        l.insert("batch.kubernetes.io/job-name".into(), name.clone());
-        l.insert("controller-uid".into(), json!(uid));
-        l.insert("job-name".into(), name);
-    }
-}
 
 pub(crate) async fn drive_job(sh: Arc<Shared>, ns: String, name: String, uid: String) {
     let opts = sh.opts.clone();
@@ -246,7 +224,7 @@ async fn expire_after_ttl(sh: &Arc<Shared>, job: &Value, ns: &str, name: &str, u
             propagation: Some("Background".into()),
             ..DeleteParams::default()
         };
-        let _ = ops::delete(sh, ids::JOBS, ns, name, &dp);
+        delete_if_present(sh, ids::JOBS, ns, name, &dp);
     }
 }
 

@@ -1,64 +1,15 @@
 //! The scheduler and kubelet stand-in: a pod goes Pending, runs its init containers, then
 //! its containers, and becomes Ready, or fails the way it was asked to.
 
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::ops::{self, controller_write, now, uid_of};
+use crate::resources::ids;
+use crate::{Shared, lock};
+
 use super::*;
-
-/// The pod's QoS class from its resources.
-pub fn qos_class(pod: &Value) -> &'static str {
-    let containers = pod
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let mut any = false;
-    let mut guaranteed = !containers.is_empty();
-    for c in &containers {
-        let req = c.pointer("/resources/requests").and_then(Value::as_object);
-        let lim = c.pointer("/resources/limits").and_then(Value::as_object);
-        if req.is_some_and(|r| !r.is_empty()) || lim.is_some_and(|l| !l.is_empty()) {
-            any = true;
-        }
-        let full = lim.is_some_and(|l| l.contains_key("cpu") && l.contains_key("memory"))
-            && req.is_none_or(|r| lim.is_some_and(|l| r.iter().all(|(k, v)| l.get(k) == Some(v))));
-        if !full {
-            guaranteed = false;
-        }
-    }
-    if guaranteed {
-        "Guaranteed"
-    } else if any {
-        "Burstable"
-    } else {
-        "BestEffort"
-    }
-}
-
-/// The grace period a delete gives a pod.
-pub fn pod_grace(pod: &Value, requested: Option<i64>) -> i64 {
-    let scheduled = pod.pointer("/spec/nodeName").is_some();
-    let phase = pod
-        .pointer("/status/phase")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    if !scheduled || matches!(phase, "Succeeded" | "Failed") {
-        return 0;
-    }
-    let g = requested.unwrap_or_else(|| {
-        pod.pointer("/spec/terminationGracePeriodSeconds")
-            .and_then(Value::as_i64)
-            .unwrap_or(30)
-    });
-    g.max(0)
-}
-
-/// Whether a terminating pod still waits for its grace period.
-pub fn grace_pending(sh: &Shared, pod: &Value) -> bool {
-    let grace = pod
-        .pointer("/metadata/deletionGracePeriodSeconds")
-        .and_then(Value::as_i64)
-        .unwrap_or(0);
-    grace > 0 && !lock(&sh.grace_expired).contains(&uid_of(pod))
-}
 
 pub(crate) fn expire_grace(sh: &Arc<Shared>, ns: &str, name: &str, uid: &str, orphan: bool) {
     lock(&sh.grace_expired).insert(uid.to_string());
@@ -170,6 +121,20 @@ pub(crate) fn kubelet_write(
         },
     );
     ok && alive
+}
+
+/// The pod a lifecycle driver is in charge of.
+pub(crate) struct PodRun {
+    /// Shared state.
+    pub sh: Arc<Shared>,
+    /// Namespace.
+    pub ns: String,
+    /// Name.
+    pub name: String,
+    /// uid.
+    pub uid: String,
+    /// The driver's token (a newer driver takes over).
+    pub token: u64,
 }
 
 pub(crate) async fn drive_pod(sh: Arc<Shared>, ns: String, name: String, uid: String, token: u64) {
@@ -319,366 +284,31 @@ pub(crate) async fn drive_pod(sh: Arc<Shared>, ns: String, name: String, uid: St
     if !ok {
         return;
     }
-
-    // Init containers, one after the other.
-    if !already_initialized {
-        let mut done: Vec<Value> = Vec::new();
-        for (i, c) in inits.iter().enumerate() {
-            let cname = c
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            let started = now();
-            let fail = behaviour == PodBehaviour::InitFail
-                && (c
-                    .get("image")
-                    .and_then(Value::as_str)
-                    .is_some_and(|im| im.contains("initfail"))
-                    || !inits.iter().any(|x| {
-                        x.get("image")
-                            .and_then(Value::as_str)
-                            .is_some_and(|im| im.contains("initfail"))
-                    }) && i == 0);
-            let mut statuses = done.clone();
-            statuses.push(cstatus(c, running(), false, 0, json!({})));
-            statuses.extend(
-                inits[i + 1..]
-                    .iter()
-                    .map(|c| cstatus(c, waiting("PodInitializing", None), false, 0, json!({}))),
-            );
-            if !kubelet_write(&sh, &ns, &name, &uid, token, |s| {
-                s["initContainerStatuses"] = json!(statuses)
-            }) {
-                return;
-            }
-            container_started(&sh, &ns, &name, c);
-            if fail {
-                set_logs(&sh, &ns, &name, &cname, init_log_lines(c, true));
-            }
-            sleep(opts.init_delay).await;
-            if fail {
-                let term = terminated(1, "Error", &started);
-                let mut statuses = done.clone();
-                if restart_policy == "Never" {
-                    statuses.push(cstatus(c, term, false, 0, json!({})));
-                    kubelet_write(&sh, &ns, &name, &uid, token, |s| {
-                        s["phase"] = json!("Failed");
-                        s["initContainerStatuses"] = json!(statuses);
-                        set_condition(
-                            s,
-                            "Initialized",
-                            "False",
-                            Some("ContainersNotInitialized"),
-                            Some(&format!("containers with incomplete status: [{cname}]")),
-                        );
-                    });
-                    return;
-                }
-                statuses.push(cstatus(c, term.clone(), false, 0, json!({})));
-                if !kubelet_write(&sh, &ns, &name, &uid, token, |s| {
-                    s["initContainerStatuses"] = json!(statuses.clone())
-                }) {
-                    return;
-                }
-                sleep(opts.backoff_delay).await;
-                let mut restarts = 1;
-                loop {
-                    let msg = format!(
-                        "back-off {}s restarting failed container={cname} pod={name}_{ns}({uid})",
-                        10 * restarts
-                    );
-                    let event = format!(
-                        "Back-off restarting failed container {cname} in pod {name}_{ns}({uid})"
-                    );
-                    pod_event(
-                        &sh,
-                        &ns,
-                        &name,
-                        Some(&cname),
-                        ("Warning", "BackOff", &event),
-                    );
-                    let mut statuses = done.clone();
-                    statuses.push(cstatus(
-                        c,
-                        waiting("CrashLoopBackOff", Some(msg)),
-                        false,
-                        restarts,
-                        term.clone(),
-                    ));
-                    if !kubelet_write(&sh, &ns, &name, &uid, token, |s| {
-                        s["initContainerStatuses"] = json!(statuses)
-                    }) {
-                        return;
-                    }
-                    if restarts >= 5 {
-                        return;
-                    }
-                    sleep(opts.backoff_delay * 4).await;
-                    restarts += 1;
-                }
-            }
-            done.push(cstatus(
-                c,
-                terminated(0, "Completed", &started),
-                false,
-                0,
-                json!({}),
-            ));
-            let statuses = done.clone();
-            let last = i + 1 == inits.len();
-            if !kubelet_write(&sh, &ns, &name, &uid, token, |s| {
-                s["initContainerStatuses"] = json!(statuses);
-                if last {
-                    set_condition(s, "Initialized", "True", None, None);
-                }
-            }) {
-                return;
-            }
-        }
+    let run = PodRun {
+        sh,
+        ns,
+        name,
+        uid,
+        token,
+    };
+    if !already_initialized && !run_inits(&run, &inits, behaviour, &restart_policy).await {
+        return;
     }
-
-    sleep(opts.start_delay).await;
-    match behaviour {
-        PodBehaviour::ErrImagePull => {
-            let pull = |c: &Value| {
-                let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
-                format!(
-                    "failed to pull and unpack image \"{image}\": failed to resolve reference \"{image}\": {image}: not found"
-                )
-            };
-            let st: Vec<Value> = mains
-                .iter()
-                .map(|c| {
-                    cstatus(
-                        c,
-                        waiting("ErrImagePull", Some(pull(c))),
-                        false,
-                        0,
-                        json!({}),
-                    )
-                })
-                .collect();
-            if !kubelet_write(&sh, &ns, &name, &uid, token, |s| {
-                s["containerStatuses"] = json!(st)
-            }) {
-                return;
-            }
-            for c in &mains {
-                let (cname, image) = name_and_image(c);
-                let events = [
-                    ("Normal", "Pulling", format!("Pulling image \"{image}\"")),
-                    (
-                        "Warning",
-                        "Failed",
-                        format!("Failed to pull image \"{image}\": {}", pull(c)),
-                    ),
-                    ("Warning", "Failed", "Error: ErrImagePull".to_owned()),
-                ];
-                for (type_, reason, message) in &events {
-                    pod_event(&sh, &ns, &name, Some(cname), (type_, reason, message));
-                }
-            }
-            sleep(opts.backoff_delay).await;
-            for c in &mains {
-                let (cname, image) = name_and_image(c);
-                let back_off = format!("Back-off pulling image \"{image}\"");
-                pod_event(
-                    &sh,
-                    &ns,
-                    &name,
-                    Some(cname),
-                    ("Normal", "BackOff", &back_off),
-                );
-                let error = ("Warning", "Failed", "Error: ImagePullBackOff");
-                pod_event(&sh, &ns, &name, Some(cname), error);
-            }
-            let st: Vec<Value> = mains
-                .iter()
-                .map(|c| {
-                    let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
-                    cstatus(
-                        c,
-                        waiting(
-                            "ImagePullBackOff",
-                            Some(format!("Back-off pulling image \"{image}\"")),
-                        ),
-                        false,
-                        0,
-                        json!({}),
-                    )
-                })
-                .collect();
-            kubelet_write(&sh, &ns, &name, &uid, token, |s| {
-                s["containerStatuses"] = json!(st)
-            });
-        }
-        PodBehaviour::CreateContainerConfigError => {
-            let st: Vec<Value> = mains
-                .iter()
-                .map(|c| {
-                    cstatus(
-                        c,
-                        waiting(
-                            "CreateContainerConfigError",
-                            Some("secret \"missing\" not found".into()),
-                        ),
-                        false,
-                        0,
-                        json!({}),
-                    )
-                })
-                .collect();
-            kubelet_write(&sh, &ns, &name, &uid, token, |s| {
-                s["containerStatuses"] = json!(st)
-            });
-            for c in &mains {
-                let (cname, _) = name_and_image(c);
-                let error = ("Warning", "Failed", "Error: secret \"missing\" not found");
-                pod_event(&sh, &ns, &name, Some(cname), error);
-            }
-        }
-        PodBehaviour::CrashLoop => {
-            let started = now();
-            let st: Vec<Value> = mains
-                .iter()
-                .map(|c| cstatus(c, running(), false, 0, json!({})))
-                .collect();
-            for c in &mains {
-                let cname = c.get("name").and_then(Value::as_str).unwrap_or_default();
-                let mut lines = main_log_lines(c, &ts());
-                lines.push(format!(
-                    "{} fatal: simulated crash, exiting with status 1",
-                    ts()
-                ));
-                set_logs(&sh, &ns, &name, cname, lines);
-            }
-            if !kubelet_write(&sh, &ns, &name, &uid, token, |s| {
-                s["phase"] = json!("Running");
-                s["containerStatuses"] = json!(st);
-            }) {
-                return;
-            }
-            for c in &mains {
-                container_started(&sh, &ns, &name, c);
-            }
-            let mut restarts = 1;
-            loop {
-                sleep(opts.backoff_delay).await;
-                for c in &mains {
-                    let (cname, _) = name_and_image(c);
-                    let event = format!(
-                        "Back-off restarting failed container {cname} in pod {name}_{ns}({uid})"
-                    );
-                    pod_event(&sh, &ns, &name, Some(cname), ("Warning", "BackOff", &event));
-                }
-                let st: Vec<Value> = mains
-                    .iter()
-                    .map(|c| {
-                        let cname = c.get("name").and_then(Value::as_str).unwrap_or_default();
-                        let msg = format!("back-off {}s restarting failed container={cname} pod={name}_{ns}({uid})", 10 * restarts);
-                        cstatus(c, waiting("CrashLoopBackOff", Some(msg)), false, restarts, terminated(1, "Error", &started))
-                    })
-                    .collect();
-                if !kubelet_write(&sh, &ns, &name, &uid, token, |s| {
-                    s["containerStatuses"] = json!(st)
-                }) || restarts >= 5
-                {
-                    return;
-                }
-                restarts += 1;
-                sleep(opts.backoff_delay * 4).await;
-            }
-        }
-        PodBehaviour::Normal
-        | PodBehaviour::NeverReady
-        | PodBehaviour::InitFail
-        | PodBehaviour::Unschedulable => {
-            let started = now();
-            let st: Vec<Value> = mains
-                .iter()
-                .map(|c| cstatus(c, running(), false, 0, json!({})))
-                .collect();
-            if !kubelet_write(&sh, &ns, &name, &uid, token, |s| {
-                s["phase"] = json!("Running");
-                s["containerStatuses"] = json!(st.clone());
-            }) {
-                return;
-            }
-            for c in &mains {
-                container_started(&sh, &ns, &name, c);
-            }
-            if behaviour == PodBehaviour::NeverReady {
-                return;
-            }
-            sleep(opts.ready_delay).await;
-            let ready: Vec<Value> = st
-                .iter()
-                .map(|s| {
-                    let mut s = s.clone();
-                    s["ready"] = json!(true);
-                    s
-                })
-                .collect();
-            if !kubelet_write(&sh, &ns, &name, &uid, token, |s| {
-                s["containerStatuses"] = json!(ready.clone());
-                set_condition(s, "ContainersReady", "True", None, None);
-                set_condition(s, "Ready", "True", None, None);
-            }) {
-                return;
-            }
-            if let Some(job) = owner_job {
-                sleep(opts.job_duration).await;
-                let fail = lock(&sh.job_behaviours)
-                    .get(&job)
-                    .map_or(job_fail_marker, |b| *b == JobBehaviour::Fail);
-                let code = if fail { 1 } else { 0 };
-                for c in &mains {
-                    let cname = c.get("name").and_then(Value::as_str).unwrap_or_default();
-                    let lines = if fail {
-                        vec![
-                            format!("{} sync: cloning repository", ts()),
-                            "Cloning into '/home/coder/workspace/repo'...".to_string(),
-                            "remote: Repository not found.".to_string(),
-                            "fatal: repository not found".to_string(),
-                            format!("{} sync: failed with exit code 1", ts()),
-                        ]
-                    } else {
-                        vec![
-                            format!("{} sync: cloning repository", ts()),
-                            "Cloning into '/home/coder/workspace/repo'...".to_string(),
-                            format!("{} sync: done", ts()),
-                        ]
-                    };
-                    set_logs(&sh, &ns, &name, cname, lines);
-                }
-                let st: Vec<Value> = mains
-                    .iter()
-                    .map(|c| {
-                        cstatus(
-                            c,
-                            terminated(code, if fail { "Error" } else { "Completed" }, &started),
-                            false,
-                            0,
-                            json!({}),
-                        )
-                    })
-                    .collect();
-                kubelet_write(&sh, &ns, &name, &uid, token, |s| {
-                    s["phase"] = json!(if fail { "Failed" } else { "Succeeded" });
-                    s["containerStatuses"] = json!(st);
-                    let reason = if fail { "PodFailed" } else { "PodCompleted" };
-                    set_condition(s, "Ready", "False", Some(reason), None);
-                    set_condition(s, "ContainersReady", "False", Some(reason), None);
-                    set_condition(s, "PodReadyToStartContainers", "False", None, None);
-                });
-            }
-        }
-    }
+    sleep(run.sh.opts.start_delay).await;
+    run_mains(
+        &run,
+        MainRun {
+            mains: &mains,
+            behaviour,
+            owner_job,
+            job_fail_marker,
+        },
+    )
+    .await;
 }
 
 /// A container's name and image.
-fn name_and_image(c: &Value) -> (&str, &str) {
+pub(crate) fn name_and_image(c: &Value) -> (&str, &str) {
     (
         c.get("name").and_then(Value::as_str).unwrap_or_default(),
         c.get("image").and_then(Value::as_str).unwrap_or_default(),
@@ -686,7 +316,7 @@ fn name_and_image(c: &Value) -> (&str, &str) {
 }
 
 /// The kubelet's events for a container it starts: image present, created, started.
-fn container_started(sh: &Arc<Shared>, ns: &str, pod: &str, c: &Value) {
+pub(crate) fn container_started(sh: &Arc<Shared>, ns: &str, pod: &str, c: &Value) {
     let (cname, image) = name_and_image(c);
     let events = [
         (

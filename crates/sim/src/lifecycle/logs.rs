@@ -1,6 +1,8 @@
 //! Pod log lines: stored for failures and crashes, derived from the pod otherwise.
 
-use super::*;
+use serde_json::Value;
+
+use crate::{Shared, lock};
 
 pub(crate) fn set_logs(sh: &Shared, ns: &str, pod: &str, container: &str, lines: Vec<String>) {
     lock(&sh.logs).insert(

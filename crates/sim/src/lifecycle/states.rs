@@ -1,6 +1,8 @@
 //! Container states and conditions in the shapes the kubelet reports them.
 
-use super::*;
+use serde_json::{Value, json};
+
+use crate::ops::now;
 
 pub(crate) fn container_id() -> String {
     format!("containerd://{}", uuid::Uuid::new_v4().simple())

@@ -1,6 +1,17 @@
 //! PATCH in its four content types: server-side apply, JSON merge, strategic merge, JSON patch.
 
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
 use super::*;
+use crate::apply::{self, ApplyRequest};
+use crate::fields::{self, Schema};
+use crate::hooks::{self};
+use crate::meta::{name_of, now};
+use crate::resources::{ResId, ResourceDef, def};
+use crate::status::ApiError;
+use crate::{Shared, lock};
 
 /// patch
 pub fn patch(
@@ -118,7 +129,7 @@ pub fn patch(
     if creating {
         tracing::debug!(resource = d.plural, name, "created by apply");
     }
-    lifecycle::run(sh, hooks);
+    hooks::run(sh, hooks);
     Ok(out)
 }
 

@@ -396,8 +396,17 @@ async fn reapplying_everything_is_a_no_op() {
         live["spec"]["containers"][0]["resources"],
         json!({"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}})
     );
-    // Let the lifecycle settle (PVC bound, pod ready), then re-apply everything.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Once the lifecycle has settled (pod ready, claim bound), re-apply everything.
+    let bound = sim
+        .wait_for(
+            "persistentvolumeclaims",
+            NS,
+            "workspace-gus",
+            Duration::from_secs(5),
+            |p| p.is_some_and(|p| p["status"]["phase"] == "Bound"),
+        )
+        .await;
+    assert!(bound, "the claim binds");
     let rv_before = sim.resource_version();
     for (ar, obj) in &objects {
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, ar);

@@ -264,15 +264,20 @@ async fn watch_sees_the_pod_lifecycle() {
     }
     assert!(saw_init_done);
 
-    // timeoutSeconds ends the stream.
-    let start = std::time::Instant::now();
+    // timeoutSeconds ends the stream (on tokio's paused clock, so the second passes at once).
+    tokio::time::pause();
+    let start = tokio::time::Instant::now();
     let mut short = pods
         .watch(&WatchParams::default().timeout(1), "0")
         .await
         .unwrap()
         .boxed();
     while let Ok(Some(_)) = short.try_next().await {}
-    assert!(start.elapsed() < Duration::from_secs(4));
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
 }
 
 #[tokio::test]
@@ -367,7 +372,11 @@ async fn pvc_protection_immutability_and_binding() {
         .unwrap();
     let pending = res.left().unwrap();
     assert!(pending.metadata.deletion_timestamp.is_some());
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // NB: the delete queued the pvc-protection sweep before it answered; on this
+    // single-threaded runtime, yielding lets that task run before the check.
+    for _ in 0..3 {
+        tokio::task::yield_now().await;
+    }
     assert!(
         sim.object("persistentvolumeclaims", NS, "workspace-erin")
             .is_some()

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 mod api;
 mod apply;
+mod fidelity;
 mod jobs;
 mod kubectl;
 mod lifecycle;

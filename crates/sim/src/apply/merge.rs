@@ -1,196 +1,12 @@
-//! Server-side apply and `managedFields` bookkeeping for every write.
+//! Server-side apply: merging, conflicts between managers, and removing fields a manager
+//! stopped applying.
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
-use super::fields::{self, FieldPath, FieldSet, Schema};
-use super::status::{ApiError, Cause};
+use crate::fields::{self, FieldPath, FieldSet, Schema};
+use crate::status::{ApiError, Cause};
 
-/// One `metadata.managedFields` entry.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ManagedEntry {
-    /// Field manager name.
-    pub manager: String,
-    /// `Apply` or `Update`.
-    pub operation: String,
-    /// apiVersion the manager wrote with.
-    pub api_version: String,
-    /// RFC 3339 time of the last change.
-    pub time: String,
-    /// `status` for writes through the status subresource.
-    pub subresource: Option<String>,
-    /// Owned fields.
-    pub set: FieldSet,
-}
-
-impl ManagedEntry {
-    fn same_slot(&self, manager: &str, operation: &str, subresource: Option<&str>) -> bool {
-        self.manager == manager
-            && self.operation == operation
-            && self.subresource.as_deref() == subresource
-    }
-}
-
-/// Read the entries of an object.
-pub fn parse_managed(obj: &Value) -> Vec<ManagedEntry> {
-    let Some(arr) = obj
-        .pointer("/metadata/managedFields")
-        .and_then(Value::as_array)
-    else {
-        return Vec::new();
-    };
-    arr.iter()
-        .map(|e| ManagedEntry {
-            manager: str_of(e, "manager"),
-            operation: str_of(e, "operation"),
-            api_version: str_of(e, "apiVersion"),
-            time: str_of(e, "time"),
-            subresource: e
-                .get("subresource")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            set: e.get("fieldsV1").map(fields::decode).unwrap_or_default(),
-        })
-        .collect()
-}
-
-fn str_of(v: &Value, k: &str) -> String {
-    v.get(k)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string()
-}
-
-/// Write the entries into an object (entries that own nothing are dropped, as the real
-/// server does).
-pub fn store_managed(obj: &mut Value, entries: &[ManagedEntry]) {
-    let arr: Vec<Value> = entries
-        .iter()
-        .filter(|e| !e.set.is_empty())
-        .map(|e| {
-            let mut m = json!({
-                "manager": e.manager,
-                "operation": e.operation,
-                "apiVersion": e.api_version,
-                "time": e.time,
-                "fieldsType": "FieldsV1",
-                "fieldsV1": fields::encode(&e.set),
-            });
-            if let Some(s) = &e.subresource {
-                m["subresource"] = json!(s);
-            }
-            m
-        })
-        .collect();
-    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        if arr.is_empty() {
-            meta.remove("managedFields");
-        } else {
-            meta.insert("managedFields".into(), Value::Array(arr));
-        }
-    }
-}
-
-/// Metadata fields that are never owned by a manager.
-const UNOWNED_META: &[&str] = &[
-    "name",
-    "namespace",
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "managedFields",
-    "selfLink",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-];
-
-/// The part of an object field ownership is tracked on: no apiVersion/kind, no identity
-/// metadata, and only the half (main or status) the endpoint may change.
-pub fn tracked_part(v: &Value, subresource: Option<&str>, has_status: bool) -> Value {
-    let mut out = Map::new();
-    let Value::Object(m) = v else {
-        return Value::Object(out);
-    };
-    for (k, child) in m {
-        let keep = match (k.as_str(), subresource) {
-            ("apiVersion" | "kind", _) => false,
-            ("status", Some("status")) => true,
-            (_, Some("status")) => false,
-            ("status", _) => !has_status,
-            _ => true,
-        };
-        if !keep {
-            continue;
-        }
-        if k == "metadata" {
-            // NB: never deep-clone managedFields: they are the largest part of many objects.
-            if let Value::Object(meta) = child {
-                let kept: Map<String, Value> = meta
-                    .iter()
-                    .filter(|(mk, _)| !UNOWNED_META.contains(&mk.as_str()))
-                    .map(|(mk, mv)| (mk.clone(), mv.clone()))
-                    .collect();
-                if !kept.is_empty() {
-                    out.insert(k.clone(), Value::Object(kept));
-                }
-            }
-            continue;
-        }
-        out.insert(k.clone(), child.clone());
-    }
-    Value::Object(out)
-}
-
-/// Record an `Update` (create, PUT, merge/JSON patch) by `manager`: it takes ownership of
-/// every field it added or changed; removed fields leave every set.
-#[allow(clippy::too_many_arguments)]
-pub fn record_update(
-    entries: &mut Vec<ManagedEntry>,
-    old: &Value,
-    new: &Value,
-    schema: Schema,
-    manager: &str,
-    api_version: &str,
-    now: &str,
-    subresource: Option<&str>,
-    has_status: bool,
-) {
-    let (changed, removed) = fields::diff(
-        &tracked_part(old, subresource, has_status),
-        &tracked_part(new, subresource, has_status),
-        schema,
-    );
-    if changed.is_empty() && removed.is_empty() {
-        return;
-    }
-    for e in entries.iter_mut() {
-        e.set
-            .retain(|p| !changed.contains(p) && !under_any(p, &removed));
-    }
-    match entries
-        .iter_mut()
-        .find(|e| e.same_slot(manager, "Update", subresource))
-    {
-        Some(e) => {
-            e.set.extend(changed);
-            e.time = now.to_string();
-            e.api_version = api_version.to_string();
-        }
-        None => entries.push(ManagedEntry {
-            manager: manager.to_string(),
-            operation: "Update".into(),
-            api_version: api_version.to_string(),
-            time: now.to_string(),
-            subresource: subresource.map(str::to_string),
-            set: changed,
-        }),
-    }
-    entries.retain(|e| !e.set.is_empty());
-}
-
-fn under_any(p: &FieldPath, set: &FieldSet) -> bool {
-    set.iter().any(|r| r == p || fields::is_strict_prefix(r, p))
-}
+use super::*;
 
 /// What one apply asks for.
 pub struct ApplyRequest<'a> {
@@ -324,7 +140,7 @@ pub fn server_side_apply(req: ApplyRequest<'_>) -> Result<Value, ApiError> {
 
 /// Go map fields: emptied, they disappear from the stored object (`omitempty`), while an
 /// emptied struct (`securityContext: {}`) stays.
-const MAP_FIELDS: &[&str] = &[
+pub(crate) const MAP_FIELDS: &[&str] = &[
     "labels",
     "annotations",
     "data",
@@ -339,7 +155,7 @@ const MAP_FIELDS: &[&str] = &[
 /// After removing fields, drop the containers they emptied, as decoding into the typed
 /// object (`omitempty`) does on the real server: empty lists always, empty maps for Go map
 /// fields.
-fn prune_empty_parents(merged: &mut Value, removed: &[&FieldPath], schema: Schema) {
+pub(crate) fn prune_empty_parents(merged: &mut Value, removed: &[&FieldPath], schema: Schema) {
     for p in removed {
         let Some((_, parent)) = p.split_last() else {
             continue;
@@ -359,7 +175,7 @@ fn prune_empty_parents(merged: &mut Value, removed: &[&FieldPath], schema: Schem
 }
 
 /// The manager as the real server prints it in conflict messages.
-fn print_manager(e: &ManagedEntry) -> String {
+pub(crate) fn print_manager(e: &ManagedEntry) -> String {
     let mut s = format!("{:?}", e.manager);
     if let Some(sub) = &e.subresource {
         s = format!("{s} with subresource {sub:?}");
@@ -370,7 +186,7 @@ fn print_manager(e: &ManagedEntry) -> String {
     s
 }
 
-fn conflict_error(conflicts: &[(String, FieldPath)]) -> ApiError {
+pub(crate) fn conflict_error(conflicts: &[(String, FieldPath)]) -> ApiError {
     let causes: Vec<Cause> = conflicts
         .iter()
         .map(|(m, p)| Cause {
@@ -407,6 +223,8 @@ fn conflict_error(conflicts: &[(String, FieldPath)]) -> ApiError {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn apply(

@@ -1,0 +1,224 @@
+//! The simulated Gitea's state: users, repositories, deploy keys and faults, and the
+//! handle that starts and drives it.
+
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use tokio::sync::oneshot;
+
+use super::routes::routes;
+use crate::issuer::Issuer;
+use crate::lock;
+
+/// Gitea's largest page (MAX_RESPONSE_ITEMS).
+pub(super) const MAX_LIMIT: usize = 50;
+/// Gitea's default page size.
+pub(super) const DEFAULT_LIMIT: usize = 30;
+
+/// Errors of the simulated Gitea.
+#[derive(Debug, thiserror::Error)]
+pub enum SimGiteaError {
+    /// The listener could not be bound on 127.0.0.1.
+    #[error("failed to listen on 127.0.0.1")]
+    Bind(#[source] std::io::Error),
+}
+
+/// A repository in the simulated Gitea.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimRepo {
+    /// Owner login.
+    pub owner: String,
+    /// Name.
+    pub name: String,
+    /// Private repositories are visible only to the owner and collaborators.
+    pub private: bool,
+    /// Users with push access.
+    pub collaborators: Vec<String>,
+}
+
+impl SimRepo {
+    /// A repository owned by `owner`.
+    pub fn new(owner: &str, name: &str, private: bool) -> Self {
+        Self {
+            owner: owner.to_owned(),
+            name: name.to_owned(),
+            private,
+            collaborators: Vec::new(),
+        }
+    }
+
+    /// Adds collaborators (push and pull).
+    pub fn with_collaborators(mut self, users: &[&str]) -> Self {
+        self.collaborators = users.iter().map(|u| (*u).to_owned()).collect();
+        self
+    }
+}
+
+/// The demo's users: two developers and an admin.
+pub const USERS: [&str; 3] = ["alice", "bob", "admin"];
+
+/// The site admin whose access token the service holds (GITEA_TOKEN).
+pub const SERVICE_USER: &str = "gitea-admin";
+
+/// GITEA_TOKEN of the simulated Gitea: an access token of [`SERVICE_USER`], a site admin.
+pub const SERVICE_TOKEN: &str = "sim-gitea-service-token";
+
+/// The personal access token of `user` (no site admin) in the simulated Gitea.
+pub fn personal_token(user: &str) -> String {
+    format!("sim-gitea-pat-{user}")
+}
+
+/// The demo's repositories.
+pub fn default_repos() -> Vec<SimRepo> {
+    vec![
+        SimRepo::new("devteam", "backend-api", true).with_collaborators(&["alice", "bob"]),
+        SimRepo::new("devteam", "docs", false),
+        SimRepo::new("alice", "notes", true),
+        SimRepo::new("alice", "dotfiles", false),
+        SimRepo::new("bob", "secret-project", true),
+        SimRepo::new("admin", "test", false),
+    ]
+}
+
+/// A failure the simulated Gitea can be told to show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GiteaFault {
+    /// Answer normally.
+    None,
+    /// Answer every request with 503 (Gitea down behind its proxy).
+    Unavailable,
+    /// Answer every request with 500.
+    InternalError,
+    /// Answer the next `n` requests with 500, then normally.
+    FailNext(u32),
+}
+
+/// A deploy key as the simulated Gitea stores it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimDeployKey {
+    /// Gitea's id.
+    pub id: u64,
+    /// `owner/name` of the repository.
+    pub repo: String,
+    /// Title.
+    pub title: String,
+    /// The public key line as given.
+    pub key: String,
+    /// Read-only.
+    pub read_only: bool,
+}
+
+pub(super) struct State {
+    pub(super) issuer: Arc<Issuer>,
+    pub(super) keys: Mutex<Vec<SimDeployKey>>,
+    pub(super) next_key: AtomicUsize,
+    pub(super) repos: Mutex<Vec<SimRepo>>,
+    /// Known users (lowercase logins): the demo's, repository owners and collaborators,
+    /// and those added.
+    pub(super) users: Mutex<Vec<String>>,
+    pub(super) fault: Mutex<GiteaFault>,
+    pub(super) requests: AtomicUsize,
+    pub(super) base_url: String,
+}
+
+/// A running simulated Gitea; the server stops when this is dropped.
+pub struct SimGitea {
+    addr: SocketAddr,
+    state: Arc<State>,
+    _shutdown: oneshot::Sender<()>,
+}
+
+impl SimGitea {
+    /// Starts with [`default_repos`], trusting tokens from `issuer`.
+    pub async fn start(issuer: Arc<Issuer>) -> Result<Self, SimGiteaError> {
+        Self::start_with(issuer, default_repos()).await
+    }
+
+    /// Starts with `repos`, trusting tokens from `issuer`.
+    pub async fn start_with(
+        issuer: Arc<Issuer>,
+        repos: Vec<SimRepo>,
+    ) -> Result<Self, SimGiteaError> {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .map_err(SimGiteaError::Bind)?;
+        let addr = listener.local_addr().map_err(SimGiteaError::Bind)?;
+        let mut users: Vec<String> = USERS.iter().map(|u| (*u).to_owned()).collect();
+        users.push(SERVICE_USER.to_owned());
+        for repo in &repos {
+            users.push(repo.owner.clone());
+            users.extend(repo.collaborators.iter().cloned());
+        }
+        let state = Arc::new(State {
+            issuer,
+            keys: Mutex::new(Vec::new()),
+            next_key: AtomicUsize::new(1),
+            users: Mutex::new(users),
+            repos: Mutex::new(repos),
+            fault: Mutex::new(GiteaFault::None),
+            requests: AtomicUsize::new(0),
+            base_url: format!("http://{addr}"),
+        });
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let server = warp::serve(routes(state.clone()))
+            .incoming(listener)
+            .graceful(async {
+                let _dropped = stopped.await;
+            });
+        tokio::spawn(server.run());
+        Ok(Self {
+            addr,
+            state,
+            _shutdown: shutdown,
+        })
+    }
+
+    /// The base URL (GITEA_SERVICE_URL).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Makes the server fail as `fault` says.
+    pub fn set_fault(&self, fault: GiteaFault) {
+        *lock(&self.state.fault) = fault;
+    }
+
+    /// Adds a repository (its owner and collaborators become known users).
+    pub fn add_repo(&self, repo: SimRepo) {
+        {
+            let mut users = lock(&self.state.users);
+            users.push(repo.owner.clone());
+            users.extend(repo.collaborators.iter().cloned());
+        }
+        lock(&self.state.repos).push(repo);
+    }
+
+    /// Adds a user (as signing in through the identity provider for the first time does).
+    pub fn add_user(&self, login: &str) {
+        lock(&self.state.users).push(login.to_owned());
+    }
+
+    /// Removes `user` from the collaborators of `owner/name` (access revoked).
+    pub fn remove_collaborator(&self, owner: &str, name: &str, user: &str) {
+        for repo in lock(&self.state.repos).iter_mut() {
+            if repo.owner == owner && repo.name == name {
+                repo.collaborators.retain(|c| c != user);
+            }
+        }
+    }
+
+    /// Every deploy key, of every repository.
+    pub fn deploy_keys(&self) -> Vec<SimDeployKey> {
+        lock(&self.state.keys).clone()
+    }
+
+    /// How many requests were received, faulty answers included.
+    pub fn requests(&self) -> usize {
+        self.state.requests.load(Ordering::SeqCst)
+    }
+}
