@@ -6,33 +6,30 @@
 use std::{
     path::Path,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use kube::Client;
 use warp::{Filter, filters::BoxedFilter, reply::Response};
 
 use crate::{
-    activity::{Culler, IdleArgs, IdlePolicy},
+    activity::{CullError, Culler, IdleSettings},
     auth::{AuthError, AuthSettings, Authenticator},
-    capacity::{Capacity, CapacityArgs, CapacityGauges},
-    config::{InstanceSettings, ServeArgs},
+    capacity::{Capacity, CapacityGauges, CapacitySettings},
+    config::{InstanceSettings, ServeArgs, SettingsError},
+    errors::error_chain,
     gitea::{GiteaClient, GiteaError, GiteaSettings},
-    graphql::{self, Services, error_chain, record_stats},
-    http::{self, ApiSettings, App, HttpError, ReadyCheck, ServerLimits},
+    graphql::{self, Services, record_stats},
+    http::{self, ApiSettings, App, HttpError, ServerLimits},
     metrics::{KubeCounter, Metrics, MetricsError},
+    ready::{Degraded, ready_check},
     reconcile::{self, Kinds, Reconciler, Timeouts},
     reload::{self, ReloadError},
-    render::{self, ActiveTemplates},
+    render,
 };
 
 /// How often the instance and storage gauges are refreshed from the cluster.
 pub const STATS_INTERVAL: Duration = Duration::from_secs(30);
-/// How long a readiness answer is reused (probes and `health` stay cheap under load).
-const READY_CACHE: Duration = Duration::from_secs(2);
-/// How long the readiness probe waits for the Kubernetes API.
-const READY_TIMEOUT: Duration = Duration::from_secs(3);
-
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -73,14 +70,11 @@ pub enum ServeError {
     Http(#[from] HttpError),
     /// Settings that parse but cannot work together.
     #[error(transparent)]
-    Settings(#[from] crate::config::SettingsError),
+    Settings(#[from] SettingsError),
     /// The idle culler could not be built.
     #[error("failed to set up idle culling")]
-    Culler(#[source] crate::activity::CullError),
+    Culler(#[source] CullError),
 }
-
-/// What `/ready` lists under `degraded`, computed when asked.
-pub type Degraded = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
 
 /// The `degraded` list: what the cluster lacks (`cluster`, fixed at start) and, for the
 /// active template set, workspaces published without a per-instance access policy
@@ -188,43 +182,6 @@ pub fn assemble(parts: Parts) -> Result<Routes, ServeError> {
     })
 }
 
-/// A readiness answer and when it was given.
-type ReadyAnswer = (Instant, Result<(), String>);
-
-/// Ready when the Kubernetes API answers and a template set is loaded; answers are reused
-/// for a moment so that probes and `health` never pile up on the API server.
-pub fn ready_check(client: Client, templates: Arc<ActiveTemplates>) -> ReadyCheck {
-    let last: Arc<Mutex<Option<ReadyAnswer>>> = Arc::default();
-    Arc::new(move || {
-        let client = client.clone();
-        let templates = templates.clone();
-        let last = last.clone();
-        Box::pin(async move {
-            let cached = last
-                .lock()
-                .ok()
-                .and_then(|slot| slot.clone())
-                .filter(|(at, _)| at.elapsed() < READY_CACHE);
-            if let Some((_, answer)) = cached {
-                return answer;
-            }
-            let answer = if templates.get().object_templates().is_empty() {
-                Err("no templates are loaded".to_owned())
-            } else {
-                match tokio::time::timeout(READY_TIMEOUT, client.apiserver_version()).await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err(error)) => Err(format!("the Kubernetes API failed: {error}")),
-                    Err(_) => Err("the Kubernetes API did not answer in time".to_owned()),
-                }
-            };
-            if let Ok(mut slot) = last.lock() {
-                *slot = Some((Instant::now(), answer.clone()));
-            }
-            answer
-        })
-    })
-}
-
 /// Refreshes `codeserver_instances_total` and `codeserver_storage_used_bytes` every
 /// `interval`, until the task is dropped.
 pub async fn refresh_stats(reconciler: Arc<Reconciler>, metrics: Metrics, interval: Duration) {
@@ -328,15 +285,15 @@ fn socket_addr(host: &std::net::IpAddr, port: u16) -> String {
 }
 
 /// `reconciler` with the idle policy and the capacity limits of `idle` and `capacity`,
-/// reporting to `metrics` (the same for `serve` and `demo`).
-pub fn limited(
+/// reporting to `metrics`.
+fn limited(
     reconciler: Reconciler,
-    idle: &IdleArgs,
-    capacity: &CapacityArgs,
+    idle: &IdleSettings,
+    capacity: &CapacitySettings,
     metrics: &Metrics,
 ) -> Reconciler {
     reconciler
-        .with_idle_policy(IdlePolicy::from_args(idle))
+        .with_idle_policy(idle.policy)
         .with_capacity(Capacity::new(
             capacity,
             Some(CapacityGauges {
@@ -362,9 +319,9 @@ pub struct Service {
     /// The API's limits and switches.
     pub api: ApiSettings,
     /// Idle culling.
-    pub idle: IdleArgs,
+    pub idle: IdleSettings,
     /// Capacity limits.
-    pub capacity: CapacityArgs,
+    pub capacity: CapacitySettings,
     /// `host:port` of the API.
     pub api_addr: String,
     /// `host:port` of `/metrics`.
@@ -487,11 +444,11 @@ pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
             unschedulable: Duration::from_secs(args.unschedulable_timeout),
             ..Timeouts::default()
         },
-        auth: AuthSettings::from_args(args),
-        gitea: GiteaSettings::from_args(args).map_err(ServeError::Gitea)?,
+        auth: args.auth_settings(),
+        gitea: args.gitea_settings().map_err(ServeError::Gitea)?,
         api: args.api_settings(),
-        idle: args.idle.clone(),
-        capacity: args.capacity.clone(),
+        idle: args.idle.settings(),
+        capacity: args.capacity.settings(),
         api_addr: socket_addr(&args.api.bind_address, args.port),
         metrics_addr: socket_addr(&args.api.metrics_bind_address, args.metrics_port),
         grace: Duration::from_secs(args.shutdown_timeout),

@@ -4,7 +4,10 @@
 
 use serde::Deserialize;
 
-use super::{ApiRepository, Caller, GiteaClient, GiteaError, MAX_PAGES, PAGE_LIMIT, Repository};
+use super::{
+    ApiRepository, Caller, GiteaClient, GiteaError, Repository,
+    repos::{MAX_PAGES, PAGE_LIMIT},
+};
 
 /// The most pages a caller may ask for (Gitea's own limit is its page size times this).
 pub const MAX_PAGE: usize = MAX_PAGES;

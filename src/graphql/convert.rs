@@ -3,9 +3,10 @@
 
 use super::{
     ApiError, CodeServerInstance, InstanceStats, InstanceStatus, PlanAction, PlanResult, PlanStep,
-    ProvisionResult, WorkspaceRepository, error_chain, redact,
+    ProvisionResult, WorkspaceRepository, redact,
 };
 use crate::{
+    errors::error_chain,
     auth::Identity,
     instance::{self, Instance},
     metrics::Metrics,
