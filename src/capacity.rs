@@ -25,9 +25,9 @@ use tokio::{
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CapacitySettings {
     /// Most instances running at once; 0: no limit.
-    pub max_running_instances: usize,
+    pub max_running_instances: u64,
     /// Most starts in progress at once; more wait in arrival order.
-    pub max_concurrent_starts: usize,
+    pub max_concurrent_starts: u64,
     /// Mutations one user may make per minute; 0: no limit.
     pub mutations_per_minute: u64,
 }
@@ -85,15 +85,15 @@ pub struct Turn {
 impl Capacity {
     /// Limits from `settings`, reported on `gauges`.
     pub fn new(settings: &CapacitySettings, gauges: Option<CapacityGauges>) -> Self {
-        let starts = settings
-            .max_concurrent_starts
+        let starts = usize::try_from(settings.max_concurrent_starts)
+            .unwrap_or(1)
             .clamp(1, Semaphore::MAX_PERMITS);
         if let Some(g) = &gauges {
             g.limit
                 .set(i64::try_from(settings.max_running_instances).unwrap_or(i64::MAX));
         }
         Self {
-            max_running: settings.max_running_instances,
+            max_running: usize::try_from(settings.max_running_instances).unwrap_or(usize::MAX),
             starts: Arc::new(Semaphore::new(starts)),
             admission: Mutex::new(()),
             waiting: AtomicUsize::new(0),

@@ -439,11 +439,7 @@ pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
     let service = Service {
         kube: kube_config(args.kubeconfig.as_deref()).await?,
         instance: args.instance.clone(),
-        timeouts: Timeouts {
-            ready: args.ready_timeout(),
-            unschedulable: Duration::from_secs(args.unschedulable_timeout),
-            ..Timeouts::default()
-        },
+        timeouts: args.timeouts(),
         auth: args.auth_settings(),
         gitea: args.gitea_settings().map_err(ServeError::Gitea)?,
         api: args.api_settings(),

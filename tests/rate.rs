@@ -8,7 +8,7 @@ mod serving;
 use std::{sync::Arc, time::Duration};
 
 use codeserver_service::{
-    capacity::{Capacity, CapacityArgs},
+    capacity::{Capacity, CapacitySettings},
     config::InstanceSettings,
     metrics::Metrics,
     reconcile::{Kinds, Reconciler, Timeouts},
@@ -42,9 +42,9 @@ async fn mutations_beyond_the_rate_are_refused_without_running() {
             },
         )
         .with_capacity(Capacity::new(
-            &CapacityArgs {
+            &CapacitySettings {
                 mutations_per_minute: 2,
-                ..CapacityArgs::default()
+                ..CapacitySettings::default()
             },
             None,
         )),

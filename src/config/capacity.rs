@@ -31,9 +31,8 @@ impl CapacityArgs {
     /// The limits' settings.
     pub fn settings(&self) -> CapacitySettings {
         CapacitySettings {
-            max_running_instances: usize::try_from(self.max_running_instances)
-                .unwrap_or(usize::MAX),
-            max_concurrent_starts: usize::try_from(self.max_concurrent_starts).unwrap_or(1),
+            max_running_instances: self.max_running_instances,
+            max_concurrent_starts: self.max_concurrent_starts,
             mutations_per_minute: self.mutations_per_minute,
         }
     }

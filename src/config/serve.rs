@@ -152,16 +152,11 @@ impl ServeArgs {
     /// Refuses settings that parse but cannot work: a short JWT_SECRET (never shown), a
     /// REQUEST_TIMEOUT not above CODESERVER_TIMEOUT.
     pub fn check(&self) -> Result<(), SettingsError> {
-        // NB: an empty JWT_SECRET means unset, as in `auth_settings`.
-        if let Some(secret) = self
-            .jwt_secret
-            .as_ref()
-            .filter(|s| !s.expose().trim().is_empty())
+        // NB: an empty JWT_SECRET means unset (see `auth_settings`).
+        if let Some(secret) = self.auth_settings().jwt_secret
+            && secret.len() < MIN_JWT_SECRET_BYTES
         {
-            let len = secret.expose().len();
-            if len < MIN_JWT_SECRET_BYTES {
-                return Err(SettingsError::ShortJwtSecret { len });
-            }
+            return Err(SettingsError::ShortJwtSecret { len: secret.len() });
         }
         if self.api.request_timeout <= self.codeserver_timeout {
             return Err(SettingsError::RequestTimeoutTooShort {
@@ -222,16 +217,11 @@ impl ValueEnum for AuthMode {
 }
 
 impl ServeArgs {
-    /// CODESERVER_TIMEOUT as a duration.
-    pub fn ready_timeout(&self) -> Duration {
-        Duration::from_secs(self.codeserver_timeout)
-    }
-
     /// How long an instance may take to come up (CODESERVER_TIMEOUT) and stay
     /// unschedulable (UNSCHEDULABLE_TIMEOUT).
     pub fn timeouts(&self) -> Timeouts {
         Timeouts {
-            ready: self.ready_timeout(),
+            ready: Duration::from_secs(self.codeserver_timeout),
             unschedulable: Duration::from_secs(self.unschedulable_timeout),
             ..Timeouts::default()
         }
