@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 
 use async_graphql::ErrorExtensions;
 use codeserver_service::{
-    capacity::{Capacity, CapacitySettings, CapacityGauges},
+    capacity::{Capacity, CapacityGauges, CapacitySettings},
     config::InstanceSettings,
     graphql::ApiError,
     instance::InstanceStatus,

@@ -14,8 +14,11 @@ use kube::{
 use prometheus::IntCounter;
 
 use super::{
-    ANNOTATION_LAST_ACCESSED, FIELD_MANAGER, IdlePolicy, healthz, idle_stop_at, last_access,
-    recorded, should_record, started,
+    healthz,
+    policy::{
+        ANNOTATION_LAST_ACCESSED, FIELD_MANAGER, IdlePolicy, idle_stop_at, last_access, recorded,
+        should_record, started,
+    },
 };
 use crate::{
     errors::error_chain,

@@ -78,29 +78,29 @@ pub(super) async fn heartbeat(
     service: &str,
     namespace: &str,
 ) -> Result<Heartbeat, String> {
-        let url = fill(template, service, namespace);
-        let mut response = http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
-        if !response.status().is_success() {
-            return Err(format!("GET {url}: HTTP {}", response.status().as_u16()));
+    let url = fill(template, service, namespace);
+    let mut response = http
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))?;
+    if !response.status().is_success() {
+        return Err(format!("GET {url}: HTTP {}", response.status().as_u16()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("GET {url}: {e}"))?
+    {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_HEALTHZ_BYTES {
+            return Err(format!(
+                "GET {url}: answer larger than {MAX_HEALTHZ_BYTES} bytes"
+            ));
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?
-        {
-            body.extend_from_slice(&chunk);
-            if body.len() > MAX_HEALTHZ_BYTES {
-                return Err(format!(
-                    "GET {url}: answer larger than {MAX_HEALTHZ_BYTES} bytes"
-                ));
-            }
-        }
-        serde_json::from_slice(&body).map_err(|e| format!("GET {url}: not a /healthz answer: {e}"))
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("GET {url}: not a /healthz answer: {e}"))
 }
 
 #[cfg(test)]

@@ -12,11 +12,9 @@ mod culler;
 mod healthz;
 mod policy;
 
+pub(crate) use self::healthz::{DEFAULT_HEALTHZ_URL, healthz_url};
 pub use self::{
     culler::{CullError, Culler, IdleSettings, Report},
-    healthz::{DEFAULT_HEALTHZ_URL, Heartbeat, healthz_url},
-    policy::{
-        ANNOTATION_LAST_ACCESSED, FIELD_MANAGER, IdlePolicy, RECORD_EVERY, idle_stop_at,
-        last_access, recorded, should_record, started,
-    },
+    healthz::Heartbeat,
+    policy::{ANNOTATION_LAST_ACCESSED, IdlePolicy, idle_stop_at, last_access, recorded, started},
 };

@@ -123,5 +123,4 @@ mod tests {
         assert!(should_record(POLICY, Some(at(0)), Some(at(6400)), at(6400)));
         assert!(!should_record(POLICY, Some(at(10)), None, at(6400)));
     }
-
 }

@@ -151,7 +151,6 @@ mod tests {
         );
     }
 
-
     #[test]
     fn every_error_tells_the_caller_only_unauthorized() {
         assert_eq!(AuthError::Expired.caller_message(), "unauthorized");

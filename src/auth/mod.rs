@@ -13,9 +13,9 @@ mod settings;
 mod verify;
 
 pub use self::{
-    error::{AuthError, MAX_LOGGED_CHARS, UNAUTHORIZED, truncate_for_log},
-    headers::{FORWARDED_EMAIL, FORWARDED_USER},
-    identity::Identity,
-    settings::{AuthSettings, DEFAULT_JWKS_URL, MIN_JWT_SECRET_BYTES},
-    verify::Authenticator,
+    error::AuthError, identity::Identity, settings::AuthSettings, verify::Authenticator,
+};
+pub(crate) use self::{
+    error::{UNAUTHORIZED, truncate_for_log},
+    settings::{DEFAULT_JWKS_URL, MIN_JWT_SECRET_BYTES},
 };

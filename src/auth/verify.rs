@@ -262,5 +262,4 @@ mod tests {
         };
         assert!(Authenticator::new(development).is_ok());
     }
-
 }

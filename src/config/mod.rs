@@ -21,8 +21,7 @@ pub use self::{
     api::ApiArgs,
     capacity::CapacityArgs,
     commands::{
-        Cli, Command, HealthcheckArgs, OutputFormat, PlanArgs, RenderArgs, TargetArgs,
-        ValidateArgs,
+        Cli, Command, HealthcheckArgs, OutputFormat, PlanArgs, RenderArgs, TargetArgs, ValidateArgs,
     },
     idle::IdleArgs,
     instance::InstanceSettings,

@@ -1,16 +1,19 @@
 //! The `serve` command's settings, and their conversion into the settings each part of
 //! the service takes (authentication, Gitea, the API, timeouts).
 
-use std::{path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use clap::{Args, ValueEnum, builder::{BoolishValueParser, PossibleValue}};
+use clap::{
+    Args, ValueEnum,
+    builder::{BoolishValueParser, PossibleValue},
+};
 
 use super::{
     ApiArgs, CapacityArgs, IdleArgs, InstanceSettings, Secret,
     parse::{environment, http_url, log_level, secret},
 };
 use crate::{
-    auth::{AuthSettings, MIN_JWT_SECRET_BYTES},
+    auth::{AuthSettings, DEFAULT_JWKS_URL, MIN_JWT_SECRET_BYTES},
     gitea::{AuthMode, GiteaError, GiteaSettings},
     graphql::limits::QueryLimits,
     http::{ApiSettings, ServerLimits},
@@ -82,7 +85,7 @@ pub struct ServeArgs {
     pub jwt_secret: Option<Secret>,
     /// Keycloak JWKS endpoint for RS256 tokens.
     #[arg(long = "jwks-url", env = "JWKS_URL", value_name = "JWKS_URL",
-          default_value = "http://keycloak:30080/realms/devplatform/protocol/openid-connect/certs",
+          default_value = DEFAULT_JWKS_URL,
           value_parser = http_url)]
     pub jwks_url: String,
     /// Required token audience (`aud`), checked when set.
@@ -258,6 +261,16 @@ impl ServeArgs {
             service_token: self.gitea_token.clone(),
             ..GiteaSettings::new(base)
         })
+    }
+
+    /// `host:port` of the API (BIND_ADDRESS, PORT), with an IPv6 host in brackets.
+    pub fn api_addr(&self) -> String {
+        SocketAddr::new(self.api.bind_address, self.port).to_string()
+    }
+
+    /// `host:port` of `/metrics` (METRICS_BIND_ADDRESS, METRICS_PORT).
+    pub fn metrics_addr(&self) -> String {
+        SocketAddr::new(self.api.metrics_bind_address, self.metrics_port).to_string()
     }
 
     /// True when ENVIRONMENT is production.

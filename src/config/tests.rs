@@ -225,7 +225,6 @@ fn auth_settings_follow_the_configuration() {
     assert_eq!(settings.environment, "production");
 }
 
-
 #[test]
 fn the_gitea_service_url_wins_over_the_gitea_url() {
     let serve = |extra: &[&str]| {
@@ -240,7 +239,9 @@ fn the_gitea_service_url_wins_over_the_gitea_url() {
         .gitea_settings()
         .unwrap();
     assert_eq!(settings.base_url, "http://gitea-service:8081");
-    let forward = serve(&["--gitea-auth-mode", "forward"]).gitea_settings().unwrap();
+    let forward = serve(&["--gitea-auth-mode", "forward"])
+        .gitea_settings()
+        .unwrap();
     assert_eq!(forward.auth_mode, crate::gitea::AuthMode::Forward);
 }
 
@@ -267,7 +268,10 @@ fn idle_and_capacity_flags_become_their_settings() {
     let capacity = cli.serve.capacity.settings();
     assert_eq!(capacity.max_running_instances, 7);
     assert_eq!(
-        (capacity.max_concurrent_starts, capacity.mutations_per_minute),
+        (
+            capacity.max_concurrent_starts,
+            capacity.mutations_per_minute
+        ),
         (20, 30)
     );
     assert_eq!(
@@ -275,4 +279,19 @@ fn idle_and_capacity_flags_become_their_settings() {
         Duration::from_secs(300),
         "CODESERVER_TIMEOUT"
     );
+}
+
+#[test]
+fn listen_addresses_bracket_an_ipv6_host() {
+    let cli = parse(&[
+        "--gitea-url",
+        "http://g",
+        "--gitea-token",
+        "t",
+        "--bind-address",
+        "::1",
+    ])
+    .unwrap();
+    assert_eq!(cli.serve.api_addr(), "[::1]:8082");
+    assert_eq!(cli.serve.metrics_addr(), "0.0.0.0:9092");
 }

@@ -6,8 +6,8 @@ use super::{
     ProvisionResult, WorkspaceRepository, redact,
 };
 use crate::{
-    errors::error_chain,
     auth::Identity,
+    errors::error_chain,
     instance::{self, Instance},
     metrics::Metrics,
     reconcile::{self, Action, Plan, Provisioned, Stats},

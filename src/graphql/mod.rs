@@ -20,13 +20,11 @@ mod types;
 
 pub use self::{
     code::Code,
-    convert::{owner, record_stats},
     error::ApiError,
     extension::RequestMetrics,
     mutation::Mutation,
     query::Query,
-    redact::redact,
-    schema::{AppSchema, MAX_COMPLEXITY, MAX_DEPTH, Services, schema},
+    schema::{MAX_COMPLEXITY, MAX_DEPTH},
     subscription::{
         DEFAULT_MAX_SUBSCRIPTIONS_PER_CALLER, DEFAULT_SUBSCRIPTION_TIMEOUT, ProgressEvent,
         ProgressKind, Subscription, SubscriptionLimits,
@@ -36,4 +34,9 @@ pub use self::{
         InstanceStatus, PageInfo, PlanAction, PlanResult, PlanStep, ProvisionResult, RenderResult,
         Repository, TemplateRefusal, TemplateSet, WorkspaceRepository,
     },
+};
+pub(crate) use self::{
+    convert::record_stats,
+    redact::redact,
+    schema::{AppSchema, Services, schema},
 };

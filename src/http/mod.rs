@@ -21,11 +21,14 @@ mod server;
 mod settings;
 mod websocket;
 
-pub use self::{
+pub(crate) use self::{
     routes::{App, metrics_routes, routes},
-    server::{HttpError, bind, serve, serve_with, shutdown_signal},
+    server::{bind, shutdown_signal},
     settings::{
-        ApiSettings, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_REQUESTS_PER_CALLER,
-        DEFAULT_REQUEST_TIMEOUT, MAX_BODY_BYTES, ServerLimits,
+        DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_REQUESTS_PER_CALLER, DEFAULT_REQUEST_TIMEOUT,
     },
+};
+pub use self::{
+    server::{HttpError, serve, serve_with},
+    settings::{ApiSettings, ServerLimits},
 };

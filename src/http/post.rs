@@ -70,7 +70,6 @@ impl Drop for Slot<'_> {
     }
 }
 
-
 /// The body of a GraphQL request, unless the client takes longer than `timeout` to send it
 /// (its length is already limited by `Content-Length`).
 ///
@@ -166,10 +165,7 @@ async fn execute(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response 
             return api_error_reply(StatusCode::OK, ApiError::from(refusal));
         }
         if !app.settings.introspection && limits::asks_for_introspection(document) {
-            return api_error_reply(
-                StatusCode::OK,
-                ApiError::IntrospectionDisabled,
-            );
+            return api_error_reply(StatusCode::OK, ApiError::IntrospectionDisabled);
         }
     }
     if !app.settings.introspection {

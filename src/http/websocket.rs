@@ -7,10 +7,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use warp::{Reply, reply::Response};
 
 use super::{
-    post::log_unauthenticated,
-    reply::error_reply,
-    routes::Shared,
-    settings::MAX_BODY_BYTES,
+    post::log_unauthenticated, reply::error_reply, routes::Shared, settings::MAX_BODY_BYTES,
 };
 use crate::{
     auth::{Authenticator, Identity},

@@ -9,7 +9,5 @@
 mod kube_calls;
 mod registry;
 
-pub use self::{
-    kube_calls::{Counted, KubeCounter, classify},
-    registry::{ALL_USERS, Metrics, MetricsError, PROVISION_BUCKETS, REQUEST_BUCKETS},
-};
+pub(crate) use self::kube_calls::KubeCounter;
+pub use self::registry::{Metrics, MetricsError};
