@@ -32,28 +32,41 @@ impl GiteaClient {
 
     /// Every repository the caller can read, following pagination.
     pub async fn repositories(&self, caller: &Caller<'_>) -> Result<Vec<Repository>, GiteaError> {
-        let presented = self.as_caller(caller)?;
-        let mut all = Vec::new();
-        let limit = PAGE_LIMIT.to_string();
-        for page in 1..=MAX_PAGES {
+        let presented = &self.as_caller(caller)?;
+        let limit = &PAGE_LIMIT.to_string();
+        all_pages(|page| async move {
             let page_text = page.to_string();
             let url = self.api_url(
                 &["user", "repos"],
-                &[("page", &page_text), ("limit", &limit)],
+                &[("page", &page_text), ("limit", limit)],
             );
-            let result = self.get_json::<Vec<ApiRepository>>(&presented, url).await;
+            let result = self.get_json::<Vec<ApiRepository>>(presented, url).await;
             self.count(&result);
-            let batch = result?;
-            let last = batch.len() < PAGE_LIMIT;
-            all.extend(batch.into_iter().map(Repository::from));
-            if last {
-                return Ok(all);
-            }
-        }
-        tracing::warn!(
-            pages = MAX_PAGES,
-            "stopped listing gitea repositories at the page cap"
-        );
-        Ok(all)
+            Ok(result?.into_iter().map(Repository::from).collect())
+        })
+        .await
     }
+}
+
+/// Pages 1, 2, ... of [`PAGE_LIMIT`] repositories read with `page`, until one comes back
+/// short; at most [`MAX_PAGES`] pages.
+pub(super) async fn all_pages<F, Fut>(mut page: F) -> Result<Vec<Repository>, GiteaError>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = Result<Vec<Repository>, GiteaError>>,
+{
+    let mut all = Vec::new();
+    for n in 1..=MAX_PAGES {
+        let batch = page(n).await?;
+        let last = batch.len() < PAGE_LIMIT;
+        all.extend(batch);
+        if last {
+            return Ok(all);
+        }
+    }
+    tracing::warn!(
+        pages = MAX_PAGES,
+        "stopped listing gitea repositories at the page cap"
+    );
+    Ok(all)
 }
