@@ -5,6 +5,7 @@ use warp::{Reply, reply::Response};
 
 use crate::graphql::{ApiError, Code};
 
+/// `{"status": text}` with `status` (`/health`, a disabled GraphiQL).
 pub(super) fn status_reply(status: StatusCode, text: &str) -> Response {
     warp::reply::with_status(
         warp::reply::json(&serde_json::json!({ "status": text })),
@@ -13,10 +14,12 @@ pub(super) fn status_reply(status: StatusCode, text: &str) -> Response {
     .into_response()
 }
 
+/// A GraphQL error answer for `error`, with its message and code.
 pub(super) fn api_error_reply(status: StatusCode, error: ApiError) -> Response {
     code_reply(status, error.message(), error.code())
 }
 
+/// A GraphQL error answer with `message` and `code`, never cached.
 pub(super) fn code_reply(status: StatusCode, message: &str, code: Code) -> Response {
     let body = serde_json::json!({
         "errors": [{"message": message, "extensions": {"code": code.as_str()}}]
@@ -28,6 +31,7 @@ pub(super) fn code_reply(status: StatusCode, message: &str, code: Code) -> Respo
     response
 }
 
+/// A GraphQL error answer for a request that could not be read (`BAD_USER_INPUT`).
 pub(super) fn error_reply(status: StatusCode, message: &str) -> Response {
     let body = serde_json::json!({
         "errors": [{"message": message, "extensions": {"code": "BAD_USER_INPUT"}}]
