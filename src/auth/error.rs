@@ -103,7 +103,7 @@ pub enum AuthError {
     /// Unverified decoding was requested in production.
     #[error("insecure token decoding is refused when ENVIRONMENT is production")]
     InsecureDecodeInProduction,
-    /// JWT_SECRET is shorter than [`MIN_JWT_SECRET_BYTES`].
+    /// JWT_SECRET is shorter than `MIN_JWT_SECRET_BYTES`.
     #[error(
         "JWT_SECRET is {len} bytes long; at least {} bytes are required",
         MIN_JWT_SECRET_BYTES

@@ -3,7 +3,7 @@
 //!
 //! The raw token is kept in the [`Identity`] because the same token is forwarded to Gitea;
 //! it never reaches a log (`Debug` redacts it). Every failure is a typed [`AuthError`] for
-//! the log; callers only ever see [`UNAUTHORIZED`].
+//! the log; callers only ever see `UNAUTHORIZED`.
 
 mod error;
 mod headers;

@@ -111,7 +111,7 @@ impl ApiError {
     }
 
     /// This error with `reason` for the caller; URLs in it are redacted and it is cut to
-    /// [`MAX_REASON_LEN`](super::redact::MAX_REASON_LEN) bytes.
+    /// `MAX_REASON_LEN` bytes.
     pub fn with_reason(self, reason: &str) -> Self {
         let error = match self {
             Self::WithReason(error, _) => *error,

@@ -4,7 +4,7 @@
 //! request latency per GraphQL operation and call counts for Kubernetes, Gitea and template
 //! reloads. Label values must come from small, fixed sets (status names, verbs, results):
 //! never a client-supplied string and never a user's name. The spec's storage gauge keeps its
-//! `user` label, with the one value [`ALL_USERS`]: the total over every workspace.
+//! `user` label, with the one value `ALL_USERS`: the total over every workspace.
 
 mod kube_calls;
 mod registry;

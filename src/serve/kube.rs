@@ -41,7 +41,7 @@ pub async fn kube_client(kubeconfig: Option<&Path>) -> Result<Client, ServeError
 }
 
 /// A Kubernetes client for `config` whose calls are counted in
-/// `codeserver_kube_requests_total`; like [`kube_config`]'s, it leaves retries to the
+/// `codeserver_kube_requests_total`; like `kube_config`'s, it leaves retries to the
 /// reconciler.
 pub fn counted_client(mut config: kube::Config, metrics: &Metrics) -> Result<Client, ServeError> {
     crate::install_crypto();

@@ -1,4 +1,4 @@
-//! The `serve` command: configuration in, a running service out. [`start`] builds a
+//! The `serve` command: configuration in, a running service out. [`start`](fn@start) builds a
 //! service from its [`Service`] settings (the `serve` command and the demo both go through
 //! it): the Kubernetes client, the validated templates with live reload, the reconciler and
 //! the routes ([`assemble`]); [`Started::run`] serves both listeners until SIGTERM.
