@@ -15,37 +15,25 @@ use std::{
     },
 };
 
-use clap::Args;
 use prometheus::IntGauge;
 use tokio::{
     sync::{Mutex, MutexGuard, OwnedSemaphorePermit, Semaphore},
     time::Instant,
 };
 
-/// Capacity settings (`serve`).
-#[derive(Args, Debug, Clone)]
-pub struct CapacityArgs {
-    /// Most instances running at once; provisioning or starting one more answers
-    /// `capacity reached` (CAPACITY_REACHED). 0: no limit.
-    #[arg(long = "max-running-instances", env = "MAX_RUNNING_INSTANCES",
-          value_name = "MAX_RUNNING_INSTANCES", default_value_t = 0,
-          value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+/// The capacity limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapacitySettings {
+    /// Most instances running at once; 0: no limit.
     pub max_running_instances: u64,
-    /// Most starts (provision or start until ready) in progress at once; more wait in
-    /// arrival order.
-    #[arg(long = "max-concurrent-starts", env = "MAX_CONCURRENT_STARTS",
-          value_name = "MAX_CONCURRENT_STARTS", default_value_t = 20,
-          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    /// Most starts in progress at once; more wait in arrival order.
     pub max_concurrent_starts: u64,
-    /// Mutations one user may make per minute (a burst of that many, refilled evenly);
-    /// more are answered `RATE_LIMITED`. 0: no limit.
-    #[arg(long = "mutations-per-minute", env = "MUTATIONS_PER_MINUTE",
-          value_name = "MUTATIONS_PER_MINUTE", default_value_t = 30,
-          value_parser = clap::value_parser!(u64).range(0..=100_000))]
+    /// Mutations one user may make per minute; 0: no limit.
     pub mutations_per_minute: u64,
 }
 
-impl Default for CapacityArgs {
+impl Default for CapacitySettings {
+    /// MAX_RUNNING_INSTANCES, MAX_CONCURRENT_STARTS and MUTATIONS_PER_MINUTE's defaults.
     fn default() -> Self {
         Self {
             max_running_instances: 0,
@@ -79,9 +67,9 @@ impl Default for Capacity {
     /// No limits: no running limit, no mutation rate limit, 20 concurrent starts.
     fn default() -> Self {
         Self::new(
-            &CapacityArgs {
+            &CapacitySettings {
                 mutations_per_minute: 0,
-                ..CapacityArgs::default()
+                ..CapacitySettings::default()
             },
             None,
         )
@@ -95,22 +83,22 @@ pub struct Turn {
 }
 
 impl Capacity {
-    /// Limits from `args`, reported on `gauges`.
-    pub fn new(args: &CapacityArgs, gauges: Option<CapacityGauges>) -> Self {
-        let starts = usize::try_from(args.max_concurrent_starts)
+    /// Limits from `settings`, reported on `gauges`.
+    pub fn new(settings: &CapacitySettings, gauges: Option<CapacityGauges>) -> Self {
+        let starts = usize::try_from(settings.max_concurrent_starts)
             .unwrap_or(1)
             .clamp(1, Semaphore::MAX_PERMITS);
         if let Some(g) = &gauges {
             g.limit
-                .set(i64::try_from(args.max_running_instances).unwrap_or(i64::MAX));
+                .set(i64::try_from(settings.max_running_instances).unwrap_or(i64::MAX));
         }
         Self {
-            max_running: usize::try_from(args.max_running_instances).unwrap_or(usize::MAX),
+            max_running: usize::try_from(settings.max_running_instances).unwrap_or(usize::MAX),
             starts: Arc::new(Semaphore::new(starts)),
             admission: Mutex::new(()),
             waiting: AtomicUsize::new(0),
             gauges,
-            mutations: Arc::new(RateLimit::per_minute(args.mutations_per_minute)),
+            mutations: Arc::new(RateLimit::per_minute(settings.mutations_per_minute)),
         }
     }
 

@@ -63,11 +63,6 @@ impl LeaseLock {
         }
     }
 
-    /// This replica's identity (the Lease's `holderIdentity` while it leads).
-    pub fn identity(&self) -> &str {
-        &self.identity
-    }
-
     fn error(&self, what: &'static str, source: kube::Error) -> LeaseError {
         LeaseError {
             what,

@@ -137,7 +137,7 @@ pub fn run_to_exit<E: std::error::Error>(
     match runtime.block_on(task) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            let error = crate::graphql::error_chain(&e);
+            let error = crate::errors::error_chain(&e);
             if log_level.is_some() {
                 tracing::error!(%error, "stopped");
             }

@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 
 use async_graphql::ErrorExtensions;
 use codeserver_service::{
-    capacity::{Capacity, CapacityArgs, CapacityGauges},
+    capacity::{Capacity, CapacityGauges, CapacitySettings},
     config::InstanceSettings,
     graphql::ApiError,
     instance::InstanceStatus,
@@ -38,7 +38,7 @@ async fn env(max_running: u64) -> (Sim, Arc<Reconciler>) {
             },
         )
         .with_capacity(Capacity::new(
-            &CapacityArgs {
+            &CapacitySettings {
                 max_running_instances: max_running,
                 max_concurrent_starts: 20,
                 mutations_per_minute: 0,
@@ -129,7 +129,7 @@ async fn starts_beyond_the_limit_wait_their_turn_in_order() {
         queue: IntGauge::new("queue", "queue").unwrap(),
     };
     let capacity = Arc::new(Capacity::new(
-        &CapacityArgs {
+        &CapacitySettings {
             max_running_instances: 5,
             max_concurrent_starts: 1,
             mutations_per_minute: 0,

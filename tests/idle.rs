@@ -10,7 +10,7 @@ mod world;
 use std::{sync::Arc, time::Duration};
 
 use codeserver_service::{
-    activity::{ANNOTATION_LAST_ACCESSED, Culler, IdleArgs, IdlePolicy, Report},
+    activity::{ANNOTATION_LAST_ACCESSED, Culler, IdlePolicy, IdleSettings, Report},
     instance::InstanceStatus,
     metrics::Metrics,
     reconcile::{Reconciler, Timeouts},
@@ -33,14 +33,16 @@ struct Env {
     metrics: Metrics,
 }
 
-fn args(healthz_url: String, pod_name: &str, warning: u64) -> IdleArgs {
-    IdleArgs {
-        idle_check_interval: INTERVAL,
-        idle_timeout: TIMEOUT,
-        idle_warning: warning,
-        idle_check_concurrency: 4,
+fn args(healthz_url: String, pod_name: &str, warning: u64) -> IdleSettings {
+    IdleSettings {
+        check_interval: Duration::from_secs(INTERVAL),
+        policy: IdlePolicy {
+            timeout: Duration::from_secs(TIMEOUT),
+            warning: Duration::from_secs(warning),
+        },
+        check_concurrency: 4,
         healthz_url,
-        idle_lease_name: "codeserver-service-idle-culler".to_owned(),
+        lease_name: "codeserver-service-idle-culler".to_owned(),
         pod_name: Some(pod_name.to_owned()),
     }
 }

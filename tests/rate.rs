@@ -5,7 +5,7 @@
 #[path = "support/world.rs"]
 mod world;
 
-use codeserver_service::capacity::{Capacity, CapacityArgs};
+use codeserver_service::capacity::{Capacity, CapacitySettings};
 use serde_json::json;
 use world::World;
 
@@ -14,9 +14,9 @@ async fn mutations_beyond_the_rate_are_refused_without_running() {
     let w = World::builder()
         .reconciler(|r| {
             r.capacity(Capacity::new(
-                &CapacityArgs {
+                &CapacitySettings {
                     mutations_per_minute: 2,
-                    ..CapacityArgs::default()
+                    ..CapacitySettings::default()
                 },
                 None,
             ))

@@ -10,7 +10,7 @@ mod world;
 use std::{sync::Arc, time::Duration};
 
 use codeserver_service::{
-    activity::{Culler, IdleArgs},
+    activity::{Culler, IdlePolicy, IdleSettings},
     gitea::{GiteaClient, GiteaSettings},
     reconcile::{Kinds, Timeouts},
     values::{Owner, Repo},
@@ -108,13 +108,15 @@ async fn the_role_grants_exactly_what_the_service_uses() {
         .expect("code-server endpoints start");
     let culler = Culler::new(
         reconciler.clone(),
-        &IdleArgs {
-            idle_check_interval: 60,
-            idle_timeout: 600,
-            idle_warning: 60,
-            idle_check_concurrency: 2,
+        &IdleSettings {
+            check_interval: Duration::from_secs(60),
+            policy: IdlePolicy {
+                timeout: Duration::from_secs(600),
+                warning: Duration::from_secs(60),
+            },
+            check_concurrency: 2,
             healthz_url: code_servers.url_template(),
-            idle_lease_name: "codeserver-service-idle-culler".to_owned(),
+            lease_name: "codeserver-service-idle-culler".to_owned(),
             pod_name: Some("codeserver-service-0".to_owned()),
         },
         None,

@@ -3,7 +3,12 @@
 
 use http::{HeaderMap, header::AUTHORIZATION};
 
-use super::{AuthError, FORWARDED_EMAIL, FORWARDED_USER, Identity};
+use super::{AuthError, Identity};
+
+/// The header Istio sets to the authenticated user.
+pub const FORWARDED_USER: &str = "x-forwarded-user";
+/// The header Istio sets to the authenticated user's email.
+pub const FORWARDED_EMAIL: &str = "x-forwarded-email";
 
 /// The longest bearer token accepted; Keycloak tokens are a few kB.
 const MAX_TOKEN_BYTES: usize = 16 * 1024;

@@ -4,7 +4,10 @@
 
 use serde::Deserialize;
 
-use super::{ApiRepository, Caller, GiteaClient, GiteaError, MAX_PAGES, PAGE_LIMIT, Repository};
+use super::{
+    ApiRepository, Caller, GiteaClient, GiteaError, Repository,
+    repos::{MAX_PAGES, PAGE_LIMIT, all_pages},
+};
 
 /// The most pages a caller may ask for (Gitea's own limit is its page size times this).
 pub const MAX_PAGE: usize = MAX_PAGES;
@@ -46,19 +49,6 @@ impl GiteaClient {
     /// Every repository the caller can read, public ones included, following pages up
     /// to [`MAX_PAGE`] pages.
     pub async fn provisionable(&self, caller: &Caller<'_>) -> Result<Vec<Repository>, GiteaError> {
-        let mut all = Vec::new();
-        for page in 1..=MAX_PAGE {
-            let batch = self.provisionable_page(caller, page, PAGE_LIMIT).await?;
-            let last = batch.len() < PAGE_LIMIT;
-            all.extend(batch);
-            if last {
-                return Ok(all);
-            }
-        }
-        tracing::warn!(
-            pages = MAX_PAGE,
-            "stopped listing gitea repositories at the page cap"
-        );
-        Ok(all)
+        all_pages(|page| self.provisionable_page(caller, page, PAGE_LIMIT)).await
     }
 }

@@ -3,10 +3,11 @@
 
 use super::{
     ApiError, CodeServerInstance, InstanceStats, InstanceStatus, PlanAction, PlanResult, PlanStep,
-    ProvisionResult, WorkspaceRepository, error_chain, redact,
+    ProvisionResult, WorkspaceRepository, redact,
 };
 use crate::{
     auth::Identity,
+    errors::error_chain,
     instance::Instance,
     metrics::Metrics,
     reconcile::{self, Action, Plan, Provisioned, Stats},

@@ -9,78 +9,8 @@
 
 use async_graphql::ErrorExtensions;
 
-use crate::{auth::UNAUTHORIZED, gitea::GiteaError, naming::NamingError};
-
-/// `extensions.code` of an error answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Code {
-    /// No valid credentials.
-    Unauthenticated,
-    /// Authenticated, but not allowed.
-    Forbidden,
-    /// No such instance (or not the caller's).
-    NotFound,
-    /// An argument is invalid; nothing was called.
-    BadUserInput,
-    /// The instance is in the wrong state for the operation (stopped, not ready yet).
-    FailedPrecondition,
-    /// The instance is being deleted; nothing can be done with it until it is gone.
-    InstanceBeingDeleted,
-    /// The service or a system behind it failed.
-    Internal,
-    // Request cost limits: the request was refused before any work was done.
-    /// The query expands to more than the size limit (fragments counted expanded).
-    QueryTooComplex,
-    /// An operation has more root fields (aliases included) than allowed.
-    TooManyRootFields,
-    /// The request holds more mutations than allowed.
-    TooManyMutations,
-    /// The caller already has as many requests in flight as allowed.
-    TooManyRequests,
-    /// The request did not finish within the request timeout.
-    Timeout,
-    /// Introspection is turned off (production, unless GRAPHQL_INTROSPECTION is set).
-    IntrospectionDisabled,
-    /// The instance's names are held by another owner's objects; nothing was changed.
-    InstanceNameTaken,
-    /// Another sync of the instance is running; nothing was started.
-    SyncInProgress,
-    /// The instance holds as many repositories as it may; nothing was changed.
-    RepositoryLimitExceeded,
-    /// Recorded repositories the owner may no longer read were not pulled.
-    RepositoryAccessLost,
-    /// MAX_RUNNING_INSTANCES instances already run; nothing was created.
-    CapacityReached,
-    /// The caller made more than MUTATIONS_PER_MINUTE mutations in the last minute.
-    RateLimited,
-}
-
-impl Code {
-    /// The code as it appears in the answer.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Unauthenticated => "UNAUTHENTICATED",
-            Self::Forbidden => "FORBIDDEN",
-            Self::NotFound => "NOT_FOUND",
-            Self::BadUserInput => "BAD_USER_INPUT",
-            Self::FailedPrecondition => "FAILED_PRECONDITION",
-            Self::InstanceBeingDeleted => "INSTANCE_BEING_DELETED",
-            Self::Internal => "INTERNAL",
-            Self::QueryTooComplex => "QUERY_TOO_COMPLEX",
-            Self::TooManyRootFields => "TOO_MANY_ROOT_FIELDS",
-            Self::TooManyMutations => "TOO_MANY_MUTATIONS",
-            Self::TooManyRequests => "TOO_MANY_REQUESTS",
-            Self::Timeout => "TIMEOUT",
-            Self::IntrospectionDisabled => "INTROSPECTION_DISABLED",
-            Self::InstanceNameTaken => "INSTANCE_NAME_TAKEN",
-            Self::SyncInProgress => "SYNC_IN_PROGRESS",
-            Self::RepositoryLimitExceeded => "REPOSITORY_LIMIT_EXCEEDED",
-            Self::RepositoryAccessLost => "REPOSITORY_ACCESS_LOST",
-            Self::CapacityReached => "CAPACITY_REACHED",
-            Self::RateLimited => "RATE_LIMITED",
-        }
-    }
-}
+use super::{code::Code, redact::redact};
+use crate::{auth::UNAUTHORIZED, errors::error_chain, gitea::GiteaError, naming::NamingError};
 
 /// A failed GraphQL operation as the caller sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -181,7 +111,7 @@ impl ApiError {
     }
 
     /// This error with `reason` for the caller; URLs in it are redacted and it is cut to
-    /// [`MAX_REASON_LEN`] bytes.
+    /// `MAX_REASON_LEN` bytes.
     pub fn with_reason(self, reason: &str) -> Self {
         let error = match self {
             Self::WithReason(error, _) => *error,
@@ -248,46 +178,6 @@ impl ErrorExtensions for ApiError {
     }
 }
 
-/// The longest `extensions.reason`, in bytes.
-pub const MAX_REASON_LEN: usize = 1_000;
-
-/// `text` with every URL (`scheme://...` up to the next whitespace, quote or closing bracket) replaced by
-/// `<url>`, cut to [`MAX_REASON_LEN`] bytes at a character boundary.
-///
-/// NB: reasons come from the cluster (pod statuses, Job logs); clone URLs and internal
-/// service addresses in them must not reach callers.
-pub fn redact(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(MAX_REASON_LEN));
-    let mut rest = text;
-    while let Some(at) = rest.find("://") {
-        let head = &rest[..at];
-        let scheme_start = head
-            .char_indices()
-            .rev()
-            .take_while(|(_, c)| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-            .last()
-            .map_or(at, |(i, _)| i);
-        out.push_str(&head[..scheme_start]);
-        out.push_str("<url>");
-        let tail = &rest[at + 3..];
-        let end = tail
-            .find(|c: char| {
-                c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`' | ')' | ']')
-            })
-            .unwrap_or(tail.len());
-        rest = &tail[end..];
-    }
-    out.push_str(rest);
-    if out.len() > MAX_REASON_LEN {
-        let mut cut = MAX_REASON_LEN;
-        while !out.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        out.truncate(cut);
-    }
-    out
-}
-
 impl From<ApiError> for async_graphql::Error {
     fn from(error: ApiError) -> Self {
         error.extend()
@@ -333,21 +223,10 @@ impl From<NamingError> for ApiError {
     }
 }
 
-/// An error and its sources, `: `-separated, for one log field.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graphql::redact::MAX_REASON_LEN;
 
     fn answer(error: ApiError) -> (String, String) {
         let error: async_graphql::Error = error.into();

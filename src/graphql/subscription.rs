@@ -1,5 +1,5 @@
 //! Subscriptions: an instance's live progress (`codeServerEvents`), served over the
-//! graphql-transport-ws protocol on `/graphql` (see [`crate::http`]).
+//! graphql-transport-ws protocol on `/graphql` (served by the HTTP layer).
 
 use std::{
     collections::HashMap,

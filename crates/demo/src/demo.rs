@@ -7,10 +7,9 @@ use std::{fmt::Write as _, path::PathBuf, sync::Arc, time::Duration};
 
 use clap::Args;
 use codeserver_service::{
-    activity::IdleArgs,
+    activity::IdleSettings,
     auth::AuthSettings,
-    capacity::CapacityArgs,
-    config::InstanceSettings,
+    config::{CapacityArgs, IdleArgs, InstanceSettings},
     gitea::GiteaSettings,
     http::ApiSettings,
     rate_limit::Rate,
@@ -121,11 +120,11 @@ pub async fn demo(args: &DemoArgs) -> Result<(), DemoError> {
         auth: AuthSettings::issued_by(&issuer.jwks_url(), &issuer.issuer_url(), DEFAULT_AUDIENCE),
         gitea: GiteaSettings::sudo(&gitea.url(), SERVICE_TOKEN),
         api: ApiSettings::default(),
-        idle: IdleArgs {
+        idle: IdleSettings {
             healthz_url: code_servers.url_template(),
-            ..args.idle.clone()
+            ..args.idle.settings()
         },
-        capacity: args.capacity.clone(),
+        capacity: args.capacity.settings(),
         api_addr: format!("127.0.0.1:{}", args.port),
         metrics_addr: format!("127.0.0.1:{}", args.metrics_port),
         grace: Duration::from_secs(5),

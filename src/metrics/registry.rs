@@ -1,19 +1,10 @@
-//! Prometheus metrics, owned by one [`Metrics`] value and served as text on METRICS_PORT.
-//!
-//! The first three metrics carry the spec's names, labels and buckets exactly; the others add
-//! request latency per GraphQL operation and call counts for Kubernetes, Gitea and template
-//! reloads. Label values must come from small, fixed sets (status names, verbs, results):
-//! never a client-supplied string and never a user's name. The spec's storage gauge keeps its
-//! `user` label, with the one value [`ALL_USERS`]: the total over every workspace.
-
-mod kube_calls;
+//! The service's metrics: created and registered together, updated through one cloneable
+//! [`Metrics`] value, encoded as Prometheus text.
 
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
-
-pub use self::kube_calls::{Counted, KubeCounter, classify};
 
 /// Buckets of `codeserver_provision_duration_seconds`, from the spec.
 pub const PROVISION_BUCKETS: [f64; 6] = [5.0, 10.0, 30.0, 60.0, 120.0, 300.0];

@@ -1,0 +1,293 @@
+//! The idle culler: on the Lease holder, every IDLE_CHECK_INTERVAL, each running
+//! instance's heartbeat is read, `lastAccessedAt` written where due and idle instances
+//! stopped.
+
+use std::{sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::{
+    Api,
+    api::{DeleteParams, ListParams, Patch, PatchParams, Preconditions},
+};
+use prometheus::IntCounter;
+
+use super::{
+    healthz,
+    policy::{
+        ANNOTATION_LAST_ACCESSED, FIELD_MANAGER, IdlePolicy, idle_stop_at, last_access, recorded,
+        should_record, started,
+    },
+};
+use crate::{
+    errors::error_chain,
+    instance::{self, InstanceStatus},
+    lease::{LeaseError, LeaseLock},
+    naming,
+    reconcile::Reconciler,
+};
+
+/// How the culler works.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdleSettings {
+    /// Time between two checks of the running instances.
+    pub check_interval: Duration,
+    /// When an idle instance stops, and how long before that it says so.
+    pub policy: IdlePolicy,
+    /// How many instances' `/healthz` are asked at once.
+    pub check_concurrency: usize,
+    /// Where `/healthz` answers, with `{service}` and `{namespace}` placeholders.
+    pub healthz_url: String,
+    /// The Lease (in the instances' namespace) that elects the one replica that checks.
+    pub lease_name: String,
+    /// This replica's identity in the Lease; a random one when unset or empty.
+    pub pod_name: Option<String>,
+}
+
+/// Why a check failed as a whole (one instance's failure is logged and counted instead).
+#[derive(Debug, thiserror::Error)]
+pub enum CullError {
+    /// The Lease could not be read or written.
+    #[error("failed to take part in the idle culler election")]
+    Lease(#[from] LeaseError),
+    /// The instances could not be listed.
+    #[error("failed to list the instances to check")]
+    List(#[source] Box<kube::Error>),
+    /// The HTTP client could not be built.
+    #[error("failed to build the /healthz client")]
+    Client(#[source] reqwest::Error),
+}
+
+/// What one check did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Whether this replica held the Lease (only then does it check).
+    pub leader: bool,
+    /// Running instances checked.
+    pub checked: usize,
+    /// Instances whose `lastAccessedAt` was written.
+    pub recorded: Vec<String>,
+    /// Instances stopped for being idle.
+    pub stopped: Vec<String>,
+    /// Instances whose /healthz did not answer usefully (never stopped for it).
+    pub unreachable: Vec<String>,
+}
+
+/// The idle culler: one check per IDLE_CHECK_INTERVAL, on the Lease holder only.
+#[derive(Debug, Clone)]
+pub struct Culler {
+    reconciler: Arc<Reconciler>,
+    lease: LeaseLock,
+    http: reqwest::Client,
+    healthz_url: String,
+    policy: IdlePolicy,
+    concurrency: usize,
+    interval: Duration,
+    stops: Option<IntCounter>,
+}
+
+impl Culler {
+    /// A culler over `reconciler`'s namespace with these settings; `stops` counts idle
+    /// stops (`codeserver_idle_stops_total`).
+    pub fn new(
+        reconciler: Arc<Reconciler>,
+        settings: &IdleSettings,
+        stops: Option<IntCounter>,
+    ) -> Result<Self, CullError> {
+        let interval = settings.check_interval;
+        let identity = settings
+            .pod_name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| format!("codeserver-service-{}", uuid::Uuid::new_v4()));
+        // NB: the lease outlives two missed renewals, so a slow check does not hand it over.
+        let lease = LeaseLock::new(
+            reconciler.client().clone(),
+            &reconciler.settings().namespace,
+            &settings.lease_name,
+            &identity,
+            interval.saturating_mul(3),
+        );
+        Ok(Self {
+            reconciler,
+            lease,
+            http: healthz::client().map_err(CullError::Client)?,
+            healthz_url: settings.healthz_url.clone(),
+            policy: settings.policy,
+            concurrency: settings.check_concurrency,
+            interval,
+            stops,
+        })
+    }
+
+    /// Checks every IDLE_CHECK_INTERVAL until the task is dropped.
+    pub async fn run(self) {
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match self.check(Timestamp::now()).await {
+                Ok(report) if report.leader => tracing::debug!(
+                    checked = report.checked,
+                    recorded = report.recorded.len(),
+                    stopped = report.stopped.len(),
+                    unreachable = report.unreachable.len(),
+                    "idle check"
+                ),
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(error = %error_chain(&error), "idle check failed")
+                }
+            }
+        }
+    }
+
+    /// One check at `now`: on the Lease holder, every running instance's heartbeat is
+    /// read, `lastAccessedAt` written where due, and idle instances stopped.
+    pub async fn check(&self, now: Timestamp) -> Result<Report, CullError> {
+        if !self.lease.try_acquire(now).await? {
+            return Ok(Report::default());
+        }
+        let ns = &self.reconciler.settings().namespace;
+        let client = self.reconciler.client().clone();
+        let lp = ListParams::default().labels(&format!(
+            "{}={}",
+            naming::LABEL_MANAGED_BY,
+            naming::MANAGED_BY_VALUE
+        ));
+        let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+        let pods: Api<Pod> = Api::namespaced(client, ns);
+        let pvc_list = pvcs
+            .list(&lp)
+            .await
+            .map_err(|e| CullError::List(Box::new(e)))?;
+        let pod_list = pods
+            .list(&lp)
+            .await
+            .map_err(|e| CullError::List(Box::new(e)))?;
+        let running: Vec<(PersistentVolumeClaim, Pod)> = pvc_list
+            .items
+            .into_iter()
+            .filter_map(|pvc| {
+                let id = pvc.metadata.labels.as_ref()?.get(naming::LABEL_INSTANCE)?;
+                let pod = pod_list
+                    .items
+                    .iter()
+                    .find(|p| p.metadata.name.as_ref() == Some(id))?;
+                let status = instance::derive_status(Some(pod), now.as_second(), Duration::MAX);
+                (status.status == InstanceStatus::Running).then(|| (pvc.clone(), pod.clone()))
+            })
+            .collect();
+        let mut report = Report {
+            leader: true,
+            checked: running.len(),
+            ..Report::default()
+        };
+        let (pvcs, pods) = (&pvcs, &pods);
+        let outcomes: Vec<(String, Outcome)> = futures::stream::iter(running)
+            .map(|(pvc, pod)| async move {
+                let id = pod.metadata.name.clone().unwrap_or_default();
+                let outcome = self.check_one(pvcs, pods, &pvc, &pod, now).await;
+                (id, outcome)
+            })
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
+        for (id, outcome) in outcomes {
+            if outcome.unreachable {
+                report.unreachable.push(id.clone());
+            }
+            if outcome.recorded {
+                report.recorded.push(id.clone());
+            }
+            if outcome.stopped {
+                report.stopped.push(id);
+            }
+        }
+        report.recorded.sort();
+        report.stopped.sort();
+        report.unreachable.sort();
+        Ok(report)
+    }
+
+    async fn check_one(
+        &self,
+        pvcs: &Api<PersistentVolumeClaim>,
+        pods: &Api<Pod>,
+        pvc: &PersistentVolumeClaim,
+        pod: &Pod,
+        now: Timestamp,
+    ) -> Outcome {
+        let mut outcome = Outcome::default();
+        let id = pod.metadata.name.clone().unwrap_or_default();
+        let ns = &self.reconciler.settings().namespace;
+        let heartbeat = match healthz::heartbeat(&self.http, &self.healthz_url, &id, ns).await {
+            Ok(h) => h.at(now),
+            Err(error) => {
+                tracing::info!(instance = %id, %error, "no usable /healthz answer; not stopping");
+                outcome.unreachable = true;
+                return outcome;
+            }
+        };
+        let stored = recorded(pvc);
+        // NB: recorded to the second; comparing finer values would rewrite the same
+        // second on every check in the warning window.
+        let observed = last_access(None, heartbeat, started(pod)).map(whole_seconds);
+        if should_record(self.policy, stored, observed, now)
+            && let (Some(at), Some(name)) = (observed, pvc.metadata.name.as_deref())
+        {
+            let patch = serde_json::json!({"metadata": {"annotations": {ANNOTATION_LAST_ACCESSED: at.to_string()}}});
+            let params = PatchParams {
+                field_manager: Some(FIELD_MANAGER.to_owned()),
+                ..PatchParams::default()
+            };
+            // NB: a merge patch, not an apply: it cannot create a PVC that was just
+            // deleted (404 instead).
+            match pvcs.patch(name, &params, &Patch::Merge(&patch)).await {
+                Ok(_) => outcome.recorded = true,
+                Err(error) => {
+                    tracing::warn!(instance = %id, error = %error, "failed to record lastAccessedAt")
+                }
+            }
+        }
+        let Some(last) = last_access(stored, heartbeat, started(pod)) else {
+            return outcome;
+        };
+        if idle_stop_at(self.policy, last, now).is_some_and(|stop| now >= stop) {
+            // NB: the uid precondition: a pod recreated since the list is not deleted.
+            let params = DeleteParams {
+                preconditions: Some(Preconditions {
+                    uid: pod.metadata.uid.clone(),
+                    resource_version: None,
+                }),
+                ..DeleteParams::default()
+            };
+            match pods.delete(&id, &params).await {
+                Ok(_) => {
+                    tracing::info!(instance = %id, last_accessed_at = %last, "stopped an idle instance");
+                    if let Some(c) = &self.stops {
+                        c.inc();
+                    }
+                    outcome.stopped = true;
+                }
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+                Err(error) => {
+                    tracing::warn!(instance = %id, %error, "failed to stop an idle instance")
+                }
+            }
+        }
+        outcome
+    }
+}
+
+fn whole_seconds(t: Timestamp) -> Timestamp {
+    Timestamp::from_second(t.as_second()).unwrap_or(t)
+}
+
+#[derive(Debug, Default)]
+struct Outcome {
+    recorded: bool,
+    stopped: bool,
+    unreachable: bool,
+}

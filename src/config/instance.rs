@@ -1,0 +1,95 @@
+//! The settings that shape every instance.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::parse::{dns_label, dns_subdomain, image, issuer, positive_quantity, storage_class};
+
+/// Settings that shape every instance: the inputs of `Values` that come from configuration.
+#[derive(Args, Debug, Clone)]
+pub struct InstanceSettings {
+    /// Namespace of the instances.
+    #[arg(long = "namespace", env = "CODESERVER_NAMESPACE", value_name = "CODESERVER_NAMESPACE",
+          default_value = "codeserver-instances", value_parser = dns_label)]
+    pub namespace: String,
+    /// Storage class of workspace PVCs.
+    #[arg(long = "pvc-storage-class", env = "PVC_STORAGE_CLASS", value_name = "PVC_STORAGE_CLASS",
+          default_value = "standard", value_parser = storage_class)]
+    pub pvc_storage_class: String,
+    /// Size of each workspace PVC.
+    #[arg(long = "pvc-size", env = "PVC_SIZE", value_name = "PVC_SIZE", default_value = "10Gi",
+          value_parser = positive_quantity)]
+    pub pvc_size: String,
+    /// Image of the code-server container.
+    #[arg(long = "image", env = "CODESERVER_IMAGE", value_name = "CODESERVER_IMAGE",
+          default_value = "codercom/code-server:latest", value_parser = image)]
+    pub image: String,
+    /// CPU request of the code-server container.
+    #[arg(long = "cpu", env = "CODESERVER_CPU", value_name = "CODESERVER_CPU", default_value = "500m",
+          value_parser = positive_quantity)]
+    pub cpu: String,
+    /// Memory request of the code-server container.
+    #[arg(long = "memory", env = "CODESERVER_MEMORY", value_name = "CODESERVER_MEMORY",
+          default_value = "1Gi", value_parser = positive_quantity)]
+    pub memory: String,
+    /// CPU limit of the code-server container.
+    #[arg(long = "cpu-limit", env = "CODESERVER_CPU_LIMIT", value_name = "CODESERVER_CPU_LIMIT",
+          default_value = "2", value_parser = positive_quantity)]
+    pub cpu_limit: String,
+    /// Memory limit of the code-server container.
+    #[arg(long = "memory-limit", env = "CODESERVER_MEMORY_LIMIT",
+          value_name = "CODESERVER_MEMORY_LIMIT", default_value = "4Gi",
+          value_parser = positive_quantity)]
+    pub memory_limit: String,
+    /// Domain under which instances are reachable as code-<name>.<BASE_DOMAIN>.
+    #[arg(long = "base-domain", env = "BASE_DOMAIN", value_name = "BASE_DOMAIN",
+          default_value = "devplatform.local", value_parser = dns_subdomain)]
+    pub base_domain: String,
+    /// Template directory (usually a mounted ConfigMap); the built-in set when unset.
+    #[arg(
+        long = "templates",
+        env = "TEMPLATES_DIR",
+        value_name = "TEMPLATES_DIR"
+    )]
+    pub templates_dir: Option<PathBuf>,
+    /// Required token issuer (`iss`), checked when set. The per-instance access policy
+    /// names the owner as `<JWT_ISSUER>/<sub>`, so it is required when the templates
+    /// render one.
+    #[arg(long = "jwt-issuer", env = "JWT_ISSUER", value_name = "JWT_ISSUER",
+          value_parser = issuer)]
+    pub jwt_issuer: Option<String>,
+    /// Namespace of the Istio ingress gateway, where the per-instance access policies live.
+    #[arg(long = "gateway-namespace", env = "GATEWAY_NAMESPACE", value_name = "GATEWAY_NAMESPACE",
+          default_value = "istio-system", value_parser = dns_label)]
+    pub gateway_namespace: String,
+    /// Extra values files merged over the templates' values.yaml, in order.
+    #[arg(
+        long = "values",
+        env = "VALUES_FILE",
+        value_name = "VALUES_FILE",
+        value_delimiter = ','
+    )]
+    pub values_files: Vec<PathBuf>,
+}
+
+impl Default for InstanceSettings {
+    /// The specification's defaults (the same as the flags' defaults; a test checks it).
+    fn default() -> Self {
+        Self {
+            namespace: "codeserver-instances".to_owned(),
+            pvc_storage_class: "standard".to_owned(),
+            pvc_size: "10Gi".to_owned(),
+            image: "codercom/code-server:latest".to_owned(),
+            cpu: "500m".to_owned(),
+            memory: "1Gi".to_owned(),
+            cpu_limit: "2".to_owned(),
+            memory_limit: "4Gi".to_owned(),
+            base_domain: "devplatform.local".to_owned(),
+            jwt_issuer: None,
+            gateway_namespace: "istio-system".to_owned(),
+            templates_dir: None,
+            values_files: Vec::new(),
+        }
+    }
+}

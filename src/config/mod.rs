@@ -1,0 +1,33 @@
+//! Configuration: one clap-derive tree. Every setting is a flag and the environment
+//! variable the specification names, with its defaults; a malformed value stops start-up
+//! with one line naming the variable, the value and what is expected.
+//!
+//! This is the only module that knows clap: the arguments are turned here into the plain
+//! settings each part of the service takes ([`ServeArgs::auth_settings`],
+//! [`ServeArgs::gitea_settings`], [`ServeArgs::api_settings`], [`IdleArgs::settings`],
+//! [`CapacityArgs::settings`], [`KubeRateArgs::rate`]).
+
+mod api;
+mod capacity;
+mod commands;
+mod idle;
+mod instance;
+mod kube_rate;
+mod parse;
+mod serve;
+#[cfg(test)]
+mod tests;
+
+pub use self::{
+    api::ApiArgs,
+    capacity::CapacityArgs,
+    commands::{
+        Cli, Command, HealthcheckArgs, OutputFormat, PlanArgs, RenderArgs, TargetArgs, ValidateArgs,
+    },
+    idle::IdleArgs,
+    instance::InstanceSettings,
+    kube_rate::KubeRateArgs,
+    parse::one_line_error,
+    serve::{GiteaAuthArgs, ServeArgs, SettingsError},
+};
+pub use crate::secret::Secret;

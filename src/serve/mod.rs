@@ -1,0 +1,17 @@
+//! The `serve` command: configuration in, a running service out. [`start`](fn@start) builds a
+//! service from its [`Service`] settings (the `serve` command and the demo both go through
+//! it): the Kubernetes client, the validated templates with live reload, the reconciler and
+//! the routes ([`assemble`]); [`Started::run`] serves both listeners until SIGTERM.
+
+mod error;
+mod kube;
+mod routes;
+mod start;
+
+pub(crate) use self::kube::kube_config;
+pub use self::{
+    error::ServeError,
+    kube::{counted_client, kube_client},
+    routes::{Parts, Routes, UNPROTECTED, assemble},
+    start::{Service, Started, serve, start},
+};
