@@ -56,6 +56,14 @@ pub fn test_timeouts() -> Timeouts {
     }
 }
 
+/// A client for `sim` that leaves retrying to the service (kube's own retry of 429, 503
+/// and 504 answers off), so a test sees what the service's retries do.
+pub fn client_without_retry(sim: &Sim) -> kube::Client {
+    let mut config = sim.config();
+    config.default_retry = false;
+    kube::Client::try_from(config).expect("a client for the simulated cluster")
+}
+
 /// A reconciler over `sim` with the test defaults (see [`ReconcilerBuilder::on`]).
 pub fn reconciler(sim: &Sim) -> ReconcilerBuilder {
     ReconcilerBuilder::on(sim.client())
@@ -125,6 +133,12 @@ impl ReconcilerBuilder {
     /// How long provision and start wait for readiness.
     pub fn ready_timeout(mut self, ready: Duration) -> Self {
         self.timeouts.ready = ready;
+        self
+    }
+
+    /// How long a pod may be unschedulable before the instance reports ERROR.
+    pub fn unschedulable_timeout(mut self, unschedulable: Duration) -> Self {
+        self.timeouts.unschedulable = unschedulable;
         self
     }
 
