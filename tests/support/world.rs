@@ -8,6 +8,7 @@
 //! - [`reconciler`] / [`ReconcilerBuilder`]: the reconciler alone, for tests and benches
 //!   that call it directly.
 //! - [`unreachable_cluster`], [`silent_cluster`]: clusters that fail or never answer.
+//! - [`client_without_retry`]: a client that shows the service every answer of the cluster.
 //! - [`ok`], [`error_of`]: reading GraphQL answers.
 //!
 //! Include it with `#[path = "support/world.rs"] mod world;` (from a bench,
