@@ -3,49 +3,36 @@
 //! nothing; stopped instances free capacity; starts beyond MAX_CONCURRENT_STARTS wait
 //! their turn in arrival order.
 
+#[path = "support/world.rs"]
+mod world;
+
 use std::{sync::Arc, time::Duration};
 
 use async_graphql::ErrorExtensions;
 use codeserver_service::{
     capacity::{Capacity, CapacityGauges, CapacitySettings},
-    config::InstanceSettings,
     graphql::ApiError,
     instance::InstanceStatus,
-    reconcile::{Error, Kinds, Reconciler, Timeouts},
-    render::{ActiveTemplates, Templates},
+    reconcile::{Error, Reconciler},
     values::{Owner, Repo},
 };
 use codeserver_sim::Sim;
 use prometheus::IntGauge;
-
-const NS: &str = "codeserver-instances";
+use world::NS;
 
 async fn env(max_running: u64) -> (Sim, Arc<Reconciler>) {
     let sim = Sim::start().await.unwrap();
-    let rec = Arc::new(
-        Reconciler::new(
-            sim.client(),
-            Kinds::new(Some("v1".to_owned())),
-            Arc::new(ActiveTemplates::new(Templates::builtin().unwrap())),
-            InstanceSettings {
-                jwt_issuer: Some("https://keycloak.test/realms/devplatform".to_owned()),
-                ..InstanceSettings::default()
-            },
-            Timeouts {
-                ready: Duration::from_secs(10),
-                unschedulable: Duration::from_secs(0),
-                sync: Duration::from_secs(10),
-            },
-        )
-        .with_capacity(Capacity::new(
+    let rec = world::reconciler(&sim)
+        .unschedulable_timeout(Duration::ZERO)
+        .capacity(Capacity::new(
             &CapacitySettings {
                 max_running_instances: max_running,
                 max_concurrent_starts: 20,
                 mutations_per_minute: 0,
             },
             None,
-        )),
-    );
+        ))
+        .build();
     (sim, rec)
 }
 

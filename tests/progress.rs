@@ -1,18 +1,17 @@
 //! `wait: false`: provisioning and starting answer as soon as the objects are applied,
 //! with the status they have then, instead of waiting for readiness.
 
-use std::{sync::Arc, time::Duration};
+#[path = "support/world.rs"]
+mod world;
+
+use std::time::Duration;
 
 use codeserver_service::{
-    config::InstanceSettings,
     instance::InstanceStatus,
-    reconcile::{Kinds, Reconciler, Timeouts},
-    render::{ActiveTemplates, Templates},
     values::{Owner, Repo},
 };
 use codeserver_sim::{Sim, SimOptions};
-
-const NS: &str = "codeserver-instances";
+use world::NS;
 
 #[tokio::test]
 async fn without_waiting_provision_and_start_answer_pending_at_once() {
@@ -24,19 +23,9 @@ async fn without_waiting_provision_and_start_answer_pending_at_once() {
     })
     .await
     .unwrap();
-    let rec = Arc::new(Reconciler::new(
-        sim.client(),
-        Kinds::new(Some("v1".to_owned())),
-        Arc::new(ActiveTemplates::new(Templates::builtin().unwrap())),
-        InstanceSettings {
-            jwt_issuer: Some("https://keycloak.test/realms/devplatform".to_owned()),
-            ..InstanceSettings::default()
-        },
-        Timeouts {
-            ready: Duration::from_secs(3600),
-            ..Timeouts::default()
-        },
-    ));
+    let rec = world::reconciler(&sim)
+        .ready_timeout(Duration::from_secs(3600))
+        .build();
     let owner = Owner {
         sub: Some("sub-ann".to_owned()),
         ..Owner::new("ann")

@@ -2,20 +2,27 @@
 //! lifecycle path, the status table, pruning, recreate, template changes, concurrency,
 //! retries under injected faults and permanent errors.
 
-use std::{sync::Arc, time::Duration};
+#[path = "support/eventually.rs"]
+mod eventually;
+mod support;
+#[path = "support/world.rs"]
+mod world;
+
+use std::{path::Path, sync::Arc, time::Duration};
 
 use codeserver_service::{
-    config::InstanceSettings,
-    instance::InstanceStatus,
-    reconcile::{Error, InstanceFilter, Kinds, Reconciler, Timeouts},
-    render::{ActiveTemplates, Source, Templates},
+    instance::{InstanceStatus, Status},
+    reconcile::{Error, InstanceFilter, Kinds, Reconciler},
+    render::{ActiveTemplates, Templates},
     values::{Owner, Repo},
 };
 use codeserver_sim::{Fault, PodBehaviour, Sim};
+use eventually::eventually;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use support::templates::{edited_templates as templates_with, replace_in};
+use world::{NS, ReconcilerBuilder};
 
-const NS: &str = "codeserver-instances";
 /// The ingress gateway's namespace, where access policies live.
 const GATEWAY_NS: &str = "istio-system";
 
@@ -33,30 +40,21 @@ async fn env_with(templates: Templates, istio: Option<&str>) -> Env {
     env_ready_within(templates, istio, Duration::from_secs(10)).await
 }
 
+/// A simulated cluster and the fixture's reconciler over it with `templates`, Istio
+/// `istio` and readiness within `ready`; it sees every answer of the cluster (no client
+/// retry) and reports an unschedulable pod at once.
 async fn env_ready_within(templates: Templates, istio: Option<&str>, ready: Duration) -> Env {
     let sim = Sim::start().await.unwrap();
-    let mut config = sim.config();
-    config.default_retry = false;
-    let client = kube::Client::try_from(config).unwrap();
     let templates = Arc::new(ActiveTemplates::new(templates));
-    let timeouts = Timeouts {
-        ready,
-        unschedulable: Duration::from_secs(0),
-        sync: Duration::from_secs(10),
-    };
-    let rec = Reconciler::new(
-        client,
-        Kinds::new(istio.map(str::to_owned)),
-        templates.clone(),
-        InstanceSettings {
-            jwt_issuer: Some("https://keycloak.test/realms/devplatform".to_owned()),
-            ..InstanceSettings::default()
-        },
-        timeouts,
-    );
+    let rec = ReconcilerBuilder::on(world::client_without_retry(&sim))
+        .kinds(Kinds::new(istio.map(str::to_owned)))
+        .templates(templates.clone())
+        .ready_timeout(ready)
+        .unschedulable_timeout(Duration::ZERO)
+        .build();
     Env {
         sim,
-        rec: Arc::new(rec),
+        rec,
         templates,
     }
 }
@@ -90,27 +88,9 @@ fn repo(name: &str) -> Repo {
     .unwrap()
 }
 
-/// The built-in templates with `edit` applied to (file, text) pairs.
-fn templates_with(edit: impl FnOnce(&mut Vec<(String, String)>)) -> Templates {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
-    let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read_to_string(e.path()).unwrap(),
-            )
-        })
-        .collect();
-    edit(&mut files);
-    Templates::from_files(files, Source::Builtin).unwrap()
-}
-
-fn set_value(files: &mut [(String, String)], from: &str, to: &str) {
-    let values = files.iter_mut().find(|(n, _)| n == "values.yaml").unwrap();
-    assert!(values.1.contains(from));
-    values.1 = values.1.replacen(from, to, 1);
+/// Replaces the first `from` in the set's `values.yaml` with `to`.
+fn set_value(dir: &Path, from: &str, to: &str) {
+    replace_in(dir, "values.yaml", from, to);
 }
 
 fn kinds_of(sim: &Sim, plural: &str) -> Vec<Value> {
@@ -462,39 +442,29 @@ async fn another_users_instance_is_not_found_for_every_operation() {
     let j = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
     let id = j.instance.id.as_str();
     e.sim.reset_requests();
-    assert!(matches!(e.rec.get(&jane(), id).await, Err(Error::NotFound)));
-    assert!(matches!(
-        e.rec.status(&jane(), id).await,
-        Err(Error::NotFound)
-    ));
-    assert!(matches!(
-        e.rec.stop(&jane(), id).await,
-        Err(Error::NotFound)
-    ));
-    assert!(matches!(
-        e.rec.start(&jane(), id).await,
-        Err(Error::NotFound)
-    ));
-    assert!(matches!(
-        e.rec.sync(&jane(), id).await,
-        Err(Error::NotFound)
-    ));
-    assert!(matches!(
-        e.rec.delete(&jane(), id).await,
-        Err(Error::NotFound)
-    ));
-    assert!(matches!(
-        e.rec.logs(&jane(), id, 10).await,
-        Err(Error::NotFound)
-    ));
-    assert!(matches!(
-        e.rec.get(&jane(), "code-server-nobody").await,
-        Err(Error::NotFound)
-    ));
-    assert!(matches!(
-        e.rec.get(&jane(), "../../etc").await,
-        Err(Error::NotFound)
-    ));
+    let answers = [
+        ("get", e.rec.get(&jane(), id).await.map(drop)),
+        ("status", e.rec.status(&jane(), id).await.map(drop)),
+        ("stop", e.rec.stop(&jane(), id).await.map(drop)),
+        ("start", e.rec.start(&jane(), id).await.map(drop)),
+        ("sync", e.rec.sync(&jane(), id).await.map(drop)),
+        ("delete", e.rec.delete(&jane(), id).await.map(drop)),
+        ("logs", e.rec.logs(&jane(), id, 10).await.map(drop)),
+        (
+            "get of no instance",
+            e.rec.get(&jane(), "code-server-nobody").await.map(drop),
+        ),
+        (
+            "get of a path",
+            e.rec.get(&jane(), "../../etc").await.map(drop),
+        ),
+    ];
+    for (operation, answer) in answers {
+        assert!(
+            matches!(answer, Err(Error::NotFound)),
+            "{operation}: {answer:?}"
+        );
+    }
     assert!(e.sim.writes().is_empty());
     assert!(e.rec.list(&jane()).await.unwrap().is_empty());
     assert_eq!(e.rec.list(&john()).await.unwrap().len(), 1);
@@ -536,8 +506,8 @@ async fn a_template_change_leaves_running_pods_alone_until_they_restart() {
     let p = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
     let id = p.instance.id.clone();
     let uid = pod(&e.sim, &id).unwrap()["metadata"]["uid"].clone();
-    e.templates.swap(templates_with(|f| {
-        set_value(f, "  port: 80\n", "  port: 8000\n")
+    e.templates.swap(templates_with(|d| {
+        set_value(d, "  port: 80\n", "  port: 8000\n")
     }));
     let plan = e.rec.plan_for(&john(), repo("backend-api")).await.unwrap();
     let text = plan.to_string();
@@ -559,10 +529,10 @@ async fn a_template_change_leaves_running_pods_alone_until_they_restart() {
     );
     assert_eq!(again.instance.status.status, InstanceStatus::Running);
 
-    e.templates.swap(templates_with(|f| {
-        set_value(f, "  port: 80\n", "  port: 8000\n");
+    e.templates.swap(templates_with(|d| {
+        set_value(d, "  port: 80\n", "  port: 8000\n");
         set_value(
-            f,
+            d,
             "  imagePullPolicy: IfNotPresent",
             "  imagePullPolicy: Always",
         );
@@ -627,9 +597,9 @@ async fn reads_answer_restart_pending_without_rendering_per_read() {
         "reads rendered the instances again"
     );
 
-    e.templates.swap(templates_with(|f| {
+    e.templates.swap(templates_with(|d| {
         set_value(
-            f,
+            d,
             "  imagePullPolicy: IfNotPresent",
             "  imagePullPolicy: Always",
         );
@@ -650,8 +620,8 @@ async fn reads_answer_restart_pending_without_rendering_per_read() {
     );
 
     // NB: a change that leaves the pod alone does not ask for a restart.
-    e.templates.swap(templates_with(|f| {
-        set_value(f, "  port: 80\n", "  port: 8000\n")
+    e.templates.swap(templates_with(|d| {
+        set_value(d, "  port: 80\n", "  port: 8000\n")
     }));
     assert!(all(&e).await.iter().all(|i| !i.restart_pending));
     let id = e.rec.list(&owners[1]).await.unwrap()[0].id.clone();
@@ -664,7 +634,7 @@ const CONFIGMAP: &str = "{%- import \"_helpers.j2\" as h -%}\napiVersion: v1\nki
 #[tokio::test]
 async fn a_kind_added_to_the_templates_is_created_and_pruned_when_removed() {
     let e = env_with(
-        templates_with(|f| f.push(("configmap.yaml.j2".into(), CONFIGMAP.into()))),
+        templates_with(|d| std::fs::write(d.join("configmap.yaml.j2"), CONFIGMAP).unwrap()),
         Some("v1"),
     )
     .await;
@@ -718,20 +688,26 @@ async fn failures_report_error_with_a_reason() {
         );
         e.sim.set_pod_behaviour(&id, behaviour);
         let p = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
-        let mut status = p.instance.status.clone();
-        for _ in 0..50 {
-            if status.status == InstanceStatus::Error
+        // NB: the reason may change later (an init container that keeps failing goes on
+        // to CrashLoopBackOff), so provisioning's own answer counts first.
+        let reports = |status: &Status| {
+            status.status == InstanceStatus::Error
                 && status
                     .reason
                     .as_deref()
                     .unwrap_or_default()
                     .contains(needle)
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            status = e.rec.status(&john(), &id).await.unwrap();
-        }
+        };
+        let status = if reports(&p.instance.status) {
+            p.instance.status.clone()
+        } else {
+            let what = format!("{behaviour:?} is reported as ERROR with {needle:?}");
+            eventually(&what, Duration::from_secs(10), || async {
+                let status = e.rec.status(&john(), &id).await.unwrap();
+                reports(&status).then_some(status)
+            })
+            .await
+        };
         assert_eq!(
             status.status,
             InstanceStatus::Error,
@@ -785,9 +761,9 @@ async fn sync_runs_a_job_on_the_pods_node_and_reports_failure_with_the_reason() 
     let p = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
     e.rec.sync(&john(), &p.instance.id).await.unwrap();
     assert_eq!(kinds_of(&e.sim, "jobs").len(), 1);
-    e.templates.swap(templates_with(|f| {
+    e.templates.swap(templates_with(|d| {
         set_value(
-            f,
+            d,
             "image: alpine/git:2.47.2",
             "image: registry.local/git-jobfail:1",
         )
@@ -956,9 +932,9 @@ async fn istio_is_resolved_once_and_its_absence_is_a_clear_error() {
         .unwrap_err();
     assert!(err.to_string().contains("VirtualService"), "{err}");
     assert!(e.sim.writes().is_empty(), "degraded before any write");
-    let no_vs = templates_with(|f| {
+    let no_vs = templates_with(|d| {
         set_value(
-            f,
+            d,
             "virtualService:\n  # Create an Istio VirtualService routing code-<name>.<BASE_DOMAIN> to the Service.\n  enabled: true",
             "virtualService:\n  enabled: false",
         )
@@ -967,16 +943,10 @@ async fn istio_is_resolved_once_and_its_absence_is_a_clear_error() {
     assert!(e.rec.provision(&john(), repo("backend-api")).await.is_ok());
 
     let e = env().await;
-    let beta = Reconciler::new(
-        e.rec.client().clone(),
-        Kinds::new(Some("v1beta1".into())),
-        e.templates.clone(),
-        InstanceSettings {
-            jwt_issuer: Some("https://keycloak.test/realms/devplatform".to_owned()),
-            ..InstanceSettings::default()
-        },
-        Timeouts::default(),
-    );
+    let beta = ReconcilerBuilder::on(e.rec.client().clone())
+        .kinds(Kinds::new(Some("v1beta1".into())))
+        .templates(e.templates.clone())
+        .build();
     let p = beta.render_for(&john(), repo("x")).await.unwrap();
     assert!(
         p.iter()
@@ -1208,9 +1178,9 @@ async fn the_access_policy_lives_with_the_gateway_and_follows_the_instance() {
 
     // A template change reaches the running instance's policy; the pod stays.
     let uid = pod(&e.sim, &id).unwrap()["metadata"]["uid"].clone();
-    e.templates.swap(templates_with(|f| {
+    e.templates.swap(templates_with(|d| {
         set_value(
-            f,
+            d,
             "gatewaySelector: {istio: ingressgateway}",
             "gatewaySelector: {istio: edge-gateway}",
         )
@@ -1248,14 +1218,14 @@ async fn a_policy_no_longer_rendered_is_pruned_from_the_gateway_namespace() {
     let e = env().await;
     let p = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
     let id = p.instance.id.clone();
-    e.templates.swap(templates_with(|f| {
+    e.templates.swap(templates_with(|d| {
         set_value(
-            f,
+            d,
             "Needs JWT_ISSUER.\n  enabled: true",
             "Needs JWT_ISSUER.\n  enabled: false",
         );
         set_value(
-            f,
+            d,
             "allowUnauthenticatedWorkspaces: false",
             "allowUnauthenticatedWorkspaces: true",
         );

@@ -2,63 +2,31 @@
 //! broken one is refused while the last good set keeps serving, and a ConfigMap volume's
 //! symlink swap is seen as one change.
 
-use std::{
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::Duration,
-};
+#[path = "support/eventually.rs"]
+mod eventually;
+mod support;
 
-use clap::Parser;
+use std::{path::Path, sync::Arc, time::Duration};
+
 use codeserver_service::{
-    config::{Cli, Command, InstanceSettings},
+    config::InstanceSettings,
     naming,
     reload::{self, ActiveTemplates, Outcome, ReloadError, Reloader, load_active, reload_counter},
-    render::{self, Templates},
-    values::{Owner, Repo},
+    render::Templates,
+    values::Owner,
 };
+use eventually::eventually;
 use prometheus::{Encoder, Registry, TextEncoder};
+use support::templates::{copy_files, render_json, replace_in, templates_dir as repo_templates};
 use tempfile::TempDir;
 
 fn settings(dir: &Path) -> InstanceSettings {
-    let Ok(Cli {
-        command: Some(Command::ValidateTemplates(args)),
-        ..
-    }) = Cli::try_parse_from([
-        "codeserver-service",
-        "validate-templates",
-        "--jwt-issuer",
-        "https://keycloak.test/realms/devplatform",
-        "--templates",
-        &dir.display().to_string(),
-    ])
-    else {
-        panic!("validate-templates parses");
-    };
-    args.instance
-}
-
-fn repo_templates() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("templates")
+    support::validate_templates_settings(&["--templates", &dir.display().to_string()])
 }
 
 /// A copy of `templates/` in a temporary directory.
 fn copy_of_templates() -> TempDir {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    copy_files(&repo_templates(), dir.path());
-    dir
-}
-
-fn copy_files(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).expect("readable") {
-        let path = entry.expect("an entry").path();
-        std::fs::copy(&path, to.join(path.file_name().expect("a name"))).expect("copied");
-    }
-}
-
-fn edit(path: &Path, from: &str, to: &str) {
-    let text = std::fs::read_to_string(path).expect("readable");
-    assert!(text.contains(from), "{} has no {from:?}", path.display());
-    std::fs::write(path, text.replacen(from, to, 1)).expect("writable");
+    support::templates::templates_with(|_| {})
 }
 
 struct Fixture {
@@ -95,16 +63,11 @@ fn reloads(registry: &Registry, result: &str) -> String {
 
 /// The rendered pod of a sample user with `templates`, as JSON.
 fn rendered_pod(templates: &Templates, dir: &Path) -> serde_json::Value {
-    let owner = Owner::new("john.doe");
-    let repo = Repo::new("devteam", "api", "http://gitea:3000/devteam/api.git").expect("a repo");
-    let values = render::build_values(templates, &settings(dir), &owner, &[repo], &[])
-        .expect("values build");
-    let objects = templates.render(&values).expect("renders");
-    let pod = objects
+    render_json(templates, &settings(dir), &Owner::new("john.doe"))
+        .expect("renders")
         .into_iter()
-        .find(|r| r.object.types.as_ref().is_some_and(|t| t.kind == "Pod"))
-        .expect("a pod is rendered");
-    serde_json::to_value(&pod.object).expect("serializes")
+        .find(|o| o["kind"] == "Pod")
+        .expect("a pod is rendered")
 }
 
 #[test]
@@ -114,8 +77,9 @@ fn a_changed_directory_is_picked_up_and_stamped_with_its_revision() {
     let first = f.active.get().revision().to_owned();
     assert!(matches!(f.reloader.check(), Outcome::Unchanged));
 
-    edit(
-        &dir.path().join("values.yaml"),
+    replace_in(
+        dir.path(),
+        "values.yaml",
         "  annotations: {}",
         "  annotations: {team: platform}",
     );
@@ -152,7 +116,7 @@ fn a_broken_set_is_refused_and_the_last_good_one_keeps_serving() {
 
     // A syntax error: the set does not even load.
     let service = dir.path().join("service.yaml.j2");
-    edit(&service, "spec:", "spec: {{ broken");
+    replace_in(dir.path(), "service.yaml.j2", "spec:", "spec: {{ broken");
     let Outcome::Refused(ReloadError::Invalid { problems, .. }) = f.reloader.check() else {
         panic!("a syntax error is refused");
     };
@@ -180,7 +144,12 @@ fn a_broken_set_is_refused_and_the_last_good_one_keeps_serving() {
 
     // Loads, but fails validation: a value no sample user has.
     std::fs::copy(repo_templates().join("service.yaml.j2"), &service).expect("restored");
-    edit(&service, "type: ClusterIP", "type: {{ extra.noSuchKey }}");
+    replace_in(
+        dir.path(),
+        "service.yaml.j2",
+        "type: ClusterIP",
+        "type: {{ extra.noSuchKey }}",
+    );
     let Outcome::Refused(error) = f.reloader.check() else {
         panic!("an undefined value is refused");
     };
@@ -215,8 +184,9 @@ fn a_misspelt_istio_field_is_refused() {
     // The API server would prune it silently and the route would attach to no gateway.
     let dir = copy_of_templates();
     let mut f = fixture(dir.path());
-    edit(
-        &dir.path().join("virtualservice.yaml.j2"),
+    replace_in(
+        dir.path(),
+        "virtualservice.yaml.j2",
         "gateways:",
         "gateway:",
     );
@@ -239,8 +209,9 @@ fn a_set_in_flight_keeps_rendering_after_a_swap() {
     let dir = copy_of_templates();
     let mut f = fixture(dir.path());
     let held = f.active.get();
-    edit(
-        &dir.path().join("values.yaml"),
+    replace_in(
+        dir.path(),
+        "values.yaml",
         "  annotations: {}",
         "  annotations: {wave: two}",
     );
@@ -306,8 +277,9 @@ fn a_configmap_volume_update_is_picked_up() {
     );
 
     let next = copy_of_templates();
-    edit(
-        &next.path().join("values.yaml"),
+    replace_in(
+        next.path(),
+        "values.yaml",
         "  annotations: {}",
         "  annotations: {rolled: out}",
     );
@@ -333,19 +305,18 @@ async fn a_running_reloader_picks_up_a_change_without_a_restart() {
         let _ = stopped.await;
     }));
 
-    edit(
-        &dir.path().join("values.yaml"),
+    replace_in(
+        dir.path(),
+        "values.yaml",
         "  annotations: {}",
         "  annotations: {live: reload}",
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while active.get().revision() == first {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the change was not picked up"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(
+        "the change is picked up",
+        Duration::from_secs(10),
+        || async { (active.get().revision() != first).then_some(()) },
+    )
+    .await;
     assert!(active.loaded_at() > loaded_at);
     let status = reload::status(&active, Some(&refusals));
     assert_eq!(status.revision, active.get().revision());
@@ -378,7 +349,7 @@ fn a_vanished_directory_keeps_the_active_set() {
 #[test]
 fn start_up_refuses_a_broken_set() {
     let dir = copy_of_templates();
-    edit(&dir.path().join("pod.yaml.j2"), "spec:", "spec: {% if %}");
+    replace_in(dir.path(), "pod.yaml.j2", "spec:", "spec: {% if %}");
     let error = load_active(&settings(dir.path())).expect_err("a broken set");
     assert!(
         error.messages().iter().any(|m| m.contains("pod.yaml.j2")),
@@ -440,8 +411,9 @@ fn a_set_without_an_access_policy_is_refused_and_no_issuer_stops_the_start() {
     assert_eq!(f.active.get().revision(), before, "the last good set stays");
 
     // With the explicit value, the same set is accepted.
-    edit(
-        &dir.path().join("values.yaml"),
+    replace_in(
+        dir.path(),
+        "values.yaml",
         "allowUnauthenticatedWorkspaces: false",
         "allowUnauthenticatedWorkspaces: true",
     );

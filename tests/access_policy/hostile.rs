@@ -236,8 +236,7 @@ fn the_sync_jobs_pod_is_held_to_dns_and_gitea_and_nothing_reaches_it() {
 /// The `render` command, in-process, for alice (sub `S-1`) and devteam/api with `extra`
 /// arguments: what it printed, or why it failed.
 fn render_alice(extra: &[&str]) -> Result<String, cli::CliError> {
-    let mut argv = vec![
-        "codeserver-service",
+    let mut args = vec![
         "render",
         "--user",
         "alice",
@@ -248,12 +247,7 @@ fn render_alice(extra: &[&str]) -> Result<String, cli::CliError> {
         "--repo-name",
         "api",
     ];
-    argv.extend_from_slice(extra);
-    let cli = Cli::try_parse_from(argv).expect("render parses");
-    let Some(Command::Render(args)) = cli.command else {
-        panic!("not render");
-    };
-    let mut out = Vec::new();
-    cli::render_command(&args, &mut out)?;
-    Ok(String::from_utf8(out).expect("UTF-8"))
+    args.extend_from_slice(extra);
+    let (result, out) = run_command(&args);
+    result.map(|()| out)
 }

@@ -5,14 +5,17 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
 use codeserver_service::{
     cli,
-    config::{Cli, Command, InstanceSettings},
+    config::InstanceSettings,
     render::{self, Templates},
-    values::{Owner, Repo},
+    values::Owner,
 };
 use serde_json::{Value, json};
+use support::templates::{render_json, run_command, sample_repo as repo};
+
+#[path = "../support/mod.rs"]
+mod support;
 
 const ISSUER: &str = "https://keycloak.test/realms/devplatform";
 const ALICE_SUB: &str = "0c8f3a2e-1d4b-4f6a-9b7c-5e2d1a0f9c31";
@@ -25,10 +28,6 @@ fn settings() -> InstanceSettings {
     }
 }
 
-fn repo() -> Repo {
-    Repo::new("devteam", "api", "http://gitea:3000/devteam/api.git").expect("a repository")
-}
-
 fn owner(user: &str, sub: Option<&str>) -> Owner {
     Owner {
         sub: sub.map(str::to_owned),
@@ -39,13 +38,7 @@ fn owner(user: &str, sub: Option<&str>) -> Owner {
 /// Every object the built-in templates render for `owner`, as JSON.
 fn render_for(owner: &Owner) -> Result<Vec<Value>, String> {
     let templates = Templates::builtin().expect("the built-in templates load");
-    let values = render::build_values(&templates, &settings(), owner, &[repo()], &[])
-        .map_err(|e| e.to_string())?;
-    let objects = templates.render(&values).map_err(|e| e.to_string())?;
-    Ok(objects
-        .iter()
-        .map(|r| serde_json::to_value(&r.object).expect("an object serializes"))
-        .collect())
+    render_json(&templates, &settings(), owner)
 }
 
 /// The AuthorizationPolicies among `objects`.

@@ -8,12 +8,11 @@ use std::{
     process::Command,
 };
 
-use clap::Parser;
-use codeserver_service::{
-    cli,
-    config::{Cli, Command as Sub},
-    naming,
-};
+use codeserver_service::naming;
+use support::templates::{replace_in, run_command, templates_with};
+
+#[path = "../support/mod.rs"]
+mod support;
 
 const BIN: &str = env!("CARGO_BIN_EXE_codeserver-service");
 
@@ -23,39 +22,13 @@ fn repo_root() -> PathBuf {
 
 /// Runs a subcommand in-process; returns (ok, stdout, error text).
 fn run(args: &[&str]) -> (bool, String, String) {
-    let cli =
-        Cli::try_parse_from(std::iter::once("codeserver-service").chain(args.iter().copied()))
-            .unwrap_or_else(|e| panic!("{e}"));
-    let mut out = Vec::new();
-    let result = match cli.command {
-        Some(Sub::Render(a)) => cli::render_command(&a, &mut out),
-        Some(Sub::ValidateTemplates(a)) => cli::validate_command(&a, &mut out),
-        other => panic!("unexpected command {other:?}"),
-    };
+    let (result, out) = run_command(args);
     let err = result
         .as_ref()
         .err()
         .map(ToString::to_string)
         .unwrap_or_default();
-    (result.is_ok(), String::from_utf8(out).unwrap(), err)
-}
-
-/// A copy of the built-in templates in a temporary directory, with `edit` applied.
-fn templates_with(edit: impl FnOnce(&Path)) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for entry in fs::read_dir(repo_root().join("templates")).unwrap() {
-        let entry = entry.unwrap();
-        fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
-    }
-    edit(dir.path());
-    dir
-}
-
-fn replace_in(dir: &Path, file: &str, from: &str, to: &str) {
-    let path = dir.join(file);
-    let text = fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "{file} does not contain {from:?}");
-    fs::write(path, text.replacen(from, to, 1)).unwrap();
+    (result.is_ok(), out, err)
 }
 
 /// `validate-templates` on the template set in `dir`: (success, stdout, stderr).

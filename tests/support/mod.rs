@@ -5,7 +5,9 @@
 //!   unknown fields;
 //! - [`istio`]: the Istio kinds against the fields their CRDs define;
 //! - [`rbac`]: what `03-rbac.yaml` grants, as (group, resource, verb) triples;
-//! - [`validate_templates_settings`]: the instance settings `validate-templates` builds.
+//! - [`validate_templates_settings`]: the instance settings `validate-templates` builds;
+//! - [`templates`]: copies of `templates/` to change, renders as JSON, the commands
+//!   in-process.
 //!
 //! Tests and benches that drive the service include the rest of this folder by path:
 //! `world.rs` (the one fixture: the simulated cluster, Gitea and issuer, the reconciler and
@@ -20,6 +22,7 @@ pub mod istio;
 pub mod known_fields;
 pub mod pod_security;
 pub mod rbac;
+pub mod templates;
 
 use std::path::{Path, PathBuf};
 

@@ -8,6 +8,7 @@
 //! - [`reconciler`] / [`ReconcilerBuilder`]: the reconciler alone, for tests and benches
 //!   that call it directly.
 //! - [`unreachable_cluster`], [`silent_cluster`]: clusters that fail or never answer.
+//! - [`client_without_retry`]: a client that shows the service every answer of the cluster.
 //! - [`ok`], [`error_of`]: reading GraphQL answers.
 //!
 //! Include it with `#[path = "support/world.rs"] mod world;` (from a bench,
@@ -54,6 +55,14 @@ pub fn test_timeouts() -> Timeouts {
         sync: Duration::from_secs(10),
         ..Timeouts::default()
     }
+}
+
+/// A client for `sim` that leaves retrying to the service (kube's own retry of 429, 503
+/// and 504 answers off), so a test sees what the service's retries do.
+pub fn client_without_retry(sim: &Sim) -> kube::Client {
+    let mut config = sim.config();
+    config.default_retry = false;
+    kube::Client::try_from(config).expect("a client for the simulated cluster")
 }
 
 /// A reconciler over `sim` with the test defaults (see [`ReconcilerBuilder::on`]).
@@ -125,6 +134,12 @@ impl ReconcilerBuilder {
     /// How long provision and start wait for readiness.
     pub fn ready_timeout(mut self, ready: Duration) -> Self {
         self.timeouts.ready = ready;
+        self
+    }
+
+    /// How long a pod may be unschedulable before the instance reports ERROR.
+    pub fn unschedulable_timeout(mut self, unschedulable: Duration) -> Self {
+        self.timeouts.unschedulable = unschedulable;
         self
     }
 
