@@ -11,7 +11,9 @@ use std::{path::Path, sync::Arc, time::Duration};
 use codeserver_service::{
     config::InstanceSettings,
     naming,
-    reload::{self, ActiveTemplates, Outcome, ReloadError, Reloader, load_active, reload_counter},
+    reload::{
+        self, ActiveTemplates, ReloadError, ReloadOutcome, Reloader, load_active, reload_counter,
+    },
     render::Templates,
     values::Owner,
 };
@@ -75,7 +77,7 @@ fn a_changed_directory_is_picked_up_and_stamped_with_its_revision() {
     let dir = copy_of_templates();
     let mut f = fixture(dir.path());
     let first = f.active.get().revision().to_owned();
-    assert!(matches!(f.reloader.check(), Outcome::Unchanged));
+    assert!(matches!(f.reloader.check(), ReloadOutcome::Unchanged));
 
     replace_in(
         dir.path(),
@@ -83,7 +85,7 @@ fn a_changed_directory_is_picked_up_and_stamped_with_its_revision() {
         "  annotations: {}",
         "  annotations: {team: platform}",
     );
-    let Outcome::Reloaded { from, to } = f.reloader.check() else {
+    let ReloadOutcome::Reloaded { from, to } = f.reloader.check() else {
         panic!("the change is picked up");
     };
     assert_eq!(from, first);
@@ -103,7 +105,7 @@ fn a_changed_directory_is_picked_up_and_stamped_with_its_revision() {
     assert_eq!(reload::status(&f.active, None).revision, to);
 
     // Checking again without a change does nothing.
-    assert!(matches!(f.reloader.check(), Outcome::Unchanged));
+    assert!(matches!(f.reloader.check(), ReloadOutcome::Unchanged));
     assert_eq!(reloads(&f.registry, "ok"), "1");
 }
 
@@ -117,7 +119,7 @@ fn a_broken_set_is_refused_and_the_last_good_one_keeps_serving() {
     // A syntax error: the set does not even load.
     let service = dir.path().join("service.yaml.j2");
     replace_in(dir.path(), "service.yaml.j2", "spec:", "spec: {{ broken");
-    let Outcome::Refused(ReloadError::Invalid { problems, .. }) = f.reloader.check() else {
+    let ReloadOutcome::Refused(ReloadError::Invalid { problems, .. }) = f.reloader.check() else {
         panic!("a syntax error is refused");
     };
     assert!(
@@ -139,7 +141,7 @@ fn a_broken_set_is_refused_and_the_last_good_one_keeps_serving() {
         "{refusal:?}"
     );
     // Refused once, not on every tick.
-    assert!(matches!(f.reloader.check(), Outcome::Unchanged));
+    assert!(matches!(f.reloader.check(), ReloadOutcome::Unchanged));
     assert_eq!(reloads(&f.registry, "error"), "1");
 
     // Loads, but fails validation: a value no sample user has.
@@ -150,7 +152,7 @@ fn a_broken_set_is_refused_and_the_last_good_one_keeps_serving() {
         "type: ClusterIP",
         "type: {{ extra.noSuchKey }}",
     );
-    let Outcome::Refused(error) = f.reloader.check() else {
+    let ReloadOutcome::Refused(error) = f.reloader.check() else {
         panic!("an undefined value is refused");
     };
     assert!(
@@ -170,7 +172,7 @@ fn a_broken_set_is_refused_and_the_last_good_one_keeps_serving() {
 
     // Fixed: the directory holds the active set again; nothing to swap.
     std::fs::copy(repo_templates().join("service.yaml.j2"), &service).expect("restored");
-    assert!(matches!(f.reloader.check(), Outcome::Unchanged));
+    assert!(matches!(f.reloader.check(), ReloadOutcome::Unchanged));
     assert_eq!(f.active.get().revision().to_owned(), good);
     assert_eq!(reloads(&f.registry, "ok"), "0");
     assert!(
@@ -190,7 +192,7 @@ fn a_misspelt_istio_field_is_refused() {
         "gateways:",
         "gateway:",
     );
-    let Outcome::Refused(error) = f.reloader.check() else {
+    let ReloadOutcome::Refused(error) = f.reloader.check() else {
         panic!("the misspelt field is refused");
     };
     assert!(
@@ -215,7 +217,7 @@ fn a_set_in_flight_keeps_rendering_after_a_swap() {
         "  annotations: {}",
         "  annotations: {wave: two}",
     );
-    assert!(matches!(f.reloader.check(), Outcome::Reloaded { .. }));
+    assert!(matches!(f.reloader.check(), ReloadOutcome::Reloaded { .. }));
     let old = rendered_pod(&held, dir.path());
     let new = rendered_pod(&f.active.get(), dir.path());
     assert!(old["metadata"]["annotations"].get("wave").is_none());
@@ -266,7 +268,7 @@ fn a_configmap_volume_update_is_picked_up() {
     let volume = tempfile::tempdir().expect("a volume");
     configmap_volume::create(volume.path(), &repo_templates());
     let mut f = fixture(volume.path());
-    assert!(matches!(f.reloader.check(), Outcome::Unchanged));
+    assert!(matches!(f.reloader.check(), ReloadOutcome::Unchanged));
     let first = f.active.get().revision().to_owned();
     assert_eq!(
         first,
@@ -284,7 +286,7 @@ fn a_configmap_volume_update_is_picked_up() {
         "  annotations: {rolled: out}",
     );
     configmap_volume::update(volume.path(), next.path(), "2026_11_27_15_05_00.000000002");
-    let Outcome::Reloaded { to, .. } = f.reloader.check() else {
+    let ReloadOutcome::Reloaded { to, .. } = f.reloader.check() else {
         panic!("the symlink swap is picked up");
     };
     assert_ne!(to, first);
@@ -338,12 +340,12 @@ fn a_vanished_directory_keeps_the_active_set() {
     let good = f.active.get().revision().to_owned();
     let moved = dir.path().with_extension("moved");
     std::fs::rename(dir.path(), &moved).expect("moved away");
-    assert!(matches!(f.reloader.check(), Outcome::Retry));
-    assert!(matches!(f.reloader.check(), Outcome::Retry));
+    assert!(matches!(f.reloader.check(), ReloadOutcome::Retry));
+    assert!(matches!(f.reloader.check(), ReloadOutcome::Retry));
     assert_eq!(f.active.get().revision(), good);
     assert_eq!(reloads(&f.registry, "error"), "0");
     std::fs::rename(&moved, dir.path()).expect("moved back");
-    assert!(matches!(f.reloader.check(), Outcome::Unchanged));
+    assert!(matches!(f.reloader.check(), ReloadOutcome::Unchanged));
 }
 
 #[test]
@@ -398,7 +400,7 @@ fn a_set_without_an_access_policy_is_refused_and_no_issuer_stops_the_start() {
     let before = f.active.get().revision().to_owned();
     std::fs::remove_file(dir.path().join("authorizationpolicy.yaml.j2")).expect("removed");
     match f.reloader.check() {
-        Outcome::Refused(ReloadError::Invalid { problems, .. }) => {
+        ReloadOutcome::Refused(ReloadError::Invalid { problems, .. }) => {
             let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
             assert!(
                 text.iter()
@@ -417,7 +419,7 @@ fn a_set_without_an_access_policy_is_refused_and_no_issuer_stops_the_start() {
         "allowUnauthenticatedWorkspaces: false",
         "allowUnauthenticatedWorkspaces: true",
     );
-    assert!(matches!(f.reloader.check(), Outcome::Reloaded { .. }));
+    assert!(matches!(f.reloader.check(), ReloadOutcome::Reloaded { .. }));
 
     // The policy template without JWT_ISSUER: the service does not start, with one line.
     let dir = copy_of_templates();

@@ -185,7 +185,7 @@ impl Culler {
             ..Report::default()
         };
         let (pvcs, pods) = (&pvcs, &pods);
-        let outcomes: Vec<(String, Outcome)> = futures::stream::iter(running)
+        let outcomes: Vec<(String, CheckOutcome)> = futures::stream::iter(running)
             .map(|(pvc, pod)| async move {
                 let id = pod.metadata.name.clone().unwrap_or_default();
                 let outcome = self.check_one(pvcs, pods, &pvc, &pod, now).await;
@@ -218,8 +218,8 @@ impl Culler {
         pvc: &PersistentVolumeClaim,
         pod: &Pod,
         now: Timestamp,
-    ) -> Outcome {
-        let mut outcome = Outcome::default();
+    ) -> CheckOutcome {
+        let mut outcome = CheckOutcome::default();
         let id = pod.metadata.name.clone().unwrap_or_default();
         let ns = &self.reconciler.settings().namespace;
         let heartbeat = match healthz::heartbeat(&self.http, &self.healthz_url, &id, ns).await {
@@ -286,7 +286,7 @@ fn whole_seconds(t: Timestamp) -> Timestamp {
 }
 
 #[derive(Debug, Default)]
-struct Outcome {
+struct CheckOutcome {
     recorded: bool,
     stopped: bool,
     unreachable: bool,

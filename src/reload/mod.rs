@@ -32,5 +32,5 @@ pub use self::{
     load::{fingerprint, load_active, load_validated},
     metric::{RELOAD_METRIC, RESULT_ERROR, RESULT_OK},
     status::{Refusal, Refusals, TemplatesReport, TemplatesStatus, reporter, status},
-    watch::{DEFAULT_INTERVAL, Outcome, Reloader, reload_counter, watch},
+    watch::{DEFAULT_INTERVAL, ReloadOutcome, Reloader, reload_counter, watch},
 };

@@ -18,7 +18,7 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// What one check of the directory did.
 #[derive(Debug)]
-pub enum Outcome {
+pub enum ReloadOutcome {
     /// Nothing new: the directory is as last seen, or holds the active set.
     Unchanged,
     /// A new set is active.
@@ -80,34 +80,34 @@ impl Reloader {
 
     /// Checks the directory once: loads, validates and swaps in a changed set, or
     /// refuses it and logs every problem.
-    pub fn check(&mut self) -> Outcome {
+    pub fn check(&mut self) -> ReloadOutcome {
         let before = match fingerprint(&self.dir) {
             Ok(f) => f,
             Err(source) => {
                 if !std::mem::replace(&mut self.unreadable, true) {
                     warn!(dir = %self.dir.display(), error = %source, "cannot read the templates directory; keeping the active set");
                 }
-                return Outcome::Retry;
+                return ReloadOutcome::Retry;
             }
         };
         if std::mem::take(&mut self.unreadable) {
             info!(dir = %self.dir.display(), "the templates directory is readable again");
         }
         if self.seen.as_deref() == Some(before.as_str()) {
-            return Outcome::Unchanged;
+            return ReloadOutcome::Unchanged;
         }
         let loaded = load_validated(Some(&self.dir), &self.settings);
         // NB: files are read one by one; if the directory changed meanwhile, what was
         // loaded may mix two versions. Try again on the next tick.
         if fingerprint(&self.dir).ok().as_deref() != Some(before.as_str()) {
-            return Outcome::Retry;
+            return ReloadOutcome::Retry;
         }
         self.seen = Some(before);
         let from = self.active.get().revision().to_owned();
         match loaded {
             Ok(templates) if templates.revision() == from => {
                 self.refusals.set(None);
-                Outcome::Unchanged
+                ReloadOutcome::Unchanged
             }
             Ok(templates) => {
                 let to = templates.revision().to_owned();
@@ -115,7 +115,7 @@ impl Reloader {
                 self.refusals.set(None);
                 self.reloads.with_label_values(&[RESULT_OK]).inc();
                 info!(dir = %self.dir.display(), from = %from, to = %to, "templates reloaded; new instances and restarts use them");
-                Outcome::Reloaded { from, to }
+                ReloadOutcome::Reloaded { from, to }
             }
             Err(e) => {
                 self.reloads.with_label_values(&[RESULT_ERROR]).inc();
@@ -127,7 +127,7 @@ impl Reloader {
                     at: Timestamp::now(),
                     problems: e.messages(),
                 }));
-                Outcome::Refused(e)
+                ReloadOutcome::Refused(e)
             }
         }
     }
