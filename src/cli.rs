@@ -68,7 +68,13 @@ pub fn render_objects(args: &TargetArgs) -> Result<Vec<RenderedObject>, CliError
     let templates = Templates::load(args.instance.templates_dir.as_deref())?
         .with_values_files(&args.instance.values_files)?;
     let (owner, repo) = target(args)?;
-    let values = render::build_values(&templates, &args.instance, &owner, &[repo], &args.set)?;
+    let values = render::build_values(
+        &templates,
+        &args.instance.settings(),
+        &owner,
+        &[repo],
+        &args.set,
+    )?;
     let mut rendered = templates.render(&values)?;
     let objects = rendered.iter_mut().map(|r| &mut r.object).collect();
     reconcile::stamp_record(objects, &values, &Default::default(), &Kinds::new(None));
@@ -91,7 +97,7 @@ async fn dry_run_reconciler(
         client,
         kinds,
         active,
-        args.instance.clone(),
+        args.instance.settings(),
         Timeouts::default(),
     ))
 }
@@ -170,7 +176,7 @@ pub fn to_yaml(objects: &[RenderedObject]) -> Result<String, CliError> {
 pub fn validate_command(args: &ValidateArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let templates = Templates::load(args.instance.templates_dir.as_deref())?
         .with_values_files(&args.instance.values_files)?;
-    let problems = render::validate(&templates, &args.instance);
+    let problems = render::validate(&templates, &args.instance.settings());
     if problems.is_empty() {
         writeln!(
             out,

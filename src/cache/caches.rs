@@ -14,7 +14,7 @@ use kube::{
 use prometheus::IntGaugeVec;
 
 use super::{CacheError, KindCache, KindKey};
-use crate::{config::InstanceSettings, naming, reconcile::kinds::Kinds, render};
+use crate::{naming, reconcile::kinds::Kinds, render, values::InstanceSettings};
 
 /// The kinds cached from the start (`apiVersion`, `Kind`): every kind the built-in
 /// templates render and the credentials Secret. PVCs and pods are cached typed; the others

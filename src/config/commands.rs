@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use super::{InstanceSettings, ServeArgs, parse::http_url};
+use super::{InstanceArgs, ServeArgs, parse::http_url};
 
 /// codeserver-service: personal, persistent code-server workspaces on Kubernetes.
 #[derive(Parser, Debug)]
@@ -69,7 +69,7 @@ pub struct TargetArgs {
     pub set: Vec<String>,
     /// Instance settings.
     #[command(flatten)]
-    pub instance: InstanceSettings,
+    pub instance: InstanceArgs,
 }
 
 /// Output format of `render`.
@@ -101,7 +101,7 @@ pub struct RenderArgs {
 pub struct ValidateArgs {
     /// Instance settings (the template directory among them).
     #[command(flatten)]
-    pub instance: InstanceSettings,
+    pub instance: InstanceArgs,
 }
 
 /// Arguments of `plan`.

@@ -1,14 +1,16 @@
-//! The settings that shape every instance.
+//! The flags of the settings that shape every instance, turned into [`InstanceSettings`].
 
 use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::values::InstanceSettings;
+
 use super::parse::{dns_label, dns_subdomain, image, issuer, positive_quantity, storage_class};
 
-/// Settings that shape every instance: the inputs of `Values` that come from configuration.
+/// The flags of the settings that shape every instance.
 #[derive(Args, Debug, Clone)]
-pub struct InstanceSettings {
+pub struct InstanceArgs {
     /// Namespace of the instances.
     #[arg(long = "namespace", env = "CODESERVER_NAMESPACE", value_name = "CODESERVER_NAMESPACE",
           default_value = "codeserver-instances", value_parser = dns_label)]
@@ -73,23 +75,23 @@ pub struct InstanceSettings {
     pub values_files: Vec<PathBuf>,
 }
 
-impl Default for InstanceSettings {
-    /// The specification's defaults (the same as the flags' defaults; a test checks it).
-    fn default() -> Self {
-        Self {
-            namespace: "codeserver-instances".to_owned(),
-            pvc_storage_class: "standard".to_owned(),
-            pvc_size: "10Gi".to_owned(),
-            image: "codercom/code-server:latest".to_owned(),
-            cpu: "500m".to_owned(),
-            memory: "1Gi".to_owned(),
-            cpu_limit: "2".to_owned(),
-            memory_limit: "4Gi".to_owned(),
-            base_domain: "devplatform.local".to_owned(),
-            jwt_issuer: None,
-            gateway_namespace: "istio-system".to_owned(),
-            templates_dir: None,
-            values_files: Vec::new(),
+impl InstanceArgs {
+    /// The settings these flags give.
+    pub fn settings(&self) -> InstanceSettings {
+        InstanceSettings {
+            namespace: self.namespace.clone(),
+            pvc_storage_class: self.pvc_storage_class.clone(),
+            pvc_size: self.pvc_size.clone(),
+            image: self.image.clone(),
+            cpu: self.cpu.clone(),
+            memory: self.memory.clone(),
+            cpu_limit: self.cpu_limit.clone(),
+            memory_limit: self.memory_limit.clone(),
+            base_domain: self.base_domain.clone(),
+            templates_dir: self.templates_dir.clone(),
+            jwt_issuer: self.jwt_issuer.clone(),
+            gateway_namespace: self.gateway_namespace.clone(),
+            values_files: self.values_files.clone(),
         }
     }
 }

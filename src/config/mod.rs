@@ -25,9 +25,9 @@ pub use self::{
         Cli, Command, HealthcheckArgs, OutputFormat, PlanArgs, RenderArgs, TargetArgs, ValidateArgs,
     },
     idle::IdleArgs,
-    instance::InstanceSettings,
+    instance::InstanceArgs,
     kube_rate::KubeRateArgs,
     parse::one_line_error,
     serve::{GiteaAuthArgs, ServeArgs, SettingsError},
 };
-pub use crate::secret::Secret;
+pub use crate::{secret::Secret, values::InstanceSettings};

@@ -9,7 +9,7 @@ use clap::{
 };
 
 use super::{
-    ApiArgs, CapacityArgs, IdleArgs, InstanceSettings, Secret,
+    ApiArgs, CapacityArgs, IdleArgs, InstanceArgs, Secret,
     parse::{environment, http_url, log_level, secret},
 };
 use crate::{
@@ -118,7 +118,7 @@ pub struct ServeArgs {
     pub gitea_auth: GiteaAuthArgs,
     /// Instance settings.
     #[command(flatten)]
-    pub instance: InstanceSettings,
+    pub instance: InstanceArgs,
     /// Listen addresses, API limits and developer tools.
     #[command(flatten)]
     pub api: ApiArgs,

@@ -48,7 +48,7 @@ fn defaults_match_the_specification() {
         ),
         (8082, 9092, 30, 300)
     );
-    let i = &s.instance;
+    let i = &s.instance.settings();
     assert_eq!(i.namespace, "codeserver-instances");
     assert_eq!(
         (i.pvc_storage_class.as_str(), i.pvc_size.as_str()),

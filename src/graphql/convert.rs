@@ -21,7 +21,7 @@ pub fn owner(identity: &Identity) -> Owner {
         email: identity.email.clone(),
         sub: identity.sub.clone(),
         known_name: None,
-        gitea_token: identity.token.clone().map(crate::config::Secret::new),
+        gitea_token: identity.token.clone().map(crate::secret::Secret::new),
     }
 }
 

@@ -129,7 +129,7 @@ impl Reconciler {
 /// The namespace objects of `api_version`/`kind` live in: the gateway's for the access
 /// policy, the instances namespace for everything else.
 pub fn namespace_of<'a>(
-    settings: &'a crate::config::InstanceSettings,
+    settings: &'a crate::values::InstanceSettings,
     api_version: &str,
     kind: &str,
 ) -> &'a str {

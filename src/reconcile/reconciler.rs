@@ -16,8 +16,8 @@ use super::{Error, Kinds, Result, live, restart::PodHashes, with_retry};
 use crate::{
     activity::IdlePolicy,
     capacity::{Capacity, Turn},
-    config::InstanceSettings,
     render::ActiveTemplates,
+    values::InstanceSettings,
 };
 
 /// Timing of the reconciler.

@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 
 use super::{ActiveTemplates, ReloadError};
 use crate::{
-    config::InstanceSettings,
     render::{self, Problem, RenderError, Templates},
+    values::InstanceSettings,
 };
 
 /// Loads the set in `dir` (the built-in set when `None`) and validates it as

@@ -11,7 +11,7 @@ use super::{
     load::{fingerprint, load_validated},
     metric::{RELOAD_METRIC, RESULT_ERROR, RESULT_OK},
 };
-use crate::config::InstanceSettings;
+use crate::values::InstanceSettings;
 
 /// How often the directory is checked unless configured otherwise.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);

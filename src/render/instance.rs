@@ -16,8 +16,8 @@ use super::{
     shape,
 };
 use crate::{
-    config::InstanceSettings,
     naming,
+    values::InstanceSettings,
     values::{self, Owner, Repo, Values},
 };
 

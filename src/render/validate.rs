@@ -3,8 +3,8 @@
 
 use super::{JobValues, Problem, RenderError, Templates, build_values};
 use crate::{
-    config::InstanceSettings,
     naming,
+    values::InstanceSettings,
     values::{Owner, Repo},
 };
 

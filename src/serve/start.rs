@@ -7,7 +7,7 @@ use crate::{
     activity::{Culler, IdleSettings},
     auth::AuthSettings,
     capacity::{Capacity, CapacityGauges, CapacitySettings},
-    config::{InstanceSettings, ServeArgs},
+    config::ServeArgs,
     errors::error_chain,
     gitea::{GiteaClient, GiteaSettings},
     graphql::record_stats,
@@ -15,6 +15,7 @@ use crate::{
     metrics::Metrics,
     reconcile::{Kinds, Reconciler, Timeouts},
     reload, render,
+    values::InstanceSettings,
 };
 
 /// How often the instance and storage gauges are refreshed from the cluster.
@@ -231,7 +232,7 @@ pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
     let service = Service {
         kube: kube_config(args.kubeconfig.as_deref()).await?,
         kube_rate: args.kube_rate.rate()?,
-        instance: args.instance.clone(),
+        instance: args.instance.settings(),
         timeouts: args.timeouts(),
         auth: args.auth_settings(),
         gitea: args.gitea_settings().map_err(ServeError::Gitea)?,

@@ -8,11 +8,12 @@ use std::{
 
 use serde_json::Value;
 
+use super::InstanceSettings;
 use super::{
     AccessValues, InstanceValues, Owner, Repo, RepoValues, ResourceValues, Resources,
     StorageValues, UserValues, Values, ValuesError, merge::apply_sets, overrides::Overrides,
 };
-use crate::{config::InstanceSettings, naming};
+use crate::naming;
 
 impl Values {
     /// Computes the values for `owner`'s instance with `repos` (at least one).

@@ -19,7 +19,7 @@ pub struct Owner {
     pub known_name: Option<String>,
     /// The caller's bearer token, for asking Gitea as them in the forwarding mode
     /// (`Debug` redacts it).
-    pub gitea_token: Option<crate::config::Secret>,
+    pub gitea_token: Option<crate::secret::Secret>,
 }
 
 impl Owner {

@@ -14,6 +14,7 @@ mod inputs;
 mod merge;
 mod model;
 mod overrides;
+mod settings;
 
 pub use self::{
     build::build_values,
@@ -25,4 +26,5 @@ pub use self::{
         UserValues, Values,
     },
     overrides::{DEFAULT_REPOSITORY_LIMIT, MAX_REPOSITORY_LIMIT},
+    settings::InstanceSettings,
 };

@@ -5,8 +5,9 @@ use std::{collections::BTreeMap, sync::Arc};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::InstanceSettings;
 use super::ValuesError;
-use crate::{config::InstanceSettings, naming};
+use crate::naming;
 
 /// The user, as templates see it.
 #[derive(Debug, Clone, Serialize)]

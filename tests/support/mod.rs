@@ -47,7 +47,7 @@ pub fn validate_templates_settings(extra: &[&str]) -> InstanceSettings {
     else {
         panic!("validate-templates parses with {extra:?}");
     };
-    args.instance
+    args.instance.settings()
 }
 
 /// One YAML document of a manifest file.

@@ -9,7 +9,7 @@ use clap::Args;
 use codeserver_service::{
     activity::IdleSettings,
     auth::AuthSettings,
-    config::{CapacityArgs, IdleArgs, InstanceSettings},
+    config::{CapacityArgs, IdleArgs, InstanceArgs},
     gitea::GiteaSettings,
     http::ApiSettings,
     rate_limit::Rate,
@@ -50,7 +50,7 @@ pub struct DemoArgs {
     pub log_file: Option<PathBuf>,
     /// Instance settings (templates, values, sizes) for the demo's instances.
     #[command(flatten)]
-    pub instance: InstanceSettings,
+    pub instance: InstanceArgs,
     /// Idle culling (HEALTHZ_URL is the simulated code-servers' in the demo).
     #[command(flatten)]
     pub idle: IdleArgs,
@@ -107,7 +107,7 @@ pub async fn demo(args: &DemoArgs) -> Result<(), DemoError> {
         .map_err(|e| DemoError::Cluster(Box::new(e)))?;
     // NB: the access policies name owners as <issuer>/<sub>; the demo's issuer is the
     // simulated one.
-    let mut instance = args.instance.clone();
+    let mut instance = args.instance.settings();
     instance.jwt_issuer = Some(issuer.issuer_url());
     let started = serve::start(Service {
         kube: sim.config(),
