@@ -23,7 +23,7 @@ use crate::{
     metrics::{KubeCounter, Metrics, MetricsError},
     reconcile::{self, Kinds, Reconciler, Timeouts},
     reload::{self, ReloadError},
-    render::{self, ActiveTemplates},
+    render,
 };
 
 /// How often the instance and storage gauges are refreshed from the cluster.
@@ -151,10 +151,7 @@ pub fn assemble(parts: Parts) -> Result<Routes, ServeError> {
     let gitea = GiteaClient::new(parts.gitea)
         .map_err(ServeError::Gitea)?
         .with_metrics(parts.metrics.clone());
-    let ready = ready_check(
-        parts.reconciler.client().clone(),
-        parts.reconciler.templates().clone(),
-    );
+    let ready = ready_check(parts.reconciler.clone());
     let templates = reload::reporter(parts.reconciler.templates().clone(), parts.refusals);
     let cluster = match parts.reconciler.kinds().istio_version() {
         Some(_) => Vec::new(),
@@ -194,13 +191,15 @@ pub fn assemble(parts: Parts) -> Result<Routes, ServeError> {
 /// A readiness answer and when it was given.
 type ReadyAnswer = (Instant, Result<(), String>);
 
-/// Ready when the Kubernetes API answers and a template set is loaded; answers are reused
-/// for a moment so that probes and `health` never pile up on the API server.
-pub fn ready_check(client: Client, templates: Arc<ActiveTemplates>) -> ReadyCheck {
+/// Ready when the Kubernetes API answers, a template set is loaded and the reconciler's
+/// caches have synced; answers are reused for a moment so that probes and `health` never
+/// pile up on the API server.
+pub fn ready_check(reconciler: Arc<Reconciler>) -> ReadyCheck {
     let last: Arc<Mutex<Option<ReadyAnswer>>> = Arc::default();
     Arc::new(move || {
-        let client = client.clone();
-        let templates = templates.clone();
+        let client = reconciler.client().clone();
+        let templates = reconciler.templates().clone();
+        let synced = reconciler.caches_synced();
         let last = last.clone();
         Box::pin(async move {
             let cached = last
@@ -213,6 +212,8 @@ pub fn ready_check(client: Client, templates: Arc<ActiveTemplates>) -> ReadyChec
             }
             let answer = if templates.get().object_templates().is_empty() {
                 Err("no templates are loaded".to_owned())
+            } else if !synced {
+                Err("the caches of the managed objects have not synced yet".to_owned())
             } else {
                 match tokio::time::timeout(READY_TIMEOUT, client.apiserver_version()).await {
                     Ok(Ok(_)) => Ok(()),
@@ -423,6 +424,7 @@ pub async fn start(service: Service) -> Result<Started, ServeError> {
             service.instance.clone(),
             service.timeouts,
         )
+        .with_cache_gauges(metrics.cache_objects.clone())
         .with_gitea(keys_client),
         &service.idle,
         &service.capacity,

@@ -160,6 +160,17 @@ impl Caches {
         Ok(())
     }
 
+    /// True when objects of `kind` (`apiVersion/Kind`, any version) are cached and their
+    /// cache has completed its first listing: what it answers is then complete.
+    pub fn is_synced(&self, kind: &str) -> bool {
+        match self.held(kind) {
+            Ok(Held::Pvcs) => self.pvcs.synced(),
+            Ok(Held::Pods) => self.pods.synced(),
+            Ok(Held::Dynamic(cache)) => cache.synced(),
+            Err(_) => false,
+        }
+    }
+
     /// True when objects of `kind` (`apiVersion/Kind`, any version) are cached.
     pub fn is_cached(&self, kind: &str) -> bool {
         KindKey::parse(kind).is_some_and(|key| self.held_key(&key).is_some())
@@ -235,6 +246,17 @@ impl Caches {
                 .into_iter()
                 .map(|o| DynamicObject::clone(&o))
                 .collect()),
+        }
+    }
+
+    /// The object of `kind` (`apiVersion/Kind`) named `name` in the namespace its cache
+    /// watches, as a `DynamicObject` with its `apiVersion`/`kind` set.
+    pub fn get(&self, kind: &str, name: &str) -> Result<Option<DynamicObject>, CacheError> {
+        let one = |objects: Vec<DynamicObject>| objects.into_iter().next();
+        match self.held(kind)? {
+            Held::Pvcs => dynamic(kind, self.pvcs.get(name).into_iter().collect()).map(one),
+            Held::Pods => dynamic(kind, self.pods.get(name).into_iter().collect()).map(one),
+            Held::Dynamic(cache) => Ok(cache.get(name).map(|o| DynamicObject::clone(&o))),
         }
     }
 

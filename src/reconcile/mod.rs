@@ -10,6 +10,7 @@
 
 mod admin;
 pub mod apply;
+mod cached;
 mod credentials;
 mod desired;
 mod error;
@@ -29,6 +30,7 @@ mod sync;
 
 pub use self::{
     admin::InstanceFilter,
+    cached::WRITE_VISIBLE,
     credentials::{ANNOTATION_DEPLOY_KEYS, LABEL_CREDENTIALS_OF},
     error::{Error, MAX_ATTEMPTS, reason, retry_delay, with_retry},
     events::{InstanceEvent, MAX_EVENTS},

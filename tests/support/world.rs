@@ -19,6 +19,9 @@
 #[path = "serving.rs"]
 pub mod serving;
 
+#[path = "eventually.rs"]
+mod eventually;
+
 use std::{sync::Arc, time::Duration};
 
 use codeserver_service::{
@@ -72,6 +75,7 @@ pub struct ReconcilerBuilder {
     gitea: Option<GiteaClient>,
     idle: Option<IdlePolicy>,
     capacity: Option<Capacity>,
+    cache_gauges: Option<prometheus::IntGaugeVec>,
 }
 
 impl ReconcilerBuilder {
@@ -90,6 +94,7 @@ impl ReconcilerBuilder {
             gitea: None,
             idle: None,
             capacity: None,
+            cache_gauges: None,
         }
     }
 
@@ -144,6 +149,12 @@ impl ReconcilerBuilder {
         self
     }
 
+    /// Counts the objects the caches hold in `gauges` (`codeserver_cache_objects`).
+    pub fn cache_gauges(mut self, gauges: prometheus::IntGaugeVec) -> Self {
+        self.cache_gauges = Some(gauges);
+        self
+    }
+
     pub fn build(self) -> Arc<Reconciler> {
         let templates = self.templates.unwrap_or_else(|| {
             Arc::new(ActiveTemplates::new(
@@ -157,6 +168,9 @@ impl ReconcilerBuilder {
             self.settings,
             self.timeouts,
         );
+        if let Some(gauges) = self.cache_gauges {
+            reconciler = reconciler.with_cache_gauges(gauges);
+        }
         if let Some(gitea) = self.gitea {
             reconciler = reconciler.with_gitea(gitea);
         }
@@ -168,6 +182,40 @@ impl ReconcilerBuilder {
         }
         Arc::new(reconciler)
     }
+}
+
+/// Waits until `reconciler`'s caches have synced and `sim` has seen every cache's watch
+/// open, so that the requests a test records afterwards are the service's own.
+pub async fn caches_settled(sim: &Sim, reconciler: &Reconciler) {
+    tokio::time::timeout(Duration::from_secs(10), reconciler.caches().wait_synced())
+        .await
+        .expect("the caches sync in time")
+        .expect("the caches keep running");
+    let kinds = reconciler.caches().counts().len();
+    eventually::eventually("every cache watches", Duration::from_secs(10), || async {
+        let watched: std::collections::BTreeSet<(String, String)> = sim
+            .requests()
+            .into_iter()
+            .filter(|r| r.verb == "watch")
+            .map(|r| (r.api_group, r.resource))
+            .collect();
+        (watched.len() >= kinds).then_some(())
+    })
+    .await;
+}
+
+/// Waits (at most 5 s) until `reconciler` has seen pod `name` go: its caches learn it
+/// from their watch, after the cluster. False when it did not.
+pub async fn pod_gone(reconciler: &Reconciler, name: &str) -> bool {
+    let caches = reconciler.caches();
+    let gone = async {
+        caches.wait_synced().await?;
+        caches.pods().wait_object(name, |p| p.is_none()).await
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), gone).await,
+        Ok(Ok(_))
+    )
 }
 
 /// A cluster address where nothing listens: any cluster call fails, so an answer other
@@ -318,6 +366,7 @@ impl WorldBuilder {
         };
         let mut reconciler = (self.reconciler)(
             ReconcilerBuilder::on(client)
+                .cache_gauges(metrics.cache_objects.clone())
                 .kinds(kinds)
                 .templates(templates.clone())
                 .jwt_issuer(&issuer.issuer_url()),
@@ -339,6 +388,9 @@ impl WorldBuilder {
         })
         .unwrap();
         let (base, stop) = serving::serve_routes(routes).await;
+        if let Some(sim) = &sim {
+            caches_settled(sim, &reconciler).await;
+        }
         for fault in self.faults {
             sim.as_ref()
                 .expect("faults are injected by the simulated cluster")
