@@ -295,8 +295,7 @@ impl Reconciler {
                 .map_err(|e| Error::Instance(format!("read the cached Secrets: {e}")))?;
             return Ok(held.as_ref().and_then(cached::typed));
         }
-        let api = self.secrets();
-        with_retry("get the credentials Secret", || api.get_opt(name))
+        live::named(&self.secrets(), name)
             .await
             .map_err(|e| Error::kube("read the instance's credentials", e))
     }

@@ -110,8 +110,7 @@ impl Reconciler {
                 .pvc(name)
                 .map(|pvc| PersistentVolumeClaim::clone(&pvc)));
         }
-        let api = self.pvcs();
-        with_retry("get a PVC", || api.get_opt(name))
+        named(&self.pvcs(), name)
             .await
             .map_err(|e| Error::kube("read the workspace volume", e))
     }
@@ -121,8 +120,7 @@ impl Reconciler {
         if let Some(caches) = self.cached() {
             return Ok(caches.pod(name).map(|pod| Pod::clone(&pod)));
         }
-        let api = self.pods();
-        with_retry("get a pod", || api.get_opt(name))
+        named(&self.pods(), name)
             .await
             .map_err(|e| Error::kube("read the instance's pod", e))
     }
@@ -163,6 +161,22 @@ impl Reconciler {
         objects.extend(lists.into_iter().flatten());
         Ok(objects)
     }
+}
+
+/// The object `name` through `api`, if it exists: read while the caches cannot answer,
+/// with a list pinned to the name (which the API server serves as a read of that one
+/// key), so that reading needs no more rights than the caches' `list` and `watch`.
+pub(super) async fn named<K>(api: &Api<K>, name: &str) -> Result<Option<K>, kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let lp = ListParams::default().fields(&format!("metadata.name={name}"));
+    let what = format!("read {name}");
+    let list = with_retry(&what, || api.list(&lp)).await?;
+    Ok(list
+        .items
+        .into_iter()
+        .find(|o| o.meta().name.as_deref() == Some(name)))
 }
 
 /// The namespace objects of `api_version`/`kind` live in: the gateway's for the access
