@@ -478,7 +478,11 @@ const RECONCILER_VERBS: &[(&str, &str, &[&str])] = &[
         &["list", "watch", "create", "patch", "delete"],
     ),
     ("", "events", &["list", "watch"]),
-    ("", "services", &["list", "watch", "create", "patch", "delete"]),
+    (
+        "",
+        "services",
+        &["list", "watch", "create", "patch", "delete"],
+    ),
     ("", "configmaps", &["list", "watch"]),
     (
         "networking.k8s.io",
@@ -495,7 +499,11 @@ const RECONCILER_VERBS: &[(&str, &str, &[&str])] = &[
         "jobs",
         &["get", "list", "watch", "create", "delete"],
     ),
-    ("", "secrets", &["list", "watch", "create", "patch", "delete"]),
+    (
+        "",
+        "secrets",
+        &["list", "watch", "create", "patch", "delete"],
+    ),
     (
         "coordination.k8s.io",
         "leases",

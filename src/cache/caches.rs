@@ -294,6 +294,25 @@ impl Caches {
         }
     }
 
+    /// Resolves with the object `name` of `kind` (a kind held as `DynamicObject`s, not
+    /// PVCs or pods: see [`KindCache::wait_object`] for those) once `done` holds for it,
+    /// looked at now and after every event of its cache. It does not time out: wrap it
+    /// in `tokio::time::timeout`.
+    pub async fn wait_object(
+        &self,
+        kind: &str,
+        name: &str,
+        done: impl Fn(Option<&DynamicObject>) -> bool,
+    ) -> Result<Option<DynamicObject>, CacheError> {
+        match self.held(kind)? {
+            Held::Dynamic(cache) => Ok(cache
+                .wait_object(name, done)
+                .await?
+                .map(|o| DynamicObject::clone(&o))),
+            Held::Pvcs | Held::Pods => Err(CacheError::NotCached(format!("{kind} (typed)"))),
+        }
+    }
+
     /// Resolves when the cache of `kind` no longer holds `namespace`/`name` (after a
     /// delete). It does not time out: wrap it in `tokio::time::timeout`.
     pub async fn wait_gone(
