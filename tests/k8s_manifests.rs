@@ -564,7 +564,7 @@ fn recorded_requests_are_compared_with_the_role() {
 
     // A request the Role does not allow is reported, and so is a grant nobody used.
     requests.retain(|r| !(r.resource == "jobs" && r.verb == "watch"));
-    requests.push(request("list", "", "secrets", None, false));
+    requests.push(request("get", "", "secrets", None, false));
     requests.push(request("create", "", "pods", Some("exec"), false));
     let mut elsewhere = request("list", "", "pods", None, false);
     elsewhere.namespace = Some(SERVICE_NAMESPACE.to_owned());
@@ -575,7 +575,7 @@ fn recorded_requests_are_compared_with_the_role() {
         vec![Grant::new("batch", "jobs", "watch")]
     );
     let denied = comparison.denied.join("\n");
-    for needle in ["list core/secrets", "create core/pods/exec", "dev-platform"] {
+    for needle in ["get core/secrets", "create core/pods/exec", "dev-platform"] {
         assert!(denied.contains(needle), "{needle} not in {denied}");
     }
 }

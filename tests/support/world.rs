@@ -218,6 +218,20 @@ pub async fn pod_gone(reconciler: &Reconciler, name: &str) -> bool {
     )
 }
 
+/// Waits (at most 5 s) until `reconciler`'s caches hold the PVC `name`, e.g. a record a
+/// test seeded in the cluster behind the service's back. False when they did not.
+pub async fn record_cached(reconciler: &Reconciler, name: &str) -> bool {
+    let caches = reconciler.caches();
+    let held = async {
+        caches.wait_synced().await?;
+        caches.pvcs().wait_object(name, |p| p.is_some()).await
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), held).await,
+        Ok(Ok(_))
+    )
+}
+
 /// A cluster address where nothing listens: any cluster call fails, so an answer other
 /// than `internal error` proves the cluster was never called.
 pub async fn unreachable_cluster() -> kube::Config {
