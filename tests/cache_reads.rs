@@ -287,3 +287,65 @@ async fn lifecycle_mutations_send_only_their_writes_once_synced() {
         );
     }
 }
+
+/// An admin's template of a kind the caches do not start with (a RequestAuthentication).
+const REQUEST_AUTHENTICATION: &str = "{%- import \"_helpers.j2\" as h -%}\napiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata:\n  {{ h.metadata(\"jwt-\" ~ user.name) | indent(2) }}\nspec:\n  jwtRules:\n    - issuer: https://keycloak.test/realms/devplatform\n";
+
+/// The built-in templates and `extra` (file name, text).
+fn templates_plus(extra: (&str, &str)) -> codeserver_service::render::Templates {
+    use codeserver_service::render::{Source, Templates};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read_to_string(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    files.push((extra.0.to_owned(), extra.1.to_owned()));
+    Templates::from_files(files, Source::Builtin).unwrap()
+}
+
+#[tokio::test]
+async fn a_kind_the_caches_lack_is_listed_then_cached() {
+    use codeserver_service::render::ActiveTemplates;
+    let sim = Sim::start().await.unwrap();
+    let templates = Arc::new(ActiveTemplates::new(templates_plus((
+        "requestauthentication.yaml.j2",
+        REQUEST_AUTHENTICATION,
+    ))));
+    let rec = world::reconciler(&sim).templates(templates).build();
+    world::caches_settled(&sim, &rec).await;
+    const KIND: &str = "security.istio.io/v1/RequestAuthentication";
+    assert!(!rec.caches().is_cached(KIND));
+
+    sim.reset_requests();
+    let p = rec.provision(&john(), repo("backend-api")).await.unwrap();
+    assert_eq!(p.instance.status.status, InstanceStatus::Running);
+    let requests = recorded(&sim);
+    assert!(
+        requests.contains(&"list requestauthentications".to_owned()),
+        "the plan listed the kind no cache held: {requests:?}"
+    );
+    assert_eq!(sim.list_objects("requestauthentications").len(), 1);
+    assert!(rec.caches().is_cached(KIND), "and cached it from then on");
+
+    tokio::time::timeout(Duration::from_secs(10), rec.caches().wait_synced())
+        .await
+        .unwrap()
+        .unwrap();
+    world::eventually::eventually("the new cache watches", Duration::from_secs(10), || async {
+        (sim.count("watch", "requestauthentications") > 0).then_some(())
+    })
+    .await;
+    sim.reset_requests();
+    let again = rec.provision(&john(), repo("backend-api")).await.unwrap();
+    assert_eq!(again.message, "Using existing instance");
+    assert_eq!(recorded(&sim), Vec::<String>::new());
+
+    rec.delete(&john(), &p.instance.id).await.unwrap();
+    assert!(sim.list_objects("requestauthentications").is_empty());
+}

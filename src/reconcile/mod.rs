@@ -1,10 +1,12 @@
 //! The reconciler: renders an instance's desired objects, compares them with what is
 //! live, applies the difference with server-side apply and derives every answer from
-//! live objects. One async function per lifecycle operation; the GraphQL layer calls
-//! these and builds no Kubernetes objects itself.
+//! live objects, read from the watch-backed caches (`crate::cache`). One async function
+//! per lifecycle operation; the GraphQL layer calls these and builds no Kubernetes
+//! objects itself.
 //!
-//! Along the data flow: `reconciler` (the shared state), `desired` (values -> render
-//! -> plan -> apply, and the dry runs), `provision` (provision and start), `remove` (stop
+//! Along the data flow: `reconciler` (the shared state and its caches), `cached` (where
+//! reads come from, and reading one's own writes), `desired` (values -> render -> plan
+//! -> apply, and the dry runs), `provision` (provision and start), `remove` (stop
 //! and delete), `sync` (the sync Job), `read` (get, list, status, logs, stats) and
 //! `restart` (whether a live pod is rendered from older inputs, without rendering).
 

@@ -20,7 +20,7 @@
 pub mod serving;
 
 #[path = "eventually.rs"]
-mod eventually;
+pub mod eventually;
 
 use std::{sync::Arc, time::Duration};
 
