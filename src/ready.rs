@@ -1,5 +1,5 @@
-//! Readiness: whether the service can work (the Kubernetes API answers and a template set
-//! is loaded) and what it lacks. The HTTP layer answers `/ready` with it and the GraphQL
+//! Readiness: whether the service can work (the Kubernetes API answers, a template set is
+//! loaded and the caches of the managed objects have synced) and what it lacks. The HTTP layer answers `/ready` with it and the GraphQL
 //! layer the `health` query; both only read it.
 
 use std::{
@@ -27,13 +27,19 @@ pub type Degraded = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
 /// A readiness answer and when it was given.
 type ReadyAnswer = (Instant, Result<(), String>);
 
-/// Ready when the Kubernetes API answers and a template set is loaded; answers are reused
-/// for a moment so that probes and `health` never pile up on the API server.
-pub fn ready_check(client: Client, templates: Arc<ActiveTemplates>) -> ReadyCheck {
+/// Ready when the Kubernetes API answers, a template set is loaded and `synced` says the
+/// caches of the managed objects have synced; answers are reused for a moment so that
+/// probes and `health` never pile up on the API server.
+pub fn ready_check(
+    client: Client,
+    templates: Arc<ActiveTemplates>,
+    synced: impl Fn() -> bool + Send + Sync + 'static,
+) -> ReadyCheck {
     let last: Arc<Mutex<Option<ReadyAnswer>>> = Arc::default();
     Arc::new(move || {
         let client = client.clone();
         let templates = templates.clone();
+        let synced = synced();
         let last = last.clone();
         Box::pin(async move {
             let cached = last
@@ -46,6 +52,8 @@ pub fn ready_check(client: Client, templates: Arc<ActiveTemplates>) -> ReadyChec
             }
             let answer = if templates.get().object_templates().is_empty() {
                 Err("no templates are loaded".to_owned())
+            } else if !synced {
+                Err("the caches of the managed objects have not synced yet".to_owned())
             } else {
                 match tokio::time::timeout(READY_TIMEOUT, client.apiserver_version()).await {
                     Ok(Ok(_)) => Ok(()),

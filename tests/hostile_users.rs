@@ -92,6 +92,7 @@ async fn provisioning_never_writes_over_another_owners_live_objects() {
             },
         }))
         .unwrap();
+    assert!(world::record_cached(&w.reconciler, "workspace-john-doe-30f69670").await);
     let before = w.pvc("workspace-john-doe-30f69670").unwrap();
     let victim = w.token("john.doe");
     w.sim().reset_requests();
@@ -191,6 +192,7 @@ async fn the_repository_cap_refuses_one_more_and_changes_nothing() {
         .map(|i| ("alice".to_owned(), format!("r{i}")))
         .collect();
     w.sim().seed(seeded_record("alice", &full)).unwrap();
+    assert!(world::record_cached(&w.reconciler, "workspace-alice").await);
     for (owner, name) in &full {
         w.gitea.add_repo(SimRepo::new(owner, name, false));
     }

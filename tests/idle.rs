@@ -147,11 +147,7 @@ async fn an_idle_instance_warns_then_stops_and_keeps_its_volume() {
     let late = culler.check(now + secs(TIMEOUT + 1)).await.unwrap();
     assert_eq!(late.stopped, vec![id.clone()]);
     assert_eq!(e.metrics.idle_stops.get(), 1);
-    assert!(
-        e.sim
-            .wait_for("pods", NS, &id, Duration::from_secs(5), |p| p.is_none())
-            .await
-    );
+    assert!(world::pod_gone(&e.rec, &id).await);
     assert!(e.sim.object("persistentvolumeclaims", NS, &pvc).is_some());
     let stopped = e.rec.get(&john(), &id).await.unwrap();
     assert_eq!(stopped.status.status, InstanceStatus::Stopped);

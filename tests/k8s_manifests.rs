@@ -351,7 +351,7 @@ fn rbac_is_one_namespaced_role_without_secrets_or_exec() {
         gateway.metadata.namespace.as_deref(),
         Some(GATEWAY_NAMESPACE)
     );
-    let expected: BTreeSet<Grant> = ["list", "create", "patch", "delete"]
+    let expected: BTreeSet<Grant> = ["list", "watch", "create", "patch", "delete"]
         .into_iter()
         .map(|verb| Grant::new("security.istio.io", "authorizationpolicies", verb))
         .collect();
@@ -402,12 +402,15 @@ fn rbac_is_one_namespaced_role_without_secrets_or_exec() {
             grant.group != "*" && grant.resource != "*" && grant.verb != "*",
             "wildcard: {grant}"
         );
-        // NB: Secrets only by name (each instance's own deploy keys): no list or watch,
-        // so the service cannot enumerate or read any Secret it did not name.
+        // NB: Secrets are read only through the cache (list and watch, by the
+        // managed-by label) and written only as each instance's own deploy keys.
         assert!(
             grant.resource != "secrets"
-                || matches!(grant.verb.as_str(), "get" | "create" | "patch" | "delete"),
-            "secrets only by name: {grant}"
+                || matches!(
+                    grant.verb.as_str(),
+                    "list" | "watch" | "create" | "patch" | "delete"
+                ),
+            "secrets: cached reads and the deploy keys' writes only: {grant}"
         );
         assert!(
             !matches!(
@@ -467,35 +470,40 @@ fn rbac_is_one_namespaced_role_without_secrets_or_exec() {
 /// What the reconciler sends, per kind: (group, resource, verbs).
 /// NB: every applied kind needs `create` as well as `patch` (see 03-rbac.yaml).
 const RECONCILER_VERBS: &[(&str, &str, &[&str])] = &[
-    (
-        "",
-        "pods",
-        &["get", "list", "watch", "create", "patch", "delete"],
-    ),
+    ("", "pods", &["list", "watch", "create", "patch", "delete"]),
     ("", "pods/log", &["get"]),
     (
         "",
         "persistentvolumeclaims",
-        &["get", "list", "watch", "create", "patch", "delete"],
+        &["list", "watch", "create", "patch", "delete"],
     ),
     ("", "events", &["list", "watch"]),
-    ("", "services", &["list", "create", "patch", "delete"]),
+    (
+        "",
+        "services",
+        &["list", "watch", "create", "patch", "delete"],
+    ),
+    ("", "configmaps", &["list", "watch"]),
     (
         "networking.k8s.io",
         "networkpolicies",
-        &["list", "create", "patch", "delete"],
+        &["list", "watch", "create", "patch", "delete"],
     ),
     (
         "networking.istio.io",
         "virtualservices",
-        &["list", "create", "patch", "delete"],
+        &["list", "watch", "create", "patch", "delete"],
     ),
     (
         "batch",
         "jobs",
         &["get", "list", "watch", "create", "delete"],
     ),
-    ("", "secrets", &["get", "create", "patch", "delete"]),
+    (
+        "",
+        "secrets",
+        &["list", "watch", "create", "patch", "delete"],
+    ),
     (
         "coordination.k8s.io",
         "leases",
@@ -556,7 +564,7 @@ fn recorded_requests_are_compared_with_the_role() {
 
     // A request the Role does not allow is reported, and so is a grant nobody used.
     requests.retain(|r| !(r.resource == "jobs" && r.verb == "watch"));
-    requests.push(request("list", "", "secrets", None, false));
+    requests.push(request("get", "", "secrets", None, false));
     requests.push(request("create", "", "pods", Some("exec"), false));
     let mut elsewhere = request("list", "", "pods", None, false);
     elsewhere.namespace = Some(SERVICE_NAMESPACE.to_owned());
@@ -567,7 +575,7 @@ fn recorded_requests_are_compared_with_the_role() {
         vec![Grant::new("batch", "jobs", "watch")]
     );
     let denied = comparison.denied.join("\n");
-    for needle in ["list core/secrets", "create core/pods/exec", "dev-platform"] {
+    for needle in ["get core/secrets", "create core/pods/exec", "dev-platform"] {
         assert!(denied.contains(needle), "{needle} not in {denied}");
     }
 }

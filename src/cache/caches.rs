@@ -160,6 +160,17 @@ impl Caches {
         Ok(())
     }
 
+    /// True when objects of `kind` (`apiVersion/Kind`, any version) are cached and their
+    /// cache has completed its first listing: what it answers is then complete.
+    pub fn is_synced(&self, kind: &str) -> bool {
+        match self.held(kind) {
+            Ok(Held::Pvcs) => self.pvcs.synced(),
+            Ok(Held::Pods) => self.pods.synced(),
+            Ok(Held::Dynamic(cache)) => cache.synced(),
+            Err(_) => false,
+        }
+    }
+
     /// True when objects of `kind` (`apiVersion/Kind`, any version) are cached.
     pub fn is_cached(&self, kind: &str) -> bool {
         KindKey::parse(kind).is_some_and(|key| self.held_key(&key).is_some())
@@ -238,6 +249,17 @@ impl Caches {
         }
     }
 
+    /// The object of `kind` (`apiVersion/Kind`) named `name` in the namespace its cache
+    /// watches, as a `DynamicObject` with its `apiVersion`/`kind` set.
+    pub fn get(&self, kind: &str, name: &str) -> Result<Option<DynamicObject>, CacheError> {
+        let one = |objects: Vec<DynamicObject>| objects.into_iter().next();
+        match self.held(kind)? {
+            Held::Pvcs => dynamic(kind, self.pvcs.get(name).into_iter().collect()).map(one),
+            Held::Pods => dynamic(kind, self.pods.get(name).into_iter().collect()).map(one),
+            Held::Dynamic(cache) => Ok(cache.get(name).map(|o| DynamicObject::clone(&o))),
+        }
+    }
+
     /// Every live object of instance `id` of the given `kinds` (`apiVersion/Kind`): what
     /// the reconciler's `live_objects` lists, from the caches. Fails on the first kind
     /// that has no cache.
@@ -269,6 +291,25 @@ impl Caches {
             Held::Pvcs => self.pvcs.wait_for(namespace, name, version).await,
             Held::Pods => self.pods.wait_for(namespace, name, version).await,
             Held::Dynamic(cache) => cache.wait_for(namespace, name, version).await,
+        }
+    }
+
+    /// Resolves with the object `name` of `kind` (a kind held as `DynamicObject`s, not
+    /// PVCs or pods: see [`KindCache::wait_object`] for those) once `done` holds for it,
+    /// looked at now and after every event of its cache. It does not time out: wrap it
+    /// in `tokio::time::timeout`.
+    pub async fn wait_object(
+        &self,
+        kind: &str,
+        name: &str,
+        done: impl Fn(Option<&DynamicObject>) -> bool,
+    ) -> Result<Option<DynamicObject>, CacheError> {
+        match self.held(kind)? {
+            Held::Dynamic(cache) => Ok(cache
+                .wait_object(name, done)
+                .await?
+                .map(|o| DynamicObject::clone(&o))),
+            Held::Pvcs | Held::Pods => Err(CacheError::NotCached(format!("{kind} (typed)"))),
         }
     }
 

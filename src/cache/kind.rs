@@ -192,6 +192,28 @@ where
         self.wait_until(|index| !index.contains(&key)).await
     }
 
+    /// Resolves with the object `name` (or its absence) once `done` holds for it, looked
+    /// at now and after every event. It does not time out: wrap it in
+    /// `tokio::time::timeout`.
+    pub async fn wait_object(
+        &self,
+        name: &str,
+        done: impl Fn(Option<&K>) -> bool,
+    ) -> Result<Option<Arc<K>>, CacheError> {
+        let mut changed = self.changed.clone();
+        loop {
+            changed.borrow_and_update();
+            let obj = self.get(name);
+            if done(obj.as_deref()) {
+                return Ok(obj);
+            }
+            changed
+                .changed()
+                .await
+                .map_err(|_| CacheError::Stopped(self.kind.clone()))?;
+        }
+    }
+
     async fn wait_until(&self, done: impl Fn(&Index) -> bool) -> Result<(), CacheError> {
         let mut changed = self.changed.clone();
         loop {

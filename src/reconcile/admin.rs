@@ -1,7 +1,7 @@
 //! What admins may do beyond their own instances: list every instance, and find the owner
 //! of any instance so that stop, start and delete can act for that owner.
 
-use super::{Error, Reconciler, Result, live, with_retry};
+use super::{Error, Reconciler, Result, read::Records};
 use crate::{
     instance::{Instance, InstanceStatus, record},
     naming,
@@ -18,14 +18,18 @@ pub struct InstanceFilter {
 }
 
 impl Reconciler {
-    /// Every instance matching `filter`, ordered by id (two list calls).
+    /// Every instance matching `filter`, ordered by id (from the caches; two list calls
+    /// before they have synced).
     pub async fn all(&self, filter: &InstanceFilter) -> Result<Vec<Instance>> {
-        let mut selector = live::managed_selector();
-        if let Some(user) = &filter.user {
-            let safe = naming::safe_name(user).map_err(crate::values::ValuesError::from)?;
-            selector.push_str(&format!(",{}={safe}", naming::LABEL_USER));
-        }
-        let records = self.records_with_pods(&selector).await?;
+        let safe = match &filter.user {
+            Some(user) => Some(naming::safe_name(user).map_err(crate::values::ValuesError::from)?),
+            None => None,
+        };
+        let which = match safe.as_deref() {
+            Some(safe) => Records::User(safe),
+            None => Records::All,
+        };
+        let records = self.records_with_pods(&which).await?;
         let mut instances = Vec::new();
         for (pvc, pod) in &records {
             let instance = self.instance(pvc, pod.as_ref())?;
@@ -41,10 +45,9 @@ impl Reconciler {
     /// act on it; `NotFound` when there is no such instance.
     pub async fn owner_of(&self, id: &str) -> Result<Owner> {
         let name = naming::parse_instance_id(id).map_err(|_| Error::NotFound)?;
-        let (api, pvc_name) = (self.pvcs(), naming::pvc_name(name));
-        let pvc = with_retry("get a PVC", || api.get_opt(&pvc_name))
-            .await
-            .map_err(|e| Error::kube("read the workspace volume", e))?
+        let pvc = self
+            .pvc(&naming::pvc_name(name))
+            .await?
             .ok_or(Error::NotFound)?;
         let managed = pvc
             .metadata

@@ -22,7 +22,11 @@ use kube::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{Error, Reconciler, Result, apply, live, sshkey, with_retry};
+use super::{
+    Error, Reconciler, Result, apply,
+    cached::{self, Written},
+    live, sshkey, with_retry,
+};
 use crate::{
     gitea::{Caller, GiteaError},
     naming,
@@ -100,8 +104,11 @@ impl Reconciler {
         // NB: the per-user lock is per replica; another replica writing the same Secret
         // at once makes our write fail (its keys, or ours, would be recorded nowhere),
         // so ours are revoked and the Secret read again.
-        for _ in 0..MAX_KEY_WRITES {
-            if self.try_ensure_keys(values).await? {
+        for pass in 0..MAX_KEY_WRITES {
+            // NB: the first pass reads the Secret from the cache; a conflict (the API
+            // server's 409, never the cache's say) means someone wrote first, so later
+            // passes read it from the API server.
+            if self.try_ensure_keys(values, pass == 0).await? {
                 return Ok(());
             }
         }
@@ -113,15 +120,13 @@ impl Reconciler {
 
     /// One pass of [`Self::ensure_keys`]: `false` when another writer changed the Secret
     /// first (the keys this pass added are revoked again).
-    async fn try_ensure_keys(&self, values: &Values) -> Result<bool> {
+    async fn try_ensure_keys(&self, values: &Values, cached: bool) -> Result<bool> {
         let Some(gitea) = &self.gitea else {
             return Ok(true);
         };
         let name = &values.instance.credentials;
         let api = self.secrets();
-        let existing = with_retry("get the credentials Secret", || api.get_opt(name))
-            .await
-            .map_err(|e| Error::kube("read the instance's credentials", e))?;
+        let existing = self.secret(name, cached).await?;
         if let Some(secret) = &existing
             && !live::labels_own(
                 secret.metadata.labels.as_ref(),
@@ -153,7 +158,10 @@ impl Reconciler {
                 })
                 .await
                 {
-                    Ok(created) => Some(created),
+                    Ok(created) => {
+                        self.secret_written(name, &created).await;
+                        Some(created)
+                    }
                     Err(kube::Error::Api(status)) if status.code == 409 => return Ok(false),
                     Err(e) => {
                         return Err(Error::kube("create the instance's credentials", e));
@@ -228,7 +236,10 @@ impl Reconciler {
         })
         .await;
         match written {
-            Ok(_) => Ok(true),
+            Ok(secret) => {
+                self.secret_written(name, &secret).await;
+                Ok(true)
+            }
             Err(kube::Error::Api(status)) if status.code == 409 => {
                 undo(gitea, &added).await;
                 Ok(false)
@@ -255,9 +266,7 @@ impl Reconciler {
     pub(super) async fn remove_keys(&self, safe_name: &str) -> Result<()> {
         let name = naming::credentials_name(safe_name);
         let api = self.secrets();
-        let existing = with_retry("get the credentials Secret", || api.get_opt(&name))
-            .await
-            .map_err(|e| Error::kube("read the instance's credentials", e))?;
+        let existing = self.secret(&name, true).await?;
         let Some(secret) = existing else {
             return Ok(());
         };
@@ -268,10 +277,35 @@ impl Reconciler {
         }
         let what = format!("delete Secret/{name}");
         let params = DeleteParams::default();
-        apply::delete_if_present(&api, &name, &params, &what)
+        let deleted = apply::delete_if_present(&api, &name, &params, &what)
             .await
             .map_err(|e| Error::kube(&what, e))?;
+        let ns = &self.settings.namespace;
+        self.written(SECRET, ns, &name, Written::of_delete(&deleted))
+            .await;
         Ok(())
+    }
+
+    /// The credentials Secret `name`: from the cache when `cached` and the cache of
+    /// Secrets has synced, from the API server otherwise.
+    async fn secret(&self, name: &str, cached: bool) -> Result<Option<Secret>> {
+        if let Some(caches) = self.cached_kind(SECRET).filter(|_| cached) {
+            let held = caches
+                .get(SECRET, name)
+                .map_err(|e| Error::Instance(format!("read the cached Secrets: {e}")))?;
+            return Ok(held.as_ref().and_then(cached::typed));
+        }
+        live::named(&self.secrets(), name)
+            .await
+            .map_err(|e| Error::kube("read the instance's credentials", e))
+    }
+
+    /// Waits until the cache shows the Secret `name` as a write answered it.
+    async fn secret_written(&self, name: &str, secret: &Secret) {
+        if let Some(version) = secret.metadata.resource_version.clone() {
+            let ns = &self.settings.namespace;
+            self.written(SECRET, ns, name, Written::At(version)).await;
+        }
     }
 
     fn secrets(&self) -> Api<Secret> {
@@ -286,6 +320,9 @@ fn refreshed(recorded: &Repo, found: &crate::gitea::Repository) -> Repo {
         recorded.clone()
     })
 }
+
+/// The kind of the credentials Secret, as the caches name it.
+const SECRET: &str = "v1/Secret";
 
 /// The deploy keys recorded on the credentials Secret.
 fn recorded_keys(secret: Option<&Secret>) -> BTreeMap<String, KeyEntry> {

@@ -9,6 +9,7 @@ use kube::api::DynamicObject;
 use super::{
     Error, Reconciler, Result,
     apply::{self, ApplyOptions, Outcome},
+    cached::Written,
     live::{self, dedupe_versions, identity, kinds_of, stamp_record},
     plan::{self, Plan},
     restart,
@@ -82,6 +83,7 @@ impl Reconciler {
         if let Some(p) = pod.filter(|p| p.metadata.deletion_timestamp.is_some()) {
             let ns = &self.settings.namespace;
             apply::wait_pod_gone(&self.client, ns, id, p.metadata.uid.as_deref()).await?;
+            self.written("v1/Pod", ns, id, Written::Gone).await;
         }
         let (plan, live) = self.plan_desired(id, desired, recorded).await?;
         refuse_foreign(&desired.values, &live)?;
@@ -91,6 +93,7 @@ impl Reconciler {
         let ns = &self.settings.namespace;
         let outcome = apply::apply(&self.client, &self.kinds, ns, &plan, opts).await?;
         log_outcome(id, &plan, &outcome);
+        self.applied(&plan, &outcome).await;
         Ok(())
     }
     /// Dry run: the objects the caller's instance with `repo` would have (the existing

@@ -1,5 +1,6 @@
-//! Live state: the objects of an instance, found by label selector, and the PVC that
-//! records the instance.
+//! Live state: the objects of an instance, found through the caches' indexes (or by
+//! label selector from the API server, for kinds not cached or not synced yet), and the
+//! PVC that records the instance.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -63,6 +64,12 @@ impl Reconciler {
 
     /// The owner's instance record (PVC), found by the durable owner label.
     pub(super) async fn find_record(&self, key: &str) -> Result<Option<PersistentVolumeClaim>> {
+        if let Some(caches) = self.cached() {
+            return Ok(caches
+                .records_of_owner(key)
+                .first()
+                .map(|pvc| PersistentVolumeClaim::clone(pvc)));
+        }
         let lp = ListParams::default().labels(&owner_selector(key));
         let api = self.pvcs();
         let list = with_retry("list the owner's PVCs", || api.list(&lp))
@@ -83,10 +90,7 @@ impl Reconciler {
     ) -> Result<PersistentVolumeClaim> {
         let name = naming::parse_instance_id(id).map_err(|_| Error::NotFound)?;
         let (safe, key) = identity(owner)?;
-        let (api, pvc_name) = (self.pvcs(), naming::pvc_name(name));
-        let pvc = with_retry("get a PVC", || api.get_opt(&pvc_name))
-            .await
-            .map_err(|e| Error::kube("read the workspace volume", e))?;
+        let pvc = self.pvc(&naming::pvc_name(name)).await?;
         match pvc {
             Some(pvc) if owns(&pvc, &safe, &key) => {
                 if pvc.metadata.deletion_timestamp.is_some() {
@@ -99,31 +103,80 @@ impl Reconciler {
         }
     }
 
+    /// The PVC `name`, if it exists.
+    pub(super) async fn pvc(&self, name: &str) -> Result<Option<PersistentVolumeClaim>> {
+        if let Some(caches) = self.cached() {
+            return Ok(caches
+                .pvc(name)
+                .map(|pvc| PersistentVolumeClaim::clone(&pvc)));
+        }
+        named(&self.pvcs(), name)
+            .await
+            .map_err(|e| Error::kube("read the workspace volume", e))
+    }
+
     /// The pod `name`, if it exists.
     pub(super) async fn pod(&self, name: &str) -> Result<Option<Pod>> {
-        let api = self.pods();
-        with_retry("get a pod", || api.get_opt(name))
+        if let Some(caches) = self.cached() {
+            return Ok(caches.pod(name).map(|pod| Pod::clone(&pod)));
+        }
+        named(&self.pods(), name)
             .await
             .map_err(|e| Error::kube("read the instance's pod", e))
     }
 
-    /// Every live object of instance `id` of the given kinds (`apiVersion/Kind`).
+    /// Every live object of instance `id` of the given kinds (`apiVersion/Kind`): from
+    /// the caches for kinds they hold and have synced, listed for the others (a kind
+    /// found here for the first time is cached from now on).
     pub(super) async fn live_objects(
         &self,
         id: &str,
         kinds: &BTreeSet<String>,
     ) -> Result<Vec<DynamicObject>> {
         let selector = instance_selector(id);
+        let mut objects = Vec::new();
         let mut resources = Vec::new();
         for k in kinds {
             let Some((api_version, kind)) = k.rsplit_once('/') else {
                 continue;
             };
-            resources.push(self.kinds.resolve(&self.client, api_version, kind).await?);
+            let ar = self.kinds.resolve(&self.client, api_version, kind).await?;
+            let full = format!("{}/{}", ar.api_version, ar.kind);
+            if let Some(caches) = self.cached_kind(&full) {
+                let cached = caches.by_instance(&full, id).map_err(|e| {
+                    Error::Instance(format!("read the cached {} objects: {e}", ar.kind))
+                })?;
+                objects.extend(cached);
+                continue;
+            }
+            if !self.caches.is_cached(&full) {
+                self.caches.watch_kind(&ar);
+            }
+            resources.push(ar);
+        }
+        if resources.is_empty() {
+            return Ok(objects);
         }
         let lists = try_join_all(resources.iter().map(|ar| list_kind(self, ar, &selector))).await?;
-        Ok(lists.into_iter().flatten().collect())
+        objects.extend(lists.into_iter().flatten());
+        Ok(objects)
     }
+}
+
+/// The object `name` through `api`, if it exists: read while the caches cannot answer,
+/// with a list pinned to the name (which the API server serves as a read of that one
+/// key), so that reading needs no more rights than the caches' `list` and `watch`.
+pub(super) async fn named<K>(api: &Api<K>, name: &str) -> Result<Option<K>, kube::Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let lp = ListParams::default().fields(&format!("metadata.name={name}"));
+    let what = format!("read {name}");
+    let list = with_retry(&what, || api.list(&lp)).await?;
+    Ok(list
+        .items
+        .into_iter()
+        .find(|o| o.meta().name.as_deref() == Some(name)))
 }
 
 /// The namespace objects of `api_version`/`kind` live in: the gateway's for the access

@@ -1,15 +1,18 @@
 //! The reconciler: renders an instance's desired objects, compares them with what is
 //! live, applies the difference with server-side apply and derives every answer from
-//! live objects. One async function per lifecycle operation; the GraphQL layer calls
-//! these and builds no Kubernetes objects itself.
+//! live objects, read from the watch-backed caches (`crate::cache`). One async function
+//! per lifecycle operation; the GraphQL layer calls these and builds no Kubernetes
+//! objects itself.
 //!
-//! Along the data flow: `reconciler` (the shared state), `desired` (values -> render
-//! -> plan -> apply, and the dry runs), `provision` (provision and start), `remove` (stop
+//! Along the data flow: `reconciler` (the shared state and its caches), `cached` (where
+//! reads come from, and reading one's own writes), `desired` (values -> render -> plan
+//! -> apply, and the dry runs), `provision` (provision and start), `remove` (stop
 //! and delete), `sync` (the sync Job), `read` (get, list, status, logs, stats) and
 //! `restart` (whether a live pod is rendered from older inputs, without rendering).
 
 mod admin;
 pub mod apply;
+mod cached;
 mod credentials;
 mod desired;
 mod error;
@@ -29,6 +32,7 @@ mod sync;
 
 pub use self::{
     admin::InstanceFilter,
+    cached::WRITE_VISIBLE,
     credentials::{ANNOTATION_DEPLOY_KEYS, LABEL_CREDENTIALS_OF},
     error::{Error, MAX_ATTEMPTS, reason, retry_delay, with_retry},
     events::{InstanceEvent, MAX_EVENTS},

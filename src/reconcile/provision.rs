@@ -7,6 +7,7 @@ use kube::runtime::wait::{await_condition, conditions};
 use super::{
     Error, Reconciler, Result,
     apply::{ApplyOptions, Updates},
+    cached::Written,
     live::identity,
 };
 use crate::{
@@ -227,7 +228,12 @@ impl Reconciler {
         )
         .await;
         match gone {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(_)) => {
+                let ns = &self.settings.namespace;
+                self.written("v1/PersistentVolumeClaim", ns, name, Written::Gone)
+                    .await;
+                Ok(())
+            }
             Ok(Err(e)) => {
                 tracing::warn!(pvc = name, error = %e, "watching a deleted PVC failed");
                 Err(Error::BeingDeleted)

@@ -49,7 +49,7 @@ impl Reconciler {
     /// The caller's instances.
     pub async fn list(&self, owner: &Owner) -> Result<Vec<Instance>> {
         let (safe, key) = identity(owner)?;
-        let records = self.records_with_pods(&live::owner_selector(&key)).await?;
+        let records = self.records_with_pods(&Records::Owner(&key)).await?;
         records
             .iter()
             .filter(|(pvc, _)| live::owns(pvc, &safe, &key))
@@ -141,9 +141,10 @@ impl Reconciler {
         }
     }
 
-    /// Totals over every instance in the namespace (two list calls).
+    /// Totals over every instance in the namespace (from the caches; two list calls
+    /// before they have synced).
     pub async fn stats(&self) -> Result<Stats> {
-        let records = self.records_with_pods(&live::managed_selector()).await?;
+        let records = self.records_with_pods(&Records::All).await?;
         let mut stats = Stats::default();
         let now = now();
         for (pvc, pod) in &records {
@@ -172,55 +173,86 @@ impl Reconciler {
     /// has no instance. For admin dry runs only: ownership checks never use it.
     pub async fn named_owner(&self, user_id: &str) -> Result<Owner> {
         let safe = naming::safe_name(user_id).map_err(crate::values::ValuesError::from)?;
-        let selector = format!("{},{}={safe}", live::managed_selector(), naming::LABEL_USER);
-        let lp = ListParams::default().labels(&selector);
-        let api = self.pvcs();
-        let pvcs = with_retry("list a user's PVCs", || api.list(&lp))
-            .await
-            .map_err(|e| Error::kube("list the user's workspace volumes", e))?;
-        Ok(match pvcs.items.first() {
+        let records = self.records(&Records::User(&safe)).await?;
+        Ok(match records.first() {
             Some(pvc) => record::owner_as_recorded(Owner::new(user_id), pvc),
             None => Owner::new(user_id),
         })
     }
 
-    /// The instance records (PVCs labelled with `selector` and an instance id), each with
-    /// its code-server pod if it has one: two list calls, whatever the number of instances.
+    /// The instance records `which` selects, ordered by name: from the caches, or one
+    /// list call before they have synced.
+    pub(super) async fn records(
+        &self,
+        which: &Records<'_>,
+    ) -> Result<Vec<k8s_openapi::api::core::v1::PersistentVolumeClaim>> {
+        if let Some(caches) = self.cached() {
+            let mut records: Vec<_> = match which {
+                Records::All => caches.records(),
+                Records::Owner(key) => caches.records_of_owner(key),
+                Records::User(safe) => caches
+                    .records()
+                    .into_iter()
+                    .filter(|pvc| record::safe_name(pvc) == Some(*safe))
+                    .collect(),
+            }
+            .iter()
+            .map(|pvc| k8s_openapi::api::core::v1::PersistentVolumeClaim::clone(pvc))
+            .collect();
+            records.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+            return Ok(records);
+        }
+        let lp = ListParams::default().labels(&which.selector());
+        let api = self.pvcs();
+        let list = with_retry("list PVCs", || api.list(&lp))
+            .await
+            .map_err(|e| Error::kube("list workspace volumes", e))?;
+        Ok(list.items)
+    }
+
+    /// The instance records `which` selects (those with an instance id), each with its
+    /// code-server pod if it has one: from the caches, or two list calls before they
+    /// have synced, whatever the number of instances.
     pub(super) async fn records_with_pods(
         &self,
-        selector: &str,
+        which: &Records<'_>,
     ) -> Result<
         Vec<(
             k8s_openapi::api::core::v1::PersistentVolumeClaim,
             Option<Pod>,
         )>,
     > {
-        let pvc_lp = ListParams::default().labels(selector);
+        if let Some(caches) = self.cached() {
+            let records = self.records(which).await?;
+            return Ok(records
+                .into_iter()
+                .filter_map(|pvc| {
+                    let pod = caches
+                        .pod(record::instance_id(&pvc)?)
+                        .filter(|pod| is_code_server(pod))
+                        .map(|pod| Pod::clone(&pod));
+                    Some((pvc, pod))
+                })
+                .collect());
+        }
+        let selector = which.selector();
         let pod_lp = ListParams::default().labels(&format!(
             "{selector},{}={}",
             naming::LABEL_NAME,
             naming::APP_NAME_VALUE
         ));
-        let (pvc_api, pod_api) = (self.pvcs(), self.pods());
-        let (pvcs, pods) = futures::try_join!(
-            async {
-                with_retry("list PVCs", || pvc_api.list(&pvc_lp))
-                    .await
-                    .map_err(|e| Error::kube("list workspace volumes", e))
-            },
-            async {
-                with_retry("list pods", || pod_api.list(&pod_lp))
-                    .await
-                    .map_err(|e| Error::kube("list pods", e))
-            },
-        )?;
+        let pod_api = self.pods();
+        let (pvcs, pods) = futures::try_join!(self.records(which), async {
+            with_retry("list pods", || pod_api.list(&pod_lp))
+                .await
+                .map_err(|e| Error::kube("list pods", e))
+        },)?;
         let mut pods: BTreeMap<String, Pod> = pods
             .items
             .into_iter()
             .filter_map(|p| Some((p.metadata.name.clone()?, p)))
             .collect();
         Ok(pvcs
-            .items
             .into_iter()
             .filter_map(|pvc| {
                 let pod = pods.remove(record::instance_id(&pvc)?);
@@ -239,11 +271,27 @@ impl Reconciler {
                 InstanceStatus::Running | InstanceStatus::Error | InstanceStatus::Stopped
             )
         };
-        let watched = tokio::time::timeout(
-            self.timeouts.ready,
-            await_condition(self.pods(), id, settled),
-        )
-        .await;
+        let watched = match self.cached() {
+            Some(caches) => {
+                tokio::time::timeout(self.timeouts.ready, async {
+                    caches
+                        .pods()
+                        .wait_object(id, settled)
+                        .await
+                        .map(|pod| pod.map(|pod| Pod::clone(&pod)))
+                        .map_err(|e| e.to_string())
+                })
+                .await
+            }
+            None => {
+                tokio::time::timeout(self.timeouts.ready, async {
+                    await_condition(self.pods(), id, settled)
+                        .await
+                        .map_err(|e| e.to_string())
+                })
+                .await
+            }
+        };
         let record = self.owned_record(owner, id).await?;
         // NB: the watch already holds the settled pod; read it again only when the
         // watch failed or the time ran out.
@@ -258,6 +306,38 @@ impl Reconciler {
         let instance = self.instance(&record, pod.as_ref())?;
         Ok(self.explain(instance, pod.as_ref()).await)
     }
+}
+
+/// Which instance records a read is about.
+pub(super) enum Records<'a> {
+    /// Every instance's.
+    All,
+    /// The owner's with this owner key.
+    Owner(&'a str),
+    /// The user's with this safe name.
+    User(&'a str),
+}
+
+impl Records<'_> {
+    /// The label selector of these records.
+    fn selector(&self) -> String {
+        match self {
+            Self::All => live::managed_selector(),
+            Self::Owner(key) => live::owner_selector(key),
+            Self::User(safe) => {
+                format!("{},{}={safe}", live::managed_selector(), naming::LABEL_USER)
+            }
+        }
+    }
+}
+
+/// True for an instance's code-server pod (not a sync Job's).
+fn is_code_server(pod: &Pod) -> bool {
+    pod.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(naming::LABEL_NAME))
+        .is_some_and(|v| v == naming::APP_NAME_VALUE)
 }
 
 /// Seconds since the epoch.

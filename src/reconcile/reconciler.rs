@@ -1,20 +1,22 @@
-//! The reconciler itself: its client, templates, settings and limits, and the per-owner
-//! locks and start admission that every operation shares.
+//! The reconciler itself: its client, caches, templates, settings and limits, and the
+//! per-owner locks and start admission that every operation shares.
 
 use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex, PoisonError, Weak,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
 
 use kube::Client;
+use prometheus::IntGaugeVec;
 
 use super::{Error, Kinds, Result, live, restart::PodHashes, with_retry};
 use crate::{
     activity::IdlePolicy,
+    cache::Caches,
     capacity::{Capacity, Turn},
     render::ActiveTemplates,
     values::InstanceSettings,
@@ -44,6 +46,11 @@ impl Default for Timeouts {
 /// Turns rendered instances into live ones. Cheap to share behind an `Arc`.
 pub struct Reconciler {
     pub(super) client: Client,
+    /// The watch-backed caches every read comes from once they have synced.
+    pub(super) caches: Arc<Caches>,
+    /// Writes of ours the caches did not show in time: while any is outstanding, reads
+    /// go to the API server.
+    pub(super) lagging: Arc<AtomicUsize>,
     pub(super) kinds: Kinds,
     pub(super) templates: Arc<ActiveTemplates>,
     pub(super) settings: InstanceSettings,
@@ -69,7 +76,9 @@ impl std::fmt::Debug for Reconciler {
 }
 
 impl Reconciler {
-    /// A reconciler over `client`, rendering with the templates in `templates`.
+    /// A reconciler over `client`, rendering with the templates in `templates`. Starts the
+    /// watch-backed caches of every managed kind (so it must be called inside a tokio
+    /// runtime); reads come from the API server until they have synced.
     pub fn new(
         client: Client,
         kinds: Kinds,
@@ -77,8 +86,11 @@ impl Reconciler {
         settings: InstanceSettings,
         timeouts: Timeouts,
     ) -> Self {
+        let caches = Arc::new(Caches::start(client.clone(), &settings, &kinds, None));
         Self {
             client,
+            caches,
+            lagging: Arc::new(AtomicUsize::new(0)),
             kinds,
             templates,
             settings,
@@ -99,6 +111,29 @@ impl Reconciler {
     pub fn with_gitea(mut self, gitea: crate::gitea::GiteaClient) -> Self {
         self.gitea = Some(gitea);
         self
+    }
+
+    /// The same reconciler, counting the objects its caches hold in `gauges`
+    /// (`codeserver_cache_objects{kind}`). The caches are started again, so call it
+    /// right after [`Self::new`].
+    pub fn with_cache_gauges(mut self, gauges: IntGaugeVec) -> Self {
+        self.caches = Arc::new(Caches::start(
+            self.client.clone(),
+            &self.settings,
+            &self.kinds,
+            Some(gauges),
+        ));
+        self
+    }
+
+    /// The watch-backed caches the reads come from.
+    pub fn caches(&self) -> &Caches {
+        &self.caches
+    }
+
+    /// True once every cache has completed its first listing (`/ready` waits for it).
+    pub fn caches_synced(&self) -> bool {
+        self.caches.synced()
     }
 
     /// The capacity limits (the GraphQL layer applies the per-user mutation rate).
@@ -135,6 +170,18 @@ impl Reconciler {
 
     /// Pods of instances other than `id` that exist and are not being deleted.
     async fn running_pods(&self, id: &str) -> Result<usize> {
+        let counts = |p: &k8s_openapi::api::core::v1::Pod| {
+            p.metadata.deletion_timestamp.is_none()
+                && p.metadata.name.as_deref() != Some(id)
+                && p.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(crate::naming::LABEL_NAME))
+                    .is_some_and(|v| v == crate::naming::APP_NAME_VALUE)
+        };
+        if let Some(caches) = self.cached() {
+            return Ok(caches.pods().all().iter().filter(|p| counts(p)).count());
+        }
         let lp = kube::api::ListParams::default().labels(&format!(
             "{},{}={}",
             live::managed_selector(),
@@ -146,12 +193,7 @@ impl Reconciler {
         let list = with_retry("list the running instances", || pods.list(&lp))
             .await
             .map_err(|e| Error::kube("count the running instances", e))?;
-        Ok(list
-            .items
-            .iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .filter(|p| p.metadata.name.as_deref() != Some(id))
-            .count())
+        Ok(list.items.iter().filter(|p| counts(p)).count())
     }
 
     /// The same reconciler, reporting `idleStopAt` by `idle` (off by default).

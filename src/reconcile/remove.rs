@@ -8,6 +8,7 @@ use kube::{
 use super::{
     Error, Reconciler, Result,
     apply::delete_if_present,
+    cached::Written,
     live::{dedupe_versions, identity, kinds_of},
 };
 use crate::{instance::record, values::Owner};
@@ -20,9 +21,12 @@ impl Reconciler {
         self.owned_record(owner, id).await?;
         let what = format!("delete Pod/{id}");
         let (pods, params) = (self.pods(), DeleteParams::default());
-        delete_if_present(&pods, id, &params, &what)
+        let deleted = delete_if_present(&pods, id, &params, &what)
             .await
             .map_err(|e| Error::Instance(format!("{what}: {}", super::reason(&e))))?;
+        let ns = &self.settings.namespace;
+        self.written("v1/Pod", ns, id, Written::of_delete(&deleted))
+            .await;
         Ok(())
     }
     /// Delete: every object of the instance, the PVC (and the work in it) last; only
@@ -77,9 +81,12 @@ impl Reconciler {
         let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &ar);
         let name = o.metadata.name.clone().unwrap_or_default();
         let what = format!("delete {}/{name}", t.kind);
-        delete_if_present(&api, &name, params, &what)
+        let deleted = delete_if_present(&api, &name, params, &what)
             .await
             .map_err(|e| Error::kube(&what, e))?;
+        let kind = format!("{}/{}", ar.api_version, ar.kind);
+        self.written(&kind, ns, &name, Written::of_delete(&deleted))
+            .await;
         Ok(())
     }
 }

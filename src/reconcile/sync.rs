@@ -11,8 +11,8 @@ use kube::{
 };
 
 use super::{
-    Checked, Error, Reconciler, Result, apply::delete_if_present, live::identity, read::now,
-    with_retry,
+    Checked, Error, Reconciler, Result, apply::delete_if_present, cached, live::identity,
+    read::now, with_retry,
 };
 use crate::{
     instance::{self, InstanceStatus, record},
@@ -91,11 +91,28 @@ impl Reconciler {
         let uid = self.create_sync_job(&name, &job).await?;
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), &self.settings.namespace);
         let finished = |j: Option<&Job>| job_outcome(j).is_some();
-        let done = tokio::time::timeout(
-            self.timeouts.sync,
-            await_condition(jobs.clone(), &name, finished),
-        )
-        .await;
+        let done = match self.cached_kind(JOB) {
+            Some(caches) => {
+                let cached = caches.wait_object(JOB, &name, |j| {
+                    finished(j.and_then(cached::typed::<Job>).as_ref())
+                });
+                tokio::time::timeout(self.timeouts.sync, async {
+                    cached
+                        .await
+                        .map(|j| j.as_ref().and_then(cached::typed::<Job>))
+                        .map_err(|e| e.to_string())
+                })
+                .await
+            }
+            None => {
+                tokio::time::timeout(self.timeouts.sync, async {
+                    await_condition(jobs.clone(), &name, finished)
+                        .await
+                        .map_err(|e| e.to_string())
+                })
+                .await
+            }
+        };
         let job = match done {
             Ok(Ok(job)) => job,
             Ok(Err(e)) => return Err(Error::Sync(format!("watching Job/{name}: {e}"))),
@@ -195,6 +212,9 @@ impl Reconciler {
             .join(" | "))
     }
 }
+
+/// The kind of the sync Job, as the caches name it.
+const JOB: &str = "batch/v1/Job";
 
 /// `Some(Ok)` when the Job completed, `Some(Err(reason))` when it failed, `None` while
 /// it runs.

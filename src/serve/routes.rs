@@ -83,9 +83,11 @@ pub fn assemble(parts: Parts) -> Result<Routes, ServeError> {
     let gitea = GiteaClient::new(parts.gitea)
         .map_err(ServeError::Gitea)?
         .with_metrics(parts.metrics.clone());
+    let synced = parts.reconciler.clone();
     let ready = ready_check(
         parts.reconciler.client().clone(),
         parts.reconciler.templates().clone(),
+        move || synced.caches_synced(),
     );
     let templates = reload::reporter(parts.reconciler.templates().clone(), parts.refusals);
     let cluster = match parts.reconciler.kinds().istio_version() {

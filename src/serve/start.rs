@@ -167,6 +167,7 @@ pub async fn start(service: Service) -> Result<Started, ServeError> {
             service.instance.clone(),
             service.timeouts,
         )
+        .with_cache_gauges(metrics.cache_objects.clone())
         .with_gitea(keys_client),
         &service.idle,
         &service.capacity,

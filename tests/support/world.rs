@@ -20,6 +20,9 @@
 #[path = "serving.rs"]
 pub mod serving;
 
+#[path = "eventually.rs"]
+pub mod eventually;
+
 use std::{sync::Arc, time::Duration};
 
 use codeserver_service::{
@@ -81,6 +84,7 @@ pub struct ReconcilerBuilder {
     gitea: Option<GiteaClient>,
     idle: Option<IdlePolicy>,
     capacity: Option<Capacity>,
+    cache_gauges: Option<prometheus::IntGaugeVec>,
 }
 
 impl ReconcilerBuilder {
@@ -99,6 +103,7 @@ impl ReconcilerBuilder {
             gitea: None,
             idle: None,
             capacity: None,
+            cache_gauges: None,
         }
     }
 
@@ -159,6 +164,12 @@ impl ReconcilerBuilder {
         self
     }
 
+    /// Counts the objects the caches hold in `gauges` (`codeserver_cache_objects`).
+    pub fn cache_gauges(mut self, gauges: prometheus::IntGaugeVec) -> Self {
+        self.cache_gauges = Some(gauges);
+        self
+    }
+
     pub fn build(self) -> Arc<Reconciler> {
         let templates = self.templates.unwrap_or_else(|| {
             Arc::new(ActiveTemplates::new(
@@ -172,6 +183,9 @@ impl ReconcilerBuilder {
             self.settings,
             self.timeouts,
         );
+        if let Some(gauges) = self.cache_gauges {
+            reconciler = reconciler.with_cache_gauges(gauges);
+        }
         if let Some(gitea) = self.gitea {
             reconciler = reconciler.with_gitea(gitea);
         }
@@ -183,6 +197,54 @@ impl ReconcilerBuilder {
         }
         Arc::new(reconciler)
     }
+}
+
+/// Waits until `reconciler`'s caches have synced and `sim` has seen every cache's watch
+/// open, so that the requests a test records afterwards are the service's own.
+pub async fn caches_settled(sim: &Sim, reconciler: &Reconciler) {
+    tokio::time::timeout(Duration::from_secs(10), reconciler.caches().wait_synced())
+        .await
+        .expect("the caches sync in time")
+        .expect("the caches keep running");
+    let kinds = reconciler.caches().counts().len();
+    eventually::eventually("every cache watches", Duration::from_secs(10), || async {
+        let watched: std::collections::BTreeSet<(String, String)> = sim
+            .requests()
+            .into_iter()
+            .filter(|r| r.verb == "watch")
+            .map(|r| (r.api_group, r.resource))
+            .collect();
+        (watched.len() >= kinds).then_some(())
+    })
+    .await;
+}
+
+/// Waits (at most 5 s) until `reconciler` has seen pod `name` go: its caches learn it
+/// from their watch, after the cluster. False when it did not.
+pub async fn pod_gone(reconciler: &Reconciler, name: &str) -> bool {
+    let caches = reconciler.caches();
+    let gone = async {
+        caches.wait_synced().await?;
+        caches.pods().wait_object(name, |p| p.is_none()).await
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), gone).await,
+        Ok(Ok(_))
+    )
+}
+
+/// Waits (at most 5 s) until `reconciler`'s caches hold the PVC `name`, e.g. a record a
+/// test seeded in the cluster behind the service's back. False when they did not.
+pub async fn record_cached(reconciler: &Reconciler, name: &str) -> bool {
+    let caches = reconciler.caches();
+    let held = async {
+        caches.wait_synced().await?;
+        caches.pvcs().wait_object(name, |p| p.is_some()).await
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), held).await,
+        Ok(Ok(_))
+    )
 }
 
 /// A cluster address where nothing listens: any cluster call fails, so an answer other
@@ -333,6 +395,7 @@ impl WorldBuilder {
         };
         let mut reconciler = (self.reconciler)(
             ReconcilerBuilder::on(client)
+                .cache_gauges(metrics.cache_objects.clone())
                 .kinds(kinds)
                 .templates(templates.clone())
                 .jwt_issuer(&issuer.issuer_url()),
@@ -354,6 +417,9 @@ impl WorldBuilder {
         })
         .unwrap();
         let (base, stop) = serving::serve_routes(routes).await;
+        if let Some(sim) = &sim {
+            caches_settled(sim, &reconciler).await;
+        }
         for fault in self.faults {
             sim.as_ref()
                 .expect("faults are injected by the simulated cluster")
