@@ -1,11 +1,16 @@
 //! Load benchmark of the GraphQL API: 1,000 instances in the simulated cluster, 50
 //! concurrent clients, throughput and p50/p99 latency of `myCodeServers` and `health`.
-//! Fails (exit code 1) on any error answer.
+//! The cluster runs in a child process (see `support/cluster.rs`), so the CPU the figures
+//! cost is the service's. Fails (exit code 1) on any error answer.
 //!
 //! `cargo bench --bench api_load` (INSTANCES, CLIENTS and REQUESTS override the sizes).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+#[path = "support/cluster.rs"]
+mod cluster;
+#[path = "support/load.rs"]
+mod load;
 #[path = "../tests/support/world.rs"]
 mod world;
 
@@ -15,107 +20,8 @@ use codeserver_service::{
 };
 use codeserver_sim::issuer::TokenSpec;
 use futures::{StreamExt, stream};
-use serde_json::{Value, json};
+use load::{Run, env_or, load};
 use world::World;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-struct Report {
-    name: &'static str,
-    latencies: Vec<Duration>,
-    errors: usize,
-    elapsed: Duration,
-}
-
-impl Report {
-    fn percentile(&self, p: f64) -> Duration {
-        if self.latencies.is_empty() {
-            return Duration::ZERO;
-        }
-        let rank = ((self.latencies.len() as f64) * p).ceil() as usize;
-        self.latencies[rank.clamp(1, self.latencies.len()) - 1]
-    }
-
-    fn print(&self, clients: usize) {
-        println!(
-            "{:<14} {:>6} requests  {:>3} clients  {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  errors {}",
-            self.name,
-            self.latencies.len() + self.errors,
-            clients,
-            (self.latencies.len() + self.errors) as f64 / self.elapsed.as_secs_f64(),
-            self.percentile(0.50).as_secs_f64() * 1000.0,
-            self.percentile(0.99).as_secs_f64() * 1000.0,
-            self.errors,
-        );
-    }
-}
-
-/// Sends `requests` POSTs from `clients` concurrent clients; request `i` uses `tokens[i % n]`.
-async fn load(
-    name: &'static str,
-    url: &str,
-    query: &str,
-    tokens: &[String],
-    clients: usize,
-    requests: usize,
-    expect: impl Fn(&Value) -> bool + Sync,
-) -> Report {
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(clients)
-        .build()
-        .expect("HTTP client");
-    let body = json!({ "query": query }).to_string();
-    let started = Instant::now();
-    let outcomes: Vec<Result<Duration, String>> = stream::iter(0..requests)
-        .map(|i| {
-            let request = http
-                .post(url)
-                .bearer_auth(&tokens[i % tokens.len()])
-                .header("content-type", "application/json")
-                .body(body.clone());
-            let expect = &expect;
-            async move {
-                let sent = Instant::now();
-                let response = request.send().await.map_err(|e| e.to_string())?;
-                let status = response.status();
-                let answer: Value = response.json().await.map_err(|e| e.to_string())?;
-                if status.is_success() && answer["errors"].is_null() && expect(&answer) {
-                    Ok(sent.elapsed())
-                } else {
-                    Err(format!("{status} {answer}"))
-                }
-            }
-        })
-        .buffer_unordered(clients)
-        .collect()
-        .await;
-    let elapsed = started.elapsed();
-    let mut latencies = Vec::with_capacity(requests);
-    let mut errors = 0;
-    for outcome in outcomes {
-        match outcome {
-            Ok(latency) => latencies.push(latency),
-            Err(error) => {
-                if errors == 0 {
-                    eprintln!("{name}: first error: {error:.300}");
-                }
-                errors += 1;
-            }
-        }
-    }
-    latencies.sort();
-    Report {
-        name,
-        latencies,
-        errors,
-        elapsed,
-    }
-}
 
 fn main() {
     let instances = env_or("INSTANCES", 1_000);
@@ -126,7 +32,22 @@ fn main() {
         .build()
         .expect("tokio runtime");
     let failed = runtime.block_on(async move {
+        let cluster = match cluster::Cluster::start().await {
+            Ok(cluster) => cluster,
+            Err(error) => {
+                eprintln!("the simulated cluster did not start: {error}");
+                return true;
+            }
+        };
+        let config = match cluster.config().await {
+            Ok(config) => config,
+            Err(error) => {
+                eprintln!("{error}");
+                return true;
+            }
+        };
         let w = World::builder()
+            .cluster(config)
             .reconciler(|r| r.timeouts(Timeouts::default()))
             .start()
             .await;
@@ -163,13 +84,26 @@ fn main() {
 
         let url = format!("{}/graphql", w.base);
         let tokens: Vec<String> = users.iter().map(|u| w.token(u)).collect();
+        let http = match reqwest::Client::builder()
+            .pool_max_idle_per_host(clients)
+            .build()
+        {
+            Ok(http) => http,
+            Err(error) => {
+                eprintln!("the HTTP client: {error}");
+                return true;
+            }
+        };
         let mine = load(
-            "myCodeServers",
-            &url,
-            "{ myCodeServers { id status url } }",
-            &tokens,
-            clients,
-            requests,
+            &http,
+            Run {
+                name: "myCodeServers",
+                url: &url,
+                query: "{ myCodeServers { id status url } }",
+                tokens: &tokens,
+                clients,
+                requests,
+            },
             |answer| {
                 answer["data"]["myCodeServers"]
                     .as_array()
@@ -178,12 +112,15 @@ fn main() {
         )
         .await;
         let health = load(
-            "health",
-            &url,
-            "{ health }",
-            &tokens,
-            clients,
-            requests,
+            &http,
+            Run {
+                name: "health",
+                url: &url,
+                query: "{ health }",
+                tokens: &tokens,
+                clients,
+                requests,
+            },
             |answer| answer["data"]["health"] == true,
         )
         .await;

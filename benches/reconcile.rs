@@ -1,14 +1,16 @@
 //! Provisions 1,000 instances against the simulated cluster and prints instances per
 //! second, Kubernetes API requests per instance and the service's peak memory.
 //!
-//! Two runs: one against `codeserver-service sim --fast` in a child process, so that this
-//! process's peak resident memory is the reconciler's alone, then one against an
-//! in-process simulated cluster, which counts every request.
+//! Two runs: one against `codeserver-demo sim --fast` in a child process (see
+//! `support/cluster.rs`), so that this process's peak resident memory is the reconciler's
+//! alone, then one against an in-process simulated cluster, which counts every request.
 //! `cargo bench --bench reconcile` (BENCH_INSTANCES and BENCH_CONCURRENCY override 1000 and 32).
+
+#[path = "support/cluster.rs"]
+mod cluster;
 
 use std::{
     error::Error,
-    path::Path,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -17,7 +19,6 @@ use codeserver_service::{
     config::InstanceSettings,
     reconcile::{Kinds, Reconciler, Timeouts},
     render::{ActiveTemplates, Templates},
-    serve,
     values::{Owner, Repo},
 };
 use codeserver_sim::Sim;
@@ -91,16 +92,6 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-async fn wait_for_file(path: &Path) -> Result<(), Box<dyn Error>> {
-    for _ in 0..200 {
-        if path.exists() && std::fs::metadata(path)?.len() > 0 {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Err(format!("{} did not appear", path.display()).into())
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     codeserver_service::install_crypto();
@@ -109,17 +100,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     // Run 1, first so that nothing else has touched this process's memory: the cluster in a
     // child process, so this process's peak memory is the service's.
-    let dir = tempfile::tempdir()?;
-    let kubeconfig = dir.path().join("kubeconfig");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_codeserver-service"))
-        .args(["sim", "--fast", "--port", "0", "--kubeconfig-out"])
-        .arg(&kubeconfig)
-        .stdout(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    wait_for_file(&kubeconfig).await?;
+    let cluster = cluster::Cluster::start().await?;
     let baseline = peak_rss_mib();
-    let rec = reconciler(serve::kube_client(Some(&kubeconfig)).await?).await?;
+    let rec = reconciler(kube::Client::try_from(cluster.config().await?)?).await?;
     let elapsed = provision_all(&rec, n, concurrency).await?;
     println!("reconcile/provision (cluster in a child process): {n} instances");
     println!(
@@ -133,7 +116,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         ),
         _ => println!("  peak memory: unavailable on this platform"),
     }
-    child.kill().await?;
+    cluster.stop().await?;
 
     // Run 2: in-process simulated cluster, counting requests.
     let sim = Sim::start().await?;

@@ -1,0 +1,500 @@
+//! Scale benchmark: the service with 10,000 instances in the simulated cluster, which runs
+//! in a child process (see `support/cluster.rs`), so the memory and CPU measured here are
+//! the service's. Prints each figure beside its target from issue 14; fails (exit code 1)
+//! on any error answer or failed call, never on a figure.
+//!
+//! 1. Seeds the instances through a reconciler in another child process (this bench run
+//!    again with `SCALE_SEED_KUBECONFIG` set), so seeding leaves nothing in this process.
+//! 2. Starts the service (client, discovery, reconciler, `serve::assemble`'s routes on
+//!    127.0.0.1) and times start to the first `/ready` 200; reads every instance once
+//!    (`instanceStats`) and reports resident memory.
+//! 3. `myCodeServers` and `health` under `CLIENTS` concurrent clients; `instanceStats`
+//!    one request at a time; no-op re-provisions of existing instances through the
+//!    reconciler (service time and Kubernetes API calls, counted in
+//!    `codeserver_kube_requests_total`); a storm of fresh provisions, 64 at a time.
+//!
+//! `cargo bench --bench scale`; INSTANCES (10000), CLIENTS (50), REQUESTS (20000), STORM
+//! (1000) and STORM_CONCURRENCY (64) override the sizes.
+
+#[path = "support/cluster.rs"]
+mod cluster;
+#[path = "support/load.rs"]
+mod load;
+#[path = "../tests/support/world.rs"]
+mod world;
+
+use std::{
+    collections::BTreeMap,
+    error::Error,
+    path::Path,
+    process::ExitCode,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use codeserver_service::{
+    metrics::Metrics,
+    reconcile::{Kinds, Reconciler, Timeouts},
+    serve,
+    values::{Owner, Repo},
+};
+use codeserver_sim::{
+    gitea::SimGitea,
+    issuer::{Issuer, TokenSpec},
+};
+use futures::{StreamExt, stream};
+use load::{Report, Run, env_or, load, ms};
+use serde_json::Value;
+
+// NB: the service binary's allocator, so the memory figures are what the service uses.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Set in the seeding child: the simulated cluster's kubeconfig.
+const SEED_KUBECONFIG: &str = "SCALE_SEED_KUBECONFIG";
+/// Set in the seeding child: the issuer named in the instances' access policies.
+const SEED_ISSUER: &str = "SCALE_SEED_ISSUER";
+/// Set in the seeding child: how many instances to create.
+const SEED_COUNT: &str = "SCALE_SEED_COUNT";
+/// Provisions in flight while seeding.
+const SEED_CONCURRENCY: usize = 128;
+/// Sequential `instanceStats` requests.
+const STATS_REQUESTS: usize = 20;
+/// Sequential no-op re-provisions.
+const NOOPS: usize = 50;
+/// How long the service may take to answer `/ready` with 200.
+const READY_LIMIT: Duration = Duration::from_secs(120);
+
+type BoxError = Box<dyn Error + Send + Sync>;
+
+/// The repository every instance has.
+fn repo() -> Result<Repo, BoxError> {
+    Ok(Repo::new(
+        "devteam",
+        "backend-api",
+        "http://gitea:3000/devteam/backend-api.git",
+    )?)
+}
+
+/// The seeded user `i`.
+fn user(i: usize) -> String {
+    format!("user-{i:05}")
+}
+
+/// `user`'s owner, with the `sub` the issuer puts in `user`'s tokens (instances belong
+/// to the token's subject).
+fn owner(user: &str) -> Owner {
+    Owner {
+        sub: Some(TokenSpec::new(user).sub),
+        ..Owner::new(user.to_owned())
+    }
+}
+
+/// A reconciler on `client`'s cluster, with discovered kinds, access policies for
+/// `issuer` and the service's default timeouts.
+async fn reconciler(client: kube::Client, issuer: &str) -> Result<Arc<Reconciler>, BoxError> {
+    let kinds = Kinds::discover(&client).await?;
+    Ok(world::ReconcilerBuilder::on(client)
+        .kinds(kinds)
+        .jwt_issuer(issuer)
+        .timeouts(Timeouts::default())
+        .build())
+}
+
+/// Provisions `users`' instances through `reconciler`, `concurrency` at a time (waiting
+/// for readiness when `wait`); the elapsed time, or the first failure.
+async fn provision_all(
+    reconciler: &Arc<Reconciler>,
+    users: &[String],
+    concurrency: usize,
+    wait: bool,
+) -> Result<Duration, BoxError> {
+    let repo = repo()?;
+    let started = Instant::now();
+    let outcomes: Vec<_> = stream::iter(users)
+        .map(|user| {
+            let (reconciler, repo) = (reconciler.clone(), repo.clone());
+            async move { reconciler.provision_with(&owner(user), repo, wait).await }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    let failed = outcomes.iter().filter(|o| o.is_err()).count();
+    match outcomes.into_iter().find_map(Result::err) {
+        Some(first) => Err(format!("{failed} provisions failed; the first: {first}").into()),
+        None => Ok(elapsed),
+    }
+}
+
+/// The seeding child: `SEED_COUNT` instances on the cluster of `kubeconfig`.
+async fn seed(kubeconfig: &Path) -> Result<(), BoxError> {
+    let issuer = std::env::var(SEED_ISSUER)?;
+    let count: usize = std::env::var(SEED_COUNT)?.parse()?;
+    let client = kube::Client::try_from(serve::kube_config(Some(kubeconfig)).await?)?;
+    let reconciler = reconciler(client, &issuer).await?;
+    let users: Vec<String> = (0..count).map(user).collect();
+    provision_all(&reconciler, &users, SEED_CONCURRENCY, false).await?;
+    Ok(())
+}
+
+/// Runs this bench again as the seeding child; the time it took.
+async fn seed_in_child(
+    cluster: &cluster::Cluster,
+    issuer: &Issuer,
+    count: usize,
+) -> Result<Duration, BoxError> {
+    let started = Instant::now();
+    let status = tokio::process::Command::new(std::env::current_exe()?)
+        .env(SEED_KUBECONFIG, cluster.kubeconfig())
+        .env(SEED_ISSUER, issuer.issuer_url())
+        .env(SEED_COUNT, count.to_string())
+        .status()
+        .await?;
+    if !status.success() {
+        return Err(format!("seeding failed: {status}").into());
+    }
+    Ok(started.elapsed())
+}
+
+/// `VmRSS` and `VmHWM` of this process, in MiB.
+fn memory_mib() -> Result<(f64, f64), BoxError> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let field = |name: &str| -> Result<f64, BoxError> {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .ok_or_else(|| format!("no {name} in /proc/self/status"))?;
+        let kib: f64 = line
+            .split_whitespace()
+            .nth(1)
+            .ok_or_else(|| format!("no value in {line:?}"))?
+            .parse()?;
+        Ok(kib / 1024.0)
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// `codeserver_kube_requests_total` by verb, read from the service's `/metrics`.
+async fn kube_calls(http: &reqwest::Client, base: &str) -> Result<BTreeMap<String, f64>, BoxError> {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    let mut calls = BTreeMap::new();
+    for line in text.lines() {
+        let Some(labels) = line.strip_prefix("codeserver_kube_requests_total{") else {
+            continue;
+        };
+        let (labels, value) = labels
+            .rsplit_once("} ")
+            .ok_or_else(|| format!("unreadable metric line {line:?}"))?;
+        let verb = labels
+            .split(',')
+            .find_map(|label| label.strip_prefix("verb=\""))
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or("?");
+        *calls.entry(verb.to_owned()).or_insert(0.0) += value.trim().parse::<f64>()?;
+    }
+    Ok(calls)
+}
+
+/// The calls in `after` that were not in `before`, by verb, and their total.
+fn calls_between(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> (f64, String) {
+    let mut total = 0.0;
+    let mut by_verb = Vec::new();
+    for (verb, count) in after {
+        let made = count - before.get(verb).copied().unwrap_or(0.0);
+        if made > 0.0 {
+            total += made;
+            by_verb.push(format!("{verb} {made}"));
+        }
+    }
+    (total, by_verb.join(", "))
+}
+
+/// The figures, printed as a table at the end.
+#[derive(Default)]
+struct Figures(Vec<[String; 3]>);
+
+impl Figures {
+    fn add(&mut self, what: impl Into<String>, result: impl Into<String>, target: &str) {
+        let row = [what.into(), result.into(), target.to_owned()];
+        println!("  {}: {} (target {})", row[0], row[1], row[2]);
+        self.0.push(row);
+    }
+
+    fn print(&self) {
+        println!();
+        println!("{:<60} {:<36} target", "figure", "result");
+        for [what, result, target] in &self.0 {
+            println!("{what:<60} {result:<36} {target}");
+        }
+    }
+}
+
+/// The errors of `report`, as a failure when there were any.
+fn no_errors(report: &Report) -> Result<(), BoxError> {
+    match report.errors {
+        0 => Ok(()),
+        n => Err(format!("{}: {n} error answers", report.name).into()),
+    }
+}
+
+async fn run() -> Result<(), BoxError> {
+    let instances = env_or("INSTANCES", 10_000);
+    let clients = env_or("CLIENTS", 50);
+    let requests = env_or("REQUESTS", 20_000);
+    let storm = env_or("STORM", 1_000);
+    let storm_concurrency = env_or("STORM_CONCURRENCY", 64);
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    println!(
+        "scale: {instances} instances, {clients} clients, {requests} requests, storm {storm} \
+         ({storm_concurrency} at a time), {cores} cores; the simulated cluster in a child process"
+    );
+    let mut figures = Figures::default();
+
+    codeserver_service::install_crypto();
+    let cluster = cluster::Cluster::start().await?;
+    let issuer = Arc::new(Issuer::start().await?);
+    let gitea = SimGitea::start(issuer.clone()).await?;
+    let seeded = seed_in_child(&cluster, &issuer, instances).await?;
+    println!(
+        "seeded {instances} instances in {:.1} s (in a child process)",
+        seeded.as_secs_f64()
+    );
+
+    // The service: from nothing to the first `/ready` 200.
+    let started = Instant::now();
+    let metrics = Metrics::new()?;
+    let client = serve::counted_client(cluster.config().await?, &metrics)?;
+    let reconciler = reconciler(client, &issuer.issuer_url()).await?;
+    let routes = serve::assemble(world::serving::simulated_parts(
+        reconciler.clone(),
+        &issuer,
+        &gitea.url(),
+        metrics,
+    ))?;
+    let (base, _stop) = world::serving::serve_routes(routes).await;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()?;
+    loop {
+        let ready = http.get(format!("{base}/ready")).send().await;
+        if ready.is_ok_and(|r| r.status() == reqwest::StatusCode::OK) {
+            break;
+        }
+        if started.elapsed() > READY_LIMIT {
+            return Err(format!("not ready {READY_LIMIT:?} after start").into());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    figures.add(
+        "start to ready (/ready 200)",
+        format!("{:.2} s", started.elapsed().as_secs_f64()),
+        "<= 10 s",
+    );
+
+    let url = format!("{base}/graphql");
+    let users: Vec<String> = (0..instances).map(user).collect();
+    let tokens = users
+        .iter()
+        .map(|u| issuer.mint(&TokenSpec::new(u)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let admin = vec![issuer.mint(&TokenSpec::new("scale-admin").roles(&["admin"]))?];
+    let one_each = |answer: &Value| {
+        answer["data"]["myCodeServers"]
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+    };
+    let all_counted =
+        |answer: &Value| answer["data"]["instanceStats"]["totalInstances"] == instances;
+    const MINE: &str = "{ myCodeServers { id status url } }";
+    const STATS: &str =
+        "{ instanceStats { totalInstances runningInstances stoppedInstances totalStorageUsed } }";
+
+    // Every instance read once (instanceStats reads them all), then the memory.
+    let warm = Run {
+        name: "instanceStats",
+        url: &url,
+        query: STATS,
+        tokens: &admin,
+        clients: 1,
+        requests: 1,
+    };
+    no_errors(&load(&http, warm, all_counted).await)?;
+    let (rss, hwm) = memory_mib()?;
+    figures.add(
+        "resident memory after ready and a first instanceStats",
+        format!("{rss:.1} MiB (peak {hwm:.1} MiB)"),
+        "<= 150 MiB",
+    );
+
+    let mine = load(
+        &http,
+        Run {
+            name: "myCodeServers",
+            url: &url,
+            query: MINE,
+            tokens: &tokens,
+            clients,
+            requests,
+        },
+        one_each,
+    )
+    .await;
+    mine.print(clients);
+    no_errors(&mine)?;
+    figures.add(
+        format!("myCodeServers p50 / p99 ({clients} clients)"),
+        format!(
+            "{:.2} ms / {:.2} ms",
+            ms(mine.percentile(0.50)),
+            ms(mine.percentile(0.99))
+        ),
+        "p99 <= 5 ms",
+    );
+    figures.add(
+        format!("myCodeServers throughput ({clients} clients)"),
+        format!("{:.0} req/s", mine.per_second()),
+        ">= 5,000 req/s",
+    );
+
+    let stats = load(
+        &http,
+        Run {
+            name: "instanceStats",
+            url: &url,
+            query: STATS,
+            tokens: &admin,
+            clients: 1,
+            requests: STATS_REQUESTS,
+        },
+        all_counted,
+    )
+    .await;
+    stats.print(1);
+    no_errors(&stats)?;
+    figures.add(
+        "instanceStats p50 / max (one at a time)",
+        format!(
+            "{:.2} ms / {:.2} ms",
+            ms(stats.percentile(0.50)),
+            ms(stats.percentile(1.0))
+        ),
+        "<= 20 ms",
+    );
+
+    let health = load(
+        &http,
+        Run {
+            name: "health",
+            url: &url,
+            query: "{ health }",
+            tokens: &tokens,
+            clients,
+            requests,
+        },
+        |answer| answer["data"]["health"] == true,
+    )
+    .await;
+    health.print(clients);
+    no_errors(&health)?;
+    figures.add(
+        format!("health throughput ({clients} clients)"),
+        format!("{:.0} req/s", health.per_second()),
+        ">= 20,000 req/s",
+    );
+
+    // No-op re-provisions: existing instances, same repository, one at a time.
+    let repo = repo()?;
+    let mut times = Vec::with_capacity(NOOPS);
+    let before = kube_calls(&http, &base).await?;
+    for i in 0..NOOPS.min(instances) {
+        let user = user(i * instances / NOOPS.min(instances));
+        let sent = Instant::now();
+        let provisioned = reconciler.provision(&owner(&user), repo.clone()).await?;
+        times.push(sent.elapsed());
+        if provisioned.is_new {
+            return Err(format!("re-provisioning {user} created a new instance").into());
+        }
+    }
+    let (calls, by_verb) = calls_between(&before, &kube_calls(&http, &base).await?);
+    times.sort();
+    let noops = times.len().max(1);
+    figures.add(
+        format!("no-op re-provision, service time p50 / max ({noops} in a row)"),
+        format!(
+            "{:.2} ms / {:.2} ms",
+            ms(times[times.len() / 2]),
+            ms(times[times.len() - 1])
+        ),
+        "<= 2 ms",
+    );
+    figures.add(
+        "no-op re-provision, Kubernetes API calls each",
+        if calls > 0.0 {
+            format!("{:.1} ({by_verb} in all)", calls / noops as f64)
+        } else {
+            "0".to_owned()
+        },
+        "0",
+    );
+
+    // The storm: fresh instances, `storm_concurrency` at a time, each waited for.
+    let fresh: Vec<String> = (0..storm).map(|i| format!("storm-{i:05}")).collect();
+    let before = kube_calls(&http, &base).await?;
+    let took = provision_all(&reconciler, &fresh, storm_concurrency, true).await?;
+    let (calls, by_verb) = calls_between(&before, &kube_calls(&http, &base).await?);
+    figures.add(
+        format!("storm of {storm} fresh provisions, {storm_concurrency} at a time"),
+        format!(
+            "{:.0} instances/s ({:.1} s)",
+            storm as f64 / took.as_secs_f64(),
+            took.as_secs_f64()
+        ),
+        "(figure only)",
+    );
+    figures.add(
+        "storm, Kubernetes API calls per instance",
+        format!("{:.1} ({by_verb} in all)", calls / storm.max(1) as f64),
+        "(figure only)",
+    );
+
+    let (rss, hwm) = memory_mib()?;
+    figures.add(
+        "resident memory at the end",
+        format!("{rss:.1} MiB (peak {hwm:.1} MiB)"),
+        "<= 150 MiB",
+    );
+    figures.print();
+    cluster.stop().await?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("scale: the tokio runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = match std::env::var_os(SEED_KUBECONFIG) {
+        Some(kubeconfig) => runtime.block_on(seed(Path::new(&kubeconfig))),
+        None => runtime.block_on(run()),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("scale: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
