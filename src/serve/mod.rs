@@ -8,7 +8,7 @@ mod kube;
 mod routes;
 mod start;
 
-pub(crate) use self::kube::kube_config;
+pub use self::kube::kube_config;
 pub use self::{
     error::ServeError,
     kube::{counted_client, kube_client},
