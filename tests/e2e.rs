@@ -309,17 +309,27 @@ async fn a_failed_instance_says_why_and_lists_every_repository() {
 
     w.sim()
         .set_pod_behaviour(id, codeserver_sim::PodBehaviour::Normal);
+    // NB: adding a repository answers at once; the pod recovers from the failed pull on
+    // the kubelet's own schedule, so the instance is read until it runs.
     ok(
         &w.provision(&alice, "devteam", "backend-api").await,
         "provisionCodeServer",
     );
-    let got = w
-        .on_id(
-            &alice,
-            "query($id: String!) { codeServer(id: $id) { status statusMessage repoName repositories { owner name cloneUrl } } }",
-            id,
-        )
-        .await;
+    let got = world::eventually::eventually(
+        "the instance runs again",
+        std::time::Duration::from_secs(30),
+        || async {
+            let got = w
+                .on_id(
+                    &alice,
+                    "query($id: String!) { codeServer(id: $id) { status statusMessage repoName repositories { owner name cloneUrl } } }",
+                    id,
+                )
+                .await;
+            (got["data"]["codeServer"]["status"] == "RUNNING").then_some(got)
+        },
+    )
+    .await;
     let instance = ok(&got, "codeServer");
     assert_eq!(instance["status"], "RUNNING", "{instance}");
     assert!(instance["statusMessage"].is_null(), "{instance}");
