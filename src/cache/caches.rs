@@ -2,7 +2,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    sync::{Arc, PoisonError, RwLock},
+    sync::{Arc, OnceLock, PoisonError, RwLock},
 };
 
 use futures::future::try_join_all;
@@ -13,7 +13,7 @@ use kube::{
 };
 use prometheus::IntGaugeVec;
 
-use super::{CacheError, KindCache, KindKey};
+use super::{CacheError, KindCache, KindKey, kind::Gauge};
 use crate::{naming, reconcile::kinds::Kinds, render, values::InstanceSettings};
 
 /// The kinds cached from the start (`apiVersion`, `Kind`): every kind the built-in
@@ -42,7 +42,7 @@ pub struct Caches {
     selector: String,
     namespace: String,
     gateway_namespace: String,
-    gauges: Option<IntGaugeVec>,
+    gauges: Arc<OnceLock<IntGaugeVec>>,
     pvcs: KindCache<PersistentVolumeClaim>,
     pods: KindCache<Pod>,
     dynamic: RwLock<BTreeMap<KindKey, Arc<KindCache<DynamicObject>>>>,
@@ -67,11 +67,8 @@ impl Caches {
     ) -> Self {
         let selector = managed_selector();
         let namespace = settings.namespace.clone();
-        let gauge = |kind: &KindKey| {
-            gauges
-                .as_ref()
-                .map(|g| g.with_label_values(&[kind.to_string().as_str()]))
-        };
+        let gauges = Arc::new(gauges.map(OnceLock::from).unwrap_or_default());
+        let gauge = |kind: &KindKey| Gauge::new(gauges.clone(), kind.to_string());
         let pvcs = KindCache::spawn(
             Api::namespaced(client.clone(), &namespace),
             "v1/PersistentVolumeClaim",
@@ -135,15 +132,25 @@ impl Caches {
             &self.selector,
             // NB: listed items carry no apiVersion/kind; the plan keys objects by kind.
             move |obj: &mut DynamicObject| obj.types = Some(types.clone()),
-            self.gauges
-                .as_ref()
-                .map(|g| g.with_label_values(&[key.to_string().as_str()])),
+            Gauge::new(self.gauges.clone(), key.to_string()),
         );
         self.dynamic
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .entry(key)
             .or_insert_with(|| Arc::new(cache));
+    }
+
+    /// Reports the number of objects per kind in `gauges` from now on
+    /// (`codeserver_cache_objects{kind}`), without restarting any watch. Gauges given
+    /// already (at start or before) stay; these are then ignored.
+    pub fn report_to(&self, gauges: IntGaugeVec) {
+        let _already_given = self.gauges.set(gauges);
+        self.pvcs.report();
+        self.pods.report();
+        for cache in self.dynamics() {
+            cache.report();
+        }
     }
 
     /// True when every cache has completed its first listing.

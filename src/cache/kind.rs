@@ -4,7 +4,7 @@
 use std::{
     fmt::Debug,
     hash::Hash,
-    sync::{Arc, PoisonError, RwLock, RwLockReadGuard},
+    sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard},
 };
 
 use futures::StreamExt;
@@ -16,7 +16,7 @@ use kube::{
         watcher::{self, Event},
     },
 };
-use prometheus::IntGauge;
+use prometheus::IntGaugeVec;
 use serde::de::DeserializeOwned;
 use tokio::{sync::watch, task::AbortHandle};
 
@@ -39,7 +39,33 @@ where
     index: Arc<RwLock<Index>>,
     changed: watch::Receiver<u64>,
     synced: watch::Receiver<bool>,
+    gauge: Gauge,
     task: AbortHandle,
+}
+
+/// Where a cache reports how many objects it holds: its label in
+/// `codeserver_cache_objects{kind}`, once the gauges are given to the caches (they may be
+/// given after the watches started, without restarting them).
+#[derive(Clone)]
+pub struct Gauge {
+    gauges: Arc<OnceLock<IntGaugeVec>>,
+    label: String,
+}
+
+impl Gauge {
+    /// The gauge labelled `label` of whatever `gauges` will hold.
+    pub fn new(gauges: Arc<OnceLock<IntGaugeVec>>, label: String) -> Self {
+        Self { gauges, label }
+    }
+
+    /// Sets the gauge to `count`, when the gauges are known.
+    fn set(&self, count: usize) {
+        if let Some(gauges) = self.gauges.get() {
+            gauges
+                .with_label_values(&[self.label.as_str()])
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+    }
 }
 
 impl<K> Drop for KindCache<K>
@@ -59,7 +85,7 @@ where
 {
     /// Starts watching `api` (one namespace) for objects matching `selector`, storing
     /// them trimmed after `prepare` has seen them. `kind` (`apiVersion/Kind`) names the
-    /// cache in errors, logs and `gauge`, which follows the number of objects held.
+    /// cache in errors and logs; `gauge` follows the number of objects held.
     pub fn spawn(
         api: Api<K>,
         kind: &str,
@@ -67,7 +93,7 @@ where
         dyntype: K::DynamicType,
         selector: &str,
         prepare: impl FnMut(&mut K) + Send + 'static,
-        gauge: Option<IntGauge>,
+        gauge: Gauge,
     ) -> Self {
         let writer = Writer::new(dyntype.clone());
         let store = writer.as_reader();
@@ -90,7 +116,7 @@ where
                 index: index.clone(),
                 changed: changed_tx,
                 synced: synced_tx,
-                gauge,
+                gauge: gauge.clone(),
             },
         ))
         .abort_handle();
@@ -102,6 +128,7 @@ where
             index,
             changed,
             synced,
+            gauge,
             task,
         }
     }
@@ -112,6 +139,11 @@ where
     K: Resource + Clone + 'static,
     K::DynamicType: Eq + Hash + Clone,
 {
+    /// Sets this cache's gauge to the number of objects it holds now.
+    pub fn report(&self) {
+        self.gauge.set(self.store.len());
+    }
+
     /// `apiVersion/Kind` of the cached objects.
     pub fn kind(&self) -> &str {
         &self.kind
@@ -258,7 +290,7 @@ where
     index: Arc<RwLock<Index>>,
     changed: watch::Sender<u64>,
     synced: watch::Sender<bool>,
-    gauge: Option<IntGauge>,
+    gauge: Gauge,
 }
 
 /// Applies every event the reflector has stored to the index, then wakes the waiters.
@@ -280,9 +312,7 @@ where
                     f.synced.send_replace(true);
                     tracing::debug!(kind = %f.kind, objects = f.store.len(), "cache synced");
                 }
-                if let Some(gauge) = &f.gauge {
-                    gauge.set(i64::try_from(f.store.len()).unwrap_or(i64::MAX));
-                }
+                f.gauge.set(f.store.len());
                 f.changed.send_modify(|generation| *generation += 1);
             }
             // NB: the watcher re-lists and re-watches by itself, with the default

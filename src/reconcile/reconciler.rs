@@ -113,16 +113,10 @@ impl Reconciler {
         self
     }
 
-    /// The same reconciler, counting the objects its caches hold in `gauges`
-    /// (`codeserver_cache_objects{kind}`). The caches are started again, so call it
-    /// right after [`Self::new`].
-    pub fn with_cache_gauges(mut self, gauges: IntGaugeVec) -> Self {
-        self.caches = Arc::new(Caches::start(
-            self.client.clone(),
-            &self.settings,
-            &self.kinds,
-            Some(gauges),
-        ));
+    /// Reports the caches' objects per kind in `gauges` (`codeserver_cache_objects`); the
+    /// watches keep running.
+    pub fn with_cache_gauges(self, gauges: IntGaugeVec) -> Self {
+        self.caches.report_to(gauges);
         self
     }
 
