@@ -291,6 +291,56 @@ async fn a_rotated_key_is_fetched_when_its_kid_first_appears() {
 }
 
 #[tokio::test]
+async fn a_verified_token_is_refused_once_its_key_is_withdrawn() {
+    let issuer = issuer().await;
+    // NB: every key lookup refreshes the set, as a set past its maximum age is.
+    let auth = Authenticator::new(AuthSettings {
+        jwks_min_refresh: Duration::ZERO,
+        jwks_max_age: Duration::ZERO,
+        ..settings(&issuer)
+    })
+    .unwrap();
+    let old = issuer.token("alice", &[]).unwrap();
+    for _ in 0..2 {
+        assert_eq!(
+            auth.authenticate(&bearer(&old)).await.unwrap().user_id,
+            "alice"
+        );
+    }
+    issuer.rotate().await.unwrap();
+    issuer.retire_old_keys();
+    assert!(matches!(
+        refused(&auth, &bearer(&old)).await,
+        AuthError::UnknownKey { .. }
+    ));
+    let new = issuer.token("alice", &[]).unwrap();
+    assert!(auth.authenticate(&bearer(&new)).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_token_verified_before_is_still_checked_for_its_claims() {
+    let issuer = issuer().await;
+    let auth = authenticator(&issuer);
+    let token = issuer.token("alice", &[]).unwrap();
+    auth.authenticate(&bearer(&token)).await.unwrap();
+    // The same claims signed with a guessed secret, and a changed signature, stay refused
+    // after the genuine token was verified.
+    let forged = issuer
+        .mint_hs256(&TokenSpec::new("alice"), issuer.public_key_pem().as_bytes())
+        .unwrap();
+    refused(&auth, &bearer(&forged)).await;
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let mut tampered: Vec<char> = signature.chars().collect();
+    tampered[3] = if tampered[3] == 'A' { 'B' } else { 'A' };
+    let tampered = format!("{signed}.{}", tampered.into_iter().collect::<String>());
+    assert!(matches!(
+        refused(&auth, &bearer(&tampered)).await,
+        AuthError::BadSignature | AuthError::MalformedToken(_)
+    ));
+    assert!(auth.authenticate(&bearer(&token)).await.is_ok());
+}
+
+#[tokio::test]
 async fn an_unreachable_jwks_is_a_server_fault() {
     let issuer = issuer().await;
     let closed = closed_port_url().await;

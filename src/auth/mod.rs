@@ -10,6 +10,7 @@ mod headers;
 mod identity;
 mod jwks;
 mod settings;
+mod verified;
 mod verify;
 
 pub use self::{

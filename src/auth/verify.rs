@@ -10,7 +10,8 @@ use super::{
     AuthError, AuthSettings, Identity, MIN_JWT_SECRET_BYTES,
     headers::{bearer_token, forwarded_identity},
     identity::{Claims, identity_from},
-    jwks::KeySet,
+    jwks::{KeySet, VerifyingKey},
+    verified::{Verified, VerifiedTokens, digest},
 };
 
 /// Authenticates requests; cheap to clone and share between requests.
@@ -23,6 +24,7 @@ struct Inner {
     settings: AuthSettings,
     hmac: Option<DecodingKey>,
     keys: KeySet,
+    verified: VerifiedTokens,
 }
 
 impl fmt::Debug for Authenticator {
@@ -72,6 +74,7 @@ impl Authenticator {
                 settings,
                 hmac,
                 keys,
+                verified: VerifiedTokens::default(),
             }),
         })
     }
@@ -110,31 +113,61 @@ impl Authenticator {
 
     /// Verifies a raw token and returns who it names.
     pub async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
-        let claims = if self.inner.settings.insecure_decode {
-            self.decode_unverified(token)?
-        } else {
-            self.decode_verified(token).await?
-        };
-        identity_from(claims, token)
-    }
-
-    async fn decode_verified(&self, token: &str) -> Result<Claims, AuthError> {
+        if self.inner.settings.insecure_decode {
+            return identity_from(self.decode_unverified(token)?, token);
+        }
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| AuthError::MalformedToken(Some(e)))?;
-        match header.alg {
-            Algorithm::HS256 => match &self.inner.hmac {
-                Some(key) => self.decode_with(token, key, Algorithm::HS256),
-                None => Err(disallowed(header.alg)),
-            },
+        let (key, alg) = match header.alg {
+            Algorithm::HS256 if self.inner.hmac.is_some() => (None, Algorithm::HS256),
             alg if is_asymmetric(alg) => {
                 let kid = header.kid.as_deref().ok_or(AuthError::MissingKeyId)?;
                 let key = self.inner.keys.key(kid).await?;
                 if key.alg != alg {
                     return Err(disallowed(alg));
                 }
-                self.decode_with(token, &key.key, key.alg)
+                (Some(key), alg)
             }
-            alg => Err(disallowed(alg)),
+            alg => return Err(disallowed(alg)),
+        };
+        let (now, leeway) = (
+            jsonwebtoken::get_current_timestamp(),
+            self.inner.settings.leeway.as_secs(),
+        );
+        let digest = digest(token);
+        if let Some(mut identity) = self.inner.verified.get(&digest, key.as_ref(), now, leeway) {
+            identity.token = Some(token.to_owned());
+            return Ok(identity);
+        }
+        let claims = self.decode_with(token, self.decoding_key(key.as_deref())?, alg)?;
+        let exp = claims.exp;
+        let identity = identity_from(claims, token)?;
+        if let Some(exp) = exp {
+            let remembered = Verified {
+                identity: Identity {
+                    token: None,
+                    ..identity.clone()
+                },
+                exp,
+                key,
+            };
+            self.inner.verified.insert(digest, remembered, now, leeway);
+        }
+        Ok(identity)
+    }
+
+    /// The key a token's signature is checked with: the JWKS key, else the HS256 secret.
+    fn decoding_key<'a>(
+        &'a self,
+        key: Option<&'a VerifyingKey>,
+    ) -> Result<&'a DecodingKey, AuthError> {
+        match key {
+            Some(key) => Ok(&key.key),
+            None => self
+                .inner
+                .hmac
+                .as_ref()
+                .ok_or_else(|| disallowed(Algorithm::HS256)),
         }
     }
 

@@ -304,6 +304,17 @@ impl Issuer {
         Ok(kid)
     }
 
+    /// Withdraws every published key except the current one (as after a key compromise):
+    /// the JWKS no longer lists them, so tokens they signed must be refused.
+    pub fn retire_old_keys(&self) {
+        let mut keys = match self.state.keys.write() {
+            Ok(keys) => keys,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let current = keys.current.clone();
+        keys.published.retain(|k| Arc::ptr_eq(k, &current));
+    }
+
     /// Checks a token as a downstream service would (signature with a published key, `exp`,
     /// issuer), returning its claims.
     pub fn verify(&self, token: &str) -> Result<Claims, IssuerError> {
