@@ -59,21 +59,7 @@ impl Instance {
         let id = record::instance_id(pvc)?.to_owned();
         let name = record::safe_name(pvc)?.to_owned();
         let repos = record::repos(Some(pvc));
-        let storage = pvc
-            .status
-            .as_ref()
-            .and_then(|s| s.capacity.as_ref())
-            .and_then(|c| c.get("storage"))
-            .or_else(|| {
-                pvc.spec
-                    .as_ref()?
-                    .resources
-                    .as_ref()?
-                    .requests
-                    .as_ref()?
-                    .get("storage")
-            })
-            .and_then(|q| q.0.parse().ok());
+        let storage = record::storage(pvc);
         let host = naming::host(&name, base_domain);
         let mut status = derive_status(pod, now_unix, unschedulable_after);
         if matches!(
@@ -108,6 +94,19 @@ impl Instance {
             idle_stop_at: None,
             id,
         })
+    }
+
+    /// The status alone of the instance [`Instance::from_live`] would build, without
+    /// building it (no reason): for totals over every instance.
+    pub fn status_of(
+        pvc: &PersistentVolumeClaim,
+        pod: Option<&Pod>,
+        now_unix: i64,
+        unschedulable_after: Duration,
+    ) -> Option<InstanceStatus> {
+        record::instance_id(pvc)?;
+        record::safe_name(pvc)?;
+        Some(derive_status(pod, now_unix, unschedulable_after).status)
     }
 
     /// The repository the instance was created for (the first one).

@@ -81,6 +81,24 @@ pub fn kinds(pvc: Option<&PersistentVolumeClaim>) -> BTreeSet<String> {
         .collect()
 }
 
+/// The workspace's storage: the volume's capacity once bound, else its request.
+pub fn storage(pvc: &PersistentVolumeClaim) -> Option<crate::quantity::Quantity> {
+    pvc.status
+        .as_ref()
+        .and_then(|s| s.capacity.as_ref())
+        .and_then(|c| c.get("storage"))
+        .or_else(|| {
+            pvc.spec
+                .as_ref()?
+                .resources
+                .as_ref()?
+                .requests
+                .as_ref()?
+                .get("storage")
+        })
+        .and_then(|q| q.0.parse().ok())
+}
+
 /// The recorded last activity.
 pub fn last_accessed(pvc: &PersistentVolumeClaim) -> Option<jiff::Timestamp> {
     crate::activity::recorded(pvc)

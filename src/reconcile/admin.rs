@@ -32,7 +32,7 @@ impl Reconciler {
         let records = self.records_with_pods(&which).await?;
         let mut instances = Vec::new();
         for (pvc, pod) in &records {
-            let instance = self.instance(pvc, pod.as_ref())?;
+            let instance = self.instance(pvc, pod.as_deref())?;
             if filter.status.is_none_or(|s| s == instance.status.status) {
                 instances.push(instance);
             }

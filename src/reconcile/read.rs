@@ -1,9 +1,9 @@
 //! Reads: an instance, the caller's list, status, logs and totals; every answer derived
 //! from live objects, never from a render (see [`super::restart`]).
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::{
     api::{ListParams, LogParams},
     runtime::wait::await_condition,
@@ -53,13 +53,13 @@ impl Reconciler {
         records
             .iter()
             .filter(|(pvc, _)| live::owns(pvc, &safe, &key))
-            .map(|(pvc, pod)| self.instance(pvc, pod.as_ref()))
+            .map(|(pvc, pod)| self.instance(pvc, pod.as_deref()))
             .collect()
     }
 
     pub(super) fn instance(
         &self,
-        pvc: &k8s_openapi::api::core::v1::PersistentVolumeClaim,
+        pvc: &PersistentVolumeClaim,
         pod: Option<&Pod>,
     ) -> Result<Instance> {
         let mut instance = Instance::from_live(
@@ -142,28 +142,31 @@ impl Reconciler {
     }
 
     /// Totals over every instance in the namespace (from the caches; two list calls
-    /// before they have synced).
+    /// before they have synced). One pass over the records, deriving only each status.
     pub async fn stats(&self) -> Result<Stats> {
         let records = self.records_with_pods(&Records::All).await?;
         let mut stats = Stats::default();
         let now = now();
         for (pvc, pod) in &records {
-            let Some(instance) = Instance::from_live(
+            let Some(status) = Instance::status_of(
                 pvc,
-                pod.as_ref(),
-                &self.settings.base_domain,
+                pod.as_deref(),
                 now,
                 self.timeouts.unschedulable,
             ) else {
                 continue;
             };
             stats.total += 1;
-            *stats.by_status.entry(instance.status.status).or_default() += 1;
-            let size = instance.storage.unwrap_or_default();
+            *stats.by_status.entry(status).or_default() += 1;
+            let size = record::storage(pvc).unwrap_or_default();
             stats.storage = stats.storage + size;
-            let user = record::safe_name(pvc).unwrap_or_default().to_owned();
-            let entry = stats.storage_by_user.entry(user).or_default();
-            *entry = *entry + size;
+            let user = record::safe_name(pvc).unwrap_or_default();
+            match stats.storage_by_user.get_mut(user) {
+                Some(entry) => *entry = *entry + size,
+                None => {
+                    stats.storage_by_user.insert(user.to_owned(), size);
+                }
+            }
         }
         Ok(stats)
     }
@@ -185,7 +188,7 @@ impl Reconciler {
     pub(super) async fn records(
         &self,
         which: &Records<'_>,
-    ) -> Result<Vec<k8s_openapi::api::core::v1::PersistentVolumeClaim>> {
+    ) -> Result<Vec<Arc<PersistentVolumeClaim>>> {
         if let Some(caches) = self.cached() {
             let mut records: Vec<_> = match which {
                 Records::All => caches.records(),
@@ -195,10 +198,7 @@ impl Reconciler {
                     .into_iter()
                     .filter(|pvc| record::safe_name(pvc) == Some(*safe))
                     .collect(),
-            }
-            .iter()
-            .map(|pvc| k8s_openapi::api::core::v1::PersistentVolumeClaim::clone(pvc))
-            .collect();
+            };
             records.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
             return Ok(records);
         }
@@ -207,7 +207,7 @@ impl Reconciler {
         let list = with_retry("list PVCs", || api.list(&lp))
             .await
             .map_err(|e| Error::kube("list workspace volumes", e))?;
-        Ok(list.items)
+        Ok(list.items.into_iter().map(Arc::new).collect())
     }
 
     /// The instance records `which` selects (those with an instance id), each with its
@@ -216,12 +216,7 @@ impl Reconciler {
     pub(super) async fn records_with_pods(
         &self,
         which: &Records<'_>,
-    ) -> Result<
-        Vec<(
-            k8s_openapi::api::core::v1::PersistentVolumeClaim,
-            Option<Pod>,
-        )>,
-    > {
+    ) -> Result<Vec<(Arc<PersistentVolumeClaim>, Option<Arc<Pod>>)>> {
         if let Some(caches) = self.cached() {
             let records = self.records(which).await?;
             return Ok(records
@@ -229,8 +224,7 @@ impl Reconciler {
                 .filter_map(|pvc| {
                     let pod = caches
                         .pod(record::instance_id(&pvc)?)
-                        .filter(|pod| is_code_server(pod))
-                        .map(|pod| Pod::clone(&pod));
+                        .filter(|pod| is_code_server(pod));
                     Some((pvc, pod))
                 })
                 .collect());
@@ -247,10 +241,10 @@ impl Reconciler {
                 .await
                 .map_err(|e| Error::kube("list pods", e))
         },)?;
-        let mut pods: BTreeMap<String, Pod> = pods
+        let mut pods: BTreeMap<String, Arc<Pod>> = pods
             .items
             .into_iter()
-            .filter_map(|p| Some((p.metadata.name.clone()?, p)))
+            .filter_map(|p| Some((p.metadata.name.clone()?, Arc::new(p))))
             .collect();
         Ok(pvcs
             .into_iter()
