@@ -8,12 +8,12 @@ use std::{
 use futures::future::try_join_all;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::{
-    Api, Client, Resource, ResourceExt,
-    api::{ApiResource, DynamicObject, TypeMeta},
+    Api, Client, ResourceExt,
+    api::{ApiResource, DynamicObject},
 };
 use prometheus::IntGaugeVec;
 
-use super::{CacheError, KindCache, KindKey, kind::Gauge};
+use super::{CacheError, Facts, KindCache, KindKey, PodFacts, RecordFacts, kind::Gauge};
 use crate::{naming, reconcile::kinds::Kinds, render, values::InstanceSettings};
 
 /// The kinds cached from the start (`apiVersion`, `Kind`): every kind the built-in
@@ -69,22 +69,19 @@ impl Caches {
         let namespace = settings.namespace.clone();
         let gauges = Arc::new(gauges.map(OnceLock::from).unwrap_or_default());
         let gauge = |kind: &KindKey| Gauge::new(gauges.clone(), kind.to_string());
+        let types = |kind: &str| ("v1".to_owned(), kind.to_owned());
         let pvcs = KindCache::spawn(
             Api::namespaced(client.clone(), &namespace),
-            "v1/PersistentVolumeClaim",
+            types("PersistentVolumeClaim"),
             &namespace,
-            (),
             &selector,
-            |_| {},
             gauge(&KindKey::of("v1", "PersistentVolumeClaim")),
         );
         let pods = KindCache::spawn(
             Api::namespaced(client.clone(), &namespace),
-            "v1/Pod",
+            types("Pod"),
             &namespace,
-            (),
             &selector,
-            |_| {},
             gauge(&KindKey::of("v1", "Pod")),
         );
         let caches = Self {
@@ -120,18 +117,13 @@ impl Caches {
         } else {
             &self.namespace
         };
-        let types = TypeMeta {
-            api_version: ar.api_version.clone(),
-            kind: ar.kind.clone(),
-        };
+        // NB: listed items carry no apiVersion/kind; the cache writes them in, since the
+        // plan keys objects by kind.
         let cache = KindCache::spawn(
             Api::namespaced_with(self.client.clone(), namespace, ar),
-            &format!("{}/{}", ar.api_version, ar.kind),
+            (ar.api_version.clone(), ar.kind.clone()),
             namespace,
-            ar.clone(),
             &self.selector,
-            // NB: listed items carry no apiVersion/kind; the plan keys objects by kind.
-            move |obj: &mut DynamicObject| obj.types = Some(types.clone()),
             Gauge::new(self.gauges.clone(), key.to_string()),
         );
         self.dynamic
@@ -226,6 +218,21 @@ impl Caches {
             .collect()
     }
 
+    /// The records of the user with safe name `safe`, found by the facts kept of every
+    /// record (only those are parsed).
+    pub fn records_of_user(&self, safe: &str) -> Vec<Arc<PersistentVolumeClaim>> {
+        let mut ids = Vec::new();
+        self.pvcs.each_facts(|facts| {
+            if let Facts::Record(r) = facts
+                && r.safe_name.as_deref() == Some(safe)
+                && let Some(id) = &r.instance
+            {
+                ids.push(id.to_string());
+            }
+        });
+        ids.iter().filter_map(|id| self.record(id)).collect()
+    }
+
     /// Every instance record (PVC).
     pub fn records(&self) -> Vec<Arc<PersistentVolumeClaim>> {
         self.pvcs.all()
@@ -234,6 +241,34 @@ impl Caches {
     /// The id of every instance that has a record, sorted.
     pub fn instance_ids(&self) -> BTreeSet<String> {
         self.pvcs.instance_ids().into_iter().collect()
+    }
+
+    /// Calls `each` with the facts of every instance record (PVC) and of its
+    /// code-server pod, if it has one, without parsing any object.
+    pub fn each_record(&self, mut each: impl FnMut(&RecordFacts, Option<&PodFacts>)) {
+        self.pvcs.each_facts(|facts| {
+            let Facts::Record(record) = facts else {
+                return;
+            };
+            let pod = record
+                .instance
+                .as_deref()
+                .and_then(|id| self.pods.facts(id))
+                .and_then(|facts| match facts {
+                    Facts::Pod(pod) if pod.code_server => Some(pod),
+                    _ => None,
+                });
+            each(record, pod.as_ref());
+        });
+    }
+
+    /// How many code-server pods exist that are not being deleted, other than `except`'s.
+    pub fn running_code_servers(&self, except: &str) -> usize {
+        let counts = |facts: &Facts| matches!(facts, Facts::Pod(p) if p.code_server && !p.deleting);
+        let mut running = 0;
+        self.pods
+            .each_facts(|facts| running += usize::from(counts(facts)));
+        running - usize::from(self.pods.facts(except).is_some_and(|f| counts(&f)))
     }
 
     /// The pods of instance `id` (its code-server pod and, while one runs, its sync
@@ -245,26 +280,23 @@ impl Caches {
     /// The objects of `kind` (`apiVersion/Kind`) labelled with instance `id`, as
     /// `DynamicObject`s with their `apiVersion`/`kind` set, as listing them would give.
     pub fn by_instance(&self, kind: &str, id: &str) -> Result<Vec<DynamicObject>, CacheError> {
-        match self.held(kind)? {
-            Held::Pvcs => dynamic(kind, self.pvcs.by_instance(id)),
-            Held::Pods => dynamic(kind, self.pods.by_instance(id)),
-            Held::Dynamic(cache) => Ok(cache
-                .by_instance(id)
-                .into_iter()
-                .map(|o| DynamicObject::clone(&o))
-                .collect()),
-        }
+        let objects = match self.held(kind)? {
+            Held::Pvcs => self.pvcs.by_instance_as(id),
+            Held::Pods => self.pods.by_instance_as(id),
+            Held::Dynamic(cache) => cache.by_instance(id),
+        };
+        Ok(objects.into_iter().map(unshared).collect())
     }
 
     /// The object of `kind` (`apiVersion/Kind`) named `name` in the namespace its cache
     /// watches, as a `DynamicObject` with its `apiVersion`/`kind` set.
     pub fn get(&self, kind: &str, name: &str) -> Result<Option<DynamicObject>, CacheError> {
-        let one = |objects: Vec<DynamicObject>| objects.into_iter().next();
-        match self.held(kind)? {
-            Held::Pvcs => dynamic(kind, self.pvcs.get(name).into_iter().collect()).map(one),
-            Held::Pods => dynamic(kind, self.pods.get(name).into_iter().collect()).map(one),
-            Held::Dynamic(cache) => Ok(cache.get(name).map(|o| DynamicObject::clone(&o))),
-        }
+        let object = match self.held(kind)? {
+            Held::Pvcs => self.pvcs.get_as(name),
+            Held::Pods => self.pods.get_as(name),
+            Held::Dynamic(cache) => cache.get(name),
+        };
+        Ok(object.map(unshared))
     }
 
     /// Every live object of instance `id` of the given `kinds` (`apiVersion/Kind`): what
@@ -312,10 +344,7 @@ impl Caches {
         done: impl Fn(Option<&DynamicObject>) -> bool,
     ) -> Result<Option<DynamicObject>, CacheError> {
         match self.held(kind)? {
-            Held::Dynamic(cache) => Ok(cache
-                .wait_object(name, done)
-                .await?
-                .map(|o| DynamicObject::clone(&o))),
+            Held::Dynamic(cache) => Ok(cache.wait_object(name, done).await?.map(unshared)),
             Held::Pvcs | Held::Pods => Err(CacheError::NotCached(format!("{kind} (typed)"))),
         }
     }
@@ -384,26 +413,7 @@ pub fn managed_selector() -> String {
     format!("{}={}", naming::LABEL_MANAGED_BY, naming::MANAGED_BY_VALUE)
 }
 
-/// Typed objects as `DynamicObject`s of `kind`.
-fn dynamic<K: Resource<DynamicType = ()> + serde::Serialize>(
-    kind: &str,
-    objects: Vec<Arc<K>>,
-) -> Result<Vec<DynamicObject>, CacheError> {
-    let convert = |reason: serde_json::Error| CacheError::Convert {
-        kind: kind.to_owned(),
-        reason: reason.to_string(),
-    };
-    objects
-        .iter()
-        .map(|o| {
-            let mut obj: DynamicObject =
-                serde_json::from_value(serde_json::to_value(&**o).map_err(convert)?)
-                    .map_err(convert)?;
-            obj.types = Some(TypeMeta {
-                api_version: K::api_version(&()).into_owned(),
-                kind: K::kind(&()).into_owned(),
-            });
-            Ok(obj)
-        })
-        .collect()
+/// A parsed object, owned (the cache parsed it for this read alone).
+fn unshared(obj: Arc<DynamicObject>) -> DynamicObject {
+    Arc::try_unwrap(obj).unwrap_or_else(|shared| DynamicObject::clone(&shared))
 }

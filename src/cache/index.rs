@@ -1,77 +1,82 @@
-//! The indexes of one kind's cache, kept from the same watch events the reflector's store
-//! applies: instance id and owner key to objects, and the resourceVersions each object
-//! was seen at, so that lookups are not scans and writers can wait for their writes.
+//! One kind's cached objects and their indexes, kept from the watch events: each object
+//! as a cache keeps it ([`Stored`]), instance id and owner key to object names, and the
+//! resourceVersions each object was seen at, so that lookups are not scans and writers
+//! can wait for their writes. A cache watches one namespace, so names are keys.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::Arc,
+};
 
-use kube::{Resource, ResourceExt, runtime::watcher::Event};
+use super::stored::Stored;
 
-use crate::naming;
-
-/// An object's place: (namespace, name).
-pub(super) type ObjKey = (String, String);
+/// An object's name.
+pub(super) type Name = Arc<str>;
 
 /// How many past resourceVersions of an object are remembered.
 const VERSIONS: usize = 4;
 
-/// What the indexes keep of one object.
-#[derive(Debug, Default)]
-struct Entry {
-    instance: Option<String>,
-    owner: Option<String>,
+/// One object as held, with what the indexes keep of it.
+#[derive(Debug)]
+pub(super) struct Entry {
+    instance: Option<Box<str>>,
+    owner: Option<Box<str>>,
     /// resourceVersions seen, newest last.
-    versions: VecDeque<String>,
+    versions: VecDeque<Box<str>>,
+    pub(super) stored: Stored,
 }
 
-/// The facts of an object the indexes need.
-struct Facts {
-    key: ObjKey,
-    instance: Option<String>,
-    owner: Option<String>,
-    version: Option<String>,
+/// The facts of an event's object the indexes need, and the object as kept.
+pub(super) struct Seen {
+    pub(super) name: String,
+    pub(super) instance: Option<String>,
+    pub(super) owner: Option<String>,
+    pub(super) version: Option<String>,
+    pub(super) stored: Stored,
 }
 
-impl Facts {
-    fn of<K: Resource>(obj: &K) -> Self {
-        let labels = obj.labels();
-        Self {
-            key: (obj.namespace().unwrap_or_default(), obj.name_any()),
-            instance: labels.get(naming::LABEL_INSTANCE).cloned(),
-            owner: labels.get(naming::LABEL_OWNER).cloned(),
-            version: obj.resource_version(),
-        }
-    }
+/// A watch event, its object already kept.
+pub(super) enum Change {
+    /// Created or changed.
+    Apply(Seen),
+    /// Deleted.
+    Delete(String),
+    /// A (re)listing starts.
+    Init,
+    /// An object of the listing.
+    InitApply(Seen),
+    /// The listing is complete.
+    InitDone,
 }
 
-/// The indexes of one kind.
+/// The objects of one kind and their indexes.
 #[derive(Debug, Default)]
 pub(super) struct Index {
-    entries: HashMap<ObjKey, Entry>,
-    by_instance: HashMap<String, BTreeSet<ObjKey>>,
-    by_owner: HashMap<String, BTreeSet<ObjKey>>,
-    /// The listing in progress after a (re)start of the watch, swapped in when complete,
-    /// as the reflector's store does.
+    entries: HashMap<Name, Entry>,
+    by_instance: HashMap<Box<str>, Vec<Name>>,
+    by_owner: HashMap<Box<str>, Vec<Name>>,
+    /// The listing in progress after a (re)start of the watch, swapped in when complete.
     relist: Option<Box<Index>>,
 }
 
 impl Index {
-    /// Applies a watch event (after the store has applied it).
-    pub(super) fn apply_event<K: Resource>(&mut self, event: &Event<K>) {
-        match event {
-            Event::Apply(obj) => self.apply(Facts::of(obj)),
-            Event::Delete(obj) => {
-                self.delete(&Facts::of(obj).key);
+    /// Applies a watch event.
+    pub(super) fn apply_change(&mut self, change: Change) {
+        match change {
+            Change::Apply(seen) => self.apply(seen),
+            Change::Delete(name) => {
+                self.delete(&name);
             }
-            Event::Init => self.relist = Some(Box::default()),
-            Event::InitApply(obj) => {
+            Change::Init => self.relist = Some(Box::default()),
+            Change::InitApply(seen) => {
                 if let Some(relist) = self.relist.as_mut() {
-                    relist.apply(Facts::of(obj));
+                    relist.apply(seen);
                 }
             }
-            Event::InitDone => {
+            Change::InitDone => {
                 if let Some(mut fresh) = self.relist.take() {
-                    for (key, entry) in &mut fresh.entries {
-                        if let Some(old) = self.entries.remove(key) {
+                    for (name, entry) in &mut fresh.entries {
+                        if let Some(old) = self.entries.remove(name) {
                             merge_versions(&mut entry.versions, old.versions);
                         }
                     }
@@ -81,76 +86,82 @@ impl Index {
         }
     }
 
-    fn apply(&mut self, facts: Facts) {
-        let versions = self.delete(&facts.key).unwrap_or_default();
+    fn apply(&mut self, seen: Seen) {
+        let versions = self.delete(&seen.name).unwrap_or_default();
+        let name: Name = seen.name.into();
         let mut entry = Entry {
-            instance: facts.instance,
-            owner: facts.owner,
+            instance: seen.instance.map(Into::into),
+            owner: seen.owner.map(Into::into),
             versions,
+            stored: seen.stored,
         };
-        if let Some(v) = facts.version
-            && entry.versions.back() != Some(&v)
+        if let Some(v) = seen.version
+            && entry.versions.back().map(|b| &**b) != Some(v.as_str())
         {
-            entry.versions.push_back(v);
+            entry.versions.push_back(v.into());
             if entry.versions.len() > VERSIONS {
                 entry.versions.pop_front();
             }
         }
         if let Some(id) = &entry.instance {
-            self.by_instance
-                .entry(id.clone())
-                .or_default()
-                .insert(facts.key.clone());
+            link(&mut self.by_instance, id, &name);
         }
         if let Some(owner) = &entry.owner {
-            self.by_owner
-                .entry(owner.clone())
-                .or_default()
-                .insert(facts.key.clone());
+            link(&mut self.by_owner, owner, &name);
         }
-        self.entries.insert(facts.key, entry);
+        self.entries.insert(name, entry);
     }
 
-    /// Forgets `key`; answers the versions it was seen at.
-    fn delete(&mut self, key: &ObjKey) -> Option<VecDeque<String>> {
-        let entry = self.entries.remove(key)?;
+    /// Forgets `name`; answers the versions it was seen at.
+    fn delete(&mut self, name: &str) -> Option<VecDeque<Box<str>>> {
+        let entry = self.entries.remove(name)?;
         if let Some(id) = &entry.instance {
-            unlink(&mut self.by_instance, id, key);
+            unlink(&mut self.by_instance, id, name);
         }
         if let Some(owner) = &entry.owner {
-            unlink(&mut self.by_owner, owner, key);
+            unlink(&mut self.by_owner, owner, name);
         }
         Some(entry.versions)
     }
 
+    /// The object `name`.
+    pub(super) fn get(&self, name: &str) -> Option<&Stored> {
+        self.entries.get(name).map(|e| &e.stored)
+    }
+
     /// Objects labelled with instance `id`.
-    pub(super) fn of_instance(&self, id: &str) -> impl Iterator<Item = &ObjKey> {
-        self.by_instance.get(id).into_iter().flatten()
+    pub(super) fn of_instance(&self, id: &str) -> impl Iterator<Item = &Stored> {
+        self.resolve(self.by_instance.get(id))
     }
 
     /// Objects labelled with owner key `owner`.
-    pub(super) fn of_owner(&self, owner: &str) -> impl Iterator<Item = &ObjKey> {
-        self.by_owner.get(owner).into_iter().flatten()
+    pub(super) fn of_owner(&self, owner: &str) -> impl Iterator<Item = &Stored> {
+        self.resolve(self.by_owner.get(owner))
+    }
+
+    /// Every object held.
+    pub(super) fn all(&self) -> impl Iterator<Item = &Stored> {
+        self.entries.values().map(|e| &e.stored)
     }
 
     /// Every instance id some object is labelled with.
-    pub(super) fn instance_ids(&self) -> impl Iterator<Item = &String> {
-        self.by_instance.keys()
+    pub(super) fn instance_ids(&self) -> impl Iterator<Item = &str> {
+        self.by_instance.keys().map(|k| &**k)
     }
 
     /// True when the object is held.
-    pub(super) fn contains(&self, key: &ObjKey) -> bool {
-        self.entries.contains_key(key)
+    pub(super) fn contains(&self, name: &str) -> bool {
+        self.entries.contains_key(name)
     }
 
     /// True when the object is held at `version` or a later one: it was seen at
     /// `version`, or both its newest version and `version` are numbers (as etcd's are)
     /// and the newest is not smaller.
-    pub(super) fn reached(&self, key: &ObjKey, version: &str) -> bool {
-        let Some(entry) = self.entries.get(key) else {
+    pub(super) fn reached(&self, name: &str, version: &str) -> bool {
+        let Some(entry) = self.entries.get(name) else {
             return false;
         };
-        if entry.versions.iter().any(|v| v == version) {
+        if entry.versions.iter().any(|v| &**v == version) {
             return true;
         }
         match (
@@ -166,19 +177,39 @@ impl Index {
     pub(super) fn len(&self) -> usize {
         self.entries.len()
     }
+
+    fn resolve<'a>(&'a self, names: Option<&'a Vec<Name>>) -> impl Iterator<Item = &'a Stored> {
+        names
+            .into_iter()
+            .flatten()
+            .filter_map(|name| self.get(name))
+    }
 }
 
-fn unlink(map: &mut HashMap<String, BTreeSet<ObjKey>>, value: &str, key: &ObjKey) {
-    if let Some(keys) = map.get_mut(value) {
-        keys.remove(key);
-        if keys.is_empty() {
+fn link(map: &mut HashMap<Box<str>, Vec<Name>>, value: &str, name: &Name) {
+    match map.get_mut(value) {
+        Some(names) => {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        None => {
+            map.insert(value.into(), vec![name.clone()]);
+        }
+    }
+}
+
+fn unlink(map: &mut HashMap<Box<str>, Vec<Name>>, value: &str, name: &str) {
+    if let Some(names) = map.get_mut(value) {
+        names.retain(|n| &**n != name);
+        if names.is_empty() {
             map.remove(value);
         }
     }
 }
 
 /// Puts the `older` versions before `newer`'s, keeping the newest [`VERSIONS`].
-fn merge_versions(newer: &mut VecDeque<String>, older: VecDeque<String>) {
+fn merge_versions(newer: &mut VecDeque<Box<str>>, older: VecDeque<Box<str>>) {
     for v in older.into_iter().rev() {
         if !newer.contains(&v) {
             newer.push_front(v);
@@ -195,9 +226,10 @@ mod tests {
     use kube::api::ObjectMeta;
 
     use super::*;
+    use crate::naming;
 
-    fn cm(name: &str, instance: &str, owner: &str, rv: &str) -> ConfigMap {
-        ConfigMap {
+    fn cm(name: &str, instance: &str, owner: &str, rv: &str) -> Seen {
+        let obj = ConfigMap {
             metadata: ObjectMeta {
                 name: Some(name.into()),
                 namespace: Some("ns".into()),
@@ -212,47 +244,53 @@ mod tests {
                 ..ObjectMeta::default()
             },
             ..ConfigMap::default()
+        };
+        Seen {
+            name: name.into(),
+            instance: Some(instance.into()),
+            owner: Some(owner.into()),
+            version: Some(rv.into()),
+            stored: Stored::keep(obj, &("v1".into(), "ConfigMap".into())).unwrap(),
         }
     }
 
-    fn key(name: &str) -> ObjKey {
-        ("ns".into(), name.into())
+    fn names<'a>(stored: impl Iterator<Item = &'a Stored>) -> Vec<String> {
+        stored
+            .map(|s| s.parse::<ConfigMap>().unwrap().metadata.name.unwrap())
+            .collect()
     }
 
     #[test]
     fn relabelled_and_deleted_objects_leave_the_indexes() {
         let mut index = Index::default();
-        index.apply_event(&Event::Apply(cm("a", "i1", "o1", "5")));
-        index.apply_event(&Event::Apply(cm("b", "i1", "o2", "6")));
+        index.apply_change(Change::Apply(cm("a", "i1", "o1", "5")));
+        index.apply_change(Change::Apply(cm("b", "i1", "o2", "6")));
         assert_eq!(index.of_instance("i1").count(), 2);
-        index.apply_event(&Event::Apply(cm("a", "i2", "o1", "7")));
-        assert_eq!(index.of_instance("i1").collect::<Vec<_>>(), [&key("b")]);
-        assert_eq!(index.of_instance("i2").collect::<Vec<_>>(), [&key("a")]);
-        assert!(index.reached(&key("a"), "5") && index.reached(&key("a"), "7"));
-        assert!(!index.reached(&key("a"), "8"));
-        index.apply_event(&Event::Delete(cm("b", "i1", "o2", "8")));
+        index.apply_change(Change::Apply(cm("a", "i2", "o1", "7")));
+        assert_eq!(names(index.of_instance("i1")), ["b"]);
+        assert_eq!(names(index.of_instance("i2")), ["a"]);
+        assert!(index.reached("a", "5") && index.reached("a", "7"));
+        assert!(!index.reached("a", "8"));
+        index.apply_change(Change::Delete("b".into()));
         assert_eq!(index.of_instance("i1").count(), 0);
         assert_eq!(index.of_owner("o2").count(), 0);
         assert_eq!(index.instance_ids().collect::<Vec<_>>(), ["i2"]);
-        assert!(!index.contains(&key("b")) && !index.reached(&key("b"), "6"));
+        assert!(!index.contains("b") && !index.reached("b", "6"));
     }
 
     #[test]
     fn a_relist_replaces_the_indexes_when_it_is_complete() {
         let mut index = Index::default();
-        index.apply_event(&Event::Apply(cm("a", "i1", "o1", "x1")));
-        index.apply_event(&Event::Apply(cm("gone", "i1", "o1", "x2")));
-        index.apply_event(&Event::<ConfigMap>::Init);
-        index.apply_event(&Event::InitApply(cm("a", "i1", "o1", "x3")));
-        assert!(
-            index.contains(&key("gone")),
-            "the old state holds until InitDone"
-        );
-        index.apply_event(&Event::<ConfigMap>::InitDone);
-        assert!(!index.contains(&key("gone")));
+        index.apply_change(Change::Apply(cm("a", "i1", "o1", "x1")));
+        index.apply_change(Change::Apply(cm("gone", "i1", "o1", "x2")));
+        index.apply_change(Change::Init);
+        index.apply_change(Change::InitApply(cm("a", "i1", "o1", "x3")));
+        assert!(index.contains("gone"), "the old state holds until InitDone");
+        index.apply_change(Change::InitDone);
+        assert!(!index.contains("gone"));
         assert_eq!(index.len(), 1);
         // Opaque versions: seen ones are reached, unseen ones are not.
-        assert!(index.reached(&key("a"), "x1") && index.reached(&key("a"), "x3"));
-        assert!(!index.reached(&key("a"), "x4"));
+        assert!(index.reached("a", "x1") && index.reached("a", "x3"));
+        assert!(!index.reached("a", "x4"));
     }
 }

@@ -1,46 +1,41 @@
-//! The cache of one kind: a reflector's store, fed by a watcher with the default backoff,
-//! and the [`Index`] kept from the same events.
+//! The cache of one kind: a `kube::runtime` watcher with the default backoff, and an
+//! [`Index`] of the objects as kept ([`Stored`]) applied from its events, with waiters
+//! woken after every event.
 
 use std::{
-    fmt::Debug,
-    hash::Hash,
+    marker::PhantomData,
     sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard},
 };
 
 use futures::StreamExt;
 use kube::{
-    Api, Resource,
+    Api, ResourceExt,
     runtime::{
         WatchStreamExt,
-        reflector::{ObjectRef, Store, store::Writer},
         watcher::{self, Event},
     },
 };
 use prometheus::IntGaugeVec;
-use serde::de::DeserializeOwned;
 use tokio::{sync::watch, task::AbortHandle};
 
 use super::{
     CacheError,
-    index::{Index, ObjKey},
-    key::trim,
+    index::{Change, Index, Seen},
+    stored::{Facts, Keep, Stored},
 };
+use crate::naming;
 
-/// The cache of one kind in one namespace. Its watch task stops when it is dropped.
-pub struct KindCache<K>
-where
-    K: Resource + Clone + 'static,
-    K::DynamicType: Eq + Hash + Clone,
-{
+/// The cache of one kind in one namespace, read as `K`. Its watch task stops when it is
+/// dropped.
+pub struct KindCache<K> {
     kind: String,
     namespace: String,
-    dyntype: K::DynamicType,
-    store: Store<K>,
     index: Arc<RwLock<Index>>,
     changed: watch::Receiver<u64>,
     synced: watch::Receiver<bool>,
     gauge: Gauge,
     task: AbortHandle,
+    read_as: PhantomData<fn() -> K>,
 }
 
 /// Where a cache reports how many objects it holds: its label in
@@ -68,51 +63,38 @@ impl Gauge {
     }
 }
 
-impl<K> Drop for KindCache<K>
-where
-    K: Resource + Clone + 'static,
-    K::DynamicType: Eq + Hash + Clone,
-{
+impl<K> Drop for KindCache<K> {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
-impl<K> KindCache<K>
+impl<K: Keep> KindCache<K>
 where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    K::DynamicType: Eq + Hash + Clone + Send + Sync + Debug,
+    K::DynamicType: Clone + Send + Sync,
 {
-    /// Starts watching `api` (one namespace) for objects matching `selector`, storing
-    /// them trimmed after `prepare` has seen them. `kind` (`apiVersion/Kind`) names the
-    /// cache in errors and logs; `gauge` follows the number of objects held.
+    /// Starts watching `api` (one namespace) for objects matching `selector`, keeping
+    /// them with `types` (`apiVersion`, `kind`) as a listing would give them.
+    /// `apiVersion/Kind` names the cache in errors and logs; `gauge` follows the number
+    /// of objects held.
     pub fn spawn(
         api: Api<K>,
-        kind: &str,
+        types: (String, String),
         namespace: &str,
-        dyntype: K::DynamicType,
         selector: &str,
-        prepare: impl FnMut(&mut K) + Send + 'static,
         gauge: Gauge,
     ) -> Self {
-        let writer = Writer::new(dyntype.clone());
-        let store = writer.as_reader();
+        let kind = format!("{}/{}", types.0, types.1);
         let index = Arc::new(RwLock::new(Index::default()));
         let (changed_tx, changed) = watch::channel(0u64);
         let (synced_tx, synced) = watch::channel(false);
-        let mut prepare = prepare;
-        let events = watcher::watcher(api, watcher::Config::default().labels(selector))
-            .default_backoff()
-            .modify(move |obj: &mut K| {
-                trim(obj.meta_mut());
-                prepare(obj);
-            })
-            .reflect(writer);
+        let events =
+            watcher::watcher(api, watcher::Config::default().labels(selector)).default_backoff();
         let task = tokio::spawn(follow(
             events,
             Follow {
-                kind: kind.to_owned(),
-                store: store.clone(),
+                kind: kind.clone(),
+                types,
                 index: index.clone(),
                 changed: changed_tx,
                 synced: synced_tx,
@@ -121,27 +103,22 @@ where
         ))
         .abort_handle();
         Self {
-            kind: kind.to_owned(),
+            kind,
             namespace: namespace.to_owned(),
-            dyntype,
-            store,
             index,
             changed,
             synced,
             gauge,
             task,
+            read_as: PhantomData,
         }
     }
 }
 
-impl<K> KindCache<K>
-where
-    K: Resource + Clone + 'static,
-    K::DynamicType: Eq + Hash + Clone,
-{
+impl<K> KindCache<K> {
     /// Sets this cache's gauge to the number of objects it holds now.
     pub fn report(&self) {
-        self.gauge.set(self.store.len());
+        self.gauge.set(self.len());
     }
 
     /// `apiVersion/Kind` of the cached objects.
@@ -169,31 +146,9 @@ where
             .map_err(|_| CacheError::Stopped(self.kind.clone()))
     }
 
-    /// The object `name`, if held.
-    pub fn get(&self, name: &str) -> Option<Arc<K>> {
-        self.store.get(&self.object_ref(&self.namespace, name))
-    }
-
-    /// Objects labelled with instance id `id` (`app.kubernetes.io/instance`).
-    pub fn by_instance(&self, id: &str) -> Vec<Arc<K>> {
-        let keys: Vec<ObjKey> = self.index().of_instance(id).cloned().collect();
-        self.resolve(keys)
-    }
-
-    /// Objects labelled with owner key `owner` (`devplatform.io/owner`).
-    pub fn by_owner(&self, owner: &str) -> Vec<Arc<K>> {
-        let keys: Vec<ObjKey> = self.index().of_owner(owner).cloned().collect();
-        self.resolve(keys)
-    }
-
     /// Every instance id an object of this kind is labelled with.
     pub fn instance_ids(&self) -> Vec<String> {
-        self.index().instance_ids().cloned().collect()
-    }
-
-    /// Every object held.
-    pub fn all(&self) -> Vec<Arc<K>> {
-        self.store.state()
+        self.index().instance_ids().map(str::to_owned).collect()
     }
 
     /// How many objects are held.
@@ -206,6 +161,18 @@ where
         self.len() == 0
     }
 
+    /// The facts kept of object `name`, if held.
+    pub fn facts(&self, name: &str) -> Option<Facts> {
+        self.index().get(name).map(|s| s.facts.clone())
+    }
+
+    /// Calls `each` with the facts of every object held, under one read of the cache.
+    pub fn each_facts(&self, mut each: impl FnMut(&Facts)) {
+        for stored in self.index().all() {
+            each(&stored.facts);
+        }
+    }
+
     /// Resolves when the cache holds `namespace`/`name` at resourceVersion `version` or
     /// a later one (see `Caches::wait_for`).
     pub async fn wait_for(
@@ -214,36 +181,16 @@ where
         name: &str,
         version: &str,
     ) -> Result<(), CacheError> {
-        let key = (namespace.to_owned(), name.to_owned());
-        self.wait_until(|index| index.reached(&key, version)).await
+        let here = namespace == self.namespace;
+        self.wait_until(|index| here && index.reached(name, version))
+            .await
     }
 
     /// Resolves when the cache no longer holds `namespace`/`name`.
     pub async fn wait_gone(&self, namespace: &str, name: &str) -> Result<(), CacheError> {
-        let key = (namespace.to_owned(), name.to_owned());
-        self.wait_until(|index| !index.contains(&key)).await
-    }
-
-    /// Resolves with the object `name` (or its absence) once `done` holds for it, looked
-    /// at now and after every event. It does not time out: wrap it in
-    /// `tokio::time::timeout`.
-    pub async fn wait_object(
-        &self,
-        name: &str,
-        done: impl Fn(Option<&K>) -> bool,
-    ) -> Result<Option<Arc<K>>, CacheError> {
-        let mut changed = self.changed.clone();
-        loop {
-            changed.borrow_and_update();
-            let obj = self.get(name);
-            if done(obj.as_deref()) {
-                return Ok(obj);
-            }
-            changed
-                .changed()
-                .await
-                .map_err(|_| CacheError::Stopped(self.kind.clone()))?;
-        }
+        let here = namespace == self.namespace;
+        self.wait_until(|index| !here || !index.contains(name))
+            .await
     }
 
     async fn wait_until(&self, done: impl Fn(&Index) -> bool) -> Result<(), CacheError> {
@@ -267,52 +214,136 @@ where
         // cannot leave it half written.
         self.index.read().unwrap_or_else(PoisonError::into_inner)
     }
+}
 
-    fn object_ref(&self, namespace: &str, name: &str) -> ObjectRef<K> {
-        ObjectRef::new_with(name, self.dyntype.clone()).within(namespace)
+impl<K: serde::de::DeserializeOwned> KindCache<K> {
+    /// The object `name`, if held.
+    pub fn get(&self, name: &str) -> Option<Arc<K>> {
+        self.get_as(name)
     }
 
-    fn resolve(&self, keys: Vec<ObjKey>) -> Vec<Arc<K>> {
-        keys.iter()
-            .filter_map(|(ns, name)| self.store.get(&self.object_ref(ns, name)))
-            .collect()
+    /// The object `name` parsed as `T` (the kind itself, or a `DynamicObject`).
+    pub fn get_as<T: serde::de::DeserializeOwned>(&self, name: &str) -> Option<Arc<T>> {
+        self.index().get(name).and_then(parsed)
+    }
+
+    /// Objects labelled with instance `id`.
+    pub fn by_instance(&self, id: &str) -> Vec<Arc<K>> {
+        self.by_instance_as(id)
+    }
+
+    /// Objects labelled with instance `id`, parsed as `T`.
+    pub fn by_instance_as<T: serde::de::DeserializeOwned>(&self, id: &str) -> Vec<Arc<T>> {
+        self.index().of_instance(id).filter_map(parsed).collect()
+    }
+
+    /// Objects labelled with owner key `owner` (`devplatform.io/owner`).
+    pub fn by_owner(&self, owner: &str) -> Vec<Arc<K>> {
+        self.index().of_owner(owner).filter_map(parsed).collect()
+    }
+
+    /// Every object held.
+    pub fn all(&self) -> Vec<Arc<K>> {
+        self.index().all().filter_map(parsed).collect()
+    }
+
+    /// Resolves with the object `name` (or its absence) once `done` holds for it, looked
+    /// at now and after every event. It does not time out: wrap it in
+    /// `tokio::time::timeout`.
+    pub async fn wait_object(
+        &self,
+        name: &str,
+        done: impl Fn(Option<&K>) -> bool,
+    ) -> Result<Option<Arc<K>>, CacheError> {
+        let mut changed = self.changed.clone();
+        loop {
+            changed.borrow_and_update();
+            let obj = self.get(name);
+            if done(obj.as_deref()) {
+                return Ok(obj);
+            }
+            changed
+                .changed()
+                .await
+                .map_err(|_| CacheError::Stopped(self.kind.clone()))?;
+        }
     }
 }
 
-/// What the watch task updates besides the store.
-struct Follow<K>
-where
-    K: Resource + Clone + 'static,
-    K::DynamicType: Eq + Hash + Clone,
-{
+/// A kept object parsed as `T`; one that does not parse (never the case for what the
+/// cache serialized itself) is left out.
+fn parsed<T: serde::de::DeserializeOwned>(stored: &Stored) -> Option<Arc<T>> {
+    stored.parse().map(Arc::new)
+}
+
+/// What the watch task updates.
+struct Follow {
     kind: String,
-    store: Store<K>,
+    types: (String, String),
     index: Arc<RwLock<Index>>,
     changed: watch::Sender<u64>,
     synced: watch::Sender<bool>,
     gauge: Gauge,
 }
 
-/// Applies every event the reflector has stored to the index, then wakes the waiters.
-async fn follow<K, S>(events: S, f: Follow<K>)
+impl Follow {
+    /// What the index keeps of `obj`; `None` (logged) when it cannot be kept.
+    fn seen<K: Keep>(&self, obj: K) -> Option<Seen> {
+        let labels = obj.labels();
+        let instance = labels.get(naming::LABEL_INSTANCE).cloned();
+        let owner = labels.get(naming::LABEL_OWNER).cloned();
+        let name = obj.name_any();
+        let version = obj.resource_version();
+        match Stored::keep(obj, &self.types) {
+            Some(stored) => Some(Seen {
+                name,
+                instance,
+                owner,
+                version,
+                stored,
+            }),
+            None => {
+                tracing::warn!(kind = %self.kind, %name, "an object could not be cached");
+                None
+            }
+        }
+    }
+
+    fn change<K: Keep>(&self, event: Event<K>) -> Option<Change> {
+        Some(match event {
+            Event::Apply(obj) => Change::Apply(self.seen(obj)?),
+            Event::Delete(obj) => Change::Delete(obj.name_any()),
+            Event::Init => Change::Init,
+            Event::InitApply(obj) => Change::InitApply(self.seen(obj)?),
+            Event::InitDone => Change::InitDone,
+        })
+    }
+}
+
+/// Applies every watch event to the index, then wakes the waiters.
+async fn follow<K, S>(events: S, f: Follow)
 where
-    K: Resource + Clone + 'static,
-    K::DynamicType: Eq + Hash + Clone,
+    K: Keep,
     S: futures::Stream<Item = Result<Event<K>, watcher::Error>>,
 {
     let mut events = std::pin::pin!(events);
     while let Some(event) = events.next().await {
         match event {
             Ok(event) => {
-                f.index
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .apply_event(&event);
-                if matches!(event, Event::InitDone) {
+                let done = matches!(event, Event::InitDone);
+                let Some(change) = f.change(event) else {
+                    continue;
+                };
+                let len = {
+                    let mut index = f.index.write().unwrap_or_else(PoisonError::into_inner);
+                    index.apply_change(change);
+                    index.len()
+                };
+                if done {
                     f.synced.send_replace(true);
-                    tracing::debug!(kind = %f.kind, objects = f.store.len(), "cache synced");
+                    tracing::debug!(kind = %f.kind, objects = len, "cache synced");
                 }
-                f.gauge.set(f.store.len());
+                f.gauge.set(len);
                 f.changed.send_modify(|generation| *generation += 1);
             }
             // NB: the watcher re-lists and re-watches by itself, with the default

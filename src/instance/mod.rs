@@ -8,5 +8,5 @@ mod status;
 
 pub use self::{
     model::Instance,
-    status::{InstanceStatus, Status, derive_status, init_failed, volume_pending},
+    status::{InstanceStatus, Status, StatusSummary, derive_status, init_failed, volume_pending},
 };

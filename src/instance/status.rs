@@ -156,6 +156,54 @@ pub fn derive_status(pod: Option<&Pod>, now_unix: i64, unschedulable_after: Dura
     Status::of(InstanceStatus::Pending)
 }
 
+/// What a pod's status depends on, kept without the pod: the status derived now, and, for
+/// a pod that cannot be scheduled, since when (the status turns to ERROR once that has
+/// lasted the unschedulable timeout). For totals over many instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusSummary {
+    status: InstanceStatus,
+    /// Seconds since the epoch; `i64::MAX` when the condition carries no time.
+    unschedulable_since: Option<i64>,
+}
+
+impl StatusSummary {
+    /// The summary of `pod` (`None`: no pod).
+    pub fn of(pod: Option<&Pod>) -> Self {
+        // NB: a `now` before any timestamp and an endless timeout never escalate.
+        let status = derive_status(pod, i64::MIN, Duration::MAX).status;
+        let unschedulable_since = pod
+            .and_then(|p| p.status.as_ref())
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+            })
+            .filter(|_| status == InstanceStatus::Pending)
+            .map(|c| {
+                c.last_transition_time
+                    .as_ref()
+                    .map_or(i64::MAX, |t| t.0.as_second())
+            });
+        Self {
+            status,
+            unschedulable_since,
+        }
+    }
+
+    /// The status [`derive_status`] gives at `now_unix` with `unschedulable_after`.
+    pub fn at(&self, now_unix: i64, unschedulable_after: Duration) -> InstanceStatus {
+        match self.unschedulable_since {
+            Some(since)
+                if u64::try_from(now_unix.saturating_sub(since)).unwrap_or(0)
+                    >= unschedulable_after.as_secs() =>
+            {
+                InstanceStatus::Error
+            }
+            _ => self.status,
+        }
+    }
+}
+
 fn fatal_waiting(c: &ContainerStatus) -> Option<String> {
     let w = c.state.as_ref()?.waiting.as_ref()?;
     let reason = w.reason.as_deref()?;
@@ -247,6 +295,37 @@ mod tests {
 
     fn status_of(status: serde_json::Value) -> Status {
         derive_status(Some(&pod(status)), NOW, Duration::from_secs(120))
+    }
+
+    #[test]
+    fn a_summary_gives_the_status_derive_status_gives_at_any_time() {
+        let pods = [
+            json!({"phase": "Pending"}),
+            json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}),
+            json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+                "reason": "Unschedulable", "lastTransitionTime": "2027-01-15T08:00:00Z"}]}),
+            json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False"}]}),
+            json!({"phase": "Failed", "message": "evicted"}),
+            json!({"phase": "Running", "conditions": [{"type": "PodScheduled", "status": "True"}]}),
+        ];
+        let since = 1_800_000_000;
+        for status in pods {
+            let pod = pod(status);
+            let summary = StatusSummary::of(Some(&pod));
+            for now in [since - 10, since, since + 119, since + 120, since + 10_000] {
+                for after in [Duration::ZERO, Duration::from_secs(120)] {
+                    assert_eq!(
+                        summary.at(now, after),
+                        derive_status(Some(&pod), now, after).status,
+                        "{pod:?} at {now} after {after:?}"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            StatusSummary::of(None).at(NOW, Duration::ZERO),
+            InstanceStatus::Stopped
+        );
     }
 
     #[test]

@@ -141,31 +141,41 @@ impl Reconciler {
         }
     }
 
-    /// Totals over every instance in the namespace (from the caches; two list calls
-    /// before they have synced). One pass over the records, deriving only each status.
+    /// Totals over every instance in the namespace: from the facts the caches keep of
+    /// each record and pod (no object parsed), or two list calls before they have synced.
     pub async fn stats(&self) -> Result<Stats> {
-        let records = self.records_with_pods(&Records::All).await?;
-        let mut stats = Stats::default();
         let now = now();
-        for (pvc, pod) in &records {
-            let Some(status) = Instance::status_of(
-                pvc,
-                pod.as_deref(),
-                now,
-                self.timeouts.unschedulable,
-            ) else {
-                continue;
-            };
+        let unschedulable = self.timeouts.unschedulable;
+        let mut stats = Stats::default();
+        let mut count = |safe: &str, status: InstanceStatus, size: Option<Quantity>| {
+            let size = size.unwrap_or_default();
             stats.total += 1;
             *stats.by_status.entry(status).or_default() += 1;
-            let size = record::storage(pvc).unwrap_or_default();
             stats.storage = stats.storage + size;
-            let user = record::safe_name(pvc).unwrap_or_default();
-            match stats.storage_by_user.get_mut(user) {
+            match stats.storage_by_user.get_mut(safe) {
                 Some(entry) => *entry = *entry + size,
                 None => {
-                    stats.storage_by_user.insert(user.to_owned(), size);
+                    stats.storage_by_user.insert(safe.to_owned(), size);
                 }
+            }
+        };
+        if let Some(caches) = self.cached() {
+            caches.each_record(|record, pod| {
+                if let (Some(_), Some(safe)) = (&record.instance, &record.safe_name) {
+                    let status =
+                        pod.map_or(InstanceStatus::Stopped, |p| p.status.at(now, unschedulable));
+                    count(safe, status, record.storage);
+                }
+            });
+            return Ok(stats);
+        }
+        for (pvc, pod) in self.records_with_pods(&Records::All).await? {
+            if let Some(status) = Instance::status_of(&pvc, pod.as_deref(), now, unschedulable) {
+                count(
+                    record::safe_name(&pvc).unwrap_or_default(),
+                    status,
+                    record::storage(&pvc),
+                );
             }
         }
         Ok(stats)
@@ -194,7 +204,7 @@ impl Reconciler {
                 Records::All => caches.records(),
                 Records::Owner(key) => caches.records_of_owner(key),
                 Records::User(safe) => caches
-                    .records()
+                    .records_of_user(safe)
                     .into_iter()
                     .filter(|pvc| record::safe_name(pvc) == Some(*safe))
                     .collect(),

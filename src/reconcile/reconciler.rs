@@ -174,7 +174,7 @@ impl Reconciler {
                     .is_some_and(|v| v == crate::naming::APP_NAME_VALUE)
         };
         if let Some(caches) = self.cached() {
-            return Ok(caches.pods().all().iter().filter(|p| counts(p)).count());
+            return Ok(caches.running_code_servers(id));
         }
         let lp = kube::api::ListParams::default().labels(&format!(
             "{},{}={}",

@@ -1,0 +1,159 @@
+//! What a cache keeps of one object: the object as compact JSON (trimmed, and for pods
+//! slimmed to what reads use), parsed again on each read, and the few facts that reads
+//! over every instance need without parsing anything (`instanceStats`, the capacity
+//! count). Parsed objects take five to ten times the memory of their JSON, and a read
+//! parses one instance's objects only.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodSpec};
+use kube::{Resource, ResourceExt};
+use serde::{Serialize, de::DeserializeOwned};
+
+use super::key::trim;
+use crate::{
+    instance::{StatusSummary, record},
+    naming,
+    quantity::Quantity,
+};
+
+/// The facts of a record (PVC) that totals read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordFacts {
+    /// The instance id (`app.kubernetes.io/instance`).
+    pub instance: Option<Box<str>>,
+    /// The owner's safe name (`devplatform.io/user`).
+    pub safe_name: Option<Box<str>>,
+    /// The workspace's storage: its capacity once bound, else its request.
+    pub storage: Option<Quantity>,
+}
+
+/// The facts of a pod that totals and the capacity count read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodFacts {
+    /// An instance's code-server pod (not a sync Job's).
+    pub code_server: bool,
+    /// Being deleted.
+    pub deleting: bool,
+    /// Its status, at any time.
+    pub status: StatusSummary,
+}
+
+/// The facts kept beside an object, by kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Facts {
+    /// A kind no total reads.
+    None,
+    /// A PVC.
+    Record(RecordFacts),
+    /// A pod.
+    Pod(PodFacts),
+}
+
+/// How a kind's objects are kept: slimmed by `slim` (after trimming), with the facts
+/// `facts` gives.
+pub trait Keep:
+    Resource + Serialize + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static
+{
+    /// Drops what no read of this kind uses.
+    fn slim(&mut self) {}
+
+    /// The facts totals read.
+    fn facts(&self) -> Facts {
+        Facts::None
+    }
+}
+
+impl Keep for kube::api::DynamicObject {}
+
+#[cfg(test)]
+impl Keep for k8s_openapi::api::core::v1::ConfigMap {}
+
+impl Keep for PersistentVolumeClaim {
+    fn facts(&self) -> Facts {
+        Facts::Record(RecordFacts {
+            instance: record::instance_id(self).map(Into::into),
+            safe_name: record::safe_name(self).map(Into::into),
+            storage: record::storage(self),
+        })
+    }
+}
+
+impl Keep for Pod {
+    /// NB: plans compare a pod by its spec hash and its metadata, never its spec (which
+    /// is immutable); reads use the node it runs on and the status. What the status says
+    /// of images and addresses is not read.
+    fn slim(&mut self) {
+        let node_name = self.spec.as_ref().and_then(|s| s.node_name.clone());
+        self.spec = Some(PodSpec {
+            node_name,
+            ..PodSpec::default()
+        });
+        if let Some(status) = self.status.as_mut() {
+            status.host_ip = None;
+            status.host_ips = None;
+            status.pod_ip = None;
+            status.pod_ips = None;
+            for c in [
+                &mut status.container_statuses,
+                &mut status.init_container_statuses,
+                &mut status.ephemeral_container_statuses,
+            ]
+            .into_iter()
+            .flatten()
+            .flatten()
+            {
+                c.image.clear();
+                c.image_id.clear();
+                c.container_id = None;
+                c.allocated_resources = None;
+                c.resources = None;
+                c.volume_mounts = None;
+            }
+        }
+    }
+
+    fn facts(&self) -> Facts {
+        Facts::Pod(PodFacts {
+            code_server: self
+                .labels()
+                .get(naming::LABEL_NAME)
+                .is_some_and(|v| v == naming::APP_NAME_VALUE),
+            deleting: self.metadata.deletion_timestamp.is_some(),
+            status: StatusSummary::of(Some(self)),
+        })
+    }
+}
+
+/// One object as a cache keeps it.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// The object's JSON, with its `apiVersion` and `kind`.
+    json: Arc<str>,
+    /// What totals read of it.
+    pub facts: Facts,
+}
+
+impl Stored {
+    /// Keeps `obj` (trimmed and slimmed), with `types` (`apiVersion`, `kind`) written
+    /// into its JSON: listed items carry none. `None` when it cannot be serialized.
+    pub fn keep<K: Keep>(mut obj: K, types: &(String, String)) -> Option<Self> {
+        trim(obj.meta_mut());
+        obj.slim();
+        let facts = obj.facts();
+        let mut value = serde_json::to_value(&obj).ok()?;
+        let map = value.as_object_mut()?;
+        map.insert("apiVersion".into(), types.0.clone().into());
+        map.insert("kind".into(), types.1.clone().into());
+        let json = serde_json::to_string(&value).ok()?;
+        Some(Self {
+            json: json.into(),
+            facts,
+        })
+    }
+
+    /// The object, parsed as `T`; `None` when it does not parse as one.
+    pub fn parse<T: DeserializeOwned>(&self) -> Option<T> {
+        serde_json::from_str(&self.json).ok()
+    }
+}
