@@ -632,6 +632,53 @@ async fn reads_answer_restart_pending_without_rendering_per_read() {
     assert!(!started.restart_pending);
 }
 
+/// A replica started after the instances were provisioned (or the service restarted)
+/// reads them without rendering any: each pod carries the digest of what it was rendered
+/// from. Other settings give another digest, so that replica renders and finds the
+/// restart the new image needs.
+#[tokio::test]
+async fn another_replica_reads_restart_pending_without_rendering() {
+    let e = env().await;
+    let owners: Vec<Owner> = (0..3)
+        .map(|n| Owner {
+            sub: Some(format!("sub-{n}")),
+            ..Owner::new(format!("dev{n}"))
+        })
+        .collect();
+    for o in &owners {
+        e.rec.provision(o, repo("backend-api")).await.unwrap();
+    }
+    let replica = |settings: Option<codeserver_service::config::InstanceSettings>| {
+        let builder = ReconcilerBuilder::on(world::client_without_retry(&e.sim))
+            .kinds(Kinds::new(Some("v1".into())))
+            .templates(e.templates.clone());
+        match settings {
+            Some(settings) => builder.settings(settings),
+            None => builder,
+        }
+        .build()
+    };
+
+    let same = replica(None);
+    let listed = same.all(&InstanceFilter::default()).await.unwrap();
+    assert_eq!(listed.len(), owners.len());
+    assert!(listed.iter().all(|i| !i.restart_pending), "{listed:?}");
+    for o in &owners {
+        assert!(!same.list(o).await.unwrap()[0].restart_pending);
+    }
+    assert_eq!(same.renders(), 0, "the replica rendered to answer reads");
+
+    let mut settings = ReconcilerBuilder::on(world::client_without_retry(&e.sim))
+        .build()
+        .settings()
+        .clone();
+    settings.image = "codercom/code-server:4.99.0".into();
+    let other = replica(Some(settings));
+    let listed = other.all(&InstanceFilter::default()).await.unwrap();
+    assert!(listed.iter().all(|i| i.restart_pending), "{listed:?}");
+    assert!(other.renders() <= owners.len() as u64);
+}
+
 const CONFIGMAP: &str = "{%- import \"_helpers.j2\" as h -%}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  {{ h.metadata(\"settings-\" ~ user.name) | indent(2) }}\ndata:\n  owner: {{ user.id }}\n";
 
 #[tokio::test]

@@ -35,5 +35,9 @@ pub const ANNOTATION_KINDS: &str = "devplatform.io/kinds";
 pub const LABEL_SYNC_OF: &str = "devplatform.io/sync-of";
 /// Hash of the rendered pod spec, like a Deployment's pod-template-hash.
 pub const ANNOTATION_SPEC_HASH: &str = "devplatform.io/spec-hash";
+/// On pods: digest of what the pod was rendered from (template revision, the service's
+/// settings, the owner and the repositories), so that a read can tell a pod rendered from
+/// the current ones without rendering.
+pub const ANNOTATION_RENDERED_FROM: &str = "devplatform.io/rendered-from";
 /// Revision (content hash) of the template set that rendered the object.
 pub const ANNOTATION_TEMPLATE_REVISION: &str = "devplatform.io/template-revision";

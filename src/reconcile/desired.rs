@@ -49,6 +49,10 @@ impl Reconciler {
         // NB: the restart check renders without lost repositories; only such a render
         // answers it.
         if lost.is_empty() {
+            if let Some(read) = restart::record_inputs(&objects) {
+                let from = self.rendered_from(templates.revision(), &read);
+                restart::stamp_rendered_from(&mut objects, from);
+            }
             let inputs = restart::inputs(owner, repos);
             let hash = restart::pod_hash(&objects);
             self.pod_hashes.insert(templates.revision(), inputs, hash);

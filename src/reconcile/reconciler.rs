@@ -62,6 +62,8 @@ pub struct Reconciler {
     pub(super) capacity: Capacity,
     /// The pod spec hash each instance's inputs render to, under the active revision.
     pub(super) pod_hashes: PodHashes,
+    /// Digest of the settings that shape what is rendered (see `restart::rendered_from`).
+    pub(super) settings_digest: String,
     /// Renders of an instance's templates so far.
     pub(super) renders: AtomicU64,
 }
@@ -87,6 +89,7 @@ impl Reconciler {
         timeouts: Timeouts,
     ) -> Self {
         let caches = Arc::new(Caches::start(client.clone(), &settings, &kinds, None));
+        let settings_digest = crate::naming::hex_digest(format!("{settings:?}").as_bytes());
         Self {
             client,
             caches,
@@ -100,6 +103,7 @@ impl Reconciler {
             idle: IdlePolicy::default(),
             capacity: Capacity::default(),
             pod_hashes: PodHashes::default(),
+            settings_digest,
             renders: AtomicU64::new(0),
         }
     }

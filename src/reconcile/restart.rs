@@ -1,9 +1,12 @@
 //! Whether a live pod was rendered from other templates or inputs than the current ones
-//! (`restartPending`), answered without rendering on reads: every render of an instance
+//! (`restartPending`), answered without rendering on reads. A rendered pod carries a
+//! digest of what it was rendered from (`devplatform.io/rendered-from`: template
+//! revision, settings, owner and repositories); a pod whose digest is the one the record
+//! and the active templates give is current. Otherwise every render of an instance
 //! records the pod spec hash its inputs give under the active template revision, and a
 //! read compares the live pod's recorded hash (`devplatform.io/spec-hash`, stamped when
 //! it was rendered) with that. Only inputs never rendered under the active revision (a
-//! template change, another replica's provisioning) are rendered, once per revision.
+//! template change) are rendered, once per revision.
 
 use std::{
     collections::HashMap,
@@ -64,6 +67,38 @@ pub(super) fn inputs(owner: &Owner, repos: &[Repo]) -> String {
     naming::hex_digest(text.as_bytes())
 }
 
+/// The inputs a read derives from the record (the PVC) among `objects`, as stamped by
+/// this render: reads know the owner and repositories only as recorded.
+pub(super) fn record_inputs(objects: &[DynamicObject]) -> Option<String> {
+    let pvc = objects.iter().find(|o| {
+        o.types
+            .as_ref()
+            .is_some_and(|t| t.kind == "PersistentVolumeClaim")
+    })?;
+    let record = PersistentVolumeClaim {
+        metadata: pvc.metadata.clone(),
+        ..PersistentVolumeClaim::default()
+    };
+    record::instance_id(&record)?;
+    Some(inputs(
+        &record::owner(&record),
+        &record::repos(Some(&record)),
+    ))
+}
+
+/// Stamps `from` (see [`Reconciler::rendered_from`]) on the rendered pod among `objects`.
+pub(super) fn stamp_rendered_from(objects: &mut [DynamicObject], from: String) {
+    if let Some(pod) = objects
+        .iter_mut()
+        .find(|o| o.types.as_ref().is_some_and(|t| t.kind == "Pod"))
+    {
+        pod.metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(naming::ANNOTATION_RENDERED_FROM.to_owned(), from);
+    }
+}
+
 /// The spec hash stamped on the rendered pod among `objects`.
 pub(super) fn pod_hash(objects: &[DynamicObject]) -> Option<String> {
     objects
@@ -80,13 +115,24 @@ impl Reconciler {
     /// True when `pod`, the live pod of the instance recorded by `pvc`, was rendered from
     /// other templates or inputs than the current ones: a restart applies the change.
     pub(super) fn restart_pending(&self, pvc: &PersistentVolumeClaim, pod: &Pod) -> bool {
-        let live = pod
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(naming::ANNOTATION_SPEC_HASH));
-        let want = self.desired_pod_hash(&record::owner(pvc), &record::repos(Some(pvc)));
+        let annotations = pod.metadata.annotations.as_ref();
+        let owner = record::owner(pvc);
+        let repos = record::repos(Some(pvc));
+        let revision = self.templates.get().revision().to_owned();
+        let from = annotations.and_then(|a| a.get(naming::ANNOTATION_RENDERED_FROM));
+        if from.is_some_and(|f| *f == self.rendered_from(&revision, &inputs(&owner, &repos))) {
+            return false;
+        }
+        let live = annotations.and_then(|a| a.get(naming::ANNOTATION_SPEC_HASH));
+        let want = self.desired_pod_hash(&owner, &repos);
         want.is_some() && live != want.as_ref()
+    }
+
+    /// The digest of what a pod is rendered from: the template `revision`, the settings
+    /// and the owner's `inputs` (see [`inputs`]).
+    pub(super) fn rendered_from(&self, revision: &str, inputs: &str) -> String {
+        let text = format!("{revision}\0{}\0{inputs}", self.settings_digest);
+        naming::hex_digest(text.as_bytes())
     }
 
     /// The spec hash of the pod the current templates give `owner` with `repos`: from the
