@@ -83,7 +83,7 @@ fn main() {
         );
 
         let url = format!("{}/graphql", w.base);
-        let tokens: Vec<String> = users.iter().map(|u| w.token(u)).collect();
+        let tokens: std::sync::Arc<[String]> = users.iter().map(|u| w.token(u)).collect();
         let http = match reqwest::Client::builder()
             .pool_max_idle_per_host(clients)
             .build()

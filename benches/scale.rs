@@ -300,18 +300,20 @@ async fn run() -> Result<(), BoxError> {
 
     let url = format!("{base}/graphql");
     let users: Vec<String> = (0..instances).map(user).collect();
-    let tokens = users
+    let tokens: Arc<[String]> = users
         .iter()
         .map(|u| issuer.mint(&TokenSpec::new(u)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let admin = vec![issuer.mint(&TokenSpec::new("scale-admin").roles(&["admin"]))?];
-    let one_each = |answer: &Value| {
+        .collect::<Result<Vec<_>, _>>()?
+        .into();
+    let admin: Arc<[String]> =
+        vec![issuer.mint(&TokenSpec::new("scale-admin").roles(&["admin"]))?].into();
+    let one_each = move |answer: &Value| {
         answer["data"]["myCodeServers"]
             .as_array()
             .is_some_and(|a| a.len() == 1)
     };
     let all_counted =
-        |answer: &Value| answer["data"]["instanceStats"]["totalInstances"] == instances;
+        move |answer: &Value| answer["data"]["instanceStats"]["totalInstances"] == instances;
     const MINE: &str = "{ myCodeServers { id status url } }";
     const STATS: &str =
         "{ instanceStats { totalInstances runningInstances stoppedInstances totalStorageUsed } }";

@@ -7,9 +7,14 @@
 // NB: each bench compiles this module and uses only part of it.
 #![allow(dead_code)]
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
-use futures::{StreamExt, stream};
 use serde_json::{Value, json};
 
 /// The number in the environment variable `name`, else `default`.
@@ -77,17 +82,19 @@ pub struct Run<'a> {
     pub name: &'static str,
     pub url: &'a str,
     pub query: &'a str,
-    pub tokens: &'a [String],
+    pub tokens: &'a Arc<[String]>,
     pub clients: usize,
     pub requests: usize,
 }
 
-/// Sends `run`'s requests. An answer is good when it has HTTP 2xx, no `errors` and
-/// `expect` holds for it; the first bad one is printed on stderr.
+/// Sends `run`'s requests, each client in its own task (so that the clients' work
+/// spreads over the runtime's threads as the server's does). An answer is good when it
+/// has HTTP 2xx, no `errors` and `expect` holds for it; the first bad one is printed on
+/// stderr.
 pub async fn load(
     http: &reqwest::Client,
     run: Run<'_>,
-    expect: impl Fn(&Value) -> bool + Sync,
+    expect: impl Fn(&Value) -> bool + Send + Sync + 'static,
 ) -> Report {
     let Run {
         name,
@@ -97,31 +104,52 @@ pub async fn load(
         clients,
         requests,
     } = run;
-    let body = json!({ "query": query }).to_string();
+    let body = bytes::Bytes::from(json!({ "query": query }).to_string());
+    let url: Arc<str> = url.into();
+    let expect = Arc::new(expect);
+    let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let outcomes: Vec<Result<Duration, String>> = stream::iter(0..requests)
-        .map(|i| {
-            let request = http
-                .post(url)
-                .bearer_auth(&tokens[i % tokens.len()])
-                .header("content-type", "application/json")
-                .body(body.clone());
-            let expect = &expect;
-            async move {
-                let sent = Instant::now();
-                let response = request.send().await.map_err(|e| e.to_string())?;
-                let status = response.status();
-                let answer: Value = response.json().await.map_err(|e| e.to_string())?;
-                if status.is_success() && answer["errors"].is_null() && expect(&answer) {
-                    Ok(sent.elapsed())
-                } else {
-                    Err(format!("{status} {answer}"))
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..clients.max(1) {
+        let (http, url, body, tokens) = (http.clone(), url.clone(), body.clone(), tokens.clone());
+        let (expect, next) = (expect.clone(), next.clone());
+        tasks.spawn(async move {
+            let mut outcomes = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= requests {
+                    return outcomes;
                 }
+                let sent = Instant::now();
+                let outcome = async {
+                    let response = http
+                        .post(&*url)
+                        .bearer_auth(&tokens[i % tokens.len()])
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let status = response.status();
+                    let answer: Value = response.json().await.map_err(|e| e.to_string())?;
+                    if status.is_success() && answer["errors"].is_null() && expect(&answer) {
+                        Ok(sent.elapsed())
+                    } else {
+                        Err(format!("{status} {answer}"))
+                    }
+                }
+                .await;
+                outcomes.push(outcome);
             }
-        })
-        .buffer_unordered(clients)
-        .collect()
-        .await;
+        });
+    }
+    let mut outcomes: Vec<Result<Duration, String>> = Vec::with_capacity(requests);
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(some) => outcomes.extend(some),
+            Err(error) => outcomes.push(Err(format!("a client task failed: {error}"))),
+        }
+    }
     let elapsed = started.elapsed();
     let mut latencies = Vec::with_capacity(requests);
     let mut errors = 0;

@@ -25,6 +25,9 @@ use super::{
 };
 use crate::naming;
 
+/// Objects asked for per page of a listing.
+const LIST_PAGE: u32 = 100;
+
 /// The cache of one kind in one namespace, read as `K`. Its watch task stops when it is
 /// dropped.
 pub struct KindCache<K> {
@@ -88,8 +91,12 @@ where
         let index = Arc::new(RwLock::new(Index::default()));
         let (changed_tx, changed) = watch::channel(0u64);
         let (synced_tx, synced) = watch::channel(false);
-        let events =
-            watcher::watcher(api, watcher::Config::default().labels(selector)).default_backoff();
+        // NB: small pages bound what a listing holds at once: each page is parsed whole
+        // before its objects are kept.
+        let config = watcher::Config::default()
+            .labels(selector)
+            .page_size(LIST_PAGE);
+        let events = watcher::watcher(api, config).default_backoff();
         let task = tokio::spawn(follow(
             events,
             Follow {
@@ -237,7 +244,8 @@ impl<K: serde::de::DeserializeOwned> KindCache<K> {
         self.index().of_instance(id).filter_map(parsed).collect()
     }
 
-    /// Objects labelled with owner key `owner` (`devplatform.io/owner`).
+    /// Objects labelled with owner key `owner` (`devplatform.io/owner`), of a kind
+    /// indexed by owner ([`Keep::BY_OWNER`]; none otherwise).
     pub fn by_owner(&self, owner: &str) -> Vec<Arc<K>> {
         self.index().of_owner(owner).filter_map(parsed).collect()
     }
@@ -291,7 +299,9 @@ impl Follow {
     fn seen<K: Keep>(&self, obj: K) -> Option<Seen> {
         let labels = obj.labels();
         let instance = labels.get(naming::LABEL_INSTANCE).cloned();
-        let owner = labels.get(naming::LABEL_OWNER).cloned();
+        let owner = K::BY_OWNER
+            .then(|| labels.get(naming::LABEL_OWNER).cloned())
+            .flatten();
         let name = obj.name_any();
         let version = obj.resource_version();
         match Stored::keep(obj, &self.types) {

@@ -58,6 +58,9 @@ pub trait Keep:
     /// Drops what no read of this kind uses.
     fn slim(&mut self) {}
 
+    /// Whether objects of this kind are looked up by owner key (records are).
+    const BY_OWNER: bool = false;
+
     /// The facts totals read.
     fn facts(&self) -> Facts {
         Facts::None
@@ -70,6 +73,8 @@ impl Keep for kube::api::DynamicObject {}
 impl Keep for k8s_openapi::api::core::v1::ConfigMap {}
 
 impl Keep for PersistentVolumeClaim {
+    const BY_OWNER: bool = true;
+
     fn facts(&self) -> Facts {
         Facts::Record(RecordFacts {
             instance: record::instance_id(self).map(Into::into),
@@ -94,6 +99,11 @@ impl Keep for Pod {
             status.host_ips = None;
             status.pod_ip = None;
             status.pod_ips = None;
+            status.qos_class = None;
+            // NB: statuses are derived from the Ready and PodScheduled conditions only.
+            if let Some(conditions) = status.conditions.as_mut() {
+                conditions.retain(|c| c.type_ == "Ready" || c.type_ == "PodScheduled");
+            }
             for c in [
                 &mut status.container_statuses,
                 &mut status.init_container_statuses,
@@ -106,6 +116,12 @@ impl Keep for Pod {
                 c.image.clear();
                 c.image_id.clear();
                 c.container_id = None;
+                if let Some(t) = c.state.as_mut().and_then(|s| s.terminated.as_mut()) {
+                    t.container_id = None;
+                }
+                if let Some(t) = c.last_state.as_mut().and_then(|s| s.terminated.as_mut()) {
+                    t.container_id = None;
+                }
                 c.allocated_resources = None;
                 c.resources = None;
                 c.volume_mounts = None;
