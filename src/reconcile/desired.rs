@@ -49,10 +49,7 @@ impl Reconciler {
         // NB: the restart check renders without lost repositories; only such a render
         // answers it.
         if lost.is_empty() {
-            if let Some(read) = restart::record_inputs(&objects) {
-                let from = self.rendered_from(templates.revision(), &read);
-                restart::stamp_rendered_from(&mut objects, from);
-            }
+            self.stamp_rendered_from(templates.revision(), objects.iter_mut().collect());
             let inputs = restart::inputs(owner, repos);
             let hash = restart::pod_hash(&objects);
             self.pod_hashes.insert(templates.revision(), inputs, hash);
@@ -117,6 +114,8 @@ impl Reconciler {
         let mut rendered = templates.render(&values)?;
         let objects = rendered.iter_mut().map(|r| &mut r.object).collect();
         stamp_record(objects, &values, &recorded, &self.kinds);
+        let objects = rendered.iter_mut().map(|r| &mut r.object).collect();
+        self.stamp_rendered_from(templates.revision(), objects);
         Ok(rendered)
     }
 

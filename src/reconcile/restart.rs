@@ -69,7 +69,7 @@ pub(super) fn inputs(owner: &Owner, repos: &[Repo]) -> String {
 
 /// The inputs a read derives from the record (the PVC) among `objects`, as stamped by
 /// this render: reads know the owner and repositories only as recorded.
-pub(super) fn record_inputs(objects: &[DynamicObject]) -> Option<String> {
+fn record_inputs(objects: &[&mut DynamicObject]) -> Option<String> {
     let pvc = objects.iter().find(|o| {
         o.types
             .as_ref()
@@ -84,19 +84,6 @@ pub(super) fn record_inputs(objects: &[DynamicObject]) -> Option<String> {
         &record::owner(&record),
         &record::repos(Some(&record)),
     ))
-}
-
-/// Stamps `from` (see [`Reconciler::rendered_from`]) on the rendered pod among `objects`.
-pub(super) fn stamp_rendered_from(objects: &mut [DynamicObject], from: String) {
-    if let Some(pod) = objects
-        .iter_mut()
-        .find(|o| o.types.as_ref().is_some_and(|t| t.kind == "Pod"))
-    {
-        pod.metadata
-            .annotations
-            .get_or_insert_with(Default::default)
-            .insert(naming::ANNOTATION_RENDERED_FROM.to_owned(), from);
-    }
 }
 
 /// The spec hash stamped on the rendered pod among `objects`.
@@ -126,6 +113,24 @@ impl Reconciler {
         let live = annotations.and_then(|a| a.get(naming::ANNOTATION_SPEC_HASH));
         let want = self.desired_pod_hash(&owner, &repos);
         want.is_some() && live != want.as_ref()
+    }
+
+    /// Stamps on the rendered pod among `objects` (rendered under `revision`, the record
+    /// stamped) the digest of what it was rendered from, as a read will compute it.
+    pub(super) fn stamp_rendered_from(&self, revision: &str, mut objects: Vec<&mut DynamicObject>) {
+        let Some(read) = record_inputs(&objects) else {
+            return;
+        };
+        let from = self.rendered_from(revision, &read);
+        if let Some(pod) = objects
+            .iter_mut()
+            .find(|o| o.types.as_ref().is_some_and(|t| t.kind == "Pod"))
+        {
+            pod.metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(naming::ANNOTATION_RENDERED_FROM.to_owned(), from);
+        }
     }
 
     /// The digest of what a pod is rendered from: the template `revision`, the settings
