@@ -3,10 +3,7 @@
 //! resourceVersions each object was seen at, so that lookups are not scans and writers
 //! can wait for their writes. A cache watches one namespace, so names are keys.
 
-use std::{
-    collections::{HashMap, VecDeque},
-    sync::Arc,
-};
+use std::{collections::HashMap, sync::Arc};
 
 use super::stored::Stored;
 
@@ -16,13 +13,16 @@ pub(super) type Name = Arc<str>;
 /// How many past resourceVersions of an object are remembered.
 const VERSIONS: usize = 4;
 
+/// A label value an index is keyed by, shared with the entries that carry it.
+type Key = Arc<str>;
+
 /// One object as held, with what the indexes keep of it.
 #[derive(Debug)]
 pub(super) struct Entry {
-    instance: Option<Box<str>>,
-    owner: Option<Box<str>>,
-    /// resourceVersions seen, newest last.
-    versions: VecDeque<Box<str>>,
+    instance: Option<Key>,
+    owner: Option<Key>,
+    /// resourceVersions seen, newest last (at most [`VERSIONS`], allocated exactly).
+    versions: Box<[Box<str>]>,
     pub(super) stored: Stored,
 }
 
@@ -53,8 +53,8 @@ pub(super) enum Change {
 #[derive(Debug, Default)]
 pub(super) struct Index {
     entries: HashMap<Name, Entry>,
-    by_instance: HashMap<Box<str>, Vec<Name>>,
-    by_owner: HashMap<Box<str>, Vec<Name>>,
+    by_instance: HashMap<Key, Vec<Name>>,
+    by_owner: HashMap<Key, Vec<Name>>,
     /// The listing in progress after a (re)start of the watch, swapped in when complete.
     relist: Option<Box<Index>>,
 }
@@ -89,31 +89,38 @@ impl Index {
     fn apply(&mut self, seen: Seen) {
         let versions = self.delete(&seen.name).unwrap_or_default();
         let name: Name = seen.name.into();
-        let mut entry = Entry {
-            instance: seen.instance.map(Into::into),
-            owner: seen.owner.map(Into::into),
-            versions,
-            stored: seen.stored,
-        };
-        if let Some(v) = seen.version
-            && entry.versions.back().map(|b| &**b) != Some(v.as_str())
-        {
-            entry.versions.push_back(v.into());
-            if entry.versions.len() > VERSIONS {
-                entry.versions.pop_front();
+        let versions = match seen.version {
+            Some(v) if versions.last().map(|b| &**b) != Some(v.as_str()) => {
+                let keep = versions.len().min(VERSIONS - 1);
+                let skip = versions.len() - keep;
+                let mut newer = Vec::with_capacity(keep + 1);
+                newer.extend(versions.into_vec().into_iter().skip(skip));
+                newer.push(v.into_boxed_str());
+                newer.into_boxed_slice()
             }
-        }
-        if let Some(id) = &entry.instance {
+            _ => versions,
+        };
+        let instance = seen.instance.map(|id| key(&mut self.by_instance, id));
+        let owner = seen.owner.map(|o| key(&mut self.by_owner, o));
+        if let Some(id) = &instance {
             link(&mut self.by_instance, id, &name);
         }
-        if let Some(owner) = &entry.owner {
+        if let Some(owner) = &owner {
             link(&mut self.by_owner, owner, &name);
         }
-        self.entries.insert(name, entry);
+        self.entries.insert(
+            name,
+            Entry {
+                instance,
+                owner,
+                versions,
+                stored: seen.stored,
+            },
+        );
     }
 
     /// Forgets `name`; answers the versions it was seen at.
-    fn delete(&mut self, name: &str) -> Option<VecDeque<Box<str>>> {
+    fn delete(&mut self, name: &str) -> Option<Box<[Box<str>]>> {
         let entry = self.entries.remove(name)?;
         if let Some(id) = &entry.instance {
             unlink(&mut self.by_instance, id, name);
@@ -165,7 +172,7 @@ impl Index {
             return true;
         }
         match (
-            entry.versions.back().map(|v| v.parse::<u64>()),
+            entry.versions.last().map(|v| v.parse::<u64>()),
             version.parse::<u64>(),
         ) {
             (Some(Ok(held)), Ok(wanted)) => held >= wanted,
@@ -186,20 +193,24 @@ impl Index {
     }
 }
 
-fn link(map: &mut HashMap<Box<str>, Vec<Name>>, value: &str, name: &Name) {
-    match map.get_mut(value) {
-        Some(names) => {
-            if !names.contains(name) {
-                names.push(name.clone());
-            }
-        }
-        None => {
-            map.insert(value.into(), vec![name.clone()]);
-        }
+/// The key `value` of `map`: the one held already, shared, or a new one.
+fn key(map: &mut HashMap<Key, Vec<Name>>, value: String) -> Key {
+    match map.get_key_value(value.as_str()) {
+        Some((held, _)) => held.clone(),
+        None => value.into(),
     }
 }
 
-fn unlink(map: &mut HashMap<Box<str>, Vec<Name>>, value: &str, name: &str) {
+fn link(map: &mut HashMap<Key, Vec<Name>>, value: &Key, name: &Name) {
+    let names = map
+        .entry(value.clone())
+        .or_insert_with(|| Vec::with_capacity(1));
+    if !names.contains(name) {
+        names.push(name.clone());
+    }
+}
+
+fn unlink(map: &mut HashMap<Key, Vec<Name>>, value: &str, name: &str) {
     if let Some(names) = map.get_mut(value) {
         names.retain(|n| &**n != name);
         if names.is_empty() {
@@ -209,15 +220,15 @@ fn unlink(map: &mut HashMap<Box<str>, Vec<Name>>, value: &str, name: &str) {
 }
 
 /// Puts the `older` versions before `newer`'s, keeping the newest [`VERSIONS`].
-fn merge_versions(newer: &mut VecDeque<Box<str>>, older: VecDeque<Box<str>>) {
-    for v in older.into_iter().rev() {
-        if !newer.contains(&v) {
-            newer.push_front(v);
-        }
-    }
-    while newer.len() > VERSIONS {
-        newer.pop_front();
-    }
+fn merge_versions(newer: &mut Box<[Box<str>]>, older: Box<[Box<str>]>) {
+    let mut merged: Vec<Box<str>> = older
+        .into_vec()
+        .into_iter()
+        .filter(|v| !newer.contains(v))
+        .collect();
+    merged.extend(std::mem::take(newer).into_vec());
+    let skip = merged.len().saturating_sub(VERSIONS);
+    *newer = merged.into_iter().skip(skip).collect();
 }
 
 #[cfg(test)]
@@ -250,7 +261,7 @@ mod tests {
             instance: Some(instance.into()),
             owner: Some(owner.into()),
             version: Some(rv.into()),
-            stored: Stored::keep(obj, &("v1".into(), "ConfigMap".into())).unwrap(),
+            stored: Stored::keep(obj, &("v1".into(), "ConfigMap".into()), &mut None).unwrap(),
         }
     }
 

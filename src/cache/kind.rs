@@ -26,7 +26,7 @@ use super::{
 use crate::naming;
 
 /// Objects asked for per page of a listing.
-const LIST_PAGE: u32 = 100;
+const LIST_PAGE: u32 = 250;
 
 /// The cache of one kind in one namespace, read as `K`. Its watch task stops when it is
 /// dropped.
@@ -102,6 +102,7 @@ where
             Follow {
                 kind: kind.clone(),
                 types,
+                sample: None,
                 index: index.clone(),
                 changed: changed_tx,
                 synced: synced_tx,
@@ -288,6 +289,8 @@ fn parsed<T: serde::de::DeserializeOwned>(stored: &Stored) -> Option<Arc<T>> {
 struct Follow {
     kind: String,
     types: (String, String),
+    /// The JSON of the first object kept, which later ones are compressed against.
+    sample: Option<Arc<[u8]>>,
     index: Arc<RwLock<Index>>,
     changed: watch::Sender<u64>,
     synced: watch::Sender<bool>,
@@ -296,7 +299,7 @@ struct Follow {
 
 impl Follow {
     /// What the index keeps of `obj`; `None` (logged) when it cannot be kept.
-    fn seen<K: Keep>(&self, obj: K) -> Option<Seen> {
+    fn seen<K: Keep>(&mut self, obj: K) -> Option<Seen> {
         let labels = obj.labels();
         let instance = labels.get(naming::LABEL_INSTANCE).cloned();
         let owner = K::BY_OWNER
@@ -304,7 +307,7 @@ impl Follow {
             .flatten();
         let name = obj.name_any();
         let version = obj.resource_version();
-        match Stored::keep(obj, &self.types) {
+        match Stored::keep(obj, &self.types, &mut self.sample) {
             Some(stored) => Some(Seen {
                 name,
                 instance,
@@ -319,7 +322,7 @@ impl Follow {
         }
     }
 
-    fn change<K: Keep>(&self, event: Event<K>) -> Option<Change> {
+    fn change<K: Keep>(&mut self, event: Event<K>) -> Option<Change> {
         Some(match event {
             Event::Apply(obj) => Change::Apply(self.seen(obj)?),
             Event::Delete(obj) => Change::Delete(obj.name_any()),
@@ -331,7 +334,7 @@ impl Follow {
 }
 
 /// Applies every watch event to the index, then wakes the waiters.
-async fn follow<K, S>(events: S, f: Follow)
+async fn follow<K, S>(events: S, mut f: Follow)
 where
     K: Keep,
     S: futures::Stream<Item = Result<Event<K>, watcher::Error>>,

@@ -1,8 +1,10 @@
 //! What a cache keeps of one object: the object as compact JSON (trimmed, and for pods
-//! slimmed to what reads use), parsed again on each read, and the few facts that reads
-//! over every instance need without parsing anything (`instanceStats`, the capacity
-//! count). Parsed objects take five to ten times the memory of their JSON, and a read
-//! parses one instance's objects only.
+//! slimmed to what reads use), compressed against a sample of its kind and parsed again
+//! on each read, and the few facts that reads over every instance need without parsing
+//! anything (`instanceStats`, the capacity count). Parsed objects take five to ten times
+//! the memory of their JSON, objects of one kind differ in little more than names (so the
+//! JSON shrinks several times against a sample), and a read parses one instance's
+//! objects only.
 
 use std::sync::Arc;
 
@@ -45,7 +47,7 @@ pub enum Facts {
     /// A kind no total reads.
     None,
     /// A PVC.
-    Record(RecordFacts),
+    Record(Box<RecordFacts>),
     /// A pod.
     Pod(PodFacts),
 }
@@ -67,7 +69,15 @@ pub trait Keep:
     }
 }
 
-impl Keep for kube::api::DynamicObject {}
+impl Keep for kube::api::DynamicObject {
+    /// NB: plans compare these objects on what the templates render, and nothing reads
+    /// when or as which incarnation they were made.
+    fn slim(&mut self) {
+        self.metadata.uid = None;
+        self.metadata.creation_timestamp = None;
+        self.metadata.generation = None;
+    }
+}
 
 #[cfg(test)]
 impl Keep for k8s_openapi::api::core::v1::ConfigMap {}
@@ -76,11 +86,11 @@ impl Keep for PersistentVolumeClaim {
     const BY_OWNER: bool = true;
 
     fn facts(&self) -> Facts {
-        Facts::Record(RecordFacts {
+        Facts::Record(Box::new(RecordFacts {
             instance: record::instance_id(self).map(Into::into),
             safe_name: record::safe_name(self).map(Into::into),
             storage: record::storage(self),
-        })
+        }))
     }
 }
 
@@ -144,16 +154,25 @@ impl Keep for Pod {
 /// One object as a cache keeps it.
 #[derive(Debug, Clone)]
 pub struct Stored {
-    /// The object's JSON, with its `apiVersion` and `kind`.
-    json: Arc<str>,
+    /// The object's JSON, with its `apiVersion` and `kind`, LZ4-compressed against
+    /// `sample` (its length first).
+    packed: Box<[u8]>,
+    /// The JSON of an object of the same kind the compression refers to.
+    sample: Arc<[u8]>,
     /// What totals read of it.
     pub facts: Facts,
 }
 
 impl Stored {
     /// Keeps `obj` (trimmed and slimmed), with `types` (`apiVersion`, `kind`) written
-    /// into its JSON: listed items carry none. `None` when it cannot be serialized.
-    pub fn keep<K: Keep>(mut obj: K, types: &(String, String)) -> Option<Self> {
+    /// into its JSON: listed items carry none. The first object kept of a kind becomes
+    /// `sample`, which later ones are compressed against. `None` when it cannot be
+    /// serialized.
+    pub fn keep<K: Keep>(
+        mut obj: K,
+        types: &(String, String),
+        sample: &mut Option<Arc<[u8]>>,
+    ) -> Option<Self> {
         trim(obj.meta_mut());
         obj.slim();
         let facts = obj.facts();
@@ -161,15 +180,34 @@ impl Stored {
         let map = value.as_object_mut()?;
         map.insert("apiVersion".into(), types.0.clone().into());
         map.insert("kind".into(), types.1.clone().into());
-        let json = serde_json::to_string(&value).ok()?;
+        let json = serde_json::to_vec(&value).ok()?;
+        let sample = sample.get_or_insert_with(|| json.as_slice().into()).clone();
+        let packed = lz4_flex::block::compress_prepend_size_with_dict(&json, &sample);
         Some(Self {
-            json: json.into(),
+            packed: packed.into_boxed_slice(),
+            sample,
             facts,
         })
     }
 
-    /// The object, parsed as `T`; `None` when it does not parse as one.
+    /// The object, parsed as `T`; `None` (logged) when it does not parse as one.
     pub fn parse<T: DeserializeOwned>(&self) -> Option<T> {
-        serde_json::from_str(&self.json).ok()
+        let json = match lz4_flex::block::decompress_size_prepended_with_dict(
+            &self.packed,
+            &self.sample,
+        ) {
+            Ok(json) => json,
+            Err(error) => {
+                tracing::error!(%error, "a cached object could not be unpacked");
+                return None;
+            }
+        };
+        match serde_json::from_slice(&json) {
+            Ok(obj) => Some(obj),
+            Err(error) => {
+                tracing::error!(%error, "a cached object could not be parsed");
+                None
+            }
+        }
     }
 }

@@ -72,7 +72,8 @@ impl Reconciler {
         .ok_or_else(|| {
             Error::Instance("the workspace volume lacks the instance labels".to_owned())
         })?;
-        instance.restart_pending = pod.is_some_and(|pod| self.restart_pending(pvc, pod));
+        instance.restart_pending =
+            pod.is_some_and(|pod| self.restart_pending(pvc, pod, &instance.repos));
         instance.idle_stop_at = self.idle_stop_at(&instance);
         Ok(instance)
     }

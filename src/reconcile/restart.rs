@@ -99,19 +99,26 @@ pub(super) fn pod_hash(objects: &[DynamicObject]) -> Option<String> {
 }
 
 impl Reconciler {
-    /// True when `pod`, the live pod of the instance recorded by `pvc`, was rendered from
-    /// other templates or inputs than the current ones: a restart applies the change.
-    pub(super) fn restart_pending(&self, pvc: &PersistentVolumeClaim, pod: &Pod) -> bool {
+    /// True when `pod`, the live pod of the instance recorded by `pvc` with `repos`, was
+    /// rendered from other templates or inputs than the current ones: a restart applies
+    /// the change.
+    pub(super) fn restart_pending(
+        &self,
+        pvc: &PersistentVolumeClaim,
+        pod: &Pod,
+        repos: &[Repo],
+    ) -> bool {
         let annotations = pod.metadata.annotations.as_ref();
         let owner = record::owner(pvc);
-        let repos = record::repos(Some(pvc));
-        let revision = self.templates.get().revision().to_owned();
         let from = annotations.and_then(|a| a.get(naming::ANNOTATION_RENDERED_FROM));
-        if from.is_some_and(|f| *f == self.rendered_from(&revision, &inputs(&owner, &repos))) {
-            return false;
+        if let Some(from) = from {
+            let revision = self.templates.get().revision().to_owned();
+            if *from == self.rendered_from(&revision, &inputs(&owner, repos)) {
+                return false;
+            }
         }
         let live = annotations.and_then(|a| a.get(naming::ANNOTATION_SPEC_HASH));
-        let want = self.desired_pod_hash(&owner, &repos);
+        let want = self.desired_pod_hash(&owner, repos);
         want.is_some() && live != want.as_ref()
     }
 
