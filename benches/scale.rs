@@ -8,7 +8,8 @@
 //! 2. Starts the service (client, discovery, reconciler, `serve::assemble`'s routes on
 //!    127.0.0.1) and times start to the first `/ready` 200; reads every instance once
 //!    (`instanceStats`) and reports resident memory.
-//! 3. `myCodeServers` and `health` under `CLIENTS` concurrent clients; `instanceStats`
+//! 3. `myCodeServers` once per user (each token's signature checked on its first use),
+//!    then `myCodeServers` and `health` under `CLIENTS` concurrent clients; `instanceStats`
 //!    one request at a time; no-op re-provisions of existing instances through the
 //!    reconciler (service time and Kubernetes API calls, counted in
 //!    `codeserver_kube_requests_total`); a storm of fresh provisions, 64 at a time.
@@ -339,6 +340,34 @@ async fn run() -> Result<(), BoxError> {
         .map(|u| issuer.mint(&TokenSpec::new(u)))
         .collect::<Result<Vec<_>, _>>()?
         .into();
+    // Each token's first request: its signature is checked, then remembered until it
+    // expires, as clients send the same token for many requests.
+    let first = load(
+        &http,
+        Run {
+            name: "myCodeServers/1st",
+            url: &url,
+            query: MINE,
+            tokens: &tokens,
+            clients,
+            requests: tokens.len(),
+        },
+        one_each,
+    )
+    .await;
+    first.print(clients);
+    no_errors(&first)?;
+    figures.add(
+        format!("myCodeServers, each token's first request ({clients} clients)"),
+        format!(
+            "{:.0} req/s, p50 {:.2} ms / p99 {:.2} ms",
+            first.per_second(),
+            ms(first.percentile(0.50)),
+            ms(first.percentile(0.99))
+        ),
+        "(figure only)",
+    );
+
     let mine = load(
         &http,
         Run {

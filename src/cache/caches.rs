@@ -246,6 +246,7 @@ impl Caches {
     /// Calls `each` with the facts of every instance record (PVC) and of its
     /// code-server pod, if it has one, without parsing any object.
     pub fn each_record(&self, mut each: impl FnMut(&RecordFacts, Option<&PodFacts>)) {
+        let pods = self.pods.facts_view();
         self.pvcs.each_facts(|facts| {
             let Facts::Record(record) = facts else {
                 return;
@@ -253,12 +254,12 @@ impl Caches {
             let pod = record
                 .instance
                 .as_deref()
-                .and_then(|id| self.pods.facts(id))
+                .and_then(|id| pods.get(id))
                 .and_then(|facts| match facts {
                     Facts::Pod(pod) if pod.code_server => Some(pod),
                     _ => None,
                 });
-            each(record, pod.as_ref());
+            each(record, pod);
         });
     }
 

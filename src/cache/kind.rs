@@ -25,6 +25,16 @@ use super::{
 };
 use crate::naming;
 
+/// A read of one cache's facts (see [`KindCache::facts_view`]).
+pub struct FactsView<'a>(RwLockReadGuard<'a, Index>);
+
+impl FactsView<'_> {
+    /// The facts kept of object `name`, if held.
+    pub fn get(&self, name: &str) -> Option<&Facts> {
+        self.0.get(name).map(|s| &s.facts)
+    }
+}
+
 /// Objects asked for per page of a listing.
 const LIST_PAGE: u32 = 250;
 
@@ -172,6 +182,12 @@ impl<K> KindCache<K> {
     /// The facts kept of object `name`, if held.
     pub fn facts(&self, name: &str) -> Option<Facts> {
         self.index().get(name).map(|s| s.facts.clone())
+    }
+
+    /// The facts of every object held, looked up by name under one read of the cache
+    /// (the cache does not change while the view is held: keep it briefly).
+    pub fn facts_view(&self) -> FactsView<'_> {
+        FactsView(self.index())
     }
 
     /// Calls `each` with the facts of every object held, under one read of the cache.

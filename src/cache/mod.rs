@@ -15,6 +15,6 @@ pub use self::{
     caches::{CACHED_KINDS, Caches, managed_selector},
     error::CacheError,
     key::{KindKey, LAST_APPLIED, trim},
-    kind::KindCache,
+    kind::{FactsView, KindCache},
     stored::{Facts, Keep, PodFacts, RecordFacts},
 };

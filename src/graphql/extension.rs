@@ -43,7 +43,10 @@ impl Extension for RootFieldTimer {
         info: ResolveInfo<'_>,
         next: NextResolve<'_>,
     ) -> ServerResult<Option<Value>> {
-        let root = info.path_node.parent.is_none();
+        // NB: only root fields are timed; nested fields pass straight through.
+        if info.path_node.parent.is_some() {
+            return next.run(ctx, info).await;
+        }
         let name = if info.is_for_introspection {
             "introspection"
         } else {
@@ -52,10 +55,8 @@ impl Extension for RootFieldTimer {
         .to_owned();
         let started = Instant::now();
         let result = next.run(ctx, info).await;
-        if root {
-            self.metrics
-                .observe_graphql(&name, started.elapsed().as_secs_f64());
-        }
+        self.metrics
+            .observe_graphql(&name, started.elapsed().as_secs_f64());
         result
     }
 }

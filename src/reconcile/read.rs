@@ -33,8 +33,6 @@ pub struct Stats {
     pub by_status: BTreeMap<InstanceStatus, usize>,
     /// Storage allocated to workspaces.
     pub storage: Quantity,
-    /// Storage per user (safe name).
-    pub storage_by_user: BTreeMap<String, Quantity>,
 }
 
 impl Reconciler {
@@ -148,35 +146,24 @@ impl Reconciler {
         let now = now();
         let unschedulable = self.timeouts.unschedulable;
         let mut stats = Stats::default();
-        let mut count = |safe: &str, status: InstanceStatus, size: Option<Quantity>| {
-            let size = size.unwrap_or_default();
+        let mut count = |status: InstanceStatus, size: Option<Quantity>| {
             stats.total += 1;
             *stats.by_status.entry(status).or_default() += 1;
-            stats.storage = stats.storage + size;
-            match stats.storage_by_user.get_mut(safe) {
-                Some(entry) => *entry = *entry + size,
-                None => {
-                    stats.storage_by_user.insert(safe.to_owned(), size);
-                }
-            }
+            stats.storage = stats.storage + size.unwrap_or_default();
         };
         if let Some(caches) = self.cached() {
             caches.each_record(|record, pod| {
-                if let (Some(_), Some(safe)) = (&record.instance, &record.safe_name) {
+                if record.instance.is_some() && record.safe_name.is_some() {
                     let status =
                         pod.map_or(InstanceStatus::Stopped, |p| p.status.at(now, unschedulable));
-                    count(safe, status, record.storage);
+                    count(status, record.storage);
                 }
             });
             return Ok(stats);
         }
         for (pvc, pod) in self.records_with_pods(&Records::All).await? {
             if let Some(status) = Instance::status_of(&pvc, pod.as_deref(), now, unschedulable) {
-                count(
-                    record::safe_name(&pvc).unwrap_or_default(),
-                    status,
-                    record::storage(&pvc),
-                );
+                count(status, record::storage(&pvc));
             }
         }
         Ok(stats)
