@@ -111,8 +111,10 @@ where
             events,
             Follow {
                 kind: kind.clone(),
+                // NB: a Secret is never the sample others are compressed against: its
+                // data would outlive it in memory.
+                sample: (types.1 == "Secret").then(|| Arc::from([].as_slice())),
                 types,
-                sample: None,
                 index: index.clone(),
                 changed: changed_tx,
                 synced: synced_tx,
@@ -305,7 +307,8 @@ fn parsed<T: serde::de::DeserializeOwned>(stored: &Stored) -> Option<Arc<T>> {
 struct Follow {
     kind: String,
     types: (String, String),
-    /// The JSON of the first object kept, which later ones are compressed against.
+    /// The JSON of the first object kept, which later ones are compressed against (none,
+    /// empty, for Secrets).
     sample: Option<Arc<[u8]>>,
     index: Arc<RwLock<Index>>,
     changed: watch::Sender<u64>,
