@@ -565,13 +565,9 @@ async fn a_template_change_leaves_running_pods_alone_until_they_restart() {
     );
 }
 
-/// Reads answer `restartPending` from the spec hash recorded on the live pod: listing
-/// renders nothing for inputs already rendered under the active templates, and a template
-/// change renders each instance at most once, however often it is read.
-#[tokio::test]
-async fn reads_answer_restart_pending_without_rendering_per_read() {
-    let e = env().await;
-    let owners: Vec<Owner> = (0..5)
+/// `n` owners (`dev0`, `dev1`, ...), each with an instance of `backend-api`.
+async fn provision_owners(e: &Env, n: usize) -> Vec<Owner> {
+    let owners: Vec<Owner> = (0..n)
         .map(|n| Owner {
             sub: Some(format!("sub-{n}")),
             ..Owner::new(format!("dev{n}"))
@@ -580,6 +576,16 @@ async fn reads_answer_restart_pending_without_rendering_per_read() {
     for o in &owners {
         e.rec.provision(o, repo("backend-api")).await.unwrap();
     }
+    owners
+}
+
+/// Reads answer `restartPending` from the spec hash recorded on the live pod: listing
+/// renders nothing for inputs already rendered under the active templates, and a template
+/// change renders each instance at most once, however often it is read.
+#[tokio::test]
+async fn reads_answer_restart_pending_without_rendering_per_read() {
+    let e = env().await;
+    let owners = provision_owners(&e, 5).await;
     let all = |e: &Env| {
         let rec = e.rec.clone();
         async move { rec.all(&InstanceFilter::default()).await.unwrap() }
@@ -639,15 +645,7 @@ async fn reads_answer_restart_pending_without_rendering_per_read() {
 #[tokio::test]
 async fn another_replica_reads_restart_pending_without_rendering() {
     let e = env().await;
-    let owners: Vec<Owner> = (0..3)
-        .map(|n| Owner {
-            sub: Some(format!("sub-{n}")),
-            ..Owner::new(format!("dev{n}"))
-        })
-        .collect();
-    for o in &owners {
-        e.rec.provision(o, repo("backend-api")).await.unwrap();
-    }
+    let owners = provision_owners(&e, 3).await;
     let replica = |settings: Option<codeserver_service::config::InstanceSettings>| {
         let builder = ReconcilerBuilder::on(world::client_without_retry(&e.sim))
             .kinds(Kinds::new(Some("v1".into())))
