@@ -221,15 +221,17 @@ impl Caches {
     /// The records of the user with safe name `safe`, found by the facts kept of every
     /// record (only those are parsed).
     pub fn records_of_user(&self, safe: &str) -> Vec<Arc<PersistentVolumeClaim>> {
-        let mut ids = Vec::new();
-        self.pvcs.each_facts(|facts| {
-            if let Facts::Record(r) = facts
-                && r.safe_name.as_deref() == Some(safe)
-                && let Some(id) = &r.instance
-            {
-                ids.push(id.to_string());
-            }
-        });
+        let ids: Vec<String> = self
+            .pvcs
+            .facts_view()
+            .iter()
+            .filter_map(|(_, facts)| match facts {
+                Facts::Record(r) if r.safe_name.as_deref() == Some(safe) => {
+                    r.instance.as_deref().map(str::to_owned)
+                }
+                _ => None,
+            })
+            .collect();
         ids.iter().filter_map(|id| self.record(id)).collect()
     }
 
@@ -247,9 +249,9 @@ impl Caches {
     /// code-server pod, if it has one, without parsing any object.
     pub fn each_record(&self, mut each: impl FnMut(&RecordFacts, Option<&PodFacts>)) {
         let pods = self.pods.facts_view();
-        self.pvcs.each_facts(|facts| {
+        for (_, facts) in self.pvcs.facts_view().iter() {
             let Facts::Record(record) = facts else {
-                return;
+                continue;
             };
             let pod = record
                 .instance
@@ -260,16 +262,19 @@ impl Caches {
                     _ => None,
                 });
             each(record, pod);
-        });
+        }
     }
 
-    /// How many code-server pods exist that are not being deleted, other than `except`'s.
+    /// How many code-server pods exist that are not being deleted, other than `except`,
+    /// counted under one read of the pod cache.
     pub fn running_code_servers(&self, except: &str) -> usize {
-        let counts = |facts: &Facts| matches!(facts, Facts::Pod(p) if p.code_server && !p.deleting);
-        let mut running = 0;
         self.pods
-            .each_facts(|facts| running += usize::from(counts(facts)));
-        running - usize::from(self.pods.facts(except).is_some_and(|f| counts(&f)))
+            .facts_view()
+            .iter()
+            .filter(|(name, facts)| {
+                *name != except && matches!(facts, Facts::Pod(p) if p.code_server && !p.deleting)
+            })
+            .count()
     }
 
     /// The pods of instance `id` (its code-server pod and, while one runs, its sync

@@ -10,12 +10,4 @@ pub enum CacheError {
     /// The kind's watch task ended, so the cache will not change again.
     #[error("the cache of {0} objects stopped")]
     Stopped(String),
-    /// A cached object could not be turned into a `DynamicObject`.
-    #[error("failed to convert a cached {kind} into a dynamic object: {reason}")]
-    Convert {
-        /// `apiVersion/Kind` of the object.
-        kind: String,
-        /// What serde reported.
-        reason: String,
-    },
 }

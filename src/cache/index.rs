@@ -151,6 +151,11 @@ impl Index {
         self.entries.values().map(|e| &e.stored)
     }
 
+    /// Every object held, with its name.
+    pub(super) fn named(&self) -> impl Iterator<Item = (&str, &Stored)> {
+        self.entries.iter().map(|(name, e)| (&**name, &e.stored))
+    }
+
     /// Every instance id some object is labelled with.
     pub(super) fn instance_ids(&self) -> impl Iterator<Item = &str> {
         self.by_instance.keys().map(|k| &**k)

@@ -33,6 +33,11 @@ impl FactsView<'_> {
     pub fn get(&self, name: &str) -> Option<&Facts> {
         self.0.get(name).map(|s| &s.facts)
     }
+
+    /// Every object's name and facts.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Facts)> {
+        self.0.named().map(|(name, s)| (name, &s.facts))
+    }
 }
 
 /// Objects asked for per page of a listing.
@@ -181,22 +186,10 @@ impl<K> KindCache<K> {
         self.len() == 0
     }
 
-    /// The facts kept of object `name`, if held.
-    pub fn facts(&self, name: &str) -> Option<Facts> {
-        self.index().get(name).map(|s| s.facts.clone())
-    }
-
-    /// The facts of every object held, looked up by name under one read of the cache
-    /// (the cache does not change while the view is held: keep it briefly).
+    /// The facts of every object held, under one read of the cache (which does not
+    /// change while the view is held: keep it briefly).
     pub fn facts_view(&self) -> FactsView<'_> {
         FactsView(self.index())
-    }
-
-    /// Calls `each` with the facts of every object held, under one read of the cache.
-    pub fn each_facts(&self, mut each: impl FnMut(&Facts)) {
-        for stored in self.index().all() {
-            each(&stored.facts);
-        }
     }
 
     /// Resolves when the cache holds `namespace`/`name` at resourceVersion `version` or

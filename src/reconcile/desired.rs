@@ -45,11 +45,17 @@ impl Reconciler {
             .into_iter()
             .map(|r| r.object)
             .collect();
-        stamp_record(objects.iter_mut().collect(), &values, recorded, &self.kinds);
         // NB: the restart check renders without lost repositories; only such a render
         // answers it.
-        if lost.is_empty() {
-            self.stamp_rendered_from(templates.revision(), objects.iter_mut().collect());
+        let restart_check = lost.is_empty();
+        self.stamp(
+            templates.revision(),
+            objects.iter_mut().collect(),
+            &values,
+            recorded,
+            restart_check,
+        );
+        if restart_check {
             let inputs = restart::inputs(owner, repos);
             let hash = restart::pod_hash(&objects);
             self.pod_hashes.insert(templates.revision(), inputs, hash);
@@ -97,9 +103,34 @@ impl Reconciler {
         self.applied(&plan, &outcome).await;
         Ok(())
     }
-    /// Dry run: the objects the caller's instance with `repo` would have (the existing
-    /// instance's repositories included). Makes no writes.
-    pub async fn render_for(&self, owner: &Owner, repo: Repo) -> Result<Vec<RenderedObject>> {
+    /// Stamps the rendered `objects` with the instance record (on the PVC) and, for a
+    /// render that answers the restart check, what the pod was rendered from.
+    fn stamp(
+        &self,
+        revision: &str,
+        mut objects: Vec<&mut DynamicObject>,
+        values: &Values,
+        recorded: &BTreeSet<String>,
+        restart_check: bool,
+    ) {
+        stamp_record(
+            objects.iter_mut().map(|o| &mut **o).collect(),
+            values,
+            recorded,
+            &self.kinds,
+        );
+        if restart_check {
+            self.stamp_rendered_from(revision, objects);
+        }
+    }
+
+    /// What a dry run for the caller with `repo` renders from: the owner as recorded on
+    /// their instance (if any), its repositories with `repo`, and its recorded kinds.
+    async fn dry_run_inputs(
+        &self,
+        owner: &Owner,
+        repo: Repo,
+    ) -> Result<(Owner, Vec<Repo>, BTreeSet<String>)> {
         let (_, key) = identity(owner)?;
         let record = self
             .find_record(&key)
@@ -107,28 +138,25 @@ impl Reconciler {
             .filter(|p| p.metadata.deletion_timestamp.is_none());
         let (repos, _) = record::repos_with(record.as_ref(), repo);
         let owner = record::caller(owner, record.as_ref());
-        let recorded = record::kinds(record.as_ref());
+        Ok((owner, repos, record::kinds(record.as_ref())))
+    }
+
+    /// Dry run: the objects the caller's instance with `repo` would have (the existing
+    /// instance's repositories included). Makes no writes.
+    pub async fn render_for(&self, owner: &Owner, repo: Repo) -> Result<Vec<RenderedObject>> {
+        let (owner, repos, recorded) = self.dry_run_inputs(owner, repo).await?;
         let templates = self.templates.get();
         let values = render::build_values(&templates, &self.settings, &owner, &repos, &[])?;
         self.renders.fetch_add(1, Ordering::Relaxed);
         let mut rendered = templates.render(&values)?;
         let objects = rendered.iter_mut().map(|r| &mut r.object).collect();
-        stamp_record(objects, &values, &recorded, &self.kinds);
-        let objects = rendered.iter_mut().map(|r| &mut r.object).collect();
-        self.stamp_rendered_from(templates.revision(), objects);
+        self.stamp(templates.revision(), objects, &values, &recorded, true);
         Ok(rendered)
     }
 
     /// Dry run: the plan of the caller's instance with `repo`. Makes no writes.
     pub async fn plan_for(&self, owner: &Owner, repo: Repo) -> Result<Plan> {
-        let (_, key) = identity(owner)?;
-        let record = self
-            .find_record(&key)
-            .await?
-            .filter(|p| p.metadata.deletion_timestamp.is_none());
-        let (repos, _) = record::repos_with(record.as_ref(), repo);
-        let owner = record::caller(owner, record.as_ref());
-        let recorded = record::kinds(record.as_ref());
+        let (owner, repos, recorded) = self.dry_run_inputs(owner, repo).await?;
         let desired = self.desired(&owner, &repos, &recorded, &[])?;
         let id = desired.values.instance.id.clone();
         Ok(self.plan_desired(&id, &desired, &recorded).await?.0)

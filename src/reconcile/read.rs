@@ -191,11 +191,7 @@ impl Reconciler {
             let mut records: Vec<_> = match which {
                 Records::All => caches.records(),
                 Records::Owner(key) => caches.records_of_owner(key),
-                Records::User(safe) => caches
-                    .records_of_user(safe)
-                    .into_iter()
-                    .filter(|pvc| record::safe_name(pvc) == Some(*safe))
-                    .collect(),
+                Records::User(safe) => caches.records_of_user(safe),
             };
             records.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
             return Ok(records);
