@@ -20,7 +20,7 @@ use codeserver_service::{
 };
 use codeserver_sim::issuer::TokenSpec;
 use futures::{StreamExt, stream};
-use load::{Run, env_or, load};
+use load::{Expect, Spec, Tokens, env_or, load};
 use world::World;
 
 fn main() {
@@ -83,45 +83,44 @@ fn main() {
         );
 
         let url = format!("{}/graphql", w.base);
-        let tokens: std::sync::Arc<[String]> = users.iter().map(|u| w.token(u)).collect();
-        let http = match reqwest::Client::builder()
-            .pool_max_idle_per_host(clients)
-            .build()
-        {
-            Ok(http) => http,
+        let tokens: Vec<String> = users.iter().map(|u| w.token(u)).collect();
+        let tokens = match Tokens::new(&tokens) {
+            Ok(tokens) => tokens,
             Err(error) => {
-                eprintln!("the HTTP client: {error}");
+                eprintln!("the tokens: {error}");
                 return true;
             }
         };
+        let spec = |name: &str, query: &str, expect: Expect| Spec {
+            name: name.to_owned(),
+            url: url.clone(),
+            query: query.to_owned(),
+            clients,
+            requests,
+            expect,
+        };
         let mine = load(
-            &http,
-            Run {
-                name: "myCodeServers",
-                url: &url,
-                query: "{ myCodeServers { id status url } }",
-                tokens: &tokens,
-                clients,
-                requests,
-            },
-            |answer| {
-                answer["data"]["myCodeServers"]
-                    .as_array()
-                    .is_some_and(|a| a.len() == 1)
-            },
+            &spec(
+                "myCodeServers",
+                "{ myCodeServers { id status url } }",
+                Expect::Length {
+                    at: "/data/myCodeServers".to_owned(),
+                    len: 1,
+                },
+            ),
+            &tokens,
         )
         .await;
         let health = load(
-            &http,
-            Run {
-                name: "health",
-                url: &url,
-                query: "{ health }",
-                tokens: &tokens,
-                clients,
-                requests,
-            },
-            |answer| answer["data"]["health"] == true,
+            &spec(
+                "health",
+                "{ health }",
+                Expect::Equals {
+                    at: "/data/health".to_owned(),
+                    value: true.into(),
+                },
+            ),
+            &tokens,
         )
         .await;
         println!("{instances} instances in the simulated cluster; {clients} concurrent clients");

@@ -9,12 +9,13 @@
 //!    127.0.0.1) and times start to the first `/ready` 200; reads every instance once
 //!    (`instanceStats`) and reports resident memory.
 //! 3. `myCodeServers` once per user (each token's signature checked on its first use),
-//!    then `myCodeServers` and `health` under `CLIENTS` concurrent clients; `instanceStats`
+//!    then `myCodeServers` and `health` under `CLIENTS` concurrent clients, sent from
+//!    another child process (this bench run again, see `support/load.rs`); `instanceStats`
 //!    one request at a time; no-op re-provisions of existing instances through the
 //!    reconciler (service time and Kubernetes API calls, counted in
 //!    `codeserver_kube_requests_total`); a storm of fresh provisions, 64 at a time.
 //!
-//! `cargo bench --bench scale`; INSTANCES (10000), CLIENTS (50), REQUESTS (20000), STORM
+//! `cargo bench --bench scale`; INSTANCES (10000), CLIENTS (50), REQUESTS (100000), STORM
 //! (1000) and STORM_CONCURRENCY (64) override the sizes.
 
 #[path = "support/cluster.rs"]
@@ -44,8 +45,7 @@ use codeserver_sim::{
     issuer::{Issuer, TokenSpec},
 };
 use futures::{StreamExt, stream};
-use load::{Report, Run, env_or, load, ms};
-use serde_json::Value;
+use load::{Expect, Report, Spec, TokenFile, env_or, load_in_child, ms};
 
 // NB: the service binary's allocator, so the memory figures are what the service uses.
 #[global_allocator]
@@ -250,7 +250,7 @@ fn no_errors(report: &Report) -> Result<(), BoxError> {
 async fn run() -> Result<(), BoxError> {
     let instances = env_or("INSTANCES", 10_000);
     let clients = env_or("CLIENTS", 50);
-    let requests = env_or("REQUESTS", 20_000);
+    let requests = env_or("REQUESTS", 100_000);
     let storm = env_or("STORM", 1_000);
     let storm_concurrency = env_or("STORM_CONCURRENCY", 64);
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
@@ -283,9 +283,7 @@ async fn run() -> Result<(), BoxError> {
         metrics,
     ))?;
     let (base, _stop) = world::serving::serve_routes(routes).await;
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(clients)
-        .build()?;
+    let http = reqwest::Client::new();
     loop {
         let ready = http.get(format!("{base}/ready")).send().await;
         if ready.is_ok_and(|r| r.status() == reqwest::StatusCode::OK) {
@@ -304,29 +302,31 @@ async fn run() -> Result<(), BoxError> {
 
     let url = format!("{base}/graphql");
     let users: Vec<String> = (0..instances).map(user).collect();
-    let admin: Arc<[String]> =
-        vec![issuer.mint(&TokenSpec::new("scale-admin").roles(&["admin"]))?].into();
-    let one_each = move |answer: &Value| {
-        answer["data"]["myCodeServers"]
-            .as_array()
-            .is_some_and(|a| a.len() == 1)
+    let admin =
+        TokenFile::write(&[issuer.mint(&TokenSpec::new("scale-admin").roles(&["admin"]))?])?;
+    let one_each = Expect::Length {
+        at: "/data/myCodeServers".to_owned(),
+        len: 1,
     };
-    let all_counted =
-        move |answer: &Value| answer["data"]["instanceStats"]["totalInstances"] == instances;
+    let all_counted = Expect::Equals {
+        at: "/data/instanceStats/totalInstances".to_owned(),
+        value: instances.into(),
+    };
+    let spec = |name: &str, query: &str, clients: usize, requests: usize, expect: &Expect| Spec {
+        name: name.to_owned(),
+        url: url.clone(),
+        query: query.to_owned(),
+        clients,
+        requests,
+        expect: expect.clone(),
+    };
     const MINE: &str = "{ myCodeServers { id status url } }";
     const STATS: &str =
         "{ instanceStats { totalInstances runningInstances stoppedInstances totalStorageUsed } }";
 
     // Every instance read once (instanceStats reads them all), then the memory.
-    let warm = Run {
-        name: "instanceStats",
-        url: &url,
-        query: STATS,
-        tokens: &admin,
-        clients: 1,
-        requests: 1,
-    };
-    no_errors(&load(&http, warm, all_counted).await)?;
+    let warm = spec("instanceStats", STATS, 1, 1, &all_counted);
+    no_errors(&load_in_child(&warm, &admin).await)?;
     let (rss, hwm) = memory_mib()?;
     figures.add(
         "resident memory after ready and a first instanceStats",
@@ -335,24 +335,17 @@ async fn run() -> Result<(), BoxError> {
     );
 
     // NB: the clients' tokens are the clients' memory, minted after the service's is read.
-    let tokens: Arc<[String]> = users
-        .iter()
-        .map(|u| issuer.mint(&TokenSpec::new(u)))
-        .collect::<Result<Vec<_>, _>>()?
-        .into();
+    let tokens = TokenFile::write(
+        &users
+            .iter()
+            .map(|u| issuer.mint(&TokenSpec::new(u)))
+            .collect::<Result<Vec<_>, _>>()?,
+    )?;
     // Each token's first request: its signature is checked, then remembered until it
     // expires, as clients send the same token for many requests.
-    let first = load(
-        &http,
-        Run {
-            name: "myCodeServers/1st",
-            url: &url,
-            query: MINE,
-            tokens: &tokens,
-            clients,
-            requests: tokens.len(),
-        },
-        one_each,
+    let first = load_in_child(
+        &spec("myCodeServers/1st", MINE, clients, instances, &one_each),
+        &tokens,
     )
     .await;
     first.print(clients);
@@ -368,17 +361,9 @@ async fn run() -> Result<(), BoxError> {
         "(figure only)",
     );
 
-    let mine = load(
-        &http,
-        Run {
-            name: "myCodeServers",
-            url: &url,
-            query: MINE,
-            tokens: &tokens,
-            clients,
-            requests,
-        },
-        one_each,
+    let mine = load_in_child(
+        &spec("myCodeServers", MINE, clients, requests, &one_each),
+        &tokens,
     )
     .await;
     mine.print(clients);
@@ -430,17 +415,9 @@ async fn run() -> Result<(), BoxError> {
         "(figure only)",
     );
 
-    let stats = load(
-        &http,
-        Run {
-            name: "instanceStats",
-            url: &url,
-            query: STATS,
-            tokens: &admin,
-            clients: 1,
-            requests: STATS_REQUESTS,
-        },
-        all_counted,
+    let stats = load_in_child(
+        &spec("instanceStats", STATS, 1, STATS_REQUESTS, &all_counted),
+        &admin,
     )
     .await;
     stats.print(1);
@@ -455,17 +432,18 @@ async fn run() -> Result<(), BoxError> {
         "<= 20 ms",
     );
 
-    let health = load(
-        &http,
-        Run {
-            name: "health",
-            url: &url,
-            query: "{ health }",
-            tokens: &tokens,
+    let health = load_in_child(
+        &spec(
+            "health",
+            "{ health }",
             clients,
             requests,
-        },
-        |answer| answer["data"]["health"] == true,
+            &Expect::Equals {
+                at: "/data/health".to_owned(),
+                value: true.into(),
+            },
+        ),
+        &tokens,
     )
     .await;
     health.print(clients);
@@ -543,6 +521,9 @@ async fn run() -> Result<(), BoxError> {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = load::run_child() {
+        return code;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

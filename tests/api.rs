@@ -717,6 +717,42 @@ async fn alias_floods_are_refused_before_any_call() {
 }
 
 #[tokio::test]
+async fn remembered_queries_keep_their_verdicts_under_a_flood_of_new_ones() {
+    let h = harness().await;
+    let alice = h.token("alice");
+    let eleven: String = (0..11).map(|i| format!("a{i}: health ")).collect();
+    let refused = format!("{{ {eleven} }}");
+    // The same text, refused each time, with a token or without one.
+    for token in [Some(alice.as_str()), None, Some(alice.as_str())] {
+        let body = h.query(token, &refused).await;
+        assert_eq!(error_of(&body).1, "TOO_MANY_ROOT_FIELDS", "{body}");
+    }
+    // A caller who sends ever-new texts (more than are remembered) is answered each one,
+    // and the texts of others keep their answers.
+    for i in 0..600 {
+        let body = h
+            .query(Some(&alice), &format!("{{ n{i}: __typename }}"))
+            .await;
+        assert_eq!(body["data"][format!("n{i}")], "Query", "{body}");
+    }
+    let body = h.query(Some(&alice), &refused).await;
+    assert_eq!(error_of(&body).1, "TOO_MANY_ROOT_FIELDS", "{body}");
+    // Without a token, a remembered text is still refused by authentication.
+    let body = h.query(None, "{ myCodeServers { id } }").await;
+    assert_eq!(error_of(&body).1, "UNAUTHENTICATED", "{body}");
+    let body = h.query(Some(&alice), "{ __typename }").await;
+    assert_eq!(body["data"]["__typename"], "Query", "{body}");
+    let body = h.query(None, "{ myCodeServers { id } }").await;
+    assert_eq!(error_of(&body).1, "UNAUTHENTICATED", "{body}");
+    // A text that does not parse is answered its parse error every time.
+    for _ in 0..2 {
+        let body = h.query(Some(&alice), "{ health").await;
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("expected"), "{body}");
+    }
+}
+
+#[tokio::test]
 async fn more_than_three_mutations_in_a_request_are_refused() {
     let h = harness().await;
     let alice = h.token("alice");

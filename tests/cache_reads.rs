@@ -131,6 +131,24 @@ async fn queries_make_no_api_call_once_synced() {
 }
 
 #[tokio::test]
+async fn one_query_text_is_answered_for_each_caller_and_its_variables() {
+    let (w, alice, id) = running_world().await;
+    let bob = w.token("bob");
+    const ONE: &str = "query($id: String!) { codeServer(id: $id) { id status } }";
+    for _ in 0..2 {
+        let mine = w.gql(&alice, ONE, json!({"id": id})).await;
+        assert_eq!(ok(&mine, "codeServer")["id"], id.as_str());
+        // The same text with the same variables, from another caller: not alice's.
+        let theirs = w.gql(&bob, ONE, json!({"id": id})).await;
+        assert_eq!(theirs, json!({"data": {"codeServer": null}}));
+        let none = w
+            .gql(&alice, ONE, json!({"id": "code-server-nobody"}))
+            .await;
+        assert_eq!(none, json!({"data": {"codeServer": null}}));
+    }
+}
+
+#[tokio::test]
 async fn a_mutation_and_the_next_query_see_the_write() {
     let (w, alice, id) = running_world().await;
     let stop = "mutation($id: String!) { stopCodeServer(id: $id) }";

@@ -1,6 +1,12 @@
 //! Load on the GraphQL API for the benches: `requests` POSTs from `clients` concurrent
-//! clients, their latencies and error answers ([`load`], [`Report`]); sizes from the
-//! environment ([`env_or`]).
+//! clients, their latencies and error answers ([`load`], [`Report`]), either in this
+//! process or in a child process of its own ([`load_in_child`]); sizes from the environment
+//! ([`env_or`]).
+//!
+//! Each client is one HTTP/1.1 connection driven by hyper's connection API directly (no
+//! pool, no redirects, each request's headers built from values prepared before the clock
+//! starts), connected before the clock starts: what is measured is the server's answer,
+//! with as little of the clients' own work as a load generator can have.
 //!
 //! Include it with `#[path = "support/load.rs"] mod load;`.
 
@@ -8,6 +14,7 @@
 #![allow(dead_code)]
 
 use std::{
+    path::{Path, PathBuf},
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -15,7 +22,16 @@ use std::{
     time::{Duration, Instant},
 };
 
+use bytes::Bytes;
+use http::{HeaderValue, Request, Uri, header};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+
+/// Set in a load child: the path of its [`Spec`].
+pub const LOAD_SPEC: &str = "BENCH_LOAD_SPEC";
 
 /// The number in the environment variable `name`, else `default`.
 pub fn env_or(name: &str, default: usize) -> usize {
@@ -26,17 +42,32 @@ pub fn env_or(name: &str, default: usize) -> usize {
 }
 
 /// What one load run measured.
+#[derive(Serialize, Deserialize)]
 pub struct Report {
-    pub name: &'static str,
+    pub name: String,
     /// The latencies of the good answers, sorted.
     pub latencies: Vec<Duration>,
     /// Requests that failed or answered with an error (or not as expected).
     pub errors: usize,
+    /// The first of those, as text.
+    pub first_error: Option<String>,
     /// Wall time of the whole run.
     pub elapsed: Duration,
 }
 
 impl Report {
+    /// A run that sent nothing: every request counts as failed with `error`.
+    fn failed(name: &str, requests: usize, error: String) -> Self {
+        eprintln!("{name}: {error}");
+        Self {
+            name: name.to_owned(),
+            latencies: Vec::new(),
+            errors: requests.max(1),
+            first_error: Some(error),
+            elapsed: Duration::ZERO,
+        }
+    }
+
     /// The latency at `p` (0 to 1) of the good answers; zero when there were none.
     pub fn percentile(&self, p: f64) -> Duration {
         if self.latencies.is_empty() {
@@ -76,55 +107,200 @@ pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// One load run: `requests` POSTs of `query` to `url` from `clients` concurrent clients;
-/// request `i` uses `tokens[i % n]`.
-pub struct Run<'a> {
-    pub name: &'static str,
-    pub url: &'a str,
-    pub query: &'a str,
-    pub tokens: &'a Arc<[String]>,
-    pub clients: usize,
-    pub requests: usize,
+/// What makes an answer good, beyond HTTP 2xx and no `errors`: a check on the value at a
+/// JSON pointer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Expect {
+    /// The value at `at` is `value`.
+    Equals { at: String, value: Value },
+    /// The value at `at` is an array of `len` elements.
+    Length { at: String, len: usize },
 }
 
-/// Sends `run`'s requests, each client in its own task (so that the clients' work
-/// spreads over the runtime's threads as the server's does). An answer is good when it
-/// has HTTP 2xx, no `errors` and `expect` holds for it; the first bad one is printed on
-/// stderr.
-pub async fn load(
-    http: &reqwest::Client,
-    run: Run<'_>,
-    expect: impl Fn(&Value) -> bool + Send + Sync + 'static,
-) -> Report {
-    let Run {
-        name,
-        url,
-        query,
-        tokens,
-        clients,
-        requests,
-    } = run;
-    let body = bytes::Bytes::from(json!({ "query": query }).to_string());
-    // NB: parsed once, not per request: the clients' work is measured with the service's.
-    let url = match reqwest::Url::parse(url) {
-        Ok(url) => url,
-        Err(error) => {
-            eprintln!("{name}: the URL {url:?}: {error}");
-            return Report {
-                name,
-                latencies: Vec::new(),
-                errors: requests,
-                elapsed: Duration::ZERO,
-            };
+impl Expect {
+    /// Whether `answer` holds.
+    fn holds(&self, answer: &Value) -> bool {
+        match self {
+            Expect::Equals { at, value } => answer.pointer(at) == Some(value),
+            Expect::Length { at, len } => answer
+                .pointer(at)
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.len() == *len),
         }
+    }
+}
+
+/// One load run: `requests` POSTs of `query` to `url` from `clients` concurrent clients;
+/// request `i` uses `tokens[i % n]`; an answer is good when `expect` holds for it.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Spec {
+    pub name: String,
+    pub url: String,
+    pub query: String,
+    pub clients: usize,
+    pub requests: usize,
+    pub expect: Expect,
+}
+
+/// The clients' bearer tokens, each as the `Authorization` value it is sent as.
+pub struct Tokens(Arc<[HeaderValue]>);
+
+impl Tokens {
+    /// The header values of `tokens`.
+    pub fn new(tokens: &[String]) -> Result<Self, String> {
+        let values = tokens
+            .iter()
+            .map(|t| HeaderValue::from_str(&format!("Bearer {t}")).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        if values.is_empty() {
+            return Err("no tokens".to_owned());
+        }
+        Ok(Self(values.into()))
+    }
+
+    /// The tokens written one per line in `path`.
+    fn read(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let tokens: Vec<String> = text.lines().map(str::to_owned).collect();
+        Self::new(&tokens)
+    }
+}
+
+/// The tokens a load child reads: written once to a file, for as many runs as use them.
+pub struct TokenFile {
+    path: PathBuf,
+    // NB: the directory lives as long as the file is named.
+    _dir: tempfile::TempDir,
+}
+
+impl TokenFile {
+    /// `tokens`, one per line, in a new temporary file.
+    pub fn write(tokens: &[String]) -> std::io::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("tokens");
+        std::fs::write(&path, tokens.join("\n"))?;
+        Ok(Self { path, _dir: dir })
+    }
+}
+
+/// Where a client sends its requests, with what.
+struct Target {
+    /// `host:port`, to connect to.
+    address: String,
+    /// The whole URL, as each request's URI.
+    uri: Uri,
+    /// The `Host` header.
+    host: HeaderValue,
+    /// The request body.
+    body: Bytes,
+}
+
+impl Target {
+    fn new(spec: &Spec) -> Result<Self, String> {
+        let uri: Uri = spec
+            .url
+            .parse()
+            .map_err(|e| format!("the URL {:?}: {e}", spec.url))?;
+        let authority = uri
+            .authority()
+            .ok_or_else(|| format!("the URL {:?} names no host", spec.url))?;
+        let address = match authority.port_u16() {
+            Some(_) => authority.as_str().to_owned(),
+            None => format!("{}:80", authority.host()),
+        };
+        let host = HeaderValue::from_str(authority.as_str()).map_err(|e| e.to_string())?;
+        let path: Uri = uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .parse()
+            .map_err(|e| format!("the URL's path: {e}"))?;
+        let body = Bytes::from(json!({ "query": spec.query }).to_string());
+        Ok(Self {
+            address,
+            uri: path,
+            host,
+            body,
+        })
+    }
+
+    /// A connection to the target, its driver spawned on the current runtime.
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, String> {
+        let stream = tokio::net::TcpStream::connect(&self.address)
+            .await
+            .map_err(|e| format!("connecting to {}: {e}", self.address))?;
+        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("HTTP handshake with {}: {e}", self.address))?;
+        tokio::spawn(connection);
+        Ok(sender)
+    }
+
+    /// One request with `token` on `sender`; its latency when the answer is good.
+    async fn send(
+        &self,
+        sender: &mut SendRequest<Full<Bytes>>,
+        token: &HeaderValue,
+        expect: &Expect,
+    ) -> Result<Duration, String> {
+        let sent = Instant::now();
+        sender.ready().await.map_err(|e| e.to_string())?;
+        let request = Request::post(self.uri.clone())
+            .header(header::HOST, self.host.clone())
+            .header(header::AUTHORIZATION, token.clone())
+            .header(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )
+            .body(Full::new(self.body.clone()))
+            .map_err(|e| e.to_string())?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        let latency = sent.elapsed();
+        let answer: Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+        if status.is_success() && answer["errors"].is_null() && expect.holds(&answer) {
+            Ok(latency)
+        } else {
+            Err(format!("{status} {answer}"))
+        }
+    }
+}
+
+/// Sends `spec`'s requests from this process, each client in its own task; the first bad
+/// answer is printed on stderr.
+pub async fn load(spec: &Spec, tokens: &Tokens) -> Report {
+    let target = match Target::new(spec) {
+        Ok(target) => Arc::new(target),
+        Err(error) => return Report::failed(&spec.name, spec.requests, error),
     };
-    let expect = Arc::new(expect);
+    let mut senders = Vec::with_capacity(spec.clients.max(1));
+    for _ in 0..spec.clients.max(1) {
+        match target.connect().await {
+            Ok(sender) => senders.push(sender),
+            Err(error) => return Report::failed(&spec.name, spec.requests, error),
+        }
+    }
+    let requests = spec.requests;
+    let expect = Arc::new(spec.expect.clone());
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..clients.max(1) {
-        let (http, url, body, tokens) = (http.clone(), url.clone(), body.clone(), tokens.clone());
-        let (expect, next) = (expect.clone(), next.clone());
+    for mut sender in senders {
+        let (target, tokens, expect, next) = (
+            target.clone(),
+            tokens.0.clone(),
+            expect.clone(),
+            next.clone(),
+        );
         tasks.spawn(async move {
             let mut outcomes = Vec::new();
             loop {
@@ -132,26 +308,19 @@ pub async fn load(
                 if i >= requests {
                     return outcomes;
                 }
-                let sent = Instant::now();
-                let outcome = async {
-                    let response = http
-                        .post(url.clone())
-                        .bearer_auth(&tokens[i % tokens.len()])
-                        .header("content-type", "application/json")
-                        .body(body.clone())
-                        .send()
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    let status = response.status();
-                    let answer: Value = response.json().await.map_err(|e| e.to_string())?;
-                    if status.is_success() && answer["errors"].is_null() && expect(&answer) {
-                        Ok(sent.elapsed())
-                    } else {
-                        Err(format!("{status} {answer}"))
+                let token = &tokens[i % tokens.len()];
+                let outcome = target.send(&mut sender, token, &expect).await;
+                let broken = outcome.is_err() && sender.is_closed();
+                outcomes.push(outcome);
+                if broken {
+                    match target.connect().await {
+                        Ok(fresh) => sender = fresh,
+                        Err(error) => {
+                            outcomes.push(Err(error));
+                            return outcomes;
+                        }
                     }
                 }
-                .await;
-                outcomes.push(outcome);
             }
         });
     }
@@ -164,13 +333,14 @@ pub async fn load(
     }
     let elapsed = started.elapsed();
     let mut latencies = Vec::with_capacity(requests);
-    let mut errors = 0;
+    let (mut errors, mut first_error) = (0, None);
     for outcome in outcomes {
         match outcome {
             Ok(latency) => latencies.push(latency),
             Err(error) => {
-                if errors == 0 {
-                    eprintln!("{name}: first error: {error:.300}");
+                if first_error.is_none() {
+                    eprintln!("{}: first error: {error:.300}", spec.name);
+                    first_error = Some(error);
                 }
                 errors += 1;
             }
@@ -178,9 +348,76 @@ pub async fn load(
     }
     latencies.sort();
     Report {
-        name,
+        name: spec.name.clone(),
         latencies,
         errors,
+        first_error,
         elapsed,
+    }
+}
+
+/// Sends `spec`'s requests from a child process (this bench run again with [`LOAD_SPEC`]
+/// set, on a single-threaded runtime), so that the clients' work is not done by the
+/// measured process's threads; the child's report.
+pub async fn load_in_child(spec: &Spec, tokens: &TokenFile) -> Report {
+    match child(spec, tokens).await {
+        Ok(report) => report,
+        Err(error) => Report::failed(&spec.name, spec.requests, error),
+    }
+}
+
+async fn child(spec: &Spec, tokens: &TokenFile) -> Result<Report, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = dir.path().join("spec.json");
+    let written = json!({ "spec": spec, "tokens": tokens.path });
+    std::fs::write(&path, written.to_string()).map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let output = tokio::process::Command::new(exe)
+        .env(LOAD_SPEC, &path)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await
+        .map_err(|e| format!("running the load child: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("the load child failed: {}", output.status));
+    }
+    serde_json::from_slice(&output.stdout).map_err(|e| format!("the load child's report: {e}"))
+}
+
+/// The load child's whole work, when this process is one (its [`LOAD_SPEC`] is set): runs
+/// the spec and prints the report as JSON on stdout. `None` when this is not a load child.
+pub fn run_child() -> Option<std::process::ExitCode> {
+    let path = std::env::var_os(LOAD_SPEC)?;
+    let outcome = (|| -> Result<Report, String> {
+        let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+        #[derive(Deserialize)]
+        struct Written {
+            spec: Spec,
+            tokens: PathBuf,
+        }
+        let written: Written = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let tokens = Tokens::read(&written.tokens)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(runtime.block_on(load(&written.spec, &tokens)))
+    })();
+    let report = match outcome {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("load child: {error}");
+            return Some(std::process::ExitCode::FAILURE);
+        }
+    };
+    match serde_json::to_string(&report) {
+        Ok(json) => {
+            println!("{json}");
+            Some(std::process::ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            eprintln!("load child: the report: {error}");
+            Some(std::process::ExitCode::FAILURE)
+        }
     }
 }

@@ -13,7 +13,10 @@ use kube::{
 };
 use prometheus::IntGaugeVec;
 
-use super::{CacheError, Facts, KindCache, KindKey, PodFacts, RecordFacts, kind::Gauge};
+use super::{
+    CacheError, Facts, KindCache, KindKey, PodFacts, RecordFacts,
+    kind::{Gauge, Listings},
+};
 use crate::{naming, reconcile::kinds::Kinds, render, values::InstanceSettings};
 
 /// The kinds cached from the start (`apiVersion`, `Kind`): every kind the built-in
@@ -43,6 +46,7 @@ pub struct Caches {
     namespace: String,
     gateway_namespace: String,
     gauges: Arc<OnceLock<IntGaugeVec>>,
+    listings: Listings,
     pvcs: KindCache<PersistentVolumeClaim>,
     pods: KindCache<Pod>,
     dynamic: RwLock<BTreeMap<KindKey, Arc<KindCache<DynamicObject>>>>,
@@ -70,12 +74,14 @@ impl Caches {
         let gauges = Arc::new(gauges.map(OnceLock::from).unwrap_or_default());
         let gauge = |kind: &KindKey| Gauge::new(gauges.clone(), kind.to_string());
         let types = |kind: &str| ("v1".to_owned(), kind.to_owned());
+        let listings = Listings::default();
         let pvcs = KindCache::spawn(
             Api::namespaced(client.clone(), &namespace),
             types("PersistentVolumeClaim"),
             &namespace,
             &selector,
             gauge(&KindKey::of("v1", "PersistentVolumeClaim")),
+            &listings,
         );
         let pods = KindCache::spawn(
             Api::namespaced(client.clone(), &namespace),
@@ -83,6 +89,7 @@ impl Caches {
             &namespace,
             &selector,
             gauge(&KindKey::of("v1", "Pod")),
+            &listings,
         );
         let caches = Self {
             client,
@@ -90,6 +97,7 @@ impl Caches {
             namespace,
             gateway_namespace: settings.gateway_namespace.clone(),
             gauges,
+            listings,
             pvcs,
             pods,
             dynamic: RwLock::new(BTreeMap::new()),
@@ -125,6 +133,7 @@ impl Caches {
             namespace,
             &self.selector,
             Gauge::new(self.gauges.clone(), key.to_string()),
+            &self.listings,
         );
         self.dynamic
             .write()

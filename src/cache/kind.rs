@@ -16,7 +16,10 @@ use kube::{
     },
 };
 use prometheus::IntGaugeVec;
-use tokio::{sync::watch, task::AbortHandle};
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore, watch},
+    task::AbortHandle,
+};
 
 use super::{
     CacheError,
@@ -42,6 +45,34 @@ impl FactsView<'_> {
 
 /// Objects asked for per page of a listing.
 const LIST_PAGE: u32 = 250;
+
+/// First listings of different kinds that run at once.
+const FIRST_LISTINGS: usize = 2;
+
+/// Turns for first listings, shared by the caches of one service: each kind's first
+/// listing waits for one of [`FIRST_LISTINGS`] turns and gives it back when it completes
+/// or fails (the watcher then retries without one).
+///
+/// NB: a page of a listing is held parsed, whole, until its objects are kept (a page of
+/// pods is about 14 MB parsed); every kind listing at once at start-up held nine such pages
+/// at the same moment, more memory than all the caches kept after. Taking turns bounds
+/// that; on few cores it costs little time, as parsing is what the listings wait on.
+#[derive(Clone)]
+pub struct Listings(Arc<Semaphore>);
+
+impl Default for Listings {
+    fn default() -> Self {
+        Self(Arc::new(Semaphore::new(FIRST_LISTINGS)))
+    }
+}
+
+impl Listings {
+    /// A turn, once one is free.
+    async fn turn(&self) -> Option<OwnedSemaphorePermit> {
+        // NB: the semaphore is never closed; were it, the listing would go on unbounded.
+        self.0.clone().acquire_owned().await.ok()
+    }
+}
 
 /// The cache of one kind in one namespace, read as `K`. Its watch task stops when it is
 /// dropped.
@@ -92,15 +123,16 @@ where
     K::DynamicType: Clone + Send + Sync,
 {
     /// Starts watching `api` (one namespace) for objects matching `selector`, keeping
-    /// them with `types` (`apiVersion`, `kind`) as a listing would give them.
-    /// `apiVersion/Kind` names the cache in errors and logs; `gauge` follows the number
-    /// of objects held.
+    /// them with `types` (`apiVersion`, `kind`) as a listing would give them, its first
+    /// listing in turn with the others of `listings`. `apiVersion/Kind` names the cache in
+    /// errors and logs; `gauge` follows the number of objects held.
     pub fn spawn(
         api: Api<K>,
         types: (String, String),
         namespace: &str,
         selector: &str,
         gauge: Gauge,
+        listings: &Listings,
     ) -> Self {
         let kind = format!("{}/{}", types.0, types.1);
         let index = Arc::new(RwLock::new(Index::default()));
@@ -124,6 +156,7 @@ where
                 changed: changed_tx,
                 synced: synced_tx,
                 gauge: gauge.clone(),
+                listings: listings.clone(),
             },
         ))
         .abort_handle();
@@ -307,6 +340,7 @@ struct Follow {
     changed: watch::Sender<u64>,
     synced: watch::Sender<bool>,
     gauge: Gauge,
+    listings: Listings,
 }
 
 impl Follow {
@@ -345,17 +379,22 @@ impl Follow {
     }
 }
 
-/// Applies every watch event to the index, then wakes the waiters.
+/// Applies every watch event to the index, then wakes the waiters. The first listing
+/// starts on a turn of `f.listings` (the watcher lists when first polled).
 async fn follow<K, S>(events: S, mut f: Follow)
 where
     K: Keep,
     S: futures::Stream<Item = Result<Event<K>, watcher::Error>>,
 {
+    let mut turn = f.listings.turn().await;
     let mut events = std::pin::pin!(events);
     while let Some(event) = events.next().await {
         match event {
             Ok(event) => {
                 let done = matches!(event, Event::InitDone);
+                if done {
+                    drop(turn.take());
+                }
                 let Some(change) = f.change(event) else {
                     continue;
                 };
@@ -374,6 +413,7 @@ where
             // NB: the watcher re-lists and re-watches by itself, with the default
             // backoff; an error here is only reported.
             Err(error) => {
+                drop(turn.take());
                 tracing::warn!(kind = %f.kind, %error, "watch failed; retrying with backoff");
             }
         }

@@ -14,6 +14,7 @@
 //! The layer sits on top of [`crate::graphql`]: it carries requests to the schema and never
 //! the other way round.
 
+mod documents;
 mod post;
 mod reply;
 mod routes;

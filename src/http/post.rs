@@ -20,7 +20,7 @@ use super::{
 use crate::{
     auth::{AuthError, truncate_for_log},
     errors::error_chain,
-    graphql::{ApiError, Code, limits},
+    graphql::{ApiError, Code},
     telemetry::{REQUEST_ID_HEADER, request_id, request_span},
 };
 
@@ -159,14 +159,11 @@ async fn execute(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response 
     // NB: the cost check runs on the parsed document before authentication and before
     // async-graphql validates it: validation itself is what a fragment bomb exploits. A
     // document that does not parse goes on, and execution answers the parse error.
-    if let Ok(document) = request.parsed_query() {
-        if let Err(refusal) = limits::check(document, &app.settings.query) {
-            tracing::info!(?refusal, "GraphQL request refused by its cost");
-            return api_error_reply(StatusCode::OK, ApiError::from(refusal));
+    if let Some(parsed) = shared.documents.get(&request.query) {
+        if let Some(refusal) = &parsed.refused {
+            return api_error_reply(StatusCode::OK, refusal.clone());
         }
-        if !app.settings.introspection && limits::asks_for_introspection(document) {
-            return api_error_reply(StatusCode::OK, ApiError::IntrospectionDisabled);
-        }
+        request.set_parsed_query(parsed.document.clone());
     }
     if !app.settings.introspection {
         request = request.disable_introspection();

@@ -7,6 +7,7 @@ use http::{HeaderValue, StatusCode, header};
 use warp::{Filter, Rejection, Reply, reply::Response};
 
 use super::{
+    documents::{Checks, Documents},
     post::{self, InFlight},
     reply::status_reply,
     settings::{ApiSettings, MAX_BODY_BYTES},
@@ -43,15 +44,21 @@ pub struct App {
 pub(super) struct Shared {
     pub(super) app: App,
     pub(super) in_flight: InFlight,
+    pub(super) documents: Documents,
 }
 
 /// The API routes: `/graphql`, `/health`, `/ready`.
 pub fn routes(app: App) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let graphiql_enabled = app.settings.graphiql;
     let body_timeout = app.settings.server.header_read_timeout;
+    let documents = Documents::new(Checks {
+        limits: app.settings.query,
+        introspection: app.settings.introspection,
+    });
     let app = Arc::new(Shared {
         app,
         in_flight: InFlight::default(),
+        documents,
     });
     let with_app = warp::any().map(move || app.clone());
     // NB: path before method, so an unknown path answers 404 and not 405.
