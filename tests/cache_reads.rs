@@ -193,12 +193,15 @@ async fn ready_status(base: &str) -> u16 {
 #[tokio::test]
 async fn ready_waits_for_the_caches() {
     let sim = Sim::start().await.unwrap();
-    // NB: a cache whose listing is refused never syncs.
-    sim.inject(Fault {
-        verb: Some("list".into()),
-        resource: Some("secrets".into()),
-        ..Fault::status(403)
-    });
+    // NB: a cache whose listing is refused never syncs. Three are refused, more than
+    // the first listings that run at once: each refused one gives its turn back.
+    for resource in ["secrets", "jobs", "configmaps"] {
+        sim.inject(Fault {
+            verb: Some("list".into()),
+            resource: Some(resource.into()),
+            ..Fault::status(403)
+        });
+    }
     let reconciler = world::reconciler(&sim).build();
     let routes = codeserver_service::serve::assemble(codeserver_service::serve::Parts {
         reconciler: reconciler.clone(),
@@ -221,6 +224,17 @@ async fn ready_waits_for_the_caches() {
     assert_eq!(provisioned.instance.status.status, InstanceStatus::Running);
     assert_eq!(reconciler.list(&john()).await.unwrap().len(), 1);
     assert_eq!(ready_status(&base).await, 503);
+    // Kinds listed after the refused ones sync all the same.
+    for kind in [
+        "networking.k8s.io/v1/NetworkPolicy",
+        "security.istio.io/v1/AuthorizationPolicy",
+    ] {
+        world::eventually::eventually(kind, Duration::from_secs(10), || async {
+            reconciler.caches().is_synced(kind).then_some(())
+        })
+        .await;
+    }
+    assert!(!reconciler.caches().is_synced("v1/Secret"));
 
     sim.clear_faults();
     tokio::time::timeout(Duration::from_secs(60), reconciler.caches().wait_synced())
