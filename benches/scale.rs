@@ -64,7 +64,7 @@ const STATS_REQUESTS: usize = 20;
 /// Sequential reads of one user's instances through the reconciler.
 const LISTS: usize = 1_000;
 /// Sequential no-op re-provisions.
-const NOOPS: usize = 50;
+const NOOPS: usize = 200;
 /// How long the service may take to answer `/ready` with 200.
 const READY_LIMIT: Duration = Duration::from_secs(120);
 
@@ -470,12 +470,14 @@ async fn run() -> Result<(), BoxError> {
     let (calls, by_verb) = calls_between(&before, &kube_calls(&http, &base).await?);
     times.sort();
     let noops = times.len().max(1);
+    let at = |p: f64| times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1];
     figures.add(
-        format!("no-op re-provision, service time p50 / max ({noops} in a row)"),
+        format!("no-op re-provision, service time p50 / p99 / max ({noops} in a row)"),
         format!(
-            "{:.2} ms / {:.2} ms",
-            ms(times[times.len() / 2]),
-            ms(times[times.len() - 1])
+            "{:.2} ms / {:.2} ms / {:.2} ms",
+            ms(at(0.5)),
+            ms(at(0.99)),
+            ms(at(1.0))
         ),
         "<= 2 ms",
     );

@@ -13,13 +13,17 @@ use crate::metrics::Metrics;
 
 /// The extension factory to register on the schema.
 pub struct RequestMetrics {
-    metrics: Metrics,
+    // NB: shared, not cloned: each request creates its extension, and `Metrics` is many
+    // handles.
+    metrics: Arc<Metrics>,
 }
 
 impl RequestMetrics {
     /// Records into `metrics`.
     pub fn new(metrics: Metrics) -> Self {
-        Self { metrics }
+        Self {
+            metrics: Arc::new(metrics),
+        }
     }
 }
 
@@ -32,7 +36,7 @@ impl ExtensionFactory for RequestMetrics {
 }
 
 struct RootFieldTimer {
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
 }
 
 #[async_graphql::async_trait::async_trait]
