@@ -468,16 +468,18 @@ async fn run() -> Result<(), BoxError> {
         }
     }
     let (calls, by_verb) = calls_between(&before, &kube_calls(&http, &base).await?);
+    let first = times.first().copied().unwrap_or_default();
     times.sort();
     let noops = times.len().max(1);
     let at = |p: f64| times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1];
     figures.add(
         format!("no-op re-provision, service time p50 / p99 / max ({noops} in a row)"),
         format!(
-            "{:.2} ms / {:.2} ms / {:.2} ms",
+            "{:.2} ms / {:.2} ms / {:.2} ms (the first {:.2} ms)",
             ms(at(0.5)),
             ms(at(0.99)),
-            ms(at(1.0))
+            ms(at(1.0)),
+            ms(first)
         ),
         "<= 2 ms",
     );

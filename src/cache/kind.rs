@@ -47,7 +47,7 @@ impl FactsView<'_> {
 const LIST_PAGE: u32 = 250;
 
 /// First listings of different kinds that run at once.
-const FIRST_LISTINGS: usize = 2;
+const FIRST_LISTINGS: usize = 1;
 
 /// Turns for first listings, shared by the caches of one service: each kind's first
 /// listing waits for one of [`FIRST_LISTINGS`] turns and gives it back when it completes

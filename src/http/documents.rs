@@ -2,10 +2,12 @@
 //! run before authentication (cost, introspection): clients send the same few queries over
 //! and over, and parsing is a large share of a small query's cost.
 //!
-//! Bounded in entries and in the length of the text remembered, so a caller who sends
-//! ever-new queries costs at most [`CAPACITY`] documents of at most [`LONGEST`] bytes each,
-//! and only evicts entries (the queries of others are then parsed again, as without it).
-//! Documents that do not parse are never remembered.
+//! Bounded in entries, in the length of each text and in the text of all of them
+//! ([`CAPACITY`], [`LONGEST`], [`BUDGET`]): a parsed document is a few hundred bytes per
+//! field of its text, so bounding the text bounds the memory, whatever the documents hold.
+//! A caller who sends ever-new queries only evicts entries (the queries of others are then
+//! parsed again, as without it). Of a refused document only the refusal is kept; documents
+//! that do not parse are never remembered.
 
 use std::{
     collections::HashMap,
@@ -20,13 +22,15 @@ use crate::graphql::{ApiError, limits};
 pub(super) const CAPACITY: usize = 256;
 /// The longest query text remembered, in bytes.
 pub(super) const LONGEST: usize = 2_048;
+/// The most query text remembered over all entries, in bytes.
+pub(super) const BUDGET: usize = 64 * 1_024;
 
-/// A parsed document and whether it may run.
-pub(super) struct Parsed {
+/// A parsed document: refused before authentication, or allowed to go on.
+pub(super) enum Parsed {
+    /// Why it is refused.
+    Refused(ApiError),
     /// The document, cloned into each request that sends its text.
-    pub(super) document: ExecutableDocument,
-    /// Why it is refused before authentication, if it is.
-    pub(super) refused: Option<ApiError>,
+    Allowed(ExecutableDocument),
 }
 
 /// What the checks before authentication allow.
@@ -42,7 +46,6 @@ impl Checks {
     /// Why `document` is refused, if it is.
     fn refusal(&self, document: &ExecutableDocument) -> Option<ApiError> {
         if let Err(refusal) = limits::check(document, &self.limits) {
-            tracing::info!(?refusal, "GraphQL request refused by its cost");
             return Some(ApiError::from(refusal));
         }
         if !self.introspection && limits::asks_for_introspection(document) {
@@ -55,7 +58,14 @@ impl Checks {
 /// The remembered documents.
 pub(super) struct Documents {
     checks: Checks,
-    entries: RwLock<HashMap<Box<str>, Arc<Parsed>>>,
+    entries: RwLock<Entries>,
+}
+
+/// The remembered documents by their text, and the length of all their texts.
+#[derive(Default)]
+struct Entries {
+    by_text: HashMap<Box<str>, Arc<Parsed>>,
+    text_bytes: usize,
 }
 
 impl Documents {
@@ -63,7 +73,7 @@ impl Documents {
     pub(super) fn new(checks: Checks) -> Self {
         Self {
             checks,
-            entries: RwLock::new(HashMap::new()),
+            entries: RwLock::new(Entries::default()),
         }
     }
 
@@ -76,32 +86,47 @@ impl Documents {
             .entries
             .read()
             .unwrap_or_else(PoisonError::into_inner)
+            .by_text
             .get(query)
         {
             return Some(parsed.clone());
         }
         let document = parse_query(query).ok()?;
-        let refused = self.checks.refusal(&document);
-        let parsed = Arc::new(Parsed { document, refused });
+        let parsed = Arc::new(match self.checks.refusal(&document) {
+            Some(refusal) => Parsed::Refused(refusal),
+            None => Parsed::Allowed(document),
+        });
         if query.len() <= LONGEST {
             let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-            if entries.len() >= CAPACITY
-                && let Some(evicted) = entries.keys().next().cloned()
-            {
-                entries.remove(&evicted);
+            entries.make_room(query.len());
+            entries.text_bytes += query.len();
+            if let Some(replaced) = entries.by_text.insert(query.into(), parsed.clone()) {
+                // NB: another request parsed the same text meanwhile; counted once.
+                drop(replaced);
+                entries.text_bytes -= query.len();
             }
-            entries.insert(query.into(), parsed.clone());
         }
         Some(parsed)
     }
 
-    /// How many documents are remembered.
+    /// How many documents are remembered, and the length of their texts.
     #[cfg(test)]
-    fn len(&self) -> usize {
-        self.entries
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+    fn held(&self) -> (usize, usize) {
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        (entries.by_text.len(), entries.text_bytes)
+    }
+}
+
+impl Entries {
+    /// Evicts entries (any) until one more of `len` bytes fits.
+    fn make_room(&mut self, len: usize) {
+        while self.by_text.len() >= CAPACITY || self.text_bytes + len > BUDGET {
+            let Some(evicted) = self.by_text.keys().next().cloned() else {
+                return;
+            };
+            self.by_text.remove(&evicted);
+            self.text_bytes -= evicted.len();
+        }
     }
 }
 
@@ -116,21 +141,31 @@ mod tests {
         })
     }
 
+    fn refusal(parsed: &Parsed) -> Option<&ApiError> {
+        match parsed {
+            Parsed::Refused(refusal) => Some(refusal),
+            Parsed::Allowed(_) => None,
+        }
+    }
+
     #[test]
     fn remembers_a_query_once_and_answers_it_again() {
         let documents = documents();
         let first = documents.get("{ health }").unwrap();
         let again = documents.get("{ health }").unwrap();
         assert!(Arc::ptr_eq(&first, &again));
-        assert!(first.refused.is_none());
-        assert_eq!(documents.len(), 1);
+        assert!(refusal(&first).is_none());
+        assert_eq!(documents.held(), (1, "{ health }".len()));
     }
 
     #[test]
     fn remembers_refusals_with_their_reason() {
         let documents = documents();
         let introspection = documents.get("{ __schema { types { name } } }").unwrap();
-        assert_eq!(introspection.refused, Some(ApiError::IntrospectionDisabled));
+        assert_eq!(
+            refusal(&introspection),
+            Some(&ApiError::IntrospectionDisabled)
+        );
         let many = format!(
             "{{ {} }}",
             (0..11)
@@ -138,13 +173,10 @@ mod tests {
                 .collect::<Vec<_>>()
                 .join(" ")
         );
-        let refused = documents.get(&many).unwrap();
-        assert_eq!(refused.refused, Some(ApiError::TooManyRootFields));
-        // NB: the remembered verdict, not a fresh one.
-        assert_eq!(
-            documents.get(&many).unwrap().refused,
-            Some(ApiError::TooManyRootFields)
-        );
+        let first = documents.get(&many).unwrap();
+        assert_eq!(refusal(&first), Some(&ApiError::TooManyRootFields));
+        let again = documents.get(&many).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "the remembered verdict");
     }
 
     #[test]
@@ -152,25 +184,35 @@ mod tests {
         let documents = documents();
         assert!(documents.get("{ health").is_none());
         let long = format!("{{ health {} }}", " ".repeat(LONGEST));
-        assert!(documents.get(&long).is_some_and(|p| p.refused.is_none()));
-        assert_eq!(documents.len(), 0);
+        assert!(documents.get(&long).is_some_and(|p| refusal(&p).is_none()));
+        assert_eq!(documents.held(), (0, 0));
     }
 
     #[test]
-    fn stays_within_its_capacity_under_ever_new_queries() {
+    fn stays_within_its_bounds_under_ever_new_queries() {
         let documents = documents();
+        // Short texts: bounded by the number of entries.
         for i in 0..CAPACITY * 3 {
-            let query = format!("{{ a{i}: health }}");
-            assert!(documents.get(&query).is_some());
-            assert!(documents.len() <= CAPACITY);
+            assert!(documents.get(&format!("{{ a{i}: health }}")).is_some());
+            assert!(documents.held().0 <= CAPACITY);
         }
-        assert_eq!(documents.len(), CAPACITY);
-        // The newest is always remembered.
+        assert_eq!(documents.held().0, CAPACITY);
         let newest = format!("{{ a{}: health }}", CAPACITY * 3 - 1);
         let (a, b) = (
             documents.get(&newest).unwrap(),
             documents.get(&newest).unwrap(),
         );
-        assert!(Arc::ptr_eq(&a, &b));
+        assert!(Arc::ptr_eq(&a, &b), "the newest is remembered");
+        // Long texts: bounded by their total length.
+        let documents = self::documents();
+        for i in 0..CAPACITY {
+            let query = format!("{{ b{i}: health {} }}", " ".repeat(LONGEST - 30));
+            assert!(documents.get(&query).is_some());
+            let (_, bytes) = documents.held();
+            assert!(bytes <= BUDGET, "{bytes}");
+        }
+        let (count, bytes) = documents.held();
+        assert!(count <= BUDGET / (LONGEST - 30), "{count}");
+        assert!(bytes > BUDGET - LONGEST, "{bytes}");
     }
 }

@@ -14,6 +14,7 @@ use tracing::Instrument;
 use warp::{Reply, reply::Response};
 
 use super::{
+    documents::Parsed,
     reply::{api_error_reply, code_reply, error_reply},
     routes::Shared,
 };
@@ -160,10 +161,13 @@ async fn execute(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response 
     // async-graphql validates it: validation itself is what a fragment bomb exploits. A
     // document that does not parse goes on, and execution answers the parse error.
     if let Some(parsed) = shared.documents.get(&request.query) {
-        if let Some(refusal) = &parsed.refused {
-            return api_error_reply(StatusCode::OK, refusal.clone());
+        match &*parsed {
+            Parsed::Refused(refusal) => {
+                tracing::info!(?refusal, "GraphQL request refused before authentication");
+                return api_error_reply(StatusCode::OK, refusal.clone());
+            }
+            Parsed::Allowed(document) => request.set_parsed_query(document.clone()),
         }
-        request.set_parsed_query(parsed.document.clone());
     }
     if !app.settings.introspection {
         request = request.disable_introspection();
