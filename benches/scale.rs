@@ -247,6 +247,15 @@ fn no_errors(report: &Report) -> Result<(), BoxError> {
     }
 }
 
+/// Runs `spec` from a load child with `tokens` and prints its line; its report, or a
+/// failure when any answer was bad.
+async fn measure(spec: &Spec, tokens: &TokenFile) -> Result<Report, BoxError> {
+    let report = load_in_child(spec, tokens).await;
+    report.print(spec.clients);
+    no_errors(&report)?;
+    Ok(report)
+}
+
 async fn run() -> Result<(), BoxError> {
     let instances = env_or("INSTANCES", 10_000);
     let clients = env_or("CLIENTS", 50);
@@ -343,13 +352,11 @@ async fn run() -> Result<(), BoxError> {
     )?;
     // Each token's first request: its signature is checked, then remembered until it
     // expires, as clients send the same token for many requests.
-    let first = load_in_child(
+    let first = measure(
         &spec("myCodeServers/1st", MINE, clients, instances, &one_each),
         &tokens,
     )
-    .await;
-    first.print(clients);
-    no_errors(&first)?;
+    .await?;
     figures.add(
         format!("myCodeServers, each token's first request ({clients} clients)"),
         format!(
@@ -361,13 +368,11 @@ async fn run() -> Result<(), BoxError> {
         "(figure only)",
     );
 
-    let mine = load_in_child(
+    let mine = measure(
         &spec("myCodeServers", MINE, clients, requests, &one_each),
         &tokens,
     )
-    .await;
-    mine.print(clients);
-    no_errors(&mine)?;
+    .await?;
     figures.add(
         format!("myCodeServers p50 / p99 ({clients} clients)"),
         format!(
@@ -415,13 +420,11 @@ async fn run() -> Result<(), BoxError> {
         "(figure only)",
     );
 
-    let stats = load_in_child(
+    let stats = measure(
         &spec("instanceStats", STATS, 1, STATS_REQUESTS, &all_counted),
         &admin,
     )
-    .await;
-    stats.print(1);
-    no_errors(&stats)?;
+    .await?;
     figures.add(
         "instanceStats p50 / max (one at a time)",
         format!(
@@ -432,7 +435,7 @@ async fn run() -> Result<(), BoxError> {
         "<= 20 ms",
     );
 
-    let health = load_in_child(
+    let health = measure(
         &spec(
             "health",
             "{ health }",
@@ -445,9 +448,7 @@ async fn run() -> Result<(), BoxError> {
         ),
         &tokens,
     )
-    .await;
-    health.print(clients);
-    no_errors(&health)?;
+    .await?;
     figures.add(
         format!("health throughput ({clients} clients)"),
         format!("{:.0} req/s", health.per_second()),
