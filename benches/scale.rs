@@ -359,12 +359,7 @@ async fn run() -> Result<(), BoxError> {
     .await?;
     figures.add(
         format!("myCodeServers, each token's first request ({clients} clients)"),
-        format!(
-            "{:.0} req/s, p50 {:.2} ms / p99 {:.2} ms",
-            first.per_second(),
-            ms(first.percentile(0.50)),
-            ms(first.percentile(0.99))
-        ),
+        format!("{:.0} req/s, {}", first.per_second(), first.p50_p99()),
         "(figure only)",
     );
 
@@ -375,11 +370,7 @@ async fn run() -> Result<(), BoxError> {
     .await?;
     figures.add(
         format!("myCodeServers p50 / p99 ({clients} clients)"),
-        format!(
-            "{:.2} ms / {:.2} ms",
-            ms(mine.percentile(0.50)),
-            ms(mine.percentile(0.99))
-        ),
+        mine.p50_p99(),
         "p99 <= 5 ms",
     );
     figures.add(
@@ -472,7 +463,7 @@ async fn run() -> Result<(), BoxError> {
     let first = times.first().copied().unwrap_or_default();
     times.sort();
     let noops = times.len().max(1);
-    let at = |p: f64| times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1];
+    let at = |p: f64| load::percentile(&times, p);
     figures.add(
         format!("no-op re-provision, service time p50 / p99 / max ({noops} in a row)"),
         format!(

@@ -70,11 +70,16 @@ impl Report {
 
     /// The latency at `p` (0 to 1) of the good answers; zero when there were none.
     pub fn percentile(&self, p: f64) -> Duration {
-        if self.latencies.is_empty() {
-            return Duration::ZERO;
-        }
-        let rank = ((self.latencies.len() as f64) * p).ceil() as usize;
-        self.latencies[rank.clamp(1, self.latencies.len()) - 1]
+        percentile(&self.latencies, p)
+    }
+
+    /// `p50 X ms / p99 Y ms` of the good answers.
+    pub fn p50_p99(&self) -> String {
+        format!(
+            "p50 {:.2} ms / p99 {:.2} ms",
+            ms(self.percentile(0.50)),
+            ms(self.percentile(0.99))
+        )
     }
 
     /// Every request sent.
@@ -100,6 +105,15 @@ impl Report {
             self.errors,
         );
     }
+}
+
+/// The value at `p` (0 to 1) of `sorted` (nearest rank); zero when it is empty.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((sorted.len() as f64) * p).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 /// `d` in milliseconds.
@@ -316,7 +330,9 @@ pub async fn load(spec: &Spec, tokens: &Tokens) -> Report {
                     match target.connect().await {
                         Ok(fresh) => sender = fresh,
                         Err(error) => {
-                            outcomes.push(Err(error));
+                            // NB: the request that broke the connection is counted; this
+                            // client sends no more.
+                            eprintln!("a client could not reconnect: {error}");
                             return outcomes;
                         }
                     }

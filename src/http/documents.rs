@@ -98,12 +98,11 @@ impl Documents {
         });
         if query.len() <= LONGEST {
             let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
-            entries.make_room(query.len());
-            entries.text_bytes += query.len();
-            if let Some(replaced) = entries.by_text.insert(query.into(), parsed.clone()) {
-                // NB: another request parsed the same text meanwhile; counted once.
-                drop(replaced);
-                entries.text_bytes -= query.len();
+            // NB: another request may have remembered the same text meanwhile.
+            if !entries.by_text.contains_key(query) {
+                entries.make_room(query.len());
+                entries.text_bytes += query.len();
+                entries.by_text.insert(query.into(), parsed.clone());
             }
         }
         Some(parsed)
