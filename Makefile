@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BUILD_TIME ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 RENDER_ARGS ?= --user john.doe --email john.doe@devplatform.local --repo-owner devteam --repo-name backend-api
 
-.PHONY: help build test lint fmt run render validate-templates plan demo sim bench docker-build k8s-deploy k8s-templates
+.PHONY: help build test browser lint fmt run render validate-templates plan demo sim bench docker-build k8s-deploy k8s-templates
 
 # NB: the developer tools (demo, render, plan, sim) run debug builds, which share their
 # compiled dependencies with `make test`; `build` and `run` are optimised.
@@ -17,8 +17,19 @@ help: ## List the targets
 build: ## Build the release binary
 	$(CARGO) build --release --locked
 
-test: lint ## Format check, clippy with warnings as errors, and every test
+test: lint browser ## Format check, clippy with warnings as errors, and every test
 	$(CARGO) test --workspace --locked
+
+# NB: the browser tests drive Debian's Chromium through ChromeDriver (WebDriver); a fresh
+# machine gets both from the distribution's packages.
+browser: ## Install Chromium and ChromeDriver for the browser tests (Debian packages)
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+	  echo "chromium and chromedriver are installed"; \
+	else \
+	  SUDO=$$(command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
+	fi
 
 lint: ## cargo fmt --check and clippy -D warnings
 	$(CARGO) fmt --all -- --check

@@ -172,11 +172,16 @@ pub fn to_yaml(objects: &[RenderedObject]) -> Result<String, CliError> {
     Ok(text)
 }
 
-/// `validate-templates`: renders for the sample users and lists every problem.
+/// `validate-templates`: renders for the sample users and lists every problem, after
+/// its warnings (which refuse nothing).
 pub fn validate_command(args: &ValidateArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let templates = Templates::load(args.instance.templates_dir.as_deref())?
         .with_values_files(&args.instance.values_files)?;
-    let problems = render::validate(&templates, &args.instance.settings());
+    let settings = args.instance.settings();
+    for warning in render::warnings(&templates, &settings) {
+        writeln!(out, "warning: {warning}")?;
+    }
+    let problems = render::validate(&templates, &settings);
     if problems.is_empty() {
         writeln!(
             out,

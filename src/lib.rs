@@ -11,6 +11,7 @@ pub mod capacity;
 pub mod cli;
 pub mod config;
 mod errors;
+pub mod gate;
 pub mod gitea;
 pub mod graphql;
 pub mod http;

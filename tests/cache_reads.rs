@@ -210,6 +210,7 @@ async fn ready_waits_for_the_caches() {
         metrics: Metrics::new().unwrap(),
         refusals: None,
         api: codeserver_service::http::ApiSettings::default(),
+        gate: codeserver_service::gate::GateSettings::default(),
     })
     .unwrap();
     let (base, _stop) = world::serving::serve_routes(routes).await;

@@ -60,6 +60,9 @@ pub enum AuthError {
     /// `aud` does not contain the configured audience.
     #[error("the token is meant for another audience")]
     WrongAudience,
+    /// An ID token's `nonce` is not the one its login sent (a replayed or injected token).
+    #[error("the ID token's nonce is not the one this login sent")]
+    WrongNonce,
     /// A claim the service requires is missing.
     #[error("the token lacks the {0} claim")]
     MissingClaim(String),

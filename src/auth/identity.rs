@@ -47,6 +47,9 @@ pub(super) struct Claims {
     pub(super) email: Option<String>,
     pub(super) realm_access: Option<RealmAccess>,
     pub(super) exp: Option<u64>,
+    /// The ID token's `nonce` (OpenID Connect), checked by the login.
+    #[serde(default)]
+    pub(super) nonce: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -139,7 +139,12 @@ impl Authenticator {
             identity.token = Some(token.to_owned());
             return Ok(identity);
         }
-        let claims = self.decode_with(token, self.decoding_key(key.as_deref())?, alg)?;
+        let claims = self.decode_with(
+            token,
+            self.decoding_key(key.as_deref())?,
+            alg,
+            self.inner.settings.audience.as_deref(),
+        )?;
         let exp = claims.exp;
         let identity = identity_from(claims, token)?;
         if let Some(exp) = exp {
@@ -154,6 +159,35 @@ impl Authenticator {
             self.inner.verified.insert(digest, remembered, now, leeway);
         }
         Ok(identity)
+    }
+
+    /// Verifies an OpenID Connect ID token from the login's code exchange, the way
+    /// [`Self::verify`] checks a bearer token (the JWKS key of its `kid`, the `alg` pinned
+    /// to the key's, `exp`/`nbf`, `iss` when JWT_ISSUER is set), with `aud` the login's
+    /// client id and `nonce` the one the login sent (OpenID Connect Core 1.0, 3.1.3.7).
+    /// Never HS256 and never unverified: an ID token is always signed by the issuer.
+    pub async fn verify_id_token(
+        &self,
+        token: &str,
+        client_id: &str,
+        nonce: &str,
+    ) -> Result<Identity, AuthError> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| AuthError::MalformedToken(Some(e)))?;
+        if !is_asymmetric(header.alg) {
+            return Err(disallowed(header.alg));
+        }
+        let kid = header.kid.as_deref().ok_or(AuthError::MissingKeyId)?;
+        let key = self.inner.keys.key(kid).await?;
+        if key.alg != header.alg {
+            return Err(disallowed(header.alg));
+        }
+        let claims = self.decode_with(token, &key.key, header.alg, Some(client_id))?;
+        // NB: compared in full; a nonce is single-use and random, so its length says nothing.
+        if claims.nonce.as_deref() != Some(nonce) {
+            return Err(AuthError::WrongNonce);
+        }
+        identity_from(claims, token)
     }
 
     /// The key a token's signature is checked with: the JWKS key, else the HS256 secret.
@@ -176,8 +210,9 @@ impl Authenticator {
         token: &str,
         key: &DecodingKey,
         alg: Algorithm,
+        audience: Option<&str>,
     ) -> Result<Claims, AuthError> {
-        jsonwebtoken::decode::<Claims>(token, key, &self.validation(alg))
+        jsonwebtoken::decode::<Claims>(token, key, &self.validation(alg, audience))
             .map(|data| data.claims)
             .map_err(map_jwt_error)
     }
@@ -196,7 +231,7 @@ impl Authenticator {
         }
     }
 
-    fn validation(&self, alg: Algorithm) -> Validation {
+    fn validation(&self, alg: Algorithm, audience: Option<&str>) -> Validation {
         let settings = &self.inner.settings;
         let mut validation = Validation::new(alg);
         validation.leeway = settings.leeway.as_secs();
@@ -207,7 +242,7 @@ impl Authenticator {
             validation.set_issuer(&[issuer]);
             required.insert("iss".to_owned());
         }
-        match &settings.audience {
+        match audience {
             Some(audience) => {
                 validation.set_audience(&[audience]);
                 required.insert("aud".to_owned());

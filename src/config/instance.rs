@@ -55,13 +55,13 @@ pub struct InstanceArgs {
         value_name = "TEMPLATES_DIR"
     )]
     pub templates_dir: Option<PathBuf>,
-    /// Required token issuer (`iss`), checked when set. The per-instance access policy
-    /// names the owner as `<JWT_ISSUER>/<sub>`, so it is required when the templates
-    /// render one.
+    /// Required token issuer (`iss`), checked when set; also where the browser login
+    /// discovers the OIDC endpoints (`<JWT_ISSUER>/.well-known/openid-configuration`).
     #[arg(long = "jwt-issuer", env = "JWT_ISSUER", value_name = "JWT_ISSUER",
           value_parser = issuer)]
     pub jwt_issuer: Option<String>,
-    /// Namespace of the Istio ingress gateway, where the per-instance access policies live.
+    /// Namespace of the Istio ingress gateway, where earlier versions applied the
+    /// per-instance access policies (nothing is applied there any more).
     #[arg(long = "gateway-namespace", env = "GATEWAY_NAMESPACE", value_name = "GATEWAY_NAMESPACE",
           default_value = "istio-system", value_parser = dns_label)]
     pub gateway_namespace: String,

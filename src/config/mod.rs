@@ -10,6 +10,7 @@
 mod api;
 mod capacity;
 mod commands;
+mod gate;
 mod idle;
 mod instance;
 mod kube_rate;
@@ -24,6 +25,7 @@ pub use self::{
     commands::{
         Cli, Command, HealthcheckArgs, OutputFormat, PlanArgs, RenderArgs, TargetArgs, ValidateArgs,
     },
+    gate::GateArgs,
     idle::IdleArgs,
     instance::InstanceArgs,
     kube_rate::KubeRateArgs,

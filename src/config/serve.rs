@@ -125,6 +125,9 @@ pub struct ServeArgs {
     /// Idle culling.
     #[command(flatten)]
     pub idle: IdleArgs,
+    /// The workspace gatekeeper: the check listener and the browser login.
+    #[command(flatten)]
+    pub gate: super::GateArgs,
     /// Capacity limits.
     #[command(flatten)]
     pub capacity: CapacityArgs,
@@ -269,6 +272,18 @@ impl ServeArgs {
     /// `host:port` of the API (BIND_ADDRESS, PORT), with an IPv6 host in brackets.
     pub fn api_addr(&self) -> String {
         SocketAddr::new(self.api.bind_address, self.port).to_string()
+    }
+
+    /// `host:port` of the ext_authz check listener (BIND_ADDRESS, EXT_AUTHZ_PORT).
+    pub fn ext_authz_addr(&self) -> String {
+        SocketAddr::new(self.api.bind_address, self.gate.ext_authz_port).to_string()
+    }
+
+    /// The workspace gatekeeper's settings (PUBLIC_URL, OIDC_*, SESSION_*,
+    /// ADMIN_WORKSPACE_ACCESS; JWT_ISSUER and BASE_DOMAIN).
+    pub fn gate_settings(&self) -> crate::gate::GateSettings {
+        self.gate
+            .settings(self.auth_settings().issuer, &self.instance.base_domain)
     }
 
     /// `host:port` of `/metrics` (METRICS_BIND_ADDRESS, METRICS_PORT).

@@ -41,7 +41,7 @@ pub use self::{
     plan::{Action, Plan, Step},
     progress::{Progress, ProgressKind},
     provision::{Checked, Provisioned},
-    read::{MAX_LOG_BYTES, Stats},
+    read::{MAX_LOG_BYTES, Stats, WorkspaceAccess},
     reconciler::{Reconciler, Timeouts},
 };
 

@@ -35,7 +35,45 @@ pub struct Stats {
     pub storage: Quantity,
 }
 
+/// Who instance `id` belongs to, as the cache knows it (see [`Reconciler::workspace_access`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkspaceAccess {
+    /// The cache of records has not completed its first listing: nothing can be decided.
+    NotSynced,
+    /// No such instance, or it is being deleted.
+    Missing,
+    /// The caller owns it.
+    Owner,
+    /// Someone else owns it (their user id, for the audit log).
+    Other(String),
+}
+
 impl Reconciler {
+    /// Whether the caller (`user_id`, `sub`) owns instance `id`, by the rule every API
+    /// operation uses, from the cache alone (no API call): for the workspace gatekeeper.
+    pub fn workspace_access(&self, id: &str, user_id: &str, sub: &str) -> WorkspaceAccess {
+        if !self.caches.pvcs().synced() {
+            return WorkspaceAccess::NotSynced;
+        }
+        let Some(pvc) = self.caches.record(id) else {
+            return WorkspaceAccess::Missing;
+        };
+        if pvc.metadata.deletion_timestamp.is_some() {
+            return WorkspaceAccess::Missing;
+        }
+        let owner = Owner {
+            user_id: user_id.to_owned(),
+            email: None,
+            sub: Some(sub.to_owned()),
+            known_name: None,
+            gitea_token: None,
+        };
+        match identity(&owner) {
+            Ok((safe, key)) if live::owns(&pvc, &safe, &key) => WorkspaceAccess::Owner,
+            _ => WorkspaceAccess::Other(record::user_id(&pvc).unwrap_or_default().to_owned()),
+        }
+    }
+
     /// The caller's instance `id`; `NotFound` when it is missing or another user's.
     pub async fn get(&self, owner: &Owner, id: &str) -> Result<Instance> {
         let record = self.owned_record(owner, id).await?;

@@ -15,7 +15,8 @@ use crate::{
 };
 
 /// Loads the set in `dir` (the built-in set when `None`) and validates it as
-/// `validate-templates` does: every template renders for every sample user.
+/// `validate-templates` does: every template renders for every sample user. Its warnings
+/// (a template that still renders the retired per-instance access policy) are logged.
 pub fn load_validated(
     dir: Option<&Path>,
     settings: &InstanceSettings,
@@ -33,17 +34,21 @@ pub fn load_validated(
             problems: vec![Problem::new(render::VALUES_FILE, None, other.to_string())],
         },
     })?;
-    if settings.jwt_issuer.as_deref().is_none_or(str::is_empty)
-        && render::access_report(&templates, settings).has_policy
-    {
-        return Err(ReloadError::NoIssuer);
-    }
     let problems = render::validate(&templates, settings);
-    if problems.is_empty() {
-        Ok(templates)
-    } else {
-        Err(ReloadError::Invalid { path, problems })
+    if !problems.is_empty() {
+        return Err(ReloadError::Invalid { path, problems });
     }
+    // NB: a set is loaded once per revision (at start, then on each change), so each
+    // warning is logged once per revision, not once per render.
+    for warning in render::warnings(&templates, settings) {
+        tracing::warn!(
+            template = %warning.file,
+            revision = templates.revision(),
+            "{}",
+            warning.message
+        );
+    }
+    Ok(templates)
 }
 
 /// A content hash of the visible files of `dir`, following the ConfigMap symlinks.

@@ -5,18 +5,13 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{
-    istio,
-    schema::{self, in_gateway_namespace},
-};
+use super::{istio, schema};
 use crate::naming;
 
 /// What an object must match: the configured namespace and the ownership labels.
 pub struct Expect<'a> {
     /// The configured namespace.
     pub namespace: &'a str,
-    /// The ingress gateway's namespace, the only one the access policy may use.
-    pub gateway_namespace: &'a str,
     /// Label key to required value.
     pub labels: &'a BTreeMap<&'static str, String>,
     /// Structures that already passed the schema checks.
@@ -133,24 +128,17 @@ pub fn object_problems(obj: &Value, expect: &Expect<'_>) -> Vec<String> {
             }
         ));
     }
-    let (want_ns, want_what) = if in_gateway_namespace(api_version, kind) {
-        (
-            expect.gateway_namespace,
-            "the gateway's namespace, `access.gateway_namespace`",
-        )
-    } else {
-        (expect.namespace, "the `namespace` value")
-    };
+    let want_ns = expect.namespace;
     match meta
         .and_then(|m| m.get("namespace"))
         .and_then(Value::as_str)
     {
         Some(ns) if ns == want_ns => {}
         Some(ns) => problems.push(format!(
-            "metadata.namespace is {ns:?}; {kind} objects must be in {want_ns:?} ({want_what})"
+            "metadata.namespace is {ns:?}; {kind} objects must be in {want_ns:?} (the `namespace` value)"
         )),
         None => problems.push(format!(
-            "metadata.namespace is missing; set it to {want_ns:?} ({want_what})"
+            "metadata.namespace is missing; set it to {want_ns:?} (the `namespace` value)"
         )),
     }
     let labels = meta.and_then(|m| m.get("labels"));
@@ -169,32 +157,7 @@ pub fn object_problems(obj: &Value, expect: &Expect<'_>) -> Vec<String> {
         meta.and_then(|m| m.get("annotations")),
         false,
     ));
-    if in_gateway_namespace(api_version, kind) {
-        problems.extend(gateway_policy_problems(obj));
-    }
     problems.extend(expect.passed.problems(api_version, kind, obj));
-    problems
-}
-
-/// What an access policy on the shared gateway must not do: apply to every workload of
-/// the namespace (or the whole mesh, in Istio's root namespace) for want of a selector,
-/// or ALLOW, which denies every request it does not match, for every host.
-fn gateway_policy_problems(obj: &Value) -> Vec<String> {
-    let mut problems = Vec::new();
-    let selects = obj
-        .pointer("/spec/selector/matchLabels")
-        .and_then(Value::as_object)
-        .is_some_and(|m| !m.is_empty());
-    if !selects {
-        problems.push("spec.selector.matchLabels must select the ingress gateway's pods; without it the policy applies to every workload of the namespace (mesh-wide in Istio's root namespace)".to_owned());
-    }
-    match obj.pointer("/spec/action").and_then(Value::as_str) {
-        Some("DENY" | "CUSTOM") => {}
-        other => problems.push(format!(
-            "spec.action is {}; a policy on the shared gateway must be DENY (or CUSTOM): an ALLOW policy denies every request it does not match, for every host",
-            other.map_or_else(|| "unset (ALLOW)".to_owned(), |a| format!("{a:?}"))
-        )),
-    }
     problems
 }
 
@@ -269,7 +232,6 @@ mod tests {
             obj,
             &Expect {
                 namespace: "ns",
-                gateway_namespace: "gw",
                 labels: &labels(),
                 passed: &SchemaCache::default(),
             },
@@ -281,7 +243,6 @@ mod tests {
         let cache = SchemaCache::default();
         let expect = Expect {
             namespace: "ns",
-            gateway_namespace: "gw",
             labels: &labels(),
             passed: &cache,
         };

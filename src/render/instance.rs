@@ -12,7 +12,7 @@ use super::{
     check::{self, Expect},
     error::{Problem, RenderError, none_or, template_problem, yaml_problem},
     object::{finish, object_label, value_label},
-    schema::required_labels,
+    schema::{is_retired_policy, required_labels},
     shape,
 };
 use crate::{
@@ -58,11 +58,13 @@ pub fn build_values(
 }
 
 impl Templates {
-    /// Renders every object of the instance described by `values`, checked.
+    /// Renders every object of the instance described by `values`, checked. A retired
+    /// per-instance access policy a template still renders is left out (see
+    /// [`Templates::retired_policy_templates`]).
     pub fn render(&self, values: &Values) -> Result<Vec<RenderedObject>, RenderError> {
         let ctx = self.context(values);
         let labels = instance_labels(values);
-        let expect = self.expect(values, &labels, &values.access.gateway_namespace);
+        let expect = self.expect(values, &labels);
         let mut problems = Vec::new();
         let mut rendered = Vec::new();
         for name in &self.object_templates {
@@ -90,8 +92,7 @@ impl Templates {
             minijinja::context! { job => JinjaValue::from(Serde(job)), ..self.context(values) };
         let mut labels = instance_labels(values);
         labels.insert(naming::LABEL_NAME, naming::APP_NAME_VALUE.to_owned());
-        // NB: the sync Job is never the access policy; no second namespace.
-        let expect = self.expect(values, &labels, &values.namespace);
+        let expect = self.expect(values, &labels);
         let mut objects = self.render_one(SYNC_JOB_TEMPLATE, &ctx, &expect)?;
         match (objects.pop(), objects.is_empty()) {
             (Some(job), true) if job.object.types.as_ref().is_some_and(|t| t.kind == "Job") => {
@@ -135,23 +136,36 @@ impl Templates {
         minijinja::context! { extra => extra, ..JinjaValue::from(Serde(values)) }
     }
 
-    /// What every object of `values`' instance must match: its namespace (the access
-    /// policy: `gateway_namespace`) and `labels`.
+    /// What every object of `values`' instance must match: its namespace and `labels`.
     fn expect<'a>(
         &'a self,
         values: &'a Values,
         labels: &'a BTreeMap<&'static str, String>,
-        gateway_namespace: &'a str,
     ) -> Expect<'a> {
         Expect {
             namespace: &values.namespace,
-            gateway_namespace,
             labels,
             passed: &self.passed,
         }
     }
 
-    /// The checked objects of one template.
+    /// The object templates that render the retired per-instance access policy for
+    /// `values`' instance: the render leaves those documents out, and validate-templates
+    /// warns that they are no longer needed. A template that does not render is not
+    /// listed (validation reports why).
+    pub fn retired_policy_templates(&self, values: &Values) -> Vec<String> {
+        let ctx = self.context(values);
+        self.object_templates
+            .iter()
+            .filter(|name| {
+                self.documents(name, &ctx)
+                    .is_ok_and(|docs| docs.iter().any(is_retired))
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// The checked objects of one template, without a retired access policy.
     fn render_one(
         &self,
         name: &str,
@@ -161,7 +175,11 @@ impl Templates {
         let docs = self.documents(name, ctx)?;
         let mut problems = Vec::new();
         let mut objects = Vec::new();
+        // NB: the index stays the document's position in the template, for messages.
         for (index, value) in docs.into_iter().enumerate() {
+            if is_retired(&value) {
+                continue;
+            }
             let label = value_label(&value, index);
             let found = check::object_problems(&value, expect);
             if !found.is_empty() {
@@ -224,6 +242,13 @@ impl Templates {
             .get_template(name)
             .map_err(|e| template_problem(name, &e).into())
     }
+}
+
+/// True for a document of the retired per-instance access policy's kind (an Istio
+/// AuthorizationPolicy), which the service no longer applies.
+fn is_retired(value: &Value) -> bool {
+    let field = |key: &str| value.get(key).and_then(Value::as_str).unwrap_or_default();
+    is_retired_policy(field("apiVersion"), field("kind"))
 }
 
 /// The ownership labels every object of `values`' instance carries.

@@ -7,12 +7,13 @@
 //! - `set`: loading a template set, its values and its revision ([`Templates`]);
 //! - `functions`: the MiniJinja environment and the functions templates call;
 //! - `instance`: rendering one instance with a set ([`Templates::render`]), through
-//!   `shape` (the parse cache) and `yaml` (the YAML-safe formatter);
+//!   `shape` (the parse cache) and `yaml` (the YAML-safe formatter); an Istio
+//!   AuthorizationPolicy, the retired per-instance access policy, is left out;
 //! - `check`: the checks on every rendered document, over `schema` (the leaf both the
 //!   checks and [`istio`] use) and [`istio`] (the Istio CRD tables);
 //! - `object`: stamping a checked document and turning it into an object;
 //! - `error`: problems that name file, object and cause;
-//! - `validate`: validate-templates, rendering sample users.
+//! - `validate`: validate-templates, rendering sample users; its problems and warnings.
 
 mod check;
 pub(crate) mod cidr;
@@ -31,9 +32,12 @@ pub use self::{
     error::{Problem, RenderError},
     instance::{JobValues, RenderedObject, build_values},
     object::{object_label, spec_hash},
-    schema::{in_gateway_namespace, required_labels, unknown_fields},
+    schema::{in_gateway_namespace, is_retired_policy, required_labels, unknown_fields},
     set::{SYNC_JOB_TEMPLATE, Source, Templates, VALUES_FILE},
-    validate::{AccessReport, PLACEHOLDER_ISSUER, SAMPLE_USERS, access_report, validate},
+    validate::{
+        AccessReport, PLACEHOLDER_ISSUER, RETIRED_POLICY_WARNING, SAMPLE_USERS, access_report,
+        validate, warnings,
+    },
 };
 /// Compatibility path: the active set lives beside reload now.
 pub use crate::reload::ActiveTemplates;

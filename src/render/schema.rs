@@ -1,7 +1,7 @@
 //! The schema rendered objects are checked against, shared by the general checks
 //! (`check`) and the Istio tables (`istio`), and depending on neither: the ownership
-//! labels, the one kind allowed in the gateway's namespace, and the typed schemas of the
-//! kinds `k8s-openapi` knows.
+//! labels, the retired per-instance access policy's kind (left out of every render), and
+//! the typed schemas of the kinds `k8s-openapi` knows.
 
 use std::collections::BTreeMap;
 
@@ -36,21 +36,33 @@ pub fn required_labels(
     ])
 }
 
-/// The one kind an instance may have outside the instances namespace: its access policy,
-/// which must live in the ingress gateway's namespace to select the gateway workload.
-pub const GATEWAY_POLICY_GROUP: &str = "security.istio.io";
-/// Kind of the per-instance access policy.
-pub const GATEWAY_POLICY_KIND: &str = "AuthorizationPolicy";
-
-/// True for the kind that lives in the gateway's namespace (any served version).
+/// Group of the per-instance access policy earlier versions rendered: an Istio
+/// AuthorizationPolicy in the ingress gateway's namespace, one per workspace.
 ///
-/// NB: only this kind, and only in exactly the configured gateway namespace: a template
-/// must not be able to write arbitrary objects into arbitrary namespaces.
-pub fn in_gateway_namespace(api_version: &str, kind: &str) -> bool {
-    kind == GATEWAY_POLICY_KIND
+/// NB: the service is the workspace gatekeeper now (one static CUSTOM policy,
+/// `k8s/10-workspace-access.yaml`, asks it about every request for a workspace host), and
+/// it has no rights in the gateway's namespace any more. A template set that still renders
+/// such a policy keeps working: the render leaves the policy out of the objects it
+/// returns, so it is never checked, applied or recorded, and `validate-templates` warns
+/// that it is no longer needed.
+pub const RETIRED_POLICY_GROUP: &str = "security.istio.io";
+/// Kind of the retired per-instance access policy.
+pub const RETIRED_POLICY_KIND: &str = "AuthorizationPolicy";
+
+/// True for the retired per-instance access policy's kind, at any served version: an
+/// Istio AuthorizationPolicy, which the render leaves out wherever a template puts it.
+pub fn is_retired_policy(api_version: &str, kind: &str) -> bool {
+    kind == RETIRED_POLICY_KIND
         && api_version
             .split_once('/')
-            .is_some_and(|(group, _)| group == GATEWAY_POLICY_GROUP)
+            .is_some_and(|(group, _)| group == RETIRED_POLICY_GROUP)
+}
+
+/// True for the kind earlier versions applied in the gateway's namespace: the retired
+/// access policy ([`is_retired_policy`]). The render returns no such object any more;
+/// this is where the caches and the reconciler still look for the ones applied before.
+pub fn in_gateway_namespace(api_version: &str, kind: &str) -> bool {
+    is_retired_policy(api_version, kind)
 }
 
 /// For kinds `k8s-openapi` knows: fields the type does not have, and type errors (none

@@ -32,10 +32,6 @@ const TEMPLATE_SUFFIX: &str = ".yaml.j2";
 const BUILTIN: &[(&str, &str)] = &[
     ("_helpers.j2", include_str!("../../templates/_helpers.j2")),
     (
-        "authorizationpolicy.yaml.j2",
-        include_str!("../../templates/authorizationpolicy.yaml.j2"),
-    ),
-    (
         "networkpolicy.yaml.j2",
         include_str!("../../templates/networkpolicy.yaml.j2"),
     ),

@@ -1,5 +1,7 @@
 //! validate-templates: render a template set for sample users, hostile ids included, and
-//! report every problem. Admins run it in their own CI before rolling a change out.
+//! report every problem, and what deserves a change without refusing the set (a template
+//! that still renders the retired per-instance access policy). Admins run it in their own
+//! CI before rolling a change out.
 
 use super::{JobValues, Problem, RenderError, Templates, build_values};
 use crate::{
@@ -23,82 +25,29 @@ pub const SAMPLE_USERS: &[&str] = &[
     "averyveryveryveryveryveryveryveryveryveryveryveryveryveryveryveryveryveryveryveryverylongusername-with-more-than-two-hundred-characters-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 ];
 
-/// The issuer templates are validated with when JWT_ISSUER is not configured (a template
-/// set is checked the same way with or without one; the service itself refuses to start
-/// without it when the set renders an access policy).
+/// The issuer templates are validated with when JWT_ISSUER is not configured, so that a
+/// set is checked the same way with or without one (older sets name `access.principal`).
 pub const PLACEHOLDER_ISSUER: &str = "https://issuer.invalid/realms/validate";
 
-/// How a template set protects the workspaces it publishes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AccessReport {
-    /// A VirtualService is rendered: the workspace is published on the gateway.
-    pub publishes_route: bool,
-    /// An AuthorizationPolicy in the gateway's namespace names the instance's host and
-    /// the owner's request principal.
-    pub has_policy: bool,
-    /// `security.allowUnauthenticatedWorkspaces` is true in the set's values.
-    pub allow_unauthenticated: bool,
-}
+/// The warning for a template that still renders the retired per-instance access policy.
+pub const RETIRED_POLICY_WARNING: &str = "the per-instance AuthorizationPolicy is no longer needed: the service is the workspace gatekeeper (see docs/admin-guide.md, How workspaces are protected); it is left out of what is applied, so remove it from the template";
+
+/// What `access_report` says of a set. Kept only while the start-up warning in
+/// `serve::start` still asks; to be removed with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AccessReport;
 
 impl AccessReport {
-    /// True when the set publishes workspaces that nothing but the network protects.
+    /// Always false: the gatekeeper guards every workspace host, whatever a template set
+    /// renders, so no set publishes workspaces unprotected.
     pub fn unprotected(&self) -> bool {
-        self.publishes_route && !self.has_policy
+        false
     }
 }
 
-/// What `templates` render for a sample owner with a `sub`: whether the workspace is
-/// published and whether a per-instance access policy guards it. A set that does not
-/// render counts as neither (validation reports why).
-pub fn access_report(templates: &Templates, settings: &InstanceSettings) -> AccessReport {
-    let allow_unauthenticated = templates
-        .base_values()
-        .pointer("/security/allowUnauthenticatedWorkspaces")
-        .and_then(serde_json::Value::as_bool)
-        .unwrap_or(false);
-    let mut report = AccessReport {
-        publishes_route: false,
-        has_policy: false,
-        allow_unauthenticated,
-    };
-    let settings = with_issuer(settings);
-    let owner = Owner {
-        user_id: SAMPLE_USERS[0].to_owned(),
-        email: None,
-        sub: Some("00000000-0000-4000-8000-00000000a11c".to_owned()),
-        known_name: None,
-        gitea_token: None,
-    };
-    let Ok(repos) = sample_repos() else {
-        return report;
-    };
-    let Ok(values) = build_values(templates, &settings, &owner, &repos, &[]) else {
-        return report;
-    };
-    let Ok(objects) = templates.render(&values) else {
-        return report;
-    };
-    for r in &objects {
-        let Some(types) = r.object.types.as_ref() else {
-            continue;
-        };
-        if types.kind == "VirtualService" {
-            report.publishes_route = true;
-        }
-        if super::in_gateway_namespace(&types.api_version, &types.kind) {
-            let spec = r
-                .object
-                .data
-                .get("spec")
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            let names = |s: &str| spec.contains(&serde_json::Value::from(s).to_string());
-            if names(&values.instance.host) && names(&values.access.principal) {
-                report.has_policy = true;
-            }
-        }
-    }
-    report
+/// See [`AccessReport`]: nothing a template set renders decides access any more.
+pub fn access_report(_templates: &Templates, _settings: &InstanceSettings) -> AccessReport {
+    AccessReport
 }
 
 /// `settings`, with the placeholder issuer when none is configured.
@@ -111,22 +60,11 @@ fn with_issuer(settings: &InstanceSettings) -> InstanceSettings {
 }
 
 /// Renders `templates` for every sample user (instance objects and the sync Job) and
-/// returns every problem; empty means the set is good to roll out. A set that publishes
-/// workspaces without a per-instance access policy is a problem unless
-/// `security.allowUnauthenticatedWorkspaces` is true.
+/// returns every problem; empty means the set is good to roll out. What is worth knowing
+/// but refuses nothing is in [`warnings`].
 pub fn validate(templates: &Templates, settings: &InstanceSettings) -> Vec<Problem> {
     let settings = &with_issuer(settings);
     let mut problems: Vec<Problem> = Vec::new();
-    let access = access_report(templates, settings);
-    if access.unprotected() && !access.allow_unauthenticated {
-        problems.push(problem(
-            "templates",
-            format!(
-                "a VirtualService publishes every workspace, but no per-instance access policy is rendered (an AuthorizationPolicy in {:?} naming the instance's host and the owner's principal), so anyone who reaches the gateway could open any workspace; render one (templates/authorizationpolicy.yaml.j2, accessPolicy.enabled) or set security.allowUnauthenticatedWorkspaces: true",
-                settings.gateway_namespace
-            ),
-        ));
-    }
     for (i, user) in SAMPLE_USERS.iter().enumerate() {
         let owner = Owner {
             user_id: (*user).to_owned(),
@@ -147,6 +85,32 @@ pub fn validate(templates: &Templates, settings: &InstanceSettings) -> Vec<Probl
         }
     }
     problems
+}
+
+/// What a set does that refuses nothing but deserves a change: each template that still
+/// renders the retired per-instance access policy (for a sample owner with a `sub`),
+/// which the render leaves out. validate-templates prints these, and the service logs
+/// them once for each template revision it loads.
+pub fn warnings(templates: &Templates, settings: &InstanceSettings) -> Vec<Problem> {
+    let settings = with_issuer(settings);
+    let owner = Owner {
+        user_id: SAMPLE_USERS[0].to_owned(),
+        email: None,
+        sub: Some("00000000-0000-4000-8000-00000000a11c".to_owned()),
+        known_name: None,
+        gitea_token: None,
+    };
+    let Ok(repos) = sample_repos() else {
+        return Vec::new();
+    };
+    let Ok(values) = build_values(templates, &settings, &owner, &repos, &[]) else {
+        return Vec::new();
+    };
+    templates
+        .retired_policy_templates(&values)
+        .into_iter()
+        .map(|file| problem(&file, RETIRED_POLICY_WARNING.to_owned()))
+        .collect()
 }
 
 fn same_cause(a: &Problem, b: &Problem) -> bool {

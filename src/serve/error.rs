@@ -49,6 +49,9 @@ pub enum ServeError {
     /// Settings that parse but cannot work together.
     #[error(transparent)]
     Settings(#[from] SettingsError),
+    /// The workspace gatekeeper could not be built.
+    #[error("invalid workspace gatekeeper settings")]
+    Gate(#[source] crate::gate::GateError),
     /// The idle culler could not be built.
     #[error("failed to set up idle culling")]
     Culler(#[source] CullError),

@@ -13,5 +13,5 @@ pub use self::{
     error::ServeError,
     kube::{counted_client, kube_client},
     routes::{Parts, Routes, UNPROTECTED, assemble},
-    start::{Service, Started, serve, start},
+    start::{Addresses, Service, Started, serve, start},
 };

@@ -1,53 +1,33 @@
 //! The routes and what they are built from: authenticator, Gitea client, schema,
 //! readiness and what `/ready` lists as degraded.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use warp::{Filter, filters::BoxedFilter, reply::Response};
 
 use super::ServeError;
 use crate::{
     auth::{AuthSettings, Authenticator},
+    gate::{self, Gate, GateSettings},
     gitea::{GiteaClient, GiteaSettings},
     graphql::{self, Services},
     http::{self, ApiSettings, App, ServerLimits},
     metrics::Metrics,
     ready::{Degraded, ready_check},
     reconcile::{self, Reconciler},
-    reload, render,
+    reload,
 };
 
-/// The `degraded` list: what the cluster lacks (`cluster`, fixed at start) and, for the
-/// active template set, workspaces published without a per-instance access policy
-/// (allowed only by `security.allowUnauthenticatedWorkspaces`). Checked once per
-/// template revision.
-fn degraded(cluster: Vec<String>, reconciler: &Arc<Reconciler>) -> Degraded {
-    let active = reconciler.templates().clone();
-    let settings = reconciler.settings().clone();
-    let seen: Mutex<Option<(String, bool)>> = Mutex::new(None);
-    Arc::new(move || {
-        let templates = active.get();
-        let mut seen = seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let unprotected = match seen.as_ref() {
-            Some((revision, unprotected)) if revision == templates.revision() => *unprotected,
-            _ => {
-                let unprotected = render::access_report(&templates, &settings).unprotected();
-                *seen = Some((templates.revision().to_owned(), unprotected));
-                unprotected
-            }
-        };
-        let mut list = cluster.clone();
-        if unprotected {
-            list.push(UNPROTECTED.to_owned());
-        }
-        list
-    })
+/// The `degraded` list: what the cluster lacks (`cluster`, fixed at start).
+///
+/// NB: no template set can leave workspaces unprotected any more (the gatekeeper guards
+/// every workspace host, whatever the templates render), so nothing is added per set.
+fn degraded(cluster: Vec<String>) -> Degraded {
+    Arc::new(move || cluster.clone())
 }
 
-/// The `degraded` entry (and start-up warning) of a set that publishes workspaces
-/// without a per-instance access policy.
+/// Never reported any more (see [`degraded`]); kept only while the start-up warning in
+/// `serve::start` still names it, and to be removed with that warning.
 pub const UNPROTECTED: &str = "security.allowUnauthenticatedWorkspaces: workspaces are published without a per-instance access policy; anyone who reaches the gateway can open any workspace";
 
 /// What the routes are built from.
@@ -64,14 +44,18 @@ pub struct Parts {
     pub refusals: Option<Arc<reload::Refusals>>,
     /// The API's limits and switches.
     pub api: ApiSettings,
+    /// The workspace gatekeeper (the check and the browser login).
+    pub gate: GateSettings,
 }
 
-/// The service's two route sets.
+/// The service's three route sets.
 pub struct Routes {
     /// `/graphql`, `/health`, `/ready` (PORT).
     pub api: BoxedFilter<(Response,)>,
     /// `/metrics` (METRICS_PORT).
     pub metrics: BoxedFilter<(Response,)>,
+    /// The ext_authz checks of the ingress gateway (EXT_AUTHZ_PORT).
+    pub ext_authz: BoxedFilter<(Response,)>,
     /// The timeouts both listeners serve with.
     pub server: ServerLimits,
 }
@@ -80,6 +64,8 @@ pub struct Routes {
 pub fn assemble(parts: Parts) -> Result<Routes, ServeError> {
     let admin_role = parts.auth.admin_role.clone();
     let auth = Authenticator::new(parts.auth).map_err(ServeError::Auth)?;
+    let gate =
+        Gate::new(parts.gate, auth.clone(), parts.reconciler.clone()).map_err(ServeError::Gate)?;
     let gitea = GiteaClient::new(parts.gitea)
         .map_err(ServeError::Gitea)?
         .with_metrics(parts.metrics.clone());
@@ -97,7 +83,7 @@ pub fn assemble(parts: Parts) -> Result<Routes, ServeError> {
             reconcile::kinds::ISTIO_GROUP
         )],
     };
-    let degraded = degraded(cluster, &parts.reconciler);
+    let degraded = degraded(cluster);
     let schema = graphql::schema(Services {
         templates: templates.clone(),
         reconciler: parts.reconciler,
@@ -119,8 +105,11 @@ pub fn assemble(parts: Parts) -> Result<Routes, ServeError> {
             degraded,
             settings: parts.api,
         })
+        .or(gate::login_routes(gate.clone()))
+        .unify()
         .boxed(),
         metrics: http::metrics_routes(parts.metrics).boxed(),
+        ext_authz: gate::check_routes(gate).boxed(),
         server: parts.api.server,
     })
 }

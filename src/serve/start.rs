@@ -9,6 +9,7 @@ use crate::{
     capacity::{Capacity, CapacityGauges, CapacitySettings},
     config::ServeArgs,
     errors::error_chain,
+    gate::GateSettings,
     gitea::{GiteaClient, GiteaSettings},
     graphql::record_stats,
     http::{self, ApiSettings},
@@ -37,16 +38,23 @@ pub async fn refresh_stats(reconciler: Arc<Reconciler>, metrics: Metrics, interv
     }
 }
 
-/// Serves `routes` on `api_addr` and `metrics_addr` until SIGTERM, then gives in-flight
-/// requests `grace` to finish.
-pub async fn run(
-    routes: Routes,
-    api_addr: &str,
-    metrics_addr: &str,
-    grace: Duration,
-) -> Result<(), ServeError> {
-    let api_listener = http::bind(api_addr).await?;
-    let metrics_listener = http::bind(metrics_addr).await?;
+/// Where the service listens.
+#[derive(Debug, Clone)]
+pub struct Addresses {
+    /// `host:port` of the API.
+    pub api: String,
+    /// `host:port` of `/metrics`.
+    pub metrics: String,
+    /// `host:port` of the ext_authz check listener.
+    pub ext_authz: String,
+}
+
+/// Serves `routes` on `addrs` until SIGTERM, then gives in-flight requests `grace` to
+/// finish.
+pub async fn run(routes: Routes, addrs: &Addresses, grace: Duration) -> Result<(), ServeError> {
+    let api_listener = http::bind(&addrs.api).await?;
+    let metrics_listener = http::bind(&addrs.metrics).await?;
+    let check_listener = http::bind(&addrs.ext_authz).await?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let wait = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
         let _closed = stopped.wait_for(|stop| *stop).await;
@@ -61,6 +69,13 @@ pub async fn run(
     let metrics = http::serve_with(
         metrics_listener,
         routes.metrics,
+        wait(stopped.clone()),
+        grace,
+        routes.server,
+    );
+    let checks = http::serve_with(
+        check_listener,
+        routes.ext_authz,
         wait(stopped),
         grace,
         routes.server,
@@ -70,7 +85,7 @@ pub async fn run(
         let _receivers_gone = stop.send(true);
         outcome
     };
-    let (signal, (), ()) = tokio::join!(signal, api, metrics);
+    let (signal, (), (), ()) = tokio::join!(signal, api, metrics, checks);
     signal.map_err(ServeError::from)
 }
 
@@ -114,10 +129,10 @@ pub struct Service {
     pub idle: IdleSettings,
     /// Capacity limits.
     pub capacity: CapacitySettings,
-    /// `host:port` of the API.
-    pub api_addr: String,
-    /// `host:port` of `/metrics`.
-    pub metrics_addr: String,
+    /// The workspace gatekeeper.
+    pub gate: GateSettings,
+    /// Where the service listens.
+    pub addrs: Addresses,
     /// How long in-flight requests get to finish after SIGTERM.
     pub grace: Duration,
 }
@@ -129,8 +144,7 @@ pub struct Started {
     metrics: Metrics,
     culler: Culler,
     reload: Option<tokio::task::JoinHandle<()>>,
-    api_addr: String,
-    metrics_addr: String,
+    addrs: Addresses,
     grace: Duration,
 }
 
@@ -192,6 +206,7 @@ pub async fn start(service: Service) -> Result<Started, ServeError> {
         metrics: metrics.clone(),
         refusals: reload.as_ref().map(|(_, refusals)| refusals.clone()),
         api: service.api,
+        gate: service.gate,
     })?;
     Ok(Started {
         routes,
@@ -199,8 +214,7 @@ pub async fn start(service: Service) -> Result<Started, ServeError> {
         metrics,
         culler,
         reload: reload.map(|(task, _)| task),
-        api_addr: service.api_addr,
-        metrics_addr: service.metrics_addr,
+        addrs: service.addrs,
         grace: service.grace,
     })
 }
@@ -212,12 +226,13 @@ impl Started {
         let stats = tokio::spawn(refresh_stats(self.reconciler, self.metrics, STATS_INTERVAL));
         let culling = tokio::spawn(self.culler.run());
         tracing::info!(
-            api_addr = %self.api_addr,
-            metrics_addr = %self.metrics_addr,
+            api_addr = %self.addrs.api,
+            metrics_addr = %self.addrs.metrics,
+            ext_authz_addr = %self.addrs.ext_authz,
             version = crate::VERSION,
             "serving"
         );
-        let outcome = run(self.routes, &self.api_addr, &self.metrics_addr, self.grace).await;
+        let outcome = run(self.routes, &self.addrs, self.grace).await;
         stats.abort();
         culling.abort();
         if let Some(task) = self.reload {
@@ -240,8 +255,12 @@ pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
         api: args.api_settings(),
         idle: args.idle.settings(),
         capacity: args.capacity.settings(),
-        api_addr: args.api_addr(),
-        metrics_addr: args.metrics_addr(),
+        gate: args.gate_settings(),
+        addrs: Addresses {
+            api: args.api_addr(),
+            metrics: args.metrics_addr(),
+            ext_authz: args.ext_authz_addr(),
+        },
         grace: Duration::from_secs(args.shutdown_timeout),
     };
     start(service).await?.run().await

@@ -47,7 +47,7 @@ impl Values {
         let overrides = Overrides::from_extra(&extra)?;
         let host = naming::host(&name, &settings.base_domain);
         let owner_key = naming::owner_key(owner.sub.as_deref(), &name);
-        let access = AccessValues::build(settings, owner.sub.as_deref(), &host)?;
+        let access = AccessValues::build(settings, owner.sub.as_deref(), &host);
 
         let selector_labels = BTreeMap::from([
             (

@@ -6,7 +6,6 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::InstanceSettings;
-use super::ValuesError;
 use crate::naming;
 
 /// The user, as templates see it.
@@ -42,7 +41,12 @@ pub struct InstanceValues {
     pub credentials: String,
 }
 
-/// Who may reach the instance, as the per-instance access policy names it.
+/// Who may reach the instance, as the retired per-instance access policy named it.
+///
+/// NB: kept so that older template sets that still render that policy (an Istio
+/// AuthorizationPolicy reading `access.*`) keep rendering: strict undefined values would
+/// refuse the whole set otherwise. The render leaves such a policy out of what is applied
+/// (the service itself decides who reaches a workspace), so nothing here grants access.
 #[derive(Debug, Clone, Serialize)]
 pub struct AccessValues {
     /// JWT_ISSUER, or empty when it is not configured.
@@ -50,35 +54,33 @@ pub struct AccessValues {
     /// The owner's token `sub` as given (any characters), or empty when unknown.
     pub sub: String,
     /// The owner's Istio request principal `<issuer>/<sub>`; empty when the issuer or
-    /// the `sub` is unknown (a policy then names no principal and lets nobody in).
+    /// the `sub` is unknown or cannot be named exactly.
     pub principal: String,
     /// The host forms a request for the instance may carry: the host, and the host
     /// with any port (`<host>:*`, Istio's prefix match).
     pub hosts: Vec<String>,
-    /// Namespace of the ingress gateway, where the access policy lives.
+    /// Namespace of the ingress gateway, where that policy lived.
     pub gateway_namespace: String,
 }
 
 impl AccessValues {
-    pub(super) fn build(
-        settings: &InstanceSettings,
-        sub: Option<&str>,
-        host: &str,
-    ) -> Result<Self, ValuesError> {
+    pub(super) fn build(settings: &InstanceSettings, sub: Option<&str>, host: &str) -> Self {
         let issuer = settings.jwt_issuer.clone().unwrap_or_default();
         let sub = sub.unwrap_or_default().to_owned();
+        // NB: a `sub` Istio could not name exactly no longer stops a render: the policy
+        // that needed it is never applied.
         let principal = if issuer.is_empty() || sub.is_empty() {
             String::new()
         } else {
-            naming::request_principal(&issuer, &sub)?
+            naming::request_principal(&issuer, &sub).unwrap_or_default()
         };
-        Ok(Self {
+        Self {
             issuer,
             sub,
             principal,
             hosts: vec![host.to_owned(), format!("{host}:*")],
             gateway_namespace: settings.gateway_namespace.clone(),
-        })
+        }
     }
 }
 
@@ -133,9 +135,9 @@ pub struct Values {
     pub user: UserValues,
     /// Object names, host and URL.
     pub instance: InstanceValues,
-    /// Namespace of every object (the access policy's is `access.gateway_namespace`).
+    /// Namespace of every object.
     pub namespace: String,
-    /// Who may reach the instance: issuer, owner `sub`, principal, hosts.
+    /// What the retired per-instance access policy named (for older template sets).
     pub access: AccessValues,
     /// Repositories, in the order they were added.
     pub repos: Vec<RepoValues>,

@@ -26,11 +26,12 @@ pub struct InstanceSettings {
     pub base_domain: String,
     /// Template directory (usually a mounted ConfigMap); the built-in set when unset.
     pub templates_dir: Option<PathBuf>,
-    /// Required token issuer (`iss`), checked when set. The per-instance access policy
-    /// names the owner as `<JWT_ISSUER>/<sub>`, so it is required when the templates
-    /// render one.
+    /// Required token issuer (`iss`), checked when set; templates see it as
+    /// `access.issuer`.
     pub jwt_issuer: Option<String>,
-    /// Namespace of the Istio ingress gateway, where the per-instance access policies live.
+    /// Namespace of the Istio ingress gateway, where earlier versions applied the
+    /// per-instance access policies (`access.gateway_namespace` for older template sets).
+    /// Nothing is applied there any more.
     pub gateway_namespace: String,
     /// Extra values files merged over the templates' values.yaml, in order.
     pub values_files: Vec<PathBuf>,

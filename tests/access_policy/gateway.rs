@@ -1,263 +1,246 @@
-//! Istio's documented semantics, for exactly the fields the template uses.
+//! The workspaces' CUSTOM policy on the gateway, under Istio's and Envoy's own rules for
+//! the exact fields it uses.
 //!
-//! Followed from the Istio reference "Authorization Policy"
-//! (https://istio.io/latest/docs/reference/config/security/authorization-policy/):
-//! - evaluation: CUSTOM first, then "if there are any DENY policies that match the
-//!   request, deny the request", then "if there are no ALLOW policies for the workload,
-//!   allow the request";
-//! - a rule matches when all of its `from`, `to` and `when` match, an absent one matching
-//!   everything; a list of sources (operations) matches when any element does;
-//! - `Source.notRequestPrincipals`: "a list of negative match of request identities";
-//!   a request principal is `<iss>/<sub>` of the JWT the RequestAuthentication validated,
-//!   and a request without a token has none (the documented "require JWT" policy is a DENY
-//!   with `notRequestPrincipals: ["*"]`);
-//! - `Operation.hosts`: "a list of hosts as specified in the HTTP request. The match is
-//!   case-insensitive" (CVE-2021-39155 made it so); and since a route for a host also
-//!   serves `host:port`, hosts are listed with and without `:*` (Istio's guidance in its
-//!   1.9/1.10 upgrade notes, "Authorization policies with exact-match hosts");
-//! - string fields: "exact match, prefix match (`abc*`), suffix match (`*abc`) and
-//!   presence match (`*`)".
+//! From Istio (the reference "Authorization Policy", `Operation`, and the source that
+//! turns it into Envoy's RBAC config, `pilot/pkg/security/authz/model/generator.go`
+//! `hostGenerator` and `matcher/header.go` `HostMatcher`, the same from 1.22 to 1.30):
+//! - a CUSTOM policy sends a request to its provider when any rule matches; a rule
+//!   matches when all its parts do, an operation when one of its `hosts` matches and none
+//!   of its `notHosts` does;
+//! - `hosts` are matched against the request's `:authority`, port included, and "the
+//!   match is case-insensitive" (`ignore_case: true` since CVE-2021-39155);
+//! - a value is an exact match, a prefix match (`abc*`), a suffix match (`*abc`) or a
+//!   presence match (`*`): ONE wildcard, at one end; a leading `*` wins, so `*.x:*` is a
+//!   suffix match of the literal `.x:*`.
 //!
-//! And from "RequestAuthentication"
-//! (https://istio.io/latest/docs/reference/config/security/request_authentication/):
-//! "a request that contains an invalid token (expired, wrong signature, ...) is rejected"
-//! (401), while "a request without any token is accepted but has no authenticated
-//! identity".
+//! And from the gateway's routes: Istio sets Envoy's `ignore_port_in_host_matching` on
+//! every gateway route configuration (`pilot/pkg/networking/core/gateway.go`), so Envoy
+//! "will ignore the port number in the :authority header (if any) when picking
+//! VirtualHost": `code-alice.devplatform.local:8443` reaches alice's workspace route
+//! like `code-alice.devplatform.local`. Virtual host domains are matched without regard
+//! to case.
+
+use std::collections::BTreeSet;
 
 use super::*;
+use support::fixtures::config;
 
-/// The token a request carries, after the gateway's RequestAuthentication.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Token<'a> {
-    /// No token.
-    None,
-    /// A valid token of `iss` for `sub`.
-    Valid { iss: &'a str, sub: &'a str },
-    /// An expired (or otherwise invalid) token.
-    Expired,
-}
-
-/// What the gateway answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Verdict {
-    /// Routed to the workspace.
-    Allowed,
-    /// Refused by a DENY policy (403).
-    Denied,
-    /// Refused by the RequestAuthentication (401).
-    Unauthenticated,
-}
-
-/// Istio's string match: exact, `prefix*`, `*suffix`, `*` (presence).
-fn string_match(pattern: &str, value: &str) -> bool {
+/// Istio's host match of one `hosts`/`notHosts` value against an authority.
+fn host_matches(pattern: &str, authority: &str) -> bool {
+    let (pattern, authority) = (pattern.to_ascii_lowercase(), authority.to_ascii_lowercase());
     if pattern == "*" {
-        !value.is_empty()
-    } else if let Some(prefix) = pattern.strip_suffix('*') {
-        value.starts_with(prefix)
+        !authority.is_empty()
     } else if let Some(suffix) = pattern.strip_prefix('*') {
-        value.ends_with(suffix)
+        authority.ends_with(suffix)
+    } else if let Some(prefix) = pattern.strip_suffix('*') {
+        authority.starts_with(prefix)
     } else {
-        value == pattern
+        authority == pattern
     }
 }
 
-pub(crate) fn strings(v: &Value) -> Vec<String> {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .map(|s| s.as_str().expect("a string").to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn source_matches(source: &Value, principal: &str) -> bool {
-    let known = ["requestPrincipals", "notRequestPrincipals"];
-    for key in source.as_object().expect("a source").keys() {
-        assert!(known.contains(&key.as_str()), "the model lacks {key}");
-    }
-    let yes = source
-        .get("requestPrincipals")
-        .is_none_or(|p| strings(p).iter().any(|p| string_match(p, principal)));
-    let not = source
-        .get("notRequestPrincipals")
-        .is_none_or(|p| !strings(p).iter().any(|p| string_match(p, principal)));
-    yes && not
-}
-
-fn operation_matches(operation: &Value, host: &str) -> bool {
+fn operation_matches(operation: &Value, authority: &str) -> bool {
     for key in operation.as_object().expect("an operation").keys() {
-        assert_eq!(key, "hosts", "the model lacks {key}");
-    }
-    let host = host.to_ascii_lowercase();
-    operation.get("hosts").is_none_or(|h| {
-        strings(h)
-            .iter()
-            .any(|p| string_match(&p.to_ascii_lowercase(), &host))
-    })
-}
-
-fn rule_matches(rule: &Value, host: &str, principal: &str) -> bool {
-    for key in rule.as_object().expect("a rule").keys() {
         assert!(
-            ["from", "to"].contains(&key.as_str()),
+            ["hosts", "notHosts"].contains(&key.as_str()),
             "the model lacks {key}"
         );
     }
-    let from = rule["from"]
-        .as_array()
-        .is_none_or(|from| from.iter().any(|f| source_matches(&f["source"], principal)));
-    let to = rule["to"]
-        .as_array()
-        .is_none_or(|to| to.iter().any(|t| operation_matches(&t["operation"], host)));
-    from && to
+    let yes = operation
+        .get("hosts")
+        .is_none_or(|h| strings(h).iter().any(|p| host_matches(p, authority)));
+    let not = operation
+        .get("notHosts")
+        .is_none_or(|h| !strings(h).iter().any(|p| host_matches(p, authority)));
+    yes && not
 }
 
-/// The gateway's answer to a request for `host` with `token`, under `policies` (all
-/// selecting the gateway, as the test checks).
-pub(crate) fn decide(policies: &[Value], host: &str, token: Token<'_>) -> Verdict {
-    let principal = match token {
-        Token::None => String::new(),
-        Token::Valid { iss, sub } => format!("{iss}/{sub}"),
-        Token::Expired => return Verdict::Unauthenticated,
-    };
-    for policy in policies {
-        let spec = &policy["spec"];
-        assert_eq!(spec["action"], "DENY", "the model knows DENY only");
-        let rules = spec["rules"].as_array().expect("rules");
-        if rules.iter().any(|r| rule_matches(r, host, &principal)) {
-            return Verdict::Denied;
+/// True when the gateway asks the service about a request for `authority`.
+fn checked(policy: &Value, authority: &str) -> bool {
+    let spec = &policy["spec"];
+    assert_eq!(spec["action"], "CUSTOM", "the model knows CUSTOM only");
+    spec["rules"].as_array().expect("rules").iter().any(|rule| {
+        for key in rule.as_object().expect("a rule").keys() {
+            assert_eq!(key, "to", "the model lacks {key}");
         }
-    }
-    // NB: no ALLOW policy on the gateway: everything not denied is allowed.
-    Verdict::Allowed
+        rule["to"]
+            .as_array()
+            .expect("to")
+            .iter()
+            .any(|to| operation_matches(&to["operation"], authority))
+    })
+}
+
+/// The workspace whose route the gateway picks for `authority`, if any: the port is
+/// ignored, the case too, and a workspace host is `code-<name>.<BASE_DOMAIN>`.
+fn workspace_route<'a>(authority: &'a str, base_domain: &str) -> Option<&'a str> {
+    let host = match authority.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    };
+    let lower = host.to_ascii_lowercase();
+    let name = lower
+        .strip_prefix("code-")?
+        .strip_suffix(&format!(".{base_domain}"))?;
+    (!name.is_empty() && !name.contains('.')).then_some(host)
+}
+
+/// The API's host: PUBLIC_URL's, and the API VirtualService's.
+fn api_host(documents: &[Document]) -> String {
+    let public_url = config()["PUBLIC_URL"].clone();
+    let host = public_url
+        .strip_prefix("https://")
+        .expect("PUBLIC_URL is https")
+        .trim_end_matches('/')
+        .to_owned();
+    let route = find(documents, "VirtualService", "codeserver-service");
+    assert_eq!(route.value["spec"]["hosts"], json!([host]));
+    host
 }
 
 #[test]
-fn only_the_owner_gets_through_the_gateway() {
-    let alice = render_for(&owner("alice", Some(ALICE_SUB))).expect("alice renders");
-    let bob = render_for(&owner("bob", Some(BOB_SUB))).expect("bob renders");
-    let mut all = policies(&alice);
-    all.extend(policies(&bob));
-    assert_eq!(all.len(), 2, "one policy per instance");
-    for p in &all {
-        assert_eq!(p["metadata"]["namespace"], "istio-system");
-        assert_eq!(
-            p["spec"]["selector"]["matchLabels"],
-            json!({"istio": "ingressgateway"}),
-            "selects the ingress gateway workload"
+fn every_form_of_a_workspace_host_is_checked_and_the_api_host_never() {
+    let documents = support::manifests();
+    let policy = workspace_policy(&documents);
+    let api = api_host(&documents);
+    assert_eq!(api, "codeserver.devplatform.local");
+    let table: &[(&str, bool)] = &[
+        ("code-x.devplatform.local", true),
+        ("CODE-X.devplatform.local:443", true),
+        ("Code-X.DevPlatform.Local", true),
+        ("code-x.devplatform.local:80", true),
+        // Routed like the plain host: a port the client made up must not skip the check.
+        ("code-x.devplatform.local:8443", true),
+        ("CODE-ALICE.DEVPLATFORM.LOCAL:1", true),
+        // Another host of the domain (an admin's extra route): refused by the check.
+        ("preview-x.devplatform.local", true),
+        ("preview-x.devplatform.local:443", true),
+        // The API: /graphql is bearer-only, /auth/* is the login itself.
+        ("codeserver.devplatform.local", false),
+        ("CodeServer.DevPlatform.Local:443", false),
+        ("codeserver.devplatform.local:8443", false),
+        // Other teams' hosts on a shared gateway.
+        ("www.example.com", false),
+        ("devplatform.local", false),
+        ("api.devplatform.local.example.com", false),
+    ];
+    let wrong: Vec<String> = table
+        .iter()
+        .filter(|(authority, expected)| checked(&policy, authority) != *expected)
+        .map(|(authority, expected)| format!("{authority}: checked should be {expected}"))
+        .collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert!(!checked(&policy, &api));
+}
+
+#[test]
+fn no_authority_that_routes_to_a_workspace_skips_the_check() {
+    let documents = support::manifests();
+    let policy = workspace_policy(&documents);
+    let base_domain = config()["BASE_DOMAIN"].clone();
+    let names = ["alice", "bob", "x", "john-doe", "a1b2", "codeserver"];
+    let ports = ["", ":443", ":80", ":8443", ":1", ":65535", ":0443"];
+    let mut routed = 0;
+    for name in names {
+        let host = format!("code-{name}.{base_domain}");
+        for case in [
+            host.clone(),
+            host.to_ascii_uppercase(),
+            format!("Code-{}", &host[5..]),
+        ] {
+            for port in ports {
+                let authority = format!("{case}{port}");
+                if workspace_route(&authority, &base_domain).is_some() {
+                    routed += 1;
+                    assert!(
+                        checked(&policy, &authority),
+                        "{authority} reaches a workspace unchecked"
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(routed, names.len() * 3 * ports.len());
+    // The API host is routed to the API, never to a workspace, and is not checked.
+    let api = api_host(&documents);
+    for port in ports {
+        let authority = format!("{api}{port}");
+        assert!(workspace_route(&authority, &base_domain).is_none());
+        assert!(!checked(&policy, &authority), "{authority}");
+    }
+}
+
+#[test]
+fn each_host_pattern_has_one_wildcard_at_one_end() {
+    // Istio reads one wildcard only: a second one, or one inside, is a literal character
+    // that no host carries, and the pattern silently matches nothing.
+    let policy = workspace_policy(&support::manifests());
+    let operation = &policy["spec"]["rules"][0]["to"][0]["operation"];
+    let patterns: Vec<String> = ["hosts", "notHosts"]
+        .iter()
+        .flat_map(|key| strings(&operation[*key]))
+        .collect();
+    assert!(!patterns.is_empty());
+    for pattern in &patterns {
+        let inner = pattern.trim_start_matches('*').trim_end_matches('*');
+        assert!(
+            pattern.matches('*').count() <= 1 && !inner.contains('*'),
+            "{pattern}: Istio would read it literally"
         );
     }
-    let alice_host = "code-alice.devplatform.local";
-    let bob_host = "code-bob.devplatform.local";
-    let alice_token = Token::Valid {
-        iss: ISSUER,
-        sub: ALICE_SUB,
-    };
-    let bob_token = Token::Valid {
-        iss: ISSUER,
-        sub: BOB_SUB,
-    };
-    let table: &[(&str, &str, Token<'_>, Verdict)] = &[
-        ("the owner", alice_host, alice_token, Verdict::Allowed),
-        (
-            "the owner, host with a port",
-            "code-alice.devplatform.local:443",
-            alice_token,
-            Verdict::Allowed,
-        ),
-        (
-            "another user's token",
-            alice_host,
-            bob_token,
-            Verdict::Denied,
-        ),
-        (
-            "another user's token, host in capitals",
-            "CODE-ALICE.DevPlatform.local",
-            bob_token,
-            Verdict::Denied,
-        ),
-        (
-            "another user's token, host with a port",
-            "code-alice.devplatform.local:8443",
-            bob_token,
-            Verdict::Denied,
-        ),
-        ("no token", alice_host, Token::None, Verdict::Denied),
-        (
-            "no token, host with a port",
-            "code-alice.devplatform.local:80",
-            Token::None,
-            Verdict::Denied,
-        ),
-        (
-            "an expired token",
-            alice_host,
-            Token::Expired,
-            Verdict::Unauthenticated,
-        ),
-        (
-            "the owner's sub from another issuer",
-            alice_host,
-            Token::Valid {
-                iss: "https://evil.example/realms/devplatform",
-                sub: ALICE_SUB,
-            },
-            Verdict::Denied,
-        ),
-        (
-            "the owner's token for another instance's host",
-            bob_host,
-            alice_token,
-            Verdict::Denied,
-        ),
-        (
-            "the other owner on their own host",
-            bob_host,
-            bob_token,
-            Verdict::Allowed,
-        ),
-        (
-            "another host on the gateway (the API), no token",
-            "codeserver.devplatform.local",
-            Token::None,
-            Verdict::Allowed,
-        ),
-        (
-            "a host that only starts like the instance's",
-            "code-alice.devplatform.local.evil.example",
-            Token::None,
-            Verdict::Allowed,
-        ),
-    ];
-    let mut wrong = Vec::new();
-    for (case, host, token, expected) in table {
-        let got = decide(&all, host, *token);
-        if got != *expected {
-            wrong.push(format!(
-                "{case}: {host} {token:?} -> {got:?}, expected {expected:?}"
-            ));
-        }
-    }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // The trap the patterns avoid: both ends wildcarded is a suffix match of `.x:*`.
+    assert!(!host_matches(
+        "*.devplatform.local:*",
+        "code-x.devplatform.local:8443"
+    ));
+    assert!(host_matches("code-*", "CODE-X.devplatform.local:8443"));
 }
 
 #[test]
-fn an_owner_without_a_sub_gets_a_policy_that_lets_nobody_in() {
-    let objects = render_for(&owner("carol", None)).expect("renders");
-    let all = policies(&objects);
-    assert_eq!(all.len(), 1);
-    for token in [
-        Token::None,
-        Token::Valid {
-            iss: ISSUER,
-            sub: "anyone",
-        },
-    ] {
+fn the_policy_acts_on_the_workspace_gateway_through_the_service_provider() {
+    let documents = support::manifests();
+    let policy = workspace_policy(&documents);
+    let gateway = find(&documents, "Gateway", "devplatform-gateway");
+    // The gateway pods the workspace routes run on, in the gateway's namespace, which is
+    // also where the NetworkPolicies expect the gateway (templates' values).
+    assert_eq!(
+        policy["spec"]["selector"]["matchLabels"],
+        gateway.value["spec"]["selector"]
+    );
+    let values: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root().join("templates/values.yaml")).expect("values.yaml"),
+    )
+    .expect("values.yaml parses");
+    assert_eq!(
+        policy["metadata"]["namespace"],
+        values["networkPolicy"]["ingressNamespace"]
+    );
+    assert_eq!(policy["spec"]["action"], "CUSTOM");
+    assert_eq!(policy["spec"]["provider"]["name"], PROVIDER);
+    assert_eq!(policy["spec"]["rules"].as_array().map(Vec::len), Some(1));
+    // One static policy: no other AuthorizationPolicy, nothing per user, nothing the
+    // service writes.
+    let policies: BTreeSet<String> = documents
+        .iter()
+        .filter(|d| d.kind() == "AuthorizationPolicy")
+        .map(|d| d.name().to_owned())
+        .collect();
+    assert_eq!(policies, BTreeSet::from([PROVIDER.to_owned()]));
+    // The Gateway's hosts are namespace-qualified: only the workspaces' namespace and the
+    // API's own route may bind them.
+    let config = config();
+    let api = api_host(&documents);
+    for server in gateway.value["spec"]["servers"]
+        .as_array()
+        .expect("servers")
+    {
         assert_eq!(
-            decide(&all, "code-carol.devplatform.local", token),
-            Verdict::Denied
+            server["hosts"],
+            json!([
+                format!("{}/*.{}", config["CODESERVER_NAMESPACE"], config["BASE_DOMAIN"]),
+                format!("{}/{api}", support::fixtures::SERVICE_NAMESPACE),
+            ]),
+            "{server}"
         );
     }
 }

@@ -37,6 +37,7 @@ pub fn simulated_parts(
         metrics,
         refusals: None,
         api: http::ApiSettings::default(),
+        gate: codeserver_service::gate::GateSettings::default(),
     }
 }
 

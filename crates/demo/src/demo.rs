@@ -10,11 +10,12 @@ use codeserver_service::{
     activity::IdleSettings,
     auth::AuthSettings,
     config::{CapacityArgs, IdleArgs, InstanceArgs},
+    gate::GateSettings,
     gitea::GiteaSettings,
     http::ApiSettings,
     rate_limit::Rate,
     reconcile::Timeouts,
-    serve::{self, ServeError, Service},
+    serve::{self, Addresses, ServeError, Service},
 };
 use codeserver_sim::{
     Sim, SimError, SimOptions,
@@ -125,8 +126,12 @@ pub async fn demo(args: &DemoArgs) -> Result<(), DemoError> {
             ..args.idle.settings()
         },
         capacity: args.capacity.settings(),
-        api_addr: format!("127.0.0.1:{}", args.port),
-        metrics_addr: format!("127.0.0.1:{}", args.metrics_port),
+        gate: GateSettings::default(),
+        addrs: Addresses {
+            api: format!("127.0.0.1:{}", args.port),
+            metrics: format!("127.0.0.1:{}", args.metrics_port),
+            ext_authz: "127.0.0.1:0".to_owned(),
+        },
         grace: Duration::from_secs(5),
     })
     .await?;

@@ -4,6 +4,10 @@
 //! [`TokenSpec`] has a knob for every way a token can be wrong (expired, not yet valid, other
 //! issuer, other audience, unknown `kid`), so tests can check each one is refused. Keys can be
 //! rotated: the new key is published and used for new tokens, old keys stay published.
+//!
+//! It is also an OpenID Connect provider for the authorization code flow with PKCE (discovery,
+//! a login page with one button per user, the token, userinfo and logout endpoints): see
+//! [`crate::oidc`] and [`Issuer::register_client`].
 
 use std::{
     net::{Ipv4Addr, SocketAddr},
@@ -21,10 +25,12 @@ use rsa::{
     pkcs8::{EncodePublicKey, LineEnding},
     traits::PublicKeyParts,
 };
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::json;
 use tokio::sync::oneshot;
-use warp::Filter;
+use warp::{Filter, Reply};
+
+pub use crate::oidc::{IdClaims, OidcClient};
 
 /// The realm path, as Keycloak serves it.
 pub const REALM_PATH: &str = "/realms/devplatform";
@@ -60,9 +66,9 @@ pub enum IssuerError {
     UnknownKey,
 }
 
-struct SigningKey {
-    kid: String,
-    encoding: EncodingKey,
+pub(crate) struct SigningKey {
+    pub(crate) kid: String,
+    pub(crate) encoding: EncodingKey,
     decoding: DecodingKey,
     jwk: serde_json::Value,
     public_pem: String,
@@ -75,15 +81,35 @@ struct Keys {
     published: Vec<Arc<SigningKey>>,
 }
 
-struct State {
+pub(crate) struct State {
     keys: RwLock<Keys>,
     jwks_requests: AtomicUsize,
+    /// The OpenID Connect side: clients, login users, pending codes, counters.
+    pub(crate) oidc: crate::oidc::OidcState,
+}
+
+impl State {
+    /// The key new tokens are signed with.
+    pub(crate) fn current_key(&self) -> Arc<SigningKey> {
+        match self.keys.read() {
+            Ok(keys) => keys.current.clone(),
+            Err(poisoned) => poisoned.into_inner().current.clone(),
+        }
+    }
+
+    /// Every key in the JWKS, oldest first.
+    pub(crate) fn published_keys(&self) -> Vec<Arc<SigningKey>> {
+        match self.keys.read() {
+            Ok(keys) => keys.published.clone(),
+            Err(poisoned) => poisoned.into_inner().published.clone(),
+        }
+    }
 }
 
 /// A running token issuer; the server stops when this is dropped.
 pub struct Issuer {
     addr: SocketAddr,
-    state: Arc<State>,
+    pub(crate) state: Arc<State>,
     _shutdown: oneshot::Sender<()>,
 }
 
@@ -204,6 +230,7 @@ impl Issuer {
                 published: vec![key],
             }),
             jwks_requests: AtomicUsize::new(0),
+            oidc: crate::oidc::OidcState::default(),
         });
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
@@ -225,7 +252,7 @@ impl Issuer {
 
     /// The issuer URL (`iss` of minted tokens).
     pub fn issuer_url(&self) -> String {
-        format!("http://{}{REALM_PATH}", self.addr)
+        issuer_url_of(self.addr)
     }
 
     /// The JWKS URL.
@@ -260,10 +287,7 @@ impl Issuer {
 
     /// Mints an RS256 token as `spec` says, signed with the current key.
     pub fn mint(&self, spec: &TokenSpec) -> Result<String, IssuerError> {
-        let key = self.current();
-        let mut header = Header::new(Algorithm::RS256);
-        header.kid = Some(spec.kid.clone().unwrap_or_else(|| key.kid.clone()));
-        jsonwebtoken::encode(&header, &self.claims(spec), &key.encoding).map_err(IssuerError::Sign)
+        mint_with(&self.state, &self.issuer_url(), spec)
     }
 
     /// Signs `spec`'s claims with HS256 using `secret` (a shared secret, or an attacker's
@@ -318,60 +342,97 @@ impl Issuer {
     /// Checks a token as a downstream service would (signature with a published key, `exp`,
     /// issuer), returning its claims.
     pub fn verify(&self, token: &str) -> Result<Claims, IssuerError> {
-        let header = jsonwebtoken::decode_header(token).map_err(IssuerError::Rejected)?;
-        let kid = header.kid.ok_or(IssuerError::UnknownKey)?;
-        let key = self
-            .published()
-            .into_iter()
-            .find(|k| k.kid == kid)
-            .ok_or(IssuerError::UnknownKey)?;
-        let mut validation = Validation::new(Algorithm::RS256);
-        validation.set_issuer(&[self.issuer_url()]);
-        validation.validate_aud = false;
-        jsonwebtoken::decode::<Claims>(token, &key.decoding, &validation)
-            .map(|data| data.claims)
-            .map_err(IssuerError::Rejected)
+        verify_with(&self.state, &self.issuer_url(), token)
     }
 
     fn claims(&self, spec: &TokenSpec) -> Claims {
-        let now = jsonwebtoken::get_current_timestamp() as i64;
-        Claims {
-            sub: spec.sub.clone(),
-            iss: spec.issuer.clone().unwrap_or_else(|| self.issuer_url()),
-            aud: spec
-                .audience
-                .clone()
-                .unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned()),
-            exp: now + spec.expires_in,
-            nbf: now + spec.not_before,
-            iat: now,
-            preferred_username: spec.user.clone(),
-            email: spec.email.clone(),
-            realm_access: RealmAccess {
-                roles: spec.roles.clone(),
-            },
-        }
+        claims_for(spec, &self.issuer_url())
     }
 
     fn current(&self) -> Arc<SigningKey> {
-        match self.state.keys.read() {
-            Ok(keys) => keys.current.clone(),
-            Err(poisoned) => poisoned.into_inner().current.clone(),
-        }
+        self.state.current_key()
     }
 
     fn published(&self) -> Vec<Arc<SigningKey>> {
-        match self.state.keys.read() {
-            Ok(keys) => keys.published.clone(),
-            Err(poisoned) => poisoned.into_inner().published.clone(),
-        }
+        self.state.published_keys()
     }
+}
+
+/// The issuer URL of an issuer listening on `addr`.
+pub(crate) fn issuer_url_of(addr: SocketAddr) -> String {
+    format!("http://{addr}{REALM_PATH}")
+}
+
+/// The claims of a token minted now as `spec` says, by the issuer at `issuer_url`.
+fn claims_for(spec: &TokenSpec, issuer_url: &str) -> Claims {
+    let now = jsonwebtoken::get_current_timestamp() as i64;
+    Claims {
+        sub: spec.sub.clone(),
+        iss: spec.issuer.clone().unwrap_or_else(|| issuer_url.to_owned()),
+        aud: spec
+            .audience
+            .clone()
+            .unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned()),
+        exp: now + spec.expires_in,
+        nbf: now + spec.not_before,
+        iat: now,
+        preferred_username: spec.user.clone(),
+        email: spec.email.clone(),
+        realm_access: RealmAccess {
+            roles: spec.roles.clone(),
+        },
+    }
+}
+
+/// [`Issuer::mint`] without the handle: an RS256 token as `spec` says, signed with the current
+/// key.
+pub(crate) fn mint_with(
+    state: &State,
+    issuer_url: &str,
+    spec: &TokenSpec,
+) -> Result<String, IssuerError> {
+    let key = state.current_key();
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(spec.kid.clone().unwrap_or_else(|| key.kid.clone()));
+    jsonwebtoken::encode(&header, &claims_for(spec, issuer_url), &key.encoding)
+        .map_err(IssuerError::Sign)
+}
+
+/// [`Issuer::verify`] without the handle.
+pub(crate) fn verify_with(
+    state: &State,
+    issuer_url: &str,
+    token: &str,
+) -> Result<Claims, IssuerError> {
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_issuer(&[issuer_url]);
+    validation.validate_aud = false;
+    decode_with(state, token, &validation)
+}
+
+/// Decodes `token` with the published key its header names, as `validation` says.
+pub(crate) fn decode_with<T: DeserializeOwned>(
+    state: &State,
+    token: &str,
+    validation: &Validation,
+) -> Result<T, IssuerError> {
+    let header = jsonwebtoken::decode_header(token).map_err(IssuerError::Rejected)?;
+    let kid = header.kid.ok_or(IssuerError::UnknownKey)?;
+    let key = state
+        .published_keys()
+        .into_iter()
+        .find(|k| k.kid == kid)
+        .ok_or(IssuerError::UnknownKey)?;
+    jsonwebtoken::decode::<T>(token, &key.decoding, validation)
+        .map(|data| data.claims)
+        .map_err(IssuerError::Rejected)
 }
 
 fn routes(
     state: Arc<State>,
     addr: SocketAddr,
-) -> impl Filter<Extract = (warp::reply::Json,), Error = warp::Rejection> + Clone {
+) -> impl Filter<Extract = (warp::reply::Response,), Error = warp::Rejection> + Clone {
+    let oidc = crate::oidc::routes(state.clone(), addr);
     let certs = warp::get()
         .and(warp::path!(
             "realms" / "devplatform" / "protocol" / "openid-connect" / "certs"
@@ -385,20 +446,9 @@ fn routes(
                     keys.published.iter().map(|k| k.jwk.clone()).collect()
                 }
             };
-            warp::reply::json(&json!({ "keys": keys }))
+            warp::reply::json(&json!({ "keys": keys })).into_response()
         });
-    let discovery = warp::get()
-        .and(warp::path!(
-            "realms" / "devplatform" / ".well-known" / "openid-configuration"
-        ))
-        .map(move || {
-            warp::reply::json(&json!({
-                "issuer": format!("http://{addr}{REALM_PATH}"),
-                "jwks_uri": format!("http://{addr}{CERTS_PATH}"),
-                "id_token_signing_alg_values_supported": ["RS256"],
-            }))
-        });
-    certs.or(discovery).unify()
+    certs.or(oidc).unify()
 }
 
 async fn generate_key(serial: usize) -> Result<SigningKey, IssuerError> {

@@ -42,12 +42,14 @@
 
 mod admission;
 mod apply;
+pub mod codeserver;
 mod command;
 mod crd;
 mod defaults;
 mod discovery;
 mod faults;
 mod fields;
+pub mod gateway;
 pub mod gitea;
 mod handle;
 pub mod heartbeat;
@@ -56,6 +58,7 @@ mod http;
 pub mod issuer;
 mod lifecycle;
 mod meta;
+pub mod oidc;
 mod ops;
 mod options;
 mod prune;

@@ -18,9 +18,11 @@ use serde_json::{Value, json};
 mod api;
 mod apply;
 mod fidelity;
+mod gateway;
 mod jobs;
 mod kubectl;
 mod lifecycle;
+mod oidc;
 
 const NS: &str = "codeserver-instances";
 
