@@ -14,7 +14,7 @@ use super::{
     TICKET_TTL, Ticket, WorkspaceHost,
     check::principal,
     now, origin,
-    pages::{page, paragraph, redirect},
+    pages::{page, page_with_forms, paragraph, redirect},
     same,
     session::{LoginState, clear_cookie, cookie_value, set_cookie},
     workspace_host,
@@ -259,11 +259,21 @@ impl Gate {
                 &paragraph("You are logged out of the workspaces."),
             );
         }
-        page(
+        // NB: the logout goes on to the user's workspace host, then back here.
+        let port = self
+            .settings
+            .public_url
+            .as_ref()
+            .and_then(Url::port)
+            .map(|p| format!(":{p}"))
+            .unwrap_or_default();
+        let workspaces = format!("https://*.{}{port}", self.settings.base_domain);
+        page_with_forms(
             StatusCode::OK,
             "Log out",
             "<form method=\"post\" action=\"/auth/logout\"><p>Log out of the workspaces?</p>\
              <button id=\"logout\" type=\"submit\">Log out</button></form>",
+            Some(&workspaces),
         )
     }
 

@@ -4,10 +4,21 @@ use http::{HeaderValue, StatusCode, header};
 use warp::{Reply, reply::Response};
 
 /// What every gatekeeper page is served with: never cached, framed by nobody, no script.
-const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'";
 
 /// An HTML page with `status`, a `title` and a `body` that is already HTML.
 pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
+    page_with_forms(status, title, body, None)
+}
+
+/// [`page`] whose forms may post to itself, and be redirected to `then` (NB: browsers
+/// apply `form-action` to the redirects after a form's submission too).
+pub fn page_with_forms(
+    status: StatusCode,
+    title: &str,
+    body: &str,
+    then: Option<&str>,
+) -> Response {
     let html = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\
          <meta name=\"viewport\" content=\"width=device-width\">\
@@ -19,10 +30,14 @@ pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let mut response = warp::reply::with_status(warp::reply::html(html), status).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(PAGE_CSP),
-    );
+    let csp = match then {
+        None => HeaderValue::from_static(PAGE_CSP),
+        Some(then) => HeaderValue::from_str(
+            &PAGE_CSP.replace("form-action 'none'", &format!("form-action 'self' {then}")),
+        )
+        .unwrap_or_else(|_| HeaderValue::from_static(PAGE_CSP)),
+    };
+    headers.insert(header::CONTENT_SECURITY_POLICY, csp);
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -35,8 +35,7 @@ pub use self::{
     schema::{in_gateway_namespace, is_retired_policy, required_labels, unknown_fields},
     set::{SYNC_JOB_TEMPLATE, Source, Templates, VALUES_FILE},
     validate::{
-        AccessReport, PLACEHOLDER_ISSUER, RETIRED_POLICY_WARNING, SAMPLE_USERS, access_report,
-        validate, warnings,
+        AccessReport, RETIRED_POLICY_WARNING, SAMPLE_USERS, access_report, validate, warnings,
     },
 };
 /// Compatibility path: the active set lives beside reload now.

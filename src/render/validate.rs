@@ -25,10 +25,6 @@ pub const SAMPLE_USERS: &[&str] = &[
     "averyveryveryveryveryveryveryveryveryveryveryveryveryveryveryveryveryveryveryveryverylongusername-with-more-than-two-hundred-characters-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 ];
 
-/// The issuer templates are validated with when JWT_ISSUER is not configured, so that a
-/// set is checked the same way with or without one (older sets name `access.principal`).
-pub const PLACEHOLDER_ISSUER: &str = "https://issuer.invalid/realms/validate";
-
 /// The warning for a template that still renders the retired per-instance access policy.
 pub const RETIRED_POLICY_WARNING: &str = "the per-instance AuthorizationPolicy is no longer needed: the service is the workspace gatekeeper (see docs/admin-guide.md, How workspaces are protected); it is left out of what is applied, so remove it from the template";
 
@@ -50,20 +46,10 @@ pub fn access_report(_templates: &Templates, _settings: &InstanceSettings) -> Ac
     AccessReport
 }
 
-/// `settings`, with the placeholder issuer when none is configured.
-fn with_issuer(settings: &InstanceSettings) -> InstanceSettings {
-    let mut settings = settings.clone();
-    if settings.jwt_issuer.as_deref().is_none_or(str::is_empty) {
-        settings.jwt_issuer = Some(PLACEHOLDER_ISSUER.to_owned());
-    }
-    settings
-}
-
 /// Renders `templates` for every sample user (instance objects and the sync Job) and
 /// returns every problem; empty means the set is good to roll out. What is worth knowing
 /// but refuses nothing is in [`warnings`].
 pub fn validate(templates: &Templates, settings: &InstanceSettings) -> Vec<Problem> {
-    let settings = &with_issuer(settings);
     let mut problems: Vec<Problem> = Vec::new();
     for (i, user) in SAMPLE_USERS.iter().enumerate() {
         let owner = Owner {
@@ -92,7 +78,6 @@ pub fn validate(templates: &Templates, settings: &InstanceSettings) -> Vec<Probl
 /// which the render leaves out. validate-templates prints these, and the service logs
 /// them once for each template revision it loads.
 pub fn warnings(templates: &Templates, settings: &InstanceSettings) -> Vec<Problem> {
-    let settings = with_issuer(settings);
     let owner = Owner {
         user_id: SAMPLE_USERS[0].to_owned(),
         email: None,
@@ -103,7 +88,7 @@ pub fn warnings(templates: &Templates, settings: &InstanceSettings) -> Vec<Probl
     let Ok(repos) = sample_repos() else {
         return Vec::new();
     };
-    let Ok(values) = build_values(templates, &settings, &owner, &repos, &[]) else {
+    let Ok(values) = build_values(templates, settings, &owner, &repos, &[]) else {
         return Vec::new();
     };
     templates

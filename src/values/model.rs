@@ -53,8 +53,9 @@ pub struct AccessValues {
     pub issuer: String,
     /// The owner's token `sub` as given (any characters), or empty when unknown.
     pub sub: String,
-    /// The owner's Istio request principal `<issuer>/<sub>`; empty when the issuer or
-    /// the `sub` is unknown or cannot be named exactly.
+    /// `<issuer>/<sub>` as Istio named the owner; empty when the `sub` is unknown.
+    /// NB: never checked or applied (without JWT_ISSUER it is `/<sub>`): it only keeps
+    /// an older template's `required(access.principal, ...)` rendering.
     pub principal: String,
     /// The host forms a request for the instance may carry: the host, and the host
     /// with any port (`<host>:*`, Istio's prefix match).
@@ -67,12 +68,12 @@ impl AccessValues {
     pub(super) fn build(settings: &InstanceSettings, sub: Option<&str>, host: &str) -> Self {
         let issuer = settings.jwt_issuer.clone().unwrap_or_default();
         let sub = sub.unwrap_or_default().to_owned();
-        // NB: a `sub` Istio could not name exactly no longer stops a render: the policy
-        // that needed it is never applied.
-        let principal = if issuer.is_empty() || sub.is_empty() {
+        // NB: no `sub` stops a render any more (a wildcard or a control character made
+        // the old policy unsafe): the policy that names it is never applied.
+        let principal = if sub.is_empty() {
             String::new()
         } else {
-            naming::request_principal(&issuer, &sub).unwrap_or_default()
+            format!("{issuer}/{sub}")
         };
         Self {
             issuer,

@@ -237,7 +237,10 @@ fn the_policy_acts_on_the_workspace_gateway_through_the_service_provider() {
         assert_eq!(
             server["hosts"],
             json!([
-                format!("{}/*.{}", config["CODESERVER_NAMESPACE"], config["BASE_DOMAIN"]),
+                format!(
+                    "{}/*.{}",
+                    config["CODESERVER_NAMESPACE"], config["BASE_DOMAIN"]
+                ),
                 format!("{}/{api}", support::fixtures::SERVICE_NAMESPACE),
             ]),
             "{server}"

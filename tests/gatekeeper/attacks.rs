@@ -31,10 +31,17 @@ async fn forged_expired_and_other_host_cookies_open_nothing() {
     let valid = front.workspace_cookie("alice", &alice_host, epoch(600));
     let mut jar = Jar::default();
     jar.set(&alice_host, "__Host-cs-workspace", &valid);
-    assert!(opens(&front, &mut jar, &alice_url).await, "the genuine cookie opens");
+    assert!(
+        opens(&front, &mut jar, &alice_url).await,
+        "the genuine cookie opens"
+    );
 
     let cases = [
-        ("forged signature", alice_host.clone(), format!("{}x", &valid[..valid.len() - 1])),
+        (
+            "forged signature",
+            alice_host.clone(),
+            format!("{}x", &valid[..valid.len() - 1]),
+        ),
         (
             "signed with an unknown key",
             alice_host.clone(),
@@ -50,21 +57,43 @@ async fn forged_expired_and_other_host_cookies_open_nothing() {
             ))
             .unwrap(),
         ),
-        ("expired", alice_host.clone(), front.workspace_cookie("alice", &alice_host, epoch(-5))),
+        (
+            "expired",
+            alice_host.clone(),
+            front.workspace_cookie("alice", &alice_host, epoch(-5)),
+        ),
         // NB: alice's genuine cookie of her host, copied to bob's host.
         ("another host's", bob_host.clone(), valid.clone()),
         // NB: a genuine cookie of bob's host naming alice (cannot be made without the key,
         // but the check must still refuse alice on bob's workspace).
-        ("alice's on bob's host", bob_host.clone(), front.workspace_cookie("alice", &bob_host, epoch(600))),
-        ("a login cookie as a workspace cookie", alice_host.clone(), front.login_cookie("alice", epoch(600))),
+        (
+            "alice's on bob's host",
+            bob_host.clone(),
+            front.workspace_cookie("alice", &bob_host, epoch(600)),
+        ),
+        (
+            "a login cookie as a workspace cookie",
+            alice_host.clone(),
+            front.login_cookie("alice", epoch(600)),
+        ),
     ];
     for (what, host, value) in cases {
         let mut jar = Jar::default();
         jar.set(&host, "__Host-cs-workspace", &value);
-        let url = if host == alice_host { &alice_url } else { &bob_url };
+        let url = if host == alice_host {
+            &alice_url
+        } else {
+            &bob_url
+        };
         assert!(!opens(&front, &mut jar, url).await, "{what}");
     }
-    assert!(front.code_server.requests().iter().all(|r| r.host.starts_with("code-alice")));
+    assert!(
+        front
+            .code_server
+            .requests()
+            .iter()
+            .all(|r| r.host.starts_with("code-alice"))
+    );
 }
 
 /// Runs the login as `user` up to the ticket: the ticket URL and the jar at that point.
@@ -98,11 +127,21 @@ async fn a_ticket_works_once_in_the_browser_that_asked_and_on_its_host_only() {
     let mut other = Jar::default();
     let answer = navigate(&front, &mut other, &ticket).await;
     assert_eq!(answer.status(), 403);
-    assert!(answer.text().await.unwrap().contains("Login link not valid"));
+    assert!(
+        answer
+            .text()
+            .await
+            .unwrap()
+            .contains("Login link not valid")
+    );
 
     // Another browser that guessed a hand-off secret cannot either.
     let mut guess = Jar::default();
-    guess.set(&host, "__Host-cs-handoff", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    guess.set(
+        &host,
+        "__Host-cs-handoff",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    );
     assert_eq!(navigate(&front, &mut guess, &ticket).await.status(), 403);
 
     // The same ticket on bob's host: refused.
@@ -111,7 +150,10 @@ async fn a_ticket_works_once_in_the_browser_that_asked_and_on_its_host_only() {
     let bob_host = host_of(&bob_ticket);
     let secret = jar.get(&host, "__Host-cs-handoff").unwrap().clone();
     carried.set(&bob_host, "__Host-cs-handoff", &secret);
-    assert_eq!(navigate(&front, &mut carried, &bob_ticket).await.status(), 403);
+    assert_eq!(
+        navigate(&front, &mut carried, &bob_ticket).await.status(),
+        403
+    );
 
     // The browser that asked: once.
     let mut mine = jar.clone();
@@ -120,7 +162,11 @@ async fn a_ticket_works_once_in_the_browser_that_asked_and_on_its_host_only() {
     assert_eq!(location(&answer), url);
     assert!(mine.get(&host, "__Host-cs-workspace").is_some());
     let mut replay = mine.clone();
-    replay.0.get_mut(&host).unwrap().remove("__Host-cs-workspace");
+    replay
+        .0
+        .get_mut(&host)
+        .unwrap()
+        .remove("__Host-cs-workspace");
     assert_eq!(
         navigate(&front, &mut replay, &ticket).await.status(),
         403,
@@ -141,7 +187,10 @@ async fn the_login_redirects_only_to_workspace_hosts_over_https() {
         format!("https://{API_HOST}:{port}/"),
         "https://devplatform.local/".to_owned(),
         "javascript:alert(1)".to_owned(),
-        format!("https://code-alice.devplatform.local:{port}/{}", "a".repeat(3000)),
+        format!(
+            "https://code-alice.devplatform.local:{port}/{}",
+            "a".repeat(3000)
+        ),
     ] {
         let mut login = url::Url::parse(&format!("{}/auth/login", front.public)).unwrap();
         login
@@ -173,7 +222,13 @@ async fn a_sub_with_a_slash_owns_no_workspace() {
 
     front.issuer.set_login_users(vec![spec]);
     let mut jar = Jar::default();
-    let (visited, page) = follow(&front, &mut jar, &front.workspace_url("alice", "/"), "alice").await;
+    let (visited, page) = follow(
+        &front,
+        &mut jar,
+        &front.workspace_url("alice", "/"),
+        "alice",
+    )
+    .await;
     assert_eq!(page.status(), 403, "{visited:#?}");
     assert!(page.text().await.unwrap().contains("Login refused"));
     assert!(jar.get(API_HOST, "__Host-cs-session").is_none());
@@ -187,7 +242,10 @@ async fn cross_site_requests_to_the_login_routes_change_nothing() {
     // A callback with a code and state the browser never asked for (login CSRF).
     let (ticket_url, _) = ticket_for(&front, "alice", &url).await;
     let _ = ticket_url;
-    let forged = format!("{}/auth/callback?code=attackers-code&state=attackers-state", front.public);
+    let forged = format!(
+        "{}/auth/callback?code=attackers-code&state=attackers-state",
+        front.public
+    );
     let mut victim = Jar::default();
     let answer = navigate(&front, &mut victim, &forged).await;
     assert_eq!(answer.status(), 400);
@@ -214,7 +272,10 @@ async fn cross_site_requests_to_the_login_routes_change_nothing() {
     }
     let answer = navigate(&front, &mut jar, &logout).await;
     assert_eq!(answer.status(), 200);
-    assert!(jar.get(API_HOST, "__Host-cs-session").is_some(), "a GET shows a button only");
+    assert!(
+        jar.get(API_HOST, "__Host-cs-session").is_some(),
+        "a GET shows a button only"
+    );
 }
 
 #[tokio::test]

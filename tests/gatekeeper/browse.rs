@@ -19,7 +19,9 @@ impl Jar {
         for value in response.headers().get_all(header::SET_COOKIE) {
             let text = value.to_str().unwrap();
             let cookie = cookie::Cookie::parse(text.to_owned()).unwrap();
-            let removes = cookie.max_age().is_some_and(|age| age.is_zero() || age.is_negative());
+            let removes = cookie
+                .max_age()
+                .is_some_and(|age| age.is_zero() || age.is_negative());
             let cookies = self.0.entry(host.clone()).or_default();
             if removes {
                 cookies.remove(cookie.name());
@@ -57,7 +59,11 @@ impl Jar {
 
 /// The host of `url`, lowercase, without the port.
 pub fn host_of(url: &str) -> String {
-    url::Url::parse(url).unwrap().host_str().unwrap().to_ascii_lowercase()
+    url::Url::parse(url)
+        .unwrap()
+        .host_str()
+        .unwrap()
+        .to_ascii_lowercase()
 }
 
 /// `Location` of a redirect.
@@ -89,7 +95,12 @@ pub async fn navigate(front: &Front, jar: &mut Jar, url: &str) -> Response {
 /// Follows redirects from `url` with [`navigate`] until an answer that is not one; the
 /// URLs visited, and that answer. Posts the simulated issuer's login form as `user` when
 /// the flow reaches it.
-pub async fn follow(front: &Front, jar: &mut Jar, url: &str, user: &str) -> (Vec<String>, Response) {
+pub async fn follow(
+    front: &Front,
+    jar: &mut Jar,
+    url: &str,
+    user: &str,
+) -> (Vec<String>, Response) {
     let mut visited = vec![url.to_owned()];
     let mut next = url.to_owned();
     for _ in 0..12 {

@@ -23,7 +23,10 @@ async fn a_browser_without_a_session_is_sent_to_the_login_and_a_client_gets_401(
     assert_eq!(query["rd"], url);
     assert_eq!(query["h"].len(), 43);
     let host = host_of(&url);
-    assert!(jar.get(&host, "__Host-cs-handoff").is_some(), "the hand-off secret is kept by the workspace host");
+    assert!(
+        jar.get(&host, "__Host-cs-handoff").is_some(),
+        "the hand-off secret is kept by the workspace host"
+    );
 
     // NB: not a browser navigation: 401 with a JSON body and a challenge.
     let answer = front.client.get(&url).send().await.unwrap();
@@ -41,8 +44,15 @@ async fn a_browser_without_a_session_is_sent_to_the_login_and_a_client_gets_401(
         .send()
         .await
         .unwrap();
-    assert_eq!(answer.status(), 401, "a POST is never redirected to a login");
-    assert!(front.code_server.requests().is_empty(), "nothing reached code-server");
+    assert_eq!(
+        answer.status(),
+        401,
+        "a POST is never redirected to a login"
+    );
+    assert!(
+        front.code_server.requests().is_empty(),
+        "nothing reached code-server"
+    );
 }
 
 #[tokio::test]
@@ -53,14 +63,29 @@ async fn the_owner_logs_in_once_and_code_server_never_sees_the_session_or_a_toke
     let mut jar = Jar::default();
     let (visited, page) = follow(&front, &mut jar, &url, "alice").await;
     assert_eq!(page.status(), 200, "{visited:#?}");
-    assert_eq!(visited.last().unwrap(), &url, "back where the login started: {visited:#?}");
-    assert!(visited.iter().any(|u| u.contains("/auth/callback")), "{visited:#?}");
-    assert!(visited.iter().any(|u| u.contains("/__codeserver_auth/ticket?t=")), "{visited:#?}");
+    assert_eq!(
+        visited.last().unwrap(),
+        &url,
+        "back where the login started: {visited:#?}"
+    );
+    assert!(
+        visited.iter().any(|u| u.contains("/auth/callback")),
+        "{visited:#?}"
+    );
+    assert!(
+        visited
+            .iter()
+            .any(|u| u.contains("/__codeserver_auth/ticket?t=")),
+        "{visited:#?}"
+    );
     assert!(page.text().await.unwrap().contains("Workspace code-alice"));
     assert_eq!(front.issuer.logins(), 1);
     let host = host_of(&url);
     assert!(jar.get(&host, "__Host-cs-workspace").is_some());
-    assert!(jar.get(&host, "__Host-cs-handoff").is_none(), "the hand-off secret is spent");
+    assert!(
+        jar.get(&host, "__Host-cs-handoff").is_none(),
+        "the hand-off secret is spent"
+    );
     assert!(jar.get(API_HOST, "__Host-cs-session").is_some());
 
     // NB: what reached code-server: no session cookie, no token; its own cookies pass.
@@ -73,7 +98,10 @@ async fn the_owner_logs_in_once_and_code_server_never_sees_the_session_or_a_toke
     for request in &seen {
         assert!(request.header("authorization").is_none(), "{request:?}");
         assert!(
-            request.header_values("cookie").iter().all(|c| !c.contains("__Host-cs")),
+            request
+                .header_values("cookie")
+                .iter()
+                .all(|c| !c.contains("__Host-cs")),
             "{request:?}"
         );
     }
@@ -82,7 +110,10 @@ async fn the_owner_logs_in_once_and_code_server_never_sees_the_session_or_a_toke
         .client
         .get(format!("http://{}/ext-authz/", front.check_addr))
         .header(header::HOST, &host)
-        .header(header::AUTHORIZATION, format!("Bearer {}", front.token("alice")))
+        .header(
+            header::AUTHORIZATION,
+            format!("Bearer {}", front.token("alice")),
+        )
         .send()
         .await
         .unwrap();
@@ -130,7 +161,11 @@ async fn anyone_else_gets_the_same_403_page_for_another_users_and_a_missing_work
         bodies.push(answer.text().await.unwrap());
     }
     assert_eq!(bodies[0], bodies[1]);
-    assert!(bodies[0].contains("not yours or not found"), "{}", bodies[0]);
+    assert!(
+        bodies[0].contains("not yours or not found"),
+        "{}",
+        bodies[0]
+    );
     assert!(front.code_server.requests().is_empty());
 }
 
@@ -161,14 +196,30 @@ async fn a_workspace_being_deleted_or_deleted_is_closed() {
     front.provision("alice").await;
     let alice = front.token("alice");
     let url = front.workspace_url("alice", "/");
-    let open = front.client.get(&url).bearer_auth(&alice).send().await.unwrap();
+    let open = front
+        .client
+        .get(&url)
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(open.status(), 200);
     let owner = codeserver_service::values::Owner {
         sub: Some("sub-alice".into()),
         ..codeserver_service::values::Owner::new("alice")
     };
-    front.reconciler.delete(&owner, "code-server-alice").await.unwrap();
-    let closed = front.client.get(&url).bearer_auth(&alice).send().await.unwrap();
+    front
+        .reconciler
+        .delete(&owner, "code-server-alice")
+        .await
+        .unwrap();
+    let closed = front
+        .client
+        .get(&url)
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(closed.status(), 403);
 }
 
@@ -179,7 +230,11 @@ async fn an_expired_workspace_cookie_is_renewed_without_a_new_login() {
     let url = front.workspace_url("alice", "/");
     let host = host_of(&url);
     let mut jar = Jar::default();
-    jar.set(API_HOST, "__Host-cs-session", &front.login_cookie("alice", epoch(3600)));
+    jar.set(
+        API_HOST,
+        "__Host-cs-session",
+        &front.login_cookie("alice", epoch(3600)),
+    );
     jar.set(
         &host,
         "__Host-cs-workspace",
@@ -187,8 +242,16 @@ async fn an_expired_workspace_cookie_is_renewed_without_a_new_login() {
     );
     let (visited, page) = follow(&front, &mut jar, &url, "alice").await;
     assert_eq!(page.status(), 200, "{visited:#?}");
-    assert_eq!(front.issuer.authorization_requests(), 0, "no new login at the issuer: {visited:#?}");
-    assert_eq!(visited.len(), 4, "workspace, login, ticket, workspace: {visited:#?}");
+    assert_eq!(
+        front.issuer.authorization_requests(),
+        0,
+        "no new login at the issuer: {visited:#?}"
+    );
+    assert_eq!(
+        visited.len(),
+        4,
+        "workspace, login, ticket, workspace: {visited:#?}"
+    );
 }
 
 #[tokio::test]
@@ -217,9 +280,16 @@ async fn logout_ends_the_login_and_the_workspace_session() {
     let (visited, done) = follow(&front, &mut jar, &location(&answer), "alice").await;
     assert_eq!(done.status(), 200, "{visited:#?}");
     assert!(done.text().await.unwrap().contains("logged out"));
-    assert!(jar.get(&host_of(&url), "__Host-cs-workspace").is_none(), "{visited:#?}");
+    assert!(
+        jar.get(&host_of(&url), "__Host-cs-workspace").is_none(),
+        "{visited:#?}"
+    );
     let again = navigate(&front, &mut jar, &url).await;
-    assert_eq!(again.status(), 302, "logged out: the workspace asks for a login again");
+    assert_eq!(
+        again.status(),
+        302,
+        "logged out: the workspace asks for a login again"
+    );
 }
 
 #[tokio::test]
@@ -235,7 +305,13 @@ async fn the_api_serves_while_the_issuer_is_down_and_logins_say_why_they_cannot_
     let to_login = navigate(&front, &mut jar, &url).await;
     let login = navigate(&front, &mut jar, &location(&to_login)).await;
     assert_eq!(login.status(), 503);
-    assert!(login.text().await.unwrap().contains("identity provider cannot be reached"));
+    assert!(
+        login
+            .text()
+            .await
+            .unwrap()
+            .contains("identity provider cannot be reached")
+    );
     assert_eq!(
         front
             .client

@@ -169,7 +169,10 @@ impl Front {
         };
         let routes = serve::assemble(parts).unwrap();
         let mut stops = Vec::new();
-        for (listener, filter) in [(api_listener, routes.api), (check_listener, routes.ext_authz)] {
+        for (listener, filter) in [
+            (api_listener, routes.api),
+            (check_listener, routes.ext_authz),
+        ] {
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             tokio::spawn(http::serve_with(
                 listener,
@@ -228,7 +231,11 @@ impl Front {
     /// expires at `exp`.
     pub fn workspace_cookie(&self, user: &str, host: &str, exp: u64) -> String {
         self.seal()
-            .seal(&WorkspaceSession::new(principal(user), host.to_owned(), exp))
+            .seal(&WorkspaceSession::new(
+                principal(user),
+                host.to_owned(),
+                exp,
+            ))
             .unwrap()
     }
 
@@ -270,8 +277,7 @@ impl reqwest::dns::Resolve for Loopback {
 }
 
 fn client(gateway: &Gateway) -> reqwest::Client {
-    let certificate =
-        reqwest::Certificate::from_pem(gateway.certificate_pem().as_bytes()).unwrap();
+    let certificate = reqwest::Certificate::from_pem(gateway.certificate_pem().as_bytes()).unwrap();
     reqwest::Client::builder()
         .add_root_certificate(certificate)
         .dns_resolver(Arc::new(Loopback))

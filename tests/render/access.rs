@@ -1,76 +1,73 @@
-//! The access policy: refused when missing, held to the gateway's namespace.
+//! Access is the gatekeeper's, not the templates': the built-in set renders no access
+//! policy, one a set still renders is left out with a warning, and nothing is rendered
+//! into the gateway's namespace.
 
 use super::*;
 
 #[test]
-fn a_set_that_publishes_workspaces_without_an_access_policy_is_refused_unless_allowed() {
-    let out = refused(|d| remove(d, "authorizationpolicy.yaml.j2"));
+fn the_built_in_set_renders_no_access_policy_and_warns_of_nothing() {
     assert!(
-        out.contains("no per-instance access policy is rendered")
-            && out.contains("security.allowUnauthenticatedWorkspaces"),
-        "{out}"
+        !repo_root()
+            .join("templates/authorizationpolicy.yaml.j2")
+            .exists()
     );
-
-    // A policy that names neither the host nor the owner does not count.
-    let out = refused(|d| {
-        replace_in(
-            d,
-            "authorizationpolicy.yaml.j2",
-            "hosts: {{ access.hosts }}",
-            "hosts: [\"elsewhere.example\"]",
-        );
-    });
-    assert!(out.contains("no per-instance access policy"), "{out}");
-
-    // With the explicit value the set is accepted.
-    accepted(|d| {
-        remove(d, "authorizationpolicy.yaml.j2");
-        replace_in(
-            d,
-            "values.yaml",
-            "allowUnauthenticatedWorkspaces: false",
-            "allowUnauthenticatedWorkspaces: true",
-        );
-    });
-
-    // Without a VirtualService nothing is published, and no policy is needed.
-    accepted(|d| {
-        remove(d, "authorizationpolicy.yaml.j2");
-        remove(d, "virtualservice.yaml.j2");
-    });
+    let objects = objects_of(render_repo("backend-api", &["--output", "json"]));
+    let kinds: Vec<&str> = objects.iter().filter_map(|o| o["kind"].as_str()).collect();
+    assert!(!kinds.contains(&"AuthorizationPolicy"), "{kinds:?}");
+    for kind in ["PersistentVolumeClaim", "Pod", "Service", "VirtualService"] {
+        assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
+    }
+    let (ok, out, err) = validate(&templates_with(|_| {}));
+    assert!(ok, "{err}");
+    assert!(!out.contains("warning"), "{out}");
+    // Its values hold no key of the old policy.
+    let values = fs::read_to_string(repo_root().join("templates/values.yaml")).unwrap();
+    for key in ["accessPolicy:", "allowUnauthenticatedWorkspaces"] {
+        assert!(!values.contains(key), "{key} is still in values.yaml");
+    }
 }
 
 #[test]
-fn an_access_policy_may_live_only_in_the_gateway_namespace() {
-    for (from, to, needle) in [
-        (
-            "namespace: {{ access.gateway_namespace }}",
-            "namespace: kube-system",
-            "AuthorizationPolicy objects must be in \"istio-system\"",
+fn a_policy_a_template_still_renders_is_left_out_with_a_warning() {
+    // An AuthorizationPolicy added to an object template: the rest renders, the policy
+    // does not, and validate-templates warns (naming the file) without refusing the set.
+    let policy = "\n---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: {{ instance.id }}\n  namespace: istio-system\nspec:\n  action: ALLOW\n";
+    let dir = templates_with(|d| {
+        let path = d.join("service.yaml.j2");
+        let mut text = fs::read_to_string(&path).unwrap();
+        text.push_str(policy);
+        fs::write(path, text).unwrap();
+    });
+    let (ok, out, err) = validate(&dir);
+    assert!(ok, "{err}\n{out}");
+    assert!(
+        out.contains(
+            "warning: service.yaml.j2: the per-instance AuthorizationPolicy is no longer needed"
         ),
-        (
-            "namespace: {{ access.gateway_namespace }}",
+        "{out}"
+    );
+    let (ok, out, err) = render_with(dir.path(), "alice");
+    assert!(ok, "{err}");
+    assert!(!out.contains("AuthorizationPolicy"), "{out}");
+    assert!(out.contains("kind: Service"), "{out}");
+}
+
+#[test]
+fn nothing_may_be_rendered_into_the_gateways_namespace() {
+    // Every object lives in the instances namespace: the service has no rights anywhere
+    // else, and the gateway's namespace is Istio's root namespace.
+    let out = refused(|d| {
+        replace_in(
+            d,
+            "_helpers.j2",
             "namespace: {{ namespace }}",
-            "AuthorizationPolicy objects must be in \"istio-system\"",
-        ),
-    ] {
-        let out = refused(|d| replace_in(d, "authorizationpolicy.yaml.j2", from, to));
-        assert!(out.contains(needle), "{out}");
-    }
-    // On the shared gateway: a selector, and DENY (an ALLOW would deny every other host).
-    for (from, to, needle) in [
-        ("action: DENY", "action: ALLOW", "must be DENY (or CUSTOM)"),
-        ("  action: DENY\n", "", "unset (ALLOW)"),
-        (
-            "  selector:\n    matchLabels: {{ required(",
-            "  x:\n    y: {{ required(",
-            "spec.selector.matchLabels must select the ingress gateway's pods",
-        ),
-    ] {
-        let out = refused(|d| replace_in(d, "authorizationpolicy.yaml.j2", from, to));
-        assert!(out.contains(needle), "{needle}: {out}");
-    }
-    // No other kind may use the gateway's namespace.
+            "namespace: istio-system",
+        )
+    });
+    assert!(
+        out.contains("Pod objects must be in \"codeserver-instances\""),
+        "{out}"
+    );
     let out = refused(|d| {
         replace_in(
             d,
@@ -80,7 +77,7 @@ fn an_access_policy_may_live_only_in_the_gateway_namespace() {
         )
     });
     assert!(
-        out.contains("Pod objects must be in \"codeserver-instances\""),
+        out.contains("VirtualService objects must be in \"codeserver-instances\""),
         "{out}"
     );
 }

@@ -6,7 +6,7 @@
 //! - Istio's translation: `pilot/pkg/security/authz/builder/extauthz.go`
 //!   (`buildExtAuthzHTTP`, `generateHTTPConfig`, `generateHeaders`, `timeoutOrDefault`).
 //! - The filter's API: `api/envoy/extensions/filters/http/ext_authz/v3/ext_authz.proto`
-//!   (https://www.envoyproxy.io/docs/envoy/latest/api-v3/extensions/filters/http/ext_authz/v3/ext_authz.proto).
+//!   (<https://www.envoyproxy.io/docs/envoy/latest/api-v3/extensions/filters/http/ext_authz/v3/ext_authz.proto>).
 //! - The check request: `source/extensions/filters/common/ext_authz/check_request_utils.cc`
 //!   (`toRequestMatchers`, `setHttpRequest`) and `ext_authz_http_impl.cc`
 //!   (`RawHttpClientImpl::check`, `toResponse`, `toClientMatchers`).
