@@ -6,7 +6,6 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::InstanceSettings;
-use crate::naming;
 
 /// The user, as templates see it.
 #[derive(Debug, Clone, Serialize)]

@@ -37,8 +37,8 @@ fn hostile_subs_render_the_same_objects_as_any_other() {
 
 #[test]
 fn the_printed_manifests_restrict_egress_and_name_no_access_policy() {
-    let text = render_alice(&["--jwt-issuer", ISSUER]).expect("renders");
-    let docs: Vec<Value> = text
+    let printed = render_alice(&["--jwt-issuer", ISSUER]).expect("renders");
+    let docs: Vec<Value> = printed
         .split("\n---\n")
         .map(|d| serde_yaml_ng::from_str(d.trim_start_matches("---\n")).expect("YAML"))
         .collect();
@@ -91,7 +91,10 @@ fn the_printed_manifests_restrict_egress_and_name_no_access_policy() {
     }
 
     // Without JWT_ISSUER the same manifests: nothing rendered names the issuer.
-    assert_eq!(render_alice(&[]).expect("renders without an issuer"), text);
+    assert_eq!(
+        render_alice(&[]).expect("renders without an issuer"),
+        printed
+    );
 }
 
 #[test]
