@@ -131,6 +131,7 @@ impl Front {
                 not_hosts: Vec::new(),
                 provider: provider(check_listener.local_addr().unwrap()),
             }),
+            listen_port: None,
         })
         .await
         .unwrap();

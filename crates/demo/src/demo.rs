@@ -3,14 +3,21 @@
 //! with a freshly generated key, and the real server; then prints tokens for two users and
 //! an admin, a `curl` to paste and how to watch an instance come up.
 
-use std::{fmt::Write as _, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    fmt::Write as _,
+    net::{Ipv4Addr, SocketAddr},
+    path::PathBuf,
+    sync::Arc,
+    time::Duration,
+};
 
 use clap::Args;
 use codeserver_service::{
     activity::IdleSettings,
     auth::AuthSettings,
+    config::Secret,
     config::{CapacityArgs, IdleArgs, InstanceArgs},
-    gate::GateSettings,
+    gate::{DEFAULT_CLIENT_ID, EXT_AUTHZ_PREFIX, GateSettings},
     gitea::GiteaSettings,
     http::ApiSettings,
     rate_limit::Rate,
@@ -19,9 +26,14 @@ use codeserver_service::{
 };
 use codeserver_sim::{
     Sim, SimError, SimOptions,
+    codeserver::CodeServer,
+    gateway::{CustomPolicy, ExtAuthzHttp, Gateway, GatewayConfig, Route},
     gitea::{SERVICE_TOKEN, SimGitea, SimGiteaError, default_repos},
-    issuer::{DEFAULT_AUDIENCE, Issuer, IssuerError, TokenSpec},
+    issuer::{DEFAULT_AUDIENCE, Issuer, IssuerError, OidcClient, TokenSpec},
 };
+
+/// BASE_DOMAIN's default; the demo uses `localhost` instead, which resolves by itself.
+const DEFAULT_BASE_DOMAIN: &str = "devplatform.local";
 
 /// How long the demo's tokens stay valid.
 const TOKEN_LIFETIME_SECS: i64 = 12 * 3600;
@@ -45,6 +57,23 @@ pub struct DemoArgs {
         default_value_t = 9092
     )]
     pub metrics_port: u16,
+    /// Port of the demo's gateway (HTTPS) on 127.0.0.1: the API host and the workspace
+    /// hosts, as a browser opens them.
+    #[arg(
+        long = "gateway-port",
+        env = "GATEWAY_PORT",
+        value_name = "GATEWAY_PORT",
+        default_value_t = 8443
+    )]
+    pub gateway_port: u16,
+    /// Port of the demo's ext_authz check listener on 127.0.0.1 (the gateway asks it).
+    #[arg(
+        long = "ext-authz-port",
+        env = "EXT_AUTHZ_PORT",
+        value_name = "EXT_AUTHZ_PORT",
+        default_value_t = 8083
+    )]
+    pub ext_authz_port: u16,
     /// Where the demo's JSON logs go (appended), so that the banner stays on screen;
     /// `codeserver-demo.log` in the system's temporary directory when unset.
     #[arg(long = "log-file", value_name = "PATH")]
@@ -72,6 +101,15 @@ pub enum DemoError {
     /// The simulated Gitea did not start.
     #[error("failed to start the simulated Gitea")]
     Gitea(#[source] SimGiteaError),
+    /// The gateway or the code-server stand-in did not start.
+    #[error("failed to start the demo's gateway on 127.0.0.1:{port}")]
+    Gateway {
+        /// The gateway's port.
+        port: u16,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The service did not start.
     #[error(transparent)]
     Serve(#[from] ServeError),
@@ -110,6 +148,12 @@ pub async fn demo(args: &DemoArgs) -> Result<(), DemoError> {
     // simulated one.
     let mut instance = args.instance.settings();
     instance.jwt_issuer = Some(issuer.issuer_url());
+    // NB: browsers and curl resolve every `*.localhost` name to 127.0.0.1 (RFC 6761), so a
+    // newcomer opens https://code-alice.localhost:8443 with no DNS or hosts-file change.
+    if instance.base_domain == DEFAULT_BASE_DOMAIN {
+        instance.base_domain = "localhost".to_owned();
+    }
+    let front = front(args, &issuer, &instance.base_domain).await?;
     let started = serve::start(Service {
         kube: sim.config(),
         kube_rate: Rate::default(),
@@ -126,11 +170,11 @@ pub async fn demo(args: &DemoArgs) -> Result<(), DemoError> {
             ..args.idle.settings()
         },
         capacity: args.capacity.settings(),
-        gate: GateSettings::default(),
+        gate: front.gate.clone(),
         addrs: Addresses {
             api: format!("127.0.0.1:{}", args.port),
             metrics: format!("127.0.0.1:{}", args.metrics_port),
-            ext_authz: "127.0.0.1:0".to_owned(),
+            ext_authz: format!("127.0.0.1:{}", args.ext_authz_port),
         },
         grace: Duration::from_secs(5),
     })
@@ -151,11 +195,132 @@ pub async fn demo(args: &DemoArgs) -> Result<(), DemoError> {
     ];
     println!(
         "{}",
-        banner(args, &sim.url(), &gitea.url(), &issuer.jwks_url(), &tokens)
+        banner(
+            args,
+            &sim.url(),
+            &gitea.url(),
+            &issuer.jwks_url(),
+            &tokens,
+            &front.door
+        )
     );
     started.run().await?;
     drop(code_servers);
+    drop(front);
     Ok(())
+}
+
+/// The demo's front door: a gateway with TLS that routes the API host to the API and the
+/// workspace hosts to a code-server stand-in, asking the service about every workspace
+/// request (one CUSTOM policy, as `k8s/` sets Istio up), and the issuer's login client.
+struct Front {
+    _gateway: Gateway,
+    _code_server: CodeServer,
+    gate: GateSettings,
+    door: Door,
+}
+
+/// Where the demo's front door is, for the banner.
+struct Door {
+    /// The gateway's port.
+    port: u16,
+    /// The workspaces' domain.
+    base_domain: String,
+    /// The API's public URL (through the gateway).
+    public: String,
+}
+
+async fn front(args: &DemoArgs, issuer: &Issuer, base_domain: &str) -> Result<Front, DemoError> {
+    let gateway_error = |source: Box<dyn std::error::Error + Send + Sync>| DemoError::Gateway {
+        port: args.gateway_port,
+        source,
+    };
+    let code_server = CodeServer::start()
+        .await
+        .map_err(|e| gateway_error(Box::new(e)))?;
+    let api_host = format!("codeserver.{base_domain}");
+    let loopback = |port: u16| SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let gateway = Gateway::start(GatewayConfig {
+        certificate_names: vec![api_host.clone(), format!("*.{base_domain}")],
+        routes: vec![
+            Route {
+                hosts: vec![api_host.clone()],
+                upstream: loopback(args.port),
+            },
+            Route {
+                hosts: vec![format!("*.{base_domain}")],
+                upstream: code_server.addr(),
+            },
+        ],
+        custom_policy: Some(CustomPolicy {
+            hosts: vec!["code-*".to_owned()],
+            not_hosts: Vec::new(),
+            provider: ExtAuthzHttp {
+                path_prefix: EXT_AUTHZ_PREFIX.to_owned(),
+                timeout: Duration::from_secs(2),
+                status_on_error: 503,
+                include_request_headers_in_check: names(&["cookie", "authorization", "accept"]),
+                headers_to_upstream_on_allow: names(&["cookie"]),
+                headers_to_downstream_on_allow: names(&["set-cookie"]),
+                headers_to_downstream_on_deny: names(&[
+                    "set-cookie",
+                    "location",
+                    "content-type",
+                    "cache-control",
+                    "www-authenticate",
+                ]),
+                ..ExtAuthzHttp::new(loopback(args.ext_authz_port))
+            },
+        }),
+        listen_port: Some(args.gateway_port),
+    })
+    .await
+    .map_err(|e| gateway_error(Box::new(e)))?;
+    let public = format!("https://{api_host}:{}", gateway.port());
+    let secret = random_hex();
+    issuer.register_client(OidcClient {
+        client_id: DEFAULT_CLIENT_ID.to_owned(),
+        client_secret: secret.clone(),
+        redirect_uris: vec![format!("{public}/auth/callback")],
+    });
+    issuer.set_login_users(vec![
+        TokenSpec::new("alice").expires_in(TOKEN_LIFETIME_SECS),
+        TokenSpec::new("bob").expires_in(TOKEN_LIFETIME_SECS),
+        TokenSpec::new("admin")
+            .roles(&["admin"])
+            .expires_in(TOKEN_LIFETIME_SECS),
+    ]);
+    let gate = GateSettings {
+        public_url: public.parse().ok(),
+        issuer: Some(issuer.issuer_url()),
+        client_id: DEFAULT_CLIENT_ID.to_owned(),
+        client_secret: Some(Secret::new(secret)),
+        session_keys: vec![Secret::new(random_hex())],
+        base_domain: base_domain.to_owned(),
+        ..GateSettings::default()
+    };
+    Ok(Front {
+        door: Door {
+            port: gateway.port(),
+            base_domain: base_domain.to_owned(),
+            public,
+        },
+        _gateway: gateway,
+        _code_server: code_server,
+        gate,
+    })
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// 32 random bytes in hex: the demo's session key and client secret, new at every start.
+fn random_hex() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What the demo prints: where everything runs, the tokens and a first request.
@@ -165,6 +330,7 @@ fn banner(
     gitea: &str,
     jwks: &str,
     tokens: &[(&str, String)],
+    door: &Door,
 ) -> String {
     let api = format!("http://127.0.0.1:{}", args.port);
     let mut out = String::new();
@@ -220,6 +386,21 @@ fn banner(
         out,
         r#"  ID='<instance id>'; printf '%s\n' '{{"type":"connection_init","payload":{{"token":"'"$ALICE_TOKEN"'"}}}}' '{{"id":"1","type":"subscribe","payload":{{"query":"subscription {{ codeServerEvents(id: \"'"$ID"'\") {{ kind status message at }} }}"}}}}' | websocat -n --protocol graphql-transport-ws {ws}/graphql"#
     );
+    let port = door.port;
+    let _ = writeln!(
+        out,
+        "\nOpen alice's workspace in a browser (after provisioning it):\n\n  https://code-alice.{domain}:{port}/\n\n\
+         Every *.{domain} name resolves to 127.0.0.1 by itself (browsers and curl do this for\n\
+         .localhost), and the gateway on port {port} serves a self-signed certificate: accept\n\
+         the browser's warning (or curl -k). You log in at the demo's identity provider by\n\
+         choosing a user (alice, bob or admin; no password); the service checks every request\n\
+         and only alice reaches her workspace (bob gets \"not yours or not found\"). Log out at\n\
+         {public}/auth/logout. Without a browser:\n\n\
+         \x20 curl -sk -o /dev/null -w '%{{http_code}} %{{redirect_url}}\\n' -H 'Accept: text/html' https://code-alice.{domain}:{port}/\n\
+         \x20 curl -sk -H \"Authorization: Bearer $ALICE_TOKEN\" https://code-alice.{domain}:{port}/",
+        domain = door.base_domain,
+        public = door.public,
+    );
     let _ = writeln!(
         out,
         "\nIdle stop: instances nobody uses stop after IDLE_TIMEOUT={}s (PVC kept), showing\n\
@@ -265,6 +446,11 @@ mod tests {
             "http://127.0.0.1:2",
             "http://127.0.0.1:3/certs",
             &tokens,
+            &Door {
+                port: 18443,
+                base_domain: "localhost".to_owned(),
+                public: "https://codeserver.localhost:18443".to_owned(),
+            },
         );
         assert!(text.contains("http://127.0.0.1:18082/graphql"));
         assert!(text.contains("http://127.0.0.1:19092/metrics"));
@@ -278,6 +464,14 @@ mod tests {
         assert!(text.contains(r#"codeServerEvents(id: \"'"$ID"'\")"#));
         assert!(text.contains("devteam/backend-api (private, collaborators: alice, bob)"));
         assert!(!text.contains("0.0.0.0"), "everything stays on loopback");
+        assert!(
+            text.contains("https://code-alice.localhost:18443/"),
+            "{text}"
+        );
+        assert!(
+            text.contains("https://codeserver.localhost:18443/auth/logout"),
+            "{text}"
+        );
         assert!(
             text.contains(&format!("logs (JSON)     {}", log_file(&args).display())),
             "{text}"

@@ -19,10 +19,13 @@ async fn the_demo_keeps_its_logs_off_the_banner() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("demo.log");
     let (port, metrics_port) = (free_port(), free_port());
+    let (gateway_port, check_port) = (free_port(), free_port());
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_codeserver-demo"))
         .args(["demo", "--port", &port.to_string()])
         .args(["--metrics-port", &metrics_port.to_string()])
         .args(["--log-file", log.to_str().unwrap()])
+        .args(["--gateway-port", &gateway_port.to_string()])
+        .args(["--ext-authz-port", &check_port.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -76,6 +79,33 @@ async fn the_demo_keeps_its_logs_off_the_banner() {
         },
     )
     .await;
+    // The workspace URL the banner gives goes through the gateway to the login.
+    let workspace = format!("https://code-alice.localhost:{gateway_port}/");
+    assert!(text.contains(&workspace), "{text}");
+    let browser = reqwest::Client::builder()
+        .resolve(
+            "code-alice.localhost",
+            std::net::SocketAddr::from(([127, 0, 0, 1], gateway_port)),
+        )
+        // NB: the demo's gateway serves a certificate it made at start.
+        .danger_accept_invalid_certs(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = browser
+        .get(&workspace)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 302);
+    let to = answer.headers()["location"].to_str().unwrap();
+    assert!(
+        to.starts_with(&format!(
+            "https://codeserver.localhost:{gateway_port}/auth/login?rd="
+        )),
+        "{to}"
+    );
     child.start_kill().unwrap();
     while let Some(line) = lines.next_line().await.unwrap() {
         banner.push(line);

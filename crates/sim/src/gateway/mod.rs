@@ -36,10 +36,11 @@
 //!     certificate_names: vec!["*.devplatform.test".into()],
 //!     routes: vec![Route { hosts: vec!["*.devplatform.test".into()], upstream: code_server.addr() }],
 //!     custom_policy: Some(CustomPolicy {
-//!         hosts: vec!["*.devplatform.test".into(), "*.devplatform.test:*".into()],
+//!         hosts: vec!["code-*".into()], // any port: Istio matches the whole authority
 //!         not_hosts: vec![],
-//!         provider: ExtAuthzHttp::new(oauth2_proxy_addr),
+//!         provider: ExtAuthzHttp::new(authz_addr),
 //!     }),
+//!     listen_port: None,
 //! }).await?;
 //! // https://code-alice.devplatform.test:{gateway.port()}/ resolved to 127.0.0.1,
 //! // trusting gateway.certificate_pem()
@@ -83,6 +84,8 @@ pub struct GatewayConfig {
     pub routes: Vec<Route>,
     /// The CUSTOM policy: which hosts are checked, and the provider.
     pub custom_policy: Option<CustomPolicy>,
+    /// The port to listen on, on 127.0.0.1; a free one when `None`.
+    pub listen_port: Option<u16>,
 }
 
 /// A route: a `Gateway`/`VirtualService` host list and the Service behind it.
@@ -185,11 +188,12 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Makes the certificate, binds a free port on 127.0.0.1 and starts serving.
+    /// Makes the certificate, binds its port (or a free one) on 127.0.0.1 and starts
+    /// serving.
     pub async fn start(config: GatewayConfig) -> Result<Gateway, GatewayError> {
         let identity = tls::identity(&config.certificate_names)?;
         let state = Arc::new(proxy::State::new(&config)?);
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, config.listen_port.unwrap_or(0)))
             .await
             .map_err(GatewayError::Bind)?;
         let addr = listener.local_addr().map_err(GatewayError::Bind)?;

@@ -171,6 +171,7 @@ impl Fixture {
                 not_hosts: vec![],
                 provider: ExtAuthzHttp::new(authz.addr),
             }),
+            listen_port: None,
         };
         change(&mut config);
         let gateway = Gateway::start(config).await.unwrap();
