@@ -53,6 +53,28 @@ enum Found {
 }
 
 impl Gate {
+    /// Counts a check's answer in `codeserver_workspace_checks_total{decision}`.
+    pub(super) fn count_check(&self, answer: &Response) {
+        let decision = match answer.status() {
+            StatusCode::OK => "allowed",
+            StatusCode::FOUND => {
+                let to_login = answer
+                    .headers()
+                    .get(header::LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .is_some_and(|l| l.contains("/auth/login?"));
+                if to_login { "login" } else { "handoff" }
+            }
+            StatusCode::UNAUTHORIZED => "unauthenticated",
+            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            _ => "forbidden",
+        };
+        self.metrics
+            .workspace_checks
+            .with_label_values(&[decision])
+            .inc();
+    }
+
     /// Answers one check request.
     pub async fn check(&self, request: CheckRequest<'_>) -> Response {
         let Some(host) = workspace_host(request.host, &self.settings.base_domain) else {
@@ -153,6 +175,7 @@ impl Gate {
             );
         };
         let secret = random_secret();
+        let hh = hash(&secret);
         let rd = format!("{}{}", self.workspace_origin(&host.name), request.path);
         let mut login = public
             .join("/auth/login")
@@ -160,11 +183,13 @@ impl Gate {
         login
             .query_pairs_mut()
             .append_pair("rd", &rd)
-            .append_pair("h", &hash(&secret));
+            .append_pair("h", &hh);
+        // NB: one cookie per login under way, named by its hash, so that logins started
+        // in two tabs at once both finish.
         redirect(
             StatusCode::FOUND,
             login.as_str(),
-            &[set_cookie(HANDOFF_COOKIE, secret, HANDOFF_TTL)],
+            &[set_cookie(&handoff_cookie(&hh), secret, HANDOFF_TTL)],
         )
     }
 
@@ -200,12 +225,13 @@ impl Gate {
         let ticket = url::form_urlencoded::parse(query.as_bytes())
             .find(|(k, _)| k == "t")
             .and_then(|(_, t)| seal.open::<Ticket>(&t));
-        let secret = cookie_value(headers, HANDOFF_COOKIE);
+        let spent = ticket
+            .as_ref()
+            .map(|ticket| clear_cookie(&handoff_cookie(&ticket.hh)));
         let valid = ticket.filter(|ticket| {
             ticket.host == host.name
-                && secret
-                    .as_deref()
-                    .is_some_and(|secret| same(&hash(secret), &ticket.hh))
+                && cookie_value(headers, &handoff_cookie(&ticket.hh))
+                    .is_some_and(|secret| same(&hash(&secret), &ticket.hh))
         });
         let Some(ticket) = valid else {
             let again = format!("{}/", self.workspace_origin(&host.name));
@@ -220,12 +246,12 @@ impl Gate {
                     pages::escape(&again)
                 ),
             );
-            pages::add_cookies(&mut response, &[clear_cookie(HANDOFF_COOKIE)]);
+            pages::add_cookies(&mut response, spent.as_slice());
             return response;
         };
         if let Err(response) = self.decide(host, &ticket.who, false) {
             let mut response = response;
-            pages::add_cookies(&mut response, &[clear_cookie(HANDOFF_COOKIE)]);
+            pages::add_cookies(&mut response, spent.as_slice());
             return response;
         }
         let now = now();
@@ -255,7 +281,7 @@ impl Gate {
             &format!("{}{}", self.workspace_origin(&host.name), path),
             &[
                 set_cookie(WORKSPACE_COOKIE, value, ttl),
-                clear_cookie(HANDOFF_COOKIE),
+                clear_cookie(&handoff_cookie(&ticket.hh)),
             ],
         )
     }
@@ -281,7 +307,7 @@ pub(super) fn principal(identity: &Identity, admin_role: &str) -> Result<Princip
 fn allow(headers: &HeaderMap) -> Response {
     let others: Vec<String> = cookies(headers)
         .into_iter()
-        .filter(|(name, _)| name != super::WORKSPACE_COOKIE && name != super::HANDOFF_COOKIE)
+        .filter(|(name, _)| name != WORKSPACE_COOKIE && !name.starts_with(HANDOFF_COOKIE))
         .map(|(name, value)| format!("{name}={value}"))
         .collect();
     let mut response = warp::reply::with_status(warp::reply(), StatusCode::OK).into_response();
@@ -299,6 +325,16 @@ fn allow(headers: &HeaderMap) -> Response {
         }
     }
     response
+}
+
+/// The hand-off cookie of the login whose secret hashes to `hh`.
+fn handoff_cookie(hh: &str) -> String {
+    let short: String = hh
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(12)
+        .collect();
+    format!("{HANDOFF_COOKIE}-{short}")
 }
 
 /// 503 with a page: the check cannot decide now. Never 2xx.

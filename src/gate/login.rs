@@ -124,6 +124,7 @@ impl Gate {
         };
         if let Some(error) = &query.error {
             tracing::info!(error, description = ?query.error_description, "the issuer refused a login");
+            self.count_login("refused");
             return page(
                 StatusCode::UNAUTHORIZED,
                 "Login failed",
@@ -153,6 +154,7 @@ impl Gate {
             Ok(token) => token,
             Err(error) => {
                 tracing::warn!(error = %crate::errors::error_chain(&error), "login code exchange failed");
+                self.count_login("failed");
                 return page(
                     StatusCode::BAD_GATEWAY,
                     "Login failed",
@@ -170,6 +172,7 @@ impl Gate {
             Ok(identity) => identity,
             Err(error) => {
                 tracing::warn!(%error, "login ID token refused");
+                self.count_login("failed");
                 return page(
                     StatusCode::UNAUTHORIZED,
                     "Login failed",
@@ -181,6 +184,7 @@ impl Gate {
             Ok(who) => who,
             Err(problem) => {
                 tracing::warn!(user = %identity.user_id, problem, "login refused: unusable sub");
+                self.count_login("refused");
                 return page(
                     StatusCode::FORBIDDEN,
                     "Login refused",
@@ -202,11 +206,19 @@ impl Gate {
             }
         };
         tracing::info!(user = %who.uid, sub = %who.sub, "browser login");
+        self.count_login("ok");
         let cookies = vec![
             set_cookie(LOGIN_COOKIE, sealed, self.settings.session_ttl),
             clear_cookie(&cookie_name),
         ];
         self.hand_off(seal, who, exp, &url, &host, login.hh, cookies)
+    }
+
+    fn count_login(&self, result: &str) {
+        self.metrics
+            .workspace_logins
+            .with_label_values(&[result])
+            .inc();
     }
 
     /// A redirect to `host`'s ticket path with a ticket for `who`, setting `cookies`.

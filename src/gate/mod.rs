@@ -58,7 +58,7 @@ pub use self::{
     },
     settings::{DEFAULT_CLIENT_ID, GateSettings, MIN_SESSION_KEY_BYTES},
 };
-use crate::{auth::Authenticator, naming, reconcile::Reconciler};
+use crate::{auth::Authenticator, metrics::Metrics, naming, reconcile::Reconciler};
 
 /// How long a hand-off ticket is valid.
 pub const TICKET_TTL: Duration = Duration::from_secs(60);
@@ -77,6 +77,7 @@ pub struct Gate {
     auth: Authenticator,
     reconciler: Arc<Reconciler>,
     exchanges: tokio::sync::Semaphore,
+    metrics: Metrics,
 }
 
 impl Gate {
@@ -87,6 +88,7 @@ impl Gate {
         settings: GateSettings,
         auth: Authenticator,
         reconciler: Arc<Reconciler>,
+        metrics: Metrics,
     ) -> Result<Arc<Self>, GateError> {
         let seal = Seal::new(&settings.session_keys)?;
         if let Some(url) = &settings.public_url {
@@ -127,6 +129,7 @@ impl Gate {
             auth,
             reconciler,
             exchanges: tokio::sync::Semaphore::new(MAX_CONCURRENT_EXCHANGES),
+            metrics,
         }))
     }
 

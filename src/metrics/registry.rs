@@ -52,6 +52,13 @@ pub struct Metrics {
     pub templates_reload: IntCounterVec,
     /// `codeserver_idle_stops_total`: instances stopped for being idle.
     pub idle_stops: IntCounter,
+    /// `codeserver_workspace_checks_total{decision}`: the gateway's checks of workspace
+    /// requests, by decision (`allowed`, `login`, `unauthenticated`, `forbidden`,
+    /// `unavailable`, `handoff`).
+    pub workspace_checks: IntCounterVec,
+    /// `codeserver_workspace_logins_total{result}`: browser logins that came back from the
+    /// issuer, by result (`ok`, `refused`, `failed`).
+    pub workspace_logins: IntCounterVec,
     /// `codeserver_running_instances_limit`: MAX_RUNNING_INSTANCES (0: no limit).
     pub running_limit: IntGauge,
     /// `codeserver_start_queue_length`: starts waiting for their turn.
@@ -152,6 +159,28 @@ impl Metrics {
                 "Instances stopped for being idle (their workspace volumes are kept)",
             ),
         )?;
+        let workspace_checks = register(
+            &registry,
+            "codeserver_workspace_checks_total",
+            IntCounterVec::new(
+                Opts::new(
+                    "codeserver_workspace_checks_total",
+                    "Checks of workspace requests asked by the ingress gateway, by decision",
+                ),
+                &["decision"],
+            ),
+        )?;
+        let workspace_logins = register(
+            &registry,
+            "codeserver_workspace_logins_total",
+            IntCounterVec::new(
+                Opts::new(
+                    "codeserver_workspace_logins_total",
+                    "Browser logins that came back from the issuer, by result",
+                ),
+                &["result"],
+            ),
+        )?;
         let running_limit = register(
             &registry,
             "codeserver_running_instances_limit",
@@ -189,6 +218,8 @@ impl Metrics {
             gitea_requests,
             templates_reload,
             idle_stops,
+            workspace_checks,
+            workspace_logins,
             running_limit,
             start_queue,
             cache_objects,

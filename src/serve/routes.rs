@@ -64,8 +64,13 @@ pub struct Routes {
 pub fn assemble(parts: Parts) -> Result<Routes, ServeError> {
     let admin_role = parts.auth.admin_role.clone();
     let auth = Authenticator::new(parts.auth).map_err(ServeError::Auth)?;
-    let gate =
-        Gate::new(parts.gate, auth.clone(), parts.reconciler.clone()).map_err(ServeError::Gate)?;
+    let gate = Gate::new(
+        parts.gate,
+        auth.clone(),
+        parts.reconciler.clone(),
+        parts.metrics.clone(),
+    )
+    .map_err(ServeError::Gate)?;
     let gitea = GiteaClient::new(parts.gitea)
         .map_err(ServeError::Gitea)?
         .with_metrics(parts.metrics.clone());

@@ -135,11 +135,13 @@ async fn a_ticket_works_once_in_the_browser_that_asked_and_on_its_host_only() {
             .contains("Login link not valid")
     );
 
-    // Another browser that guessed a hand-off secret cannot either.
+    // Another browser that guessed a hand-off secret cannot either (the cookie's name is
+    // no secret; its value is).
+    let (handoff, secret) = jar.get_prefixed(&host, "__Host-cs-handoff-").unwrap();
     let mut guess = Jar::default();
     guess.set(
         &host,
-        "__Host-cs-handoff",
+        &handoff,
         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
     );
     assert_eq!(navigate(&front, &mut guess, &ticket).await.status(), 403);
@@ -148,8 +150,7 @@ async fn a_ticket_works_once_in_the_browser_that_asked_and_on_its_host_only() {
     let bob_ticket = ticket.replace("code-alice.", "code-bob.");
     let mut carried = jar.clone();
     let bob_host = host_of(&bob_ticket);
-    let secret = jar.get(&host, "__Host-cs-handoff").unwrap().clone();
-    carried.set(&bob_host, "__Host-cs-handoff", &secret);
+    carried.set(&bob_host, &handoff, &secret);
     assert_eq!(
         navigate(&front, &mut carried, &bob_ticket).await.status(),
         403

@@ -48,6 +48,15 @@ impl Jar {
         self.0.get(host)?.get(name)
     }
 
+    /// The name and value of `host`'s first cookie whose name starts with `prefix`.
+    pub fn get_prefixed(&self, host: &str, prefix: &str) -> Option<(String, String)> {
+        self.0
+            .get(host)?
+            .iter()
+            .find(|(n, _)| n.starts_with(prefix))
+            .map(|(n, v)| (n.clone(), v.clone()))
+    }
+
     /// Sets cookie `name` of `host`.
     pub fn set(&mut self, host: &str, name: &str, value: &str) {
         self.0
