@@ -111,6 +111,13 @@ impl Authenticator {
         }
     }
 
+    /// Identifies the caller by a bearer token only (never the forwarded headers): what
+    /// the workspace gatekeeper accepts from CLI tools.
+    pub async fn authenticate_bearer(&self, headers: &HeaderMap) -> Result<Identity, AuthError> {
+        let token = bearer_token(headers)?.ok_or(AuthError::MissingCredentials)?;
+        self.verify(token).await
+    }
+
     /// Verifies a raw token and returns who it names.
     pub async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
         if self.inner.settings.insecure_decode {

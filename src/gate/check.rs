@@ -44,6 +44,31 @@ pub struct CheckRequest<'a> {
     pub headers: &'a HeaderMap,
 }
 
+/// Why a check refuses: answered by [`Refusal::response`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// Another user's workspace, or none: the one 403 page for both.
+    NotYours,
+    /// The caches have not synced yet: 503.
+    Starting,
+    /// A bearer token that does not verify: 401.
+    BadToken,
+}
+
+impl Refusal {
+    fn response(self) -> Response {
+        match self {
+            Self::NotYours => not_yours(),
+            Self::Starting => unavailable("The service is starting; try again in a moment."),
+            Self::BadToken => json_error(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "the bearer token is not valid",
+            ),
+        }
+    }
+}
+
 /// Who a check found, and how.
 enum Found {
     /// A workspace session cookie of this host.
@@ -86,7 +111,7 @@ impl Gate {
         let found = match self.identify(&host, request.headers).await {
             Ok(Some(found)) => found,
             Ok(None) => return self.unauthenticated(&host, &request),
-            Err(response) => return response,
+            Err(refusal) => return refusal.response(),
         };
         let (who, bearer) = match found {
             Found::Cookie(who) => (who, false),
@@ -94,7 +119,7 @@ impl Gate {
         };
         match self.decide(&host, &who, bearer) {
             Ok(()) => allow(request.headers),
-            Err(response) => response,
+            Err(refusal) => refusal.response(),
         }
     }
 
@@ -104,21 +129,21 @@ impl Gate {
         &self,
         host: &WorkspaceHost,
         headers: &HeaderMap,
-    ) -> Result<Option<Found>, Response> {
+    ) -> Result<Option<Found>, Refusal> {
         if headers.contains_key(header::AUTHORIZATION) {
-            let identity = self.auth.authenticate(headers).await.map_err(|error| {
-                tracing::info!(host = %host.name, %error, "workspace check refused a token");
-                json_error(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthenticated",
-                    "the bearer token is not valid",
-                )
-            })?;
+            let identity = self
+                .auth
+                .authenticate_bearer(headers)
+                .await
+                .map_err(|error| {
+                    tracing::info!(host = %host.name, %error, "workspace check refused a token");
+                    Refusal::BadToken
+                })?;
             return principal(&identity, self.auth.admin_role())
                 .map(|who| Some(Found::Bearer(who)))
                 .map_err(|problem| {
                     tracing::info!(host = %host.name, problem, "workspace check refused a token's sub");
-                    not_yours()
+                    Refusal::NotYours
                 });
         }
         let Some(seal) = &self.seal else {
@@ -131,19 +156,17 @@ impl Gate {
     }
 
     /// Whether `who` may open `host`'s workspace, from the caches.
-    fn decide(&self, host: &WorkspaceHost, who: &Principal, bearer: bool) -> Result<(), Response> {
+    fn decide(&self, host: &WorkspaceHost, who: &Principal, bearer: bool) -> Result<(), Refusal> {
         let id = naming::instance_id(&host.safe);
         match self.reconciler.workspace_access(&id, &who.uid, &who.sub) {
             WorkspaceAccess::Owner => Ok(()),
-            WorkspaceAccess::NotSynced => Err(unavailable(
-                "The service is starting; try again in a moment.",
-            )),
-            WorkspaceAccess::Missing => Err(not_yours()),
+            WorkspaceAccess::NotSynced => Err(Refusal::Starting),
+            WorkspaceAccess::Missing => Err(Refusal::NotYours),
             WorkspaceAccess::Other(owner) if who.adm && self.settings.admin_access => {
                 tracing::warn!(admin = %who.uid, admin_sub = %who.sub, instance = %id, %owner, how = if bearer { "bearer token" } else { "browser session" }, "admin opened another user's workspace");
                 Ok(())
             }
-            WorkspaceAccess::Other(_) => Err(not_yours()),
+            WorkspaceAccess::Other(_) => Err(Refusal::NotYours),
         }
     }
 
@@ -249,8 +272,8 @@ impl Gate {
             pages::add_cookies(&mut response, spent.as_slice());
             return response;
         };
-        if let Err(response) = self.decide(host, &ticket.who, false) {
-            let mut response = response;
+        if let Err(refusal) = self.decide(host, &ticket.who, false) {
+            let mut response = refusal.response();
             pages::add_cookies(&mut response, spent.as_slice());
             return response;
         }
