@@ -322,3 +322,70 @@ async fn hostile_hosts_and_paths_are_refused_by_the_check() {
         .unwrap();
     assert_eq!(answer.status(), 200);
 }
+
+#[tokio::test]
+async fn when_the_service_cannot_be_asked_the_gateway_fails_closed() {
+    let mut front = Front::start().await;
+    front.provision("alice").await;
+    let url = front.workspace_url("alice", "/");
+    let alice = front.token("alice");
+    let open = front
+        .client
+        .get(&url)
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(open.status(), 200);
+    front.stop_checks().await;
+    let closed = front
+        .client
+        .get(&url)
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(closed.status(), 503, "statusOnError, never through");
+    assert_eq!(front.code_server.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn an_id_token_for_another_client_or_without_the_logins_nonce_is_refused() {
+    use codeserver_service::auth::{AuthError, AuthSettings, Authenticator};
+    let front = Front::start().await;
+    let issuer = &front.issuer;
+    let auth = Authenticator::new(AuthSettings::issued_by(
+        &issuer.jwks_url(),
+        &issuer.issuer_url(),
+        "the-api",
+    ))
+    .unwrap();
+    // NB: the simulated issuer's minted tokens carry no nonce.
+    let for_us = issuer
+        .mint(&codeserver_sim::issuer::TokenSpec::new("alice").audience(crate::front::CLIENT_ID))
+        .unwrap();
+    assert!(matches!(
+        auth.verify_id_token(&for_us, crate::front::CLIENT_ID, "the-nonce")
+            .await,
+        Err(AuthError::WrongNonce)
+    ));
+    let for_others = issuer
+        .mint(&codeserver_sim::issuer::TokenSpec::new("alice").audience("another-client"))
+        .unwrap();
+    assert!(matches!(
+        auth.verify_id_token(&for_others, crate::front::CLIENT_ID, "the-nonce")
+            .await,
+        Err(AuthError::WrongAudience)
+    ));
+    let hs256 = issuer
+        .mint_hs256(
+            &codeserver_sim::issuer::TokenSpec::new("alice").audience(crate::front::CLIENT_ID),
+            b"a-shared-secret-of-at-least-32-bytes-long",
+        )
+        .unwrap();
+    assert!(matches!(
+        auth.verify_id_token(&hs256, crate::front::CLIENT_ID, "the-nonce")
+            .await,
+        Err(AuthError::DisallowedAlgorithm { .. })
+    ));
+}

@@ -202,6 +202,23 @@ impl Front {
         }
     }
 
+    /// Stops the check listener: the gateway can no longer ask the service.
+    pub async fn stop_checks(&mut self) {
+        let check = self._stops.pop().unwrap();
+        check.send(()).unwrap();
+        // NB: the listener is closed once a connection attempt is refused.
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(self.check_addr)
+                .await
+                .is_err()
+            {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("the check listener did not stop");
+    }
+
     /// `https://code-<safe>.devplatform.local:<port><path>`.
     pub fn workspace_url(&self, safe: &str, path: &str) -> String {
         format!("https://code-{safe}.{DOMAIN}:{}{path}", self.gateway.port())
