@@ -50,7 +50,10 @@ use self::oidc::Oidc;
 pub use self::{
     check::{AUTH_PATH, CheckRequest},
     error::GateError,
-    routes::{EXT_AUTHZ_PREFIX, check_routes, login_routes},
+    routes::{
+        CHECK_HEADERS, DOWNSTREAM_ON_ALLOW, DOWNSTREAM_ON_DENY, EXT_AUTHZ_PREFIX,
+        UPSTREAM_ON_ALLOW, check_routes, login_routes,
+    },
     seal::{Seal, Sealed},
     session::{
         HANDOFF_COOKIE, LOGIN_COOKIE, LOGIN_STATE_COOKIE, Login, Principal, Ticket,

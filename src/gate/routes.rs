@@ -16,6 +16,23 @@ use super::{
 /// `<prefix><original path>`.
 pub const EXT_AUTHZ_PREFIX: &str = "/ext-authz";
 
+/// The request headers the check reads (the provider's `includeRequestHeadersInCheck`).
+pub const CHECK_HEADERS: [&str; 3] = ["cookie", "authorization", "accept"];
+/// The headers an allowing answer sets on the request to code-server
+/// (`headersToUpstreamOnAllow`): the browser's cookies less the session's.
+pub const UPSTREAM_ON_ALLOW: [&str; 1] = ["cookie"];
+/// The headers of an allowing answer added to the response (`headersToDownstreamOnAllow`).
+pub const DOWNSTREAM_ON_ALLOW: [&str; 1] = ["set-cookie"];
+/// The headers of a denying answer sent to the browser (`headersToDownstreamOnDeny`):
+/// the login's redirects and cookies, and the pages' type and caching.
+pub const DOWNSTREAM_ON_DENY: [&str; 5] = [
+    "set-cookie",
+    "location",
+    "content-type",
+    "cache-control",
+    "www-authenticate",
+];
+
 /// The check listener: every method and path; the original path follows
 /// [`EXT_AUTHZ_PREFIX`]. Anything else is refused (403), never allowed.
 pub fn check_routes(

@@ -213,12 +213,8 @@ async fn a_sub_with_a_slash_owns_no_workspace() {
     spec.sub = "evil/sub-alice".into();
     let token = front.issuer.mint(&spec).unwrap();
     let answer = front
-        .client
-        .get(front.workspace_url("alice", "/"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+        .get_as(&front.workspace_url("alice", "/"), &token)
+        .await;
     assert_eq!(answer.status(), 403);
 
     front.issuer.set_login_users(vec![spec]);
@@ -284,42 +280,24 @@ async fn hostile_hosts_and_paths_are_refused_by_the_check() {
     let front = Front::start().await;
     front.provision("alice").await;
     let alice = front.token("alice");
-    let check = format!("http://{}", front.check_addr);
     for host in [
         format!("code-{}.devplatform.local", "a".repeat(5000)),
         "code-alice.devplatform.local.evil.example".to_owned(),
         "code-alice.devplatform.local:443:1".to_owned(),
         API_HOST.to_owned(),
     ] {
-        let answer = front
-            .client
-            .get(format!("{check}/ext-authz/"))
-            .header(header::HOST, &host)
-            .bearer_auth(&alice)
-            .send()
-            .await
-            .unwrap();
+        let answer = front.check("/ext-authz/", &host, &alice).await;
         assert_eq!(answer.status(), 403, "{}", &host[..host.len().min(80)]);
     }
     // NB: a path outside the provider's prefix is never allowed.
     let answer = front
-        .client
-        .get(format!("{check}/other"))
-        .header(header::HOST, "code-alice.devplatform.local")
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
+        .check("/other", "code-alice.devplatform.local", &alice)
+        .await;
     assert_eq!(answer.status(), 403);
     // NB: an upper-case host with the gateway's port is the same workspace.
     let answer = front
-        .client
-        .get(format!("{check}/ext-authz/"))
-        .header(header::HOST, "CODE-ALICE.DevPlatform.Local:443")
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
+        .check("/ext-authz/", "CODE-ALICE.DevPlatform.Local:443", &alice)
+        .await;
     assert_eq!(answer.status(), 200);
 }
 
@@ -329,22 +307,10 @@ async fn when_the_service_cannot_be_asked_the_gateway_fails_closed() {
     front.provision("alice").await;
     let url = front.workspace_url("alice", "/");
     let alice = front.token("alice");
-    let open = front
-        .client
-        .get(&url)
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
+    let open = front.get_as(&url, &alice).await;
     assert_eq!(open.status(), 200);
     front.stop_checks().await;
-    let closed = front
-        .client
-        .get(&url)
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
+    let closed = front.get_as(&url, &alice).await;
     assert_eq!(closed.status(), 503, "statusOnError, never through");
     assert_eq!(front.code_server.requests().len(), 1);
 }

@@ -87,37 +87,34 @@ impl ChromeDriver {
     }
 }
 
-async fn text(browser: &Client, id: &str) -> String {
+/// The element `locator` finds, once the page shows it (after a navigation started by a
+/// click, the old page may still be shown for a moment).
+async fn element(browser: &Client, locator: Locator<'_>) -> fantoccini::elements::Element {
     browser
         .wait()
         .at_most(Duration::from_secs(20))
-        .for_element(Locator::Id(id))
+        .for_element(locator)
         .await
-        .unwrap_or_else(|e| panic!("#{id}: {e}"))
+        .unwrap_or_else(|e| panic!("{locator:?}: {e}"))
+}
+
+async fn text(browser: &Client, id: &str) -> String {
+    element(browser, Locator::Id(id))
+        .await
         .text()
         .await
         .unwrap()
 }
 
-/// Waits for the page whose title heading is `title` (after a navigation started by a
-/// click, the old page may still be shown for a moment).
+/// Waits for the page whose title heading is `title`.
 async fn page_titled(browser: &Client, title: &str) {
     let xpath = format!("//h1[@id='title' and normalize-space()='{title}']");
-    browser
-        .wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::XPath(&xpath))
-        .await
-        .unwrap_or_else(|e| panic!("no page titled {title:?}: {e}"));
+    element(browser, Locator::XPath(&xpath)).await;
 }
 
 async fn click(browser: &Client, id: &str) {
-    browser
-        .wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Id(id))
+    element(browser, Locator::Id(id))
         .await
-        .unwrap_or_else(|e| panic!("#{id}: {e}"))
         .click()
         .await
         .unwrap();

@@ -110,16 +110,8 @@ async fn the_owner_logs_in_once_and_code_server_never_sees_the_session_or_a_toke
     }
     // NB: the header list the gateway was told to remove, straight from the check.
     let check = front
-        .client
-        .get(format!("http://{}/ext-authz/", front.check_addr))
-        .header(header::HOST, &host)
-        .header(
-            header::AUTHORIZATION,
-            format!("Bearer {}", front.token("alice")),
-        )
-        .send()
-        .await
-        .unwrap();
+        .check("/ext-authz/", &host, &front.token("alice"))
+        .await;
     assert_eq!(check.status(), 200);
     assert_eq!(
         check.headers()["x-envoy-auth-headers-to-remove"],
@@ -132,13 +124,7 @@ async fn a_bearer_token_opens_the_owners_workspace_for_cli_tools() {
     let front = Front::start().await;
     front.provision("alice").await;
     let url = front.workspace_url("alice", "/healthz");
-    let answer = front
-        .client
-        .get(&url)
-        .bearer_auth(front.token("alice"))
-        .send()
-        .await
-        .unwrap();
+    let answer = front.get_as(&url, &front.token("alice")).await;
     assert_eq!(answer.status(), 200);
     let last = front.code_server.requests().pop().unwrap();
     assert_eq!(last.path, "/healthz");
@@ -153,13 +139,7 @@ async fn anyone_else_gets_the_same_403_page_for_another_users_and_a_missing_work
     let bob = front.token("bob");
     let mut bodies = Vec::new();
     for safe in ["alice", "nobody"] {
-        let answer = front
-            .client
-            .get(front.workspace_url(safe, "/"))
-            .bearer_auth(&bob)
-            .send()
-            .await
-            .unwrap();
+        let answer = front.get_as(&front.workspace_url(safe, "/"), &bob).await;
         assert_eq!(answer.status(), 403);
         bodies.push(answer.text().await.unwrap());
     }
@@ -183,12 +163,8 @@ async fn admins_open_other_workspaces_only_when_allowed() {
         front.provision("alice").await;
         let root = front.issuer.token("root", &["admin"]).unwrap();
         let answer = front
-            .client
-            .get(front.workspace_url("alice", "/"))
-            .bearer_auth(&root)
-            .send()
-            .await
-            .unwrap();
+            .get_as(&front.workspace_url("alice", "/"), &root)
+            .await;
         assert_eq!(answer.status(), if allowed { 200 } else { 403 });
     }
 }
@@ -199,13 +175,7 @@ async fn a_workspace_being_deleted_or_deleted_is_closed() {
     front.provision("alice").await;
     let alice = front.token("alice");
     let url = front.workspace_url("alice", "/");
-    let open = front
-        .client
-        .get(&url)
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
+    let open = front.get_as(&url, &alice).await;
     assert_eq!(open.status(), 200);
     let owner = codeserver_service::values::Owner {
         sub: Some("sub-alice".into()),
@@ -216,13 +186,7 @@ async fn a_workspace_being_deleted_or_deleted_is_closed() {
         .delete(&owner, "code-server-alice")
         .await
         .unwrap();
-    let closed = front
-        .client
-        .get(&url)
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
+    let closed = front.get_as(&url, &alice).await;
     assert_eq!(closed.status(), 403);
 }
 
@@ -317,12 +281,8 @@ async fn the_api_serves_while_the_issuer_is_down_and_logins_say_why_they_cannot_
     );
     assert_eq!(
         front
-            .client
-            .get(front.workspace_url("alice", "/"))
-            .bearer_auth(front.token("alice"))
-            .send()
+            .get_as(&front.workspace_url("alice", "/"), &front.token("alice"))
             .await
-            .unwrap()
             .status(),
         200,
         "bearer access does not need the issuer's discovery"

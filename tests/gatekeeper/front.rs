@@ -11,8 +11,7 @@ use std::{
 
 use codeserver_service::{
     config::Secret,
-    gate::{EXT_AUTHZ_PREFIX, GateSettings, Login, Principal, Seal, WorkspaceSession},
-    http,
+    gate::{self, EXT_AUTHZ_PREFIX, GateSettings, Login, Principal, Seal, WorkspaceSession},
     metrics::Metrics,
     reconcile::Reconciler,
     serve,
@@ -46,27 +45,17 @@ pub const KEYS: [&str; 2] = [
 
 /// What the mesh config of `k8s/` gives the provider (`codeserver-workspaces`).
 pub fn provider(service: SocketAddr) -> ExtAuthzHttp {
+    let names = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect();
     ExtAuthzHttp {
         path_prefix: EXT_AUTHZ_PREFIX.to_owned(),
         timeout: Duration::from_secs(2),
-        fail_open: false,
         status_on_error: 503,
-        include_request_headers_in_check: names(&["cookie", "authorization", "accept"]),
-        headers_to_upstream_on_allow: names(&["cookie"]),
-        headers_to_downstream_on_allow: names(&["set-cookie"]),
-        headers_to_downstream_on_deny: names(&[
-            "set-cookie",
-            "location",
-            "content-type",
-            "cache-control",
-            "www-authenticate",
-        ]),
+        include_request_headers_in_check: names(&gate::CHECK_HEADERS),
+        headers_to_upstream_on_allow: names(&gate::UPSTREAM_ON_ALLOW),
+        headers_to_downstream_on_allow: names(&gate::DOWNSTREAM_ON_ALLOW),
+        headers_to_downstream_on_deny: names(&gate::DOWNSTREAM_ON_DENY),
         ..ExtAuthzHttp::new(service)
     }
-}
-
-fn names(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| (*s).to_owned()).collect()
 }
 
 /// Everything in front of and behind the gate.
@@ -169,23 +158,10 @@ impl Front {
             ..GateSettings::default()
         };
         let routes = serve::assemble(parts).unwrap();
-        let mut stops = Vec::new();
-        for (listener, filter) in [
-            (api_listener, routes.api),
-            (check_listener, routes.ext_authz),
-        ] {
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            tokio::spawn(http::serve_with(
-                listener,
-                filter,
-                async {
-                    let _ = stopped.await;
-                },
-                Duration::from_secs(1),
-                routes.server,
-            ));
-            stops.push(stop);
-        }
+        let stops = vec![
+            world::serving::serve_on(api_listener, routes.api, routes.server),
+            world::serving::serve_on(check_listener, routes.ext_authz, routes.server),
+        ];
         world::caches_settled(&sim, &reconciler).await;
         let client = client(&gateway);
         Front {
@@ -217,6 +193,28 @@ impl Front {
             tokio::task::yield_now().await;
         }
         panic!("the check listener did not stop");
+    }
+
+    /// GET `url` through the gateway with `token` as the bearer.
+    pub async fn get_as(&self, url: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A check request straight to the check listener: `path` (after the listener's
+    /// root), with `host` and `token`.
+    pub async fn check(&self, path: &str, host: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(format!("http://{}{path}", self.check_addr))
+            .header(reqwest::header::HOST, host)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// `https://code-<safe>.devplatform.local:<port><path>`.

@@ -48,6 +48,23 @@ pub async fn serve_routes(routes: Routes) -> (String, tokio::sync::oneshot::Send
     let filter = routes.api.or(routes.metrics).unify();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
+    (base, serve_on(listener, filter, server))
+}
+
+/// Serves `filter` on `listener` with `server`'s limits; the sender stops it when sent to
+/// or dropped.
+pub fn serve_on<F>(
+    listener: tokio::net::TcpListener,
+    filter: F,
+    server: http::ServerLimits,
+) -> tokio::sync::oneshot::Sender<()>
+where
+    F: warp::Filter<Extract = (warp::reply::Response,), Error = warp::Rejection>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(http::serve_with(
         listener,
@@ -58,7 +75,7 @@ pub async fn serve_routes(routes: Routes) -> (String, tokio::sync::oneshot::Send
         Duration::from_secs(1),
         server,
     ));
-    (base, stop)
+    stop
 }
 
 /// Posts the GraphQL request `body` to `base`'s `/graphql`, with `token` as the bearer

@@ -196,25 +196,10 @@ fn workspace_name(host: &str) -> &str {
 fn page(host: &str, path: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>code-server</title></head>\n<body>\n<h1 id=\"workspace\">Workspace {}</h1>\n<p id=\"host\">{}</p>\n<p id=\"path\">{}</p>\n</body>\n</html>\n",
-        escape(workspace_name(host)),
-        escape(host),
-        escape(path),
+        crate::oidc::escape(workspace_name(host)),
+        crate::oidc::escape(host),
+        crate::oidc::escape(path),
     )
-}
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

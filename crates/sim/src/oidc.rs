@@ -799,7 +799,7 @@ fn redirect(location: &str) -> warp::reply::Response {
 }
 
 /// HTML-escapes text for element content and double-quoted attributes.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
