@@ -136,6 +136,15 @@ impl Gate {
         }))
     }
 
+    /// What `/ready` lists while browser login cannot work yet: the issuer has not
+    /// answered discovery. A fixed text: never what the issuer said.
+    pub fn login_problem(&self) -> Option<&'static str> {
+        self.oidc
+            .as_ref()
+            .filter(|oidc| !oidc.discovered())
+            .map(|_| "workspace login: the OIDC issuer (JWT_ISSUER) has not answered discovery yet; browser logins answer 503 until it does")
+    }
+
     /// The login's configuration, when browser login is on.
     fn login_parts(&self) -> Option<(&Seal, &Oidc, &Url)> {
         Some((

@@ -107,6 +107,11 @@ impl Oidc {
         })
     }
 
+    /// True once the issuer's endpoints are known.
+    pub fn discovered(&self) -> bool {
+        self.client.get().is_some()
+    }
+
     /// Discovers the issuer's endpoints, retrying with doubling waits from `backoff.0` up
     /// to `backoff.1` until it succeeds; every failure is logged.
     pub async fn discover_until_done(self: Arc<Self>, backoff: (Duration, Duration)) {

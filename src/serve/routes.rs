@@ -18,12 +18,17 @@ use crate::{
     reload,
 };
 
-/// The `degraded` list: what the cluster lacks (`cluster`, fixed at start).
+/// The `degraded` list: what the cluster lacks (`cluster`, fixed at start), and the
+/// browser login while its issuer has not been discovered.
 ///
 /// NB: no template set can leave workspaces unprotected any more (the gatekeeper guards
 /// every workspace host, whatever the templates render), so nothing is added per set.
-fn degraded(cluster: Vec<String>) -> Degraded {
-    Arc::new(move || cluster.clone())
+fn degraded(cluster: Vec<String>, gate: Arc<Gate>) -> Degraded {
+    Arc::new(move || {
+        let mut list = cluster.clone();
+        list.extend(gate.login_problem().map(str::to_owned));
+        list
+    })
 }
 
 /// Never reported any more (see [`degraded`]); kept only while the start-up warning in
@@ -88,7 +93,7 @@ pub fn assemble(parts: Parts) -> Result<Routes, ServeError> {
             reconcile::kinds::ISTIO_GROUP
         )],
     };
-    let degraded = degraded(cluster);
+    let degraded = degraded(cluster, gate.clone());
     let schema = graphql::schema(Services {
         templates: templates.clone(),
         reconciler: parts.reconciler,

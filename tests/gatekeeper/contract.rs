@@ -279,6 +279,22 @@ async fn the_api_serves_while_the_issuer_is_down_and_logins_say_why_they_cannot_
             .unwrap()
             .contains("identity provider cannot be reached")
     );
+    let ready: serde_json::Value = front
+        .client
+        .get(format!("{}/ready", front.public))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        ready["degraded"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("workspace login:"),
+        "{ready}"
+    );
     assert_eq!(
         front
             .get_as(&front.workspace_url("alice", "/"), &front.token("alice"))
