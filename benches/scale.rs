@@ -14,6 +14,13 @@
 //!    one request at a time; no-op re-provisions of existing instances through the
 //!    reconciler (service time and Kubernetes API calls, counted in
 //!    `codeserver_kube_requests_total`); a storm of fresh provisions, 64 at a time.
+//! 4. The workspace gatekeeper's ext_authz checks (`routes.ext_authz` on a listener of its
+//!    own, as the ingress gateway asks it: `GET /ext-authz/` with the workspace host as
+//!    `Host`), under `CLIENTS` clients from a load child: each owner with their workspace
+//!    session cookie on their own host (200), each user's bearer token on their own host
+//!    (200; each token checked once before the clock), and a mix of these with users'
+//!    tokens (403) and cookies (401) on other users' hosts; with the Kubernetes API calls
+//!    made meanwhile (none are expected: the checks are answered from the caches).
 //!
 //! `cargo bench --bench scale`; INSTANCES (10000), CLIENTS (50), REQUESTS (100000), STORM
 //! (1000) and STORM_CONCURRENCY (64) override the sizes.
@@ -35,7 +42,11 @@ use std::{
 };
 
 use codeserver_service::{
+    config::Secret,
+    gate::{EXT_AUTHZ_PREFIX, GateSettings, Principal, Seal, WORKSPACE_COOKIE, WorkspaceSession},
+    http as service_http,
     metrics::Metrics,
+    naming,
     reconcile::{Kinds, Reconciler, Timeouts},
     serve,
     values::{Owner, Repo},
@@ -45,7 +56,10 @@ use codeserver_sim::{
     issuer::{Issuer, TokenSpec},
 };
 use futures::{StreamExt, stream};
-use load::{Expect, Report, Spec, TokenFile, env_or, load_in_child, ms};
+use load::{
+    Ask, AskFile, Expect, Gets, Report, Spec, TokenFile, env_or, load_gets_in_child, load_in_child,
+    ms,
+};
 
 // NB: the service binary's allocator, so the memory figures are what the service uses.
 #[global_allocator]
@@ -67,6 +81,10 @@ const LISTS: usize = 1_000;
 const NOOPS: usize = 200;
 /// How long the service may take to answer `/ready` with 200.
 const READY_LIMIT: Duration = Duration::from_secs(120);
+/// The gatekeeper's session key (SESSION_KEYS), which seals the workspace cookies.
+const SESSION_KEY: &str = "the-scale-bench-session-key-of-32-bytes-or-more";
+/// The header an allowing check answer carries (Envoy removes the headers it lists).
+const HEADERS_TO_REMOVE: &str = "x-envoy-auth-headers-to-remove";
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -243,7 +261,12 @@ impl Figures {
 fn no_errors(report: &Report) -> Result<(), BoxError> {
     match report.errors {
         0 => Ok(()),
-        n => Err(format!("{}: {n} error answers", report.name).into()),
+        n => Err(format!(
+            "{}: {n} error answers; the first: {:.300}",
+            report.name,
+            report.first_error.as_deref().unwrap_or("?")
+        )
+        .into()),
     }
 }
 
@@ -254,6 +277,52 @@ async fn measure(spec: &Spec, tokens: &TokenFile) -> Result<Report, BoxError> {
     report.print(spec.clients);
     no_errors(&report)?;
     Ok(report)
+}
+
+/// Runs `spec`'s GETs from a load child as `asks` say and prints its line; its report, or
+/// a failure when any answer was bad.
+async fn measure_gets(spec: &Gets, asks: &[Ask]) -> Result<Report, BoxError> {
+    let file = AskFile::write(asks)?;
+    let report = load_gets_in_child(spec, &file).await;
+    report.print(spec.clients);
+    no_errors(&report)?;
+    Ok(report)
+}
+
+/// `user`'s workspace host, `code-<safe name>.<base_domain>`.
+fn workspace_host(user: &str, base_domain: &str) -> Result<String, BoxError> {
+    Ok(format!("code-{}.{base_domain}", naming::safe_name(user)?))
+}
+
+/// Who `user` is to the gatekeeper: their token's `sub` and their user id.
+fn principal(user: &str) -> Principal {
+    Principal {
+        sub: TokenSpec::new(user).sub,
+        uid: user.to_owned(),
+        adm: false,
+    }
+}
+
+/// The check of a workspace host as the gatekeeper answers it to its owner.
+fn allowed() -> Expect {
+    Expect::Status {
+        status: 200,
+        header: Some(HEADERS_TO_REMOVE.to_owned()),
+    }
+}
+
+/// `report`'s p50 / p99 and throughput, as two figures against the checks' targets.
+fn check_figures(figures: &mut Figures, what: &str, clients: usize, report: &Report) {
+    figures.add(
+        format!("ext_authz check ({what}) p50 / p99 ({clients} clients)"),
+        report.p50_p99(),
+        "p99 <= 1 ms",
+    );
+    figures.add(
+        format!("ext_authz check ({what}) throughput ({clients} clients)"),
+        format!("{:.0} checks/s", report.per_second()),
+        ">= 20,000 checks/s",
+    );
 }
 
 async fn run() -> Result<(), BoxError> {
@@ -285,13 +354,30 @@ async fn run() -> Result<(), BoxError> {
     let metrics = Metrics::new()?;
     let client = serve::counted_client(cluster.config().await?, &metrics)?;
     let reconciler = reconciler(client, &issuer.issuer_url()).await?;
-    let routes = serve::assemble(world::serving::simulated_parts(
-        reconciler.clone(),
-        &issuer,
-        &gitea.url(),
-        metrics,
-    ))?;
+    let base_domain = reconciler.settings().base_domain.clone();
+    let mut parts =
+        world::serving::simulated_parts(reconciler.clone(), &issuer, &gitea.url(), metrics);
+    parts.gate = GateSettings {
+        session_keys: vec![Secret::new(SESSION_KEY)],
+        base_domain: base_domain.clone(),
+        ..GateSettings::default()
+    };
+    let routes = serve::assemble(parts)?;
+    let (check, server) = (routes.ext_authz.clone(), routes.server);
     let (base, _stop) = world::serving::serve_routes(routes).await;
+    // The check listener (EXT_AUTHZ_PORT), reached only by the ingress gateway.
+    let check_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let check_url = format!("http://{}{EXT_AUTHZ_PREFIX}/", check_listener.local_addr()?);
+    let (_stop_checks, checks_stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(service_http::serve_with(
+        check_listener,
+        check,
+        async {
+            let _ = checks_stopped.await;
+        },
+        Duration::from_secs(1),
+        server,
+    ));
     let http = reqwest::Client::new();
     loop {
         let ready = http.get(format!("{base}/ready")).send().await;
@@ -344,12 +430,11 @@ async fn run() -> Result<(), BoxError> {
     );
 
     // NB: the clients' tokens are the clients' memory, minted after the service's is read.
-    let tokens = TokenFile::write(
-        &users
-            .iter()
-            .map(|u| issuer.mint(&TokenSpec::new(u)))
-            .collect::<Result<Vec<_>, _>>()?,
-    )?;
+    let minted = users
+        .iter()
+        .map(|u| issuer.mint(&TokenSpec::new(u)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let tokens = TokenFile::write(&minted)?;
     // Each token's first request: its signature is checked, then remembered until it
     // expires, as clients send the same token for many requests.
     let first = measure(
@@ -444,6 +529,117 @@ async fn run() -> Result<(), BoxError> {
         format!("health throughput ({clients} clients)"),
         format!("{:.0} req/s", health.per_second()),
         ">= 20,000 req/s",
+    );
+
+    // The gatekeeper's checks, as the ingress gateway sends them: every user's workspace
+    // host, with their session cookie, then with their bearer token, then a mix with other
+    // users' hosts.
+    let hosts = users
+        .iter()
+        .map(|u| workspace_host(u, &base_domain))
+        .collect::<Result<Vec<_>, _>>()?;
+    let gets = |name: &str, requests: usize| Gets {
+        name: name.to_owned(),
+        url: check_url.clone(),
+        clients,
+        requests,
+    };
+    let before = kube_calls(&http, &base).await?;
+    let cookies = {
+        let seal = Seal::new(&[Secret::new(SESSION_KEY)])?.ok_or("no session key")?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+        let exp = now.as_secs() + 24 * 3600;
+        users
+            .iter()
+            .zip(&hosts)
+            .map(|(user, host)| {
+                let session = WorkspaceSession::new(principal(user), host.clone(), exp);
+                Ok(format!("{WORKSPACE_COOKIE}={}", seal.seal(&session)?))
+            })
+            .collect::<Result<Vec<_>, BoxError>>()?
+    };
+    let by_cookie: Vec<Ask> = hosts
+        .iter()
+        .zip(&cookies)
+        .map(|(host, cookie)| Ask {
+            host: host.clone(),
+            header: "cookie".to_owned(),
+            value: cookie.clone(),
+            expect: allowed(),
+        })
+        .collect();
+    let cookie = measure_gets(&gets("check/cookie", requests), &by_cookie).await?;
+    check_figures(&mut figures, "cookie", clients, &cookie);
+
+    let by_token: Vec<Ask> = hosts
+        .iter()
+        .zip(&minted)
+        .map(|(host, token)| Ask {
+            host: host.clone(),
+            header: "authorization".to_owned(),
+            value: format!("Bearer {token}"),
+            expect: allowed(),
+        })
+        .collect();
+    // NB: each token's first check; the API's requests above already verified them (the
+    // check and the API share the verified tokens), so this only makes sure of it.
+    let first = measure_gets(&gets("check/bearer/1st", instances), &by_token).await?;
+    figures.add(
+        format!("ext_authz check (bearer), each token's first check ({clients} clients)"),
+        format!("{:.0} checks/s, {}", first.per_second(), first.p50_p99()),
+        "(figure only)",
+    );
+    let bearer = measure_gets(&gets("check/bearer", requests), &by_token).await?;
+    check_figures(&mut figures, "bearer", clients, &bearer);
+
+    if instances >= 2 {
+        // Of every four checks: an owner's cookie and an owner's token on their own host
+        // (200), a user's token on the next user's host (403: not theirs) and a user's
+        // cookie on the next user's host (401: the cookie is bound to its own host, so it
+        // names nobody there).
+        let mix: Vec<Ask> = (0..instances)
+            .map(|i| {
+                let other = hosts[(i + 1) % instances].clone();
+                match i % 4 {
+                    0 => by_cookie[i].clone(),
+                    1 => by_token[i].clone(),
+                    2 => Ask {
+                        host: other,
+                        expect: Expect::Status {
+                            status: 403,
+                            header: None,
+                        },
+                        ..by_token[i].clone()
+                    },
+                    _ => Ask {
+                        host: other,
+                        expect: Expect::Status {
+                            status: 401,
+                            header: Some("www-authenticate".to_owned()),
+                        },
+                        ..by_cookie[i].clone()
+                    },
+                }
+            })
+            .collect();
+        let mixed = measure_gets(&gets("check/mix", requests), &mix).await?;
+        figures.add(
+            format!(
+                "ext_authz check, mix (1/2 allowed, 1/4 403, 1/4 401), p50 / p99 ({clients} clients)"
+            ),
+            format!("{}, {:.0} checks/s", mixed.p50_p99(), mixed.per_second()),
+            "(figure only)",
+        );
+    }
+    let (calls, by_verb) = calls_between(&before, &kube_calls(&http, &base).await?);
+    figures.add(
+        "ext_authz checks, Kubernetes API calls during the checks",
+        if calls > 0.0 {
+            format!("{calls} ({by_verb})")
+        } else {
+            "0".to_owned()
+        },
+        "0",
     );
 
     // No-op re-provisions: existing instances, same repository, one at a time.

@@ -11,6 +11,7 @@
 //! `retryAfterSeconds`) sit above the client and simply take a token again.
 
 use std::{
+    collections::HashMap,
     fmt,
     future::Future,
     pin::Pin,
@@ -122,6 +123,84 @@ impl Bucket {
     }
 }
 
+impl Bucket {
+    /// A full bucket of `rate` at `now`.
+    fn full(rate: Rate, now: Instant) -> Self {
+        Self {
+            rate,
+            tokens: f64::from(rate.burst),
+            updated: now,
+        }
+    }
+
+    /// Takes `n` tokens if the bucket holds them now; never promises tokens ahead.
+    fn try_take(&mut self, n: u32, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        let burst = f64::from(self.rate.burst);
+        self.tokens = (self.tokens + elapsed * self.rate.qps).min(burst);
+        self.updated = now;
+        if self.tokens >= f64::from(n) {
+            self.tokens -= f64::from(n);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether the bucket is full again at `now` (forgetting it changes nothing).
+    fn is_full(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.tokens + elapsed * self.rate.qps >= f64::from(self.rate.burst)
+    }
+}
+
+/// The most keys a [`KeyedRateLimit`] tracks before it forgets the full buckets.
+const MAX_KEYS: usize = 10_000;
+
+/// One token bucket of `rate` per key (per caller), which refuses instead of waiting:
+/// user reads that call Kubernetes or Gitea each take from their caller's bucket, so one
+/// caller spends only their own budget, never the service's shared one.
+///
+/// Bounded: when it tracks [`MAX_KEYS`] keys it forgets those whose bucket is full again
+/// (a full bucket and a forgotten one answer alike).
+#[derive(Debug)]
+pub struct KeyedRateLimit {
+    rate: Rate,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+impl KeyedRateLimit {
+    /// No key has spent anything yet.
+    pub fn new(rate: Rate) -> Self {
+        Self {
+            rate,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The rate of each key's bucket.
+    pub fn rate(&self) -> Rate {
+        self.rate
+    }
+
+    /// Takes `n` tokens from `key`'s bucket; false (and nothing taken) when it holds fewer.
+    pub fn try_take(&self, key: &str, n: u32) -> bool {
+        let now = Instant::now();
+        // NB: plain numbers behind the lock; a panic elsewhere cannot leave them broken.
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(bucket) = buckets.get_mut(key) {
+            return bucket.try_take(n, now);
+        }
+        if buckets.len() >= MAX_KEYS {
+            buckets.retain(|_, bucket| !bucket.is_full(now));
+        }
+        let mut bucket = Bucket::full(self.rate, now);
+        let taken = bucket.try_take(n, now);
+        buckets.insert(key.to_owned(), bucket);
+        taken
+    }
+}
+
 /// The layer to add to a `kube::client::ClientBuilder`. Clones share one bucket.
 #[derive(Clone)]
 pub struct RateLimit {
@@ -138,11 +217,7 @@ impl RateLimit {
     /// A full bucket of `rate`.
     pub fn new(rate: Rate) -> Self {
         Self {
-            bucket: Arc::new(Mutex::new(Bucket {
-                rate,
-                tokens: f64::from(rate.burst),
-                updated: Instant::now(),
-            })),
+            bucket: Arc::new(Mutex::new(Bucket::full(rate, Instant::now()))),
         }
     }
 
@@ -272,5 +347,18 @@ mod tests {
         assert_eq!(bucket.reserve(later), later);
         assert_eq!(bucket.reserve(later), later);
         assert!(bucket.reserve(later) > later);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_key_spends_its_own_bucket_and_is_refused_when_it_is_empty() {
+        let limit = KeyedRateLimit::new(Rate::new(2.0, 4).unwrap());
+        assert!(limit.try_take("alice", 3));
+        assert!(!limit.try_take("alice", 2), "one token left");
+        assert!(limit.try_take("alice", 1));
+        assert!(limit.try_take("bob", 4), "bob has his own bucket");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(limit.try_take("alice", 2), "refilled at the rate");
+        assert!(!limit.try_take("alice", 1));
+        assert!(!limit.try_take("carol", 5), "never more than the burst");
     }
 }

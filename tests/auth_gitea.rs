@@ -690,10 +690,12 @@ fn sudo_client(url: &str, token: &str) -> GiteaClient {
     .unwrap()
 }
 
-fn as_user(username: &str) -> Caller<'_> {
+/// The caller `username` with their verified `token` (whose `sub` links them to the
+/// Gitea account in `Sudo` mode).
+fn as_user<'a>(username: &'a str, token: &'a str) -> Caller<'a> {
     Caller {
         username,
-        token: None,
+        token: Some(token),
     }
 }
 
@@ -702,31 +704,35 @@ async fn sudo_asks_gitea_as_the_named_user_with_the_service_token() {
     let issuer = issuer().await;
     let sim = SimGitea::start(issuer.clone()).await.unwrap();
     let client = sudo_client(&sim.url(), SERVICE_TOKEN);
+    let alice = issuer.token("alice", &[]).unwrap();
+    let bob = issuer.token("bob", &[]).unwrap();
     // alice may read the private devteam/backend-api and her own notes; bob may not
     // read her notes nor see bob's secret project through alice.
     let repo = client
-        .repository(&as_user("alice"), "devteam", "backend-api")
+        .repository(&as_user("alice", &alice), "devteam", "backend-api")
         .await
         .unwrap();
     assert!(repo.private);
     assert!(
         client
-            .repository(&as_user("Alice"), "alice", "notes")
+            .repository(&as_user("Alice", &alice), "alice", "notes")
             .await
             .is_ok()
     );
     assert!(matches!(
-        client.repository(&as_user("bob"), "alice", "notes").await,
+        client
+            .repository(&as_user("bob", &bob), "alice", "notes")
+            .await,
         Err(GiteaError::AccessDenied)
     ));
     assert!(matches!(
         client
-            .repository(&as_user("alice"), "bob", "secret-project")
+            .repository(&as_user("alice", &alice), "bob", "secret-project")
             .await,
         Err(GiteaError::AccessDenied)
     ));
     let names: Vec<String> = client
-        .repositories(&as_user("bob"))
+        .repositories(&as_user("bob", &bob))
         .await
         .unwrap()
         .into_iter()
@@ -737,37 +743,60 @@ async fn sudo_asks_gitea_as_the_named_user_with_the_service_token() {
         "{names:?}"
     );
     assert!(!names.contains(&"alice/notes".to_owned()), "{names:?}");
-    // A user Gitea does not know: Sudo answers 404, so access is denied.
+    // A user Gitea does not know: denied without a Sudo call.
+    let nobody = issuer.token("nobody", &[]).unwrap();
+    let before = sim.requests();
     assert!(matches!(
         client
-            .repository(&as_user("nobody"), "devteam", "docs")
+            .repository(&as_user("nobody", &nobody), "devteam", "docs")
             .await,
-        Err(GiteaError::AccessDenied)
+        Err(GiteaError::NotLinked(_))
     ));
-    // No bearer token is needed or sent: callers known by forwarded headers work too.
+    assert_eq!(sim.requests(), before + 1, "the account lookup only");
+    // Each account was looked up once (alice's under two spellings), and GITEA_TOKEN
+    // checked once; a kept verdict costs no call.
+    assert_eq!(sim.user_lookups(), 3);
     let before = sim.requests();
     assert!(
         client
-            .repository(&as_user("bob"), "devteam", "docs")
+            .repository(&as_user("bob", &bob), "devteam", "docs")
             .await
             .is_ok()
     );
     assert_eq!(sim.requests(), before + 1);
+    // A caller without a token (known by forwarded headers) has no `sub` to link: denied
+    // without any call.
+    let before = sim.requests();
+    let headers_only = Caller {
+        username: "bob",
+        token: None,
+    };
+    assert!(matches!(
+        client.repository(&headers_only, "devteam", "docs").await,
+        Err(GiteaError::NotLinked(_))
+    ));
+    assert_eq!(sim.requests(), before);
 }
 
 #[tokio::test]
 async fn sudo_is_refused_for_a_token_that_is_not_a_site_admins() {
     let issuer = issuer().await;
     let sim = SimGitea::start(issuer.clone()).await.unwrap();
+    let alice = issuer.token("alice", &[]).unwrap();
     let client = sudo_client(&sim.url(), &personal_token("bob"));
     assert!(matches!(
-        client.repository(&as_user("alice"), "alice", "notes").await,
+        client
+            .repository(&as_user("alice", &alice), "alice", "notes")
+            .await,
         Err(GiteaError::SudoRefused)
     ));
+    // Gitea does not know the token: a configuration error, not the caller's denial.
     let forged = sudo_client(&sim.url(), "not-a-token");
     assert!(matches!(
-        forged.repository(&as_user("alice"), "alice", "notes").await,
-        Err(GiteaError::AccessDenied)
+        forged
+            .repository(&as_user("alice", &alice), "alice", "notes")
+            .await,
+        Err(GiteaError::ServiceRefused { status: 401, .. })
     ));
     // A caller whose name Gitea could never have is denied before any call.
     let before = sim.requests();
@@ -775,7 +804,7 @@ async fn sudo_is_refused_for_a_token_that_is_not_a_site_admins() {
         assert!(
             matches!(
                 client
-                    .repository(&as_user(hostile), "devteam", "docs")
+                    .repository(&as_user(hostile, &alice), "devteam", "docs")
                     .await,
                 Err(GiteaError::AccessDenied)
             ),

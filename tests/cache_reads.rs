@@ -228,7 +228,7 @@ async fn ready_waits_for_the_caches() {
     // Kinds listed after the refused ones sync all the same.
     for kind in [
         "networking.k8s.io/v1/NetworkPolicy",
-        "security.istio.io/v1/AuthorizationPolicy",
+        "networking.istio.io/v1/VirtualService",
     ] {
         world::eventually::eventually(kind, Duration::from_secs(10), || async {
             reconciler.caches().is_synced(kind).then_some(())

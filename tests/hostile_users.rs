@@ -5,7 +5,7 @@
 #[path = "support/world.rs"]
 mod world;
 
-use codeserver_service::gitea::AuthMode;
+use codeserver_service::{gitea::AuthMode, naming};
 use codeserver_sim::gitea::SimRepo;
 use serde_json::{Value, json};
 use world::{NS, World, error_of, ok};
@@ -26,16 +26,22 @@ fn label<'a>(object: &'a Value, key: &str) -> &'a str {
         .unwrap_or_default()
 }
 
-/// `john.doe` hashes to `john-doe-30f69670`; a user literally called that must get a
-/// different instance, whichever of the two comes first.
+/// `john.doe` hashes to `john-doe-<16 hex>` (and did to `john-doe-30f69670`); a user
+/// literally called either must get a different instance, whichever comes first.
 #[tokio::test]
 async fn a_user_named_like_a_hashed_name_gets_a_different_instance_in_either_order() {
-    for victim_first in [true, false] {
+    let hashed = naming::safe_name("john.doe").unwrap();
+    let cases = [
+        (true, hashed.as_str()),
+        (false, hashed.as_str()),
+        (true, "john-doe-30f69670"),
+    ];
+    for (victim_first, attacker_id) in cases {
         let w = world().await;
         w.gitea.add_user("john.doe");
-        w.gitea.add_user("john-doe-30f69670");
+        w.gitea.add_user(attacker_id);
         let victim = w.token("john.doe");
-        let attacker = w.token("john-doe-30f69670");
+        let attacker = w.token(attacker_id);
         let provision_as = |token| w.provision(token, "devteam", "docs");
         let (first, second) = if victim_first {
             (&victim, &attacker)
@@ -48,11 +54,11 @@ async fn a_user_named_like_a_hashed_name_gets_a_different_instance_in_either_ord
         let b_id = ok(&b, "provisionCodeServer")["instance"]["id"].clone();
         assert_ne!(a_id, b_id);
         assert_eq!(ok(&b, "provisionCodeServer")["isNew"], json!(true));
-        let pvc = w.pvc("workspace-john-doe-30f69670").unwrap();
+        let pvc = w.pvc(&format!("workspace-{hashed}")).unwrap();
         assert_eq!(label(&pvc, "devplatform.io/owner"), "sub-john.doe");
         let theirs = w.mine(&victim).await;
         assert_eq!(theirs.as_array().unwrap().len(), 1, "{theirs}");
-        assert_eq!(theirs[0]["id"], json!("code-server-john-doe-30f69670"));
+        assert_eq!(theirs[0]["id"], json!(format!("code-server-{hashed}")));
         assert_eq!(theirs[0]["userId"], json!("john.doe"));
         let attackers = w.mine(&attacker).await;
         assert_eq!(attackers.as_array().unwrap().len(), 1, "{attackers}");
@@ -65,6 +71,7 @@ async fn a_user_named_like_a_hashed_name_gets_a_different_instance_in_either_ord
 /// and writes nothing; the holder keeps the instance.
 #[tokio::test]
 async fn provisioning_never_writes_over_another_owners_live_objects() {
+    let h = naming::safe_name("john.doe").unwrap();
     let w = world().await;
     w.gitea.add_user("john.doe");
     w.sim()
@@ -72,17 +79,17 @@ async fn provisioning_never_writes_over_another_owners_live_objects() {
             "apiVersion": "v1",
             "kind": "PersistentVolumeClaim",
             "metadata": {
-                "name": "workspace-john-doe-30f69670",
+                "name": format!("workspace-{h}"),
                 "namespace": NS,
                 "labels": {
                     "app.kubernetes.io/managed-by": "codeserver-service",
                     "app.kubernetes.io/name": "code-server",
-                    "app.kubernetes.io/instance": "code-server-john-doe-30f69670",
-                    "devplatform.io/user": "john-doe-30f69670",
-                    "devplatform.io/owner": "sub-john-doe-30f69670",
+                    "app.kubernetes.io/instance": format!("code-server-{h}"),
+                    "devplatform.io/user": h.clone(),
+                    "devplatform.io/owner": format!("sub-{h}"),
                 },
                 "annotations": {
-                    "devplatform.io/user-id": "john-doe-30f69670",
+                    "devplatform.io/user-id": h.clone(),
                     "devplatform.io/repos": "[{\"owner\":\"devteam\",\"name\":\"docs\",\"cloneUrl\":\"http://gitea:3000/devteam/docs.git\"}]",
                 },
             },
@@ -92,8 +99,8 @@ async fn provisioning_never_writes_over_another_owners_live_objects() {
             },
         }))
         .unwrap();
-    assert!(world::record_cached(&w.reconciler, "workspace-john-doe-30f69670").await);
-    let before = w.pvc("workspace-john-doe-30f69670").unwrap();
+    assert!(world::record_cached(&w.reconciler, &format!("workspace-{h}")).await);
+    let before = w.pvc(&format!("workspace-{h}")).unwrap();
     let victim = w.token("john.doe");
     w.sim().reset_requests();
     for _ in 0..2 {
@@ -109,7 +116,7 @@ async fn provisioning_never_writes_over_another_owners_live_objects() {
         w.gitea.deploy_keys().is_empty(),
         "no key was added for the refused caller"
     );
-    let after = w.pvc("workspace-john-doe-30f69670").unwrap();
+    let after = w.pvc(&format!("workspace-{h}")).unwrap();
     assert_eq!(after["metadata"]["uid"], before["metadata"]["uid"]);
     // NB: the simulated volume controller binds the claim meanwhile (its annotations).
     assert_eq!(after["metadata"]["labels"], before["metadata"]["labels"]);
@@ -118,36 +125,29 @@ async fn provisioning_never_writes_over_another_owners_live_objects() {
         assert_eq!(annotation(&after), annotation(&before), "{key}");
     }
     assert_eq!(after["spec"]["resources"], before["spec"]["resources"]);
-    assert_eq!(
-        label(&after, "devplatform.io/owner"),
-        "sub-john-doe-30f69670"
-    );
+    assert_eq!(label(&after, "devplatform.io/owner"), format!("sub-{h}"));
     assert!(
         w.sim()
-            .object("pods", NS, "code-server-john-doe-30f69670")
+            .object("pods", NS, &format!("code-server-{h}"))
             .is_none()
     );
     assert_eq!(w.mine(&victim).await, json!([]));
     // The holder still finds, starts and owns it (its name is kept although the id now
     // maps elsewhere).
-    w.gitea.add_user("john-doe-30f69670");
-    let holder = w.token("john-doe-30f69670");
+    w.gitea.add_user(&h);
+    let holder = w.token(&h);
     let mine = w.mine(&holder).await;
-    assert_eq!(
-        mine[0]["id"],
-        json!("code-server-john-doe-30f69670"),
-        "{mine}"
-    );
+    assert_eq!(mine[0]["id"], json!(format!("code-server-{h}")), "{mine}");
     let started = w
         .gql(
             &holder,
             "mutation($id: String!) { startCodeServer(id: $id) { id status } }",
-            json!({"id": "code-server-john-doe-30f69670"}),
+            json!({"id": format!("code-server-{h}")}),
         )
         .await;
     assert_eq!(
         ok(&started, "startCodeServer")["id"],
-        json!("code-server-john-doe-30f69670")
+        json!(format!("code-server-{h}"))
     );
 }
 

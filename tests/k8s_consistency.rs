@@ -1,5 +1,6 @@
 //! The manifests in `k8s/` agree with each other, with the service's settings and with
 //! the templates' values: names, selectors, ports, the JWT issuer, the gateway, the
+//! workspace gatekeeper (its settings, its check listener, the one CUSTOM policy), the
 //! clone credential. These are the cross-references a reviewer would check by hand.
 
 mod support;
@@ -57,6 +58,8 @@ fn the_configmap_holds_every_setting_the_service_reads() {
     // Set elsewhere, or deliberately left unset.
     let not_here = [
         "GITEA_TOKEN",           // 02-secret.yaml
+        "OIDC_CLIENT_SECRET",    // 02-secret.yaml
+        "SESSION_KEYS",          // 02-secret.yaml
         "JWT_SECRET",            // 02-secret.yaml, optional
         "KUBECONFIG",            // unset: the in-cluster service account
         "VALUES_FILE", // unset: values.yaml is part of the templates and reloads with them
@@ -70,6 +73,7 @@ fn the_configmap_holds_every_setting_the_service_reads() {
         ("TEMPLATES_DIR", "/etc/codeserver/templates"),
         ("JWT_ISSUER", "http://keycloak:30080/realms/devplatform"),
         ("JWT_AUDIENCE", "codeserver-service"),
+        ("PUBLIC_URL", "https://codeserver.devplatform.local"),
         (
             "GITEA_URL",
             "http://gitea.dev-platform.svc.cluster.local:3000",
@@ -80,10 +84,18 @@ fn the_configmap_holds_every_setting_the_service_reads() {
         ),
     ];
 
+    // Settings of earlier versions nothing reads any more: never set here.
+    let retired = [
+        "GATEWAY_NAMESPACE", // the per-instance access policies' namespace
+    ];
     for key in config.keys() {
         assert!(
             settings.contains_key(key),
             "{key} in 01-configmap.yaml is not a setting of `serve`"
+        );
+        assert!(
+            !retired.contains(&key.as_str()),
+            "{key} in 01-configmap.yaml is not used any more"
         );
     }
     for (key, value) in &config {
@@ -104,7 +116,7 @@ fn the_configmap_holds_every_setting_the_service_reads() {
         );
     }
     for (key, default) in &settings {
-        if not_here.contains(&key.as_str()) {
+        if not_here.contains(&key.as_str()) || retired.contains(&key.as_str()) {
             continue;
         }
         let value = config
@@ -142,6 +154,12 @@ fn the_configmap_holds_every_setting_the_service_reads() {
         "JWT_ISSUER",
         "JWT_AUDIENCE",
         "ADMIN_ROLE",
+        "PUBLIC_URL",
+        "OIDC_CLIENT_ID",
+        "SESSION_TTL",
+        "WORKSPACE_SESSION_TTL",
+        "ADMIN_WORKSPACE_ACCESS",
+        "EXT_AUTHZ_PORT",
     ] {
         assert!(
             config.contains_key(key),
@@ -150,6 +168,7 @@ fn the_configmap_holds_every_setting_the_service_reads() {
     }
     assert_eq!(config["AUTH_TRUST_FORWARDED"], "false");
     assert_eq!(config["AUTH_INSECURE_DECODE"], "false");
+    assert_eq!(config["ADMIN_WORKSPACE_ACCESS"], "false");
 }
 
 #[test]
@@ -166,20 +185,14 @@ fn the_manifests_agree_with_the_templates_values() {
     );
     assert_eq!(values["virtualService"]["gateways"], json!([gateway_ref]));
 
-    // No shared clone credential: the only Secrets are the service's own and oauth2-proxy's,
-    // neither of which a user pod can reference (they live in the service's namespace).
+    // No shared clone credential: the only Secret is the service's own, which no user
+    // pod can reference (it lives in the service's namespace).
     let secrets: Vec<String> = documents
         .iter()
         .filter(|d| d.kind() == "Secret")
         .map(|d| format!("{}/{}", d.namespace().unwrap_or_default(), d.name()))
         .collect();
-    assert_eq!(
-        secrets,
-        [
-            "dev-platform/codeserver-service-secrets",
-            "dev-platform/oauth2-proxy"
-        ]
-    );
+    assert_eq!(secrets, ["dev-platform/codeserver-service-secrets"]);
     assert!(values["gitClone"].get("credentialsSecret").is_none());
 
     // The namespace-wide gateway exception admits the same peer, on the same port, as
@@ -223,8 +236,8 @@ fn the_secrets_hold_placeholders_only() {
     let secrets: Vec<&Document> = documents.iter().filter(|d| d.kind() == "Secret").collect();
     assert_eq!(
         secrets.len(),
-        2,
-        "the service's Secret and oauth2-proxy's: user pods get per-instance deploy keys"
+        1,
+        "the service's Secret: user pods get per-instance deploy keys"
     );
     for document in &secrets {
         let secret: Secret = typed(document);
@@ -244,11 +257,26 @@ fn the_secrets_hold_placeholders_only() {
     let service: Secret = typed(find(&documents, "Secret", "codeserver-service-secrets"));
     let keys: BTreeSet<String> = service
         .string_data
+        .clone()
         .unwrap_or_default()
         .into_keys()
         .collect();
     // NB: JWT_SECRET stays out: a placeholder HS256 secret would be a known signing key.
-    assert_eq!(keys, BTreeSet::from(["GITEA_TOKEN".to_owned()]));
+    assert_eq!(
+        keys,
+        BTreeSet::from(["GITEA_TOKEN", "OIDC_CLIENT_SECRET", "SESSION_KEYS"].map(str::to_owned))
+    );
+    // NB: the SESSION_KEYS placeholder is shorter than a key may be, so a service started
+    // with it unreplaced refuses to start instead of signing with a published key.
+    let placeholder = service
+        .string_data
+        .as_ref()
+        .and_then(|d| d.get("SESSION_KEYS"))
+        .expect("a SESSION_KEYS placeholder");
+    assert!(
+        placeholder.len() < codeserver_service::gate::MIN_SESSION_KEY_BYTES,
+        "{placeholder}"
+    );
     assert_eq!(
         service.metadata.namespace.as_deref(),
         Some(SERVICE_NAMESPACE)
@@ -379,6 +407,7 @@ fn ports_and_probes_follow_port_and_metrics_port() {
     };
     assert_eq!(port_of("http"), config.get("PORT").cloned());
     assert_eq!(port_of("metrics"), config.get("METRICS_PORT").cloned());
+    assert_eq!(port_of("ext-authz"), config.get("EXT_AUTHZ_PORT").cloned());
     for (probe, path) in [
         (&container.liveness_probe, "/health"),
         (&container.readiness_probe, "/ready"),
@@ -504,65 +533,33 @@ fn the_service_and_the_pdb_select_the_deployment_pods() {
 }
 
 #[test]
-fn istio_requires_a_keycloak_token_for_graphql() {
+fn no_istio_token_check_stands_before_the_service() {
+    // The service verifies every token itself (AUTH_TRUST_FORWARDED is false). Istio's
+    // RequestAuthentication would verify them again, answer 401 in its own words, and on
+    // the service's pods apply to the check listener too (it cannot be limited to a
+    // port); on the shared gateway it would refuse other teams' tokens.
     let documents = manifests();
     let config = config();
+    assert_eq!(config["AUTH_TRUST_FORWARDED"], "false");
     let labels = pod_labels(&deployment());
-
-    let auth = find(
-        &documents,
-        "RequestAuthentication",
-        "codeserver-service-jwt",
-    );
-    assert!(selects(
-        &string_map(&auth.value["spec"]["selector"]["matchLabels"]),
-        &labels
-    ));
-    let rules = auth.value["spec"]["jwtRules"].as_array().expect("jwtRules");
-    assert_eq!(rules.len(), 1);
-    let rule = &rules[0];
-    assert_eq!(
-        rule["issuer"].as_str(),
-        config.get("JWT_ISSUER").map(String::as_str)
-    );
-    assert_eq!(
-        rule["jwksUri"].as_str(),
-        config.get("JWKS_URL").map(String::as_str)
-    );
-    let audiences: Vec<&str> = rule["audiences"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    assert_eq!(audiences, vec![config["JWT_AUDIENCE"].as_str()]);
-    // NB: without it Istio strips the token the service forwards to Gitea.
-    assert_eq!(rule["forwardOriginalToken"], json!(true));
-
-    let policy = find(
-        &documents,
-        "AuthorizationPolicy",
-        "codeserver-service-require-jwt",
-    );
-    let spec = &policy.value["spec"];
-    assert!(selects(
-        &string_map(&spec["selector"]["matchLabels"]),
-        &labels
-    ));
-    assert_eq!(spec["action"], json!("DENY"));
-    let rules = spec["rules"].as_array().expect("rules");
-    assert_eq!(rules.len(), 1);
-    assert_eq!(
-        rules[0]["from"][0]["source"]["notRequestPrincipals"],
-        json!(["*"])
-    );
-    let paths = &rules[0]["to"][0]["operation"]["paths"];
-    assert!(
-        paths
-            .as_array()
-            .is_some_and(|p| p.contains(&json!("/graphql"))),
-        "{paths}"
-    );
+    for document in &documents {
+        assert_ne!(
+            document.kind(),
+            "RequestAuthentication",
+            "{}",
+            document.describe()
+        );
+        if document.kind() == "AuthorizationPolicy" {
+            assert!(
+                !selects(
+                    &string_map(&document.value["spec"]["selector"]["matchLabels"]),
+                    &labels
+                ),
+                "{}: a policy in front of the service",
+                document.describe()
+            );
+        }
+    }
 }
 
 #[test]
@@ -570,15 +567,26 @@ fn the_api_route_reaches_the_service_through_the_gateway() {
     let documents = manifests();
     let config = config();
     let gateway = find(&documents, "Gateway", "devplatform-gateway");
-    let wildcard = json!(format!("*.{}", config["BASE_DOMAIN"]));
+    let route = find(&documents, "VirtualService", "codeserver-service");
+    let api_host = route.value["spec"]["hosts"][0].as_str().expect("a host");
+    // NB: namespace-qualified: only the instances' namespace and the API's own route may
+    // bind a host of this Gateway.
+    let hosts = json!([
+        format!(
+            "{}/*.{}",
+            config["CODESERVER_NAMESPACE"], config["BASE_DOMAIN"]
+        ),
+        format!("{SERVICE_NAMESPACE}/{api_host}"),
+    ]);
     for server in gateway.value["spec"]["servers"]
         .as_array()
         .expect("servers")
     {
-        assert_eq!(server["hosts"], json!([wildcard]), "{server}");
+        assert_eq!(server["hosts"], hosts, "{server}");
     }
+    // PUBLIC_URL is the API host: the login's redirect URI is on it.
+    assert_eq!(config["PUBLIC_URL"], format!("https://{api_host}"));
 
-    let route = find(&documents, "VirtualService", "codeserver-service");
     let spec = &route.value["spec"];
     let gateway_ref = format!(
         "{}/{}",
@@ -610,7 +618,20 @@ fn the_api_route_reaches_the_service_through_the_gateway() {
         .map(|p| i64::from(p.port))
         .collect();
     let http = spec["http"].as_array().expect("http routes");
-    assert!(!http.is_empty());
+    // Published: the API and the browser login, nothing else.
+    let matches: Vec<&Value> = http
+        .iter()
+        .flat_map(|h| h["match"].as_array().into_iter().flatten())
+        .map(|m| &m["uri"])
+        .collect();
+    assert_eq!(
+        matches,
+        [
+            &json!({"exact": "/graphql"}),
+            &json!({"prefix": "/graphql/"}),
+            &json!({"prefix": "/auth/"}),
+        ]
+    );
     for destination in http
         .iter()
         .flat_map(|h| h["route"].as_array().into_iter().flatten())
@@ -713,97 +734,110 @@ fn the_workspace_access_manifests_agree_with_the_service_and_the_templates() {
     let gateway = find(&documents, "Gateway", "devplatform-gateway");
     let gateway_workload = &gateway.value["spec"]["selector"];
 
-    // The per-instance policies select the gateway the routes bind to, in the namespace
-    // the service writes them to, which is the one its second Role covers.
-    assert_eq!(&values["accessPolicy"]["gatewaySelector"], gateway_workload);
-    let gateway_ns = config
-        .get("GATEWAY_NAMESPACE")
-        .expect("GATEWAY_NAMESPACE is set");
-    let role = find(&documents, "Role", "codeserver-service-access-policies");
-    assert_eq!(role.namespace(), Some(gateway_ns.as_str()));
-
-    // The gateway validates the tokens the policies name: JWT_ISSUER's, against the same
-    // key set, from the header and the cookie, for the API's and the login's audience.
-    let auth = find(
-        &documents,
-        "RequestAuthentication",
-        "devplatform-gateway-jwt",
-    );
-    assert_eq!(auth.namespace(), Some(gateway_ns.as_str()));
+    // The one CUSTOM policy acts on the gateway the routes bind to, in the namespace the
+    // NetworkPolicies know as the gateway's, leaves the API host (PUBLIC_URL's) alone, and
+    // names the provider of k8s/mesh/.
+    let policy = find(&documents, "AuthorizationPolicy", "codeserver-workspaces");
     assert_eq!(
-        &auth.value["spec"]["selector"]["matchLabels"],
+        policy.namespace(),
+        values["networkPolicy"]["ingressNamespace"].as_str()
+    );
+    assert_eq!(
+        &policy.value["spec"]["selector"]["matchLabels"],
         gateway_workload
     );
-    let rule = &auth.value["spec"]["jwtRules"][0];
-    assert_eq!(
-        rule["issuer"].as_str(),
-        config.get("JWT_ISSUER").map(String::as_str)
-    );
-    assert_eq!(
-        rule["jwksUri"].as_str(),
-        config.get("JWKS_URL").map(String::as_str)
-    );
-    assert_eq!(
-        rule["fromHeaders"],
-        json!([{"name": "Authorization", "prefix": "Bearer "}])
+    assert_eq!(policy.value["spec"]["action"], "CUSTOM");
+    let operation = &policy.value["spec"]["rules"][0]["to"][0]["operation"];
+    let api_host = config["PUBLIC_URL"]
+        .trim_start_matches("https://")
+        .to_owned();
+    assert!(
+        operation["notHosts"].as_array().is_some_and(
+            |h| h.contains(&json!(api_host)) && h.contains(&json!(format!("{api_host}:*")))
+        ),
+        "{operation}"
     );
     assert!(
-        rule["fromCookies"]
+        operation["hosts"]
             .as_array()
-            .is_some_and(|c| !c.is_empty())
+            .is_some_and(|h| h.contains(&json!(format!("*.{}", config["BASE_DOMAIN"])))),
+        "{operation}"
     );
-    let audiences = &rule["audiences"];
-    let proxy = find(&documents, "Deployment", "oauth2-proxy");
-    let args: Vec<&str> = proxy.value["spec"]["template"]["spec"]["containers"][0]["args"]
-        .as_array()
-        .expect("args")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    let arg = |name: &str| {
-        args.iter()
-            .find_map(|a| a.strip_prefix(&format!("--{name}=")))
-            .unwrap_or_else(|| panic!("oauth2-proxy has no --{name}"))
-    };
-    for audience in [config["JWT_AUDIENCE"].as_str(), arg("client-id")] {
-        assert!(
-            audiences
-                .as_array()
-                .is_some_and(|a| a.contains(&json!(audience))),
-            "{audience} is not an audience of the gateway"
-        );
-    }
+    let mesh: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("k8s/mesh/istiod-values.yaml"),
+        )
+        .expect("k8s/mesh/istiod-values.yaml"),
+    )
+    .expect("the mesh values parse");
+    let provider = &mesh["meshConfig"]["extensionProviders"][0];
+    assert_eq!(policy.value["spec"]["provider"]["name"], provider["name"]);
     assert_eq!(
-        Some(arg("oidc-issuer-url")),
-        config.get("JWT_ISSUER").map(String::as_str)
+        provider["envoyExtAuthzHttp"]["port"].to_string(),
+        config["EXT_AUTHZ_PORT"]
     );
-    let base_domain = config.get("BASE_DOMAIN").expect("BASE_DOMAIN");
-    assert_eq!(arg("cookie-domain"), format!(".{base_domain}"));
-    assert_eq!(arg("set-authorization-header"), "true");
 
-    // The login guards exactly the workspace hosts, through the same gateway.
-    let login = find(
+    // Only the ingress gateway may ask the check: the service's NetworkPolicy admits the
+    // same peer as each instance's own, on EXT_AUTHZ_PORT, and nobody else there.
+    let service_policy: NetworkPolicy = typed(find(
         &documents,
-        "AuthorizationPolicy",
-        "devplatform-workspaces-login",
-    );
-    assert_eq!(login.namespace(), Some(gateway_ns.as_str()));
+        "NetworkPolicy",
+        "codeserver-service-ingress",
+    ));
     assert_eq!(
-        &login.value["spec"]["selector"]["matchLabels"],
-        gateway_workload
+        service_policy.metadata.namespace.as_deref(),
+        Some(SERVICE_NAMESPACE)
     );
-    assert_eq!(login.value["spec"]["action"], "CUSTOM");
+    let spec = service_policy.spec.expect("a spec");
+    assert!(selects(
+        &spec
+            .pod_selector
+            .and_then(|s| s.match_labels)
+            .unwrap_or_default(),
+        &pod_labels(&deployment())
+    ));
     assert_eq!(
-        login.value["spec"]["rules"][0]["to"][0]["operation"]["hosts"],
-        json!(["code-*"])
+        spec.policy_types.as_deref(),
+        Some(&["Ingress".to_owned()][..])
     );
-    let api_host = find(&documents, "VirtualService", "codeserver-service").value["spec"]["hosts"]
-        [0]
-    .as_str()
-    .expect("the API host")
-    .to_owned();
-    assert!(
-        !api_host.starts_with("code-"),
-        "the API is not behind the login"
-    );
+    let check_port = IntOrString::Int(config["EXT_AUTHZ_PORT"].parse().expect("a port"));
+    let mut check_rules = 0;
+    for rule in spec.ingress.unwrap_or_default() {
+        let ports: Vec<IntOrString> = rule
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| p.port.clone())
+            .collect();
+        assert!(!ports.is_empty(), "every rule names its ports");
+        if !ports.contains(&check_port) {
+            continue;
+        }
+        check_rules += 1;
+        assert_eq!(
+            ports,
+            std::slice::from_ref(&check_port),
+            "the check port has a rule of its own"
+        );
+        let peers = rule.from.unwrap_or_default();
+        assert_eq!(peers.len(), 1, "the gateway's pods only");
+        let namespace = peers[0]
+            .namespace_selector
+            .as_ref()
+            .and_then(|s| s.match_labels.clone())
+            .unwrap_or_default();
+        assert_eq!(
+            namespace
+                .get("kubernetes.io/metadata.name")
+                .map(String::as_str),
+            values["networkPolicy"]["ingressNamespace"].as_str()
+        );
+        let pods = peers[0]
+            .pod_selector
+            .as_ref()
+            .and_then(|s| s.match_labels.clone())
+            .unwrap_or_default();
+        assert_eq!(json!(pods), values["networkPolicy"]["ingressPodLabels"]);
+    }
+    assert_eq!(check_rules, 1);
 }

@@ -3,8 +3,9 @@
 //! Every document parses; Kubernetes kinds deserialize into their `k8s-openapi` types
 //! with no unknown field (the service's own render check); Istio kinds use only fields
 //! their CRDs define, and so do the Istio objects the templates render; RBAC is one
-//! namespaced Role with no Secrets and no exec. How the manifests agree with each other
-//! and with the service is in `k8s_consistency.rs`.
+//! namespaced Role with no Secrets and no exec, and nothing in the gateway's namespace
+//! but the workspaces' one CUSTOM policy; no oauth2-proxy, no JWT policy. How the
+//! manifests agree with each other and with the service is in `k8s_consistency.rs`.
 
 mod support;
 
@@ -90,12 +91,9 @@ fn every_document_parses_and_names_itself() {
         } else {
             // NB: an object without a namespace lands in whatever namespace the kubectl
             // context points at; every namespaced object says where it goes.
-            // NB: in the gateway's namespace only what the gateway itself needs: the
-            // token check, the login policy, and the Role for the access policies.
-            let gateway_kind = matches!(
-                document.kind(),
-                "RequestAuthentication" | "AuthorizationPolicy" | "Role" | "RoleBinding"
-            );
+            // NB: in the gateway's namespace (Istio's root namespace) only the
+            // workspaces' one CUSTOM policy: no Role, no token check.
+            let gateway_kind = document.kind() == "AuthorizationPolicy";
             assert!(
                 matches!(namespace, Some(SERVICE_NAMESPACE | INSTANCES_NAMESPACE))
                     || (gateway_kind && namespace == Some(GATEWAY_NAMESPACE)),
@@ -340,46 +338,34 @@ fn rbac_is_one_namespaced_role_without_secrets_or_exec() {
             document.describe()
         );
     }
-    let roles: Vec<&Document> = documents.iter().filter(|d| d.kind() == "Role").collect();
-    assert_eq!(
-        roles.len(),
-        2,
-        "one Role for the instances, one for the access policies"
-    );
-    let gateway = rbac::gateway_role();
-    assert_eq!(
-        gateway.metadata.namespace.as_deref(),
-        Some(GATEWAY_NAMESPACE)
-    );
-    let expected: BTreeSet<Grant> = ["list", "watch", "create", "patch", "delete"]
-        .into_iter()
-        .map(|verb| Grant::new("security.istio.io", "authorizationpolicies", verb))
+    // One Role and its binding, in the instances namespace: none in the gateway's (Istio's
+    // root) namespace, where a right to write policies would reach the whole mesh.
+    let rbac_objects: Vec<String> = documents
+        .iter()
+        .filter(|d| matches!(d.kind(), "Role" | "RoleBinding"))
+        .map(|d| format!("{}/{:?}/{}", d.kind(), d.namespace(), d.name()))
         .collect();
     assert_eq!(
-        rbac::grants_of(&gateway),
-        expected,
-        "only the access policies, in the gateway's namespace"
+        rbac_objects,
+        [
+            format!("Role/{:?}/codeserver-service", Some(INSTANCES_NAMESPACE)),
+            format!(
+                "RoleBinding/{:?}/codeserver-service",
+                Some(INSTANCES_NAMESPACE)
+            ),
+        ]
     );
-    let gateway_binding = rbac::gateway_role_binding();
-    assert_eq!(
-        gateway_binding.metadata.namespace.as_deref(),
-        Some(GATEWAY_NAMESPACE)
+    assert!(
+        documents
+            .iter()
+            .all(|d| d.namespace() != Some(GATEWAY_NAMESPACE) || d.kind() == "AuthorizationPolicy"),
+        "nothing but the workspaces' policy in {GATEWAY_NAMESPACE}"
     );
-    assert_eq!(
-        (
-            gateway_binding.role_ref.kind.as_str(),
-            gateway_binding.role_ref.name.as_str()
-        ),
-        ("Role", rbac::GATEWAY_ROLE)
-    );
-    let gateway_subjects = gateway_binding.subjects.unwrap_or_default();
-    assert_eq!(gateway_subjects.len(), 1);
-    assert_eq!(
-        (
-            gateway_subjects[0].name.as_str(),
-            gateway_subjects[0].namespace.as_deref()
-        ),
-        ("codeserver-service", Some(SERVICE_NAMESPACE))
+    assert!(
+        rbac::role_grants()
+            .iter()
+            .all(|g| g.group != "security.istio.io"),
+        "no Istio security objects: the service writes no access policy"
     );
 
     let role = rbac::role();
@@ -628,7 +614,6 @@ async fn every_manifest_of_a_served_kind_passes_a_server_side_dry_run() {
     }
     assert!(problems.is_empty(), "{problems:#?}");
     for kind in [
-        "RequestAuthentication",
         "AuthorizationPolicy",
         "NetworkPolicy",
         "Secret",
@@ -642,4 +627,28 @@ async fn every_manifest_of_a_served_kind_passes_a_server_side_dry_run() {
         "a dry run wrote: {:?}",
         sim.writes()
     );
+}
+
+#[test]
+fn the_old_workspace_access_is_gone() {
+    // oauth2-proxy, the gateway-wide and the service's token checks, the login policy of
+    // oauth2-proxy: the service is the gatekeeper now (10-workspace-access.yaml).
+    let documents = manifests();
+    let leftovers: Vec<String> = documents
+        .iter()
+        .filter(|d| {
+            d.kind() == "RequestAuthentication"
+                || d.name().contains("oauth2-proxy")
+                || d.value.to_string().contains("oauth2-proxy")
+                || d.name() == "devplatform-workspaces-login"
+        })
+        .map(Document::describe)
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let policies: Vec<&Document> = documents
+        .iter()
+        .filter(|d| d.kind() == "AuthorizationPolicy")
+        .collect();
+    assert_eq!(policies.len(), 1, "one static policy, for the workspaces");
+    assert_eq!(policies[0].value["spec"]["action"], "CUSTOM");
 }

@@ -21,9 +21,6 @@ use support::templates::{edited_templates as templates_with, replace_in};
 use world::eventually::eventually;
 use world::{NS, ReconcilerBuilder};
 
-/// The ingress gateway's namespace, where access policies live.
-const GATEWAY_NS: &str = "istio-system";
-
 struct Env {
     sim: Sim,
     rec: Arc<Reconciler>,
@@ -143,7 +140,6 @@ async fn a_fresh_provision_writes_each_object_once_and_becomes_ready() {
     assert_eq!(
         written,
         [
-            "patch authorizationpolicies",
             "patch networkpolicies",
             "patch networkpolicies",
             "patch persistentvolumeclaims",
@@ -184,7 +180,7 @@ async fn provisioning_an_unchanged_instance_makes_no_writes() {
     assert_eq!(e.sim.writes().len(), 0, "writes: {:?}", e.sim.writes());
     let plan = e.rec.plan_for(&john(), repo("backend-api")).await.unwrap();
     assert!(plan.is_unchanged(), "{plan}");
-    assert_eq!(plan.steps.len(), 7);
+    assert_eq!(plan.steps.len(), 6);
 }
 
 #[tokio::test]
@@ -283,11 +279,31 @@ async fn a_repository_added_while_the_pod_starts_is_cloned_once_it_is_ready() {
 async fn provisioning_right_after_a_delete_creates_a_fresh_instance() {
     let e = env().await;
     let first = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
+    // NB: a finalizer of someone else's holds the volume while it is being deleted.
+    let pvcs: kube::Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        kube::Api::namespaced(e.rec.client().clone(), NS);
+    let name = &first.instance.pvc_name;
+    let finalizers = |extra: &[&str]| {
+        let live = e.sim.object("persistentvolumeclaims", NS, name).unwrap();
+        let mut list: Vec<Value> = live["metadata"]["finalizers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|f| f != "test.example/hold")
+            .collect();
+        list.extend(extra.iter().map(|f| json!(f)));
+        kube::api::Patch::Merge(json!({"metadata": {"finalizers": list}}))
+    };
+    let params = kube::api::PatchParams::default();
+    pvcs.patch(name, &params, &finalizers(&["test.example/hold"]))
+        .await
+        .unwrap();
     e.rec.delete(&john(), &first.instance.id).await.unwrap();
     let pvc = e
         .sim
         .object("persistentvolumeclaims", NS, &first.instance.pvc_name)
-        .expect("the PVC waits for its pod to go");
+        .expect("the PVC waits for its finalizers");
     assert!(pvc["metadata"]["deletionTimestamp"].is_string(), "{pvc}");
     let old_uid = pvc["metadata"]["uid"].clone();
     assert!(matches!(
@@ -295,6 +311,7 @@ async fn provisioning_right_after_a_delete_creates_a_fresh_instance() {
         Err(Error::BeingDeleted)
     ));
     e.rec.delete(&john(), &first.instance.id).await.unwrap();
+    pvcs.patch(name, &params, &finalizers(&[])).await.unwrap();
 
     let again = e.rec.provision(&john(), repo("frontend")).await.unwrap();
     assert!(again.is_new, "{}", again.message);
@@ -524,9 +541,10 @@ async fn a_template_change_leaves_running_pods_alone_until_they_restart() {
         "running instance untouched"
     );
     assert!(
-        e.sim.writes().iter().all(
-            |w| w.resource == "persistentvolumeclaims" || w.resource == "authorizationpolicies"
-        ),
+        e.sim
+            .writes()
+            .iter()
+            .all(|w| w.resource == "persistentvolumeclaims" || w.resource == "networkpolicies"),
         "{:?}",
         e.sim.writes()
     );
@@ -844,7 +862,7 @@ async fn twenty_concurrent_provisions_make_one_instance() {
     assert_eq!(new, 1);
     assert_eq!(kinds_of(&e.sim, "persistentvolumeclaims").len(), 1);
     assert_eq!(kinds_of(&e.sim, "pods").len(), 1);
-    assert_eq!(e.sim.writes().len(), 7, "{:?}", e.sim.writes());
+    assert_eq!(e.sim.writes().len(), 6, "{:?}", e.sim.writes());
 }
 
 #[tokio::test]
@@ -974,7 +992,7 @@ async fn istio_is_resolved_once_and_its_absence_is_a_clear_error() {
     let no_vs = templates_with(|d| {
         set_value(
             d,
-            "virtualService:\n  # Create an Istio VirtualService routing code-<name>.<BASE_DOMAIN> to the Service.\n  enabled: true",
+            "renders is left out of what is applied).\n  enabled: true",
             "virtualService:\n  enabled: false",
         )
     });
@@ -1036,7 +1054,7 @@ async fn the_plan_command_shows_what_provisioning_would_change_and_changes_nothi
     e.sim.reset_requests();
     let fresh = plan(&[]).await;
     let actions: Vec<&str> = fresh.lines().filter(|l| !l.starts_with(' ')).collect();
-    assert_eq!(actions.len(), 7, "{fresh}");
+    assert_eq!(actions.len(), 6, "{fresh}");
     assert!(actions.iter().all(|l| l.starts_with("create ")), "{fresh}");
     assert!(
         fresh.contains("create PersistentVolumeClaim/workspace-john-doe-"),
@@ -1130,7 +1148,7 @@ async fn applying_what_render_prints_leaves_nothing_for_plan_to_change() {
             .unwrap();
         applied += 1;
     }
-    assert_eq!(applied, 7, "{manifests}");
+    assert_eq!(applied, 6, "{manifests}");
     let plan: Vec<&str> = ["plan"]
         .into_iter()
         .chain(JOHN_TARGET.iter().copied())
@@ -1194,82 +1212,53 @@ async fn the_healthcheck_command_fails_when_nothing_answers() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unhealthy"));
 }
 
+/// A per-instance access policy that an earlier version applied in the gateway's
+/// namespace (the service is the gatekeeper now) is pruned at the instance's next start.
 #[tokio::test]
-async fn the_access_policy_lives_with_the_gateway_and_follows_the_instance() {
+async fn a_retired_access_policy_is_pruned_from_the_gateway_namespace() {
     let e = env().await;
     let p = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
     let id = p.instance.id.clone();
-    let policy = e
+    let pvc = e
         .sim
-        .object("authorizationpolicies", GATEWAY_NS, &id)
-        .expect("the policy is in the gateway's namespace");
-    assert!(e.sim.object("authorizationpolicies", NS, &id).is_none());
-    assert_eq!(policy["spec"]["action"], "DENY");
-    assert_eq!(
-        policy["spec"]["rules"][0]["from"][0]["source"]["notRequestPrincipals"],
-        json!(["https://keycloak.test/realms/devplatform/3f1c2a9e-8a7b-4c1d-9e2f-0a1b2c3d4e5f"])
-    );
-    let host = p.instance.url.trim_start_matches("https://").to_owned();
-    assert_eq!(
-        policy["spec"]["rules"][0]["to"][0]["operation"]["hosts"],
-        json!([host.clone(), format!("{host}:*")])
-    );
-
-    // A template change reaches the running instance's policy; the pod stays.
-    let uid = pod(&e.sim, &id).unwrap()["metadata"]["uid"].clone();
-    e.templates.swap(templates_with(|d| {
-        set_value(
-            d,
-            "gatewaySelector: {istio: ingressgateway}",
-            "gatewaySelector: {istio: edge-gateway}",
-        )
-    }));
-    e.rec.provision(&john(), repo("backend-api")).await.unwrap();
-    let policy = e
-        .sim
-        .object("authorizationpolicies", GATEWAY_NS, &id)
+        .object("persistentvolumeclaims", NS, &p.instance.pvc_name)
         .unwrap();
-    assert_eq!(
-        policy["spec"]["selector"]["matchLabels"],
-        json!({"istio": "edge-gateway"})
+    let labels = pvc["metadata"]["labels"].clone();
+    e.sim
+        .seed(json!({
+            "apiVersion": "security.istio.io/v1",
+            "kind": "AuthorizationPolicy",
+            "metadata": {"name": id, "namespace": GATEWAY_NS, "labels": labels},
+            "spec": {"action": "DENY", "rules": [{"to": [{"operation": {"hosts": ["x"]}}]}]},
+        }))
+        .unwrap();
+    assert!(
+        e.sim
+            .object("authorizationpolicies", GATEWAY_NS, &id)
+            .is_some()
     );
-    assert_eq!(pod(&e.sim, &id).unwrap()["metadata"]["uid"], uid);
-
-    let policy = || e.sim.object("authorizationpolicies", GATEWAY_NS, &id);
-    // Stop keeps it; start keeps it.
+    // NB: the earlier version recorded the kind on the instance record.
+    let mut kinds: Vec<String> = serde_json::from_str(
+        pvc["metadata"]["annotations"]["devplatform.io/kinds"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    kinds.push("security.istio.io/v1/AuthorizationPolicy".to_owned());
+    let pvcs: kube::Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        kube::Api::namespaced(e.rec.client().clone(), NS);
+    let annotations = json!({"metadata": {"annotations": {
+        "devplatform.io/kinds": serde_json::to_string(&kinds).unwrap()
+    }}});
+    pvcs.patch(
+        &p.instance.pvc_name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(annotations),
+    )
+    .await
+    .unwrap();
     e.rec.stop(&john(), &id).await.unwrap();
-    assert!(policy().is_some());
-    e.rec.start(&john(), &id).await.unwrap();
-    assert!(policy().is_some());
-
-    // Another user's delete cannot touch it; the owner's removes it.
-    assert!(matches!(
-        e.rec.delete(&jane(), &id).await,
-        Err(Error::NotFound)
-    ));
-    assert!(policy().is_some());
-    e.rec.delete(&john(), &id).await.unwrap();
-    assert!(policy().is_none());
-}
-
-#[tokio::test]
-async fn a_policy_no_longer_rendered_is_pruned_from_the_gateway_namespace() {
-    let e = env().await;
-    let p = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
-    let id = p.instance.id.clone();
-    e.templates.swap(templates_with(|d| {
-        set_value(
-            d,
-            "Needs JWT_ISSUER.\n  enabled: true",
-            "Needs JWT_ISSUER.\n  enabled: false",
-        );
-        set_value(
-            d,
-            "allowUnauthenticatedWorkspaces: false",
-            "allowUnauthenticatedWorkspaces: true",
-        );
-    }));
-    e.rec.stop(&john(), &id).await.unwrap();
+    assert!(pod_gone(&e.rec, &id).await);
     e.rec.start(&john(), &id).await.unwrap();
     assert!(
         e.sim
@@ -1288,13 +1277,14 @@ async fn an_admin_start_keeps_the_owners_principal_when_the_sub_is_not_a_label_v
     };
     let p = e.rec.provision(&owner, repo("backend-api")).await.unwrap();
     let id = p.instance.id.clone();
+    // NB: the gatekeeper lets in the recorded owner, by `sub`.
     let principal = |sim: &Sim| {
-        sim.object("authorizationpolicies", GATEWAY_NS, &id)
-            .expect("the access policy")["spec"]["rules"][0]["from"][0]["source"]
-            ["notRequestPrincipals"]
-            .clone()
+        let pvc = sim
+            .object("persistentvolumeclaims", NS, &p.instance.pvc_name)
+            .expect("the record");
+        pvc["metadata"]["annotations"]["devplatform.io/sub"].clone()
     };
-    let expected = json!(["https://keycloak.test/realms/devplatform/auth0|user/1"]);
+    let expected = json!("auth0|user/1");
     assert_eq!(principal(&e.sim), expected);
 
     // An admin acts on the instance knowing only its id: the owner comes from the record.
@@ -1303,4 +1293,9 @@ async fn an_admin_start_keeps_the_owners_principal_when_the_sub_is_not_a_label_v
     e.rec.stop(&recorded, &id).await.unwrap();
     e.rec.start(&recorded, &id).await.unwrap();
     assert_eq!(principal(&e.sim), expected, "the owner still gets in");
+    assert!(world::record_cached(&e.rec, &p.instance.pvc_name).await);
+    assert_eq!(
+        e.rec.workspace_access(&id, "jane", "auth0|user/1"),
+        codeserver_service::reconcile::WorkspaceAccess::Owner
+    );
 }

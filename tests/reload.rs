@@ -394,44 +394,27 @@ async fn watch_starts_only_for_a_template_directory() {
 }
 
 #[test]
-fn a_set_without_an_access_policy_is_refused_and_no_issuer_stops_the_start() {
+fn a_set_that_still_renders_the_old_access_policy_is_reloaded_without_it() {
+    // An admin's set that kept the per-instance AuthorizationPolicy of earlier versions:
+    // reloaded (the render leaves the policy out), with or without JWT_ISSUER.
     let dir = copy_of_templates();
     let mut f = fixture(dir.path());
     let before = f.active.get().revision().to_owned();
-    std::fs::remove_file(dir.path().join("authorizationpolicy.yaml.j2")).expect("removed");
-    match f.reloader.check() {
-        ReloadOutcome::Refused(ReloadError::Invalid { problems, .. }) => {
-            let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            assert!(
-                text.iter()
-                    .any(|p| p.contains("no per-instance access policy is rendered")),
-                "{text:?}"
-            );
-        }
-        other => panic!("expected a refusal, got {other:?}"),
-    }
-    assert_eq!(f.active.get().revision(), before, "the last good set stays");
-
-    // With the explicit value, the same set is accepted.
-    replace_in(
-        dir.path(),
-        "values.yaml",
-        "allowUnauthenticatedWorkspaces: false",
-        "allowUnauthenticatedWorkspaces: true",
-    );
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/retired/authorizationpolicy.yaml.j2"),
+        dir.path().join("authorizationpolicy.yaml.j2"),
+    )
+    .expect("the old template is copied");
+    let values = dir.path().join("values.yaml");
+    let mut text = std::fs::read_to_string(&values).expect("values.yaml");
+    text.push_str("\naccessPolicy:\n  enabled: true\n  gatewaySelector: {istio: ingressgateway}\n");
+    std::fs::write(&values, text).expect("values.yaml is writable");
     assert!(matches!(f.reloader.check(), ReloadOutcome::Reloaded { .. }));
-
-    // The policy template without JWT_ISSUER: the service does not start, with one line.
-    let dir = copy_of_templates();
+    assert_ne!(f.active.get().revision(), before);
     let settings = InstanceSettings {
         jwt_issuer: None,
         ..settings(dir.path())
     };
-    let err = load_active(&settings).expect_err("no issuer");
-    assert!(matches!(err, ReloadError::NoIssuer), "{err}");
-    assert_eq!(err.messages().len(), 1);
-    assert!(
-        err.to_string().starts_with("JWT_ISSUER is not set"),
-        "{err}"
-    );
+    load_active(&settings).expect("loads without JWT_ISSUER");
 }

@@ -189,31 +189,6 @@ async fn serve_is_the_default_command_and_stops_on_sigterm() {
     }
 }
 
-#[tokio::test]
-async fn serve_refuses_to_start_without_jwt_issuer_while_the_templates_render_access_policies() {
-    let sim = Sim::start().await.unwrap();
-    let (_dir, kubeconfig) = kubeconfig_file(&sim);
-    let port = free_port().await;
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_codeserver-service"))
-        .env_clear()
-        .env("PORT", port.to_string())
-        .env("KUBECONFIG", &kubeconfig)
-        .env("GITEA_URL", "http://127.0.0.1:9")
-        .env("GITEA_TOKEN", "t")
-        .env("LOG_LEVEL", "error")
-        .output()
-        .await
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let last = stderr.lines().last().unwrap_or_default();
-    assert!(
-        last.starts_with("error: the templates are unusable: JWT_ISSUER is not set"),
-        "{stderr}"
-    );
-    assert!(sim.writes().is_empty(), "nothing was applied");
-}
-
 #[test]
 fn a_short_jwt_secret_is_refused_at_start_with_one_line() {
     let output = refused_start(&[

@@ -2,7 +2,10 @@
 //! instance's heartbeat is read, `lastAccessedAt` written where due and idle instances
 //! stopped.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
 
 use futures::StreamExt;
 use jiff::Timestamp;
@@ -72,6 +75,9 @@ pub struct Report {
     pub stopped: Vec<String>,
     /// Instances whose /healthz did not answer usefully (never stopped for it).
     pub unreachable: Vec<String>,
+    /// Instances with a pod whose guards (NetworkPolicies) were brought up to the
+    /// current templates (after a reload, or on the first check as the Lease holder).
+    pub guarded: Vec<String>,
 }
 
 /// The idle culler: one check per IDLE_CHECK_INTERVAL, on the Lease holder only.
@@ -85,6 +91,9 @@ pub struct Culler {
     concurrency: usize,
     interval: Duration,
     stops: Option<IntCounter>,
+    /// The template revision whose guards every instance with a pod has had applied by
+    /// this replica as the Lease holder.
+    guarded_revision: Arc<Mutex<Option<String>>>,
 }
 
 impl Culler {
@@ -118,6 +127,7 @@ impl Culler {
             concurrency: settings.check_concurrency,
             interval,
             stops,
+            guarded_revision: Arc::default(),
         })
     }
 
@@ -144,7 +154,9 @@ impl Culler {
     }
 
     /// One check at `now`: on the Lease holder, every running instance's heartbeat is
-    /// read, `lastAccessedAt` written where due, and idle instances stopped.
+    /// read, `lastAccessedAt` written where due, and idle instances stopped; and when the
+    /// templates changed since its last check (or it has just become the holder), the
+    /// guards of every instance with a pod are brought up to them.
     pub async fn check(&self, now: Timestamp) -> Result<Report, CullError> {
         if !self.lease.try_acquire(now).await? {
             return Ok(Report::default());
@@ -166,6 +178,9 @@ impl Culler {
             .list(&lp)
             .await
             .map_err(|e| CullError::List(Box::new(e)))?;
+        let guarded = self
+            .follow_templates(&pvc_list.items, &pod_list.items)
+            .await;
         let running: Vec<(PersistentVolumeClaim, Pod)> = pvc_list
             .items
             .into_iter()
@@ -182,6 +197,7 @@ impl Culler {
         let mut report = Report {
             leader: true,
             checked: running.len(),
+            guarded,
             ..Report::default()
         };
         let (pvcs, pods) = (&pvcs, &pods);
@@ -209,6 +225,63 @@ impl Culler {
         report.stopped.sort();
         report.unreachable.sort();
         Ok(report)
+    }
+
+    /// Applies the guards of the current templates to every instance with a pod (not
+    /// being deleted), once per template revision: the ids whose guards changed. A
+    /// revision whose pass failed somewhere is tried again at the next check; none is
+    /// tried before the caches have synced (the plans read them).
+    async fn follow_templates(&self, pvcs: &[PersistentVolumeClaim], pods: &[Pod]) -> Vec<String> {
+        let revision = self.reconciler.templates().get().revision().to_owned();
+        let done = lock(&self.guarded_revision).as_deref() == Some(revision.as_str());
+        if done || !self.reconciler.caches_synced() {
+            return Vec::new();
+        }
+        let with_pod: Vec<PersistentVolumeClaim> = pvcs
+            .iter()
+            .filter(|pvc| {
+                let id = pvc
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(naming::LABEL_INSTANCE));
+                id.is_some_and(|id| {
+                    pods.iter().any(|p| {
+                        p.metadata.name.as_ref() == Some(id)
+                            && p.metadata.deletion_timestamp.is_none()
+                    })
+                })
+            })
+            .cloned()
+            .collect();
+        let reconciler = &self.reconciler;
+        let results: Vec<(String, Result<Vec<String>, _>)> = futures::stream::iter(with_pod)
+            .map(|pvc| async move {
+                let id = crate::instance::record::instance_id(&pvc)
+                    .unwrap_or_default()
+                    .to_owned();
+                (id, reconciler.apply_guards(&pvc).await)
+            })
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
+        let mut guarded = Vec::new();
+        let mut failed = false;
+        for (id, result) in results {
+            match result {
+                Ok(written) if written.is_empty() => {}
+                Ok(_) => guarded.push(id),
+                Err(error) => {
+                    failed = true;
+                    tracing::warn!(instance = %id, error = %error_chain(&error), "failed to apply the instance's guards");
+                }
+            }
+        }
+        if !failed {
+            *lock(&self.guarded_revision) = Some(revision);
+        }
+        guarded.sort();
+        guarded
     }
 
     async fn check_one(
@@ -290,4 +363,11 @@ struct CheckOutcome {
     recorded: bool,
     stopped: bool,
     unreachable: bool,
+}
+
+/// The lock's data, also after a panic elsewhere left it poisoned (it is plain data).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -17,7 +17,7 @@ use super::{
     CacheError, Facts, KindCache, KindKey, PodFacts, RecordFacts,
     kind::{Gauge, Listings},
 };
-use crate::{naming, reconcile::kinds::Kinds, render, values::InstanceSettings};
+use crate::{naming, reconcile::kinds::Kinds, values::InstanceSettings};
 
 /// The kinds cached from the start (`apiVersion`, `Kind`): every kind the built-in
 /// templates render and the credentials Secret. PVCs and pods are cached typed; the others
@@ -33,18 +33,16 @@ pub const CACHED_KINDS: &[(&str, &str)] = &[
     ("v1", "Secret"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
     ("batch/v1", "Job"),
-    ("security.istio.io/v1", "AuthorizationPolicy"),
     ("networking.istio.io/v1", "VirtualService"),
 ];
 
 /// The watch-backed caches of everything this service manages (objects labelled
 /// `app.kubernetes.io/managed-by=codeserver-service`), in the instances namespace and,
-/// for the access policy, the gateway's. Dropping it stops every watch.
+/// the instances namespace. Dropping it stops every watch.
 pub struct Caches {
     client: Client,
     selector: String,
     namespace: String,
-    gateway_namespace: String,
     gauges: Arc<OnceLock<IntGaugeVec>>,
     listings: Listings,
     pvcs: KindCache<PersistentVolumeClaim>,
@@ -95,7 +93,6 @@ impl Caches {
             client,
             selector,
             namespace,
-            gateway_namespace: settings.gateway_namespace.clone(),
             gauges,
             listings,
             pvcs,
@@ -120,11 +117,7 @@ impl Caches {
         if self.held_key(&key).is_some() {
             return;
         }
-        let namespace = if render::in_gateway_namespace(&ar.api_version, &ar.kind) {
-            &self.gateway_namespace
-        } else {
-            &self.namespace
-        };
+        let namespace = &self.namespace;
         // NB: listed items carry no apiVersion/kind; the cache writes them in, since the
         // plan keys objects by kind.
         let cache = KindCache::spawn(

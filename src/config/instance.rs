@@ -60,11 +60,6 @@ pub struct InstanceArgs {
     #[arg(long = "jwt-issuer", env = "JWT_ISSUER", value_name = "JWT_ISSUER",
           value_parser = issuer)]
     pub jwt_issuer: Option<String>,
-    /// Namespace of the Istio ingress gateway, where earlier versions applied the
-    /// per-instance access policies (nothing is applied there any more).
-    #[arg(long = "gateway-namespace", env = "GATEWAY_NAMESPACE", value_name = "GATEWAY_NAMESPACE",
-          default_value = "istio-system", value_parser = dns_label)]
-    pub gateway_namespace: String,
     /// Extra values files merged over the templates' values.yaml, in order.
     #[arg(
         long = "values",
@@ -90,7 +85,6 @@ impl InstanceArgs {
             base_domain: self.base_domain.clone(),
             templates_dir: self.templates_dir.clone(),
             jwt_issuer: self.jwt_issuer.clone(),
-            gateway_namespace: self.gateway_namespace.clone(),
             values_files: self.values_files.clone(),
         }
     }

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{
     auth::{AuthSettings, DEFAULT_JWKS_URL, MIN_JWT_SECRET_BYTES},
-    gitea::{AuthMode, GiteaError, GiteaSettings},
+    gitea::{AuthMode, GiteaError, GiteaSettings, LinkBy},
     graphql::limits::QueryLimits,
     http::{ApiSettings, ServerLimits},
     reconcile::Timeouts,
@@ -207,6 +207,18 @@ pub struct GiteaAuthArgs {
     #[arg(long = "gitea-auth-mode", env = "GITEA_AUTH_MODE", value_name = "GITEA_AUTH_MODE",
           value_enum, default_value_t = AuthMode::Sudo)]
     pub gitea_auth_mode: AuthMode,
+    /// In `sudo` mode, how the named Gitea account is proven to be the caller's: `sub`
+    /// (its login source is the identity provider's and its `login_name` is the token's
+    /// `sub`) or `email` (that, or its email is the token's verified email).
+    #[arg(long = "gitea-link-by", env = "GITEA_LINK_BY", value_name = "GITEA_LINK_BY", value_enum,
+          default_value_t = LinkBy::Sub)]
+    pub gitea_link_by: LinkBy,
+    /// In `sudo` mode, the id of the identity provider's login source in Gitea (Site
+    /// Administration, Authentication Sources); unset: any source but local accounts.
+    #[arg(long = "gitea-login-source-id", env = "GITEA_LOGIN_SOURCE_ID",
+          value_name = "GITEA_LOGIN_SOURCE_ID",
+          value_parser = clap::value_parser!(i64).range(1..))]
+    pub gitea_login_source_id: Option<i64>,
 }
 
 // NB: the clap side of GITEA_AUTH_MODE lives here, so that `gitea` never sees clap.
@@ -221,6 +233,21 @@ impl ValueEnum for AuthMode {
                 "The service's admin token and Gitea's `Sudo` header with the caller's username",
             ),
             Self::Forward => PossibleValue::new("forward").help("The caller's own bearer token"),
+        })
+    }
+}
+
+impl ValueEnum for LinkBy {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Self::Sub, Self::Email]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            Self::Sub => PossibleValue::new("sub")
+                .help("The account signs in through the identity provider as the token's `sub`"),
+            Self::Email => PossibleValue::new("email")
+                .help("As `sub`, or the account's email is the token's verified email"),
         })
     }
 }
@@ -254,8 +281,8 @@ impl ServeArgs {
         }
     }
 
-    /// How Gitea is called: GITEA_SERVICE_URL, else GITEA_URL; GITEA_AUTH_MODE and
-    /// GITEA_TOKEN.
+    /// How Gitea is called: GITEA_SERVICE_URL, else GITEA_URL; GITEA_AUTH_MODE,
+    /// GITEA_TOKEN, and how accounts are linked (GITEA_LINK_BY, GITEA_LOGIN_SOURCE_ID).
     pub fn gitea_settings(&self) -> Result<GiteaSettings, GiteaError> {
         let base = self
             .gitea_service_url
@@ -265,6 +292,8 @@ impl ServeArgs {
         Ok(GiteaSettings {
             auth_mode: self.gitea_auth.gitea_auth_mode,
             service_token: self.gitea_token.clone(),
+            link_by: self.gitea_auth.gitea_link_by,
+            login_source: self.gitea_auth.gitea_login_source_id,
             ..GiteaSettings::new(base)
         })
     }

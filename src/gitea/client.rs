@@ -1,12 +1,12 @@
 //! The client: how each request presents the caller (or the service), where it goes, and
 //! how it is retried and counted.
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
 use reqwest::StatusCode;
 use url::Url;
 
-use super::{AuthMode, Caller, GiteaError, GiteaSettings, Unavailable};
+use super::{AuthMode, Caller, GiteaError, GiteaSettings, Unavailable, link::Verdicts};
 use crate::{metrics::Metrics, naming::validate_repo_part};
 
 /// A Gitea API client; cheap to clone.
@@ -16,6 +16,10 @@ pub struct GiteaClient {
     base: Url,
     pub(super) settings: GiteaSettings,
     metrics: Option<Metrics>,
+    /// Whose accounts callers may be acted as, shared by the clones.
+    pub(super) verdicts: Arc<Verdicts>,
+    /// Set once GITEA_TOKEN is known to be a site admin's.
+    pub(super) admin_token: Arc<tokio::sync::OnceCell<()>>,
 }
 
 impl fmt::Debug for GiteaClient {
@@ -55,11 +59,14 @@ impl GiteaClient {
             .user_agent(concat!("codeserver-service/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(GiteaError::Client)?;
+        let verdicts = Arc::new(Verdicts::new(settings.link_ttl));
         Ok(Self {
             http,
             base,
             settings,
             metrics: None,
+            verdicts,
+            admin_token: Arc::new(tokio::sync::OnceCell::new()),
         })
     }
 
@@ -71,8 +78,9 @@ impl GiteaClient {
 
     /// How the caller is presented on a request: `Authorization` and, in `Sudo` mode, the
     /// `Sudo` header. A caller Gitea could not know (no token to forward, a username
-    /// Gitea would not accept) is denied without a call.
-    pub(super) fn as_caller(&self, caller: &Caller<'_>) -> Result<Presented, GiteaError> {
+    /// Gitea would not accept) is denied without a call; in `Sudo` mode so is a caller
+    /// whose named account is not provably theirs (one lookup, then the kept verdict).
+    pub(super) async fn as_caller(&self, caller: &Caller<'_>) -> Result<Presented, GiteaError> {
         match self.settings.auth_mode {
             AuthMode::Forward => caller
                 .token
@@ -87,6 +95,7 @@ impl GiteaClient {
                     tracing::debug!("the caller's username cannot be a Gitea username");
                     return Err(GiteaError::AccessDenied);
                 }
+                self.ensure_linked(caller).await?;
                 Ok(Presented {
                     authorization: self.service_authorization()?,
                     sudo: Some(caller.username.to_owned()),

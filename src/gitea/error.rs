@@ -11,6 +11,10 @@ pub enum GiteaError {
     /// The caller may not read the repository, or it does not exist (indistinguishable).
     #[error("repository access denied")]
     AccessDenied,
+    /// The Gitea account the caller names is not provably theirs, so the service does not
+    /// act as it (sudo mode).
+    #[error(transparent)]
+    NotLinked(#[from] super::NotLinked),
     /// Gitea could not be reached or kept failing.
     #[error("gitea is unavailable after {attempts} attempt(s)")]
     Unavailable {
@@ -78,7 +82,7 @@ impl GiteaError {
     /// The label value for `codeserver_gitea_requests_total{result}`.
     pub(super) fn metric_result(&self) -> &'static str {
         match self {
-            Self::AccessDenied => "denied",
+            Self::AccessDenied | Self::NotLinked(_) => "denied",
             Self::Unavailable { .. } => "unavailable",
             _ => "error",
         }

@@ -3,7 +3,11 @@
 //! Stock Gitea does not accept Keycloak tokens on its API, so by default
 //! ([`AuthMode::Sudo`]) the service calls with its own admin token (`GITEA_TOKEN`) and
 //! Gitea's `Sudo` header naming the caller's Gitea username: Gitea then answers exactly as
-//! it would answer that user. [`AuthMode::Forward`] forwards the caller's bearer token
+//! it would answer that user. Only for an account that is provably the caller's (see
+//! [`account`]): it is read once with the admin token (the verdict kept for a minute) and
+//! must be linked to the token's `sub` (or, with [`LinkBy::Email`], its verified email),
+//! and never a site admin, restricted or inactive; any other is `repository access denied`
+//! without a `Sudo` call. [`AuthMode::Forward`] forwards the caller's bearer token
 //! instead, for a Gitea that trusts the identity provider's tokens.
 //!
 //! Access to a repository is decided by Gitea: a lookup as the caller that answers
@@ -14,9 +18,11 @@
 //! few times with capped exponential backoff; after that the call fails as
 //! [`GiteaError::Unavailable`].
 
+pub mod account;
 mod client;
 mod error;
 mod keys;
+mod link;
 mod repos;
 mod repository;
 mod search;
@@ -24,10 +30,11 @@ mod settings;
 
 use self::repository::ApiRepository;
 pub use self::{
+    account::NotLinked,
     client::GiteaClient,
     error::{GiteaError, Unavailable},
     repos::PAGE_LIMIT,
     repository::{DeployKey, Repository},
     search::MAX_PAGE,
-    settings::{AuthMode, Caller, GiteaSettings},
+    settings::{AuthMode, Caller, GiteaSettings, LinkBy},
 };

@@ -18,7 +18,7 @@ impl GiteaClient {
     ) -> Result<Repository, GiteaError> {
         validate_repo_part("owner", owner)?;
         validate_repo_part("name", name)?;
-        let presented = self.as_caller(caller)?;
+        let presented = self.as_caller(caller).await?;
         let url = self.api_url(&["repos", owner, name], &[]);
         let result = self.get_json::<ApiRepository>(&presented, url).await;
         let result = match result {
@@ -32,7 +32,7 @@ impl GiteaClient {
 
     /// Every repository the caller can read, following pagination.
     pub async fn repositories(&self, caller: &Caller<'_>) -> Result<Vec<Repository>, GiteaError> {
-        let presented = &self.as_caller(caller)?;
+        let presented = &self.as_caller(caller).await?;
         let limit = &PAGE_LIMIT.to_string();
         all_pages(|page| async move {
             let page_text = page.to_string();

@@ -33,7 +33,7 @@ impl GiteaClient {
             &["repos", "search"],
             &[("page", &page_text), ("limit", &limit_text)],
         );
-        let presented = self.as_caller(caller)?;
+        let presented = self.as_caller(caller).await?;
         let result = self.get_json::<SearchResults>(&presented, url).await;
         self.count(&result);
         Ok(result?

@@ -14,12 +14,26 @@ pub enum AuthMode {
     Forward,
 }
 
-/// The caller, as Gitea is asked about them.
+/// How a Gitea account is proven to be the caller's before `Sudo` (GITEA_LINK_BY).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LinkBy {
+    /// The account signs in through the identity provider's login source and its
+    /// `login_name` is the token's `sub`.
+    #[default]
+    Sub,
+    /// As [`LinkBy::Sub`], or the account's email is the token's email and the token says
+    /// it is verified (`email_verified: true`): for platforms that link accounts by email.
+    Email,
+}
+
+/// The caller, as Gitea is asked about them. Made only from an authenticated identity.
 #[derive(Clone, Copy, Debug)]
 pub struct Caller<'a> {
     /// The caller's Gitea username (the token's `preferred_username`), for `Sudo`.
     pub username: &'a str,
-    /// The caller's bearer token, for [`AuthMode::Forward`].
+    /// The caller's verified bearer token: forwarded in [`AuthMode::Forward`]; in
+    /// [`AuthMode::Sudo`] its `sub` (and verified email) must link the caller to the
+    /// account `username` names, so a caller without one is never acted as.
     pub token: Option<&'a str>,
 }
 
@@ -32,6 +46,13 @@ pub struct GiteaSettings {
     pub auth_mode: AuthMode,
     /// The service's admin token (GITEA_TOKEN): `Sudo` and deploy keys need it.
     pub service_token: Option<Secret>,
+    /// How an account is proven to be the caller's before `Sudo` (GITEA_LINK_BY).
+    pub link_by: LinkBy,
+    /// The id of the identity provider's login source in Gitea (GITEA_LOGIN_SOURCE_ID);
+    /// unset: any login source but local accounts (`source_id` 0).
+    pub login_source: Option<i64>,
+    /// How long a verdict on whose account a caller may be acted as is kept.
+    pub link_ttl: Duration,
     /// Timeout of one request.
     pub timeout: Duration,
     /// Timeout of establishing a connection.
@@ -46,12 +67,16 @@ pub struct GiteaSettings {
 
 impl GiteaSettings {
     /// Defaults for `base_url`: 10 s per request, 3 attempts, backoff 200 ms to 2 s; the
-    /// caller's token is forwarded, as no service token is known.
+    /// caller's token is forwarded, as no service token is known; in `Sudo` mode accounts
+    /// are linked by `sub` through any non-local login source, verdicts kept 60 s.
     pub fn new(base_url: &str) -> Self {
         Self {
             base_url: base_url.to_owned(),
             auth_mode: AuthMode::Forward,
             service_token: None,
+            link_by: LinkBy::Sub,
+            login_source: None,
+            link_ttl: Duration::from_secs(60),
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(3),
             attempts: 3,

@@ -40,8 +40,11 @@ pub enum Code {
     RepositoryAccessLost,
     /// MAX_RUNNING_INSTANCES instances already run; nothing was created.
     CapacityReached,
-    /// The caller made more than MUTATIONS_PER_MINUTE mutations in the last minute.
+    /// The caller made more than MUTATIONS_PER_MINUTE mutations in the last minute, or
+    /// used up their budget of reads that call Kubernetes or Gitea.
     RateLimited,
+    /// The answer would be larger than the service sends; nothing of it was sent.
+    ResponseTooLarge,
 }
 
 impl Code {
@@ -67,6 +70,7 @@ impl Code {
             Self::RepositoryAccessLost => "REPOSITORY_ACCESS_LOST",
             Self::CapacityReached => "CAPACITY_REACHED",
             Self::RateLimited => "RATE_LIMITED",
+            Self::ResponseTooLarge => "RESPONSE_TOO_LARGE",
         }
     }
 }

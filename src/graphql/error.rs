@@ -67,8 +67,11 @@ pub enum ApiError {
     WithReason(Box<ApiError>, String),
     /// `capacity reached`: MAX_RUNNING_INSTANCES instances already run.
     CapacityReached,
-    /// `rate limited`: the caller's mutations per minute are used up.
+    /// `rate limited`: the caller's mutations per minute (or reads that call out) are
+    /// used up.
     RateLimited,
+    /// `response too large`: the answer is over the size the service sends.
+    ResponseTooLarge,
 }
 
 impl ApiError {
@@ -99,6 +102,7 @@ impl ApiError {
             Self::WithReason(error, _) => error.message(),
             Self::CapacityReached => "capacity reached",
             Self::RateLimited => "rate limited",
+            Self::ResponseTooLarge => "response too large",
         }
     }
 
@@ -146,6 +150,7 @@ impl ApiError {
             Self::WithReason(error, _) => error.code(),
             Self::CapacityReached => Code::CapacityReached,
             Self::RateLimited => Code::RateLimited,
+            Self::ResponseTooLarge => Code::ResponseTooLarge,
         }
     }
 
@@ -188,6 +193,7 @@ impl From<GiteaError> for ApiError {
     fn from(error: GiteaError) -> Self {
         match error {
             GiteaError::AccessDenied => Self::RepositoryAccessDenied,
+            GiteaError::NotLinked(why) => Self::RepositoryAccessDenied.with_reason(&why.to_string()),
             GiteaError::InvalidName(naming) => Self::from(naming),
             error @ GiteaError::Unavailable { .. } => {
                 tracing::warn!(error = %error_chain(&error), "gitea unavailable");

@@ -23,6 +23,11 @@ pub const DEFAULT_MAX_QUERY_SIZE: u64 = 2_000;
 pub const DEFAULT_MAX_ROOT_FIELDS: u64 = 10;
 /// The default largest number of mutations in one request.
 pub const DEFAULT_MAX_MUTATIONS: u64 = 3;
+/// The most `codeServerLogs` fields in one request (each reads up to 1 MiB of log).
+pub const MAX_LOGS_PER_REQUEST: u64 = 1;
+/// The most `events` fields in one request, nested anywhere (each lists the events of its
+/// instances; the lists of one instance are read once per request however many ask).
+pub const MAX_EVENTS_PER_REQUEST: u64 = 3;
 /// The deepest nesting of selection sets and fragment spreads the check follows; deeper
 /// documents are refused (the schema accepts far less depth anyway).
 pub const MAX_NESTING: usize = 64;
@@ -57,6 +62,53 @@ pub struct QueryCost {
     pub root_fields: u64,
     /// Root fields of mutation operations, over the whole document.
     pub mutations: u64,
+    /// Fields that call Kubernetes or Gitea, over the whole document.
+    pub calls: Calls,
+}
+
+/// The fields of a document that call Kubernetes or Gitea, counted wherever they occur
+/// (nested, aliased, in fragments, each spread counted as what it expands to).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Calls {
+    /// `codeServerLogs` fields.
+    pub logs: u64,
+    /// `events` fields.
+    pub events: u64,
+}
+
+impl Calls {
+    /// The counts of a field named `name`.
+    fn of(name: &str) -> Self {
+        match name {
+            "codeServerLogs" => Self {
+                logs: 1,
+                ..Self::default()
+            },
+            "events" => Self {
+                events: 1,
+                ..Self::default()
+            },
+            _ => Self::default(),
+        }
+    }
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            logs: self.logs.saturating_add(other.logs),
+            events: self.events.saturating_add(other.events),
+        }
+    }
+
+    /// The first field over its cap, with the cap.
+    fn over(&self) -> Option<Refusal> {
+        let caps = [
+            ("codeServerLogs", self.logs, MAX_LOGS_PER_REQUEST),
+            ("events", self.events, MAX_EVENTS_PER_REQUEST),
+        ];
+        caps.into_iter()
+            .find(|(_, count, max)| count > max)
+            .map(|(field, _, max)| Refusal::TooManyCalls { field, max })
+    }
 }
 
 /// Why a document was refused before any work was done.
@@ -69,6 +121,13 @@ pub enum Refusal {
     TooManyRootFields,
     /// The request holds too many mutations.
     TooManyMutations,
+    /// The request asks for a field that calls Kubernetes or Gitea more often than `max`.
+    TooManyCalls {
+        /// The field's schema name.
+        field: &'static str,
+        /// How many the request may hold.
+        max: u64,
+    },
 }
 
 impl From<Refusal> for ApiError {
@@ -77,6 +136,9 @@ impl From<Refusal> for ApiError {
             Refusal::TooComplex => ApiError::QueryTooComplex,
             Refusal::TooManyRootFields => ApiError::TooManyRootFields,
             Refusal::TooManyMutations => ApiError::TooManyMutations,
+            Refusal::TooManyCalls { field, max } => ApiError::QueryTooComplex.with_reason(
+                &format!("at most {max} `{field}` per request (aliases and fragments count)"),
+            ),
         }
     }
 }
@@ -100,6 +162,7 @@ pub fn check(document: &ExecutableDocument, limits: &QueryLimits) -> Result<Quer
         if operation.ty == OperationType::Mutation {
             cost.mutations = cost.mutations.saturating_add(part.top_fields);
         }
+        cost.calls = cost.calls.add(part.calls);
         if cost.size > limits.max_size {
             return Err(Refusal::TooComplex);
         }
@@ -117,6 +180,10 @@ pub fn check(document: &ExecutableDocument, limits: &QueryLimits) -> Result<Quer
     }
     if cost.mutations > limits.max_mutations {
         return Err(Refusal::TooManyMutations);
+    }
+    // NB: only operations count here: a fragment that no operation spreads runs nothing.
+    if let Some(refusal) = cost.calls.over() {
+        return Err(refusal);
     }
     Ok(cost)
 }
@@ -154,6 +221,7 @@ struct Part {
     size: u64,
     top_fields: u64,
     depth: usize,
+    calls: Calls,
 }
 
 /// A fragment's cost while it is computed (a spread of it then is a cycle) or once known.
@@ -176,21 +244,23 @@ impl<'d> Counter<'d> {
         }
         let mut part = Part::default();
         for item in &set.items {
-            let (size, top, below) = match &item.node {
+            let (size, top, below, calls) = match &item.node {
                 Selection::Field(field) => {
                     let inner = self.selection_set(&field.node.selection_set.node, depth + 1)?;
-                    (inner.size.saturating_add(1), 1, inner.depth)
+                    let calls = inner.calls.add(Calls::of(field.node.name.node.as_str()));
+                    (inner.size.saturating_add(1), 1, inner.depth, calls)
                 }
                 Selection::InlineFragment(inline) => {
                     let inner = self.selection_set(&inline.node.selection_set.node, depth + 1)?;
-                    (inner.size, inner.top_fields, inner.depth)
+                    (inner.size, inner.top_fields, inner.depth, inner.calls)
                 }
                 Selection::FragmentSpread(spread) => {
                     let inner =
                         self.fragment(spread.node.fragment_name.node.as_str(), depth + 1)?;
-                    (inner.size, inner.top_fields, inner.depth)
+                    (inner.size, inner.top_fields, inner.depth, inner.calls)
                 }
             };
+            part.calls = part.calls.add(calls);
             part.depth = part.depth.max(below + 1);
             part.size = part.size.saturating_add(size);
             part.top_fields = part.top_fields.saturating_add(top);
@@ -310,6 +380,38 @@ mod tests {
         }
         chain.push_str("fragment F200 on Query { health }\n");
         assert_eq!(cost(&chain), Err(Refusal::TooComplex));
+    }
+
+    #[test]
+    fn fields_that_call_out_are_counted_wherever_they_are() {
+        let too_many = |field: &'static str, max: u64| Err(Refusal::TooManyCalls { field, max });
+        let aliases: String = (0..999)
+            .map(|i| format!("e{i}: events {{ reason }} "))
+            .collect();
+        assert_eq!(
+            cost(&format!("{{ myCodeServers {{ {aliases} }} }}")),
+            too_many("events", MAX_EVENTS_PER_REQUEST)
+        );
+        // Through fragments (each spread counts), inline fragments and other root fields.
+        let spread = "{ myCodeServers { ...E ...E } codeServer(id: \"x\") { ... { events { reason } } } } \
+                      fragment E on CodeServerInstance { a: events { reason } b: events { reason } }";
+        assert_eq!(cost(spread), too_many("events", MAX_EVENTS_PER_REQUEST));
+        let logs = "{ a: codeServerLogs(id: \"x\") b: codeServerLogs(id: \"x\") }";
+        assert_eq!(cost(logs), too_many("codeServerLogs", 1));
+        let split = "query A { codeServerLogs(id: \"x\") } query B { codeServerLogs(id: \"x\") }";
+        assert_eq!(cost(split), too_many("codeServerLogs", 1));
+        let fine = "{ myCodeServers { a: events { reason } b: events { type } } codeServerLogs(id: \"x\") myRepositories { name } }";
+        let calls = cost(fine).unwrap().calls;
+        assert_eq!((calls.events, calls.logs), (2, 1));
+        // A fragment no operation spreads runs nothing.
+        let unused = "{ health } fragment U on Query { a: codeServerLogs(id: \"x\") b: codeServerLogs(id: \"x\") }";
+        assert!(cost(unused).is_ok());
+        let error = ApiError::from(Refusal::TooManyCalls {
+            field: "events",
+            max: 3,
+        });
+        assert_eq!(error.code().as_str(), "QUERY_TOO_COMPLEX");
+        assert_eq!(error.message(), "query too complex");
     }
 
     #[test]

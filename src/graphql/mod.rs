@@ -5,6 +5,7 @@
 
 mod admin;
 mod args;
+mod calls;
 mod code;
 mod convert;
 mod error;
@@ -19,6 +20,10 @@ mod subscription;
 mod types;
 
 pub use self::{
+    calls::{
+        DEFAULT_READ_CALLS_BURST, DEFAULT_READ_CALLS_PER_SECOND, MAX_CALLS_PER_REQUEST,
+        MAX_REPOSITORY_PAGES,
+    },
     code::Code,
     error::ApiError,
     extension::RequestMetrics,

@@ -78,6 +78,34 @@ async fn dry_run_owner(
     }
 }
 
+/// Gitea's search pages 1, 2, ... until one comes back short, each charged to the request
+/// and the caller; at most [`MAX_REPOSITORY_PAGES`](super::MAX_REPOSITORY_PAGES), after
+/// which the caller is told to ask by page rather than handed part of the list.
+async fn every_repository_page(
+    ctx: &Context<'_>,
+    services: &Services,
+    caller: &crate::gitea::Caller<'_>,
+) -> Result<Vec<crate::gitea::Repository>, ApiError> {
+    use super::calls::{MAX_REPOSITORY_PAGES, REPOSITORY_PAGE_SIZE};
+    let mut all = Vec::new();
+    for page in 1..=MAX_REPOSITORY_PAGES {
+        super::calls::charge(ctx, 1)?;
+        let batch = services
+            .gitea
+            .provisionable_page(caller, page, REPOSITORY_PAGE_SIZE)
+            .await?;
+        let last = batch.len() < REPOSITORY_PAGE_SIZE;
+        all.extend(batch);
+        if last {
+            return Ok(all);
+        }
+    }
+    Err(ApiError::QueryTooComplex.with_reason(&format!(
+        "more than {} repositories: list them by page (page, limit)",
+        MAX_REPOSITORY_PAGES * REPOSITORY_PAGE_SIZE
+    )))
+}
+
 #[Object]
 impl Query {
     /// The caller's code-server instances.
@@ -131,6 +159,7 @@ impl Query {
         let identity = caller(ctx)?;
         args::instance_id(&id)?;
         let lines = args::log_lines(lines)?;
+        super::calls::charge(ctx, super::calls::LOGS_CALLS)?;
         Ok(services(ctx)?
             .reconciler
             .logs(&owner(identity), &id, i64::from(lines))
@@ -193,7 +222,8 @@ impl Query {
 
     /// The Gitea repositories the caller can provision: their own, their organisations',
     /// those they collaborate on, and public ones. With `page` (from 1) and `limit` (1 to
-    /// 50, 50 by default), one page; without `page`, every page.
+    /// 50, 50 by default), one page; without `page`, every page up to 1,000 repositories
+    /// (more are refused: ask by page), read once per request however many ask.
     async fn my_repositories(
         &self,
         ctx: &Context<'_>,
@@ -203,18 +233,20 @@ impl Query {
         let identity = caller(ctx)?;
         let services = services(ctx)?;
         let (page, limit) = args::repository_page(page, limit)?;
+        let caller = gitea_caller(identity);
         let repos = match page {
             Some(page) => {
+                super::calls::charge(ctx, 1)?;
                 services
                     .gitea
-                    .provisionable_page(&gitea_caller(identity), page, limit)
+                    .provisionable_page(&caller, page, limit)
                     .await?
             }
             None => {
-                services
-                    .gitea
-                    .provisionable(&gitea_caller(identity))
-                    .await?
+                super::calls::repositories_once(ctx, || {
+                    every_repository_page(ctx, services, &caller)
+                })
+                .await?
             }
         };
         Ok(repos.into_iter().map(Repository::from).collect())
@@ -232,6 +264,7 @@ impl Query {
         let identity = caller(ctx)?;
         let services = services(ctx)?;
         let target = dry_run_owner(services, identity, user_id).await?;
+        super::calls::charge(ctx, 1)?;
         let repo = readable_repo(services, identity, &repo_owner, &repo_name).await?;
         let objects = services.reconciler.render_for(&target, repo).await?;
         let manifests = crate::cli::to_yaml(&objects).map_err(|error| {
@@ -259,6 +292,7 @@ impl Query {
         let identity = caller(ctx)?;
         let services = services(ctx)?;
         let target = dry_run_owner(services, identity, user_id).await?;
+        super::calls::charge(ctx, 1)?;
         let repo = readable_repo(services, identity, &repo_owner, &repo_name).await?;
         let plan = services.reconciler.plan_for(&target, repo).await?;
         Ok((&plan).into())

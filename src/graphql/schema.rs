@@ -5,7 +5,9 @@ use std::sync::Arc;
 use async_graphql::Schema;
 
 use super::{
-    Mutation, Query, RequestMetrics, Subscription, SubscriptionLimits, rate::MutationRate,
+    Mutation, Query, RequestMetrics, Subscription, SubscriptionLimits,
+    calls::{CallTally, ReadBudget},
+    rate::MutationRate,
 };
 use crate::{
     gitea::GiteaClient, metrics::Metrics, ready::ReadyCheck, reconcile::Reconciler,
@@ -39,15 +41,18 @@ pub struct Services {
     pub subscriptions: SubscriptionLimits,
 }
 
-/// Builds the schema with its limits and the request-latency metric.
+/// Builds the schema with its limits (each caller's budget of reads that call out among
+/// them) and the request-latency metric.
 pub fn schema(services: Services) -> AppSchema {
     let metrics = services.metrics.clone();
     let mutations = services.reconciler.capacity().mutations();
     Schema::build(Query, Mutation, Subscription)
         .data(services)
+        .data(ReadBudget::new())
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .extension(RequestMetrics::new(metrics))
         .extension(MutationRate::new(mutations))
+        .extension(CallTally)
         .finish()
 }

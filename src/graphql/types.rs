@@ -104,23 +104,29 @@ pub struct PageInfo {
 #[ComplexObject]
 impl CodeServerInstance {
     /// The recent Kubernetes events of the instance's pod and workspace volume, newest
-    /// first, at most 20. Read from the cluster only when asked for.
+    /// first, at most 20. Read from the cluster only when asked for, once per request;
+    /// at most 3 `events` fields per request.
     async fn events(&self, ctx: &Context<'_>) -> Result<Vec<InstanceEvent>, super::ApiError> {
         // NB: an instance only reaches an answer after its owner (or an admin) was
         // checked, so its id needs no second check here.
+        // NB: read once per instance per request, however many aliases ask, and charged
+        // to the request's and the caller's budget of calls (see `calls`).
         let services = super::query::services(ctx)?;
-        let events = services.reconciler.events(&self.id).await?;
-        Ok(events
-            .into_iter()
-            .map(|e| InstanceEvent {
-                type_: e.type_,
-                reason: e.reason,
-                message: super::redact(&e.message),
-                count: e.count,
-                last_seen: e.last_seen,
-                object: e.object,
-            })
-            .collect())
+        super::calls::events_once(ctx, &self.id, || async {
+            let events = services.reconciler.events(&self.id).await?;
+            Ok(events
+                .into_iter()
+                .map(|e| InstanceEvent {
+                    type_: e.type_,
+                    reason: e.reason,
+                    message: super::redact(&e.message),
+                    count: e.count,
+                    last_seen: e.last_seen,
+                    object: e.object,
+                })
+                .collect())
+        })
+        .await
     }
 }
 

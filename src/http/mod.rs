@@ -7,7 +7,9 @@
 //! resolvers. Bodies are limited in size and must be JSON. Before authentication and before
 //! async-graphql validates anything, the parsed query's cost is checked
 //! ([`crate::graphql::limits`]); each caller may have a few requests in flight; every request
-//! has a server-side timeout and every connection a header-read (and idle) timeout. On
+//! has a server-side timeout and every connection a header-read (and idle) timeout, and
+//! writes that stall for as long fail. An answer is at most [`MAX_RESPONSE_BYTES`] and
+//! holds its caller's slot until it is handed to the connection. On
 //! SIGTERM the server stops accepting connections and gives in-flight requests
 //! SHUTDOWN_TIMEOUT to finish.
 //!
@@ -21,6 +23,7 @@ mod routes;
 mod server;
 mod settings;
 mod websocket;
+mod write_timeout;
 
 pub(crate) use self::{
     routes::{App, metrics_routes, routes},
@@ -31,5 +34,5 @@ pub(crate) use self::{
 };
 pub use self::{
     server::{HttpError, serve, serve_with},
-    settings::{ApiSettings, ServerLimits},
+    settings::{ApiSettings, MAX_RESPONSE_BYTES, RESPONSE_CHUNK_BYTES, ServerLimits},
 };

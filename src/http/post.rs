@@ -1,10 +1,14 @@
 //! `POST /graphql`: the body read within the header-read timeout, JSON only, cost-checked
 //! before authentication, at most a few requests in flight per caller, executed in a span
-//! carrying the request id.
+//! carrying the request id. The answer is at most [`MAX_RESPONSE_BYTES`] of JSON and holds
+//! the caller's slot until it is handed to the connection (or the connection gives up).
 
 use std::{
     collections::HashMap,
+    convert::Infallible,
+    pin::Pin,
     sync::{Arc, Mutex, PoisonError},
+    task::{Context, Poll},
     time::{Duration, Instant},
 };
 
@@ -17,6 +21,7 @@ use super::{
     documents::Parsed,
     reply::{api_error_reply, code_reply, error_reply},
     routes::Shared,
+    settings::{MAX_RESPONSE_BYTES, RESPONSE_CHUNK_BYTES},
 };
 use crate::{
     auth::{AuthError, truncate_for_log},
@@ -31,15 +36,15 @@ pub(super) struct InFlight {
     counts: Mutex<HashMap<String, usize>>,
 }
 
-/// One caller's request in flight.
-struct Slot<'a> {
-    in_flight: &'a InFlight,
+/// One caller's request in flight: held by its answer until the answer is written.
+pub(super) struct Slot {
+    in_flight: Arc<InFlight>,
     user: String,
 }
 
 impl InFlight {
     /// A slot for `user`, unless `user` already has `max` requests in flight.
-    fn acquire(&self, user: &str, max: usize) -> Option<Slot<'_>> {
+    fn acquire(self: &Arc<Self>, user: &str, max: usize) -> Option<Slot> {
         // NB: the lock is never held across a panic point; should it be poisoned anyway,
         // the counts are still right, so go on with them.
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
@@ -49,13 +54,13 @@ impl InFlight {
         }
         *count += 1;
         Some(Slot {
-            in_flight: self,
+            in_flight: self.clone(),
             user: user.to_owned(),
         })
     }
 }
 
-impl Drop for Slot<'_> {
+impl Drop for Slot {
     fn drop(&mut self) {
         let mut counts = self
             .in_flight
@@ -182,7 +187,7 @@ async fn execute(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response 
             (request, None)
         }
     };
-    let _slot = match &user {
+    let slot = match &user {
         Some(user) => {
             match shared
                 .in_flight
@@ -208,11 +213,90 @@ async fn execute(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Response 
         ?errors,
         "graphql request"
     );
-    let mut response = warp::reply::json(&answer).into_response();
+    let body = match to_json(&answer, MAX_RESPONSE_BYTES) {
+        Ok(body) => body,
+        Err(ApiError::ResponseTooLarge) => {
+            return api_error_reply(StatusCode::OK, ApiError::ResponseTooLarge);
+        }
+        Err(error) => return api_error_reply(StatusCode::INTERNAL_SERVER_ERROR, error),
+    };
+    drop(answer);
+    answer_reply(body, slot)
+}
+
+/// `answer` as JSON of at most `max` bytes, or `ResponseTooLarge`: never more than `max`
+/// bytes are written, whatever the answer holds.
+fn to_json(answer: &impl serde::Serialize, max: usize) -> Result<Bytes, ApiError> {
+    let mut capped = Capped {
+        bytes: Vec::new(),
+        max,
+    };
+    match serde_json::to_writer(&mut capped, answer) {
+        Ok(()) => Ok(Bytes::from(capped.bytes)),
+        Err(error) if error.is_io() => {
+            tracing::info!(max_bytes = max, "GraphQL answer over the size limit");
+            Err(ApiError::ResponseTooLarge)
+        }
+        Err(error) => {
+            tracing::error!(%error, "a GraphQL answer does not serialise");
+            Err(ApiError::Internal)
+        }
+    }
+}
+
+/// A JSON answer whose body holds `slot` until the connection has taken all of it.
+fn answer_reply(body: Bytes, slot: Option<Slot>) -> Response {
+    let length = body.len();
+    let mut response = warp::reply::stream(Chunks { body, slot }).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+}
+
+/// A writer that refuses to grow past `max` bytes.
+struct Capped {
+    bytes: Vec<u8>,
+    max: usize,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len().saturating_add(data.len()) > self.max {
+            return Err(std::io::Error::other("the answer is over the size limit"));
+        }
+        self.bytes.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An answer in [`RESPONSE_CHUNK_BYTES`] pieces: hyper takes the next piece only once it
+/// has written most of the previous ones, so the slot goes back when the client has read
+/// all but the last few pieces, or when the connection drops the body.
+struct Chunks {
+    body: Bytes,
+    slot: Option<Slot>,
+}
+
+impl futures::Stream for Chunks {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.body.is_empty() {
+            self.slot = None;
+            return Poll::Ready(None);
+        }
+        let at = self.body.len().min(RESPONSE_CHUNK_BYTES);
+        Poll::Ready(Some(Ok(self.body.split_to(at))))
+    }
 }
 
 /// Logs why a caller was not authenticated: failures on the service's side loudly, the

@@ -14,15 +14,23 @@ pub(super) fn status_reply(status: StatusCode, text: &str) -> Response {
     .into_response()
 }
 
-/// A GraphQL error answer for `error`, with its message and code.
+/// A GraphQL error answer for `error`, with its message, code and reason (if any).
 pub(super) fn api_error_reply(status: StatusCode, error: ApiError) -> Response {
-    code_reply(status, error.message(), error.code())
+    reply_with(status, error.message(), error.code(), error.reason())
 }
 
 /// A GraphQL error answer with `message` and `code`, never cached.
 pub(super) fn code_reply(status: StatusCode, message: &str, code: Code) -> Response {
+    reply_with(status, message, code, None)
+}
+
+fn reply_with(status: StatusCode, message: &str, code: Code, reason: Option<&str>) -> Response {
+    let mut extensions = serde_json::json!({"code": code.as_str()});
+    if let Some(reason) = reason {
+        extensions["reason"] = reason.into();
+    }
     let body = serde_json::json!({
-        "errors": [{"message": message, "extensions": {"code": code.as_str()}}]
+        "errors": [{"message": message, "extensions": extensions}]
     });
     let mut response = warp::reply::with_status(warp::reply::json(&body), status).into_response();
     response

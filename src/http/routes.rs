@@ -32,9 +32,8 @@ pub struct App {
     pub ready: ReadyCheck,
     /// The active template set, reported by `/ready`.
     pub templates: TemplatesReport,
-    /// What the cluster lacks (e.g. Istio) or what the active templates leave
-    /// unprotected, listed by `/ready`; the service still serves whatever does not
-    /// need it.
+    /// What the cluster lacks (e.g. Istio), listed by `/ready`; the service still serves
+    /// whatever does not need it.
     pub degraded: Degraded,
     /// Limits and switches of the API.
     pub settings: ApiSettings,
@@ -43,7 +42,7 @@ pub struct App {
 /// The shared state of the API routes.
 pub(super) struct Shared {
     pub(super) app: App,
-    pub(super) in_flight: InFlight,
+    pub(super) in_flight: Arc<InFlight>,
     pub(super) documents: Documents,
 }
 
@@ -57,7 +56,7 @@ pub fn routes(app: App) -> impl Filter<Extract = (Response,), Error = Rejection>
     });
     let app = Arc::new(Shared {
         app,
-        in_flight: InFlight::default(),
+        in_flight: Arc::default(),
         documents,
     });
     let with_app = warp::any().map(move || app.clone());

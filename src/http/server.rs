@@ -1,5 +1,5 @@
-//! Serving a filter: hyper with header-read (and idle) and request timeouts, graceful
-//! shutdown on SIGTERM.
+//! Serving a filter: hyper with header-read (and idle), request and write timeouts (a
+//! stalled write fails after the header-read timeout), graceful shutdown on SIGTERM.
 
 use std::{convert::Infallible, future::Future, sync::Arc, time::Duration};
 
@@ -8,7 +8,7 @@ use http::StatusCode;
 use tokio::net::TcpListener;
 use warp::{Filter, Rejection, reply::Response};
 
-use super::{reply::code_reply, settings::ServerLimits};
+use super::{reply::code_reply, settings::ServerLimits, write_timeout::WriteTimeout};
 use crate::graphql::Code;
 
 /// Errors of the HTTP server.
@@ -94,9 +94,13 @@ pub async fn serve_with<F>(
             () = &mut shutdown => break,
         };
         let service = timed_service(filter.clone(), limits.request_timeout);
+        let write_timeout = limits.header_read_timeout;
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
+            // NB: a client that stops reading its answer fails the stalled write after
+            // the header-read timeout, which closes the connection and frees the answer.
+            let stream = WriteTimeout::new(stream, write_timeout);
             let connection = builder
                 .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), service);
             if let Err(error) = watcher.watch(connection).await {

@@ -9,6 +9,14 @@ use crate::graphql::{
 /// The largest GraphQL request body accepted.
 pub const MAX_BODY_BYTES: u64 = 64 * 1024;
 
+/// The largest GraphQL answer sent, in bytes of JSON; a larger one is answered
+/// `RESPONSE_TOO_LARGE` instead (a 1 MiB log of printable text fits; one whose every byte
+/// JSON escapes 6-fold does not).
+pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+/// The pieces an answer is handed to the connection in: hyper buffers a few of them, so a
+/// caller's slot is held until all but the last few are written.
+pub const RESPONSE_CHUNK_BYTES: usize = 8 * 1024;
+
 /// The default header-read timeout: a client must send a request's headers within this,
 /// and an idle keep-alive connection is closed after it.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,7 +30,8 @@ pub const DEFAULT_MAX_REQUESTS_PER_CALLER: usize = 4;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServerLimits {
     /// How long a client may take to send a request's headers, and then the body of a
-    /// GraphQL request; also how long an idle keep-alive connection is kept open.
+    /// GraphQL request; also how long an idle keep-alive connection is kept open, and how
+    /// long a write may wait for a client that does not read its answer.
     pub header_read_timeout: Duration,
     /// How long one request (body included) may take before it is answered `TIMEOUT`.
     pub request_timeout: Duration,

@@ -7,11 +7,15 @@
 //! it is trimmed and truncated, and it gets a short hash of the original id whenever it
 //! differs from the original, so that `john.doe` and `john-doe` never share an instance.
 //!
-//! No two ids map to one name: a kept name never ends in `-` and eight hex digits, and a
-//! hashed name always does, so an id that is already a valid name but looks hashed
-//! (`john-doe-30f69670`) is hashed too. Two hashed names are equal only when the 32-bit
-//! hash prefixes are, which a determined attacker can search for; the reconciler's safety
-//! net (it never applies over a live object another owner holds) covers that case.
+//! No two ids map to one name: a kept name never ends in `-` and sixteen (or, the shape
+//! earlier versions hashed to, eight) hex digits, and a hashed name always ends in `-`
+//! and sixteen, so an id that is already a valid name but looks hashed
+//! (`john-doe-30f69670`) is hashed too. Two hashed names are equal only when the 64-bit
+//! hash prefixes are, which is out of reach of a targeted search; the reconciler's
+//! safety net (it never applies over a live object another owner holds) covers the rest.
+//! Instances named by the earlier 32-bit scheme keep their names
+//! ([`legacy_safe_name`]): the reconciler finds them under the old name and takes them
+//! for the caller's only when the record names the caller's user id.
 //!
 //! - `keys`, `limits`: label keys and the lengths names keep to;
 //! - `user`: user ids to safe names ([`safe_name`]);

@@ -29,7 +29,18 @@ impl Reconciler {
             Some(safe) => Records::User(safe),
             None => Records::All,
         };
-        let records = self.records_with_pods(&which).await?;
+        let mut records = self.records_with_pods(&which).await?;
+        // NB: the user's instance may still have the name the earlier naming scheme gave
+        // them; under that name, only a record of exactly this user id is theirs.
+        if let Some(user) = &filter.user
+            && let Some(legacy) = naming::legacy_safe_name(user)
+        {
+            let old = self.records_with_pods(&Records::User(&legacy)).await?;
+            records.extend(
+                old.into_iter()
+                    .filter(|(pvc, _)| record::user_id(pvc) == Some(user.as_str())),
+            );
+        }
         let mut instances = Vec::new();
         for (pvc, pod) in &records {
             let instance = self.instance(pvc, pod.as_deref())?;

@@ -1,8 +1,10 @@
 //! Apply: carry out a plan with server-side apply (one field manager, `force`, so manual
-//! drift is taken back), in dependency order (the PVC; then Service, VirtualService,
-//! NetworkPolicy and other kinds; then the pod; prunes last), independent objects
-//! concurrently. Unchanged objects get no request at all, and a fetched object is never
-//! applied back: only rendered ones are.
+//! drift is taken back), in dependency order, independent objects concurrently: the PVC;
+//! then the guards (the kinds that only restrict, see [`is_guard`]); then Service,
+//! VirtualService and other kinds (routes); then the pod; then prunes, guards last. So a
+//! route or a pod never exists unguarded, not even for the length of one request.
+//! Unchanged objects get no request at all, and a fetched object is never applied back:
+//! only rendered ones are.
 
 use std::time::Duration;
 
@@ -20,15 +22,16 @@ use super::{
     kinds::Kinds,
     plan::{Action, Plan, Step},
 };
-use crate::{naming::FIELD_MANAGER, render::in_gateway_namespace};
+use crate::naming::FIELD_MANAGER;
 
 /// Which updates an apply may make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Updates {
     /// Every create and update.
     All,
-    /// Creates, and updates of the PVC only (the instance record): a running instance's
-    /// other objects are left as they are until it is restarted.
+    /// Creates, and updates of the PVC (the instance record) and of the guards (see
+    /// [`is_guard`]) only: a running instance's other objects are left as they are until
+    /// it is restarted.
     RecordOnly,
 }
 
@@ -55,7 +58,7 @@ pub struct Outcome {
 }
 
 /// How long a deleted pod may take to go before a recreate gives up.
-const POD_GONE_TIMEOUT: Duration = Duration::from_secs(90);
+pub(super) const POD_GONE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Applies `plan` in `namespace`.
 pub async fn apply(
@@ -66,7 +69,7 @@ pub async fn apply(
     opts: ApplyOptions,
 ) -> Result<Outcome, Error> {
     let mut outcome = Outcome::default();
-    for stage in 0..4 {
+    for stage in 0..=LAST_STAGE {
         let steps: Vec<&Step> = plan.steps.iter().filter(|s| stage_of(s) == stage).collect();
         let results = try_join_all(
             steps
@@ -90,13 +93,34 @@ pub async fn apply(
     Ok(outcome)
 }
 
+/// The last stage of [`stage_of`].
+const LAST_STAGE: u8 = 5;
+
+/// When a step runs: creates and updates of the PVC, the guards, the routes and other
+/// kinds, the pod; then prunes of everything but guards, then of guards.
 fn stage_of(step: &Step) -> u8 {
+    let guard = is_guard(&step.api_version, &step.kind);
     match (&step.action, step.kind.as_str()) {
-        (Action::Prune, _) => 3,
+        (Action::Prune, _) if guard => 5,
+        (Action::Prune, _) => 4,
         (_, "PersistentVolumeClaim") => 0,
-        (_, "Pod") => 2,
-        _ => 1,
+        _ if guard => 1,
+        (_, "Pod") => 3,
+        _ => 2,
     }
+}
+
+/// True for the kinds that only restrict what an instance may do or who may reach it: a
+/// NetworkPolicy. They are applied before the routes and the pod they guard and
+/// removed after them, and they follow the templates on a running instance: changing
+/// one never needs a restart, and holding a tightened one back until the next restart
+/// would leave the running pod with the looser rules.
+///
+/// NB: the Service and VirtualService are routes (a change can open a way in), a Secret
+/// or ConfigMap is mounted in the running pod, a Job runs code; none of them is a guard.
+pub fn is_guard(api_version: &str, kind: &str) -> bool {
+    let group = api_version.split_once('/').map_or("", |(group, _)| group);
+    kind == "NetworkPolicy" && group == "networking.k8s.io"
 }
 
 enum StepResult {
@@ -108,10 +132,10 @@ enum StepResult {
 }
 
 /// True for the kinds a `RecordOnly` apply still updates: the instance record, and the
-/// access policy (who may reach a running instance must follow the templates at once;
-/// changing it never restarts the pod).
+/// guards ([`is_guard`]: what a running instance may reach and who may reach it must
+/// follow the templates at once; changing them never restarts the pod).
 fn updated_while_running(step: &Step) -> bool {
-    step.kind == "PersistentVolumeClaim" || in_gateway_namespace(&step.api_version, &step.kind)
+    step.kind == "PersistentVolumeClaim" || is_guard(&step.api_version, &step.kind)
 }
 
 async fn run_step(
@@ -121,8 +145,8 @@ async fn run_step(
     step: &Step,
     opts: ApplyOptions,
 ) -> Result<StepResult, Error> {
-    // NB: rendered objects were checked to name their namespace (the instances one, or
-    // the gateway's for the access policy); listed ones carry the namespace they live in.
+    // NB: rendered objects were checked to name their namespace (the instances one);
+    // listed ones carry the namespace they live in.
     let ns = if step.namespace.is_empty() {
         default_ns
     } else {
@@ -205,9 +229,7 @@ fn classify(kind: &str, what: &str, e: kube::Error) -> Error {
     let detail = format!("{what}: {}", reason(&e));
     match kind {
         "PersistentVolumeClaim" => Error::Storage(detail),
-        "Service" | "VirtualService" | "NetworkPolicy" | "AuthorizationPolicy" => {
-            Error::Routing(detail)
-        }
+        "Service" | "VirtualService" | "NetworkPolicy" => Error::Routing(detail),
         _ => Error::Instance(detail),
     }
 }

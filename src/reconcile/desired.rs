@@ -133,7 +133,7 @@ impl Reconciler {
     ) -> Result<(Owner, Vec<Repo>, BTreeSet<String>)> {
         let (_, key) = identity(owner)?;
         let record = self
-            .find_record(&key)
+            .find_record(owner, &key)
             .await?
             .filter(|p| p.metadata.deletion_timestamp.is_none());
         let (repos, _) = record::repos_with(record.as_ref(), repo);
@@ -165,7 +165,7 @@ impl Reconciler {
 
 /// The safety net under the naming scheme: nothing is applied over a live object of the
 /// instance that another owner holds (`NameTaken`, before any write).
-fn refuse_foreign(values: &Values, live: &[DynamicObject]) -> Result<()> {
+pub(super) fn refuse_foreign(values: &Values, live: &[DynamicObject]) -> Result<()> {
     let (safe, key) = (&values.user.name, &values.user.owner);
     match live
         .iter()

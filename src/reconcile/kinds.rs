@@ -32,12 +32,6 @@ const FIXED: &[(&str, &str, &str)] = &[
         "RoleBinding",
         "rolebindings",
     ),
-    // NB: the per-instance access policy; its CRD serves v1 since Istio 1.22.
-    (
-        "security.istio.io/v1",
-        "AuthorizationPolicy",
-        "authorizationpolicies",
-    ),
 ];
 
 /// Resolves kinds to API resources.

@@ -12,7 +12,7 @@ use kube::{
 };
 
 use super::{Error, Reconciler, Result, kinds::Kinds, with_retry};
-use crate::{instance::record, naming, render::in_gateway_namespace, values::Owner};
+use crate::{instance::record, naming, render::is_retired_policy, values::Owner};
 
 /// Selector of everything this service manages.
 pub fn managed_selector() -> String {
@@ -42,6 +42,28 @@ pub fn owns(pvc: &PersistentVolumeClaim, safe: &str, key: &str) -> bool {
     labels_own(pvc.metadata.labels.as_ref(), safe, key)
 }
 
+/// True when `pvc` is an instance record named by the earlier, 32-bit naming scheme that
+/// belongs to `owner`: it carries the name that scheme gave the caller's user id as both
+/// its owner and user label (an instance created without a `sub`; one with a `sub` is
+/// found by it), and its record names exactly the caller's user id.
+///
+/// NB: the recorded user id is what decides: an id made to collide with the caller's
+/// under eight hex digits of hash has the old name but not the id.
+pub fn owns_legacy(pvc: &PersistentVolumeClaim, owner: &Owner) -> bool {
+    let Some(legacy) = naming::legacy_safe_name(&owner.user_id) else {
+        return false;
+    };
+    record::user_id(pvc) == Some(owner.user_id.as_str())
+        && labels_own(pvc.metadata.labels.as_ref(), &legacy, &legacy)
+}
+
+/// True when `pvc` belongs to `owner` (whose safe name and key are `safe` and `key`):
+/// by the rule of [`owns`], or as an instance named by the earlier scheme
+/// ([`owns_legacy`]).
+pub fn owns_record(pvc: &PersistentVolumeClaim, owner: &Owner, safe: &str, key: &str) -> bool {
+    owns(pvc, safe, key) || owns_legacy(pvc, owner)
+}
+
 /// True when an object with `labels` belongs to the caller (the rule of [`owns`]); an
 /// object without an owner label belongs to nobody who may write over it.
 pub fn labels_own(labels: Option<&BTreeMap<String, String>>, safe: &str, key: &str) -> bool {
@@ -62,22 +84,47 @@ impl Reconciler {
         Api::namespaced(self.client.clone(), &self.settings.namespace)
     }
 
-    /// The owner's instance record (PVC), found by the durable owner label.
-    pub(super) async fn find_record(&self, key: &str) -> Result<Option<PersistentVolumeClaim>> {
-        if let Some(caches) = self.cached() {
-            return Ok(caches
-                .records_of_owner(key)
-                .first()
-                .map(|pvc| PersistentVolumeClaim::clone(pvc)));
+    /// The owner's instance record (PVC): found by the durable owner label `key`, else,
+    /// for an instance created under the earlier naming scheme, under the name that
+    /// scheme gave the owner's user id, where the record names exactly that user id
+    /// (see [`owns_legacy`]): such an instance keeps its name.
+    pub(super) async fn find_record(
+        &self,
+        owner: &Owner,
+        key: &str,
+    ) -> Result<Option<PersistentVolumeClaim>> {
+        if let Some(pvc) = self.records_of_key(key).await?.into_iter().next() {
+            return Ok(Some(pvc));
         }
-        let lp = ListParams::default().labels(&owner_selector(key));
-        let api = self.pvcs();
-        let list = with_retry("list the owner's PVCs", || api.list(&lp))
-            .await
-            .map_err(|e| Error::kube("list the owner's workspace volumes", e))?;
-        let mut items = list.items;
+        let Some(legacy) = naming::legacy_safe_name(&owner.user_id) else {
+            return Ok(None);
+        };
+        Ok(self
+            .records_of_key(&legacy)
+            .await?
+            .into_iter()
+            .find(|pvc| owns_legacy(pvc, owner)))
+    }
+
+    /// The records whose owner label is `key`, oldest first.
+    async fn records_of_key(&self, key: &str) -> Result<Vec<PersistentVolumeClaim>> {
+        let mut items = match self.cached() {
+            Some(caches) => caches
+                .records_of_owner(key)
+                .iter()
+                .map(|pvc| PersistentVolumeClaim::clone(pvc))
+                .collect(),
+            None => {
+                let lp = ListParams::default().labels(&owner_selector(key));
+                let api = self.pvcs();
+                with_retry("list the owner's PVCs", || api.list(&lp))
+                    .await
+                    .map_err(|e| Error::kube("list the owner's workspace volumes", e))?
+                    .items
+            }
+        };
         items.sort_by_key(|p| p.metadata.creation_timestamp.clone());
-        Ok(items.into_iter().next())
+        Ok(items)
     }
 
     /// The record of instance `id` if it belongs to the caller; `NotFound` otherwise
@@ -92,7 +139,7 @@ impl Reconciler {
         let (safe, key) = identity(owner)?;
         let pvc = self.pvc(&naming::pvc_name(name)).await?;
         match pvc {
-            Some(pvc) if owns(&pvc, &safe, &key) => {
+            Some(pvc) if owns_record(&pvc, owner, &safe, &key) => {
                 if pvc.metadata.deletion_timestamp.is_some() {
                     Err(Error::BeingDeleted)
                 } else {
@@ -140,6 +187,13 @@ impl Reconciler {
             let Some((api_version, kind)) = k.rsplit_once('/') else {
                 continue;
             };
+            // NB: the per-instance access policy earlier versions applied in the gateway's
+            // namespace, still in the records of instances provisioned then: the service
+            // may no longer read or delete it there (admins remove the old ones once, see
+            // docs/admin-guide.md, Upgrading).
+            if is_retired_policy(api_version, kind) {
+                continue;
+            }
             let ar = self.kinds.resolve(&self.client, api_version, kind).await?;
             let full = format!("{}/{}", ar.api_version, ar.kind);
             if let Some(caches) = self.cached_kind(&full) {
@@ -179,22 +233,8 @@ where
         .find(|o| o.meta().name.as_deref() == Some(name)))
 }
 
-/// The namespace objects of `api_version`/`kind` live in: the gateway's for the access
-/// policy, the instances namespace for everything else.
-pub fn namespace_of<'a>(
-    settings: &'a crate::values::InstanceSettings,
-    api_version: &str,
-    kind: &str,
-) -> &'a str {
-    if in_gateway_namespace(api_version, kind) {
-        &settings.gateway_namespace
-    } else {
-        &settings.namespace
-    }
-}
-
 async fn list_kind(r: &Reconciler, ar: &ApiResource, selector: &str) -> Result<Vec<DynamicObject>> {
-    let ns = namespace_of(&r.settings, &ar.api_version, &ar.kind);
+    let ns = &r.settings.namespace;
     let api: Api<DynamicObject> = Api::namespaced_with(r.client.clone(), ns, ar);
     let lp = ListParams::default().labels(selector);
     let what = format!("list {}", ar.plural);
@@ -238,7 +278,16 @@ pub fn stamp_record(
     recorded: &BTreeSet<String>,
     k: &Kinds,
 ) {
-    let kinds = record::kinds_json(objects.iter().map(|o| &**o), recorded, |all| {
+    // NB: the retired access policy leaves the record with the next stamp.
+    let recorded: BTreeSet<String> = recorded
+        .iter()
+        .filter(|full| {
+            full.rsplit_once('/')
+                .is_none_or(|(api_version, kind)| !is_retired_policy(api_version, kind))
+        })
+        .cloned()
+        .collect();
+    let kinds = record::kinds_json(objects.iter().map(|o| &**o), &recorded, |all| {
         dedupe_versions(all, k)
     });
     record::stamp(objects, values, &kinds);

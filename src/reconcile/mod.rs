@@ -7,8 +7,10 @@
 //! Along the data flow: `reconciler` (the shared state and its caches), `cached` (where
 //! reads come from, and reading one's own writes), `desired` (values -> render -> plan
 //! -> apply, and the dry runs), `provision` (provision and start), `remove` (stop
-//! and delete), `sync` (the sync Job), `read` (get, list, status, logs, stats) and
-//! `restart` (whether a live pod is rendered from older inputs, without rendering).
+//! and delete), `sync` (the sync Job), `read` (get, list, status, logs, stats),
+//! `guards` (a running instance's NetworkPolicies following the templates, for the
+//! Lease holder after a reload) and `restart` (whether a live pod is rendered from older
+//! inputs, without rendering).
 
 mod admin;
 pub mod apply;
@@ -18,6 +20,7 @@ mod desired;
 mod error;
 mod events;
 mod explain;
+mod guards;
 pub mod kinds;
 mod live;
 pub mod plan;

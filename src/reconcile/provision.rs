@@ -59,11 +59,11 @@ impl Reconciler {
     ) -> Result<Provisioned> {
         let (_, key) = identity(owner)?;
         let guard = self.locks.lock(&key).await;
-        let record = self.find_record(&key).await?;
+        let record = self.find_record(owner, &key).await?;
         let record = match record {
             Some(pvc) if pvc.metadata.deletion_timestamp.is_some() => {
                 self.wait_record_gone(&pvc).await?;
-                self.find_record(&key).await?
+                self.find_record(owner, &key).await?
             }
             other => other,
         };

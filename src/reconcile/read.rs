@@ -69,7 +69,9 @@ impl Reconciler {
             gitea_token: None,
         };
         match identity(&owner) {
-            Ok((safe, key)) if live::owns(&pvc, &safe, &key) => WorkspaceAccess::Owner,
+            Ok((safe, key)) if live::owns_record(&pvc, &owner, &safe, &key) => {
+                WorkspaceAccess::Owner
+            }
             _ => WorkspaceAccess::Other(record::user_id(&pvc).unwrap_or_default().to_owned()),
         }
     }
@@ -85,10 +87,29 @@ impl Reconciler {
     /// The caller's instances.
     pub async fn list(&self, owner: &Owner) -> Result<Vec<Instance>> {
         let (safe, key) = identity(owner)?;
-        let records = self.records_with_pods(&Records::Owner(&key)).await?;
+        let mut records: Vec<_> = self
+            .records_with_pods(&Records::Owner(&key))
+            .await?
+            .into_iter()
+            .filter(|(pvc, _)| live::owns(pvc, &safe, &key))
+            .collect();
+        // NB: an instance named by the earlier naming scheme is listed under that name.
+        if let Some(legacy) = naming::legacy_safe_name(&owner.user_id) {
+            let known: Vec<_> = records
+                .iter()
+                .map(|(p, _)| p.metadata.name.clone())
+                .collect();
+            records.extend(
+                self.records_with_pods(&Records::Owner(&legacy))
+                    .await?
+                    .into_iter()
+                    .filter(|(pvc, _)| {
+                        live::owns_legacy(pvc, owner) && !known.contains(&pvc.metadata.name)
+                    }),
+            );
+        }
         records
             .iter()
-            .filter(|(pvc, _)| live::owns(pvc, &safe, &key))
             .map(|(pvc, pod)| self.instance(pvc, pod.as_deref()))
             .collect()
     }
@@ -212,7 +233,14 @@ impl Reconciler {
     /// has no instance. For admin dry runs only: ownership checks never use it.
     pub async fn named_owner(&self, user_id: &str) -> Result<Owner> {
         let safe = naming::safe_name(user_id).map_err(crate::values::ValuesError::from)?;
-        let records = self.records(&Records::User(&safe)).await?;
+        let mut records = self.records(&Records::User(&safe)).await?;
+        if records.is_empty()
+            && let Some(legacy) = naming::legacy_safe_name(user_id)
+        {
+            // NB: under the earlier scheme's name, only a record of exactly this user id.
+            records = self.records(&Records::User(&legacy)).await?;
+            records.retain(|pvc| record::user_id(pvc) == Some(user_id));
+        }
         Ok(match records.first() {
             Some(pvc) => record::owner_as_recorded(Owner::new(user_id), pvc),
             None => Owner::new(user_id),

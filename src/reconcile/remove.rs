@@ -7,7 +7,7 @@ use kube::{
 
 use super::{
     Error, Reconciler, Result,
-    apply::delete_if_present,
+    apply::{self, delete_if_present, is_guard},
     cached::Written,
     live::{dedupe_versions, identity, kinds_of},
 };
@@ -29,8 +29,8 @@ impl Reconciler {
             .await;
         Ok(())
     }
-    /// Delete: every object of the instance, the PVC (and the work in it) last; only
-    /// that instance's.
+    /// Delete: every object of the instance, only that instance's: routes and the pod
+    /// first (the pod waited out), then the guards, the PVC (and the work in it) last.
     pub async fn delete(&self, owner: &Owner, id: &str) -> Result<()> {
         let (_, key) = identity(owner)?;
         let _guard = self.locks.lock(&key).await;
@@ -59,16 +59,49 @@ impl Reconciler {
             propagation_policy: Some(PropagationPolicy::Background),
             ..DeleteParams::default()
         };
-        let (pvcs, rest): (Vec<_>, Vec<_>) = live.into_iter().partition(|o| {
-            o.types
-                .as_ref()
-                .is_some_and(|t| t.kind == "PersistentVolumeClaim")
-        });
-        for batch in [rest, pvcs] {
-            futures::future::try_join_all(batch.iter().map(|o| self.delete_object(o, &params)))
-                .await?;
+        let [routes, guards, pvcs] = removal_order(live);
+        // NB: routes and pods first, and the pod waited out: a terminating pod still
+        // runs, and its guards must hold until it is gone. A pod that does not go in
+        // time fails the delete with its guards and volume in place; deleting again
+        // finishes it.
+        self.delete_batch(&routes, &params).await?;
+        if let Some(pod) = routes.iter().find(|o| is_instance_pod(o, id)) {
+            self.wait_pod_gone(id, pod.metadata.uid.as_deref()).await?;
         }
+        self.delete_batch(&guards, &params).await?;
+        self.delete_batch(&pvcs, &params).await
+    }
+
+    /// Waits (bounded) until the pod `id` (with `uid`, when known) is gone: watching the
+    /// caches once they have synced, else the API server.
+    async fn wait_pod_gone(&self, id: &str, uid: Option<&str>) -> Result<()> {
+        let ns = &self.settings.namespace;
+        if let Some(caches) = self.cached() {
+            let gone = caches.pods().wait_gone(ns, id);
+            match tokio::time::timeout(apply::POD_GONE_TIMEOUT, gone).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(error)) => {
+                    tracing::warn!(pod = id, %error, "the cache cannot show a pod go; watching the API server");
+                }
+                Err(_) => {
+                    return Err(Error::Instance(format!(
+                        "Pod/{id} is still terminating after {}s; its network policies and \
+                         volume stay until it is gone (delete again to finish)",
+                        apply::POD_GONE_TIMEOUT.as_secs()
+                    )));
+                }
+            }
+        }
+        apply::wait_pod_gone(&self.client, ns, id, uid).await?;
+        self.written("v1/Pod", ns, id, Written::Gone).await;
         Ok(())
+    }
+
+    /// Deletes `objects` concurrently.
+    async fn delete_batch(&self, objects: &[DynamicObject], params: &DeleteParams) -> Result<()> {
+        futures::future::try_join_all(objects.iter().map(|o| self.delete_object(o, params)))
+            .await
+            .map(drop)
     }
 
     async fn delete_object(&self, o: &DynamicObject, params: &DeleteParams) -> Result<()> {
@@ -77,7 +110,7 @@ impl Reconciler {
             .kinds
             .resolve(&self.client, &t.api_version, &t.kind)
             .await?;
-        let ns = super::live::namespace_of(&self.settings, &ar.api_version, &ar.kind);
+        let ns = self.settings.namespace.as_str();
         let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &ar);
         let name = o.metadata.name.clone().unwrap_or_default();
         let what = format!("delete {}/{name}", t.kind);
@@ -89,4 +122,30 @@ impl Reconciler {
             .await;
         Ok(())
     }
+}
+
+/// The objects of an instance in the order a delete removes them: routes, the pod and
+/// everything else that is not a guard; then the guards ([`is_guard`]); then the PVC
+/// (the instance record and the work in it).
+fn removal_order(live: Vec<DynamicObject>) -> [Vec<DynamicObject>; 3] {
+    let (mut routes, mut guards, mut pvcs) = (Vec::new(), Vec::new(), Vec::new());
+    for o in live {
+        let (api_version, kind) = o
+            .types
+            .as_ref()
+            .map_or(("", ""), |t| (t.api_version.as_str(), t.kind.as_str()));
+        if kind == "PersistentVolumeClaim" {
+            pvcs.push(o);
+        } else if is_guard(api_version, kind) {
+            guards.push(o);
+        } else {
+            routes.push(o);
+        }
+    }
+    [routes, guards, pvcs]
+}
+
+/// True for the instance's code-server pod `id` among listed objects.
+fn is_instance_pod(o: &DynamicObject, id: &str) -> bool {
+    o.types.as_ref().is_some_and(|t| t.kind == "Pod") && o.metadata.name.as_deref() == Some(id)
 }

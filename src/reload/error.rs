@@ -25,12 +25,6 @@ pub enum ReloadError {
         /// Every problem found.
         problems: Vec<Problem>,
     },
-    /// The set renders a per-instance access policy, which names the owner as
-    /// `<JWT_ISSUER>/<sub>`, but JWT_ISSUER is not set.
-    #[error(
-        "JWT_ISSUER is not set, but the templates render a per-instance access policy that names each owner as <JWT_ISSUER>/<sub>; set JWT_ISSUER to the issuer (iss) of the users' tokens"
-    )]
-    NoIssuer,
     /// The reload counter could not be created or registered.
     #[error("cannot create metric {RELOAD_METRIC}: {0}")]
     Metric(#[source] prometheus::Error),

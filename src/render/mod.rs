@@ -32,11 +32,9 @@ pub use self::{
     error::{Problem, RenderError},
     instance::{JobValues, RenderedObject, build_values},
     object::{object_label, spec_hash},
-    schema::{in_gateway_namespace, is_retired_policy, required_labels, unknown_fields},
+    schema::{is_retired_policy, required_labels, unknown_fields},
     set::{SYNC_JOB_TEMPLATE, Source, Templates, VALUES_FILE},
-    validate::{
-        AccessReport, RETIRED_POLICY_WARNING, SAMPLE_USERS, access_report, validate, warnings,
-    },
+    validate::{RETIRED_POLICY_WARNING, SAMPLE_USERS, validate, warnings},
 };
 /// Compatibility path: the active set lives beside reload now.
 pub use crate::reload::ActiveTemplates;

@@ -58,13 +58,6 @@ pub fn is_retired_policy(api_version: &str, kind: &str) -> bool {
             .is_some_and(|(group, _)| group == RETIRED_POLICY_GROUP)
 }
 
-/// True for the kind earlier versions applied in the gateway's namespace: the retired
-/// access policy ([`is_retired_policy`]). The render returns no such object any more;
-/// this is where the caches and the reconciler still look for the ones applied before.
-pub fn in_gateway_namespace(api_version: &str, kind: &str) -> bool {
-    is_retired_policy(api_version, kind)
-}
-
 /// For kinds `k8s-openapi` knows: fields the type does not have, and type errors (none
 /// for other kinds).
 pub fn builtin_kind_problems(api_version: &str, kind: &str, obj: &Value) -> Vec<String> {

@@ -28,24 +28,6 @@ pub const SAMPLE_USERS: &[&str] = &[
 /// The warning for a template that still renders the retired per-instance access policy.
 pub const RETIRED_POLICY_WARNING: &str = "the per-instance AuthorizationPolicy is no longer needed: the service is the workspace gatekeeper (see docs/admin-guide.md, How workspaces are protected); it is left out of what is applied, so remove it from the template";
 
-/// What `access_report` says of a set. Kept only while the start-up warning in
-/// `serve::start` still asks; to be removed with it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct AccessReport;
-
-impl AccessReport {
-    /// Always false: the gatekeeper guards every workspace host, whatever a template set
-    /// renders, so no set publishes workspaces unprotected.
-    pub fn unprotected(&self) -> bool {
-        false
-    }
-}
-
-/// See [`AccessReport`]: nothing a template set renders decides access any more.
-pub fn access_report(_templates: &Templates, _settings: &InstanceSettings) -> AccessReport {
-    AccessReport
-}
-
 /// Renders `templates` for every sample user (instance objects and the sync Job) and
 /// returns every problem; empty means the set is good to roll out. What is worth knowing
 /// but refuses nothing is in [`warnings`].

@@ -12,6 +12,6 @@ pub use self::kube::kube_config;
 pub use self::{
     error::ServeError,
     kube::{counted_client, kube_client},
-    routes::{Parts, Routes, UNPROTECTED, assemble},
+    routes::{Parts, Routes, assemble},
     start::{Addresses, Service, Started, serve, start},
 };

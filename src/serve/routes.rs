@@ -31,10 +31,6 @@ fn degraded(cluster: Vec<String>, gate: Arc<Gate>) -> Degraded {
     })
 }
 
-/// Never reported any more (see [`degraded`]); kept only while the start-up warning in
-/// `serve::start` still names it, and to be removed with that warning.
-pub const UNPROTECTED: &str = "security.allowUnauthenticatedWorkspaces: workspaces are published without a per-instance access policy; anyone who reaches the gateway can open any workspace";
-
 /// What the routes are built from.
 pub struct Parts {
     /// The lifecycle operations.

@@ -2,7 +2,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use super::{Parts, Routes, ServeError, UNPROTECTED, assemble, kube_config};
+use super::{Parts, Routes, ServeError, assemble, kube_config};
 use crate::{
     activity::{Culler, IdleSettings},
     auth::AuthSettings,
@@ -15,7 +15,7 @@ use crate::{
     http::{self, ApiSettings},
     metrics::Metrics,
     reconcile::{Kinds, Reconciler, Timeouts},
-    reload, render,
+    reload,
     values::InstanceSettings,
 };
 
@@ -167,9 +167,6 @@ pub async fn start(service: Service) -> Result<Started, ServeError> {
             return Err(ServeError::InvalidTemplates(error));
         }
     };
-    if render::access_report(&templates.get(), &service.instance).unprotected() {
-        tracing::warn!("{UNPROTECTED}");
-    }
     let keys_client = GiteaClient::new(service.gitea.clone())
         .map_err(ServeError::Gitea)?
         .with_metrics(metrics.clone());

@@ -40,6 +40,9 @@ pub struct InstanceValues {
     pub credentials: String,
 }
 
+/// The namespace older template sets put their per-instance access policy in.
+const RETIRED_GATEWAY_NAMESPACE: &str = "istio-system";
+
 /// Who may reach the instance, as the retired per-instance access policy named it.
 ///
 /// NB: kept so that older template sets that still render that policy (an Istio
@@ -59,7 +62,8 @@ pub struct AccessValues {
     /// The host forms a request for the instance may carry: the host, and the host
     /// with any port (`<host>:*`, Istio's prefix match).
     pub hosts: Vec<String>,
-    /// Namespace of the ingress gateway, where that policy lived.
+    /// Namespace of the ingress gateway, where that policy lived (Istio's default; the
+    /// GATEWAY_NAMESPACE setting is gone with the policy).
     pub gateway_namespace: String,
 }
 
@@ -79,7 +83,7 @@ impl AccessValues {
             sub,
             principal,
             hosts: vec![host.to_owned(), format!("{host}:*")],
-            gateway_namespace: settings.gateway_namespace.clone(),
+            gateway_namespace: RETIRED_GATEWAY_NAMESPACE.to_owned(),
         }
     }
 }

@@ -29,10 +29,6 @@ pub struct InstanceSettings {
     /// Required token issuer (`iss`), checked when set; templates see it as
     /// `access.issuer`.
     pub jwt_issuer: Option<String>,
-    /// Namespace of the Istio ingress gateway, where earlier versions applied the
-    /// per-instance access policies (`access.gateway_namespace` for older template sets).
-    /// Nothing is applied there any more.
-    pub gateway_namespace: String,
     /// Extra values files merged over the templates' values.yaml, in order.
     pub values_files: Vec<PathBuf>,
 }
@@ -51,7 +47,6 @@ impl Default for InstanceSettings {
             memory_limit: "4Gi".to_owned(),
             base_domain: "devplatform.local".to_owned(),
             jwt_issuer: None,
-            gateway_namespace: "istio-system".to_owned(),
             templates_dir: None,
             values_files: Vec::new(),
         }

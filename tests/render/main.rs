@@ -47,16 +47,6 @@ fn refused(edit: impl FnOnce(&Path)) -> String {
     out
 }
 
-/// `validate-templates` on the built-in set with `edit` applied must succeed.
-fn accepted(edit: impl FnOnce(&Path)) {
-    let (ok, out, err) = validate(&templates_with(edit));
-    assert!(ok, "{err}\n{out}");
-}
-
-fn remove(dir: &Path, file: &str) {
-    fs::remove_file(dir.join(file)).unwrap();
-}
-
 /// The arguments of `render` for user `u` and repository `o/<repo>`.
 fn render_args(repo: &str) -> Vec<&str> {
     vec![

@@ -56,27 +56,9 @@ pub fn role() -> Role {
     strict::<Role>(&role.value).unwrap_or_else(|err| panic!("{}: {err}", role.describe()))
 }
 
-/// Name of the Role (and RoleBinding) in the gateway's namespace.
-pub const GATEWAY_ROLE: &str = "codeserver-service-access-policies";
-
-/// The service's Role in the gateway's namespace (access policies only), typed.
-pub fn gateway_role() -> Role {
-    let documents = rbac_documents();
-    let role = super::find(&documents, "Role", GATEWAY_ROLE);
-    strict::<Role>(&role.value).unwrap_or_else(|err| panic!("{}: {err}", role.describe()))
-}
-
-/// The binding of the gateway-namespace Role to the service account, typed.
-pub fn gateway_role_binding() -> RoleBinding {
-    let documents = rbac_documents();
-    let binding = super::find(&documents, "RoleBinding", GATEWAY_ROLE);
-    strict::<RoleBinding>(&binding.value)
-        .unwrap_or_else(|err| panic!("{}: {err}", binding.describe()))
-}
-
-/// Every Role of `03-rbac.yaml`, typed.
+/// Every Role of `03-rbac.yaml`, typed: the one in the instances namespace.
 pub fn roles() -> Vec<Role> {
-    vec![role(), gateway_role()]
+    vec![role()]
 }
 
 /// The binding of the Role to the service account, typed.

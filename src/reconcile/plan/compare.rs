@@ -158,7 +158,8 @@ fn hold_immutable_pvc_fields(want: &mut Value, have: &Value, notes: &mut Vec<Str
     want["spec"] = held;
 }
 
-fn op_path(op: &json_patch::PatchOperation) -> String {
+/// The JSON pointer an operation of a patch writes to.
+pub fn op_path(op: &json_patch::PatchOperation) -> String {
     use json_patch::PatchOperation as Op;
     match op {
         Op::Add(o) => o.path.to_string(),

@@ -15,7 +15,7 @@ mod project;
 mod steps;
 
 pub use self::{
-    compare::plan,
+    compare::{op_path, plan},
     project::project,
     steps::{Action, Plan, Step},
 };

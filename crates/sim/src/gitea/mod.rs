@@ -8,15 +8,24 @@
 //! bearer JWT checked against the simulated issuer's keys is accepted too. Private
 //! repositories answer 404 to anyone but their owner and collaborators, like Gitea. Deploy
 //! keys (`/repos/{owner}/{repo}/keys`: add, list, delete) need admin rights on the
-//! repository (its owner, or a site admin) and are kept per repository. Faults
+//! repository (its owner, or a site admin) and are kept per repository.
+//!
+//! Users are accounts ([`SimUser`]) as Gitea keeps them: the service's [`SERVICE_USER`] is
+//! a local site admin; everyone else is linked to the identity provider (login source
+//! [`OIDC_SOURCE_ID`], `login_name` the token's `sub`, `sub-<login>` for the simulated
+//! issuer's tokens) unless a test adds another kind. `GET /users/{username}` shows the
+//! admin-only fields (`login_name`, `source_id`, `is_admin`, `active`, ...) only to a site
+//! admin or the user themself, like Gitea. Faults
 //! ([`GiteaFault`]) make it answer 503 or 500 so tests can see retries and outages, and every
 //! request is counted so tests can assert that no call was made.
 
 mod repos;
 mod routes;
 mod state;
+mod users;
 
 pub use state::{
     GiteaFault, SERVICE_TOKEN, SERVICE_USER, SimDeployKey, SimGitea, SimGiteaError, SimRepo, USERS,
     default_repos, personal_token,
 };
+pub use users::{OIDC_SOURCE_ID, SimUser};

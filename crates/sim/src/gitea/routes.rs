@@ -11,6 +11,7 @@ use warp::{Filter, Reply, http::StatusCode, reply::Response};
 
 use super::repos::*;
 use super::state::*;
+use super::users::{find_user, get_user, user_view};
 use crate::lock;
 
 pub(super) fn routes(
@@ -55,13 +56,22 @@ pub(super) fn routes(
         .map(|query: HashMap<String, String>, state: Arc<State>, auth| {
             respond(&state, auth, |user, _| search_repos(&state, user, &query))
         });
+    let user = warp::get()
+        .and(warp::path!("api" / "v1" / "users" / String))
+        .and(state.clone())
+        .and(auth)
+        .map(|username: String, state: Arc<State>, auth| {
+            respond(&state, auth, |doer, _| {
+                get_user(&state, doer.as_deref(), &username)
+            })
+        });
     let me = warp::get()
         .and(warp::path!("api" / "v1" / "user"))
         .and(state.clone())
         .and(auth)
         .map(|state: Arc<State>, auth| {
             respond(&state, auth, |user, _| match user {
-                Some(user) => json_reply(StatusCode::OK, &user_json(&user)),
+                Some(user) => user_view(&state, Some(&user), &user),
                 None => unauthorized(),
             })
         });
@@ -140,6 +150,8 @@ pub(super) fn routes(
         .unify()
         .or(me)
         .unify()
+        .or(user)
+        .unify()
         .or(fallback)
         .unify()
 }
@@ -186,16 +198,13 @@ pub(super) fn respond(
     };
     let user = match (auth.sudo, doer) {
         (None, doer) => doer.map(|d| d.login),
-        (Some(target), Some(Doer { admin: true, .. })) => {
-            let known = lock(&state.users)
-                .iter()
-                .find(|u| u.eq_ignore_ascii_case(&target))
-                .cloned();
-            match known {
-                Some(login) => Some(login),
-                None => return not_found(),
+        (Some(target), Some(Doer { admin: true, .. })) => match find_user(state, &target) {
+            Some(user) => {
+                lock(&state.sudos).push(user.login.clone());
+                Some(user.login)
             }
-        }
+            None => return not_found(),
+        },
         (Some(_), _) => {
             return json_reply(
                 StatusCode::FORBIDDEN,
@@ -228,11 +237,12 @@ pub(super) fn identify(state: &State, value: &str) -> Option<Doer> {
         });
     }
     if let Some(login) = credential.strip_prefix("sim-gitea-pat-") {
-        let known = lock(&state.users).iter().any(|u| u == login);
-        return known.then(|| Doer {
-            login: login.to_owned(),
-            admin: false,
-        });
+        return find_user(state, login)
+            .filter(|u| u.login == login)
+            .map(|u| Doer {
+                login: u.login,
+                admin: u.is_admin,
+            });
     }
     if scheme != "bearer" {
         return None;

@@ -12,6 +12,7 @@ use std::{
 use tokio::sync::oneshot;
 
 use super::routes::routes;
+use super::users::{SimUser, ensure_user, put_user};
 use crate::issuer::Issuer;
 use crate::lock;
 
@@ -118,9 +119,13 @@ pub(super) struct State {
     pub(super) keys: Mutex<Vec<SimDeployKey>>,
     pub(super) next_key: AtomicUsize,
     pub(super) repos: Mutex<Vec<SimRepo>>,
-    /// Known users (lowercase logins): the demo's, repository owners and collaborators,
-    /// and those added.
-    pub(super) users: Mutex<Vec<String>>,
+    /// Known accounts: the demo's, the service's site admin, repository owners and
+    /// collaborators, and those added (one per login, any case).
+    pub(super) users: Mutex<Vec<SimUser>>,
+    /// `GET /users/{username}` requests received.
+    pub(super) user_lookups: AtomicUsize,
+    /// The login of each request a site admin made as another user with Sudo.
+    pub(super) sudos: Mutex<Vec<String>>,
     pub(super) fault: Mutex<GiteaFault>,
     pub(super) requests: AtomicUsize,
     pub(super) base_url: String,
@@ -148,11 +153,17 @@ impl SimGitea {
             .await
             .map_err(SimGiteaError::Bind)?;
         let addr = listener.local_addr().map_err(SimGiteaError::Bind)?;
-        let mut users: Vec<String> = USERS.iter().map(|u| (*u).to_owned()).collect();
-        users.push(SERVICE_USER.to_owned());
+        // NB: the service's own account is the install's local site admin; everyone else
+        // signed in through the identity provider, so is linked to their token's `sub`.
+        let mut users = vec![SimUser::local(SERVICE_USER).admin()];
+        for login in USERS {
+            ensure_user(&mut users, login);
+        }
         for repo in &repos {
-            users.push(repo.owner.clone());
-            users.extend(repo.collaborators.iter().cloned());
+            ensure_user(&mut users, &repo.owner);
+            for collaborator in &repo.collaborators {
+                ensure_user(&mut users, collaborator);
+            }
         }
         let state = Arc::new(State {
             issuer,
@@ -162,6 +173,8 @@ impl SimGitea {
             repos: Mutex::new(repos),
             fault: Mutex::new(GiteaFault::None),
             requests: AtomicUsize::new(0),
+            user_lookups: AtomicUsize::new(0),
+            sudos: Mutex::new(Vec::new()),
             base_url: format!("http://{addr}"),
         });
         let (shutdown, stopped) = oneshot::channel::<()>();
@@ -188,19 +201,39 @@ impl SimGitea {
         *lock(&self.state.fault) = fault;
     }
 
-    /// Adds a repository (its owner and collaborators become known users).
+    /// Adds a repository (its owner and collaborators become known users, linked as
+    /// [`SimUser::linked`] unless known).
     pub fn add_repo(&self, repo: SimRepo) {
         {
             let mut users = lock(&self.state.users);
-            users.push(repo.owner.clone());
-            users.extend(repo.collaborators.iter().cloned());
+            ensure_user(&mut users, &repo.owner);
+            for collaborator in &repo.collaborators {
+                ensure_user(&mut users, collaborator);
+            }
         }
         lock(&self.state.repos).push(repo);
     }
 
-    /// Adds a user (as signing in through the identity provider for the first time does).
+    /// Adds a user as signing in through the identity provider for the first time does
+    /// ([`SimUser::linked`]), unless Gitea knows the login already.
     pub fn add_user(&self, login: &str) {
-        lock(&self.state.users).push(login.to_owned());
+        ensure_user(&mut lock(&self.state.users), login);
+    }
+
+    /// Adds `account`, replacing any account with the same login (any case).
+    pub fn add_account(&self, account: SimUser) {
+        put_user(&mut lock(&self.state.users), account);
+    }
+
+    /// The user each request made with Sudo acted as, in order (the account's login).
+    pub fn sudo_logins(&self) -> Vec<String> {
+        lock(&self.state.sudos).clone()
+    }
+
+    /// How many `GET /users/{username}` requests were received (included in
+    /// [`SimGitea::requests`]).
+    pub fn user_lookups(&self) -> usize {
+        self.state.user_lookups.load(Ordering::SeqCst)
     }
 
     /// Removes `user` from the collaborators of `owner/name` (access revoked).
