@@ -73,6 +73,7 @@ fn the_configmap_holds_every_setting_the_service_reads() {
         ("TEMPLATES_DIR", "/etc/codeserver/templates"),
         ("JWT_ISSUER", "http://keycloak:30080/realms/devplatform"),
         ("JWT_AUDIENCE", "codeserver-service"),
+        ("GITEA_LOGIN_SOURCE_ID", "1"),
         ("PUBLIC_URL", "https://codeserver.devplatform.local"),
         (
             "GITEA_URL",

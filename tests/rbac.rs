@@ -51,7 +51,7 @@ async fn the_role_grants_exactly_what_the_service_uses() {
     // Gitea, for access checks and the instance's deploy keys (a Secret of its own).
     let issuer = Arc::new(Issuer::start().await.expect("the issuer starts"));
     let repos = ["backend-api", "frontend"].map(|n| SimRepo::new("devteam", n, false));
-    let gitea = SimGitea::start_with(issuer, repos.to_vec())
+    let gitea = SimGitea::start_with(issuer.clone(), repos.to_vec())
         .await
         .expect("the simulated Gitea starts");
     gitea.add_user("John.Doe");
@@ -70,9 +70,14 @@ async fn the_role_grants_exactly_what_the_service_uses() {
         })
         .gitea(keys)
         .build();
+    // NB: the caller's token links them to their Gitea account (sudo mode acts only as
+    // a linked account).
+    let spec = codeserver_sim::issuer::TokenSpec::new("John.Doe");
+    let token = issuer.mint(&spec).expect("a token");
     let owner = Owner {
         email: Some("john.doe@corp.example".to_owned()),
-        sub: Some("8d2f0c3e-5b7a-4f57-9d2a-3c1e0b9f6a41".to_owned()),
+        sub: Some(spec.sub.clone()),
+        gitea_token: Some(codeserver_service::config::Secret::new(token)),
         ..Owner::new("John.Doe")
     };
 

@@ -1212,62 +1212,6 @@ async fn the_healthcheck_command_fails_when_nothing_answers() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unhealthy"));
 }
 
-/// A per-instance access policy that an earlier version applied in the gateway's
-/// namespace (the service is the gatekeeper now) is pruned at the instance's next start.
-#[tokio::test]
-async fn a_retired_access_policy_is_pruned_from_the_gateway_namespace() {
-    let e = env().await;
-    let p = e.rec.provision(&john(), repo("backend-api")).await.unwrap();
-    let id = p.instance.id.clone();
-    let pvc = e
-        .sim
-        .object("persistentvolumeclaims", NS, &p.instance.pvc_name)
-        .unwrap();
-    let labels = pvc["metadata"]["labels"].clone();
-    e.sim
-        .seed(json!({
-            "apiVersion": "security.istio.io/v1",
-            "kind": "AuthorizationPolicy",
-            "metadata": {"name": id, "namespace": GATEWAY_NS, "labels": labels},
-            "spec": {"action": "DENY", "rules": [{"to": [{"operation": {"hosts": ["x"]}}]}]},
-        }))
-        .unwrap();
-    assert!(
-        e.sim
-            .object("authorizationpolicies", GATEWAY_NS, &id)
-            .is_some()
-    );
-    // NB: the earlier version recorded the kind on the instance record.
-    let mut kinds: Vec<String> = serde_json::from_str(
-        pvc["metadata"]["annotations"]["devplatform.io/kinds"]
-            .as_str()
-            .unwrap(),
-    )
-    .unwrap();
-    kinds.push("security.istio.io/v1/AuthorizationPolicy".to_owned());
-    let pvcs: kube::Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
-        kube::Api::namespaced(e.rec.client().clone(), NS);
-    let annotations = json!({"metadata": {"annotations": {
-        "devplatform.io/kinds": serde_json::to_string(&kinds).unwrap()
-    }}});
-    pvcs.patch(
-        &p.instance.pvc_name,
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(annotations),
-    )
-    .await
-    .unwrap();
-    e.rec.stop(&john(), &id).await.unwrap();
-    assert!(pod_gone(&e.rec, &id).await);
-    e.rec.start(&john(), &id).await.unwrap();
-    assert!(
-        e.sim
-            .object("authorizationpolicies", GATEWAY_NS, &id)
-            .is_none(),
-        "pruned"
-    );
-}
-
 #[tokio::test]
 async fn an_admin_start_keeps_the_owners_principal_when_the_sub_is_not_a_label_value() {
     let e = env().await;

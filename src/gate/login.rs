@@ -309,13 +309,30 @@ impl Gate {
             cookie_value(headers, LOGIN_COOKIE).and_then(|v| seal.open::<Login>(&v))
         });
         let next = login
-            .and_then(|login| crate::naming::safe_name(&login.who.uid).ok())
+            .and_then(|login| self.own_workspace_name(&login.who))
             .map(|safe| {
                 let host = crate::naming::host(&safe, &self.settings.base_domain);
                 format!("{}{AUTH_PATH}logout", self.workspace_origin(&host))
             })
             .unwrap_or_else(|| format!("{}/auth/logout", origin(public)));
         redirect(StatusCode::SEE_OTHER, &next, &[clear_cookie(LOGIN_COOKIE)])
+    }
+}
+
+impl Gate {
+    /// The safe name of `who`'s own workspace: their recorded instance's (found by the
+    /// owner key, as the API finds it, so a name kept from an earlier username or naming
+    /// scheme is the one used), else the one their user id gives. From the cache only.
+    fn own_workspace_name(&self, who: &Principal) -> Option<String> {
+        let safe = crate::naming::safe_name(&who.uid).ok()?;
+        let key = crate::naming::owner_key(Some(&who.sub), &safe);
+        let recorded = self
+            .reconciler
+            .caches()
+            .records_of_owner(&key)
+            .first()
+            .and_then(|pvc| crate::instance::record::safe_name(pvc).map(str::to_owned));
+        Some(recorded.unwrap_or(safe))
     }
 }
 

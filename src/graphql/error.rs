@@ -193,7 +193,9 @@ impl From<GiteaError> for ApiError {
     fn from(error: GiteaError) -> Self {
         match error {
             GiteaError::AccessDenied => Self::RepositoryAccessDenied,
-            GiteaError::NotLinked(why) => Self::RepositoryAccessDenied.with_reason(&why.to_string()),
+            GiteaError::NotLinked(why) => {
+                Self::RepositoryAccessDenied.with_reason(&why.to_string())
+            }
             GiteaError::InvalidName(naming) => Self::from(naming),
             error @ GiteaError::Unavailable { .. } => {
                 tracing::warn!(error = %error_chain(&error), "gitea unavailable");

@@ -200,6 +200,61 @@ fn string_map_problems(what: &str, map: Option<&Value>, label_values: bool) -> V
     problems
 }
 
+/// Node-disk problems of a rendered Pod or Job (its pod template): every container, init
+/// containers included, must set an ephemeral-storage limit, and every emptyDir a
+/// sizeLimit; otherwise one workspace can fill its node's disk. Other kinds have none.
+pub fn disk_problems(obj: &Value) -> Vec<String> {
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let spec = match kind {
+        "Pod" => obj.get("spec"),
+        "Job" => obj.pointer("/spec/template/spec"),
+        _ => None,
+    };
+    let Some(spec) = spec else { return Vec::new() };
+    let mut problems = Vec::new();
+    for list in ["initContainers", "containers"] {
+        for container in spec
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = container
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("(unnamed)");
+            if container
+                .pointer("/resources/limits/ephemeral-storage")
+                .is_none_or(Value::is_null)
+            {
+                problems.push(format!(
+                    "container {name:?} ({list}) has no ephemeral-storage limit (resources.limits.ephemeral-storage): it could fill its node's disk"
+                ));
+            }
+        }
+    }
+    for volume in spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(empty_dir) = volume.get("emptyDir") else {
+            continue;
+        };
+        if empty_dir.get("sizeLimit").is_none_or(Value::is_null) {
+            let name = volume
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("(unnamed)");
+            problems.push(format!(
+                "emptyDir volume {name:?} has no sizeLimit: it could fill its node's disk"
+            ));
+        }
+    }
+    problems
+}
+
 /// Fields the kind's schema does not have, and type errors: Istio kinds against their
 /// CRD tables, kinds `k8s-openapi` knows against their types, other kinds unchecked.
 fn typed_problems(api_version: &str, kind: &str, obj: &Value) -> Vec<String> {
@@ -257,6 +312,32 @@ mod tests {
         );
         let misspelt = pod(json!({"containers": [{"name": "c", "imaeg": "i"}]}));
         assert!(!object_problems(&misspelt, &expect).is_empty());
+    }
+
+    #[test]
+    fn containers_without_disk_limits_and_unbounded_emptydirs_are_named() {
+        let limited = json!({"limits": {"ephemeral-storage": "1Gi"}});
+        let obj = pod(json!({
+            "initContainers": [{"name": "init", "image": "i"}],
+            "containers": [{"name": "c", "image": "i", "resources": limited},
+                           {"name": "side", "image": "i", "resources": {"limits": {"cpu": "1"}}}],
+            "volumes": [{"name": "scratch", "emptyDir": {}},
+                        {"name": "bounded", "emptyDir": {"sizeLimit": "1Gi"}},
+                        {"name": "keys", "secret": {"secretName": "s"}}]}));
+        let p = disk_problems(&obj).join("\n");
+        for needle in [
+            "container \"init\" (initContainers) has no ephemeral-storage limit",
+            "container \"side\" (containers) has no ephemeral-storage limit",
+            "emptyDir volume \"scratch\" has no sizeLimit",
+        ] {
+            assert!(p.contains(needle), "{needle} not in {p}");
+        }
+        assert_eq!(disk_problems(&obj).len(), 3, "{p}");
+        let job = json!({"kind": "Job", "spec": {"template": {"spec": {
+            "containers": [{"name": "sync", "resources": limited}],
+            "volumes": [{"name": "m", "emptyDir": {"sizeLimit": "1Gi"}}]}}}});
+        assert!(disk_problems(&job).is_empty());
+        assert!(disk_problems(&json!({"kind": "Service"})).is_empty());
     }
 
     #[test]

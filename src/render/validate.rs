@@ -117,6 +117,9 @@ fn check_user(templates: &Templates, settings: &InstanceSettings, owner: &Owner)
                     });
                 }
             }
+            for r in &objects {
+                problems.extend(disk_problems(&r.template, &r.object));
+            }
             let kinds: Vec<&str> = objects
                 .iter()
                 .filter_map(|r| r.object.types.as_ref().map(|t| t.kind.as_str()))
@@ -136,10 +139,27 @@ fn check_user(templates: &Templates, settings: &InstanceSettings, owner: &Owner)
         name: naming::sync_job_name(&values.user.name),
         node: Some("node-1".to_owned()),
     };
-    if let Err(e) = templates.render_sync_job(&values, &job) {
-        problems.extend(into_problems(e));
+    match templates.render_sync_job(&values, &job) {
+        Ok(object) => problems.extend(disk_problems(super::SYNC_JOB_TEMPLATE, &object)),
+        Err(e) => problems.extend(into_problems(e)),
     }
     problems
+}
+
+/// The node-disk problems of one rendered object (see [`super::check::disk_problems`]).
+fn disk_problems(file: &str, object: &kube::api::DynamicObject) -> Vec<Problem> {
+    let Ok(value) = serde_json::to_value(object) else {
+        return Vec::new();
+    };
+    super::check::disk_problems(&value)
+        .into_iter()
+        .map(|message| Problem {
+            file: file.to_owned(),
+            line: None,
+            object: Some(super::object_label(object)),
+            message,
+        })
+        .collect()
 }
 
 fn sample_repos() -> Result<Vec<Repo>, crate::naming::NamingError> {
