@@ -79,13 +79,7 @@ fn session_keys(s: &str) -> Result<SessionKeys, String> {
 
 fn public_url(s: &str) -> Result<Url, String> {
     let url = Url::parse(s.trim()).map_err(|e| format!("not a URL: {e}"))?;
-    let fine = matches!(url.scheme(), "https" | "http")
-        && url.host_str().is_some()
-        && url.path() == "/"
-        && url.query().is_none()
-        && url.fragment().is_none()
-        && url.username().is_empty();
-    if !fine {
+    if !crate::gate::is_public_origin(&url) {
         return Err("expected the API's public origin, e.g. https://codeserver.example.com (no path, query or user)".to_owned());
     }
     Ok(url)

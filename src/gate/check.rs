@@ -56,6 +56,15 @@ enum Refusal {
 }
 
 impl Refusal {
+    /// The `decision` label of `codeserver_workspace_checks_total`.
+    fn decision(self) -> &'static str {
+        match self {
+            Self::NotYours => "forbidden",
+            Self::Starting => "unavailable",
+            Self::BadToken => "unauthenticated",
+        }
+    }
+
     fn response(self) -> Response {
         match self {
             Self::NotYours => not_yours(),
@@ -78,48 +87,44 @@ enum Found {
 }
 
 impl Gate {
-    /// Counts a check's answer in `codeserver_workspace_checks_total{decision}`.
-    pub(super) fn count_check(&self, answer: &Response) {
-        let decision = match answer.status() {
-            StatusCode::OK => "allowed",
-            StatusCode::FOUND => {
-                let to_login = answer
-                    .headers()
-                    .get(header::LOCATION)
-                    .and_then(|l| l.to_str().ok())
-                    .is_some_and(|l| l.contains("/auth/login?"));
-                if to_login { "login" } else { "handoff" }
-            }
-            StatusCode::UNAUTHORIZED => "unauthenticated",
-            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
-            _ => "forbidden",
-        };
+    /// Answers one check request, counted in `codeserver_workspace_checks_total`.
+    pub async fn check(&self, request: CheckRequest<'_>) -> Response {
+        let (decision, answer) = self.decide_request(request).await;
         self.metrics
             .workspace_checks
             .with_label_values(&[decision])
             .inc();
+        answer
     }
 
-    /// Answers one check request.
-    pub async fn check(&self, request: CheckRequest<'_>) -> Response {
+    /// The answer to one check request, and the decision it stands for.
+    async fn decide_request(&self, request: CheckRequest<'_>) -> (&'static str, Response) {
         let Some(host) = workspace_host(request.host, &self.settings.base_domain) else {
-            return not_yours();
+            return ("forbidden", not_yours());
         };
         if let Some(action) = request.path.strip_prefix(AUTH_PATH) {
-            return self.reserved(&host, action, request.headers);
+            return ("handoff", self.reserved(&host, action, request.headers));
         }
         let found = match self.identify(&host, request.headers).await {
             Ok(Some(found)) => found,
-            Ok(None) => return self.unauthenticated(&host, &request),
-            Err(refusal) => return refusal.response(),
+            Ok(None) => {
+                let answer = self.unauthenticated(&host, &request);
+                let decision = match answer.status() {
+                    StatusCode::FOUND => "login",
+                    StatusCode::UNAUTHORIZED => "unauthenticated",
+                    _ => "unavailable",
+                };
+                return (decision, answer);
+            }
+            Err(refusal) => return (refusal.decision(), refusal.response()),
         };
         let (who, bearer) = match found {
             Found::Cookie(who) => (who, false),
             Found::Bearer(who) => (who, true),
         };
         match self.decide(&host, &who, bearer) {
-            Ok(()) => allow(request.headers),
-            Err(refusal) => refusal.response(),
+            Ok(()) => ("allowed", allow(request.headers)),
+            Err(refusal) => (refusal.decision(), refusal.response()),
         }
     }
 
@@ -352,12 +357,7 @@ fn allow(headers: &HeaderMap) -> Response {
 
 /// The hand-off cookie of the login whose secret hashes to `hh`.
 fn handoff_cookie(hh: &str) -> String {
-    let short: String = hh
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .take(12)
-        .collect();
-    format!("{HANDOFF_COOKIE}-{short}")
+    super::cookie_named(&format!("{HANDOFF_COOKIE}-"), hh)
 }
 
 /// 503 with a page: the check cannot decide now. Never 2xx.

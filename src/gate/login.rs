@@ -350,12 +350,7 @@ fn same_origin(headers: &HeaderMap, origin: &str) -> bool {
 
 /// The cookie that holds the login under way with `state`.
 fn state_cookie(state: &str) -> String {
-    let short: String = state
-        .chars()
-        .filter(|c| is_base64url(*c as u8))
-        .take(16)
-        .collect();
-    format!("{LOGIN_STATE_COOKIE}{short}")
+    super::cookie_named(LOGIN_STATE_COOKIE, state)
 }
 
 fn is_base64url(b: u8) -> bool {

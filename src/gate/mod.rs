@@ -95,13 +95,7 @@ impl Gate {
     ) -> Result<Arc<Self>, GateError> {
         let seal = Seal::new(&settings.session_keys)?;
         if let Some(url) = &settings.public_url {
-            let fine = matches!(url.scheme(), "https" | "http")
-                && url.host_str().is_some()
-                && url.path() == "/"
-                && url.query().is_none()
-                && url.username().is_empty()
-                && url.password().is_none();
-            if !fine {
+            if !is_public_origin(url) {
                 return Err(GateError::PublicUrl(url.to_string()));
             }
         }
@@ -162,6 +156,29 @@ impl Gate {
             None => format!("https://{host}"),
         }
     }
+}
+
+/// Whether `url` can be PUBLIC_URL: an http(s) origin with a host and nothing else (no
+/// path, query, fragment or user info).
+pub fn is_public_origin(url: &Url) -> bool {
+    matches!(url.scheme(), "https" | "http")
+        && url.host_str().is_some()
+        && url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none()
+}
+
+/// The name of one of several cookies of a kind (`prefix`), told apart by the start of
+/// `id`, a random base64url value (a login's `state`, a hand-off secret's hash).
+fn cookie_named(prefix: &str, id: &str) -> String {
+    let short: String = id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(16)
+        .collect();
+    format!("{prefix}{short}")
 }
 
 /// `scheme://host[:port]` of `url`, without a trailing slash.

@@ -66,16 +66,13 @@ pub fn check_routes(
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default()
                     .to_owned();
-                let answer = gate
-                    .check(CheckRequest {
-                        method: &method,
-                        host: &host,
-                        path: &original,
-                        headers: &headers,
-                    })
-                    .await;
-                gate.count_check(&answer);
-                answer
+                gate.check(CheckRequest {
+                    method: &method,
+                    host: &host,
+                    path: &original,
+                    headers: &headers,
+                })
+                .await
             },
         )
 }

@@ -83,6 +83,26 @@ async fn the_owner_logs_in_once_and_code_server_never_sees_the_session_or_a_toke
     );
     assert!(page.text().await.unwrap().contains("Workspace code-alice"));
     assert_eq!(front.issuer.logins(), 1);
+    let checks = |decision: &str| {
+        front
+            .metrics
+            .workspace_checks
+            .with_label_values(&[decision])
+            .get()
+    };
+    assert_eq!(
+        (checks("login"), checks("handoff"), checks("allowed")),
+        (1, 1, 1),
+        "{visited:#?}"
+    );
+    assert_eq!(
+        front
+            .metrics
+            .workspace_logins
+            .with_label_values(&["ok"])
+            .get(),
+        1
+    );
     let host = host_of(&url);
     assert!(jar.get(&host, "__Host-cs-workspace").is_some());
     assert!(
@@ -302,5 +322,28 @@ async fn the_api_serves_while_the_issuer_is_down_and_logins_say_why_they_cannot_
             .status(),
         200,
         "bearer access does not need the issuer's discovery"
+    );
+}
+
+#[tokio::test]
+async fn logins_started_in_two_tabs_both_finish() {
+    let front = Front::start().await;
+    front.provision("alice").await;
+    let mut jar = Jar::default();
+    let first_tab = front.workspace_url("alice", "/first");
+    let second_tab = front.workspace_url("alice", "/second");
+    let first = location(&navigate(&front, &mut jar, &first_tab).await);
+    let second = location(&navigate(&front, &mut jar, &second_tab).await);
+    // NB: the second tab finishes first; the first tab's hand-off secret is still there.
+    let (visited, page) = follow(&front, &mut jar, &second, "alice").await;
+    assert_eq!(page.status(), 200, "{visited:#?}");
+    assert_eq!(visited.last().unwrap(), &second_tab);
+    let (visited, page) = follow(&front, &mut jar, &first, "alice").await;
+    assert_eq!(page.status(), 200, "{visited:#?}");
+    assert_eq!(visited.last().unwrap(), &first_tab);
+    assert_eq!(
+        front.issuer.logins(),
+        1,
+        "the second finished on the first's login"
     );
 }

@@ -71,6 +71,8 @@ pub struct Front {
     /// A client that trusts the gateway, sends every host to it, follows no redirect and
     /// keeps no cookie.
     pub client: reqwest::Client,
+    /// The service's metrics.
+    pub metrics: Metrics,
     /// The check listener, for requests the gateway would never send.
     pub check_addr: SocketAddr,
     _stops: Vec<tokio::sync::oneshot::Sender<()>>,
@@ -139,11 +141,12 @@ impl Front {
         let reconciler = world::reconciler(&sim)
             .jwt_issuer(&issuer.issuer_url())
             .build();
+        let metrics = Metrics::new().unwrap();
         let mut parts = world::serving::simulated_parts(
             reconciler.clone(),
             &issuer,
             &gitea.url(),
-            Metrics::new().unwrap(),
+            metrics.clone(),
         );
         parts.gate = GateSettings {
             public_url: Some(public.parse().unwrap()),
@@ -174,6 +177,7 @@ impl Front {
             public,
             client,
             check_addr,
+            metrics,
             _stops: stops,
         }
     }
