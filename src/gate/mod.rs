@@ -94,10 +94,12 @@ impl Gate {
         metrics: Metrics,
     ) -> Result<Arc<Self>, GateError> {
         let seal = Seal::new(&settings.session_keys)?;
-        if let Some(url) = &settings.public_url {
-            if !is_public_origin(url) {
-                return Err(GateError::PublicUrl(url.to_string()));
-            }
+        if let Some(url) = settings
+            .public_url
+            .as_ref()
+            .filter(|u| !is_public_origin(u))
+        {
+            return Err(GateError::PublicUrl(url.to_string()));
         }
         let oidc = match (&settings.public_url, &settings.issuer, &seal) {
             (Some(public), Some(issuer), Some(_)) => {
