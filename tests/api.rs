@@ -460,6 +460,9 @@ const ADDITIONS: &[(&str, &str)] = &[
     ),
     ("type CodeServerInstance", "events: [InstanceEvent!]!"),
     ("type CodeServerInstance", "idleStopAt: String"),
+    ("type CodeServerInstance", "restartPending: Boolean!"),
+    ("type CodeServerInstance", "stopReason: StopReason"),
+    ("type CodeServerInstance", "keepAliveUntil: String"),
 ];
 
 /// `type Name { ... }` blocks of an SDL text as (header, member lines), descriptions dropped.

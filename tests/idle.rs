@@ -39,6 +39,7 @@ fn args(healthz_url: String, pod_name: &str, warning: u64) -> IdleSettings {
         policy: IdlePolicy {
             timeout: Duration::from_secs(TIMEOUT),
             warning: Duration::from_secs(warning),
+            max_extension: Duration::from_secs(8 * 3600),
         },
         check_concurrency: 4,
         healthz_url,
@@ -61,6 +62,7 @@ async fn env() -> Env {
         .idle_policy(IdlePolicy {
             timeout: Duration::from_secs(TIMEOUT),
             warning: Duration::from_secs(TIMEOUT),
+            max_extension: Duration::from_secs(8 * 3600),
         })
         .build();
     Env {

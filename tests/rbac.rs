@@ -118,6 +118,7 @@ async fn the_role_grants_exactly_what_the_service_uses() {
             policy: IdlePolicy {
                 timeout: Duration::from_secs(600),
                 warning: Duration::from_secs(60),
+                max_extension: Duration::from_secs(8 * 3600),
             },
             check_concurrency: 2,
             healthz_url: code_servers.url_template(),

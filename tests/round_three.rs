@@ -215,6 +215,7 @@ fn culler_settings() -> IdleSettings {
         policy: IdlePolicy {
             timeout: Duration::ZERO,
             warning: Duration::ZERO,
+            max_extension: Duration::from_secs(8 * 3600),
         },
         check_concurrency: 4,
         // NB: nothing listens there: no heartbeat, so nothing is ever stopped for idling.

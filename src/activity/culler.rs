@@ -19,8 +19,8 @@ use prometheus::IntCounter;
 use super::{
     healthz,
     policy::{
-        ANNOTATION_LAST_ACCESSED, FIELD_MANAGER, IdlePolicy, idle_stop_at, last_access, recorded,
-        should_record, started,
+        ANNOTATION_LAST_ACCESSED, FIELD_MANAGER, IdlePolicy, idle_stop_at, kept_alive, last_access,
+        recorded, should_record, started,
     },
 };
 use crate::{
@@ -28,7 +28,11 @@ use crate::{
     instance::{self, InstanceStatus},
     lease::{LeaseError, LeaseLock},
     naming,
-    reconcile::Reconciler,
+    instance::{
+        StopReason,
+        lifecycle::{self, Heal},
+    },
+    reconcile::{Healed, Reconciler},
 };
 
 /// How the culler works.
@@ -78,6 +82,10 @@ pub struct Report {
     /// Instances with a pod whose guards (NetworkPolicies) were brought up to the
     /// current templates (after a reload, or on the first check as the Lease holder).
     pub guarded: Vec<String>,
+    /// Instances whose lost pod was started again (self-healing).
+    pub restarted: Vec<String>,
+    /// Instances whose pod was lost once more than the retries allow, left stopped.
+    pub given_up: Vec<String>,
 }
 
 /// The idle culler: one check per IDLE_CHECK_INTERVAL, on the Lease holder only.
@@ -181,6 +189,7 @@ impl Culler {
         let guarded = self
             .follow_templates(&pvc_list.items, &pod_list.items)
             .await;
+        let (restarted, given_up) = self.heal(&pvc_list.items, &pod_list.items, now).await;
         let running: Vec<(PersistentVolumeClaim, Pod)> = pvc_list
             .items
             .into_iter()
@@ -198,6 +207,8 @@ impl Culler {
             leader: true,
             checked: running.len(),
             guarded,
+            restarted,
+            given_up,
             ..Report::default()
         };
         let (pvcs, pods) = (&pvcs, &pods);
@@ -284,6 +295,53 @@ impl Culler {
         guarded
     }
 
+    /// Restarts the instances meant to run whose pod was lost (the reconciler decides
+    /// again from the API server for each one this listing names): the ids restarted and
+    /// those given up on.
+    async fn heal(
+        &self,
+        pvcs: &[PersistentVolumeClaim],
+        pods: &[Pod],
+        now: Timestamp,
+    ) -> (Vec<String>, Vec<String>) {
+        let candidates: Vec<String> = pvcs
+            .iter()
+            .filter_map(|pvc| {
+                let id = crate::instance::record::instance_id(pvc)?;
+                let pod = pods.iter().find(|p| p.metadata.name.as_deref() == Some(id));
+                let heal = crate::instance::lifecycle::heal(pvc, pod, now);
+                matches!(
+                    heal,
+                    Heal::Restart { .. } | Heal::GiveUp | Heal::Settled
+                )
+                .then(|| id.to_owned())
+            })
+            .collect();
+        let reconciler = &self.reconciler;
+        let results: Vec<(String, Result<Healed, _>)> = futures::stream::iter(candidates)
+            .map(|id| async move {
+                let healed = reconciler.heal(&id, now).await;
+                (id, healed)
+            })
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
+        let (mut restarted, mut given_up) = (Vec::new(), Vec::new());
+        for (id, result) in results {
+            match result {
+                Ok(Healed::Restarted(_)) => restarted.push(id),
+                Ok(Healed::GaveUp) => given_up.push(id),
+                Ok(Healed::Nothing | Healed::Settled) => {}
+                Err(error) => {
+                    tracing::warn!(instance = %id, error = %error_chain(&error), "failed to restart a lost workspace");
+                }
+            }
+        }
+        restarted.sort();
+        given_up.sort();
+        (restarted, given_up)
+    }
+
     async fn check_one(
         &self,
         pvcs: &Api<PersistentVolumeClaim>,
@@ -327,7 +385,19 @@ impl Culler {
         let Some(last) = last_access(stored, heartbeat, started(pod)) else {
             return outcome;
         };
+        let last = kept_alive(self.policy, last, lifecycle::keep_alive_until(pvc));
         if idle_stop_at(self.policy, last, now).is_some_and(|stop| now >= stop) {
+            // NB: the reason first: a pod gone without one would be restarted as lost.
+            let stop = lifecycle::on_stop(StopReason::Idle);
+            let params = PatchParams {
+                field_manager: Some(lifecycle::FIELD_MANAGER.to_owned()),
+                ..PatchParams::default()
+            };
+            let name = pvc.metadata.name.as_deref().unwrap_or_default();
+            if let Err(error) = pvcs.patch(name, &params, &Patch::Merge(&stop)).await {
+                tracing::warn!(instance = %id, %error, "failed to record an idle stop; not stopping");
+                return outcome;
+            }
             // NB: the uid precondition: a pod recreated since the list is not deleted.
             let params = DeleteParams {
                 preconditions: Some(Preconditions {

@@ -62,12 +62,28 @@ impl Heartbeat {
     }
 }
 
-/// The client that asks `/healthz`.
+/// The client that asks `/healthz`: every request on a connection of its own, which the
+/// client closes once the answer is read.
 pub(super) fn client() -> Result<reqwest::Client, reqwest::Error> {
+    // NB: code-server counts ANY open TCP connection as use. Its Heart
+    // (src/node/heart.ts in coder/code-server) re-checks every 60 s whether it is active,
+    // and src/node/routes/index.ts answers that with `app.server.getConnections`,
+    // `count > 0`; only the `/healthz` *request* is kept from calling `heart.beat()`. A
+    // pooled keep-alive connection to `/healthz` would thus be the poller's own "use":
+    // once used, an instance would beat on every check and never go idle. So no idle
+    // connection is kept (`pool_max_idle_per_host(0)`) and each request asks for
+    // `Connection: close`.
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::CONNECTION,
+        reqwest::header::HeaderValue::from_static("close"),
+    );
     // NB: never follow a redirect (it could point anywhere the service can reach).
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(HEALTHZ_TIMEOUT)
+        .pool_max_idle_per_host(0)
+        .default_headers(headers)
         .build()
 }
 
@@ -85,7 +101,10 @@ pub(super) async fn heartbeat(
         .await
         .map_err(|e| format!("GET {url}: {e}"))?;
     if !response.status().is_success() {
-        return Err(format!("GET {url}: HTTP {}", response.status().as_u16()));
+        let status = response.status().as_u16();
+        // NB: dropping an unread answer ends its connection (it is never pooled).
+        drop(response);
+        return Err(format!("GET {url}: HTTP {status}"));
     }
     let mut body = Vec::new();
     while let Some(chunk) = response
@@ -95,6 +114,7 @@ pub(super) async fn heartbeat(
     {
         body.extend_from_slice(&chunk);
         if body.len() > MAX_HEALTHZ_BYTES {
+            drop(response);
             return Err(format!(
                 "GET {url}: answer larger than {MAX_HEALTHZ_BYTES} bytes"
             ));

@@ -16,5 +16,8 @@ pub(crate) use self::healthz::{DEFAULT_HEALTHZ_URL, healthz_url};
 pub use self::{
     culler::{CullError, Culler, IdleSettings, Report},
     healthz::Heartbeat,
-    policy::{ANNOTATION_LAST_ACCESSED, IdlePolicy, idle_stop_at, last_access, recorded, started},
+    policy::{
+        ANNOTATION_LAST_ACCESSED, IdlePolicy, idle_stop_at, kept_alive, last_access, recorded,
+        started,
+    },
 };

@@ -22,6 +22,9 @@ pub struct IdlePolicy {
     pub timeout: Duration,
     /// How long before the stop `idleStopAt` shows.
     pub warning: Duration,
+    /// The longest an owner may keep an instance alive ahead (`extendCodeServer`); zero:
+    /// extensions are off.
+    pub max_extension: Duration,
 }
 
 impl IdlePolicy {
@@ -70,6 +73,14 @@ pub fn idle_stop_at(policy: IdlePolicy, last: Timestamp, now: Timestamp) -> Opti
     (now >= warn_from).then_some(stop)
 }
 
+/// The last use as idle stop counts it: `last`, or later so that the stop is never
+/// before `keep_alive_until` (the owner's `extendCodeServer`).
+pub fn kept_alive(policy: IdlePolicy, last: Timestamp, keep_alive_until: Option<Timestamp>) -> Timestamp {
+    keep_alive_until
+        .and_then(|until| until.checked_sub(policy.timeout).ok())
+        .map_or(last, |moved| moved.max(last))
+}
+
 /// Whether `observed` (the latest use seen now) should be written over `recorded`: when
 /// nothing is recorded, when it is [`RECORD_EVERY`] newer, or when it is newer and the
 /// recorded value puts the instance in its warning window.
@@ -103,7 +114,19 @@ mod tests {
     const POLICY: IdlePolicy = IdlePolicy {
         timeout: Duration::from_secs(7200),
         warning: Duration::from_secs(900),
+        max_extension: Duration::from_secs(8 * 3600),
     };
+
+    #[test]
+    fn a_keep_alive_moves_the_stop_to_it_at_the_earliest() {
+        // Used at 0, kept alive until 10 h: the stop is at 10 h, the warning 15 min before.
+        let last = kept_alive(POLICY, at(0), Some(at(36_000)));
+        assert_eq!(idle_stop_at(POLICY, last, at(35_099)), None);
+        assert_eq!(idle_stop_at(POLICY, last, at(35_100)), Some(at(36_000)));
+        // A keep-alive already passed changes nothing.
+        assert_eq!(kept_alive(POLICY, at(9000), Some(at(100))), at(9000));
+        assert_eq!(kept_alive(POLICY, at(9000), None), at(9000));
+    }
 
     #[test]
     fn idle_stop_shows_only_in_the_warning_window() {

@@ -23,6 +23,12 @@ pub struct IdleArgs {
     #[arg(long = "idle-warning", env = "IDLE_WARNING", value_name = "IDLE_WARNING",
           default_value_t = 900, value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
     pub idle_warning: u64,
+    /// Seconds an owner may keep a running instance alive ahead with `extendCodeServer`
+    /// (no idle stop before then); 0 turns extensions off.
+    #[arg(long = "idle-max-extension", env = "IDLE_MAX_EXTENSION",
+          value_name = "IDLE_MAX_EXTENSION", default_value_t = 28_800,
+          value_parser = clap::value_parser!(u64).range(0..=2_592_000))]
+    pub idle_max_extension: u64,
     /// How many instances' /healthz are asked at once during a check.
     #[arg(long = "idle-check-concurrency", env = "IDLE_CHECK_CONCURRENCY",
           value_name = "IDLE_CHECK_CONCURRENCY", default_value_t = 10,
@@ -56,6 +62,7 @@ impl IdleArgs {
             policy: IdlePolicy {
                 timeout: Duration::from_secs(self.idle_timeout),
                 warning: Duration::from_secs(self.idle_warning),
+                max_extension: Duration::from_secs(self.idle_max_extension),
             },
             check_concurrency: usize::try_from(self.idle_check_concurrency).unwrap_or(1),
             healthz_url: self.healthz_url.clone(),

@@ -100,17 +100,30 @@ pub async fn acting_owner(
     id: &str,
     action: &str,
 ) -> Result<Owner, ApiError> {
+    Ok(acting(services, identity, id, action).await?.0)
+}
+
+/// [`acting_owner`], and whether an admin acts on another user's instance.
+pub async fn acting(
+    services: &Services,
+    identity: &Identity,
+    id: &str,
+    action: &str,
+) -> Result<(Owner, bool), ApiError> {
     let caller = owner(identity);
     if !identity.is_admin(&services.admin_role) {
-        return Ok(caller);
+        return Ok((caller, false));
     }
     let target = match services.reconciler.owner_of(id).await {
         Ok(target) => target,
-        Err(crate::reconcile::Error::NotFound) => return Ok(caller),
+        Err(crate::reconcile::Error::NotFound) => return Ok((caller, false)),
         Err(error) => return Err(error.into()),
     };
-    if key(&target) == key(&caller) {
-        return Ok(caller);
+    // NB: the same user id and `sub` is the caller, whatever name an older version
+    // derived for it (a legacy hashed name differs from today's).
+    let same_principal = target.user_id == caller.user_id && target.sub == caller.sub;
+    if same_principal || key(&target) == key(&caller) {
+        return Ok((caller, false));
     }
     tracing::info!(
         admin = %identity.user_id,
@@ -120,7 +133,7 @@ pub async fn acting_owner(
         owner = %target.user_id,
         "admin action on another user's instance"
     );
-    Ok(target)
+    Ok((target, true))
 }
 
 /// The durable owner key of `owner`, when its user id is usable.

@@ -70,6 +70,9 @@ impl From<Instance> for CodeServerInstance {
                 })
                 .collect(),
             idle_stop_at: instance.idle_stop_at.map(|t| t.to_string()),
+            restart_pending: instance.restart_pending,
+            stop_reason: instance.stop_reason,
+            keep_alive_until: instance.keep_alive_until.map(|t| t.to_string()),
         }
     }
 }
@@ -156,6 +159,7 @@ impl From<reconcile::Error> for ApiError {
             E::Sync(reason) => Self::SyncFailed.with_reason(reason),
             E::Render(_) | E::Values(_) | E::Degraded(_) | E::Kube { .. } => Self::Internal,
             E::CapacityReached { .. } => Self::CapacityReached,
+            E::BadInput { argument, reason } => return Self::bad_input(argument, reason),
         };
         tracing::warn!(error = %error_chain(&error), "operation failed");
         answer

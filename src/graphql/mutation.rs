@@ -4,9 +4,11 @@ use std::time::Instant;
 
 use async_graphql::{Context, ErrorExtensions, Object};
 
+use crate::instance::StopReason;
+
 use super::{
     ApiError, CodeServerInstance, ProvisionResult,
-    admin::acting_owner,
+    admin::{acting, acting_owner},
     args,
     convert::owner,
     query::{caller, readable_repo, services},
@@ -48,9 +50,32 @@ impl Mutation {
         let identity = caller(ctx)?;
         args::instance_id(&id)?;
         let services = services(ctx)?;
-        let target = acting_owner(services, identity, &id, "stop").await?;
-        services.reconciler.stop(&target, &id).await?;
+        let (target, by_admin) = acting(services, identity, &id, "stop").await?;
+        let reason = if by_admin {
+            StopReason::Admin
+        } else {
+            StopReason::User
+        };
+        services.reconciler.stop_as(&target, &id, reason).await?;
         Ok(true)
+    }
+
+    /// Keeps the caller's running instance (admins: any instance) alive for `hours` from
+    /// now: no idle stop before `keepAliveUntil`, whatever the activity. At most
+    /// IDLE_MAX_EXTENSION (8 hours by default); a later call replaces the earlier one, and
+    /// a stop or a start ends it.
+    async fn extend_code_server(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        hours: i32,
+    ) -> Result<CodeServerInstance, ApiError> {
+        let identity = caller(ctx)?;
+        args::instance_id(&id)?;
+        let services = services(ctx)?;
+        let target = acting_owner(services, identity, &id, "extend").await?;
+        let instance = services.reconciler.extend(&target, &id, hours).await?;
+        Ok(instance.into())
     }
 
     /// Starts the caller's stopped instance (admins: any instance); with `wait: false` it

@@ -7,6 +7,8 @@ use crate::gitea;
 
 /// Status of an instance: the one enum the model and the schema share.
 pub use crate::instance::InstanceStatus;
+/// Why an instance stopped.
+pub use crate::instance::StopReason;
 
 /// A user's code-server instance: one workspace volume and, while running, one pod.
 #[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
@@ -41,6 +43,16 @@ pub struct CodeServerInstance {
     /// When a running instance will be stopped for being idle (RFC 3339); set only
     /// during the IDLE_WARNING window before that, null otherwise. Any use moves it away.
     pub idle_stop_at: Option<String>,
+    /// True when a start would recreate the pod: the templates, the settings or the
+    /// repositories changed since the running pod was created. Always false without a pod.
+    pub restart_pending: bool,
+    /// Why the instance stopped (or lost its pod): null when it was started since, or
+    /// stopped before this was recorded. EVICTED while the service restarts a lost pod,
+    /// until the restarted pod has run for 10 minutes.
+    pub stop_reason: Option<StopReason>,
+    /// No idle stop before this time (RFC 3339), when its owner asked for it with
+    /// `extendCodeServer`; a stop or a start ends it.
+    pub keep_alive_until: Option<String>,
 }
 
 /// A Kubernetes event of an instance's pod or workspace volume.

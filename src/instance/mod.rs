@@ -2,11 +2,13 @@
 //! and its status, derived from live objects only. The PVC is the durable record; the pod
 //! gives the phase. The service keeps no state of its own.
 
+pub mod lifecycle;
 mod model;
 pub mod record;
 mod status;
 
 pub use self::{
+    lifecycle::StopReason,
     model::Instance,
     status::{InstanceStatus, Status, StatusSummary, derive_status, init_failed, volume_pending},
 };

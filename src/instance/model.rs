@@ -44,6 +44,10 @@ pub struct Instance {
     pub last_accessed_at: Option<jiff::Timestamp>,
     /// When a running instance will stop for being idle, during the warning window.
     pub idle_stop_at: Option<jiff::Timestamp>,
+    /// Why the instance stopped (or lost its pod), until it is started again.
+    pub stop_reason: Option<super::StopReason>,
+    /// No idle stop before this time, when its owner asked for it.
+    pub keep_alive_until: Option<jiff::Timestamp>,
 }
 
 impl Instance {
@@ -92,6 +96,8 @@ impl Instance {
                 pod.and_then(crate::activity::started),
             ),
             idle_stop_at: None,
+            stop_reason: super::lifecycle::stop_reason(pvc),
+            keep_alive_until: super::lifecycle::keep_alive_until(pvc),
             id,
         })
     }

@@ -64,6 +64,14 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// An argument the operation cannot take; nothing was changed.
+    #[error("invalid argument {argument}: {reason}")]
+    BadInput {
+        /// The argument.
+        argument: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// MAX_RUNNING_INSTANCES instances already run; nothing was created.
     #[error("capacity reached: {running} of {limit} instances are running")]
     CapacityReached {

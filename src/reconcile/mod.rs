@@ -22,6 +22,7 @@ mod events;
 mod explain;
 mod guards;
 pub mod kinds;
+mod lifecycle;
 mod live;
 pub mod plan;
 mod progress;
@@ -40,6 +41,7 @@ pub use self::{
     error::{Error, MAX_ATTEMPTS, reason, retry_delay, with_retry},
     events::{InstanceEvent, MAX_EVENTS},
     kinds::Kinds,
+    lifecycle::Healed,
     live::stamp_record,
     plan::{Action, Plan, Step},
     progress::{Progress, ProgressKind},

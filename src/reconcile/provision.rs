@@ -115,6 +115,9 @@ impl Reconciler {
         };
         self.converge(&id, &desired, &recorded, pod.as_ref(), opts)
             .await?;
+        if !running {
+            self.record_started(&id).await;
+        }
         let _turn = admitted.map(super::reconciler::Admitted::created);
         drop(guard);
 
@@ -286,8 +289,15 @@ impl Reconciler {
             prune: true,
         };
         let admitted = self.admit_start(id).await?;
+        let had_pod = pod
+            .as_ref()
+            .is_some_and(|p| p.metadata.deletion_timestamp.is_none());
         self.converge(id, &desired, &recorded, pod.as_ref(), opts)
             .await?;
+        // NB: a start of a running instance keeps its record (and any keep-alive).
+        if !had_pod || lifecycle_unrecorded(&record) {
+            self.record_started(id).await;
+        }
         let _turn = admitted.created();
         drop(guard);
         let value = if wait {
@@ -300,4 +310,11 @@ impl Reconciler {
             lost: access.lost_names(),
         })
     }
+}
+
+/// Whether the record lacks what a start records (an instance started before the
+/// lifecycle was recorded, or one whose record says it is stopped while its pod runs).
+fn lifecycle_unrecorded(record: &k8s_openapi::api::core::v1::PersistentVolumeClaim) -> bool {
+    let lifecycle = crate::instance::lifecycle::runs_since(record);
+    lifecycle.is_none() || crate::instance::lifecycle::stop_reason(record).is_some()
 }

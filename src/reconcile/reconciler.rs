@@ -208,11 +208,12 @@ impl Reconciler {
         if instance.status.status != crate::instance::InstanceStatus::Running {
             return None;
         }
-        crate::activity::idle_stop_at(
+        let last = crate::activity::kept_alive(
             self.idle,
             instance.last_accessed_at?,
-            jiff::Timestamp::now(),
-        )
+            instance.keep_alive_until,
+        );
+        crate::activity::idle_stop_at(self.idle, last, jiff::Timestamp::now())
     }
 
     /// The Kubernetes client.

@@ -14,21 +14,6 @@ use super::{
 use crate::{instance::record, values::Owner};
 
 impl Reconciler {
-    /// Stop: delete the pod; the PVC and the work in it stay. Answers at once (STOPPING).
-    pub async fn stop(&self, owner: &Owner, id: &str) -> Result<()> {
-        let (_, key) = identity(owner)?;
-        let _guard = self.locks.lock(&key).await;
-        self.owned_record(owner, id).await?;
-        let what = format!("delete Pod/{id}");
-        let (pods, params) = (self.pods(), DeleteParams::default());
-        let deleted = delete_if_present(&pods, id, &params, &what)
-            .await
-            .map_err(|e| Error::Instance(format!("{what}: {}", super::reason(&e))))?;
-        let ns = &self.settings.namespace;
-        self.written("v1/Pod", ns, id, Written::of_delete(&deleted))
-            .await;
-        Ok(())
-    }
     /// Delete: every object of the instance, only that instance's: routes and the pod
     /// first (the pod waited out), then the guards, the PVC (and the work in it) last.
     pub async fn delete(&self, owner: &Owner, id: &str) -> Result<()> {

@@ -236,6 +236,13 @@ impl Sim {
         }
     }
 
+    /// Evict the pod `namespace`/`name` as the kubelet does (node pressure, or its
+    /// ephemeral-storage limit): it stays, `Failed` with reason `Evicted` and `message`,
+    /// until deleted. False when there is no such pod.
+    pub fn evict_pod(&self, namespace: &str, name: &str, message: &str) -> bool {
+        lifecycle::evict_pod(&self.sh, namespace, name, message)
+    }
+
     /// Make the Job with this name succeed or fail.
     pub fn set_job_behaviour(&self, job_name: &str, behaviour: JobBehaviour) {
         lock(&self.sh.job_behaviours).insert(job_name.to_string(), behaviour);
