@@ -26,12 +26,12 @@ use super::{
 use crate::{
     errors::error_chain,
     instance::{self, InstanceStatus},
-    lease::{LeaseError, LeaseLock},
-    naming,
     instance::{
         StopReason,
         lifecycle::{self, Heal},
     },
+    lease::{LeaseError, LeaseLock},
+    naming,
     reconcile::{Healed, Reconciler},
 };
 
@@ -310,11 +310,8 @@ impl Culler {
                 let id = crate::instance::record::instance_id(pvc)?;
                 let pod = pods.iter().find(|p| p.metadata.name.as_deref() == Some(id));
                 let heal = crate::instance::lifecycle::heal(pvc, pod, now);
-                matches!(
-                    heal,
-                    Heal::Restart { .. } | Heal::GiveUp | Heal::Settled
-                )
-                .then(|| id.to_owned())
+                matches!(heal, Heal::Restart { .. } | Heal::GiveUp | Heal::Settled)
+                    .then(|| id.to_owned())
             })
             .collect();
         let reconciler = &self.reconciler;

@@ -75,7 +75,11 @@ pub fn idle_stop_at(policy: IdlePolicy, last: Timestamp, now: Timestamp) -> Opti
 
 /// The last use as idle stop counts it: `last`, or later so that the stop is never
 /// before `keep_alive_until` (the owner's `extendCodeServer`).
-pub fn kept_alive(policy: IdlePolicy, last: Timestamp, keep_alive_until: Option<Timestamp>) -> Timestamp {
+pub fn kept_alive(
+    policy: IdlePolicy,
+    last: Timestamp,
+    keep_alive_until: Option<Timestamp>,
+) -> Timestamp {
     keep_alive_until
         .and_then(|until| until.checked_sub(policy.timeout).ok())
         .map_or(last, |moved| moved.max(last))

@@ -71,7 +71,11 @@ impl StopReason {
 }
 
 fn annotation<'a>(pvc: &'a PersistentVolumeClaim, key: &str) -> Option<&'a str> {
-    pvc.metadata.annotations.as_ref()?.get(key).map(String::as_str)
+    pvc.metadata
+        .annotations
+        .as_ref()?
+        .get(key)
+        .map(String::as_str)
 }
 
 fn timestamp(pvc: &PersistentVolumeClaim, key: &str) -> Option<Timestamp> {

@@ -2,9 +2,7 @@
 //! reason, keep-alive extensions, and recording that a start created the pod.
 
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::core::v1::{
-    Event, EventSource, ObjectReference, PersistentVolumeClaim, Pod,
-};
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, PersistentVolumeClaim, Pod};
 use kube::{
     Api,
     api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams, Preconditions},
@@ -123,9 +121,7 @@ impl Reconciler {
             };
             return Err(Error::BadInput {
                 argument: "hours",
-                reason: format!(
-                    "must be at least 1 and {most} (IDLE_MAX_EXTENSION); got {hours}"
-                ),
+                reason: format!("must be at least 1 and {most} (IDLE_MAX_EXTENSION); got {hours}"),
             });
         }
         let (_, key) = identity(owner)?;
@@ -269,7 +265,13 @@ impl Reconciler {
 
     /// Records a core/v1 Event about the workspace volume `pvc` (shown by
     /// `CodeServerInstance.events` and the progress subscription). A failure is logged.
-    async fn record_event(&self, pvc: &PersistentVolumeClaim, type_: &str, reason: &str, message: &str) {
+    async fn record_event(
+        &self,
+        pvc: &PersistentVolumeClaim,
+        type_: &str,
+        reason: &str,
+        message: &str,
+    ) {
         let ns = &self.settings.namespace;
         let pvc_name = pvc.metadata.name.clone().unwrap_or_default();
         let now = Timestamp::now();
