@@ -27,6 +27,7 @@ mod repos;
 mod repository;
 mod search;
 mod settings;
+mod user_keys;
 
 use self::repository::ApiRepository;
 pub use self::{
@@ -37,4 +38,5 @@ pub use self::{
     repository::{DeployKey, Repository},
     search::MAX_PAGE,
     settings::{AuthMode, Caller, GiteaSettings, LinkBy},
+    user_keys::UserKey,
 };

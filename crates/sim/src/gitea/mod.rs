@@ -8,7 +8,9 @@
 //! bearer JWT checked against the simulated issuer's keys is accepted too. Private
 //! repositories answer 404 to anyone but their owner and collaborators, like Gitea. Deploy
 //! keys (`/repos/{owner}/{repo}/keys`: add, list, delete) need admin rights on the
-//! repository (its owner, or a site admin) and are kept per repository.
+//! repository (its owner, or a site admin) and are kept per repository. Users' own SSH
+//! keys (`/user/keys`, and `/admin/users/{username}/keys` for site admins) are kept per
+//! user with their OpenSSH fingerprint; a key is registered once, as a user or deploy key.
 //!
 //! Users are accounts ([`SimUser`]) as Gitea keeps them: the service's [`SERVICE_USER`] is
 //! a local site admin; everyone else is linked to the identity provider (login source
@@ -22,10 +24,12 @@
 mod repos;
 mod routes;
 mod state;
+mod user_keys;
 mod users;
 
 pub use state::{
     GiteaFault, SERVICE_TOKEN, SERVICE_USER, SimDeployKey, SimGitea, SimGiteaError, SimRepo, USERS,
     default_repos, personal_token,
 };
+pub use user_keys::SimUserKey;
 pub use users::{OIDC_SOURCE_ID, SimUser};

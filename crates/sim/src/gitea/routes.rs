@@ -11,6 +11,7 @@ use warp::{Filter, Reply, http::StatusCode, reply::Response};
 
 use super::repos::*;
 use super::state::*;
+use super::user_keys;
 use super::users::{find_user, get_user, user_view};
 use crate::lock;
 
@@ -87,7 +88,8 @@ pub(super) fn routes(
             |owner: String, name: String, body: Value, state: Arc<State>, auth| {
                 respond(&state, auth, |user, _| {
                     with_admin_repo(&state, user.as_deref(), &owner, &name, |full| {
-                        add_deploy_key(&state, full, &body)
+                        user_keys::deploy_key_conflict(&state, &body)
+                            .unwrap_or_else(|| add_deploy_key(&state, full, &body))
                     })
                 })
             },
@@ -133,6 +135,79 @@ pub(super) fn routes(
                 })
             },
         );
+    let list_user_keys = warp::get()
+        .and(warp::path!("api" / "v1" / "user" / "keys"))
+        .and(state.clone())
+        .and(auth)
+        .map(|state: Arc<State>, auth| {
+            respond(&state, auth, |user, query| {
+                user_keys::list_keys(&state, user, query)
+            })
+        });
+    let add_user_key = warp::post()
+        .and(warp::path!("api" / "v1" / "user" / "keys"))
+        .and(warp::body::content_length_limit(64 * 1024))
+        .and(warp::body::json::<Value>())
+        .and(state.clone())
+        .and(auth)
+        .map(|body: Value, state: Arc<State>, auth| {
+            respond(&state, auth, |user, _| {
+                user_keys::add_own_key(&state, user, &body)
+            })
+        });
+    let get_user_key = warp::get()
+        .and(warp::path!("api" / "v1" / "user" / "keys" / u64))
+        .and(state.clone())
+        .and(auth)
+        .map(|id: u64, state: Arc<State>, auth| {
+            respond(&state, auth, |user, _| user_keys::get_key(&state, user, id))
+        });
+    let delete_user_key = warp::delete()
+        .and(warp::path!("api" / "v1" / "user" / "keys" / u64))
+        .and(state.clone())
+        .and(auth)
+        .map(|id: u64, state: Arc<State>, auth| {
+            respond(&state, auth, |user, _| {
+                user_keys::delete_own_key(&state, user, id)
+            })
+        });
+    let admin_add_user_key = warp::post()
+        .and(warp::path!(
+            "api" / "v1" / "admin" / "users" / String / "keys"
+        ))
+        .and(warp::body::content_length_limit(64 * 1024))
+        .and(warp::body::json::<Value>())
+        .and(state.clone())
+        .and(auth)
+        .map(|username: String, body: Value, state: Arc<State>, auth| {
+            respond(&state, auth, |user, _| {
+                user_keys::admin_add_key(&state, user, &username, &body)
+            })
+        });
+    let admin_delete_user_key = warp::delete()
+        .and(warp::path!(
+            "api" / "v1" / "admin" / "users" / String / "keys" / u64
+        ))
+        .and(state.clone())
+        .and(auth)
+        .map(|username: String, id: u64, state: Arc<State>, auth| {
+            respond(&state, auth, |user, _| {
+                user_keys::admin_delete_key(&state, user, &username, id)
+            })
+        });
+    // NB: boxed, so the chain's type stays small enough to compile quickly.
+    let user_key_routes = list_user_keys
+        .or(add_user_key)
+        .unify()
+        .or(get_user_key)
+        .unify()
+        .or(delete_user_key)
+        .unify()
+        .or(admin_add_user_key)
+        .unify()
+        .or(admin_delete_user_key)
+        .unify()
+        .boxed();
     let fallback = warp::any().and(state).map(|state: Arc<State>| {
         state.requests.fetch_add(1, Ordering::SeqCst);
         not_found()
@@ -147,6 +222,8 @@ pub(super) fn routes(
         .or(list_keys)
         .unify()
         .or(delete_key)
+        .unify()
+        .or(user_key_routes)
         .unify()
         .or(me)
         .unify()

@@ -1,4 +1,4 @@
-//! The simulated Gitea's state: users, repositories, deploy keys and faults, and the
+//! The simulated Gitea's state: users, repositories, deploy and user keys and faults, and the
 //! handle that starts and drives it.
 
 use std::{
@@ -12,6 +12,7 @@ use std::{
 use tokio::sync::oneshot;
 
 use super::routes::routes;
+use super::user_keys::SimUserKey;
 use super::users::{SimUser, ensure_user, put_user};
 use crate::issuer::Issuer;
 use crate::lock;
@@ -117,6 +118,8 @@ pub struct SimDeployKey {
 pub(super) struct State {
     pub(super) issuer: Arc<Issuer>,
     pub(super) keys: Mutex<Vec<SimDeployKey>>,
+    /// Users' own SSH keys (`/user/keys`), ids from `next_key` like deploy keys.
+    pub(super) user_keys: Mutex<Vec<SimUserKey>>,
     pub(super) next_key: AtomicUsize,
     pub(super) repos: Mutex<Vec<SimRepo>>,
     /// Known accounts: the demo's, the service's site admin, repository owners and
@@ -168,6 +171,7 @@ impl SimGitea {
         let state = Arc::new(State {
             issuer,
             keys: Mutex::new(Vec::new()),
+            user_keys: Mutex::new(Vec::new()),
             next_key: AtomicUsize::new(1),
             users: Mutex::new(users),
             repos: Mutex::new(repos),
@@ -248,6 +252,15 @@ impl SimGitea {
     /// Every deploy key, of every repository.
     pub fn deploy_keys(&self) -> Vec<SimDeployKey> {
         lock(&self.state.keys).clone()
+    }
+
+    /// The own SSH keys of the user `login` (any case), in the order they were added.
+    pub fn user_keys(&self, login: &str) -> Vec<SimUserKey> {
+        lock(&self.state.user_keys)
+            .iter()
+            .filter(|k| k.owner.eq_ignore_ascii_case(login))
+            .cloned()
+            .collect()
     }
 
     /// How many requests were received, faulty answers included.
