@@ -136,6 +136,13 @@ async fn the_role_grants_exactly_what_the_service_uses() {
     assert_eq!(idle.stopped, vec![id.clone()]);
     reconciler.stop(&owner, &id).await.expect("stop");
     reconciler.start(&owner, &id).await.expect("start");
+    // A pod lost without a stop: the Lease holder starts it again (and records an Event).
+    sim.evict_pod("codeserver-instances", &id, "The node was low on resource: memory.");
+    let healed = culler
+        .check(later + jiff::SignedDuration::from_secs(60))
+        .await
+        .expect("a check that restarts the lost pod");
+    assert_eq!(healed.restarted, vec![id.clone()]);
     reconciler.events(&id).await.expect("events");
     // The codeServerEvents subscription watches the pod and the events of one instance
     // (a pod that never becomes ready keeps it going until the kubelet's events arrive).
