@@ -463,6 +463,7 @@ const ADDITIONS: &[(&str, &str)] = &[
     ("type CodeServerInstance", "restartPending: Boolean!"),
     ("type CodeServerInstance", "stopReason: StopReason"),
     ("type CodeServerInstance", "keepAliveUntil: String"),
+    ("type CodeServerInstance", "gitIdentity: GitIdentity"),
 ];
 
 /// `type Name { ... }` blocks of an SDL text as (header, member lines), descriptions dropped.

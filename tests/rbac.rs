@@ -137,7 +137,11 @@ async fn the_role_grants_exactly_what_the_service_uses() {
     reconciler.stop(&owner, &id).await.expect("stop");
     reconciler.start(&owner, &id).await.expect("start");
     // A pod lost without a stop: the Lease holder starts it again (and records an Event).
-    sim.evict_pod("codeserver-instances", &id, "The node was low on resource: memory.");
+    sim.evict_pod(
+        "codeserver-instances",
+        &id,
+        "The node was low on resource: memory.",
+    );
     let healed = culler
         .check(later + jiff::SignedDuration::from_secs(60))
         .await

@@ -70,6 +70,11 @@ impl GiteaClient {
         })
     }
 
+    /// How callers are presented to Gitea.
+    pub fn auth_mode(&self) -> AuthMode {
+        self.settings.auth_mode
+    }
+
     /// Counts every call in `codeserver_gitea_requests_total`.
     pub fn with_metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = Some(metrics);

@@ -73,6 +73,10 @@ impl From<Instance> for CodeServerInstance {
             restart_pending: instance.restart_pending,
             stop_reason: instance.stop_reason,
             keep_alive_until: instance.keep_alive_until.map(|t| t.to_string()),
+            git_identity: instance.git_identity.map(|g| super::types::GitIdentity {
+                fingerprint: g.fingerprint,
+                created_at: g.created_at,
+            }),
         }
     }
 }
@@ -160,6 +164,7 @@ impl From<reconcile::Error> for ApiError {
             E::Render(_) | E::Values(_) | E::Degraded(_) | E::Kube { .. } => Self::Internal,
             E::CapacityReached { .. } => Self::CapacityReached,
             E::BadInput { argument, reason } => return Self::bad_input(argument, reason),
+            E::Forbidden(reason) => return Self::Forbidden.with_reason(reason),
         };
         tracing::warn!(error = %error_chain(&error), "operation failed");
         answer

@@ -109,6 +109,26 @@ impl Mutation {
         Ok(true)
     }
 
+    /// Replaces the git identity of the caller's instance: a new SSH key is registered to
+    /// their Gitea account before the old one is removed. The answer shows the new
+    /// fingerprint at once; a running workspace sees the new key within about a minute
+    /// (the kubelet refreshes mounted Secrets on its sync period), and its next git command
+    /// after that uses it. Only the owner can rotate (the key goes to their account).
+    async fn rotate_git_identity(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+    ) -> Result<CodeServerInstance, ApiError> {
+        let identity = caller(ctx)?;
+        args::instance_id(&id)?;
+        let services = services(ctx)?;
+        let instance = services
+            .reconciler
+            .rotate_git_identity(&owner(identity), &id)
+            .await?;
+        Ok(instance.into())
+    }
+
     /// Pulls the latest changes of the caller's instance's repositories.
     async fn sync_repository(&self, ctx: &Context<'_>, id: String) -> Result<bool, ApiError> {
         let identity = caller(ctx)?;

@@ -53,6 +53,20 @@ pub struct CodeServerInstance {
     /// No idle stop before this time (RFC 3339), when its owner asked for it with
     /// `extendCodeServer`; a stop or a start ends it.
     pub keep_alive_until: Option<String>,
+    /// The owner's git identity in the workspace: an SSH key registered to their own Gitea
+    /// account, so that `git push` works as them. Null until their first provision or
+    /// start made it (or with `gitIdentity.enabled: false`).
+    pub git_identity: Option<GitIdentity>,
+}
+
+/// The SSH key a workspace pushes with, registered to its owner's Gitea account (its
+/// title names the instance). The private key never leaves the workspace's Secret.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct GitIdentity {
+    /// The key's fingerprint as `ssh-keygen -l` and Gitea show it (`SHA256:...`).
+    pub fingerprint: String,
+    /// When the key was made (RFC 3339).
+    pub created_at: String,
 }
 
 /// A Kubernetes event of an instance's pod or workspace volume.

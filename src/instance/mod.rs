@@ -2,6 +2,7 @@
 //! and its status, derived from live objects only. The PVC is the durable record; the pod
 //! gives the phase. The service keeps no state of its own.
 
+pub mod git_identity;
 pub mod lifecycle;
 mod model;
 pub mod record;

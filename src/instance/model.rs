@@ -48,6 +48,8 @@ pub struct Instance {
     pub stop_reason: Option<super::StopReason>,
     /// No idle stop before this time, when its owner asked for it.
     pub keep_alive_until: Option<jiff::Timestamp>,
+    /// The owner's git identity in the workspace, when one was made.
+    pub git_identity: Option<super::git_identity::IdentityRecord>,
 }
 
 impl Instance {
@@ -98,6 +100,7 @@ impl Instance {
             idle_stop_at: None,
             stop_reason: super::lifecycle::stop_reason(pvc),
             keep_alive_until: super::lifecycle::keep_alive_until(pvc),
+            git_identity: super::git_identity::recorded(pvc),
             id,
         })
     }

@@ -26,6 +26,11 @@ pub fn credentials_name(safe_name: &str) -> String {
     format!("git-keys-{safe_name}")
 }
 
+/// Name of an instance's git identity Secret: `git-identity-<name>`.
+pub fn git_identity_name(safe_name: &str) -> String {
+    format!("git-identity-{safe_name}")
+}
+
 /// Host name: `code-<name>.<base_domain>`.
 pub fn host(safe_name: &str, base_domain: &str) -> String {
     format!("code-{safe_name}.{base_domain}")

@@ -288,7 +288,7 @@ impl Reconciler {
 
     /// The credentials Secret `name`: from the cache when `cached` and the cache of
     /// Secrets has synced, from the API server otherwise.
-    async fn secret(&self, name: &str, cached: bool) -> Result<Option<Secret>> {
+    pub(super) async fn secret(&self, name: &str, cached: bool) -> Result<Option<Secret>> {
         if let Some(caches) = self.cached_kind(SECRET).filter(|_| cached) {
             let held = caches
                 .get(SECRET, name)
@@ -301,14 +301,14 @@ impl Reconciler {
     }
 
     /// Waits until the cache shows the Secret `name` as a write answered it.
-    async fn secret_written(&self, name: &str, secret: &Secret) {
+    pub(super) async fn secret_written(&self, name: &str, secret: &Secret) {
         if let Some(version) = secret.metadata.resource_version.clone() {
             let ns = &self.settings.namespace;
             self.written(SECRET, ns, name, Written::At(version)).await;
         }
     }
 
-    fn secrets(&self) -> Api<Secret> {
+    pub(super) fn secrets(&self) -> Api<Secret> {
         Api::namespaced(self.client.clone(), &self.settings.namespace)
     }
 }
@@ -322,7 +322,7 @@ fn refreshed(recorded: &Repo, found: &crate::gitea::Repository) -> Repo {
 }
 
 /// The kind of the credentials Secret, as the caches name it.
-const SECRET: &str = "v1/Secret";
+pub(super) const SECRET: &str = "v1/Secret";
 
 /// The deploy keys recorded on the credentials Secret.
 fn recorded_keys(secret: Option<&Secret>) -> BTreeMap<String, KeyEntry> {

@@ -64,6 +64,9 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// The caller may not do this, for the reason given; nothing was changed.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// An argument the operation cannot take; nothing was changed.
     #[error("invalid argument {argument}: {reason}")]
     BadInput {

@@ -20,6 +20,7 @@ mod desired;
 mod error;
 mod events;
 mod explain;
+pub mod git_identity;
 mod guards;
 pub mod kinds;
 mod lifecycle;

@@ -113,11 +113,14 @@ impl Reconciler {
         } else {
             Some(self.admit_start(&id).await?)
         };
+        let git = self.ensure_git_identity(&desired.values, &owner).await?;
         self.converge(&id, &desired, &recorded, pod.as_ref(), opts)
             .await?;
         if !running {
             self.record_started(&id).await;
         }
+        self.record_git_identity(record.as_ref(), &desired.values.instance.pvc, git.as_ref())
+            .await;
         let _turn = admitted.map(super::reconciler::Admitted::created);
         drop(guard);
 
@@ -292,8 +295,11 @@ impl Reconciler {
         let had_pod = pod
             .as_ref()
             .is_some_and(|p| p.metadata.deletion_timestamp.is_none());
+        let git = self.ensure_git_identity(&desired.values, &owner).await?;
         self.converge(id, &desired, &recorded, pod.as_ref(), opts)
             .await?;
+        self.record_git_identity(Some(&record), &desired.values.instance.pvc, git.as_ref())
+            .await;
         // NB: a start of a running instance keeps its record (and any keep-alive).
         if !had_pod || lifecycle_unrecorded(&record) {
             self.record_started(id).await;

@@ -30,6 +30,7 @@ impl Reconciler {
         // rather than its keys behind.
         if let Some(name) = owner.known_name.as_deref() {
             self.remove_keys(name).await?;
+            self.remove_git_identity(&owner, name).await?;
         }
         // NB: a render failure must not stop a delete; the recorded kinds still list
         // everything ever applied.

@@ -12,6 +12,9 @@ pub struct KeyPair {
     pub private: String,
     /// The public key line.
     pub public: String,
+    /// The public key's fingerprint as OpenSSH shows it (`ssh-keygen -l`): `SHA256:`
+    /// and the unpadded base64 of the SHA-256 of the key blob.
+    pub fingerprint: String,
 }
 
 impl std::fmt::Debug for KeyPair {
@@ -80,9 +83,14 @@ fn encode(seed: &[u8; 32], check: u32, comment: &str) -> KeyPair {
         private.push('\n');
     }
     private.push_str("-----END OPENSSH PRIVATE KEY-----\n");
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(&public_blob);
     KeyPair {
         private,
         public: format!("ssh-ed25519 {} {comment}", STANDARD.encode(&public_blob)),
+        fingerprint: format!(
+            "SHA256:{}",
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest)
+        ),
     }
 }
 

@@ -95,6 +95,7 @@ impl Values {
                 service: id.clone(),
                 pvc: naming::pvc_name(&name),
                 credentials: naming::credentials_name(&name),
+                git_identity: naming::git_identity_name(&name),
                 url: format!("https://{host}"),
                 host,
                 id,
@@ -129,6 +130,7 @@ impl Values {
             selector_labels,
             annotations,
             repository_limit: overrides.repository_limit,
+            git_identity: overrides.git_identity,
             extra,
         })
     }

@@ -38,6 +38,10 @@ pub struct InstanceValues {
     /// The instance's own Secret of read-only deploy keys (written by the service, never
     /// rendered): mounted only where git runs.
     pub credentials: String,
+    /// The instance's own Secret with its owner's git identity (an SSH key registered to
+    /// their Gitea account, known_hosts and a gitconfig; written by the service, never
+    /// rendered): mounted only into the code-server container.
+    pub git_identity: String,
 }
 
 /// The namespace older template sets put their per-instance access policy in.
@@ -165,6 +169,9 @@ pub struct Values {
     /// Most repositories one instance may hold (`limits.repositoriesPerInstance`).
     #[serde(skip)]
     pub repository_limit: usize,
+    /// Whether the owner gets a git identity of their own (`gitIdentity.enabled`).
+    #[serde(skip)]
+    pub git_identity: bool,
     /// The admin's values (values.yaml, values files, --set), free-form. Shared: every
     /// instance rendered without `--set` uses the template set's own copy.
     #[serde(skip)]

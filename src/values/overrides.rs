@@ -21,6 +21,7 @@ pub(super) struct Overrides {
     pub(super) size: Option<String>,
     pub(super) class: Option<String>,
     pub(super) repository_limit: usize,
+    pub(super) git_identity: bool,
 }
 
 impl Overrides {
@@ -45,6 +46,7 @@ impl Overrides {
             size: quantity(&["storage", "size"])?,
             class: string_at(extra, &["storage", "class"])?,
             repository_limit: repository_limit(extra)?,
+            git_identity: flag(extra, "/gitIdentity/enabled", "gitIdentity.enabled", true)?,
         })
     }
 }
@@ -68,6 +70,18 @@ fn repository_limit(extra: &Value) -> Result<usize, ValuesError> {
         Some(other) => Err(ValuesError::Invalid {
             key: KEY.to_owned(),
             message: format!("expected a whole number, found {other}"),
+        }),
+    }
+}
+
+/// The boolean at `pointer` (`key` names it in errors); `default` when absent.
+fn flag(extra: &Value, pointer: &str, key: &str, default: bool) -> Result<bool, ValuesError> {
+    match extra.pointer(pointer) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(other) => Err(ValuesError::Invalid {
+            key: key.to_owned(),
+            message: format!("expected true or false, found {other}"),
         }),
     }
 }
