@@ -164,7 +164,7 @@ async fn every_stop_says_who_stopped_it_and_a_start_clears_it() {
         assert!(report.restarted.is_empty(), "{report:?}");
         later_check = later(later_check, 3600);
     }
-    assert!(w.pod(&id).is_none());
+    w.until_gone("pods", &id).await;
 }
 
 #[tokio::test]
@@ -355,5 +355,45 @@ async fn a_crash_loop_is_not_a_loss() {
         pod_uid(&w, &id),
         uid,
         "the crash-looping pod is left to its owner"
+    );
+}
+
+#[tokio::test]
+async fn a_subscriber_to_the_restarted_instance_sees_why_it_restarts() {
+    let (w, code) = world().await;
+    let alice = w.token("alice");
+    let id = provisioned(&w, &alice).await;
+    // The restarted pod stays starting, so the progress stream stays open.
+    w.sim()
+        .set_pod_behaviour(&id, codeserver_sim::PodBehaviour::NeverReady);
+    assert!(
+        w.sim()
+            .evict_pod(NS, &id, "The node was low on resource: memory.")
+    );
+    let report = culler_with(&w, &code, no_idle_stop())
+        .check(Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(report.restarted, vec![id.clone()]);
+    let owner = w.reconciler.owner_of(&id).await.unwrap();
+    let progress = w.reconciler.progress(&owner, &id).await.unwrap();
+    let mut progress = std::pin::pin!(progress);
+    let seen = tokio::time::timeout(Duration::from_secs(30), async {
+        use futures::StreamExt as _;
+        while let Some(item) = progress.next().await {
+            if let Some(event) = item.event
+                && event.reason == "WorkspaceRestarted"
+            {
+                return Some(event.message);
+            }
+        }
+        None
+    })
+    .await
+    .expect("the event in time");
+    let message = seen.expect("the stream shows the restart");
+    assert!(
+        message.contains("Evicted") && message.contains("restart 1 of 5"),
+        "{message}"
     );
 }
