@@ -397,3 +397,29 @@ async fn a_subscriber_to_the_restarted_instance_sees_why_it_restarts() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn a_delete_that_stops_halfway_is_not_taken_for_a_lost_pod() {
+    let (w, code) = world().await;
+    let alice = w.token("alice");
+    let id = provisioned(&w, &alice).await;
+    // The volume cannot be deleted: the delete fails with the pod gone and the record left.
+    w.sim().inject(
+        codeserver_sim::Fault::status(500)
+            .verb("delete")
+            .resource("persistentvolumeclaims"),
+    );
+    let delete = "mutation($id: String!) { deleteCodeServer(id: $id) }";
+    let body = w.on_id(&alice, delete, &id).await;
+    assert!(body["errors"].is_array(), "{body}");
+    w.until_gone("pods", &id).await;
+    let report = culler_with(&w, &code, no_idle_stop())
+        .check(later(Timestamp::now(), 3600))
+        .await
+        .unwrap();
+    assert!(report.restarted.is_empty(), "{report:?}");
+    assert!(
+        w.pod(&id).is_none(),
+        "no pod started for an instance being deleted"
+    );
+}

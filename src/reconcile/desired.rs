@@ -15,7 +15,7 @@ use super::{
     restart,
 };
 use crate::{
-    instance::record,
+    instance::{git_identity::IdentityRecord, record},
     render::{self, RenderedObject},
     values::{Owner, Repo, Values},
 };
@@ -86,7 +86,8 @@ impl Reconciler {
         recorded: &BTreeSet<String>,
         pod: Option<&Pod>,
         opts: ApplyOptions,
-    ) -> Result<()> {
+        owner: &Owner,
+    ) -> Result<Option<IdentityRecord>> {
         if let Some(p) = pod.filter(|p| p.metadata.deletion_timestamp.is_some()) {
             let ns = &self.settings.namespace;
             apply::wait_pod_gone(&self.client, ns, id, p.metadata.uid.as_deref()).await?;
@@ -97,11 +98,12 @@ impl Reconciler {
         // NB: the pod finds its keys when it starts; they are written only once the names
         // are known to be the owner's.
         self.ensure_keys(&desired.values).await?;
+        let git = self.ensure_git_identity(&desired.values, owner).await?;
         let ns = &self.settings.namespace;
         let outcome = apply::apply(&self.client, &self.kinds, ns, &plan, opts).await?;
         log_outcome(id, &plan, &outcome);
         self.applied(&plan, &outcome).await;
-        Ok(())
+        Ok(git)
     }
     /// Stamps the rendered `objects` with the instance record (on the PVC) and, for a
     /// render that answers the restart check, what the pod was rendered from.

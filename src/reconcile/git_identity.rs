@@ -123,9 +123,9 @@ impl Reconciler {
         caller: &Caller<'_>,
         existing: Option<&Secret>,
     ) -> Result<IdentityRecord> {
-        let created = Timestamp::now();
-        let created = Timestamp::from_second(created.as_second()).unwrap_or(created);
-        let title = key_title(&values.instance.id, created);
+        let now = Timestamp::now();
+        let title = key_title(&values.instance.id, now);
+        let created = Timestamp::from_second(now.as_second()).unwrap_or(now);
         let pair = sshkey::generate(&format!("codeserver-service {}", values.instance.id));
         let key = gitea.add_user_key(caller, &title, &pair.public).await?;
         let made = IdentityRecord {

@@ -232,7 +232,8 @@ impl Reconciler {
                     prune: true,
                 };
                 let admitted = self.admit_start(id).await?;
-                self.converge(id, &desired, &recorded, None, opts).await?;
+                self.converge(id, &desired, &recorded, None, opts, &owner)
+                    .await?;
                 let _turn = admitted.created();
                 tracing::info!(instance = id, attempt, %why, "restarted a lost workspace");
                 Ok(Healed::Restarted(attempt))

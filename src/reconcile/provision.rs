@@ -113,8 +113,8 @@ impl Reconciler {
         } else {
             Some(self.admit_start(&id).await?)
         };
-        let git = self.ensure_git_identity(&desired.values, &owner).await?;
-        self.converge(&id, &desired, &recorded, pod.as_ref(), opts)
+        let git = self
+            .converge(&id, &desired, &recorded, pod.as_ref(), opts, &owner)
             .await?;
         if !running {
             self.record_started(&id).await;
@@ -295,8 +295,8 @@ impl Reconciler {
         let had_pod = pod
             .as_ref()
             .is_some_and(|p| p.metadata.deletion_timestamp.is_none());
-        let git = self.ensure_git_identity(&desired.values, &owner).await?;
-        self.converge(id, &desired, &recorded, pod.as_ref(), opts)
+        let git = self
+            .converge(id, &desired, &recorded, pod.as_ref(), opts, &owner)
             .await?;
         self.record_git_identity(Some(&record), &desired.values.instance.pvc, git.as_ref())
             .await;

@@ -24,6 +24,13 @@ impl Reconciler {
             Err(Error::BeingDeleted) => return Ok(()),
             other => other?,
         };
+        // NB: no longer meant to run, before the pod goes: the Lease holder (maybe on another
+        // replica) must not take the pod's removal for a loss and start it again.
+        if crate::instance::lifecycle::runs_since(&record).is_some() {
+            let name = record.metadata.name.clone().unwrap_or_default();
+            let stop = crate::instance::lifecycle::on_stop(crate::instance::StopReason::User);
+            self.record_lifecycle(&name, &stop).await?;
+        }
         let mut kinds = record::kinds(Some(&record));
         let owner = record::caller(owner, Some(&record));
         // NB: the instance's deploy keys go first: a failure leaves the instance whole
