@@ -463,7 +463,7 @@ const RECONCILER_VERBS: &[(&str, &str, &[&str])] = &[
         "persistentvolumeclaims",
         &["list", "watch", "create", "patch", "delete"],
     ),
-    ("", "events", &["list", "watch"]),
+    ("", "events", &["list", "watch", "create"]),
     (
         "",
         "services",
