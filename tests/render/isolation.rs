@@ -51,8 +51,9 @@ fn the_pods_of_two_users_reference_no_common_secret() {
         found
     };
     let (alice, bob) = (secrets("alice"), secrets("bob"));
-    assert_eq!(alice, ["git-keys-alice"]);
-    assert_eq!(bob, ["git-keys-bob"]);
+    // The deploy keys and the owner's git identity: each user's own Secrets only.
+    assert_eq!(alice, ["git-keys-alice", "git-identity-alice"]);
+    assert_eq!(bob, ["git-keys-bob", "git-identity-bob"]);
 }
 
 #[test]
@@ -122,9 +123,9 @@ fn the_git_script_disables_hooks_and_fsmonitor_and_fetches_the_recorded_url() {
             Some(serde_json::json!("/dev/null"))
         );
     }
-    // code-server itself never mounts the keys.
+    // code-server itself never mounts the deploy keys; it has the owner's git identity.
     let main = &pod["spec"]["containers"][0];
-    assert_eq!(mount_names(main), ["workspace"]);
+    assert_eq!(mount_names(main), ["workspace", "git-identity"]);
 }
 
 #[test]
