@@ -68,11 +68,12 @@ pub fn render_objects(args: &TargetArgs) -> Result<Vec<RenderedObject>, CliError
     let templates = Templates::load(args.instance.templates_dir.as_deref())?
         .with_values_files(&args.instance.values_files)?;
     let (owner, repo) = target(args)?;
-    let values = render::build_values(
+    let values = render::build_profile_values(
         &templates,
         &args.instance.settings(),
         &owner,
         &[repo],
+        args.profile.as_deref(),
         &args.set,
     )?;
     let mut rendered = templates.render(&values)?;
@@ -134,7 +135,9 @@ pub async fn render_live_command(
     let reconciler = dry_run_reconciler(&args.target, Some(kubeconfig)).await?;
     let owner = dry_run_owner(&reconciler, &args.target).await?;
     let (_, repo) = target(&args.target)?;
-    let objects = reconciler.render_for(&owner, repo).await?;
+    let objects = reconciler
+        .render_with_profile(&owner, repo, args.target.profile.as_deref())
+        .await?;
     let mut text = Vec::new();
     write_objects(&objects, args.output, &mut text)?;
     out.write_all(&text)?;
@@ -172,8 +175,8 @@ pub fn to_yaml(objects: &[RenderedObject]) -> Result<String, CliError> {
     Ok(text)
 }
 
-/// `validate-templates`: renders for the sample users and lists every problem, after
-/// its warnings (which refuse nothing).
+/// `validate-templates`: renders for the sample users on every workspace profile (or the
+/// one of `--profile`) and lists every problem, after its warnings (which refuse nothing).
 pub fn validate_command(args: &ValidateArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let templates = Templates::load(args.instance.templates_dir.as_deref())?
         .with_values_files(&args.instance.values_files)?;
@@ -181,14 +184,35 @@ pub fn validate_command(args: &ValidateArgs, out: &mut dyn Write) -> Result<(), 
     for warning in render::warnings(&templates, &settings) {
         writeln!(out, "warning: {warning}")?;
     }
-    let problems = render::validate(&templates, &settings);
+    let (problems, profiles) = match &args.profile {
+        Some(name) => (
+            render::validate_profile(&templates, &settings, name).map_err(ValuesError::from)?,
+            vec![name.clone()],
+        ),
+        None => (
+            render::validate(&templates, &settings),
+            templates
+                .profiles()
+                .all()
+                .iter()
+                .map(|p| p.name.clone())
+                .collect(),
+        ),
+    };
     if problems.is_empty() {
         writeln!(
             out,
-            "ok: {} templates, revision {}, rendered for {} sample users",
+            "ok: {} templates, revision {}, rendered for {} sample users on {} {} ({})",
             templates.object_templates().len(),
             templates.revision(),
-            render::SAMPLE_USERS.len()
+            render::SAMPLE_USERS.len(),
+            profiles.len(),
+            if profiles.len() == 1 {
+                "profile"
+            } else {
+                "profiles"
+            },
+            profiles.join(", ")
         )?;
         return Ok(());
     }
@@ -204,7 +228,9 @@ pub async fn plan_command(args: &PlanArgs, out: &mut (dyn Write + Send)) -> Resu
     let reconciler = dry_run_reconciler(&args.target, args.kubeconfig.as_deref()).await?;
     let owner = dry_run_owner(&reconciler, &args.target).await?;
     let (_, repo) = target(&args.target)?;
-    let plan = reconciler.plan_for(&owner, repo).await?;
+    let plan = reconciler
+        .plan_with_profile(&owner, repo, args.target.profile.as_deref())
+        .await?;
     write!(out, "{plan}")?;
     Ok(())
 }

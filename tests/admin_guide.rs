@@ -152,7 +152,35 @@ fn object(objects: &[RenderedObject], kind: &str) -> Value {
 #[test]
 fn the_guide_has_every_recipe() {
     let names: Vec<String> = recipes().into_keys().collect();
-    assert_eq!(names, ["configmap", "egress", "sidecar"]);
+    assert_eq!(names, ["configmap", "egress", "gpu-profile", "sidecar"]);
+}
+
+#[test]
+fn a_gpu_profile_from_values_alone_sizes_and_places_its_pods() {
+    let dir = apply("gpu-profile");
+    // NB: validates every profile, then renders the default one.
+    let standard = object(&validate_and_render(dir.path(), |_| {}), "Pod");
+    assert_eq!(standard["spec"]["nodeSelector"], json!({}));
+    let templates = Templates::load_dir(dir.path()).expect("the changed set loads");
+    let repo = Repo::new("devteam", "api", "http://gitea:3000/devteam/api.git").expect("a repo");
+    let values = render::build_profile_values(
+        &templates,
+        &settings(dir.path()),
+        &Owner::new("jd"),
+        &[repo],
+        Some("gpu"),
+        &[],
+    )
+    .expect("values build");
+    let objects = templates.render(&values).expect("the gpu profile renders");
+    let pod = object(&objects, "Pod");
+    assert_eq!(pod["spec"]["nodeSelector"], json!({"node-pool": "gpu"}));
+    assert_eq!(pod["spec"]["tolerations"][0]["key"], "nvidia.com/gpu");
+    let code_server = &pod["spec"]["containers"][0];
+    assert_eq!(code_server["resources"]["limits"]["memory"], "32Gi");
+    assert_eq!(code_server["image"], "codercom/code-server:4.96.4");
+    let pvc = object(&objects, "PersistentVolumeClaim");
+    assert_eq!(pvc["spec"]["resources"]["requests"]["storage"], "50Gi");
 }
 
 #[test]

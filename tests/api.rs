@@ -464,6 +464,12 @@ const ADDITIONS: &[(&str, &str)] = &[
     ("type CodeServerInstance", "stopReason: StopReason"),
     ("type CodeServerInstance", "keepAliveUntil: String"),
     ("type CodeServerInstance", "gitIdentity: GitIdentity"),
+    ("type CodeServerInstance", "storage: WorkspaceStorage!"),
+    ("type CodeServerInstance", "deletedAt: String"),
+    ("type CodeServerInstance", "purgeAt: String"),
+    ("enum InstanceStatus", "DELETED"),
+    ("type InstanceStats", "deletedInstances: Int!"),
+    ("type CodeServerInstance", "profile: String"),
 ];
 
 /// `type Name { ... }` blocks of an SDL text as (header, member lines), descriptions dropped.
@@ -510,7 +516,11 @@ fn the_schema_has_the_spec_types_fields_and_nullability_exactly() {
         // Optional arguments added to the spec's mutations (backward compatible).
         let have: Vec<String> = have
             .iter()
-            .map(|m| m.replace(", wait: Boolean = true)", ")"))
+            .map(|m| {
+                m.replace(", profile: String)", ")")
+                    .replace(", wait: Boolean = true)", ")")
+                    .replace(", purge: Boolean = false)", ")")
+            })
             .collect();
         for member in &members {
             assert!(

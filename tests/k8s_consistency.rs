@@ -74,6 +74,7 @@ fn the_configmap_holds_every_setting_the_service_reads() {
         ("JWT_ISSUER", "http://keycloak:30080/realms/devplatform"),
         ("JWT_AUDIENCE", "codeserver-service"),
         ("GITEA_LOGIN_SOURCE_ID", "1"),
+        ("DELETE_RETENTION", "604800"),
         ("PUBLIC_URL", "https://codeserver.devplatform.local"),
         (
             "GITEA_URL",

@@ -331,13 +331,53 @@ fn the_instances_namespace_enforces_the_restricted_pod_security_level() {
 #[test]
 fn rbac_is_one_namespaced_role_without_secrets_or_exec() {
     let documents = manifests();
-    for document in &documents {
+    // Cluster-wide, one ClusterRole and its binding: `get` on StorageClasses (whether a
+    // workspace volume may grow), nothing else.
+    let cluster_objects: Vec<String> = documents
+        .iter()
+        .filter(|d| matches!(d.kind(), "ClusterRole" | "ClusterRoleBinding"))
+        .map(|d| format!("{}/{}", d.kind(), d.name()))
+        .collect();
+    assert_eq!(
+        cluster_objects,
+        [
+            format!("ClusterRole/{}", rbac::CLUSTER_ROLE),
+            format!("ClusterRoleBinding/{}", rbac::CLUSTER_ROLE),
+        ]
+    );
+    assert_eq!(
+        rbac::cluster_role_grants().into_iter().collect::<Vec<_>>(),
+        [Grant::new("storage.k8s.io", "storageclasses", "get")],
+        "the ClusterRole grants get on StorageClasses only"
+    );
+    for rule in rbac::cluster_role().rules.iter().flatten() {
         assert!(
-            !matches!(document.kind(), "ClusterRole" | "ClusterRoleBinding"),
-            "{}: the service needs no cluster-wide rights",
-            document.describe()
+            rule.resource_names.is_none() && rule.non_resource_urls.is_none(),
+            "{rule:?}"
         );
     }
+    let cluster_binding = rbac::cluster_role_binding();
+    assert_eq!(
+        (
+            cluster_binding.role_ref.kind.as_str(),
+            cluster_binding.role_ref.name.as_str()
+        ),
+        ("ClusterRole", rbac::CLUSTER_ROLE)
+    );
+    let cluster_subjects: Vec<_> = cluster_binding
+        .subjects
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| (s.kind, s.name, s.namespace))
+        .collect();
+    assert_eq!(
+        cluster_subjects,
+        [(
+            "ServiceAccount".to_owned(),
+            "codeserver-service".to_owned(),
+            Some(SERVICE_NAMESPACE.to_owned())
+        )]
+    );
     // One Role and its binding, in the instances namespace: none in the gateway's (Istio's
     // root) namespace, where a right to write policies would reach the whole mesh.
     let rbac_objects: Vec<String> = documents
@@ -495,6 +535,8 @@ const RECONCILER_VERBS: &[(&str, &str, &[&str])] = &[
         "leases",
         &["get", "create", "update"],
     ),
+    ("apps", "daemonsets", &["list", "create", "patch", "delete"]),
+    ("", "limitranges", &["list"]),
 ];
 
 #[test]
@@ -615,6 +657,7 @@ async fn every_manifest_of_a_served_kind_passes_a_server_side_dry_run() {
     assert!(problems.is_empty(), "{problems:#?}");
     for kind in [
         "AuthorizationPolicy",
+        "LimitRange",
         "NetworkPolicy",
         "Secret",
         "Service",

@@ -1,7 +1,8 @@
 //! RBAC is checked, not guessed: the reconciler runs every lifecycle operation against
 //! the simulated cluster, which records each request in authorisation terms; every
 //! request must be allowed by the Role in `k8s/03-rbac.yaml` (the only one, in the
-//! instances namespace), and every grant of the Role must have been used.
+//! instances namespace) or, for a cluster-scoped one, by its one ClusterRole, and every
+//! grant of either must have been used.
 
 mod support;
 #[path = "support/world.rs"]
@@ -105,6 +106,12 @@ async fn the_role_grants_exactly_what_the_service_uses() {
         .provision(&owner, repo("frontend"))
         .await
         .expect("a second repository");
+    // resizeStorage: the namespace's LimitRanges and the volume's StorageClass (cluster
+    // scoped) are read, then the PVC's request patched.
+    reconciler
+        .resize_storage(&owner, &id, "20Gi")
+        .await
+        .expect("resize storage");
     // The idle culler: elected (Lease created, then renewed), records activity on the
     // PVC and stops the idle instance.
     let code_servers = sim
@@ -147,6 +154,37 @@ async fn the_role_grants_exactly_what_the_service_uses() {
         .await
         .expect("a check that restarts the lost pod");
     assert_eq!(healed.restarted, vec![id.clone()]);
+    // Images pulled ahead: the DaemonSet was applied at the first check; its status read;
+    // turned off, it is deleted at the next check.
+    assert!(first.prepulled.is_some());
+    reconciler
+        .prepull_status()
+        .await
+        .expect("the pre-pull DaemonSet's status");
+    reconciler
+        .templates()
+        .swap(support::templates::edited_templates(|d| {
+            support::templates::replace_in(
+                d,
+                "values.yaml",
+                "prepull:\n",
+                "prepull:\n  enabled: false\n",
+            );
+            support::templates::replace_in(
+                d,
+                "values.yaml",
+                "  enabled: true\n  # The image its pods",
+                "  # The image its pods",
+            );
+        }));
+    let off = culler
+        .check(later + jiff::SignedDuration::from_secs(120))
+        .await
+        .expect("a check that removes the pre-pull DaemonSet");
+    assert_eq!(off.prepulled, Some(Vec::new()));
+    reconciler
+        .templates()
+        .swap(codeserver_service::render::Templates::builtin().expect("the built-in set"));
     reconciler.events(&id).await.expect("events");
     // The codeServerEvents subscription watches the pod and the events of one instance
     // (a pod that never becomes ready keeps it going until the kubelet's events arrive).
@@ -225,7 +263,7 @@ async fn the_role_grants_exactly_what_the_service_uses() {
         policies.is_empty(),
         "requests for AuthorizationPolicies: {policies:?}"
     );
-    let comparison = rbac::compare_roles(&rbac::roles(), &requests);
+    let comparison = rbac::compare_with_cluster(&rbac::roles(), &rbac::cluster_role(), &requests);
     assert_eq!(
         comparison,
         Comparison::default(),

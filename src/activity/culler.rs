@@ -86,6 +86,12 @@ pub struct Report {
     pub restarted: Vec<String>,
     /// Instances whose pod was lost once more than the retries allow, left stopped.
     pub given_up: Vec<String>,
+    /// Deleted instances whose recorded purge time had come: their volume deleted.
+    pub purged: Vec<String>,
+    /// The images the pre-pull DaemonSet was (re)applied with at this check (empty: it
+    /// was deleted, pre-pulling being off), when what the templates want changed since it
+    /// was last applied.
+    pub prepulled: Option<Vec<String>>,
 }
 
 /// The idle culler: one check per IDLE_CHECK_INTERVAL, on the Lease holder only.
@@ -102,6 +108,11 @@ pub struct Culler {
     /// The template revision whose guards every instance with a pod has had applied by
     /// this replica as the Lease holder.
     guarded_revision: Arc<Mutex<Option<String>>>,
+    /// The template revision whose pre-pull DaemonSet this replica applied as the Lease
+    /// holder.
+    prepulled_revision: Arc<Mutex<Option<String>>>,
+    /// `codeserver_prepull_nodes{state}`.
+    prepull_nodes: Option<prometheus::IntGaugeVec>,
 }
 
 impl Culler {
@@ -136,7 +147,15 @@ impl Culler {
             interval,
             stops,
             guarded_revision: Arc::default(),
+            prepulled_revision: Arc::default(),
+            prepull_nodes: None,
         })
+    }
+
+    /// The same culler, keeping `codeserver_prepull_nodes` up to date.
+    pub fn with_prepull_gauges(mut self, gauges: prometheus::IntGaugeVec) -> Self {
+        self.prepull_nodes = Some(gauges);
+        self
     }
 
     /// Checks every IDLE_CHECK_INTERVAL until the task is dropped.
@@ -164,7 +183,8 @@ impl Culler {
     /// One check at `now`: on the Lease holder, every running instance's heartbeat is
     /// read, `lastAccessedAt` written where due, and idle instances stopped; and when the
     /// templates changed since its last check (or it has just become the holder), the
-    /// guards of every instance with a pod are brought up to them.
+    /// guards of every instance with a pod are brought up to them. Lost pods are started
+    /// again, and deleted instances whose recorded purge time has come are purged.
     pub async fn check(&self, now: Timestamp) -> Result<Report, CullError> {
         if !self.lease.try_acquire(now).await? {
             return Ok(Report::default());
@@ -190,6 +210,12 @@ impl Culler {
             .follow_templates(&pvc_list.items, &pod_list.items)
             .await;
         let (restarted, given_up) = self.heal(&pvc_list.items, &pod_list.items, now).await;
+        // NB: by the purge time recorded on each deleted record, never DELETE_RETENTION.
+        let purged = self
+            .reconciler
+            .purge_due(&pvc_list.items, now, self.concurrency)
+            .await;
+        let prepulled = self.follow_prepull().await;
         let running: Vec<(PersistentVolumeClaim, Pod)> = pvc_list
             .items
             .into_iter()
@@ -209,6 +235,8 @@ impl Culler {
             guarded,
             restarted,
             given_up,
+            purged,
+            prepulled,
             ..Report::default()
         };
         let (pvcs, pods) = (&pvcs, &pods);
@@ -337,6 +365,39 @@ impl Culler {
         restarted.sort();
         given_up.sort();
         (restarted, given_up)
+    }
+
+    /// Applies the pre-pull DaemonSet once per template revision (and deletes it when
+    /// pre-pulling is off), then reads how far it got for `codeserver_prepull_nodes`. The
+    /// images applied, when it was applied now.
+    async fn follow_prepull(&self) -> Option<Vec<String>> {
+        let revision = self.reconciler.templates().get().revision().to_owned();
+        let done = lock(&self.prepulled_revision).as_deref() == Some(revision.as_str());
+        let mut applied = None;
+        if !done {
+            match self.reconciler.apply_prepull().await {
+                Ok(images) => {
+                    *lock(&self.prepulled_revision) = Some(revision);
+                    applied = images;
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error_chain(&error), "failed to apply the pre-pull DaemonSet");
+                }
+            }
+        }
+        if let Some(gauges) = &self.prepull_nodes {
+            match self.reconciler.prepull_status().await {
+                Ok(status) => {
+                    let (ready, total) = status.map_or((0, 0), |s| (s.ready_nodes, s.total_nodes));
+                    gauges.with_label_values(&["ready"]).set(i64::from(ready));
+                    gauges.with_label_values(&["total"]).set(i64::from(total));
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error_chain(&error), "failed to read the pre-pull DaemonSet");
+                }
+            }
+        }
+        applied
     }
 
     async fn check_one(

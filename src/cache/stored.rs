@@ -28,6 +28,8 @@ pub struct RecordFacts {
     pub safe_name: Option<Box<str>>,
     /// The workspace's storage: its capacity once bound, else its request.
     pub storage: Option<Quantity>,
+    /// Marked deleted, its volume kept until its purge time (`instance::retention`).
+    pub deleted: bool,
 }
 
 /// The facts of a pod that totals and the capacity count read.
@@ -90,6 +92,7 @@ impl Keep for PersistentVolumeClaim {
             instance: record::instance_id(self).map(Into::into),
             safe_name: record::safe_name(self).map(Into::into),
             storage: record::storage(self),
+            deleted: crate::instance::retention::is_deleted(self),
         }))
     }
 }

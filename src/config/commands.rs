@@ -67,6 +67,10 @@ pub struct TargetArgs {
     /// Value overrides, `key.path=value`, applied last (as Helm's --set).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Workspace profile of values.yaml's `profiles`; the default one when unset (with
+    /// --kubeconfig or for `plan`: the one the user's instance records).
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profile: Option<String>,
     /// Instance settings.
     #[command(flatten)]
     pub instance: InstanceArgs,
@@ -102,6 +106,9 @@ pub struct ValidateArgs {
     /// Instance settings (the template directory among them).
     #[command(flatten)]
     pub instance: InstanceArgs,
+    /// Render on this workspace profile only; every profile when unset.
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profile: Option<String>,
 }
 
 /// Arguments of `plan`.

@@ -15,6 +15,7 @@ mod idle;
 mod instance;
 mod kube_rate;
 mod parse;
+mod retention;
 mod serve;
 #[cfg(test)]
 mod tests;
@@ -30,6 +31,7 @@ pub use self::{
     instance::InstanceArgs,
     kube_rate::KubeRateArgs,
     parse::one_line_error,
+    retention::{MAX_DELETE_RETENTION, RetentionArgs},
     serve::{GiteaAuthArgs, ServeArgs, SettingsError},
 };
 pub use crate::{secret::Secret, values::InstanceSettings};

@@ -134,6 +134,9 @@ pub struct ServeArgs {
     /// Client-side rate limit of Kubernetes API calls.
     #[command(flatten)]
     pub kube_rate: super::KubeRateArgs,
+    /// Recoverable delete (DELETE_RETENTION).
+    #[command(flatten)]
+    pub retention: super::RetentionArgs,
 }
 
 /// Settings that parse but cannot work together.

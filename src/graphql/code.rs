@@ -15,6 +15,9 @@ pub enum Code {
     FailedPrecondition,
     /// The instance is being deleted; nothing can be done with it until it is gone.
     InstanceBeingDeleted,
+    /// Provisioning while the caller's instance is deleted (kept for DELETE_RETENTION):
+    /// restore it or purge it first; nothing was written.
+    InstanceDeleted,
     /// The service or a system behind it failed.
     Internal,
     // Request cost limits: the request was refused before any work was done.
@@ -57,6 +60,7 @@ impl Code {
             Self::BadUserInput => "BAD_USER_INPUT",
             Self::FailedPrecondition => "FAILED_PRECONDITION",
             Self::InstanceBeingDeleted => "INSTANCE_BEING_DELETED",
+            Self::InstanceDeleted => "INSTANCE_DELETED",
             Self::Internal => "INTERNAL",
             Self::QueryTooComplex => "QUERY_TOO_COMPLEX",
             Self::TooManyRootFields => "TOO_MANY_ROOT_FIELDS",

@@ -73,10 +73,21 @@ impl From<Instance> for CodeServerInstance {
             restart_pending: instance.restart_pending,
             stop_reason: instance.stop_reason,
             keep_alive_until: instance.keep_alive_until.map(|t| t.to_string()),
+            profile: instance.profile,
             git_identity: instance.git_identity.map(|g| super::types::GitIdentity {
                 fingerprint: g.fingerprint,
                 created_at: g.created_at,
             }),
+            storage: super::types::WorkspaceStorage {
+                requested: instance
+                    .volume
+                    .requested
+                    .map_or_else(|| "0".to_owned(), |q| q.to_binary_si()),
+                capacity: instance.volume.capacity.map(|q| q.to_binary_si()),
+                resize_pending: instance.volume.resize_pending,
+            },
+            deleted_at: instance.deleted_at.map(|t| t.to_string()),
+            purge_at: instance.purge_at.map(|t| t.to_string()),
         }
     }
 }
@@ -101,6 +112,7 @@ impl From<&Stats> for InstanceStats {
             total_instances: i32::try_from(stats.total).unwrap_or(i32::MAX),
             running_instances: count(InstanceStatus::Running),
             stopped_instances: count(InstanceStatus::Stopped),
+            deleted_instances: count(InstanceStatus::Deleted),
             total_storage_used: stats.storage.to_binary_si(),
         }
     }
@@ -147,6 +159,8 @@ impl From<reconcile::Error> for ApiError {
         let answer = match &error {
             E::NotFound => return Self::InstanceNotFound,
             E::BeingDeleted => return Self::BeingDeleted,
+            E::Deleted => return Self::Deleted,
+            E::ProvisionOverDeleted => return Self::InstanceDeleted,
             E::NameTaken(_) => Self::InstanceNameTaken,
             E::SyncInProgress => return Self::SyncInProgress,
             E::TooManyRepositories(_) => return Self::RepositoryLimit(error.to_string()),
@@ -165,6 +179,7 @@ impl From<reconcile::Error> for ApiError {
             E::CapacityReached { .. } => Self::CapacityReached,
             E::BadInput { argument, reason } => return Self::bad_input(argument, reason),
             E::Forbidden(reason) => return Self::Forbidden.with_reason(reason),
+            E::CannotGrow(reason) => return Self::StorageCannotGrow.with_reason(reason),
         };
         tracing::warn!(error = %error_chain(&error), "operation failed");
         answer

@@ -36,6 +36,13 @@ pub enum ApiError {
     PodNotReady,
     /// `instance is being deleted`: its objects are still going away.
     BeingDeleted,
+    /// `instance is deleted; restore it first`: an operation on a deleted instance (kept
+    /// for DELETE_RETENTION); nothing was changed.
+    Deleted,
+    /// `instance is deleted: restore it with restoreCodeServer or purge it with
+    /// deleteCodeServer(purge: true)`: provisioning while the caller's instance is
+    /// deleted; nothing was written.
+    InstanceDeleted,
     /// `sync failed`: pulling the repositories failed.
     SyncFailed,
     /// `sync in progress`: another sync of the instance runs; nothing was started.
@@ -67,6 +74,9 @@ pub enum ApiError {
     WithReason(Box<ApiError>, String),
     /// `capacity reached`: MAX_RUNNING_INSTANCES instances already run.
     CapacityReached,
+    /// `storage cannot grow`: the workspace volume cannot grow (its StorageClass does not
+    /// allow expansion, it is not bound yet); the reason says why. Nothing was changed.
+    StorageCannotGrow,
     /// `rate limited`: the caller's mutations per minute (or reads that call out) are
     /// used up.
     RateLimited,
@@ -88,6 +98,10 @@ impl ApiError {
             Self::InstanceFailed => "failed to create instance",
             Self::PodNotReady => "pod not ready",
             Self::BeingDeleted => "instance is being deleted",
+            Self::Deleted => "instance is deleted; restore it first",
+            Self::InstanceDeleted => {
+                "instance is deleted: restore it with restoreCodeServer or purge it with deleteCodeServer(purge: true)"
+            }
             Self::SyncFailed => "sync failed",
             Self::SyncInProgress => "sync in progress",
             Self::RepositoryLimit(message) | Self::AccessLost(message) => message,
@@ -101,6 +115,7 @@ impl ApiError {
             Self::IntrospectionDisabled => "introspection is disabled",
             Self::WithReason(error, _) => error.message(),
             Self::CapacityReached => "capacity reached",
+            Self::StorageCannotGrow => "storage cannot grow",
             Self::RateLimited => "rate limited",
             Self::ResponseTooLarge => "response too large",
         }
@@ -135,7 +150,8 @@ impl ApiError {
             Self::RepositoryLimit(_) => Code::RepositoryLimitExceeded,
             Self::AccessLost(_) => Code::RepositoryAccessLost,
             Self::BadInput(_) => Code::BadUserInput,
-            Self::PodNotReady => Code::FailedPrecondition,
+            Self::PodNotReady | Self::StorageCannotGrow | Self::Deleted => Code::FailedPrecondition,
+            Self::InstanceDeleted => Code::InstanceDeleted,
             Self::BeingDeleted => Code::InstanceBeingDeleted,
             Self::RepositoryServiceUnavailable
             | Self::StorageFailed
@@ -290,6 +306,16 @@ mod tests {
                 ApiError::SyncInProgress,
                 "sync in progress",
                 "SYNC_IN_PROGRESS",
+            ),
+            (
+                ApiError::Deleted,
+                "instance is deleted; restore it first",
+                "FAILED_PRECONDITION",
+            ),
+            (
+                ApiError::InstanceDeleted,
+                "instance is deleted: restore it with restoreCodeServer or purge it with deleteCodeServer(purge: true)",
+                "INSTANCE_DELETED",
             ),
         ];
         for (error, message, code) in cases {

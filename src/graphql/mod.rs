@@ -12,6 +12,7 @@ mod error;
 mod extension;
 pub mod limits;
 mod mutation;
+mod profiles;
 mod query;
 mod rate;
 mod redact;
@@ -28,6 +29,7 @@ pub use self::{
     error::ApiError,
     extension::RequestMetrics,
     mutation::Mutation,
+    profiles::{Profile, ProfileResources, ResourceQuantities},
     query::Query,
     schema::{MAX_COMPLEXITY, MAX_DEPTH},
     subscription::{
@@ -37,7 +39,7 @@ pub use self::{
     types::{
         CodeServerConnection, CodeServerEdge, CodeServerInstance, InstanceEvent, InstanceStats,
         InstanceStatus, PageInfo, PlanAction, PlanResult, PlanStep, ProvisionResult, RenderResult,
-        Repository, TemplateRefusal, TemplateSet, WorkspaceRepository,
+        Repository, TemplateRefusal, TemplateSet, WorkspaceRepository, WorkspaceStorage,
     },
 };
 pub(crate) use self::{

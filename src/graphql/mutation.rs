@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use async_graphql::{Context, ErrorExtensions, Object};
 
-use crate::instance::StopReason;
+use crate::{instance::StopReason, reconcile::StartOptions};
 
 use super::{
     ApiError, CodeServerInstance, ProvisionResult,
@@ -22,21 +22,32 @@ impl Mutation {
     /// Provisions (or reuses) the caller's instance with this repository cloned in its
     /// workspace. Gitea decides access with the caller's own token; nothing is created
     /// when it refuses or cannot be reached. With `wait: false` it answers as soon as the
-    /// objects are applied (PENDING for a new pod) instead of waiting for readiness.
+    /// objects are applied (PENDING for a new pod) instead of waiting for readiness. With
+    /// `profile` the instance uses that workspace profile from now on (see `profiles`;
+    /// on a running instance it is recorded and applies at the next start); without, it
+    /// keeps its own (the default for a new one).
     async fn provision_code_server(
         &self,
         ctx: &Context<'_>,
         repo_owner: String,
         repo_name: String,
         #[graphql(default_with = "Some(true)")] wait: Option<bool>,
+        profile: Option<String>,
     ) -> Result<ProvisionResult, ApiError> {
         let identity = caller(ctx)?;
         let services = services(ctx)?;
+        // NB: before Gitea is asked: a refused profile costs nothing.
+        let access = super::profiles::check(services, identity, profile.as_deref())?;
         let repo = readable_repo(services, identity, &repo_owner, &repo_name).await?;
         let started = Instant::now();
+        let opts = StartOptions {
+            wait: wait.unwrap_or(true),
+            profile,
+            access,
+        };
         let result = services
             .reconciler
-            .provision_with(&owner(identity), repo, wait.unwrap_or(true))
+            .provision_as(&owner(identity), repo, &opts)
             .await;
         let outcome = if result.is_ok() { "ok" } else { "error" };
         services
@@ -78,35 +89,92 @@ impl Mutation {
         Ok(instance.into())
     }
 
+    /// Grows the workspace volume of the caller's instance (admins: any instance) to
+    /// `size`, a Kubernetes quantity such as `20Gi`: only larger than it is, at most the
+    /// instance's maximum (`storage.maxSize`, or the namespace's LimitRange for volumes,
+    /// whichever is smaller), and only where the volume's StorageClass allows expansion.
+    /// `storage.requested` shows the new size at once; `storage.capacity` follows once the
+    /// volume has grown (`storage.resizePending` while its file system waits for the next
+    /// start). A refusal changes nothing.
+    async fn resize_storage(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        size: String,
+    ) -> Result<CodeServerInstance, ApiError> {
+        let identity = caller(ctx)?;
+        args::instance_id(&id)?;
+        let services = services(ctx)?;
+        let target = acting_owner(services, identity, &id, "resize storage").await?;
+        let instance = services
+            .reconciler
+            .resize_storage(&target, &id, &size)
+            .await?;
+        Ok(instance.into())
+    }
+
     /// Starts the caller's stopped instance (admins: any instance); with `wait: false` it
     /// answers as soon as the pod is created (PENDING) instead of waiting for readiness.
+    /// With `profile` the instance uses that workspace profile from this start on (see
+    /// `profiles`); without, it keeps its own.
     async fn start_code_server(
         &self,
         ctx: &Context<'_>,
         id: String,
         #[graphql(default_with = "Some(true)")] wait: Option<bool>,
+        profile: Option<String>,
     ) -> Result<CodeServerInstance, ApiError> {
         let identity = caller(ctx)?;
         args::instance_id(&id)?;
         let services = services(ctx)?;
+        let access = super::profiles::check(services, identity, profile.as_deref())?;
         let target = acting_owner(services, identity, &id, "start").await?;
-        let checked = services
-            .reconciler
-            .start_with(&target, &id, wait.unwrap_or(true))
-            .await?;
+        let opts = StartOptions {
+            wait: wait.unwrap_or(true),
+            profile,
+            access,
+        };
+        let checked = services.reconciler.start_as(&target, &id, &opts).await?;
         notice_lost(ctx, &checked.lost);
         Ok(checked.value.into())
     }
 
-    /// Deletes the caller's instance (admins: any instance) completely, workspace volume
-    /// included.
-    async fn delete_code_server(&self, ctx: &Context<'_>, id: String) -> Result<bool, ApiError> {
+    /// Deletes the caller's instance (admins: any instance): the pod, its routes, policies
+    /// and keys. Without DELETE_RETENTION, or with `purge: true`, the workspace volume
+    /// goes too, at once; otherwise it is kept (status DELETED) until `purgeAt`, and
+    /// `restoreCodeServer` brings it back. Deleting a DELETED instance purges it with
+    /// `purge: true`, and changes nothing without.
+    async fn delete_code_server(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        #[graphql(default_with = "Some(false)")] purge: Option<bool>,
+    ) -> Result<bool, ApiError> {
         let identity = caller(ctx)?;
         args::instance_id(&id)?;
         let services = services(ctx)?;
         let target = acting_owner(services, identity, &id, "delete").await?;
-        services.reconciler.delete(&target, &id).await?;
+        services
+            .reconciler
+            .delete_with(&target, &id, purge.unwrap_or(false))
+            .await?;
         Ok(true)
+    }
+
+    /// Brings the caller's DELETED instance (admins: any instance) back before its
+    /// `purgeAt`: the same workspace volume, STOPPED; `startCodeServer` starts it. An
+    /// instance that is not deleted is answered as it is; a purged one is `NOT_FOUND`.
+    async fn restore_code_server(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+    ) -> Result<CodeServerInstance, ApiError> {
+        let identity = caller(ctx)?;
+        args::instance_id(&id)?;
+        let services = services(ctx)?;
+        let target = acting_owner(services, identity, &id, "restore").await?;
+        let instance = services.reconciler.restore(&target, &id).await?;
+        Ok(instance.into())
     }
 
     /// Replaces the git identity of the caller's instance: a new SSH key is registered to

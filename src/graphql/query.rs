@@ -194,6 +194,16 @@ impl Query {
         })
     }
 
+    /// The workspace profiles the caller may choose (admins: every one), in the order
+    /// the admin declared them, with what an instance of each gets. Makes no call.
+    async fn profiles(&self, ctx: &Context<'_>) -> Result<Vec<super::Profile>, ApiError> {
+        let identity = caller(ctx)?;
+        let services = services(ctx)?;
+        let access = super::profiles::access(services, identity);
+        let profiles = services.reconciler.profiles(&access)?;
+        Ok(profiles.into_iter().map(Into::into).collect())
+    }
+
     /// Totals over every instance (admin only).
     async fn instance_stats(&self, ctx: &Context<'_>) -> Result<InstanceStats, ApiError> {
         let identity = caller(ctx)?;

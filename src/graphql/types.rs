@@ -57,6 +57,32 @@ pub struct CodeServerInstance {
     /// account, so that `git push` works as them. Null until their first provision or
     /// start made it (or with `gitIdentity.enabled: false`).
     pub git_identity: Option<GitIdentity>,
+    /// The workspace volume's size: what it asks for, what it has, and whether a grown
+    /// volume waits for the next start to grow its file system (`resizeStorage`).
+    pub storage: WorkspaceStorage,
+    /// When the instance was deleted (RFC 3339), while its workspace volume is kept
+    /// (status DELETED, with DELETE_RETENTION set); null otherwise.
+    pub deleted_at: Option<String>,
+    /// When the deleted instance's workspace volume is purged for good (RFC 3339), unless
+    /// `restoreCodeServer` brings it back first; null when it is not deleted.
+    pub purge_at: Option<String>,
+    /// The workspace profile the instance uses (see the `profiles` query): the one
+    /// recorded when it was provisioned or started, else the default one. A profile
+    /// changed while the instance runs applies at its next start (`restartPending`).
+    pub profile: Option<String>,
+}
+
+/// The size of a workspace volume, read from its PVC.
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct WorkspaceStorage {
+    /// What the volume asks for (the PVC's storage request), such as `20Gi`.
+    pub requested: String,
+    /// What the volume has (the PVC's capacity), such as `10Gi`; null until it is bound.
+    pub capacity: Option<String>,
+    /// True while the volume has grown and its file system waits for a pod to mount it
+    /// (the PVC's `FileSystemResizePending` condition): the next start of the instance
+    /// finishes the resize, and `capacity` then shows the new size.
+    pub resize_pending: bool,
 }
 
 /// The SSH key a workspace pushes with, registered to its owner's Gitea account (its
@@ -176,6 +202,9 @@ pub struct InstanceStats {
     pub running_instances: i32,
     /// Instances without a pod.
     pub stopped_instances: i32,
+    /// Deleted instances whose workspace volumes are kept until their purge time (also
+    /// counted in `totalInstances` and `totalStorageUsed`).
+    pub deleted_instances: i32,
     /// Storage allocated to all workspaces, such as `120Gi`.
     pub total_storage_used: String,
 }
@@ -258,6 +287,7 @@ pub struct PlanResult {
 
 /// The template set in use (the `templates` query).
 #[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+#[graphql(complex)]
 pub struct TemplateSet {
     /// Content hash of the set, stamped on every rendered object.
     pub revision: String,
@@ -267,6 +297,40 @@ pub struct TemplateSet {
     pub source: String,
     /// Why the set now in the directory was refused (admins only; null otherwise).
     pub last_refusal: Option<TemplateRefusal>,
+}
+
+/// The images workspaces use, pulled ahead on every node (the `codeserver-prepull`
+/// DaemonSet).
+#[derive(SimpleObject, Clone, Debug, PartialEq, Eq)]
+pub struct PrepullStatus {
+    /// The images, sorted.
+    pub images: Vec<String>,
+    /// Nodes that have every image.
+    pub ready_nodes: i32,
+    /// Nodes that should have them (where workspaces may run).
+    pub total_nodes: i32,
+}
+
+#[ComplexObject]
+impl TemplateSet {
+    /// The images of the active templates and profiles, pulled ahead on every node where
+    /// workspaces may run, and how many nodes have them (admins only; null for others, or
+    /// when `prepull.enabled` is false or the Lease holder has not applied it yet). One
+    /// read of the DaemonSet when asked for.
+    async fn prepull(&self, ctx: &Context<'_>) -> Result<Option<PrepullStatus>, super::ApiError> {
+        let identity = super::query::caller(ctx)?;
+        let services = super::query::services(ctx)?;
+        if super::args::admin(identity, &services.admin_role).is_err() {
+            return Ok(None);
+        }
+        super::calls::charge(ctx, 1)?;
+        let status = services.reconciler.prepull_status().await?;
+        Ok(status.map(|s| PrepullStatus {
+            images: s.images,
+            ready_nodes: s.ready_nodes,
+            total_nodes: s.total_nodes,
+        }))
+    }
 }
 
 /// A refused template set.

@@ -215,7 +215,11 @@ pub fn heal(
     pod: Option<&k8s_openapi::api::core::v1::Pod>,
     now: Timestamp,
 ) -> Heal {
-    if pvc.metadata.deletion_timestamp.is_some() || runs_since(pvc).is_none() {
+    // NB: a deleted instance (kept for DELETE_RETENTION) is never started again.
+    if pvc.metadata.deletion_timestamp.is_some()
+        || runs_since(pvc).is_none()
+        || super::retention::is_deleted(pvc)
+    {
         return Heal::Nothing;
     }
     let reason = stop_reason(pvc);

@@ -6,7 +6,9 @@ pub mod git_identity;
 pub mod lifecycle;
 mod model;
 pub mod record;
+pub mod retention;
 mod status;
+pub mod storage;
 
 pub use self::{
     lifecycle::StopReason,

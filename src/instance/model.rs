@@ -29,6 +29,8 @@ pub struct Instance {
     pub created_at: Option<String>,
     /// Allocated workspace storage (the PVC's capacity, else its request), e.g. `10Gi`.
     pub storage: Option<Quantity>,
+    /// The workspace volume's requested size, capacity and pending file system resize.
+    pub volume: super::storage::WorkspaceStorage,
     /// Pod name.
     pub pod_name: String,
     /// PVC name.
@@ -50,6 +52,13 @@ pub struct Instance {
     pub keep_alive_until: Option<jiff::Timestamp>,
     /// The owner's git identity in the workspace, when one was made.
     pub git_identity: Option<super::git_identity::IdentityRecord>,
+    /// The recorded workspace profile; none for an instance of a set without profiles or
+    /// from before them (the reconciler shows the default then).
+    pub profile: Option<String>,
+    /// When the instance was deleted, while its volume is kept (status DELETED).
+    pub deleted_at: Option<jiff::Timestamp>,
+    /// When the deleted instance's volume is purged (status DELETED).
+    pub purge_at: Option<jiff::Timestamp>,
 }
 
 impl Instance {
@@ -68,6 +77,14 @@ impl Instance {
         let storage = record::storage(pvc);
         let host = naming::host(&name, base_domain);
         let mut status = derive_status(pod, now_unix, unschedulable_after);
+        // NB: a deleted record is DELETED whatever pod is left (a delete that stopped
+        // halfway): the record, not the pod, says it.
+        if super::retention::is_deleted(pvc) {
+            status = Status {
+                status: InstanceStatus::Deleted,
+                reason: None,
+            };
+        }
         if matches!(
             status.status,
             InstanceStatus::Pending | InstanceStatus::Starting
@@ -87,6 +104,7 @@ impl Instance {
                 .as_ref()
                 .map(|t| t.0.to_string()),
             storage,
+            volume: super::storage::WorkspaceStorage::of(pvc),
             pod_name: id.clone(),
             pvc_name: pvc.metadata.name.clone().unwrap_or_default(),
             service_name: id.clone(),
@@ -101,6 +119,9 @@ impl Instance {
             stop_reason: super::lifecycle::stop_reason(pvc),
             keep_alive_until: super::lifecycle::keep_alive_until(pvc),
             git_identity: super::git_identity::recorded(pvc),
+            profile: record::profile(pvc).map(str::to_owned),
+            deleted_at: super::retention::deleted_at(pvc),
+            purge_at: super::retention::purge_at(pvc),
             id,
         })
     }
@@ -115,6 +136,9 @@ impl Instance {
     ) -> Option<InstanceStatus> {
         record::instance_id(pvc)?;
         record::safe_name(pvc)?;
+        if super::retention::is_deleted(pvc) {
+            return Some(InstanceStatus::Deleted);
+        }
         Some(derive_status(pod, now_unix, unschedulable_after).status)
     }
 

@@ -5,8 +5,9 @@
 //! (`app.kubernetes.io/instance`), the owner's safe name (`devplatform.io/user`) and
 //! durable owner key (`devplatform.io/owner`). Annotations, written by [`stamp`] on the
 //! rendered PVC whatever its template says: the user id, email and `sub`
-//! (`devplatform.io/user-id`, `email`, `sub`), the repositories (`devplatform.io/repos`)
-//! and every kind ever applied (`devplatform.io/kinds`). The last activity
+//! (`devplatform.io/user-id`, `email`, `sub`), the repositories (`devplatform.io/repos`),
+//! every kind ever applied (`devplatform.io/kinds`) and, when values.yaml declares
+//! profiles, the workspace profile (`devplatform.io/profile`). The last activity
 //! (`devplatform.io/last-accessed-at`) is patched by the activity recorder and read here.
 //!
 //! NB: a template cannot break the record: [`stamp`] runs after every render of an
@@ -70,6 +71,12 @@ pub fn repos_with(pvc: Option<&PersistentVolumeClaim>, repo: Repo) -> (Vec<Repo>
         repos.push(repo);
     }
     (repos, added)
+}
+
+/// The recorded workspace profile; none for an instance of a set without profiles or from
+/// before them (it uses the default profile).
+pub fn profile(pvc: &PersistentVolumeClaim) -> Option<&str> {
+    annotation(pvc, naming::ANNOTATION_PROFILE).map(String::as_str)
 }
 
 /// Kinds ever applied to the instance (`apiVersion/Kind`).
@@ -160,7 +167,8 @@ pub fn kinds_json<'a>(
 }
 
 /// Writes the record on the rendered PVC among `objects`: the owner's user id, email and
-/// `sub` as `values` has them, the repositories, and `kinds` (see [`kinds_json`]).
+/// `sub` as `values` has them, the repositories, `kinds` (see [`kinds_json`]) and the
+/// profile (only when the set declares profiles).
 pub fn stamp<'a>(
     objects: impl IntoIterator<Item = &'a mut DynamicObject>,
     values: &Values,
@@ -172,8 +180,15 @@ pub fn stamp<'a>(
                 .metadata
                 .annotations
                 .get_or_insert_with(Default::default);
-            for key in [naming::ANNOTATION_EMAIL, naming::ANNOTATION_SUB] {
+            for key in [
+                naming::ANNOTATION_EMAIL,
+                naming::ANNOTATION_SUB,
+                naming::ANNOTATION_PROFILE,
+            ] {
                 annotations.remove(key);
+            }
+            if let Some(profile) = values.profile.recorded_name() {
+                annotations.insert(naming::ANNOTATION_PROFILE.to_owned(), profile.to_owned());
             }
             annotations.extend(values.annotations.clone());
             annotations.insert(

@@ -22,17 +22,21 @@ pub enum InstanceStatus {
     Stopped,
     /// Failed (image pull, crash loop, failed clone).
     Error,
+    /// Deleted, its workspace volume kept until its purge time (DELETE_RETENTION); no
+    /// pod. Derived from the record (`crate::instance::retention`), never from a pod.
+    Deleted,
 }
 
 impl InstanceStatus {
     /// Every status, for metrics.
-    pub const ALL: [InstanceStatus; 6] = [
+    pub const ALL: [InstanceStatus; 7] = [
         Self::Pending,
         Self::Starting,
         Self::Running,
         Self::Stopping,
         Self::Stopped,
         Self::Error,
+        Self::Deleted,
     ];
 
     /// The status as the API spells it.
@@ -44,6 +48,7 @@ impl InstanceStatus {
             Self::Stopping => "STOPPING",
             Self::Stopped => "STOPPED",
             Self::Error => "ERROR",
+            Self::Deleted => "DELETED",
         }
     }
 }

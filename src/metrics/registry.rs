@@ -66,6 +66,9 @@ pub struct Metrics {
     /// `codeserver_cache_objects{kind}`: objects held by the watch-backed cache of each
     /// managed kind (`Pod`, `Job.batch`, ...).
     pub cache_objects: IntGaugeVec,
+    /// `codeserver_prepull_nodes{state}`: nodes that should have the workspace images
+    /// (`total`) and nodes that have them all (`ready`), as the Lease holder last saw.
+    pub prepull_nodes: IntGaugeVec,
 }
 
 impl Metrics {
@@ -208,6 +211,17 @@ impl Metrics {
                 &["kind"],
             ),
         )?;
+        let prepull_nodes = register(
+            &registry,
+            "codeserver_prepull_nodes",
+            IntGaugeVec::new(
+                Opts::new(
+                    "codeserver_prepull_nodes",
+                    "Nodes that should have every workspace image pulled ahead (total) and that have them (ready)",
+                ),
+                &["state"],
+            ),
+        )?;
         Ok(Self {
             registry,
             instances,
@@ -223,6 +237,7 @@ impl Metrics {
             running_limit,
             start_queue,
             cache_objects,
+            prepull_nodes,
         })
     }
 

@@ -31,12 +31,15 @@ pub const ANNOTATION_REPOS: &str = "devplatform.io/repos";
 /// JSON list of every kind (`apiVersion/Kind`) ever applied for the instance, kept on
 /// the PVC so that objects of a kind removed from the templates are still found.
 pub const ANNOTATION_KINDS: &str = "devplatform.io/kinds";
+/// The workspace profile the instance uses, kept on the PVC when values.yaml declares
+/// profiles (absent: the default profile).
+pub const ANNOTATION_PROFILE: &str = "devplatform.io/profile";
 /// Label on a sync Job's pod naming the instance it syncs.
 pub const LABEL_SYNC_OF: &str = "devplatform.io/sync-of";
 /// Hash of the rendered pod spec, like a Deployment's pod-template-hash.
 pub const ANNOTATION_SPEC_HASH: &str = "devplatform.io/spec-hash";
 /// On pods: digest of what the pod was rendered from (template revision, the service's
-/// settings, the owner and the repositories), so that a read can tell a pod rendered from
+/// settings, the owner, the repositories and the recorded profile), so that a read can tell a pod rendered from
 /// the current ones without rendering.
 pub const ANNOTATION_RENDERED_FROM: &str = "devplatform.io/rendered-from";
 /// Revision (content hash) of the template set that rendered the object.

@@ -17,7 +17,7 @@ use super::{
 use crate::{
     instance::{git_identity::IdentityRecord, record},
     render::{self, RenderedObject},
-    values::{Owner, Repo, Values},
+    values::{Owner, ProfileAccess, Repo, Values},
 };
 
 /// The desired state of one instance: values, rendered objects, and the kinds to look at.
@@ -27,17 +27,28 @@ pub(super) struct Desired {
 }
 
 impl Reconciler {
-    /// Values and objects for `owner`'s instance with `repos`, the PVC stamped with the
-    /// instance record. Records the pod's spec hash for the restart check.
+    /// Values and objects for `owner`'s instance with `repos` and `profile` (the recorded
+    /// one, [`record::profile`], or the one chosen; the default when `None` or no longer
+    /// in the templates), the PVC stamped with the instance record. Records the pod's
+    /// spec hash for the restart check.
     pub(super) fn desired(
         &self,
         owner: &Owner,
         repos: &[Repo],
         recorded: &BTreeSet<String>,
         lost: &[Repo],
+        profile: Option<&str>,
     ) -> Result<Desired> {
         let templates = self.templates.get();
-        let mut values = render::build_values(&templates, &self.settings, owner, repos, &[])?;
+        let effective = templates.profiles().effective(profile).name.clone();
+        let mut values = render::build_profile_values(
+            &templates,
+            &self.settings,
+            owner,
+            repos,
+            Some(&effective),
+            &[],
+        )?;
         values.exclude(lost);
         self.renders.fetch_add(1, Ordering::Relaxed);
         let mut objects: Vec<DynamicObject> = templates
@@ -56,7 +67,10 @@ impl Reconciler {
             restart_check,
         );
         if restart_check {
-            let inputs = restart::inputs(owner, repos);
+            // NB: keyed by the profile as a read finds it recorded (none in a set without
+            // profiles), so that reads find what this render recorded.
+            let read_profile = profile.filter(|_| values.profile.recorded);
+            let inputs = restart::inputs(owner, repos, read_profile);
             let hash = restart::pod_hash(&objects);
             self.pod_hashes.insert(templates.revision(), inputs, hash);
         }
@@ -127,42 +141,101 @@ impl Reconciler {
     }
 
     /// What a dry run for the caller with `repo` renders from: the owner as recorded on
-    /// their instance (if any), its repositories with `repo`, and its recorded kinds.
+    /// their instance (if any), its repositories with `repo`, its recorded kinds, and
+    /// `profile` (which must be one of the templates'), else the recorded one.
     async fn dry_run_inputs(
         &self,
         owner: &Owner,
         repo: Repo,
-    ) -> Result<(Owner, Vec<Repo>, BTreeSet<String>)> {
+        profile: Option<&str>,
+    ) -> Result<DryRun> {
+        if let Some(name) = profile {
+            self.templates
+                .get()
+                .profiles()
+                .choose(name, &ProfileAccess::Any)
+                .map_err(super::profiles::refusal)?;
+        }
         let (_, key) = identity(owner)?;
         let record = self
             .find_record(owner, &key)
             .await?
             .filter(|p| p.metadata.deletion_timestamp.is_none());
         let (repos, _) = record::repos_with(record.as_ref(), repo);
-        let owner = record::caller(owner, record.as_ref());
-        Ok((owner, repos, record::kinds(record.as_ref())))
+        Ok(DryRun {
+            owner: record::caller(owner, record.as_ref()),
+            repos,
+            recorded: record::kinds(record.as_ref()),
+            profile: profile
+                .or_else(|| record.as_ref().and_then(record::profile))
+                .map(str::to_owned),
+        })
     }
 
     /// Dry run: the objects the caller's instance with `repo` would have (the existing
     /// instance's repositories included). Makes no writes.
     pub async fn render_for(&self, owner: &Owner, repo: Repo) -> Result<Vec<RenderedObject>> {
-        let (owner, repos, recorded) = self.dry_run_inputs(owner, repo).await?;
+        self.render_with_profile(owner, repo, None).await
+    }
+
+    /// [`Self::render_for`] with the instance on `profile` (the recorded one, or the
+    /// default for a new instance, when `None`).
+    pub async fn render_with_profile(
+        &self,
+        owner: &Owner,
+        repo: Repo,
+        profile: Option<&str>,
+    ) -> Result<Vec<RenderedObject>> {
+        let dry = self.dry_run_inputs(owner, repo, profile).await?;
         let templates = self.templates.get();
-        let values = render::build_values(&templates, &self.settings, &owner, &repos, &[])?;
+        let effective = templates.profiles().effective(dry.profile.as_deref());
+        let values = render::build_profile_values(
+            &templates,
+            &self.settings,
+            &dry.owner,
+            &dry.repos,
+            Some(&effective.name),
+            &[],
+        )?;
         self.renders.fetch_add(1, Ordering::Relaxed);
         let mut rendered = templates.render(&values)?;
         let objects = rendered.iter_mut().map(|r| &mut r.object).collect();
-        self.stamp(templates.revision(), objects, &values, &recorded, true);
+        self.stamp(templates.revision(), objects, &values, &dry.recorded, true);
         Ok(rendered)
     }
 
     /// Dry run: the plan of the caller's instance with `repo`. Makes no writes.
     pub async fn plan_for(&self, owner: &Owner, repo: Repo) -> Result<Plan> {
-        let (owner, repos, recorded) = self.dry_run_inputs(owner, repo).await?;
-        let desired = self.desired(&owner, &repos, &recorded, &[])?;
-        let id = desired.values.instance.id.clone();
-        Ok(self.plan_desired(&id, &desired, &recorded).await?.0)
+        self.plan_with_profile(owner, repo, None).await
     }
+
+    /// [`Self::plan_for`] with the instance on `profile` (the recorded one, or the
+    /// default for a new instance, when `None`).
+    pub async fn plan_with_profile(
+        &self,
+        owner: &Owner,
+        repo: Repo,
+        profile: Option<&str>,
+    ) -> Result<Plan> {
+        let dry = self.dry_run_inputs(owner, repo, profile).await?;
+        let desired = self.desired(
+            &dry.owner,
+            &dry.repos,
+            &dry.recorded,
+            &[],
+            dry.profile.as_deref(),
+        )?;
+        let id = desired.values.instance.id.clone();
+        Ok(self.plan_desired(&id, &desired, &dry.recorded).await?.0)
+    }
+}
+
+/// What a dry run renders from (see `Reconciler::dry_run_inputs`).
+struct DryRun {
+    owner: Owner,
+    repos: Vec<Repo>,
+    recorded: BTreeSet<String>,
+    profile: Option<String>,
 }
 
 /// The safety net under the naming scheme: nothing is applied over a live object of the

@@ -23,6 +23,16 @@ pub enum Error {
     /// The instance is being deleted: its record is still going away.
     #[error("instance is being deleted")]
     BeingDeleted,
+    /// The instance is deleted, its volume kept until its purge time (DELETE_RETENTION):
+    /// nothing but a restore or a purge acts on it; nothing was changed.
+    #[error("instance is deleted; restore it first")]
+    Deleted,
+    /// Provisioning while the caller's instance is deleted (its volume kept): refused,
+    /// nothing written, so old work is never silently mixed into a new instance.
+    #[error(
+        "instance is deleted: restore it with restoreCodeServer or purge it with deleteCodeServer(purge: true)"
+    )]
+    ProvisionOverDeleted,
     /// The instance's object names are held by another owner's live objects; nothing was
     /// written.
     #[error("instance name taken: {0}")]
@@ -75,6 +85,10 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The workspace volume cannot grow, for the reason given (its StorageClass does not
+    /// allow expansion, it is not bound, the cluster refused); nothing was changed.
+    #[error("storage cannot grow: {0}")]
+    CannotGrow(String),
     /// MAX_RUNNING_INSTANCES instances already run; nothing was created.
     #[error("capacity reached: {running} of {limit} instances are running")]
     CapacityReached {

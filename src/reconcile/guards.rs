@@ -34,7 +34,7 @@ impl Reconciler {
         let _guard = self.locks.lock(&key).await;
         let owner = record::owner(pvc);
         let recorded = record::kinds(Some(pvc));
-        let desired = self.desired(&owner, &repos, &recorded, &[])?;
+        let desired = self.desired(&owner, &repos, &recorded, &[], record::profile(pvc))?;
         let (plan, live) = self.plan_desired(id, &desired, &recorded).await?;
         refuse_foreign(&desired.values, &live)?;
         let guards = Plan {

@@ -225,7 +225,8 @@ impl Reconciler {
                 let owner = record::owner(&pvc);
                 let repos = record::repos(Some(&pvc));
                 let recorded = record::kinds(Some(&pvc));
-                let desired = self.desired(&owner, &repos, &recorded, &[])?;
+                let desired =
+                    self.desired(&owner, &repos, &recorded, &[], record::profile(&pvc))?;
                 let opts = ApplyOptions {
                     updates: Updates::All,
                     recreate: true,

@@ -128,9 +128,25 @@ impl Reconciler {
     }
 
     /// The record of instance `id` if it belongs to the caller; `NotFound` otherwise
-    /// (another user's instance is indistinguishable from a missing one), and
-    /// `BeingDeleted` when it is the caller's but has a deletion timestamp.
+    /// (another user's instance is indistinguishable from a missing one), `BeingDeleted`
+    /// when it is the caller's but has a deletion timestamp, and `Deleted` when it is
+    /// marked deleted (kept for DELETE_RETENTION): every operation but a read, a restore
+    /// and a purge refuses it (see [`Self::owned_record_any`]).
     pub(super) async fn owned_record(
+        &self,
+        owner: &Owner,
+        id: &str,
+    ) -> Result<PersistentVolumeClaim> {
+        let pvc = self.owned_record_any(owner, id).await?;
+        if crate::instance::retention::is_deleted(&pvc) {
+            return Err(Error::Deleted);
+        }
+        Ok(pvc)
+    }
+
+    /// [`Self::owned_record`], a record marked deleted included: for reads, restore and
+    /// delete.
+    pub(super) async fn owned_record_any(
         &self,
         owner: &Owner,
         id: &str,

@@ -26,12 +26,16 @@ pub mod kinds;
 mod lifecycle;
 mod live;
 pub mod plan;
+mod prepull;
+mod profiles;
 mod progress;
 mod provision;
 mod read;
 mod reconciler;
 mod remove;
+mod resize;
 mod restart;
+mod retention;
 mod sshkey;
 mod sync;
 
@@ -45,6 +49,8 @@ pub use self::{
     lifecycle::Healed,
     live::stamp_record,
     plan::{Action, Plan, Step},
+    prepull::{DEFAULT_PAUSE_IMAGE, PREPULL_NAME, Prepull, PrepullStatus},
+    profiles::{ProfileSummary, StartOptions},
     progress::{Progress, ProgressKind},
     provision::{Checked, Provisioned},
     read::{MAX_LOG_BYTES, Stats, WorkspaceAccess},

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use kube::runtime::wait::{await_condition, conditions};
 
 use super::{
-    Error, Reconciler, Result,
+    Error, Reconciler, Result, StartOptions,
     apply::{ApplyOptions, Updates},
     cached::Written,
     live::identity,
@@ -57,6 +57,24 @@ impl Reconciler {
         repo: Repo,
         wait: bool,
     ) -> Result<Provisioned> {
+        let opts = StartOptions {
+            wait,
+            ..StartOptions::default()
+        };
+        self.provision_as(owner, repo, &opts).await
+    }
+
+    /// [`Self::provision`] as `opts` say: waiting or not, and on the profile chosen (the
+    /// recorded one when none is; checked against the caller's roles before anything is
+    /// asked or written). A profile changed on a running instance is recorded and
+    /// applies at its next start (`restartPending`); the message says so.
+    pub async fn provision_as(
+        self: &Arc<Self>,
+        owner: &Owner,
+        repo: Repo,
+        opts: &StartOptions,
+    ) -> Result<Provisioned> {
+        let wait = opts.wait;
         let (_, key) = identity(owner)?;
         let guard = self.locks.lock(&key).await;
         let record = self.find_record(owner, &key).await?;
@@ -73,7 +91,18 @@ impl Reconciler {
         {
             return Err(Error::BeingDeleted);
         }
+        // NB: a deleted instance's volume still holds its work: provisioning neither reuses
+        // it unasked nor creates a second instance beside it; its owner restores or
+        // purges it first. Whatever DELETE_RETENTION is now.
+        if record
+            .as_ref()
+            .is_some_and(crate::instance::retention::is_deleted)
+        {
+            return Err(Error::ProvisionOverDeleted);
+        }
         let is_new = record.is_none();
+        let profile =
+            self.choose_profile(opts.profile.as_deref(), record.as_ref(), &opts.access)?;
         let (repos, added) = record::repos_with(record.as_ref(), repo);
         let owner = record::caller(owner, record.as_ref());
         let recorded = record::kinds(record.as_ref());
@@ -89,7 +118,7 @@ impl Reconciler {
         let mut access = self.check_access(&owner, &repos[..checked]).await?;
         access.repos.extend(repos[checked..].iter().cloned());
         let repos = access.repos.clone();
-        let desired = self.desired(&owner, &repos, &recorded, &access.lost)?;
+        let desired = self.desired(&owner, &repos, &recorded, &access.lost, Some(&profile.name))?;
         let id = desired.values.instance.id.clone();
         let pod = self.pod(&id).await?;
         let running = pod
@@ -153,6 +182,12 @@ impl Reconciler {
         } else {
             Self::provision_message(is_new, running, &instance)
         };
+        if running && profile.changed {
+            message = format!(
+                "{message}; profile {:?} recorded: it applies at the next start (restartPending)",
+                profile.name
+            );
+        }
         if !access.lost.is_empty() {
             message = format!(
                 "{message}; not pulled, access lost: {}",
@@ -268,9 +303,27 @@ impl Reconciler {
         id: &str,
         wait: bool,
     ) -> Result<Checked<Instance>> {
+        let opts = StartOptions {
+            wait,
+            ..StartOptions::default()
+        };
+        self.start_as(owner, id, &opts).await
+    }
+
+    /// [`Self::start_checked`] as `opts` say: waiting or not, and on the profile chosen
+    /// (the recorded one when none is; checked against the caller's roles before anything
+    /// is asked or written), which is recorded and applied by this start.
+    pub async fn start_as(
+        &self,
+        owner: &Owner,
+        id: &str,
+        opts: &StartOptions,
+    ) -> Result<Checked<Instance>> {
+        let wait = opts.wait;
         let (_, key) = identity(owner)?;
         let guard = self.locks.lock(&key).await;
         let record = self.owned_record(owner, id).await?;
+        let profile = self.choose_profile(opts.profile.as_deref(), Some(&record), &opts.access)?;
         let repos = record::repos(Some(&record));
         let owner = record::caller(owner, Some(&record));
         let recorded = record::kinds(Some(&record));
@@ -284,7 +337,13 @@ impl Reconciler {
             self.revoke_every_key(&owner, &access).await?;
             return Err(Error::AccessLost(access.lost_names()));
         }
-        let desired = self.desired(&owner, &access.repos, &recorded, &access.lost)?;
+        let desired = self.desired(
+            &owner,
+            &access.repos,
+            &recorded,
+            &access.lost,
+            Some(&profile.name),
+        )?;
         let pod = self.pod(id).await?;
         let opts = ApplyOptions {
             updates: Updates::All,

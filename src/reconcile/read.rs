@@ -58,7 +58,10 @@ impl Reconciler {
         let Some(pvc) = self.caches.record(id) else {
             return WorkspaceAccess::Missing;
         };
-        if pvc.metadata.deletion_timestamp.is_some() {
+        // NB: a deleted workspace (kept for DELETE_RETENTION) is nobody's to open, its
+        // owner's included, whatever pod may be left of a delete that stopped halfway.
+        if pvc.metadata.deletion_timestamp.is_some() || crate::instance::retention::is_deleted(&pvc)
+        {
             return WorkspaceAccess::Missing;
         }
         let owner = Owner {
@@ -78,7 +81,7 @@ impl Reconciler {
 
     /// The caller's instance `id`; `NotFound` when it is missing or another user's.
     pub async fn get(&self, owner: &Owner, id: &str) -> Result<Instance> {
-        let record = self.owned_record(owner, id).await?;
+        let record = self.owned_record_any(owner, id).await?;
         let pod = self.pod(id).await?;
         let instance = self.instance(&record, pod.as_ref())?;
         Ok(self.explain(instance, pod.as_ref()).await)
@@ -129,15 +132,22 @@ impl Reconciler {
         .ok_or_else(|| {
             Error::Instance("the workspace volume lacks the instance labels".to_owned())
         })?;
-        instance.restart_pending =
-            pod.is_some_and(|pod| self.restart_pending(pvc, pod, &instance.repos));
+        instance.restart_pending = instance.status.status != InstanceStatus::Deleted
+            && pod.is_some_and(|pod| self.restart_pending(pvc, pod, &instance.repos));
         instance.idle_stop_at = self.idle_stop_at(&instance);
+        instance.profile = Some(self.shown_profile(pvc));
         Ok(instance)
     }
 
     /// The status of the caller's instance `id`.
     pub async fn status(&self, owner: &Owner, id: &str) -> Result<Status> {
-        self.owned_record(owner, id).await?;
+        let record = self.owned_record_any(owner, id).await?;
+        if crate::instance::retention::is_deleted(&record) {
+            return Ok(Status {
+                status: InstanceStatus::Deleted,
+                reason: None,
+            });
+        }
         let pod = self.pod(id).await?;
         Ok(instance::derive_status(
             pod.as_ref(),
@@ -213,8 +223,11 @@ impl Reconciler {
         if let Some(caches) = self.cached() {
             caches.each_record(|record, pod| {
                 if record.instance.is_some() && record.safe_name.is_some() {
-                    let status =
-                        pod.map_or(InstanceStatus::Stopped, |p| p.status.at(now, unschedulable));
+                    let status = if record.deleted {
+                        InstanceStatus::Deleted
+                    } else {
+                        pod.map_or(InstanceStatus::Stopped, |p| p.status.at(now, unschedulable))
+                    };
                     count(status, record.storage);
                 }
             });

@@ -66,6 +66,9 @@ pub struct Reconciler {
     pub(super) settings_digest: String,
     /// Renders of an instance's templates so far.
     pub(super) renders: AtomicU64,
+    /// How long a deleted instance's volume is kept (DELETE_RETENTION); zero: a delete
+    /// removes it at once.
+    pub(super) delete_retention: Duration,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -105,6 +108,7 @@ impl Reconciler {
             pod_hashes: PodHashes::default(),
             settings_digest,
             renders: AtomicU64::new(0),
+            delete_retention: Duration::ZERO,
         }
     }
 

@@ -1,4 +1,5 @@
-//! Stop (the pod goes, the workspace stays) and delete (every object, the PVC last).
+//! Stop (the pod goes, the workspace stays) and delete (every object, the PVC last; with
+//! DELETE_RETENTION, every object but the PVC, which stays marked deleted).
 
 use kube::{
     Api,
@@ -11,28 +12,65 @@ use super::{
     cached::Written,
     live::{dedupe_versions, identity, kinds_of},
 };
-use crate::{instance::record, values::Owner};
+use crate::{
+    instance::{record, retention},
+    values::Owner,
+};
 
 impl Reconciler {
     /// Delete: every object of the instance, only that instance's: routes and the pod
     /// first (the pod waited out), then the guards, the PVC (and the work in it) last.
+    /// With DELETE_RETENTION set the PVC stays, marked deleted until its purge time
+    /// ([`Self::delete_with`]).
     pub async fn delete(&self, owner: &Owner, id: &str) -> Result<()> {
+        self.delete_with(owner, id, false).await
+    }
+
+    /// [`Self::delete`]. With `purge`, or without DELETE_RETENTION, the PVC goes too (a
+    /// deleted instance's included). Otherwise the PVC stays, marked deleted with its
+    /// purge time (`crate::instance::retention`) before anything else goes; deleting a
+    /// deleted instance again only finishes a delete that stopped halfway.
+    pub async fn delete_with(&self, owner: &Owner, id: &str, purge: bool) -> Result<()> {
         let (_, key) = identity(owner)?;
         let _guard = self.locks.lock(&key).await;
-        let record = match self.owned_record(owner, id).await {
+        let record = match self.owned_record_any(owner, id).await {
             // NB: deleting again is not an error; the objects are already going.
             Err(Error::BeingDeleted) => return Ok(()),
             other => other?,
         };
-        // NB: no longer meant to run, before the pod goes: the Lease holder (maybe on another
-        // replica) must not take the pod's removal for a loss and start it again.
-        if crate::instance::lifecycle::runs_since(&record).is_some() {
-            let name = record.metadata.name.clone().unwrap_or_default();
+        let keep_volume = !purge && !self.delete_retention.is_zero();
+        let meant_to_run = crate::instance::lifecycle::runs_since(&record).is_some();
+        let name = record.metadata.name.clone().unwrap_or_default();
+        if keep_volume && !retention::is_deleted(&record) {
+            // NB: marked before anything goes: from then on nobody opens it, the Lease
+            // holder never takes the pod's removal for a loss, and a start or provision
+            // on any replica refuses it.
+            let stop = meant_to_run.then_some(crate::instance::StopReason::User);
+            let now = jiff::Timestamp::now();
+            let marks = retention::on_delete(now, self.delete_retention, stop);
+            self.record_lifecycle(&name, &marks).await?;
+        } else if meant_to_run {
+            // NB: no longer meant to run, before the pod goes: the Lease holder (maybe on
+            // another replica) must not take the pod's removal for a loss and start it
+            // again.
             let stop = crate::instance::lifecycle::on_stop(crate::instance::StopReason::User);
             self.record_lifecycle(&name, &stop).await?;
         }
-        let mut kinds = record::kinds(Some(&record));
-        let owner = record::caller(owner, Some(&record));
+        self.tear_down(owner, &record, id, keep_volume).await
+    }
+
+    /// Removes the objects of instance `id` recorded by `record`: its deploy keys and git
+    /// identity, the routes and the pod (waited out), the guards, and, unless
+    /// `keep_volume`, the PVC.
+    pub(super) async fn tear_down(
+        &self,
+        owner: &Owner,
+        record: &k8s_openapi::api::core::v1::PersistentVolumeClaim,
+        id: &str,
+        keep_volume: bool,
+    ) -> Result<()> {
+        let mut kinds = record::kinds(Some(record));
+        let owner = record::caller(owner, Some(record));
         // NB: the instance's deploy keys go first: a failure leaves the instance whole
         // rather than its keys behind.
         if let Some(name) = owner.known_name.as_deref() {
@@ -41,7 +79,8 @@ impl Reconciler {
         }
         // NB: a render failure must not stop a delete; the recorded kinds still list
         // everything ever applied.
-        if let Ok(desired) = self.desired(&owner, &record::repos(Some(&record)), &kinds, &[]) {
+        let repos = record::repos(Some(record));
+        if let Ok(desired) = self.desired(&owner, &repos, &kinds, &[], record::profile(record)) {
             kinds.extend(kinds_of(&desired.objects));
         }
         kinds.insert("batch/v1/Job".to_owned());
@@ -62,6 +101,9 @@ impl Reconciler {
             self.wait_pod_gone(id, pod.metadata.uid.as_deref()).await?;
         }
         self.delete_batch(&guards, &params).await?;
+        if keep_volume {
+            return Ok(());
+        }
         self.delete_batch(&pvcs, &params).await
     }
 

@@ -1,7 +1,7 @@
 //! Whether a live pod was rendered from other templates or inputs than the current ones
 //! (`restartPending`), answered without rendering on reads. A rendered pod carries a
 //! digest of what it was rendered from (`devplatform.io/rendered-from`: template
-//! revision, settings, owner and repositories); a pod whose digest is the one the record
+//! revision, settings, owner, repositories and recorded profile); a pod whose digest is the one the record
 //! and the active templates give is current. Otherwise every render of an instance
 //! records the pod spec hash its inputs give under the active template revision, and a
 //! read compares the live pod's recorded hash (`devplatform.io/spec-hash`, stamped when
@@ -57,13 +57,20 @@ impl PodHashes {
 }
 
 /// What an instance's pod is rendered from, besides the templates: the owner as values
-/// see them and the repositories.
-pub(super) fn inputs(owner: &Owner, repos: &[Repo]) -> String {
+/// see them, the repositories and the recorded profile.
+///
+/// NB: no profile adds nothing, so that the pods of a set without profiles keep the
+/// digest they had before profiles.
+pub(super) fn inputs(owner: &Owner, repos: &[Repo], profile: Option<&str>) -> String {
     let repos = serde_json::to_string(repos).unwrap_or_default();
-    let text = format!(
+    let mut text = format!(
         "{}\0{:?}\0{:?}\0{:?}\0{repos}",
         owner.user_id, owner.email, owner.sub, owner.known_name
     );
+    if let Some(profile) = profile {
+        text.push_str("\0profile=");
+        text.push_str(profile);
+    }
     naming::hex_digest(text.as_bytes())
 }
 
@@ -83,6 +90,7 @@ fn record_inputs(objects: &[&mut DynamicObject]) -> Option<String> {
     Some(inputs(
         &record::owner(&record),
         &record::repos(Some(&record)),
+        record::profile(&record),
     ))
 }
 
@@ -110,15 +118,16 @@ impl Reconciler {
     ) -> bool {
         let annotations = pod.metadata.annotations.as_ref();
         let owner = record::owner(pvc);
+        let profile = record::profile(pvc);
         let from = annotations.and_then(|a| a.get(naming::ANNOTATION_RENDERED_FROM));
         if let Some(from) = from {
             let revision = self.templates.get().revision().to_owned();
-            if *from == self.rendered_from(&revision, &inputs(&owner, repos)) {
+            if *from == self.rendered_from(&revision, &inputs(&owner, repos, profile)) {
                 return false;
             }
         }
         let live = annotations.and_then(|a| a.get(naming::ANNOTATION_SPEC_HASH));
-        let want = self.desired_pod_hash(&owner, repos);
+        let want = self.desired_pod_hash(&owner, repos, profile);
         want.is_some() && live != want.as_ref()
     }
 
@@ -147,14 +156,23 @@ impl Reconciler {
         naming::hex_digest(text.as_bytes())
     }
 
-    /// The spec hash of the pod the current templates give `owner` with `repos`: from the
-    /// cache, else rendered once (and recorded by [`Self::desired`]).
-    fn desired_pod_hash(&self, owner: &Owner, repos: &[Repo]) -> Option<String> {
+    /// The spec hash of the pod the current templates give `owner` with `repos` and the
+    /// recorded `profile`: from the cache, else rendered once (and recorded by
+    /// [`Self::desired`]).
+    fn desired_pod_hash(
+        &self,
+        owner: &Owner,
+        repos: &[Repo],
+        profile: Option<&str>,
+    ) -> Option<String> {
         let revision = self.templates.get().revision().to_owned();
-        if let Some(hash) = self.pod_hashes.get(&revision, &inputs(owner, repos)) {
+        let cached = self
+            .pod_hashes
+            .get(&revision, &inputs(owner, repos, profile));
+        if let Some(hash) = cached {
             return hash;
         }
-        self.desired(owner, repos, &Default::default(), &[])
+        self.desired(owner, repos, &Default::default(), &[], profile)
             .ok()
             .and_then(|d| pod_hash(&d.objects))
     }

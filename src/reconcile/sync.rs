@@ -45,8 +45,16 @@ impl Reconciler {
             return Err(Error::AccessLost(access.lost_names()));
         }
         let templates = self.templates.get();
-        let mut values =
-            render::build_values(&templates, &self.settings, &owner, &access.repos, &[])?;
+        // NB: the Job renders with the instance's profile, as its pod did.
+        let profile = templates.profiles().effective(record::profile(&record));
+        let mut values = render::build_profile_values(
+            &templates,
+            &self.settings,
+            &owner,
+            &access.repos,
+            Some(&profile.name),
+            &[],
+        )?;
         values.exclude(&access.lost);
         {
             let _guard = self.locks.lock(&key).await;

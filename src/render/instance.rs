@@ -18,7 +18,7 @@ use super::{
 use crate::{
     naming,
     values::InstanceSettings,
-    values::{self, Owner, Repo, Values},
+    values::{self, Owner, ProfileAccess, ProfileValues, Repo, Values},
 };
 
 /// One rendered object and the template it came from.
@@ -39,8 +39,9 @@ pub struct JobValues {
     pub node: Option<String>,
 }
 
-/// Builds the full values for `owner`'s instance over `templates`' values; see
-/// [`values::build_values`], which this calls with the set's shared values.
+/// Builds the full values for `owner`'s instance of the set's default profile over
+/// `templates`' values; see [`values::build_values`], which this calls with the set's
+/// shared values, and [`build_profile_values`] for another profile.
 pub fn build_values(
     templates: &Templates,
     settings: &InstanceSettings,
@@ -48,13 +49,38 @@ pub fn build_values(
     repos: &[Repo],
     sets: &[String],
 ) -> Result<Values, RenderError> {
-    Ok(values::build_values(
-        templates.shared_values(),
+    build_profile_values(templates, settings, owner, repos, None, sets)
+}
+
+/// Builds the full values for `owner`'s instance of `profile` (the set's default when
+/// `None`): the set's values with the profile's overrides applied (shared, so the render
+/// reuses their converted copy), then `sets`. An unknown profile is an error naming the
+/// set's profiles.
+pub fn build_profile_values(
+    templates: &Templates,
+    settings: &InstanceSettings,
+    owner: &Owner,
+    repos: &[Repo],
+    profile: Option<&str>,
+    sets: &[String],
+) -> Result<Values, RenderError> {
+    let profiles = templates.profiles();
+    let chosen = match profile {
+        Some(name) => profiles
+            .choose(name, &ProfileAccess::Any)
+            .map_err(values::ValuesError::from)?,
+        None => profiles.default_profile(),
+    };
+    let index = profiles.position(&chosen.name).unwrap_or_default();
+    let mut values = values::build_values(
+        templates.profile_values(index),
         settings,
         owner,
         repos,
         sets,
-    )?)
+    )?;
+    values.profile = ProfileValues::of(chosen, profiles);
+    Ok(values)
 }
 
 impl Templates {
@@ -128,11 +154,18 @@ impl Templates {
     /// The template context of `values`, reusing the converted base values when the
     /// instance uses them unchanged.
     fn context(&self, values: &Values) -> JinjaValue {
-        let extra = if std::sync::Arc::ptr_eq(&values.extra, &self.base_values) {
-            self.base_ctx.clone()
-        } else {
-            JinjaValue::from(Serde(&*values.extra))
-        };
+        let shared = std::iter::once((&self.base_values, &self.base_ctx)).chain(
+            self.profile_values
+                .iter()
+                .map(|(values, ctx)| (values, ctx)),
+        );
+        let extra = shared
+            .into_iter()
+            .find(|(shared, _)| std::sync::Arc::ptr_eq(&values.extra, shared))
+            .map_or_else(
+                || JinjaValue::from(Serde(&*values.extra)),
+                |(_, ctx)| ctx.clone(),
+            );
         minijinja::context! { extra => extra, ..JinjaValue::from(Serde(values)) }
     }
 

@@ -30,11 +30,11 @@ mod yaml;
 
 pub use self::{
     error::{Problem, RenderError},
-    instance::{JobValues, RenderedObject, build_values},
+    instance::{JobValues, RenderedObject, build_profile_values, build_values},
     object::{object_label, spec_hash},
     schema::{is_retired_policy, required_labels, unknown_fields},
     set::{SYNC_JOB_TEMPLATE, Source, Templates, VALUES_FILE},
-    validate::{RETIRED_POLICY_WARNING, SAMPLE_USERS, validate, warnings},
+    validate::{RETIRED_POLICY_WARNING, SAMPLE_USERS, validate, validate_profile, warnings},
 };
 /// Compatibility path: the active set lives beside reload now.
 pub use crate::reload::ActiveTemplates;

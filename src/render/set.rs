@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     naming,
-    values::{self, ValuesError},
+    values::{self, Profiles, ValuesError},
 };
 
 /// Name of the values file inside a template directory.
@@ -79,6 +79,11 @@ pub struct Templates {
     pub(super) base_values: Arc<Value>,
     /// `base_values` converted for templates once, not once per render.
     pub(super) base_ctx: JinjaValue,
+    /// The workspace profiles the values declare (or the implicit one).
+    pub(super) profiles: Profiles,
+    /// Per profile (in the order of `profiles`), the values with its overrides applied
+    /// and their converted copy; `base_values` itself for a profile that overrides nothing.
+    pub(super) profile_values: Vec<(Arc<Value>, JinjaValue)>,
     pub(super) revision: String,
     source: Source,
     pub(super) shapes: ShapeCache,
@@ -175,17 +180,23 @@ impl Templates {
         }
         let has_sync_job = env.get_template(SYNC_JOB_TEMPLATE).is_ok();
         let base_values = base_values.unwrap_or_else(|| Value::Object(Default::default()));
-        Ok(Self {
+        let mut templates = Self {
             env,
             object_templates,
             has_sync_job,
-            base_ctx: JinjaValue::from(Serde(&base_values)),
-            base_values: Arc::new(base_values),
+            base_ctx: JinjaValue::UNDEFINED,
+            base_values: Arc::new(Value::Null),
+            profiles: Profiles::default(),
+            profile_values: Vec::new(),
             revision,
             source,
             shapes: ShapeCache::default(),
             passed: SchemaCache::default(),
-        })
+        };
+        templates
+            .use_values(base_values)
+            .map_err(|found| RenderError::Problems(profile_problems(found)))?;
+        Ok(templates)
     }
 
     /// Content hash of the set (every file name and text), stamped on every object.
@@ -217,8 +228,9 @@ impl Templates {
         }
         let mut merged = (*self.base_values).clone();
         let overlays = values::merge_files(&mut merged, files)?;
+        self.use_values(merged)
+            .map_err(|found| RenderError::Problems(profile_problems(found)))?;
         self.revision = short_hash(&format!("{}{overlays}", self.revision));
-        self.use_values(merged);
         Ok(self)
     }
 
@@ -231,23 +243,65 @@ impl Templates {
         }
         let mut merged = (*self.base_values).clone();
         values::apply_sets(&mut merged, sets)?;
+        if let Err(mut found) = self.use_values(merged) {
+            return Err(found.swap_remove(0));
+        }
         self.revision = sets.iter().fold(self.revision.clone(), |rev, set| {
             short_hash(&format!("{rev}\0{set}"))
         });
-        self.use_values(merged);
         Ok(())
     }
 
-    /// Puts `merged` in use as the set's values.
-    fn use_values(&mut self, merged: Value) {
-        self.base_ctx = JinjaValue::from(Serde(&merged));
-        self.base_values = Arc::new(merged);
+    /// Puts `merged` in use as the set's values, with its profiles; on an error (a bad
+    /// profile, at least one) the set is left as it was.
+    fn use_values(&mut self, merged: Value) -> Result<(), Vec<ValuesError>> {
+        let profiles = Profiles::from_values(&merged)?;
+        let base_values = Arc::new(merged);
+        let base_ctx = JinjaValue::from(Serde(&*base_values));
+        self.profile_values = profiles
+            .all()
+            .iter()
+            .map(|profile| {
+                if profile.is_plain() {
+                    (Arc::clone(&base_values), base_ctx.clone())
+                } else {
+                    let applied = profile.apply(&base_values);
+                    let ctx = JinjaValue::from(Serde(&applied));
+                    (Arc::new(applied), ctx)
+                }
+            })
+            .collect();
+        self.profiles = profiles;
+        self.base_ctx = base_ctx;
+        self.base_values = base_values;
+        Ok(())
+    }
+
+    /// The workspace profiles of the set (the implicit one when values.yaml declares none).
+    pub fn profiles(&self) -> &Profiles {
+        &self.profiles
+    }
+
+    /// The set's values with the overrides of the profile at `index` (see
+    /// [`Profiles::position`]) applied; the shared values for an unknown index.
+    pub fn profile_values(&self, index: usize) -> &Arc<Value> {
+        self.profile_values
+            .get(index)
+            .map_or(&self.base_values, |(values, _)| values)
     }
 
     /// The object templates, in render order.
     pub fn object_templates(&self) -> &[String] {
         &self.object_templates
     }
+}
+
+/// Problems of values.yaml for each bad profile.
+fn profile_problems(found: Vec<ValuesError>) -> Vec<Problem> {
+    found
+        .into_iter()
+        .map(|e| Problem::new(VALUES_FILE, None, e.to_string()))
+        .collect()
 }
 
 /// The revision of a set's files: a hash over every name and text.

@@ -1,13 +1,15 @@
-//! validate-templates: render a template set for sample users, hostile ids included, and
-//! report every problem, and what deserves a change without refusing the set (a template
-//! that still renders the retired per-instance access policy). Admins run it in their own
-//! CI before rolling a change out.
+//! validate-templates: render a template set for sample users, hostile ids included, on
+//! every workspace profile, and report every problem, and what deserves a change without
+//! refusing the set (a template that still renders the retired per-instance access
+//! policy). Admins run it in their own CI before rolling a change out.
 
-use super::{JobValues, Problem, RenderError, Templates, build_values};
+use super::{
+    JobValues, Problem, RenderError, Templates, VALUES_FILE, build_profile_values, build_values,
+};
 use crate::{
     naming,
     values::InstanceSettings,
-    values::{Owner, Repo},
+    values::{Owner, ProfileAccess, ProfileError, ProfileSizing, Repo},
 };
 
 /// The sample user ids: ordinary ones first, then ones that try to break out of YAML,
@@ -28,11 +30,57 @@ pub const SAMPLE_USERS: &[&str] = &[
 /// The warning for a template that still renders the retired per-instance access policy.
 pub const RETIRED_POLICY_WARNING: &str = "the per-instance AuthorizationPolicy is no longer needed: the service is the workspace gatekeeper (see docs/admin-guide.md, How workspaces are protected); it is left out of what is applied, so remove it from the template";
 
-/// Renders `templates` for every sample user (instance objects and the sync Job) and
-/// returns every problem; empty means the set is good to roll out. What is worth knowing
-/// but refuses nothing is in [`warnings`].
+/// Renders `templates` for every sample user (instance objects and the sync Job) on every
+/// workspace profile and returns every problem; empty means the set is good to roll out.
+/// A problem of a profile other than the default says which. What is worth knowing but
+/// refuses nothing is in [`warnings`].
 pub fn validate(templates: &Templates, settings: &InstanceSettings) -> Vec<Problem> {
-    let mut problems: Vec<Problem> = Vec::new();
+    let profiles = templates.profiles();
+    let default = profiles.default_profile().name.as_str();
+    let mut problems = check_profile(templates, settings, default, false);
+    for profile in profiles.all().iter().filter(|p| p.name != default) {
+        for p in check_profile(templates, settings, &profile.name, true) {
+            push_new(&mut problems, p);
+        }
+    }
+    problems
+}
+
+/// [`validate`] on the profile `name` alone; an unknown profile is an error naming the
+/// set's profiles.
+pub fn validate_profile(
+    templates: &Templates,
+    settings: &InstanceSettings,
+    name: &str,
+) -> Result<Vec<Problem>, ProfileError> {
+    templates.profiles().choose(name, &ProfileAccess::Any)?;
+    Ok(check_profile(templates, settings, name, true))
+}
+
+/// The problems of profile `name` (tagged with it when `tag`): what it sizes, and every
+/// sample user rendered on it.
+fn check_profile(
+    templates: &Templates,
+    settings: &InstanceSettings,
+    name: &str,
+    tag: bool,
+) -> Vec<Problem> {
+    let profiles = templates.profiles();
+    let index = profiles.position(name).unwrap_or_default();
+    let mut problems: Vec<Problem> =
+        match ProfileSizing::of(settings, templates.profile_values(index)) {
+            Ok(sizing) => sizing
+                .problems()
+                .into_iter()
+                .map(|m| {
+                    problem(
+                        VALUES_FILE,
+                        format!("profile {name:?}: {m} (the API server refuses such a pod)"),
+                    )
+                })
+                .collect(),
+            Err(e) => vec![problem(VALUES_FILE, format!("profile {name:?}: {e}"))],
+        };
     for (i, user) in SAMPLE_USERS.iter().enumerate() {
         let owner = Owner {
             user_id: (*user).to_owned(),
@@ -41,18 +89,27 @@ pub fn validate(templates: &Templates, settings: &InstanceSettings) -> Vec<Probl
             known_name: None,
             gitea_token: None,
         };
-        let found = check_user(templates, settings, &owner);
+        let found = check_user(templates, settings, &owner, name);
         for mut p in found {
-            p.message = format!("{} (user id {:?})", p.message, user);
-            if !problems
-                .iter()
-                .any(|q| q.file == p.file && q.line == p.line && same_cause(q, &p))
-            {
-                problems.push(p);
+            if tag {
+                p.message = format!("{} (profile {name:?})", p.message);
             }
+            p.message = format!("{} (user id {:?})", p.message, user);
+            push_new(&mut problems, p);
         }
     }
     problems
+}
+
+/// Adds `p` unless a problem of the same file, line and cause is there (for another user
+/// or profile).
+fn push_new(problems: &mut Vec<Problem>, p: Problem) {
+    if !problems
+        .iter()
+        .any(|q| q.file == p.file && q.line == p.line && same_cause(q, &p))
+    {
+        problems.push(p);
+    }
 }
 
 /// What a set does that refuses nothing but deserves a change: each template that still
@@ -81,16 +138,27 @@ pub fn warnings(templates: &Templates, settings: &InstanceSettings) -> Vec<Probl
 }
 
 fn same_cause(a: &Problem, b: &Problem) -> bool {
-    let strip = |m: &str| m.rsplit_once(" (user id ").map(|(head, _)| head.to_owned());
+    let strip = |m: &str| {
+        let head = m.rsplit_once(" (user id ").map_or(m, |(head, _)| head);
+        head.rsplit_once(" (profile ")
+            .map_or(head, |(head, _)| head)
+            .to_owned()
+    };
     strip(&a.message) == strip(&b.message)
 }
 
-fn check_user(templates: &Templates, settings: &InstanceSettings, owner: &Owner) -> Vec<Problem> {
+fn check_user(
+    templates: &Templates,
+    settings: &InstanceSettings,
+    owner: &Owner,
+    profile: &str,
+) -> Vec<Problem> {
     let repos = match sample_repos() {
         Ok(r) => r,
         Err(e) => return vec![problem("sample repositories", e.to_string())],
     };
-    let values = match build_values(templates, settings, owner, &repos, &[]) {
+    let values = match build_profile_values(templates, settings, owner, &repos, Some(profile), &[])
+    {
         Ok(v) => v,
         Err(e) => return into_problems(e),
     };

@@ -129,6 +129,8 @@ pub struct Service {
     pub idle: IdleSettings,
     /// Capacity limits.
     pub capacity: CapacitySettings,
+    /// How long a deleted instance's volume is kept (DELETE_RETENTION; zero: not at all).
+    pub delete_retention: Duration,
     /// The workspace gatekeeper.
     pub gate: GateSettings,
     /// Where the service listens.
@@ -179,7 +181,8 @@ pub async fn start(service: Service) -> Result<Started, ServeError> {
             service.timeouts,
         )
         .with_cache_gauges(metrics.cache_objects.clone())
-        .with_gitea(keys_client),
+        .with_gitea(keys_client)
+        .with_delete_retention(service.delete_retention),
         &service.idle,
         &service.capacity,
         &metrics,
@@ -189,7 +192,8 @@ pub async fn start(service: Service) -> Result<Started, ServeError> {
         &service.idle,
         Some(metrics.idle_stops.clone()),
     )
-    .map_err(ServeError::Culler)?;
+    .map_err(ServeError::Culler)?
+    .with_prepull_gauges(metrics.prepull_nodes.clone());
     let reload = reload::watch(
         templates,
         &service.instance,
@@ -252,6 +256,7 @@ pub async fn serve(args: &ServeArgs) -> Result<(), ServeError> {
         api: args.api_settings(),
         idle: args.idle.settings(),
         capacity: args.capacity.settings(),
+        delete_retention: args.retention.retention(),
         gate: args.gate_settings(),
         addrs: Addresses {
             api: args.api_addr(),

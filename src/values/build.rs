@@ -125,7 +125,10 @@ impl Values {
                 class: overrides
                     .class
                     .unwrap_or_else(|| settings.pvc_storage_class.clone()),
+                max_size: overrides.max_size,
             },
+            // NB: the render layer sets the chosen profile (see `render::build_values`).
+            profile: super::ProfileValues::default(),
             labels,
             selector_labels,
             annotations,

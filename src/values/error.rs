@@ -39,4 +39,7 @@ pub enum ValuesError {
     /// No repository was given.
     #[error("an instance needs at least one repository")]
     NoRepos,
+    /// The profile asked for cannot be used.
+    #[error(transparent)]
+    Profile(#[from] super::ProfileError),
 }

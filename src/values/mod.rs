@@ -6,7 +6,8 @@
 //! - `model`: the values templates see;
 //! - `build`: computing them ([`build_values`], [`Values::build`]);
 //! - `overrides`: the typed settings values.yaml may override;
-//! - `merge`: values files and `--set`, merged as Helm does.
+//! - `merge`: values files and `--set`, merged as Helm does;
+//! - `profiles`: the workspace profiles values.yaml offers, checked.
 
 mod build;
 mod error;
@@ -14,6 +15,7 @@ mod inputs;
 mod merge;
 mod model;
 mod overrides;
+mod profiles;
 mod settings;
 
 pub use self::{
@@ -26,5 +28,9 @@ pub use self::{
         UserValues, Values,
     },
     overrides::{DEFAULT_REPOSITORY_LIMIT, MAX_REPOSITORY_LIMIT},
+    profiles::{
+        IMPLICIT_PROFILE, MAX_PROFILES, Profile, ProfileAccess, ProfileError, ProfileQuantities,
+        ProfileSizing, ProfileValues, Profiles,
+    },
     settings::InstanceSettings,
 };

@@ -134,6 +134,9 @@ pub struct StorageValues {
     pub size: String,
     /// Storage class; empty means the cluster default.
     pub class: String,
+    /// The most `resizeStorage` may grow the volume to (`storage.maxSize`), if set.
+    #[serde(skip)]
+    pub max_size: Option<String>,
 }
 
 /// Everything a template may use.
@@ -160,6 +163,9 @@ pub struct Values {
     pub resources: Resources,
     /// Workspace volume.
     pub storage: StorageValues,
+    /// The instance's workspace profile (`profile.name`, `profile.displayName`, ...);
+    /// `image`, `resources` and `storage` above already hold what it sets.
+    pub profile: super::ProfileValues,
     /// The standard labels every object carries.
     pub labels: BTreeMap<String, String>,
     /// The labels that select the instance's pod.

@@ -20,6 +20,7 @@ pub(super) struct Overrides {
     pub(super) memory_limit: Option<String>,
     pub(super) size: Option<String>,
     pub(super) class: Option<String>,
+    pub(super) max_size: Option<String>,
     pub(super) repository_limit: usize,
     pub(super) git_identity: bool,
 }
@@ -45,6 +46,7 @@ impl Overrides {
             memory_limit: quantity(&["resources", "limits", "memory"])?,
             size: quantity(&["storage", "size"])?,
             class: string_at(extra, &["storage", "class"])?,
+            max_size: quantity(&["storage", "maxSize"])?,
             repository_limit: repository_limit(extra)?,
             git_identity: flag(extra, "/gitIdentity/enabled", "gitIdentity.enabled", true)?,
         })

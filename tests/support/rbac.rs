@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 
 use super::{Document, known_fields::strict, manifests};
 
@@ -67,6 +67,37 @@ pub fn role_binding() -> RoleBinding {
     let binding = super::find(&documents, "RoleBinding", "codeserver-service");
     strict::<RoleBinding>(&binding.value)
         .unwrap_or_else(|err| panic!("{}: {err}", binding.describe()))
+}
+
+/// The service's one ClusterRole (`get` on StorageClasses, for resizeStorage), typed.
+pub fn cluster_role() -> ClusterRole {
+    let documents = rbac_documents();
+    let role = super::find(&documents, "ClusterRole", CLUSTER_ROLE);
+    strict::<ClusterRole>(&role.value).unwrap_or_else(|err| panic!("{}: {err}", role.describe()))
+}
+
+/// The binding of the ClusterRole to the service account, typed.
+pub fn cluster_role_binding() -> ClusterRoleBinding {
+    let documents = rbac_documents();
+    let binding = super::find(&documents, "ClusterRoleBinding", CLUSTER_ROLE);
+    strict::<ClusterRoleBinding>(&binding.value)
+        .unwrap_or_else(|err| panic!("{}: {err}", binding.describe()))
+}
+
+/// The name of the ClusterRole and its binding.
+pub const CLUSTER_ROLE: &str = "codeserver-service-storageclasses";
+
+/// Every (group, resource, verb) the ClusterRole grants.
+pub fn cluster_role_grants() -> BTreeSet<Grant> {
+    grants_of(&as_role(&cluster_role()))
+}
+
+/// `cluster` as a Role without a namespace (the rules are the same type).
+fn as_role(cluster: &ClusterRole) -> Role {
+    Role {
+        metadata: cluster.metadata.clone(),
+        rules: cluster.rules.clone(),
+    }
 }
 
 /// Every (group, resource, verb) the Role grants, expanded from its rules.
@@ -139,6 +170,44 @@ pub struct Comparison {
 /// Role's namespace, with every grant it needs), and every grant must be used.
 pub fn compare(role: &Role, requests: &[Request]) -> Comparison {
     compare_roles(std::slice::from_ref(role), requests)
+}
+
+/// Compares `requests` with `roles` (namespaced requests) and `cluster` (cluster-scoped
+/// requests, such as a StorageClass read): every request must be allowed, and every grant
+/// of every Role and of the ClusterRole must be used.
+///
+/// NB: a bound ClusterRole would allow its verbs in every namespace too; only the
+/// cluster-scoped requests count here, so that the Roles alone must cover the namespaced
+/// ones.
+pub fn compare_with_cluster(
+    roles: &[Role],
+    cluster: &ClusterRole,
+    requests: &[Request],
+) -> Comparison {
+    let (scoped, namespaced): (Vec<Request>, Vec<Request>) = requests
+        .iter()
+        .cloned()
+        .partition(|r| r.namespace.is_none());
+    let mut comparison = compare_roles(roles, &namespaced);
+    let granted = grants_of(&as_role(cluster));
+    let mut used = BTreeSet::new();
+    for request in &scoped {
+        for grant in request.needs() {
+            if granted.contains(&grant) {
+                used.insert(grant);
+            } else {
+                comparison
+                    .denied
+                    .push(format!("{grant} (cluster-scoped) is not granted"));
+            }
+        }
+    }
+    comparison.denied.sort();
+    comparison.denied.dedup();
+    comparison
+        .unused
+        .extend(granted.into_iter().filter(|g| !used.contains(g)));
+    comparison
 }
 
 /// Compares `requests` with `roles` (one per namespace, as RBAC binds them): every

@@ -85,6 +85,7 @@ pub struct ReconcilerBuilder {
     idle: Option<IdlePolicy>,
     capacity: Option<Capacity>,
     cache_gauges: Option<prometheus::IntGaugeVec>,
+    delete_retention: Duration,
 }
 
 impl ReconcilerBuilder {
@@ -104,6 +105,7 @@ impl ReconcilerBuilder {
             idle: None,
             capacity: None,
             cache_gauges: None,
+            delete_retention: Duration::ZERO,
         }
     }
 
@@ -164,6 +166,12 @@ impl ReconcilerBuilder {
         self
     }
 
+    /// Keeps a deleted instance's volume for `retention` (DELETE_RETENTION).
+    pub fn delete_retention(mut self, retention: Duration) -> Self {
+        self.delete_retention = retention;
+        self
+    }
+
     /// Counts the objects the caches hold in `gauges` (`codeserver_cache_objects`).
     pub fn cache_gauges(mut self, gauges: prometheus::IntGaugeVec) -> Self {
         self.cache_gauges = Some(gauges);
@@ -195,7 +203,7 @@ impl ReconcilerBuilder {
         if let Some(capacity) = self.capacity {
             reconciler = reconciler.with_capacity(capacity);
         }
-        Arc::new(reconciler)
+        Arc::new(reconciler.with_delete_retention(self.delete_retention))
     }
 }
 

@@ -170,6 +170,8 @@ pub async fn demo(args: &DemoArgs) -> Result<(), DemoError> {
             ..args.idle.settings()
         },
         capacity: args.capacity.settings(),
+        // NB: the seed's immediate delete, as `serve` without DELETE_RETENTION.
+        delete_retention: Duration::ZERO,
         gate: front.gate.clone(),
         addrs: Addresses {
             api: format!("127.0.0.1:{}", args.port),

@@ -65,6 +65,32 @@ impl Sim {
             let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
             ops::seed(&sh, obj).map_err(SimError::Seed)?;
         }
+        // NB: the one node the kubelet stand-in schedules every pod on (`sim-node`), Ready.
+        let node = json!({
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": "sim-node", "labels": {
+                "kubernetes.io/hostname": "sim-node",
+                "kubernetes.io/os": "linux",
+            }},
+            "spec": {},
+            "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]},
+        });
+        ops::seed(&sh, node).map_err(SimError::Seed)?;
+        // NB: the cluster's default StorageClass, the one the DefaultStorageClass admission
+        // names on a claim without a class (`standard`); volumes of it may grow.
+        let class = json!({
+            "apiVersion": "storage.k8s.io/v1",
+            "kind": "StorageClass",
+            "metadata": {"name": "standard", "annotations": {
+                "storageclass.kubernetes.io/is-default-class": "true",
+            }},
+            "provisioner": "sim.devplatform.io/provisioner",
+            "reclaimPolicy": "Delete",
+            "volumeBindingMode": "Immediate",
+            "allowVolumeExpansion": true,
+        });
+        ops::seed(&sh, class).map_err(SimError::Seed)?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .map_err(|source| SimError::Bind { port, source })?;

@@ -76,6 +76,8 @@ pub fn unknown_fields(plural: &str, obj: &Value) -> Result<Vec<Vec<Seg>>, String
         "namespaces" => check::<core::v1::Namespace>(obj),
         "networkpolicies" => check::<networking::v1::NetworkPolicy>(obj),
         "jobs" => check::<batch::v1::Job>(obj),
+        "limitranges" => check::<core::v1::LimitRange>(obj),
+        "storageclasses" => check::<k8s_openapi::api::storage::v1::StorageClass>(obj),
         _ => Ok(Vec::new()),
     }
 }

@@ -61,6 +61,7 @@ impl ResourceDef {
         matches!(
             self.plural,
             "jobs"
+                | "daemonsets"
                 | "networkpolicies"
                 | "virtualservices"
                 | "authorizationpolicies"
@@ -207,6 +208,52 @@ pub const RESOURCES: &[ResourceDef] = &[
         short_names: NONE,
         subresources: NONE,
     },
+    // NB: the nodes the DaemonSet controller schedules on (one Ready node, `sim-node`, is
+    // there from the start, as the kubelet stand-in puts every pod on it).
+    ResourceDef {
+        group: "",
+        versions: &["v1"],
+        plural: "nodes",
+        singular: "node",
+        kind: "Node",
+        namespaced: false,
+        short_names: &["no"],
+        subresources: &["status"],
+    },
+    ResourceDef {
+        group: "apps",
+        versions: &["v1"],
+        plural: "daemonsets",
+        singular: "daemonset",
+        kind: "DaemonSet",
+        namespaced: true,
+        short_names: &["ds"],
+        subresources: &["status"],
+    },
+    // NB: what the PersistentVolumeClaimResize admission plugin reads (a claim grows only
+    // where its class sets allowVolumeExpansion: true); one default class, `standard`, is
+    // there from the start.
+    ResourceDef {
+        group: "storage.k8s.io",
+        versions: &["v1"],
+        plural: "storageclasses",
+        singular: "storageclass",
+        kind: "StorageClass",
+        namespaced: false,
+        short_names: &["sc"],
+        subresources: NONE,
+    },
+    // NB: the LimitRanger admission plugin enforces their PersistentVolumeClaim limits.
+    ResourceDef {
+        group: "",
+        versions: &["v1"],
+        plural: "limitranges",
+        singular: "limitrange",
+        kind: "LimitRange",
+        namespaced: true,
+        short_names: &["limits"],
+        subresources: NONE,
+    },
 ];
 
 /// Resource id (index into [`RESOURCES`]).
@@ -268,6 +315,14 @@ pub mod ids {
     pub const JOBS: ResId = 7;
     /// events (core/v1)
     pub const EVENTS: ResId = 11;
+    /// nodes
+    pub const NODES: ResId = 13;
+    /// daemonsets (apps/v1)
+    pub const DAEMONSETS: ResId = 14;
+    /// storageclasses (storage.k8s.io/v1)
+    pub const STORAGECLASSES: ResId = 15;
+    /// limitranges
+    pub const LIMITRANGES: ResId = 16;
 }
 
 #[cfg(test)]
@@ -283,5 +338,9 @@ mod tests {
         assert_eq!(plural(ids::PVCS), "persistentvolumeclaims");
         assert_eq!(plural(ids::JOBS), "jobs");
         assert_eq!(plural(ids::EVENTS), "events");
+        assert_eq!(plural(ids::NODES), "nodes");
+        assert_eq!(plural(ids::DAEMONSETS), "daemonsets");
+        assert_eq!(plural(ids::STORAGECLASSES), "storageclasses");
+        assert_eq!(plural(ids::LIMITRANGES), "limitranges");
     }
 }

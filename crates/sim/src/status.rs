@@ -162,6 +162,22 @@ impl ApiError {
         e
     }
 
+    /// 403 Forbidden from an admission plugin (upstream `admission.NewForbidden`):
+    /// `<plural> "<name>" is forbidden: <why>`.
+    pub fn forbidden(def: &ResourceDef, name: &str, why: &str) -> Self {
+        Self::base(
+            403,
+            "Forbidden",
+            format!(
+                "{} \"{}\" is forbidden: {}",
+                def.qualified_plural(),
+                name,
+                why
+            ),
+        )
+        .with_details(def, name)
+    }
+
     /// 400 BadRequest.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::base(400, "BadRequest", message.into())

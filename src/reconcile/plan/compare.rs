@@ -23,9 +23,9 @@ pub fn plan(desired: &[DynamicObject], live: &[DynamicObject]) -> Plan {
     for want in desired {
         let k = key(want);
         let mut notes = Vec::new();
-        let action = match by_key.remove(&k) {
-            None => Action::Create,
-            Some(have) => compare(want, have, &mut notes),
+        let (action, applied) = match by_key.remove(&k) {
+            None => (Action::Create, want.clone()),
+            Some(have) => (compare(want, have, &mut notes), never_shrunk(want, have)),
         };
         steps.push(Step {
             object: object_label(want),
@@ -34,7 +34,7 @@ pub fn plan(desired: &[DynamicObject], live: &[DynamicObject]) -> Plan {
             name: k.1,
             namespace: want.metadata.namespace.clone().unwrap_or_default(),
             action,
-            desired: Some(want.clone()),
+            desired: Some(applied),
             notes,
         });
     }
@@ -156,6 +156,37 @@ fn hold_immutable_pvc_fields(want: &mut Value, have: &Value, notes: &mut Vec<Str
         );
     }
     want["spec"] = held;
+}
+
+/// `want` as it may be applied over `have`: a PVC asks for at least the storage it has
+/// live (grown by `resizeStorage`, or by an earlier, larger size), since the API server
+/// refuses a smaller request ("field can not be less than previous value") and the
+/// volume never shrinks; every other object as rendered.
+fn never_shrunk(want: &DynamicObject, have: &DynamicObject) -> DynamicObject {
+    let mut applied = want.clone();
+    let is_pvc = want
+        .types
+        .as_ref()
+        .is_some_and(|t| t.kind == "PersistentVolumeClaim");
+    if !is_pvc {
+        return applied;
+    }
+    let path = "/spec/resources/requests/storage";
+    let size = |v: &Value| {
+        v.pointer(path)
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<Quantity>().ok())
+    };
+    let (Some(wanted), Some(live)) = (size(&want.data), size(&have.data)) else {
+        return applied;
+    };
+    if live > wanted
+        && let Some(slot) = applied.data.pointer_mut(path)
+        && let Some(live_text) = have.data.pointer(path)
+    {
+        *slot = live_text.clone();
+    }
+    applied
 }
 
 /// The JSON pointer an operation of a patch writes to.
@@ -351,5 +382,32 @@ mod tests {
         let p = plan(&[obj(other_class)], &live);
         assert_eq!(p.steps[0].action, Action::Unchanged);
         assert!(p.steps[0].notes[0].contains("immutable"));
+    }
+
+    #[test]
+    fn a_grown_pvc_is_applied_at_its_live_size_never_the_smaller_rendered_one() {
+        // NB: grown by resizeStorage to 20Gi; the templates still render 10Gi and the
+        // record changed (a repository added), so the PVC is applied again.
+        let mut grown = as_live(pvc("10Gi", None));
+        grown["spec"]["resources"]["requests"]["storage"] = json!("20Gi");
+        let live = vec![obj(grown)];
+        let p = plan(&[obj(pvc("10Gi", Some("changed")))], &live);
+        assert_eq!(p.steps[0].action.name(), "update");
+        let applied = p.steps[0].desired.as_ref().unwrap();
+        assert_eq!(
+            applied.data.pointer("/spec/resources/requests/storage"),
+            Some(&json!("20Gi"))
+        );
+        assert_eq!(
+            applied.metadata.annotations.as_ref().unwrap()["x"],
+            "changed"
+        );
+        // A larger rendered size is applied as rendered (the volume grows).
+        let p = plan(&[obj(pvc("30Gi", None))], &live);
+        let applied = p.steps[0].desired.as_ref().unwrap();
+        assert_eq!(
+            applied.data.pointer("/spec/resources/requests/storage"),
+            Some(&json!("30Gi"))
+        );
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::hooks::Hook;
-use crate::ops::{self, controller_write, uid_of};
+use crate::ops::{self, uid_of};
 use crate::resources::ids;
 use crate::{GracePeriod, Shared, lock};
 
@@ -32,6 +32,12 @@ pub(crate) fn run(sh: &Arc<Shared>, hooks: Vec<Hook>) {
                 }
                 ids::PVCS => {
                     rt.spawn(bind_pvc(sh, ns, name, uid));
+                }
+                ids::DAEMONSETS => {
+                    rt.spawn(async move { daemonset_status(&sh, &ns, &name) });
+                }
+                ids::NODES => {
+                    rt.spawn(async move { every_daemonset_status(&sh) });
                 }
                 _ => {}
             },
@@ -75,30 +81,18 @@ pub(crate) fn run(sh: &Arc<Shared>, hooks: Vec<Hook>) {
             },
             Hook::SpecChanged { .. } if !sh.opts.lifecycle => {}
             Hook::SpecChanged { res, ns, name, uid } => match res {
+                ids::DAEMONSETS => {
+                    rt.spawn(async move { daemonset_status(&sh, &ns, &name) });
+                }
+                ids::NODES => {
+                    rt.spawn(async move { every_daemonset_status(&sh) });
+                }
                 ids::PODS => {
                     let token = new_token(&sh, &uid);
                     rt.spawn(drive_pod(sh, ns, name, uid, token));
                 }
                 ids::PVCS => {
-                    rt.spawn(async move {
-                        sleep(sh.opts.pvc_bind_delay).await;
-                        controller_write(
-                            &sh,
-                            ids::PVCS,
-                            &ns,
-                            &name,
-                            &uid,
-                            "kube-controller-manager",
-                            Some("status"),
-                            |p| {
-                                if let Some(q) =
-                                    p.pointer("/spec/resources/requests/storage").cloned()
-                                {
-                                    p["status"]["capacity"]["storage"] = q;
-                                }
-                            },
-                        );
-                    });
+                    rt.spawn(expand_claim(sh, ns, name, uid));
                 }
                 _ => {}
             },
@@ -114,6 +108,10 @@ pub(crate) fn run(sh: &Arc<Shared>, hooks: Vec<Hook>) {
                     lock(&sh.logs).retain(|(lns, pod, _), _| *lns != ns || *pod != name);
                 }
                 lock(&sh.grace_expired).remove(&uid);
+                if res == ids::NODES {
+                    let sh = sh.clone();
+                    rt.spawn(async move { every_daemonset_status(&sh) });
+                }
                 rt.spawn(async move {
                     collect_garbage(&sh, &ns, &uid, orphan);
                     if res == ids::PODS {

@@ -284,6 +284,9 @@ pub(crate) async fn drive_pod(sh: Arc<Shared>, ns: String, name: String, uid: St
     if !ok {
         return;
     }
+    // NB: the kubelet mounts the pod's volumes before it starts containers, and grows
+    // the file system of a volume that grew meanwhile (NodeExpandVolume).
+    mount_volumes(&sh, &ns, &name);
     let run = PodRun {
         sh,
         ns,

@@ -2,6 +2,7 @@
 //! with preconditions, defaulting, validation, `managedFields` and resourceVersions.
 
 mod admit;
+mod claim_admission;
 mod create;
 mod delete;
 mod params;

@@ -86,6 +86,11 @@ pub(crate) fn finish_write(
         return Err(ApiError::invalid(d, name, errors));
     }
     let dropped = decoded?;
+    // NB: validating admission runs after validation; LimitRanger and
+    // PersistentVolumeClaimResize judge claims.
+    if res == ids::PVCS && sub.is_none() {
+        super::claim_admission::admit_claim(store, d, ns, name, old, &new)?;
+    }
     lock(&p.warnings).extend(dropped.iter().map(|f| format!("unknown field \"{f}\"")));
     if !dropped.is_empty() && !record_update {
         // An apply claimed fields the schema does not have: they go, and so does their
@@ -193,6 +198,13 @@ pub(crate) fn finish_write(
             let changed = match res {
                 ids::PODS => images(old) != images(&stored),
                 ids::PVCS => storage(&stored) > storage(old),
+                // NB: the DaemonSet controller follows a DaemonSet's template and the nodes.
+                ids::DAEMONSETS => old.pointer("/spec") != stored.pointer("/spec"),
+                ids::NODES => {
+                    old.pointer("/spec") != stored.pointer("/spec")
+                        || old.pointer("/metadata/labels") != stored.pointer("/metadata/labels")
+                        || old.pointer("/status/conditions") != stored.pointer("/status/conditions")
+                }
                 _ => false,
             };
             if changed {

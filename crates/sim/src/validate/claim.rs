@@ -45,10 +45,15 @@ pub(super) fn pvc(obj: &Value, old: Option<&Value>, out: &mut Vec<Cause>) {
         ));
         return;
     }
+    // NB: upstream lets the storage request change only on a bound claim ("lets make
+    // sure storage values are same" in ValidatePersistentVolumeClaimUpdate); on an unbound
+    // one a new request is a spec change like any other.
+    let bound = obj.pointer("/status/phase").and_then(Value::as_str) == Some("Bound");
     for s in [&mut n, &mut o] {
-        if let Some(r) = s
-            .pointer_mut("/resources/requests")
-            .and_then(Value::as_object_mut)
+        if bound
+            && let Some(r) = s
+                .pointer_mut("/resources/requests")
+                .and_then(Value::as_object_mut)
         {
             r.remove("storage");
         }

@@ -554,6 +554,37 @@ async fn image_fix_recovers_a_pod_and_claims_grow() {
     pvcs.patch("grow", &pp, &Patch::Apply(claim("5Gi")))
         .await
         .unwrap();
+    // The resizer grows the volume (Resizing, then FileSystemResizePending); the capacity
+    // waits for the kubelet to grow the file system when a pod mounts the claim.
+    let volume_grown = sim
+        .wait_for(
+            "persistentvolumeclaims",
+            NS,
+            "grow",
+            Duration::from_secs(5),
+            |p| {
+                p.is_some_and(|p| {
+                    p["status"]["allocatedResourceStatuses"]["storage"] == "NodeResizePending"
+                })
+            },
+        )
+        .await;
+    assert!(volume_grown);
+    let status = sim.object("persistentvolumeclaims", NS, "grow").unwrap()["status"].clone();
+    assert_eq!(status["capacity"]["storage"], "1Gi");
+    assert_eq!(status["allocatedResources"]["storage"], "5Gi");
+    assert_eq!(
+        status["conditions"],
+        json!([{"type": "FileSystemResizePending", "status": "True", "lastProbeTime": null,
+            "lastTransitionTime": status["conditions"][0]["lastTransitionTime"],
+            "message": "Waiting for user to (re-)start a pod to finish file system resize of volume on node."}])
+    );
+    let mut mounting = pod_manifest("mounts-grow", "codercom/code-server:4.96.4");
+    mounting["spec"]["volumes"] =
+        json!([{"name": "w", "persistentVolumeClaim": {"claimName": "grow"}}]);
+    pods.patch("mounts-grow", &pp, &Patch::Apply(mounting))
+        .await
+        .unwrap();
     let grown = sim
         .wait_for(
             "persistentvolumeclaims",
@@ -564,6 +595,9 @@ async fn image_fix_recovers_a_pod_and_claims_grow() {
         )
         .await;
     assert!(grown);
+    let status = sim.object("persistentvolumeclaims", NS, "grow").unwrap()["status"].clone();
+    assert!(status["conditions"].is_null(), "{status}");
+    assert!(status["allocatedResourceStatuses"].is_null(), "{status}");
 }
 
 #[tokio::test]
