@@ -81,10 +81,7 @@ impl Mutation {
         id: String,
         hours: i32,
     ) -> Result<CodeServerInstance, ApiError> {
-        let identity = caller(ctx)?;
-        args::instance_id(&id)?;
-        let services = services(ctx)?;
-        let target = acting_owner(services, identity, &id, "extend").await?;
+        let (services, target) = on_instance(ctx, &id, "extend").await?;
         let instance = services.reconciler.extend(&target, &id, hours).await?;
         Ok(instance.into())
     }
@@ -102,10 +99,7 @@ impl Mutation {
         id: String,
         size: String,
     ) -> Result<CodeServerInstance, ApiError> {
-        let identity = caller(ctx)?;
-        args::instance_id(&id)?;
-        let services = services(ctx)?;
-        let target = acting_owner(services, identity, &id, "resize storage").await?;
+        let (services, target) = on_instance(ctx, &id, "resize storage").await?;
         let instance = services
             .reconciler
             .resize_storage(&target, &id, &size)
@@ -150,10 +144,7 @@ impl Mutation {
         id: String,
         #[graphql(default_with = "Some(false)")] purge: Option<bool>,
     ) -> Result<bool, ApiError> {
-        let identity = caller(ctx)?;
-        args::instance_id(&id)?;
-        let services = services(ctx)?;
-        let target = acting_owner(services, identity, &id, "delete").await?;
+        let (services, target) = on_instance(ctx, &id, "delete").await?;
         services
             .reconciler
             .delete_with(&target, &id, purge.unwrap_or(false))
@@ -169,10 +160,7 @@ impl Mutation {
         ctx: &Context<'_>,
         id: String,
     ) -> Result<CodeServerInstance, ApiError> {
-        let identity = caller(ctx)?;
-        args::instance_id(&id)?;
-        let services = services(ctx)?;
-        let target = acting_owner(services, identity, &id, "restore").await?;
+        let (services, target) = on_instance(ctx, &id, "restore").await?;
         let instance = services.reconciler.restore(&target, &id).await?;
         Ok(instance.into())
     }
@@ -208,6 +196,20 @@ impl Mutation {
         notice_lost(ctx, &checked.lost);
         Ok(true)
     }
+}
+
+/// The services and the owner an operation on instance `id` acts for: the caller, or, for
+/// an admin, the instance's owner (see [`acting_owner`]).
+async fn on_instance<'c>(
+    ctx: &Context<'c>,
+    id: &str,
+    action: &str,
+) -> Result<(&'c super::Services, crate::values::Owner), ApiError> {
+    let identity = caller(ctx)?;
+    args::instance_id(id)?;
+    let services = services(ctx)?;
+    let target = acting_owner(services, identity, id, action).await?;
+    Ok((services, target))
 }
 
 /// Tells the caller, next to the answer, which recorded repositories were not pulled

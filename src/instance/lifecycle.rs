@@ -70,7 +70,8 @@ impl StopReason {
     }
 }
 
-fn annotation<'a>(pvc: &'a PersistentVolumeClaim, key: &str) -> Option<&'a str> {
+/// The annotation `key` of `pvc`.
+pub(super) fn annotation<'a>(pvc: &'a PersistentVolumeClaim, key: &str) -> Option<&'a str> {
     pvc.metadata
         .annotations
         .as_ref()?
@@ -78,7 +79,8 @@ fn annotation<'a>(pvc: &'a PersistentVolumeClaim, key: &str) -> Option<&'a str> 
         .map(String::as_str)
 }
 
-fn timestamp(pvc: &PersistentVolumeClaim, key: &str) -> Option<Timestamp> {
+/// The annotation `key` of `pvc` as a time (RFC 3339).
+pub(super) fn timestamp(pvc: &PersistentVolumeClaim, key: &str) -> Option<Timestamp> {
     annotation(pvc, key)?.parse().ok()
 }
 

@@ -90,20 +90,7 @@ pub fn kinds(pvc: Option<&PersistentVolumeClaim>) -> BTreeSet<String> {
 
 /// The workspace's storage: the volume's capacity once bound, else its request.
 pub fn storage(pvc: &PersistentVolumeClaim) -> Option<crate::quantity::Quantity> {
-    pvc.status
-        .as_ref()
-        .and_then(|s| s.capacity.as_ref())
-        .and_then(|c| c.get("storage"))
-        .or_else(|| {
-            pvc.spec
-                .as_ref()?
-                .resources
-                .as_ref()?
-                .requests
-                .as_ref()?
-                .get("storage")
-        })
-        .and_then(|q| q.0.parse().ok())
+    super::storage::capacity(pvc).or_else(|| super::storage::requested(pvc))
 }
 
 /// The recorded last activity.

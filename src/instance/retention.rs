@@ -33,13 +33,7 @@ pub const ANNOTATION_DELETED_AT: &str = "devplatform.io/deleted-at";
 /// When the deleted instance's volume is purged (RFC 3339).
 pub const ANNOTATION_PURGE_AT: &str = "devplatform.io/purge-at";
 
-fn annotation<'a>(pvc: &'a PersistentVolumeClaim, key: &str) -> Option<&'a str> {
-    pvc.metadata
-        .annotations
-        .as_ref()?
-        .get(key)
-        .map(String::as_str)
-}
+use super::lifecycle::{annotation, timestamp};
 
 /// True when the record is marked deleted (either mark, whatever its value: a mangled
 /// mark still keeps everyone out).
@@ -50,12 +44,12 @@ pub fn is_deleted(pvc: &PersistentVolumeClaim) -> bool {
 
 /// When the instance was deleted, when it is.
 pub fn deleted_at(pvc: &PersistentVolumeClaim) -> Option<Timestamp> {
-    annotation(pvc, ANNOTATION_DELETED_AT)?.parse().ok()
+    timestamp(pvc, ANNOTATION_DELETED_AT)
 }
 
 /// When the deleted instance's volume is purged, when it is deleted and the time parses.
 pub fn purge_at(pvc: &PersistentVolumeClaim) -> Option<Timestamp> {
-    annotation(pvc, ANNOTATION_PURGE_AT)?.parse().ok()
+    timestamp(pvc, ANNOTATION_PURGE_AT)
 }
 
 /// True when the record is deleted, not being deleted already, and its recorded purge

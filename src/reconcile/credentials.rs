@@ -353,6 +353,21 @@ async fn undo(gitea: &crate::gitea::GiteaClient, added: &[KeyEntry]) {
     }
 }
 
+/// The labels of a Secret the service writes for `values`' instance: managed, the owner's
+/// (so that it is never written for anyone else), and `of` naming the instance (no
+/// instance label: plans and prunes of the rendered objects never touch it).
+pub(super) fn owned_secret_labels(values: &Values, of: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            naming::LABEL_MANAGED_BY.to_owned(),
+            naming::MANAGED_BY_VALUE.to_owned(),
+        ),
+        (naming::LABEL_USER.to_owned(), values.user.name.clone()),
+        (naming::LABEL_OWNER.to_owned(), values.user.owner.clone()),
+        (of.to_owned(), values.instance.id.clone()),
+    ])
+}
+
 /// The credentials Secret of `values`' instance with `entries` and their private keys.
 /// How often [`Reconciler::ensure_keys`] reads and writes again after losing a race.
 const MAX_KEY_WRITES: usize = 3;
@@ -362,15 +377,7 @@ fn credentials_secret(
     entries: &BTreeMap<String, KeyEntry>,
     data: BTreeMap<String, ByteString>,
 ) -> Secret {
-    let labels = BTreeMap::from([
-        (
-            naming::LABEL_MANAGED_BY.to_owned(),
-            naming::MANAGED_BY_VALUE.to_owned(),
-        ),
-        (naming::LABEL_USER.to_owned(), values.user.name.clone()),
-        (naming::LABEL_OWNER.to_owned(), values.user.owner.clone()),
-        (LABEL_CREDENTIALS_OF.to_owned(), values.instance.id.clone()),
-    ]);
+    let labels = owned_secret_labels(values, LABEL_CREDENTIALS_OF);
     let annotations = BTreeMap::from([(
         ANNOTATION_DEPLOY_KEYS.to_owned(),
         serde_json::to_string(entries).unwrap_or_else(|_| "{}".to_owned()),

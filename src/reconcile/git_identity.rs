@@ -373,15 +373,7 @@ fn identity_secret(
     made: &IdentityRecord,
     pair: &sshkey::KeyPair,
 ) -> Secret {
-    let labels = BTreeMap::from([
-        (
-            naming::LABEL_MANAGED_BY.to_owned(),
-            naming::MANAGED_BY_VALUE.to_owned(),
-        ),
-        (naming::LABEL_USER.to_owned(), values.user.name.clone()),
-        (naming::LABEL_OWNER.to_owned(), values.user.owner.clone()),
-        (LABEL_GIT_IDENTITY_OF.to_owned(), values.instance.id.clone()),
-    ]);
+    let labels = super::credentials::owned_secret_labels(values, LABEL_GIT_IDENTITY_OF);
     let annotations = BTreeMap::from([(
         ANNOTATION_GIT_IDENTITY.to_owned(),
         serde_json::to_string(made).unwrap_or_default(),
