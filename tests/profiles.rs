@@ -543,3 +543,46 @@ fn a_bad_profile_refuses_the_set_when_it_loads() {
     let refused = reload::load_validated(Some(dir.path()), &settings);
     assert!(matches!(refused, Err(reload::ReloadError::Invalid { .. })));
 }
+
+#[tokio::test]
+async fn the_dry_runs_render_and_plan_a_chosen_profile_and_refuse_a_reserved_one() {
+    let w = test_world().await;
+    let gpu_user = token_with(&w, "alice", &["gpu-users"]);
+    let render = "query($p: String) { renderCodeServer(repoOwner: \"alice\", repoName: \"notes\", profile: $p) { manifests } }";
+    let plan = "query($p: String) { planCodeServer(repoOwner: \"alice\", repoName: \"notes\", profile: $p) { steps { object action } } }";
+    w.sim().reset_requests();
+    let body = w.gql(&gpu_user, render, json!({"p": "gpu"})).await;
+    let manifests = ok(&body, "renderCodeServer")["manifests"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        manifests.contains("codercom/code-server:gpu-test"),
+        "{manifests}"
+    );
+    assert!(manifests.contains("nvidia.com/gpu"), "{manifests}");
+    assert!(manifests.contains("30Gi"), "{manifests}");
+    let body = w.gql(&gpu_user, plan, json!({"p": "gpu"})).await;
+    assert!(
+        ok(&body, "planCodeServer")["steps"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty())
+    );
+    // Without a profile: the default.
+    let body = w.gql(&gpu_user, render, json!({"p": null})).await;
+    let default = ok(&body, "renderCodeServer")["manifests"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(!default.contains("gpu-test"), "{default}");
+
+    // Without the role, and an unknown profile: refused, nothing rendered.
+    let alice = w.token("alice");
+    for query in [render, plan] {
+        let body = w.gql(&alice, query, json!({"p": "gpu"})).await;
+        assert_eq!(error_of(&body).1, "FORBIDDEN", "{body}");
+        let body = w.gql(&alice, query, json!({"p": "nope"})).await;
+        assert_eq!(error_of(&body).1, "BAD_USER_INPUT", "{body}");
+    }
+    assert!(w.sim().writes().is_empty(), "{:?}", w.sim().writes());
+}

@@ -263,20 +263,26 @@ impl Query {
     }
 
     /// Dry run: the manifests the caller's instance with this repository would have.
-    /// Admins may name another user with `userId`. Creates nothing.
+    /// Admins may name another user with `userId`; `profile` renders it on that profile
+    /// (one the caller may use; by default the recorded one). Creates nothing.
     async fn render_code_server(
         &self,
         ctx: &Context<'_>,
         repo_owner: String,
         repo_name: String,
         user_id: Option<String>,
+        profile: Option<String>,
     ) -> Result<RenderResult, ApiError> {
         let identity = caller(ctx)?;
         let services = services(ctx)?;
+        super::profiles::check(services, identity, profile.as_deref())?;
         let target = dry_run_owner(services, identity, user_id).await?;
         super::calls::charge(ctx, 1)?;
         let repo = readable_repo(services, identity, &repo_owner, &repo_name).await?;
-        let objects = services.reconciler.render_for(&target, repo).await?;
+        let objects = services
+            .reconciler
+            .render_with_profile(&target, repo, profile.as_deref())
+            .await?;
         let manifests = crate::cli::to_yaml(&objects).map_err(|error| {
             tracing::error!(%error, "rendered objects do not serialise");
             ApiError::Internal
@@ -291,20 +297,26 @@ impl Query {
     }
 
     /// Dry run: what provisioning this repository would change, per object, with the JSON
-    /// patch of each update. Admins may name another user with `userId`. Changes nothing.
+    /// patch of each update. Admins may name another user with `userId`; `profile` plans
+    /// the change to that profile (see `renderCodeServer`). Changes nothing.
     async fn plan_code_server(
         &self,
         ctx: &Context<'_>,
         repo_owner: String,
         repo_name: String,
         user_id: Option<String>,
+        profile: Option<String>,
     ) -> Result<PlanResult, ApiError> {
         let identity = caller(ctx)?;
         let services = services(ctx)?;
+        super::profiles::check(services, identity, profile.as_deref())?;
         let target = dry_run_owner(services, identity, user_id).await?;
         super::calls::charge(ctx, 1)?;
         let repo = readable_repo(services, identity, &repo_owner, &repo_name).await?;
-        let plan = services.reconciler.plan_for(&target, repo).await?;
+        let plan = services
+            .reconciler
+            .plan_with_profile(&target, repo, profile.as_deref())
+            .await?;
         Ok((&plan).into())
     }
 }
