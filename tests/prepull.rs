@@ -198,3 +198,50 @@ async fn turned_off_the_daemonset_goes() {
     let body = w.query(Some(&admin), PREPULL).await;
     assert_eq!(ok(&body, "templates")["prepull"], Value::Null);
 }
+
+#[tokio::test]
+async fn a_profile_with_its_own_nodes_gets_its_images_there_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("profiles.yaml");
+    std::fs::write(
+        &file,
+        r#"
+profiles:
+  - name: standard
+  - name: gpu
+    image: codercom/code-server:gpu-test
+    nodeSelector: {pool: gpu}
+    tolerations: [{key: gpu, operator: Exists, effect: NoSchedule}]
+defaultProfile: standard
+"#,
+    )
+    .unwrap();
+    let templates = codeserver_service::render::Templates::builtin()
+        .unwrap()
+        .with_values_files(&[file])
+        .unwrap();
+    let w = World::builder().templates(templates).start().await;
+    w.sim()
+        .seed(json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": "gpu-node", "labels": {"pool": "gpu"}},
+            "spec": {"taints": [{"key": "gpu", "value": "yes", "effect": "NoSchedule"}]},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+        }))
+        .unwrap();
+    let report = culler(&w).check(Timestamp::now()).await.unwrap();
+    let applied = report.prepulled.expect("applied");
+    assert!(
+        applied.contains(&"codercom/code-server:gpu-test".to_owned()),
+        "{applied:?}"
+    );
+    let pod = daemonset(&w).unwrap()["spec"]["template"]["spec"].clone();
+    // The profiles disagree on nodes: no selector; the GPU pool's taint is tolerated.
+    assert_eq!(pod["nodeSelector"], json!({}), "{pod}");
+    assert_eq!(
+        pod["tolerations"],
+        json!([{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}])
+    );
+    // Both nodes should have the images.
+    status_settled(&w, 2, 2).await;
+}

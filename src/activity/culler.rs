@@ -3,6 +3,7 @@
 //! stopped.
 
 use std::{
+    collections::HashMap,
     sync::{Arc, Mutex, MutexGuard},
     time::Duration,
 };
@@ -206,10 +207,17 @@ impl Culler {
             .list(&lp)
             .await
             .map_err(|e| CullError::List(Box::new(e)))?;
-        let guarded = self
-            .follow_templates(&pvc_list.items, &pod_list.items)
-            .await;
-        let (restarted, given_up) = self.heal(&pvc_list.items, &pod_list.items, now).await;
+        // NB: each record's pod, found once (a scan per record would be records × pods).
+        let pods_by_name: HashMap<&str, &Pod> = pod_list
+            .items
+            .iter()
+            .filter_map(|p| Some((p.metadata.name.as_deref()?, p)))
+            .collect();
+        let pod_of = |pvc: &PersistentVolumeClaim| -> Option<&Pod> {
+            crate::instance::record::instance_id(pvc).and_then(|id| pods_by_name.get(id).copied())
+        };
+        let guarded = self.follow_templates(&pvc_list.items, &pod_of).await;
+        let (restarted, given_up) = self.heal(&pvc_list.items, &pod_of, now).await;
         // NB: by the purge time recorded on each deleted record, never DELETE_RETENTION.
         let purged = self
             .reconciler
@@ -218,13 +226,9 @@ impl Culler {
         let prepulled = self.follow_prepull().await;
         let running: Vec<(PersistentVolumeClaim, Pod)> = pvc_list
             .items
-            .into_iter()
+            .iter()
             .filter_map(|pvc| {
-                let id = pvc.metadata.labels.as_ref()?.get(naming::LABEL_INSTANCE)?;
-                let pod = pod_list
-                    .items
-                    .iter()
-                    .find(|p| p.metadata.name.as_ref() == Some(id))?;
+                let pod = pod_of(pvc)?;
                 let status = instance::derive_status(Some(pod), now.as_second(), Duration::MAX);
                 (status.status == InstanceStatus::Running).then(|| (pvc.clone(), pod.clone()))
             })
@@ -270,7 +274,11 @@ impl Culler {
     /// being deleted), once per template revision: the ids whose guards changed. A
     /// revision whose pass failed somewhere is tried again at the next check; none is
     /// tried before the caches have synced (the plans read them).
-    async fn follow_templates(&self, pvcs: &[PersistentVolumeClaim], pods: &[Pod]) -> Vec<String> {
+    async fn follow_templates<'p>(
+        &self,
+        pvcs: &[PersistentVolumeClaim],
+        pod_of: &impl Fn(&PersistentVolumeClaim) -> Option<&'p Pod>,
+    ) -> Vec<String> {
         let revision = self.reconciler.templates().get().revision().to_owned();
         let done = lock(&self.guarded_revision).as_deref() == Some(revision.as_str());
         if done || !self.reconciler.caches_synced() {
@@ -278,19 +286,7 @@ impl Culler {
         }
         let with_pod: Vec<PersistentVolumeClaim> = pvcs
             .iter()
-            .filter(|pvc| {
-                let id = pvc
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(naming::LABEL_INSTANCE));
-                id.is_some_and(|id| {
-                    pods.iter().any(|p| {
-                        p.metadata.name.as_ref() == Some(id)
-                            && p.metadata.deletion_timestamp.is_none()
-                    })
-                })
-            })
+            .filter(|pvc| pod_of(pvc).is_some_and(|p| p.metadata.deletion_timestamp.is_none()))
             .cloned()
             .collect();
         let reconciler = &self.reconciler;
@@ -326,18 +322,17 @@ impl Culler {
     /// Restarts the instances meant to run whose pod was lost (the reconciler decides
     /// again from the API server for each one this listing names): the ids restarted and
     /// those given up on.
-    async fn heal(
+    async fn heal<'p>(
         &self,
         pvcs: &[PersistentVolumeClaim],
-        pods: &[Pod],
+        pod_of: &impl Fn(&PersistentVolumeClaim) -> Option<&'p Pod>,
         now: Timestamp,
     ) -> (Vec<String>, Vec<String>) {
         let candidates: Vec<String> = pvcs
             .iter()
             .filter_map(|pvc| {
                 let id = crate::instance::record::instance_id(pvc)?;
-                let pod = pods.iter().find(|p| p.metadata.name.as_deref() == Some(id));
-                let heal = crate::instance::lifecycle::heal(pvc, pod, now);
+                let heal = crate::instance::lifecycle::heal(pvc, pod_of(pvc), now);
                 matches!(heal, Heal::Restart { .. } | Heal::GiveUp | Heal::Settled)
                     .then(|| id.to_owned())
             })
@@ -373,29 +368,38 @@ impl Culler {
     async fn follow_prepull(&self) -> Option<Vec<String>> {
         let revision = self.reconciler.templates().get().revision().to_owned();
         let done = lock(&self.prepulled_revision).as_deref() == Some(revision.as_str());
+        if done && self.prepull_nodes.is_none() {
+            return None;
+        }
+        // NB: one read per check: the apply compares with it, the gauges show it.
+        let mut live = match self.reconciler.prepull_daemonset().await {
+            Ok(live) => live,
+            Err(error) => {
+                tracing::warn!(error = %error_chain(&error), "failed to read the pre-pull DaemonSet");
+                return None;
+            }
+        };
         let mut applied = None;
         if !done {
-            match self.reconciler.apply_prepull().await {
-                Ok(images) => {
+            match self.reconciler.apply_prepull(live).await {
+                Ok((images, now)) => {
                     *lock(&self.prepulled_revision) = Some(revision);
                     applied = images;
+                    live = now;
                 }
                 Err(error) => {
                     tracing::warn!(error = %error_chain(&error), "failed to apply the pre-pull DaemonSet");
+                    return None;
                 }
             }
         }
         if let Some(gauges) = &self.prepull_nodes {
-            match self.reconciler.prepull_status().await {
-                Ok(status) => {
-                    let (ready, total) = status.map_or((0, 0), |s| (s.ready_nodes, s.total_nodes));
-                    gauges.with_label_values(&["ready"]).set(i64::from(ready));
-                    gauges.with_label_values(&["total"]).set(i64::from(total));
-                }
-                Err(error) => {
-                    tracing::warn!(error = %error_chain(&error), "failed to read the pre-pull DaemonSet");
-                }
-            }
+            let (ready, total) = live
+                .as_ref()
+                .map(crate::reconcile::prepull_status_of)
+                .map_or((0, 0), |s| (s.ready_nodes, s.total_nodes));
+            gauges.with_label_values(&["ready"]).set(i64::from(ready));
+            gauges.with_label_values(&["total"]).set(i64::from(total));
         }
         applied
     }
@@ -447,12 +451,8 @@ impl Culler {
         if idle_stop_at(self.policy, last, now).is_some_and(|stop| now >= stop) {
             // NB: the reason first: a pod gone without one would be restarted as lost.
             let stop = lifecycle::on_stop(StopReason::Idle);
-            let params = PatchParams {
-                field_manager: Some(lifecycle::FIELD_MANAGER.to_owned()),
-                ..PatchParams::default()
-            };
             let name = pvc.metadata.name.as_deref().unwrap_or_default();
-            if let Err(error) = pvcs.patch(name, &params, &Patch::Merge(&stop)).await {
+            if let Err(error) = self.reconciler.record_lifecycle(name, &stop).await {
                 tracing::warn!(instance = %id, %error, "failed to record an idle stop; not stopping");
                 return outcome;
             }

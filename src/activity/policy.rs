@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 
 /// The PVC annotation holding when the instance was last used (RFC 3339).
 pub const ANNOTATION_LAST_ACCESSED: &str = "devplatform.io/last-accessed-at";
@@ -45,13 +45,7 @@ pub fn recorded(pvc: &PersistentVolumeClaim) -> Option<Timestamp> {
 }
 
 /// When the pod started (else was created): a fresh start counts as use.
-pub fn started(pod: &Pod) -> Option<Timestamp> {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.start_time.as_ref())
-        .or(pod.metadata.creation_timestamp.as_ref())
-        .map(|t| t.0)
-}
+pub use crate::instance::started;
 
 /// The last use: the latest of the record, the heartbeat and the pod's start.
 pub fn last_access(

@@ -1,7 +1,9 @@
 //! The owner's git identity as the instance record shows it (never the private key): what
 //! `CodeServerInstance.gitIdentity` answers from the PVC, without a call.
 
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::{
+    api::core::v1::PersistentVolumeClaim, apimachinery::pkg::apis::meta::v1::ObjectMeta,
+};
 use serde::{Deserialize, Serialize};
 
 /// The record of the identity (JSON of [`IdentityRecord`]) on its Secret and the PVC.
@@ -23,10 +25,11 @@ pub struct IdentityRecord {
 
 /// The identity recorded on an instance's PVC.
 pub fn recorded(pvc: &PersistentVolumeClaim) -> Option<IdentityRecord> {
-    let json = pvc
-        .metadata
-        .annotations
-        .as_ref()?
-        .get(ANNOTATION_GIT_IDENTITY)?;
+    recorded_in(&pvc.metadata)
+}
+
+/// The identity recorded in an object's metadata (the PVC's, or its Secret's).
+pub fn recorded_in(meta: &ObjectMeta) -> Option<IdentityRecord> {
+    let json = meta.annotations.as_ref()?.get(ANNOTATION_GIT_IDENTITY)?;
     serde_json::from_str(json).ok()
 }

@@ -70,14 +70,7 @@ impl StopReason {
     }
 }
 
-/// The annotation `key` of `pvc`.
-pub(super) fn annotation<'a>(pvc: &'a PersistentVolumeClaim, key: &str) -> Option<&'a str> {
-    pvc.metadata
-        .annotations
-        .as_ref()?
-        .get(key)
-        .map(String::as_str)
-}
+pub(super) use super::record::annotation;
 
 /// The annotation `key` of `pvc` as a time (RFC 3339).
 pub(super) fn timestamp(pvc: &PersistentVolumeClaim, key: &str) -> Option<Timestamp> {
@@ -239,7 +232,7 @@ pub fn heal(
             let ready = super::derive_status(Some(p), now.as_second(), std::time::Duration::MAX)
                 .status
                 == super::InstanceStatus::Running;
-            let settled = crate::activity::started(p).is_some_and(|started| {
+            let settled = super::started(p).is_some_and(|started| {
                 now.duration_since(started).unsigned_abs() >= HEAL_SETTLED && started <= now
             });
             if recovering && ready && settled {

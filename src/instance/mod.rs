@@ -13,5 +13,7 @@ pub mod storage;
 pub use self::{
     lifecycle::StopReason,
     model::Instance,
-    status::{InstanceStatus, Status, StatusSummary, derive_status, init_failed, volume_pending},
+    status::{
+        InstanceStatus, Status, StatusSummary, derive_status, init_failed, started, volume_pending,
+    },
 };

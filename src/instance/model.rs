@@ -76,15 +76,7 @@ impl Instance {
         let repos = record::repos(Some(pvc));
         let storage = record::storage(pvc);
         let host = naming::host(&name, base_domain);
-        let mut status = derive_status(pod, now_unix, unschedulable_after);
-        // NB: a deleted record is DELETED whatever pod is left (a delete that stopped
-        // halfway): the record, not the pod, says it.
-        if super::retention::is_deleted(pvc) {
-            status = Status {
-                status: InstanceStatus::Deleted,
-                reason: None,
-            };
-        }
+        let mut status = Self::record_status(pvc, pod, now_unix, unschedulable_after);
         if matches!(
             status.status,
             InstanceStatus::Pending | InstanceStatus::Starting
@@ -113,7 +105,7 @@ impl Instance {
             last_accessed_at: crate::activity::last_access(
                 record::last_accessed(pvc),
                 None,
-                pod.and_then(crate::activity::started),
+                pod.and_then(super::started),
             ),
             idle_stop_at: None,
             stop_reason: super::lifecycle::stop_reason(pvc),
@@ -136,10 +128,25 @@ impl Instance {
     ) -> Option<InstanceStatus> {
         record::instance_id(pvc)?;
         record::safe_name(pvc)?;
+        Some(Self::record_status(pvc, pod, now_unix, unschedulable_after).status)
+    }
+
+    /// The status of the instance recorded on `pvc` with `pod`: its pod's, except that a
+    /// deleted record is DELETED whatever pod is left (a delete that stopped halfway): the
+    /// record, not the pod, says it.
+    pub fn record_status(
+        pvc: &PersistentVolumeClaim,
+        pod: Option<&Pod>,
+        now_unix: i64,
+        unschedulable_after: Duration,
+    ) -> Status {
         if super::retention::is_deleted(pvc) {
-            return Some(InstanceStatus::Deleted);
+            return Status {
+                status: InstanceStatus::Deleted,
+                reason: None,
+            };
         }
-        Some(derive_status(pod, now_unix, unschedulable_after).status)
+        derive_status(pod, now_unix, unschedulable_after)
     }
 
     /// The repository the instance was created for (the first one).

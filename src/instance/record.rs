@@ -30,8 +30,13 @@ fn labels(pvc: &PersistentVolumeClaim) -> Option<&BTreeMap<String, String>> {
     pvc.metadata.labels.as_ref()
 }
 
-fn annotation<'a>(pvc: &'a PersistentVolumeClaim, key: &str) -> Option<&'a String> {
-    pvc.metadata.annotations.as_ref()?.get(key)
+/// The annotation `key` of `pvc`.
+pub(super) fn annotation<'a>(pvc: &'a PersistentVolumeClaim, key: &str) -> Option<&'a str> {
+    pvc.metadata
+        .annotations
+        .as_ref()?
+        .get(key)
+        .map(String::as_str)
 }
 
 /// The instance id the record belongs to.
@@ -51,7 +56,7 @@ pub fn owner_key(pvc: &PersistentVolumeClaim) -> Option<&str> {
 
 /// The owner's original user id, when recorded.
 pub fn user_id(pvc: &PersistentVolumeClaim) -> Option<&str> {
-    annotation(pvc, naming::ANNOTATION_USER_ID).map(String::as_str)
+    annotation(pvc, naming::ANNOTATION_USER_ID)
 }
 
 /// The repositories of the workspace, in the order they were added.
@@ -76,7 +81,7 @@ pub fn repos_with(pvc: Option<&PersistentVolumeClaim>, repo: Repo) -> (Vec<Repo>
 /// The recorded workspace profile; none for an instance of a set without profiles or from
 /// before them (it uses the default profile).
 pub fn profile(pvc: &PersistentVolumeClaim) -> Option<&str> {
-    annotation(pvc, naming::ANNOTATION_PROFILE).map(String::as_str)
+    annotation(pvc, naming::ANNOTATION_PROFILE)
 }
 
 /// Kinds ever applied to the instance (`apiVersion/Kind`).
@@ -119,14 +124,14 @@ pub fn owner(pvc: &PersistentVolumeClaim) -> Owner {
 pub fn owner_as_recorded(mut owner: Owner, pvc: &PersistentVolumeClaim) -> Owner {
     owner.known_name = safe_name(pvc).map(str::to_owned);
     if owner.email.is_none() {
-        owner.email = annotation(pvc, naming::ANNOTATION_EMAIL).cloned();
+        owner.email = annotation(pvc, naming::ANNOTATION_EMAIL).map(str::to_owned);
     }
     let key = owner_key(pvc);
     // NB: the owner key is recomputed from `sub`; a key that is not the safe name was a
     // sub, unless it had to be hashed, in which case the record keeps the `sub` itself.
     let recorded_sub = annotation(pvc, naming::ANNOTATION_SUB)
         .filter(|sub| key == Some(naming::owner_key(Some(sub), "").as_str()))
-        .cloned();
+        .map(str::to_owned);
     owner.sub = recorded_sub.or_else(|| {
         key.filter(|k| Some(*k) != owner.known_name.as_deref())
             .map(str::to_owned)

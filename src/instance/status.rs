@@ -285,6 +285,15 @@ pub fn init_failed(pod: &Pod) -> Option<String> {
         .map(|c| c.name.clone())
 }
 
+/// When the pod started (else was created).
+pub fn started(pod: &Pod) -> Option<jiff::Timestamp> {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.start_time.as_ref())
+        .or(pod.metadata.creation_timestamp.as_ref())
+        .map(|t| t.0)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -127,17 +127,8 @@ impl Reconciler {
         let name = &values.instance.credentials;
         let api = self.secrets();
         let existing = self.secret(name, cached).await?;
-        if let Some(secret) = &existing
-            && !live::labels_own(
-                secret.metadata.labels.as_ref(),
-                &values.user.name,
-                &values.user.owner,
-            )
-        {
-            tracing::warn!(secret = %name, "refused to write over another owner's credentials");
-            return Err(Error::NameTaken(format!(
-                "Secret/{name} belongs to another owner"
-            )));
+        if let Some(secret) = &existing {
+            check_secret_owner(values, secret, name)?;
         }
         // NB: the first writer claims the Secret with a create (labels only): a second
         // one gets a 409 and reads again, instead of both adding keys and the last write
@@ -353,11 +344,18 @@ async fn undo(gitea: &crate::gitea::GiteaClient, added: &[KeyEntry]) {
     }
 }
 
-/// The labels of a Secret the service writes for `values`' instance: managed, the owner's
-/// (so that it is never written for anyone else), and `of` naming the instance (no
-/// instance label: plans and prunes of the rendered objects never touch it).
-pub(super) fn owned_secret_labels(values: &Values, of: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
+/// A Secret the service writes for `values`' instance: named `name`, labelled managed,
+/// with the owner's labels (so that it is never written for anyone else) and `of` naming
+/// the instance (no instance label: plans and prunes of the rendered objects never touch
+/// it), with the one record `annotation` (key, JSON) and `data`.
+pub(super) fn owned_secret(
+    values: &Values,
+    name: &str,
+    of: &str,
+    annotation: (&str, String),
+    data: BTreeMap<String, ByteString>,
+) -> Secret {
+    let labels = BTreeMap::from([
         (
             naming::LABEL_MANAGED_BY.to_owned(),
             naming::MANAGED_BY_VALUE.to_owned(),
@@ -365,33 +363,52 @@ pub(super) fn owned_secret_labels(values: &Values, of: &str) -> BTreeMap<String,
         (naming::LABEL_USER.to_owned(), values.user.name.clone()),
         (naming::LABEL_OWNER.to_owned(), values.user.owner.clone()),
         (of.to_owned(), values.instance.id.clone()),
-    ])
-}
-
-/// The credentials Secret of `values`' instance with `entries` and their private keys.
-/// How often [`Reconciler::ensure_keys`] reads and writes again after losing a race.
-const MAX_KEY_WRITES: usize = 3;
-
-fn credentials_secret(
-    values: &Values,
-    entries: &BTreeMap<String, KeyEntry>,
-    data: BTreeMap<String, ByteString>,
-) -> Secret {
-    let labels = owned_secret_labels(values, LABEL_CREDENTIALS_OF);
-    let annotations = BTreeMap::from([(
-        ANNOTATION_DEPLOY_KEYS.to_owned(),
-        serde_json::to_string(entries).unwrap_or_else(|_| "{}".to_owned()),
-    )]);
+    ]);
     Secret {
         metadata: ObjectMeta {
-            name: Some(values.instance.credentials.clone()),
+            name: Some(name.to_owned()),
             namespace: Some(values.namespace.clone()),
             labels: Some(labels),
-            annotations: Some(annotations),
+            annotations: Some(BTreeMap::from([(annotation.0.to_owned(), annotation.1)])),
             ..ObjectMeta::default()
         },
         type_: Some("Opaque".to_owned()),
         data: Some(data),
         ..Secret::default()
     }
+}
+
+/// `NameTaken` unless `secret` (named `name`) carries the labels of `values`' owner: a
+/// Secret of another owner is never written over or used.
+pub(super) fn check_secret_owner(values: &Values, secret: &Secret, name: &str) -> Result<()> {
+    if live::labels_own(
+        secret.metadata.labels.as_ref(),
+        &values.user.name,
+        &values.user.owner,
+    ) {
+        return Ok(());
+    }
+    tracing::warn!(secret = %name, "refused to write over or use another owner's Secret");
+    Err(Error::NameTaken(format!(
+        "Secret/{name} belongs to another owner"
+    )))
+}
+
+/// How often [`Reconciler::ensure_keys`] reads and writes again after losing a race.
+const MAX_KEY_WRITES: usize = 3;
+
+/// The credentials Secret of `values`' instance with `entries` and their private keys.
+fn credentials_secret(
+    values: &Values,
+    entries: &BTreeMap<String, KeyEntry>,
+    data: BTreeMap<String, ByteString>,
+) -> Secret {
+    let entries = serde_json::to_string(entries).unwrap_or_else(|_| "{}".to_owned());
+    owned_secret(
+        values,
+        &values.instance.credentials,
+        LABEL_CREDENTIALS_OF,
+        (ANNOTATION_DEPLOY_KEYS, entries),
+        data,
+    )
 }

@@ -150,11 +150,7 @@ impl Reconciler {
         profile: Option<&str>,
     ) -> Result<DryRun> {
         if let Some(name) = profile {
-            self.templates
-                .get()
-                .profiles()
-                .choose(name, &ProfileAccess::Any)
-                .map_err(super::profiles::refusal)?;
+            self.check_profile(name, &ProfileAccess::Any)?;
         }
         let (_, key) = identity(owner)?;
         let record = self

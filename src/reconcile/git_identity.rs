@@ -28,20 +28,17 @@ use k8s_openapi::{
     ByteString,
     api::core::v1::{PersistentVolumeClaim, Secret},
 };
-use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 
 use super::{
-    Error, Reconciler, Result, apply,
-    cached::Written,
-    credentials::SECRET,
-    live::{self, identity},
-    sshkey, with_retry,
+    Error, Reconciler, Result, apply, cached::Written, credentials::SECRET, live::identity, sshkey,
+    with_retry,
 };
 use crate::{
     gitea::{AuthMode, Caller, GiteaClient},
     instance::{
         Instance,
-        git_identity::{ANNOTATION_GIT_IDENTITY, IdentityRecord, recorded},
+        git_identity::{ANNOTATION_GIT_IDENTITY, IdentityRecord, recorded, recorded_in},
         record,
     },
     naming,
@@ -59,12 +56,7 @@ const KNOWN_HOSTS: &str = "known_hosts";
 const GITCONFIG: &str = "gitconfig";
 
 fn recorded_on_secret(secret: &Secret) -> Option<IdentityRecord> {
-    let json = secret
-        .metadata
-        .annotations
-        .as_ref()?
-        .get(ANNOTATION_GIT_IDENTITY)?;
-    serde_json::from_str(json).ok()
+    recorded_in(&secret.metadata)
 }
 
 impl Reconciler {
@@ -85,7 +77,7 @@ impl Reconciler {
         let name = &values.instance.git_identity;
         let existing = self.secret(name, true).await?;
         if let Some(secret) = &existing {
-            self.check_identity_owner(values, secret)?;
+            super::credentials::check_secret_owner(values, secret, name)?;
             if let Some(found) = recorded_on_secret(secret) {
                 self.refresh_identity_files(values, owner, secret).await?;
                 return Ok(Some(found));
@@ -220,21 +212,6 @@ impl Reconciler {
         self.write_identity(values, updated, Some(secret)).await
     }
 
-    fn check_identity_owner(&self, values: &Values, secret: &Secret) -> Result<()> {
-        if live::labels_own(
-            secret.metadata.labels.as_ref(),
-            &values.user.name,
-            &values.user.owner,
-        ) {
-            return Ok(());
-        }
-        let name = &values.instance.git_identity;
-        tracing::warn!(secret = %name, "refused to use another owner's git identity");
-        Err(Error::NameTaken(format!(
-            "Secret/{name} belongs to another owner"
-        )))
-    }
-
     /// Records `identity` on the PVC `pvc_name` when it is not recorded there yet.
     pub(super) async fn record_git_identity(
         &self,
@@ -292,7 +269,7 @@ impl Reconciler {
         };
         let existing = self.secret(&values.instance.git_identity, false).await?;
         if let Some(secret) = &existing {
-            self.check_identity_owner(&values, secret)?;
+            super::credentials::check_secret_owner(&values, secret, &values.instance.git_identity)?;
         }
         let old = existing.as_ref().and_then(recorded_on_secret);
         let made = self
@@ -373,11 +350,6 @@ fn identity_secret(
     made: &IdentityRecord,
     pair: &sshkey::KeyPair,
 ) -> Secret {
-    let labels = super::credentials::owned_secret_labels(values, LABEL_GIT_IDENTITY_OF);
-    let annotations = BTreeMap::from([(
-        ANNOTATION_GIT_IDENTITY.to_owned(),
-        serde_json::to_string(made).unwrap_or_default(),
-    )]);
     let data = BTreeMap::from([
         (
             PRIVATE_KEY.to_owned(),
@@ -396,18 +368,16 @@ fn identity_secret(
             ByteString(gitconfig(owner).into_bytes()),
         ),
     ]);
-    Secret {
-        metadata: ObjectMeta {
-            name: Some(values.instance.git_identity.clone()),
-            namespace: Some(values.namespace.clone()),
-            labels: Some(labels),
-            annotations: Some(annotations),
-            ..ObjectMeta::default()
-        },
-        type_: Some("Opaque".to_owned()),
-        data: Some(data),
-        ..Secret::default()
-    }
+    super::credentials::owned_secret(
+        values,
+        &values.instance.git_identity,
+        LABEL_GIT_IDENTITY_OF,
+        (
+            ANNOTATION_GIT_IDENTITY,
+            serde_json::to_string(made).unwrap_or_default(),
+        ),
+        data,
+    )
 }
 
 /// The most characters Gitea takes in a key title (`CreateKeyOption.Title`,

@@ -29,7 +29,7 @@ impl Reconciler {
     /// Writes the lifecycle annotations `patch` to the PVC `pvc_name` (a merge patch
     /// under the lifecycle's own field manager: it never creates a PVC, and applying the
     /// templates leaves its keys alone); later reads show it.
-    pub(super) async fn record_lifecycle(&self, pvc_name: &str, patch: &Value) -> Result<()> {
+    pub async fn record_lifecycle(&self, pvc_name: &str, patch: &Value) -> Result<()> {
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.to_owned()),
             ..PatchParams::default()
@@ -179,7 +179,9 @@ impl Reconciler {
         let Some(cached) = self.pvc(&pvc_name).await? else {
             return Ok(Healed::Nothing);
         };
-        let key = record::owner_key(&cached).unwrap_or_default().to_owned();
+        // NB: the lock its owner's own calls take (their key as today's naming derives it,
+        // which a record named by the earlier scheme does not carry as its label).
+        let (_, key) = identity(&record::owner(&cached))?;
         let _guard = self.locks.lock(&key).await;
         let pod = named(&self.pods(), id)
             .await

@@ -49,7 +49,9 @@ pub use self::{
     lifecycle::Healed,
     live::stamp_record,
     plan::{Action, Plan, Step},
-    prepull::{DEFAULT_PAUSE_IMAGE, PREPULL_NAME, Prepull, PrepullStatus},
+    prepull::{
+        DEFAULT_PAUSE_IMAGE, PREPULL_NAME, Prepull, PrepullStatus, status_of as prepull_status_of,
+    },
     profiles::{ProfileSummary, StartOptions},
     progress::{Progress, ProgressKind},
     provision::{Checked, Provisioned},

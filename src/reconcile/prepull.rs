@@ -3,11 +3,11 @@
 //! uses, then a pause container that sleeps for nothing, so that no user waits for a pull
 //! on a node's first start (the approach of JupyterHub's image pullers).
 //!
-//! The Lease holder applies it (server-side apply) once per template revision and deletes
-//! it when `prepull.enabled` is false. Its pods are locked down like workspaces (non-root,
-//! no token, no capabilities, read-only root, tiny requests) and meet the restricted Pod
-//! Security Standard; they follow the workspaces' `pod.nodeSelector` and
-//! `pod.tolerations`. An image without `/bin/sh` is still pulled, but its init container
+//! The Lease holder applies it (server-side apply) when what it should be changes, and
+//! deletes it when `prepull.enabled` is false. Its pods are locked down like workspaces
+//! (non-root, no token, no capabilities, read-only root, tiny requests) and meet the
+//! restricted Pod Security Standard; they tolerate every profile's tolerations and keep a
+//! node selector only when every profile's workspaces have the same one. An image without `/bin/sh` is still pulled, but its init container
 //! fails and the node does not count as ready.
 
 use std::collections::BTreeSet;
@@ -64,36 +64,57 @@ impl Reconciler {
             "http://gitea.invalid/prepull/sample.git",
         )
         .map_err(|e| Error::Instance(format!("the pre-pull sample repository: {e}")))?;
-        let values = crate::render::build_values(&templates, &self.settings, &owner, &[repo], &[])?;
-        let extra = values.extra.clone();
+        let extra = templates.shared_values().clone();
         if extra.pointer("/prepull/enabled") == Some(&Value::Bool(false)) {
             return Ok(None);
         }
-        let rendered = templates.render(&values)?;
+        // NB: every profile's sample pod, as a workspace of that profile renders it: its
+        // images (a profile's own image or sidecars included) and where it may run.
         let mut images = BTreeSet::new();
-        for object in &rendered {
-            let is_pod = object
-                .object
-                .types
-                .as_ref()
-                .is_some_and(|t| t.kind == "Pod");
-            if !is_pod {
-                continue;
-            }
-            for list in ["initContainers", "containers"] {
-                let containers = object.object.data["spec"][list].as_array();
-                for c in containers.into_iter().flatten() {
-                    if let Some(image) = c["image"].as_str().filter(|i| !i.is_empty()) {
-                        images.insert(image.to_owned());
+        let mut selectors = BTreeSet::new();
+        let mut tolerations = BTreeSet::new();
+        for profile in templates.profiles().all() {
+            let values = crate::render::build_profile_values(
+                &templates,
+                &self.settings,
+                &owner,
+                std::slice::from_ref(&repo),
+                Some(&profile.name),
+                &[],
+            )?;
+            for object in templates.render(&values)? {
+                if object.object.types.as_ref().is_none_or(|t| t.kind != "Pod") {
+                    continue;
+                }
+                let spec = &object.object.data["spec"];
+                for list in ["initContainers", "containers"] {
+                    for c in spec[list].as_array().into_iter().flatten() {
+                        if let Some(image) = c["image"].as_str().filter(|i| !i.is_empty()) {
+                            images.insert(image.to_owned());
+                        }
                     }
+                }
+                selectors.insert(spec["nodeSelector"].to_string());
+                for t in spec["tolerations"].as_array().into_iter().flatten() {
+                    tolerations.insert(t.to_string());
                 }
             }
         }
-        for profile in extra["profiles"].as_array().into_iter().flatten() {
-            if let Some(image) = profile["image"].as_str().filter(|i| !i.is_empty()) {
-                images.insert(image.to_owned());
-            }
-        }
+        // NB: one DaemonSet for every profile: it tolerates what any profile tolerates, and
+        // keeps a node selector only when every profile has the same one.
+        let node_selector = match selectors.len() {
+            1 => selectors
+                .first()
+                .and_then(|s| serde_json::from_str(s).ok())
+                .unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
+        let tolerations = Value::Array(
+            tolerations
+                .iter()
+                .filter_map(|t| serde_json::from_str(t).ok())
+                .collect(),
+        );
         let pause = extra
             .pointer("/prepull/pauseImage")
             .and_then(Value::as_str)
@@ -104,30 +125,31 @@ impl Reconciler {
             &self.settings.namespace,
             &images,
             pause,
-            &extra["pod"]["nodeSelector"],
-            &extra["pod"]["tolerations"],
+            &node_selector,
+            &tolerations,
         );
         Ok(Some(Prepull { images, daemonset }))
     }
 
-    /// Applies the pre-pull DaemonSet of the active templates, or deletes it when
-    /// pre-pulling is off: the images it pulls now, or `None` when the live one is already
-    /// what the templates want (nothing is written then: a reload that changes no image
-    /// makes no request).
-    pub async fn apply_prepull(&self) -> Result<Option<Vec<String>>> {
+    /// Applies the pre-pull DaemonSet of the active templates over `live` (the one there
+    /// now, as [`Self::prepull_daemonset`] read it), or deletes it when pre-pulling is
+    /// off. The images it pulls now (`None` when `live` is already what the templates want:
+    /// nothing is written then, so a reload that changes no image makes no request; empty
+    /// when it was deleted), and the DaemonSet in effect afterwards.
+    pub async fn apply_prepull(
+        &self,
+        live: Option<DaemonSet>,
+    ) -> Result<(Option<Vec<String>>, Option<DaemonSet>)> {
         let api = self.daemonsets();
-        let live = live::named(&api, PREPULL_NAME)
-            .await
-            .map_err(|e| Error::kube("read the pre-pull DaemonSet", e))?;
         let Some(mut prepull) = self.prepull()? else {
             if live.is_none() {
-                return Ok(None);
+                return Ok((None, None));
             }
             let what = format!("delete DaemonSet/{PREPULL_NAME}");
             apply::delete_if_present(&api, PREPULL_NAME, &DeleteParams::default(), &what)
                 .await
                 .map_err(|e| Error::kube(&what, e))?;
-            return Ok(Some(Vec::new()));
+            return Ok((Some(Vec::new()), None));
         };
         // NB: the digest of what is applied, on the object: equal means nothing to write.
         let digest = {
@@ -143,46 +165,52 @@ impl Reconciler {
             .and_then(|ds| ds.metadata.annotations.as_ref())
             .and_then(|a| a.get(ANNOTATION_PREPULL_DIGEST));
         if applied == Some(&digest) {
-            return Ok(None);
+            return Ok((None, live));
         }
         prepull.daemonset["metadata"]["annotations"] = json!({ANNOTATION_PREPULL_DIGEST: digest});
         let params = PatchParams::apply(naming::FIELD_MANAGER).force();
         let patch = Patch::Apply(&prepull.daemonset);
-        with_retry("apply the pre-pull DaemonSet", || {
+        let written = with_retry("apply the pre-pull DaemonSet", || {
             api.patch(PREPULL_NAME, &params, &patch)
         })
         .await
         .map_err(|e| Error::kube("apply the pre-pull DaemonSet", e))?;
-        Ok(Some(prepull.images))
+        Ok((Some(prepull.images), Some(written)))
+    }
+
+    /// The pre-pull DaemonSet, if there is one (one read).
+    pub async fn prepull_daemonset(&self) -> Result<Option<DaemonSet>> {
+        live::named(&self.daemonsets(), PREPULL_NAME)
+            .await
+            .map_err(|e| Error::kube("read the pre-pull DaemonSet", e))
     }
 
     /// The pre-pull DaemonSet's images and progress (one read); `None` when pre-pulling
     /// is off or the DaemonSet is not there yet.
     pub async fn prepull_status(&self) -> Result<Option<PrepullStatus>> {
-        let Some(ds) = live::named(&self.daemonsets(), PREPULL_NAME)
-            .await
-            .map_err(|e| Error::kube("read the pre-pull DaemonSet", e))?
-        else {
-            return Ok(None);
-        };
-        let pod = ds.spec.template.spec.as_ref();
-        let mut images: Vec<String> = pod
-            .and_then(|p| p.init_containers.as_ref())
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c.image.clone())
-            .collect();
-        images.sort();
-        let status = ds.status.unwrap_or_default();
-        Ok(Some(PrepullStatus {
-            images,
-            ready_nodes: status.number_ready,
-            total_nodes: status.desired_number_scheduled,
-        }))
+        Ok(self.prepull_daemonset().await?.as_ref().map(status_of))
     }
 
     fn daemonsets(&self) -> Api<DaemonSet> {
         Api::namespaced(self.client.clone(), &self.settings.namespace)
+    }
+}
+
+/// The images and progress of the pre-pull DaemonSet `ds`.
+pub fn status_of(ds: &DaemonSet) -> PrepullStatus {
+    let pod = ds.spec.template.spec.as_ref();
+    let mut images: Vec<String> = pod
+        .and_then(|p| p.init_containers.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.image.clone())
+        .collect();
+    images.sort();
+    let status = ds.status.clone().unwrap_or_default();
+    PrepullStatus {
+        images,
+        ready_nodes: status.number_ready,
+        total_nodes: status.desired_number_scheduled,
     }
 }
 

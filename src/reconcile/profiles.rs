@@ -139,18 +139,14 @@ impl Reconciler {
         })
     }
 
-    /// The profile an instance shows: the recorded one, else the default.
+    /// The profile an instance shows: the one it renders with (the recorded one while the
+    /// templates still have it, else the default), as `desired` chooses it.
     pub(super) fn shown_profile(&self, pvc: &PersistentVolumeClaim) -> String {
-        record::profile(pvc).map_or_else(
-            || {
-                self.templates
-                    .get()
-                    .profiles()
-                    .default_profile()
-                    .name
-                    .clone()
-            },
-            str::to_owned,
-        )
+        self.templates
+            .get()
+            .profiles()
+            .effective(record::profile(pvc))
+            .name
+            .clone()
     }
 }

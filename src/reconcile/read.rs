@@ -96,19 +96,14 @@ impl Reconciler {
             .into_iter()
             .filter(|(pvc, _)| live::owns(pvc, &safe, &key))
             .collect();
-        // NB: an instance named by the earlier naming scheme is listed under that name.
+        // NB: an instance named by the earlier naming scheme is listed under that name (its
+        // owner label is that name, never today's key: the two listings never overlap).
         if let Some(legacy) = naming::legacy_safe_name(&owner.user_id) {
-            let known: Vec<_> = records
-                .iter()
-                .map(|(p, _)| p.metadata.name.clone())
-                .collect();
             records.extend(
                 self.records_with_pods(&Records::Owner(&legacy))
                     .await?
                     .into_iter()
-                    .filter(|(pvc, _)| {
-                        live::owns_legacy(pvc, owner) && !known.contains(&pvc.metadata.name)
-                    }),
+                    .filter(|(pvc, _)| live::owns_legacy(pvc, owner)),
             );
         }
         records
@@ -142,14 +137,9 @@ impl Reconciler {
     /// The status of the caller's instance `id`.
     pub async fn status(&self, owner: &Owner, id: &str) -> Result<Status> {
         let record = self.owned_record_any(owner, id).await?;
-        if crate::instance::retention::is_deleted(&record) {
-            return Ok(Status {
-                status: InstanceStatus::Deleted,
-                reason: None,
-            });
-        }
         let pod = self.pod(id).await?;
-        Ok(instance::derive_status(
+        Ok(Instance::record_status(
+            &record,
             pod.as_ref(),
             now(),
             self.timeouts.unschedulable,

@@ -124,7 +124,9 @@ impl Reconciler {
         let Some(cached) = self.pvc(&pvc_name).await? else {
             return Ok(false);
         };
-        let key = record::owner_key(&cached).unwrap_or_default().to_owned();
+        // NB: the lock its owner's own calls take (their key as today's naming derives it,
+        // which a record named by the earlier scheme does not carry as its label).
+        let (_, key) = identity(&record::owner(&cached))?;
         let _guard = self.locks.lock(&key).await;
         let Some(pvc) = named(&self.pvcs(), &pvc_name)
             .await

@@ -411,12 +411,10 @@ impl Default for ProfileValues {
     }
 }
 
-/// What instances of a profile get: the profile's own image, resources and storage size,
-/// else the global values', else the configured settings' (as `Values` computes them).
+/// What instances of a profile get: the profile's own resources and storage size, else
+/// the global values', else the configured settings' (as `Values` computes them).
 #[derive(Debug, Clone)]
 pub struct ProfileSizing {
-    /// The code-server image.
-    pub image: String,
     /// Requests and limits of the code-server container.
     pub resources: Resources,
     /// Size of a new workspace volume.
@@ -428,7 +426,6 @@ impl ProfileSizing {
     pub fn of(settings: &InstanceSettings, values: &Value) -> Result<Self, ValuesError> {
         let o = Overrides::from_extra(values)?;
         Ok(Self {
-            image: o.image.unwrap_or_else(|| settings.image.clone()),
             resources: Resources {
                 requests: ResourceValues {
                     cpu: o.cpu.unwrap_or_else(|| settings.cpu.clone()),
